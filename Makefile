@@ -1,0 +1,68 @@
+# LogCaster build. `make run` builds and starts the server; `make test` builds and runs every test.
+CC      ?= cc
+CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -pthread -Isrc \
+              $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
+LIBS    = $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8) -pthread -lm
+OPT     ?= -O2 -g
+SAN     = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+LIB_SRCS    = $(filter-out src/main.c, $(wildcard src/core/*.c src/proto/*.c src/store/*.c src/query/*.c))
+CLIENT_SRCS = $(wildcard src/client/*.c)
+UNIT_SRCS   = $(wildcard tests/unit/test_*.c)
+FUZZ_SRCS   = $(wildcard tests/fuzz/fuzz_*.c)
+HDRS        = $(wildcard src/*/*.h)
+
+B  = build/rel
+BA = build/asan
+
+.PHONY: all run test unit integration fuzz fuzz-long bench deps clean format
+all: $(B)/logcasterd $(B)/logcaster
+
+deps:
+	@scripts/install-deps.sh
+
+define build_tree
+$(1)/lib.a: $(patsubst %.c,$(1)/%.o,$(LIB_SRCS))
+	ar rcs $$@ $$^
+$(1)/%.o: %.c $(HDRS)
+	@mkdir -p $$(dir $$@)
+	$(CC) $(CFLAGS_BASE) $(2) -c $$< -o $$@
+$(1)/logcasterd: $(1)/src/main.o $(1)/lib.a
+	$(CC) $(2) $$^ -o $$@ $(LIBS)
+$(1)/logcaster: $(patsubst %.c,$(1)/%.o,$(CLIENT_SRCS)) $(1)/lib.a
+	$(CC) $(2) $$^ -o $$@ $(LIBS)
+$(1)/tests/%: $(1)/tests/%.o $(1)/lib.a
+	$(CC) $(2) $$^ -o $$@ $(LIBS)
+endef
+$(eval $(call build_tree,$(B),$(OPT)))
+$(eval $(call build_tree,$(BA),$(SAN)))
+
+run: deps $(B)/logcasterd $(B)/logcaster
+	$(B)/logcasterd
+
+# The whole suite, against the ASan+UBSan build: unit tests, integration tests over real
+# sockets, and a short run of every fuzzer. Prints one summary line at the end.
+test: deps
+	@$(MAKE) --no-print-directory $(BA)/logcasterd $(BA)/logcaster $(patsubst %.c,$(BA)/%,$(UNIT_SRCS))
+	@scripts/run-tests.sh $(BA)
+
+unit: $(patsubst %.c,$(BA)/%,$(UNIT_SRCS))
+	@for t in $^; do $$t || exit 1; done
+
+FUZZ_CFLAGS = -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
+              $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(HDRS)
+	@mkdir -p build/fuzz
+	clang $(FUZZ_CFLAGS) $< $(LIB_SRCS) -o $@ $(LIBS)
+fuzz: $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
+	@for f in $^; do n=$$(basename $$f); mkdir -p tests/fuzz/corpus/$$n; \
+	  $$f -max_total_time=$${FUZZ_SECONDS:-60} -timeout=5 tests/fuzz/corpus/$$n || exit 1; done
+
+bench: deps $(B)/logcasterd $(B)/logcaster
+	@bench/run.sh $(B)
+
+format:
+	clang-format -i $(wildcard src/*/*.c src/*/*.h src/*.c tests/unit/*.c tests/unit/*.h tests/fuzz/*.c)
+
+clean:
+	rm -rf build

@@ -1,0 +1,232 @@
+/* config.c - defaults and command-line parsing for logcasterd. */
+#include "core/config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+#define LC_VERSION "0.1.0"
+
+void config_defaults(struct config *c)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    *c = (struct config){
+        .bind_addr = "0.0.0.0",
+        .log_port = 9999,
+        .query_port = 9998,
+        .data_dir = "./data",
+        .threads = cpus > 0 ? (int)cpus : 1,
+        .max_line = 64 * 1024,
+        .memory_limit = (size_t)512 << 20,
+        .out_limit = (size_t)1 << 20,
+        .max_connections = 10000,
+        .idle_timeout_s = 300,
+        .backlog = 1024,
+        .reuseport = false,
+        .keepalive_idle_s = 60,
+        .keepalive_interval_s = 10,
+        .keepalive_count = 6,
+        .user_timeout_ms = 30000,
+        .rcvbuf = 0,
+        .sndbuf = 0,
+        .shutdown_timeout_s = 5,
+        .verbosity = LOGV_INFO,
+    };
+}
+
+static const char usage[] =
+    "Usage: logcasterd [OPTION]...\n"
+    "Collect log lines over TCP and answer queries about them.\n"
+    "\n"
+    "Listeners (port 0 picks a free port; a negative port disables the listener):\n"
+    "  --bind ADDR              address to listen on (default 0.0.0.0; IPv6 like ::1 works)\n"
+    "  --log-port N             log ingest port (default 9999)\n"
+    "  --query-port N           query port (default 9998)\n"
+    "\n"
+    "Storage:\n"
+    "  --data-dir DIR           data directory, created if missing (default ./data)\n"
+    "  --memory-limit SIZE      in-memory store budget; oldest entries are evicted beyond it\n"
+    "                           (default 512M; K, M, G suffixes)\n"
+    "  --max-line SIZE          longest line accepted (default 64K); longer plain lines are\n"
+    "                           stored truncated and flagged, longer framed lines refused\n"
+    "\n"
+    "Connections:\n"
+    "  --threads N              reactor threads, each with its own epoll loop (default: cores)\n"
+    "  --max-connections N      open connections across all ports (default 10000)\n"
+    "  --idle-timeout SEC       close connections idle this long, 0 = never (default 300)\n"
+    "  --out-limit SIZE         unsent reply bytes per connection before its reading pauses\n"
+    "                           (default 1M)\n"
+    "  --backlog N              listen backlog (default 1024)\n"
+    "  --reuseport              set SO_REUSEPORT so several servers can share the ports\n"
+    "  --keepalive-idle SEC     TCP keepalive idle time, 0 disables keepalive (default 60)\n"
+    "  --keepalive-interval SEC TCP keepalive probe interval (default 10)\n"
+    "  --keepalive-count N      TCP keepalive probes before the peer is dead (default 6)\n"
+    "  --user-timeout MS        TCP_USER_TIMEOUT for unacknowledged data, 0 = kernel default\n"
+    "                           (default 30000)\n"
+    "  --rcvbuf SIZE            SO_RCVBUF for connections, 0 = kernel autotuning (default 0)\n"
+    "  --sndbuf SIZE            SO_SNDBUF for connections, 0 = kernel autotuning (default 0)\n"
+    "  --shutdown-timeout SEC   longest flush on SIGINT/SIGTERM (default 5)\n"
+    "\n"
+    "Other:\n"
+    "  -v, --verbose            more diagnostics on stderr (repeatable)\n"
+    "  -q, --quiet              only errors on stderr\n"
+    "  -h, --help               show this help\n"
+    "      --version            show the version\n"
+    "\n"
+    "At start-up one line per listener is printed on stdout, e.g.\n"
+    "  listening log 127.0.0.1:9999\n";
+
+int parse_size(const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-')
+        return -EINVAL;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return -EINVAL;
+    double mult = 1;
+    switch (*end) {
+    case 'k': case 'K': mult = 1024.0; end++; break;
+    case 'm': case 'M': mult = 1024.0 * 1024; end++; break;
+    case 'g': case 'G': mult = 1024.0 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (*end == 'B' || *end == 'b' || (*end == 'i' && end[1] == 'B' && end++))
+        end++;
+    if (*end)
+        return -EINVAL;
+    v *= mult;
+    if (v > (double)SIZE_MAX / 2)
+        return -EINVAL;
+    *out = (size_t)v;
+    return 0;
+}
+
+static int parse_int(const char *name, const char *s, long lo, long hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "logcasterd: invalid value '%s' for --%s (expected %ld..%ld)\n", s,
+                name, lo, hi);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_size_opt(const char *name, const char *s, size_t lo, size_t *out)
+{
+    if (parse_size(s, out) < 0 || *out < lo) {
+        fprintf(stderr, "logcasterd: invalid size '%s' for --%s (e.g. 65536, 64K, 1G; at least %zu)\n",
+                s, name, lo);
+        return -1;
+    }
+    return 0;
+}
+
+enum {
+    OPT_BIND = 256, OPT_LOG_PORT, OPT_QUERY_PORT, OPT_DATA_DIR, OPT_THREADS, OPT_MAX_LINE,
+    OPT_MEMORY, OPT_OUT_LIMIT, OPT_MAX_CONN, OPT_IDLE, OPT_BACKLOG, OPT_REUSEPORT, OPT_KA_IDLE,
+    OPT_KA_INTVL, OPT_KA_COUNT, OPT_USER_TIMEOUT, OPT_RCVBUF, OPT_SNDBUF, OPT_SHUTDOWN,
+    OPT_VERSION,
+};
+
+int config_parse(struct config *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"bind", required_argument, NULL, OPT_BIND},
+        {"log-port", required_argument, NULL, OPT_LOG_PORT},
+        {"query-port", required_argument, NULL, OPT_QUERY_PORT},
+        {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+        {"threads", required_argument, NULL, OPT_THREADS},
+        {"max-line", required_argument, NULL, OPT_MAX_LINE},
+        {"memory-limit", required_argument, NULL, OPT_MEMORY},
+        {"out-limit", required_argument, NULL, OPT_OUT_LIMIT},
+        {"max-connections", required_argument, NULL, OPT_MAX_CONN},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE},
+        {"backlog", required_argument, NULL, OPT_BACKLOG},
+        {"reuseport", no_argument, NULL, OPT_REUSEPORT},
+        {"keepalive-idle", required_argument, NULL, OPT_KA_IDLE},
+        {"keepalive-interval", required_argument, NULL, OPT_KA_INTVL},
+        {"keepalive-count", required_argument, NULL, OPT_KA_COUNT},
+        {"user-timeout", required_argument, NULL, OPT_USER_TIMEOUT},
+        {"rcvbuf", required_argument, NULL, OPT_RCVBUF},
+        {"sndbuf", required_argument, NULL, OPT_SNDBUF},
+        {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN},
+        {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {0, 0, 0, 0},
+    };
+    size_t sz;
+    optind = 1;
+    opterr = 0;
+    for (;;) {
+        int o = getopt_long(argc, argv, ":vqh", opts, NULL);
+        if (o == -1)
+            break;
+        int r = 0;
+        switch (o) {
+        case OPT_BIND: c->bind_addr = optarg; break;
+        case OPT_LOG_PORT: r = parse_int("log-port", optarg, -1, 65535, &c->log_port); break;
+        case OPT_QUERY_PORT: r = parse_int("query-port", optarg, -1, 65535, &c->query_port); break;
+        case OPT_DATA_DIR: c->data_dir = optarg; break;
+        case OPT_THREADS: r = parse_int("threads", optarg, 1, 256, &c->threads); break;
+        case OPT_MAX_LINE:
+            r = parse_size_opt("max-line", optarg, 64, &c->max_line);
+            if (!r && c->max_line > ((size_t)64 << 20)) {
+                fprintf(stderr, "logcasterd: --max-line %s is above the 64M maximum\n", optarg);
+                r = -1;
+            }
+            break;
+        case OPT_MEMORY: r = parse_size_opt("memory-limit", optarg, (size_t)4 << 20, &c->memory_limit); break;
+        case OPT_OUT_LIMIT: r = parse_size_opt("out-limit", optarg, 4096, &c->out_limit); break;
+        case OPT_MAX_CONN: r = parse_int("max-connections", optarg, 1, 1000000, &c->max_connections); break;
+        case OPT_IDLE: r = parse_int("idle-timeout", optarg, 0, 86400 * 365, &c->idle_timeout_s); break;
+        case OPT_BACKLOG: r = parse_int("backlog", optarg, 1, 65535, &c->backlog); break;
+        case OPT_REUSEPORT: c->reuseport = true; break;
+        case OPT_KA_IDLE: r = parse_int("keepalive-idle", optarg, 0, 32767, &c->keepalive_idle_s); break;
+        case OPT_KA_INTVL: r = parse_int("keepalive-interval", optarg, 1, 32767, &c->keepalive_interval_s); break;
+        case OPT_KA_COUNT: r = parse_int("keepalive-count", optarg, 1, 127, &c->keepalive_count); break;
+        case OPT_USER_TIMEOUT: r = parse_int("user-timeout", optarg, 0, INT_MAX, &c->user_timeout_ms); break;
+        case OPT_RCVBUF:
+        case OPT_SNDBUF:
+            r = parse_size_opt(o == OPT_RCVBUF ? "rcvbuf" : "sndbuf", optarg, 0, &sz);
+            if (!r && sz > (size_t)INT_MAX / 2) {
+                fprintf(stderr, "logcasterd: buffer size %s is too large\n", optarg);
+                r = -1;
+            }
+            if (!r)
+                *(o == OPT_RCVBUF ? &c->rcvbuf : &c->sndbuf) = (int)sz;
+            break;
+        case OPT_SHUTDOWN: r = parse_int("shutdown-timeout", optarg, 0, 3600, &c->shutdown_timeout_s); break;
+        case 'v': c->verbosity++; break;
+        case 'q': c->verbosity = LOGV_ERROR; break;
+        case 'h': fputs(usage, stdout); return 1;
+        case OPT_VERSION: printf("logcasterd %s\n", LC_VERSION); return 1;
+        case ':':
+            fprintf(stderr, "logcasterd: option '%s' needs a value (see --help)\n", argv[optind - 1]);
+            return -1;
+        default:
+            fprintf(stderr, "logcasterd: unknown option '%s' (see --help)\n", argv[optind - 1]);
+            return -1;
+        }
+        if (r)
+            return -1;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "logcasterd: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,753 @@
+/* server.c - listeners, reactor threads, connection I/O, backpressure, timeouts, shutdown.
+ *
+ * Every reactor thread runs one epoll loop. Listening sockets are shared: each loop watches
+ * them with EPOLLEXCLUSIVE, so one idle loop wakes per incoming connection and accepts it.
+ * A connection lives on the loop that accepted it until it is freed, which always happens in a
+ * deferred callback at the end of a loop turn, never inside a handler that still uses it. */
+#define _GNU_SOURCE
+#include "core/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/ev.h"
+#include "core/log.h"
+
+#define READ_CHUNK   (256 * 1024) /* Bytes asked of one read(). */
+#define READS_PER_EV 4            /* Reads per readiness event before others get a turn. */
+#define MAX_LISTENERS 8
+
+struct listener {
+    int fd;
+    const struct listener_spec *spec;
+    char addr[80];
+};
+
+struct reactor {
+    struct server *srv;
+    int index;
+    pthread_t thread;
+    struct ev_loop *loop;
+    struct ev_io wake;                  /* eventfd: shutdown requests. */
+    struct ev_io lio[MAX_LISTENERS];    /* This loop's watch on each shared listener. */
+    struct conn *conns;                 /* Doubly linked list of live connections. */
+    size_t nconns;
+    bool draining;                      /* Shutdown began: no accepts, close when flushed. */
+    int64_t drain_deadline;
+};
+
+struct server {
+    const struct config *cfg;
+    struct store *store;
+    struct listener listeners[MAX_LISTENERS];
+    size_t nlisteners;
+    struct reactor *reactors;
+    int nreactors;
+    struct server_counters counters;
+    int64_t started_ms;
+};
+
+struct conn {
+    struct ev_io io; /* First member: the loop hands us &conn->io. */
+    struct reactor *r;
+    const struct proto *proto;
+    void *state;
+    struct buf in, out;
+    char peer[64];
+    size_t peer_len;
+    int64_t last_active; /* mono_ms of the last byte read or written. */
+    bool busy;           /* Protocol has pending work; input waits. */
+    bool read_eof;       /* Peer finished sending (or we stopped reading for good). */
+    bool eof_delivered;  /* proto->input saw eof=true. */
+    bool close_after_flush;
+    bool closed;         /* Freed at the end of this turn. */
+    bool resume_queued;
+    bool out_was_full;
+    struct conn *prev, *next;
+};
+
+static void conn_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events);
+static __thread struct reactor *tls_reactor; /* The reactor whose loop runs on this thread. */
+static void conn_update_interest(struct conn *c);
+static void conn_process_input(struct conn *c);
+static void conn_destroy(struct conn *c);
+
+#define CNT_ADD(field, n) atomic_fetch_add_explicit((_Atomic uint64_t *)&srv->counters.field, (n), memory_order_relaxed)
+
+/* ------------------------------------------------------------------------------------------ */
+/* Accessors for protocols. */
+
+struct server *conn_server(const struct conn *c) { return c->r->srv; }
+struct store *conn_store(const struct conn *c) { return c->r->srv->store; }
+const struct config *conn_config(const struct conn *c) { return c->r->srv->cfg; }
+struct ev_loop *conn_loop(const struct conn *c) { return c->r->loop; }
+void *conn_state(const struct conn *c) { return c->state; }
+void conn_set_state(struct conn *c, void *state) { c->state = state; }
+struct server_counters *server_counters(struct server *s) { return &s->counters; }
+int64_t server_started_ms(const struct server *s) { return s->started_ms; }
+
+const char *conn_peer(const struct conn *c, size_t *len)
+{
+    *len = c->peer_len;
+    return c->peer;
+}
+
+bool conn_out_full(const struct conn *c)
+{
+    return buf_len(&c->out) >= c->r->srv->cfg->out_limit;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Closing and freeing. */
+
+static void conn_free_deferred(struct ev_loop *loop, void *arg)
+{
+    (void)loop;
+    struct conn *c = arg;
+    buf_free(&c->in);
+    buf_free(&c->out);
+    free(c);
+}
+
+/* Unlink, close the socket and let the protocol free its state now; the struct itself is
+ * freed after this turn, because a caller up the stack may still look at it. */
+static void conn_destroy(struct conn *c)
+{
+    if (c->closed)
+        return;
+    struct server *srv = c->r->srv;
+    c->closed = true;
+    ev_io_set(c->r->loop, &c->io, 0);
+    close(c->io.fd);
+    if (c->proto->close)
+        c->proto->close(c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->r->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->r->nconns--;
+    atomic_fetch_sub_explicit((_Atomic uint64_t *)&srv->counters.conns_current, 1,
+                              memory_order_relaxed);
+    if (ev_defer(c->r->loop, conn_free_deferred, c) < 0)
+        log_error("out of memory freeing a connection; leaking it");
+}
+
+void conn_close_after_flush(struct conn *c)
+{
+    c->close_after_flush = true;
+    c->read_eof = true;
+    if (buf_len(&c->out) == 0 && !c->busy)
+        conn_destroy(c);
+    else
+        conn_update_interest(c);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Output. */
+
+static int conn_flush(struct conn *c)
+{
+    while (buf_len(&c->out)) {
+        ssize_t n = send(c->io.fd, buf_head(&c->out), buf_len(&c->out), MSG_NOSIGNAL);
+        if (n > 0) {
+            buf_consume(&c->out, (size_t)n);
+            c->last_active = mono_ms();
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        log_debug("send to %s failed: %s", c->peer, n < 0 ? strerror(errno) : "closed");
+        return -1;
+    }
+    buf_shrink(&c->out, 64 * 1024);
+    return 0;
+}
+
+int conn_write(struct conn *c, const void *p, size_t n)
+{
+    if (c->closed)
+        return -EPIPE;
+    if (buf_append(&c->out, p, n) < 0) {
+        log_error("out of memory queueing a reply to %s; closing it", c->peer);
+        conn_destroy(c);
+        return -ENOMEM;
+    }
+    if (conn_out_full(c))
+        c->out_was_full = true;
+    return 0;
+}
+
+int conn_printf(struct conn *c, const char *fmt, ...)
+{
+    char small[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -EINVAL;
+    if ((size_t)n < sizeof(small))
+        return conn_write(c, small, (size_t)n);
+    char *big = malloc((size_t)n + 1);
+    if (!big)
+        return conn_write(c, small, sizeof(small) - 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int r = conn_write(c, big, (size_t)n);
+    free(big);
+    return r;
+}
+
+static void conn_resume_deferred(struct ev_loop *loop, void *arg)
+{
+    (void)loop;
+    struct conn *c = arg;
+    c->resume_queued = false;
+    if (c->closed)
+        return;
+    if (c->busy && c->proto->resume && !conn_out_full(c))
+        c->proto->resume(c);
+    if (c->closed)
+        return;
+    conn_process_input(c);
+    if (!c->closed)
+        conn_update_interest(c);
+}
+
+void conn_schedule_resume(struct conn *c)
+{
+    if (c->resume_queued || c->closed)
+        return;
+    c->resume_queued = true;
+    /* The struct stays allocated until the end of the turn after conn_destroy, and this
+     * callback runs before that free is reached in the queue, so a closed flag suffices. */
+    if (ev_defer(c->r->loop, conn_resume_deferred, c) < 0)
+        c->resume_queued = false;
+}
+
+void conn_set_busy(struct conn *c, bool busy)
+{
+    bool was = c->busy;
+    c->busy = busy;
+    if (was && !busy && !c->closed)
+        conn_schedule_resume(c); /* Deliver input that waited while we were busy. */
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Input. */
+
+static size_t input_cap(const struct conn *c)
+{
+    /* Room for one longest line plus a full read, so a protocol always sees max_line + 1
+     * bytes before having to decide that a line is too long. */
+    return c->r->srv->cfg->max_line + READ_CHUNK + 1;
+}
+
+static void conn_process_input(struct conn *c)
+{
+    while (!c->closed && !c->busy && !conn_out_full(c)) {
+        size_t n = buf_len(&c->in);
+        bool eof = c->read_eof && !c->eof_delivered;
+        if (n == 0 && !eof)
+            break;
+        size_t used = c->proto->input(c, buf_head(&c->in), n, eof);
+        if (c->closed)
+            return;
+        lc_assert(used <= n);
+        buf_consume(&c->in, used);
+        if (eof && !c->busy && (used == n || used == 0)) {
+            /* The protocol has seen the end; what it left is an unusable fragment. */
+            c->eof_delivered = true;
+            buf_consume(&c->in, buf_len(&c->in));
+            break;
+        }
+        if (used == 0) {
+            if (!eof && buf_len(&c->in) >= input_cap(c) - READ_CHUNK) {
+                log_warn("%s sent %zu bytes the %s protocol cannot frame; closing", c->peer,
+                         buf_len(&c->in), c->proto->name);
+                conn_destroy(c);
+            }
+            break;
+        }
+    }
+    if (!c->closed && c->eof_delivered && !c->busy)
+        conn_close_after_flush(c);
+}
+
+static int conn_read(struct conn *c)
+{
+    struct server *srv = c->r->srv;
+    for (int i = 0; i < READS_PER_EV; i++) {
+        if (buf_reserve(&c->in, READ_CHUNK) < 0)
+            return -ENOMEM;
+        size_t room = c->in.cap - c->in.end;
+        size_t cap = input_cap(c);
+        if (buf_len(&c->in) + room > cap)
+            room = cap > buf_len(&c->in) ? cap - buf_len(&c->in) : 0;
+        if (room == 0)
+            return 0;
+        ssize_t n = recv(c->io.fd, c->in.data + c->in.end, room, 0);
+        if (n > 0) {
+            c->in.end += (size_t)n;
+            c->last_active = mono_ms();
+            CNT_ADD(bytes_in, (uint64_t)n);
+            conn_process_input(c);
+            if (c->closed || c->busy || conn_out_full(c))
+                return 0;
+            if ((size_t)n < room)
+                return 0; /* The socket is empty now; save a read that would say EAGAIN. */
+            continue;
+        }
+        if (n == 0) {
+            c->read_eof = true;
+            conn_process_input(c);
+            return 0;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        log_debug("recv from %s failed: %s", c->peer, strerror(errno));
+        return -errno;
+    }
+    return 0;
+}
+
+/* Watch for reading only while we can take input, and for writing only while bytes wait. */
+static void conn_update_interest(struct conn *c)
+{
+    if (c->closed)
+        return;
+    if (c->close_after_flush && buf_len(&c->out) == 0 && !c->busy) {
+        conn_destroy(c);
+        return;
+    }
+    uint32_t want = 0;
+    if (!c->read_eof && !c->busy && !conn_out_full(c))
+        want |= EV_READ;
+    if (buf_len(&c->out))
+        want |= EV_WRITE;
+    if (want == 0 && c->read_eof && !c->busy && buf_len(&c->out) == 0)
+        return;
+    if (ev_io_set(c->r->loop, &c->io, want) < 0) {
+        log_error("epoll_ctl for %s failed: %s", c->peer, strerror(errno));
+        conn_destroy(c);
+    }
+}
+
+static void conn_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    (void)loop;
+    struct conn *c = (struct conn *)io;
+    if (c->closed)
+        return;
+    if (events & EV_READ) {
+        if (conn_read(c) < 0) {
+            conn_destroy(c);
+            return;
+        }
+        if (c->closed)
+            return;
+    }
+    if (buf_len(&c->out) && conn_flush(c) < 0) {
+        conn_destroy(c);
+        return;
+    }
+    if (c->out_was_full && buf_len(&c->out) <= c->r->srv->cfg->out_limit / 2) {
+        /* Room again: let a paused stream continue, then feed waiting input. */
+        c->out_was_full = false;
+        if (c->busy && c->proto->resume)
+            c->proto->resume(c);
+        if (c->closed)
+            return;
+        conn_process_input(c);
+        if (c->closed)
+            return;
+        if (buf_len(&c->out) && conn_flush(c) < 0) {
+            conn_destroy(c);
+            return;
+        }
+    }
+    conn_update_interest(c);
+}
+
+/* Called at the end of every turn for connections that produced output outside their own I/O
+ * callback (a resumed query): try to send at once rather than waiting for EPOLLOUT. */
+static void conn_after_work(struct conn *c)
+{
+    if (c->closed)
+        return;
+    if (buf_len(&c->out) && conn_flush(c) < 0) {
+        conn_destroy(c);
+        return;
+    }
+    conn_update_interest(c);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Accepting. */
+
+static void tune_socket(int fd, const struct config *cfg)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (cfg->keepalive_idle_s > 0) {
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &cfg->keepalive_idle_s, sizeof(int));
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &cfg->keepalive_interval_s, sizeof(int));
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cfg->keepalive_count, sizeof(int));
+    }
+    if (cfg->user_timeout_ms > 0) {
+        unsigned int t = (unsigned int)cfg->user_timeout_ms;
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &t, sizeof(t));
+    }
+    if (cfg->rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &cfg->rcvbuf, sizeof(int));
+    if (cfg->sndbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cfg->sndbuf, sizeof(int));
+}
+
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t outlen)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        port = ntohs(a->sin_port);
+        snprintf(out, outlen, "%s:%d", host, port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        port = ntohs(a->sin6_port);
+        snprintf(out, outlen, "[%s]:%d", host, port);
+    } else {
+        snprintf(out, outlen, "unix");
+    }
+}
+
+static void accept_one(struct reactor *r, struct listener *l, int fd,
+                       const struct sockaddr_storage *ss)
+{
+    struct server *srv = r->srv;
+    uint64_t cur = atomic_fetch_add_explicit((_Atomic uint64_t *)&srv->counters.conns_current,
+                                             1, memory_order_relaxed);
+    if (cur >= (uint64_t)srv->cfg->max_connections || r->draining) {
+        atomic_fetch_sub_explicit((_Atomic uint64_t *)&srv->counters.conns_current, 1,
+                                  memory_order_relaxed);
+        CNT_ADD(conns_refused, 1);
+        close(fd);
+        return;
+    }
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        atomic_fetch_sub_explicit((_Atomic uint64_t *)&srv->counters.conns_current, 1,
+                                  memory_order_relaxed);
+        close(fd);
+        return;
+    }
+    CNT_ADD(conns_total, 1);
+    tune_socket(fd, srv->cfg);
+    c->io.fd = fd;
+    c->io.cb = conn_io_cb;
+    c->r = r;
+    c->proto = l->spec->proto;
+    c->last_active = mono_ms();
+    format_addr(ss, c->peer, sizeof(c->peer));
+    c->peer_len = strlen(c->peer);
+    c->next = r->conns;
+    if (r->conns)
+        r->conns->prev = c;
+    r->conns = c;
+    r->nconns++;
+    log_debug("%s connection from %s", l->spec->role, c->peer);
+    if (c->proto->open && c->proto->open(c) < 0) {
+        conn_destroy(c);
+        return;
+    }
+    if (c->closed)
+        return;
+    if (buf_len(&c->out))
+        conn_flush(c);
+    conn_update_interest(c);
+}
+
+static void listener_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    (void)loop;
+    (void)events;
+    /* The watch's position in this reactor's array names the listener. */
+    struct reactor *r = tls_reactor;
+    struct listener *l = &r->srv->listeners[io - r->lio];
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE)
+                log_warn("accept on %s: %s (raise the open-file limit)", l->addr,
+                         strerror(errno));
+            else if (errno != EAGAIN && errno != EWOULDBLOCK)
+                log_warn("accept on %s: %s", l->addr, strerror(errno));
+            return;
+        }
+        accept_one(r, l, fd, &ss);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Reactor threads: idle sweep, shutdown drain. */
+
+static void reactor_tick(struct ev_loop *loop, void *arg)
+{
+    struct reactor *r = arg;
+    const struct config *cfg = r->srv->cfg;
+    int64_t now = mono_ms();
+    struct conn *next;
+    for (struct conn *c = r->conns; c; c = next) {
+        next = c->next;
+        if (r->draining) {
+            if (now >= r->drain_deadline) {
+                if (buf_len(&c->out))
+                    log_warn("shutdown: dropping %zu unsent bytes to %s", buf_len(&c->out),
+                             c->peer);
+                conn_destroy(c);
+            }
+            continue;
+        }
+        if (cfg->idle_timeout_s > 0 && now - c->last_active > (int64_t)cfg->idle_timeout_s * 1000
+            && !c->busy) {
+            log_info("closing %s: idle for %d s", c->peer, cfg->idle_timeout_s);
+            atomic_fetch_add_explicit((_Atomic uint64_t *)&r->srv->counters.conns_timed_out, 1,
+                                      memory_order_relaxed);
+            conn_destroy(c);
+        }
+    }
+    if (r->draining && r->nconns == 0)
+        ev_stop(loop);
+}
+
+/* Shutdown for one reactor: stop accepting, read what the peers already sent, treat it as
+ * their last data, and close each connection once its replies are out. */
+static void reactor_begin_drain(struct reactor *r)
+{
+    r->draining = true;
+    r->drain_deadline = mono_ms() + (int64_t)r->srv->cfg->shutdown_timeout_s * 1000;
+    for (size_t i = 0; i < r->srv->nlisteners; i++)
+        ev_io_set(r->loop, &r->lio[i], 0);
+    struct conn *next;
+    for (struct conn *c = r->conns; c; c = next) {
+        next = c->next;
+        if (!c->read_eof && !c->busy) {
+            if (conn_read(c) < 0) {
+                conn_destroy(c);
+                continue;
+            }
+        }
+        if (c->closed)
+            continue;
+        c->read_eof = true;
+        conn_process_input(c);
+        if (c->closed)
+            continue;
+        conn_close_after_flush(c);
+        if (!c->closed)
+            conn_after_work(c);
+    }
+    ev_set_tick(r->loop, 50, reactor_tick, r);
+    if (r->nconns == 0)
+        ev_stop(r->loop);
+}
+
+static void wake_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    (void)loop;
+    (void)events;
+    uint64_t v;
+    if (read(io->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        log_warn("eventfd read: %s", strerror(errno));
+    struct reactor *r = tls_reactor;
+    if (!r->draining)
+        reactor_begin_drain(r);
+}
+
+static void *reactor_main(void *arg)
+{
+    struct reactor *r = arg;
+    tls_reactor = r;
+    int rc = ev_run(r->loop);
+    if (rc < 0)
+        log_error("reactor %d: event loop failed: %s", r->index, strerror(-rc));
+    /* Anything left (a deadline hit mid-turn) is closed now. */
+    while (r->conns)
+        conn_destroy(r->conns);
+    ev_run_deferred(r->loop);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Listeners. */
+
+static int open_listener(const struct config *cfg, const struct listener_spec *spec,
+                         struct listener *l)
+{
+    char port[16];
+    snprintf(port, sizeof(port), "%d", spec->port);
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int gai = getaddrinfo(cfg->bind_addr, port, &hints, &res);
+    if (gai != 0) {
+        fprintf(stderr, "logcasterd: cannot use --bind %s: %s\n", cfg->bind_addr,
+                gai_strerror(gai));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        fprintf(stderr, "logcasterd: socket: %s\n", strerror(errno));
+        freeaddrinfo(res);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (cfg->reuseport)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, cfg->backlog) < 0) {
+        int e = errno;
+        fprintf(stderr, "logcasterd: cannot listen on %s port %d for %s: %s\n", cfg->bind_addr,
+                spec->port, spec->role, strerror(e));
+        if (e == EADDRINUSE)
+            fprintf(stderr, "logcasterd: another process uses that port; pick another with "
+                            "--%s-port or stop it\n", spec->role);
+        close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    l->fd = fd;
+    l->spec = spec;
+    format_addr(&ss, l->addr, sizeof(l->addr));
+    return 0;
+}
+
+struct server *server_start(const struct config *cfg, struct store *store,
+                            const struct listener_spec *specs, size_t nspecs)
+{
+    struct server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->cfg = cfg;
+    s->store = store;
+    s->started_ms = now_ms();
+    lc_assert(nspecs <= MAX_LISTENERS);
+    for (size_t i = 0; i < nspecs; i++) {
+        if (specs[i].port < 0)
+            continue;
+        if (open_listener(cfg, &specs[i], &s->listeners[s->nlisteners]) < 0)
+            goto fail;
+        s->nlisteners++;
+    }
+    for (size_t i = 0; i < s->nlisteners; i++)
+        printf("listening %s %s\n", s->listeners[i].spec->role, s->listeners[i].addr);
+    fflush(stdout);
+
+    s->nreactors = cfg->threads;
+    s->reactors = calloc((size_t)s->nreactors, sizeof(*s->reactors));
+    if (!s->reactors)
+        goto fail;
+    for (int i = 0; i < s->nreactors; i++) {
+        struct reactor *r = &s->reactors[i];
+        r->srv = s;
+        r->index = i;
+        r->loop = ev_new();
+        r->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        r->wake.cb = wake_cb;
+        if (!r->loop || r->wake.fd < 0 || ev_io_set(r->loop, &r->wake, EV_READ) < 0) {
+            fprintf(stderr, "logcasterd: cannot create event loop: %s\n", strerror(errno));
+            goto fail;
+        }
+        for (size_t j = 0; j < s->nlisteners; j++) {
+            r->lio[j].fd = s->listeners[j].fd;
+            r->lio[j].cb = listener_cb;
+            if (ev_io_set(r->loop, &r->lio[j], EV_READ | EV_EXCLUSIVE) < 0) {
+                fprintf(stderr, "logcasterd: epoll: %s\n", strerror(errno));
+                goto fail;
+            }
+        }
+        if (cfg->idle_timeout_s > 0)
+            ev_set_tick(r->loop, 1000, reactor_tick, r);
+    }
+    for (int i = 0; i < s->nreactors; i++) {
+        if (pthread_create(&s->reactors[i].thread, NULL, reactor_main, &s->reactors[i]) != 0) {
+            fprintf(stderr, "logcasterd: cannot start thread %d\n", i);
+            s->nreactors = i;
+            server_stop(s);
+            server_free(s);
+            return NULL;
+        }
+    }
+    return s;
+fail:
+    if (s->reactors) {
+        for (int i = 0; i < s->nreactors; i++) {
+            ev_free(s->reactors[i].loop);
+            if (s->reactors[i].wake.fd > 0)
+                close(s->reactors[i].wake.fd);
+        }
+        free(s->reactors);
+    }
+    for (size_t i = 0; i < s->nlisteners; i++)
+        close(s->listeners[i].fd);
+    free(s);
+    return NULL;
+}
+
+void server_stop(struct server *s)
+{
+    for (int i = 0; i < s->nreactors; i++) {
+        uint64_t one = 1;
+        if (write(s->reactors[i].wake.fd, &one, sizeof(one)) < 0)
+            log_warn("eventfd write: %s", strerror(errno));
+    }
+    for (int i = 0; i < s->nreactors; i++)
+        pthread_join(s->reactors[i].thread, NULL);
+}
+
+void server_free(struct server *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->cfg->threads && s->reactors; i++) {
+        ev_free(s->reactors[i].loop);
+        if (s->reactors[i].wake.fd > 0)
+            close(s->reactors[i].wake.fd);
+    }
+    free(s->reactors);
+    for (size_t i = 0; i < s->nlisteners; i++)
+        close(s->listeners[i].fd);
+    free(s);
+}

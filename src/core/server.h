@@ -1,0 +1,90 @@
+/* server.h - listeners, reactor threads and connections: the transport under every protocol.
+ *
+ * A protocol is a table of four callbacks (struct proto). Adding a listener with its own
+ * protocol is one entry in the listener list given to server_start. Each reactor thread owns
+ * the connections it accepted; a connection's callbacks always run on that thread. */
+#ifndef LC_SERVER_H
+#define LC_SERVER_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+
+struct conn;
+struct server;
+struct store;
+struct ev_loop;
+
+struct proto {
+    const char *name;
+    /* A connection was accepted; set up per-connection state. Returns 0 or -errno. */
+    int (*open)(struct conn *c);
+    /* Consume complete frames from p[0..n). Returns the bytes consumed (0 = need more).
+     * eof: the peer finished sending, p holds its last bytes. Borrowed: p is valid only
+     * during the call. Not called while the connection is busy or its output is full. */
+    size_t (*input)(struct conn *c, const char *p, size_t n, bool eof);
+    /* The connection's output drained below half its limit, or its deferred work is due:
+     * continue pending work (a streaming query). May be NULL. */
+    void (*resume)(struct conn *c);
+    /* The connection is going away; free per-connection state. May be NULL. */
+    void (*close)(struct conn *c);
+};
+
+struct listener_spec {
+    const char *role; /* Printed at start-up: "listening <role> <addr>". */
+    int port;         /* 0 = any free port; negative = skip this listener. */
+    const struct proto *proto;
+};
+
+/* Counters shared by every thread (relaxed atomics). */
+struct server_counters {
+    uint64_t conns_total;     /* Accepted since start. */
+    uint64_t conns_current;   /* Open now. */
+    uint64_t conns_refused;   /* Closed at accept because of --max-connections. */
+    uint64_t conns_timed_out; /* Closed for idleness. */
+    uint64_t lines_in;        /* Lines received on ingest connections. */
+    uint64_t lines_rejected;  /* Framed lines answered with an error. */
+    uint64_t lines_truncated; /* Plain lines cut at --max-line. */
+    uint64_t bytes_in;        /* Bytes read from all connections. */
+};
+
+/* Bind every listener (printing "listening ROLE ADDR" for each) and start the reactor
+ * threads. Returns NULL after logging a clear error if a listener cannot be bound. */
+struct server *server_start(const struct config *cfg, struct store *store,
+                            const struct listener_spec *specs, size_t nspecs);
+/* Stop accepting, finish what was received, flush replies (at most shutdown_timeout_s),
+ * close everything and join the threads. */
+void server_stop(struct server *s);
+void server_free(struct server *s); /* NULL is a no-op. */
+
+struct server_counters *server_counters(struct server *s);
+int64_t server_started_ms(const struct server *s);
+
+/* ---- What a protocol may do with its connection. ---- */
+struct server *conn_server(const struct conn *c);
+struct store *conn_store(const struct conn *c);
+const struct config *conn_config(const struct conn *c);
+struct ev_loop *conn_loop(const struct conn *c);
+void *conn_state(const struct conn *c);
+void conn_set_state(struct conn *c, void *state);
+/* "ip:port" of the peer, valid for the connection's life. */
+const char *conn_peer(const struct conn *c, size_t *len);
+
+/* Queue reply bytes. Never blocks: bytes are sent as the socket allows. Returns 0 or -ENOMEM
+ * (then the connection is closed). */
+int conn_write(struct conn *c, const void *p, size_t n);
+int conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* True when unsent bytes reached --out-limit: stop producing and wait for resume. */
+bool conn_out_full(const struct conn *c);
+/* While busy, input is not delivered (so replies keep request order); resume is called when
+ * the output has room. Clearing busy delivers the buffered input again. */
+void conn_set_busy(struct conn *c, bool busy);
+/* Ask for resume at the end of this loop turn (a slice of long work). */
+void conn_schedule_resume(struct conn *c);
+/* Close once every queued byte is sent. */
+void conn_close_after_flush(struct conn *c);
+
+#endif

@@ -1,0 +1,222 @@
+/* ingest.c - the log ingest protocol (port 9999): frame lines, parse, batch into the store,
+ * reply to framed lines in request order.
+ *
+ * One input call turns every complete line in the read buffer into an entry that points into
+ * that buffer (clean lines) or into a per-thread escape buffer (lines with control bytes or
+ * invalid UTF-8), appends the whole batch with one store call, then writes the replies. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/server.h"
+#include "proto/ingest_parse.h"
+#include "proto/line.h"
+#include "proto/protocols.h"
+#include "store/store.h"
+
+#define BATCH_MAX 4096
+
+static const char ERR_TOO_LONG[] = "line too long"; /* Replies add the limit. */
+
+struct ingest_conn {
+    bool discarding;             /* Skipping the rest of an over-long line. */
+};
+
+/* What to answer for line i of a batch, in order. */
+struct reply {
+    enum ingest_form form;
+    const char *error; /* NULL: success. */
+    size_t entry;      /* Index into the batch's entries when error is NULL. */
+};
+
+/* Per-thread scratch, reused across calls so the hot path never allocates. */
+struct batch {
+    struct lc_entry entries[BATCH_MAX];
+    struct reply replies[BATCH_MAX];
+    size_t nentries, nreplies;
+    char *esc;        /* Escaped messages. */
+    size_t esc_used, esc_cap;
+};
+static __thread struct batch *tls_batch;
+
+static struct batch *batch_get(size_t max_line)
+{
+    struct batch *b = tls_batch;
+    size_t want = 4 * max_line + 4 * 65536;
+    if (!b) {
+        b = calloc(1, sizeof(*b));
+        if (!b)
+            return NULL;
+        tls_batch = b;
+    }
+    if (b->esc_cap < want) {
+        char *e = realloc(b->esc, want);
+        if (!e)
+            return NULL;
+        b->esc = e;
+        b->esc_cap = want;
+    }
+    b->nentries = b->nreplies = b->esc_used = 0;
+    return b;
+}
+
+static void counter_add(struct conn *c, uint64_t *field, uint64_t n)
+{
+    (void)c;
+    atomic_fetch_add_explicit((_Atomic uint64_t *)field, n, memory_order_relaxed);
+}
+
+/* Append everything batched, then answer the framed lines in order. */
+static void batch_flush(struct conn *c, struct batch *b)
+{
+    const char *store_error = NULL;
+    if (b->nentries && store_append(conn_store(c), b->entries, b->nentries) < 0)
+        store_error = "store unavailable";
+    char out[128];
+    for (size_t i = 0; i < b->nreplies; i++) {
+        const struct reply *r = &b->replies[i];
+        const char *err = r->error ? r->error : store_error;
+        char why[80];
+        if (err == ERR_TOO_LONG) {
+            snprintf(why, sizeof(why), "%s (limit %zu bytes)", err, conn_config(c)->max_line);
+            err = why;
+        }
+        int n;
+        if (r->form == INGEST_PIPE)
+            n = err ? snprintf(out, sizeof(out), "ERROR|%s\n", err)
+                    : snprintf(out, sizeof(out), "OK|%llu\n",
+                               (unsigned long long)b->entries[r->entry].id);
+        else
+            n = err ? snprintf(out, sizeof(out), "ERROR:%s\n", err)
+                    : snprintf(out, sizeof(out), "ACK\n");
+        if (conn_write(c, out, (size_t)n) < 0)
+            break;
+    }
+    b->nentries = b->nreplies = b->esc_used = 0;
+}
+
+static void add_reply(struct batch *b, enum ingest_form form, const char *error)
+{
+    b->replies[b->nreplies++] = (struct reply){form, error, b->nentries};
+}
+
+/* Turn one line into a batched entry (and a reply for framed forms). */
+static void take_line(struct conn *c, struct batch *b, const char *line, size_t len,
+                      bool truncated, int64_t now)
+{
+    struct server_counters *cnt = server_counters(conn_server(c));
+    struct ingest_line il;
+    ingest_parse(line, len, &il);
+    counter_add(c, &cnt->lines_in, 1);
+    if (il.error) {
+        counter_add(c, &cnt->lines_rejected, 1);
+        add_reply(b, il.form, il.error);
+        return;
+    }
+    if (il.form == INGEST_PLAIN && len == 0)
+        return; /* Blank lines carry nothing. */
+    struct lc_entry *e = &b->entries[b->nentries];
+    e->id = 0;
+    e->recv_ms = now;
+    e->ts_ms = il.ts_ms == INT64_MIN ? now : il.ts_ms;
+    e->flags = truncated ? LC_ENTRY_TRUNCATED : 0;
+    e->source = conn_peer(c, &e->source_len);
+    if (line_is_clean(il.msg, il.msg_len)) {
+        e->msg = il.msg;
+        e->msg_len = il.msg_len;
+    } else {
+        char *dst = b->esc + b->esc_used;
+        e->msg_len = line_escape(il.msg, il.msg_len, dst);
+        e->msg = dst;
+        b->esc_used += e->msg_len;
+    }
+    int lvl = il.level >= 0 ? il.level : line_detect_level(e->msg, e->msg_len);
+    e->level = (uint8_t)(lvl >= 0 ? lvl : LC_INFO);
+    if (il.form != INGEST_PLAIN)
+        add_reply(b, il.form, NULL);
+    b->nentries++;
+}
+
+static int ingest_open(struct conn *c)
+{
+    struct ingest_conn *ic = calloc(1, sizeof(*ic));
+    if (!ic)
+        return -ENOMEM;
+    conn_set_state(c, ic);
+    return 0;
+}
+
+static void ingest_close(struct conn *c)
+{
+    free(conn_state(c));
+}
+
+static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
+{
+    struct ingest_conn *ic = conn_state(c);
+    const struct config *cfg = conn_config(c);
+    struct batch *b = batch_get(cfg->max_line);
+    if (!b) {
+        log_error("out of memory for an ingest batch; closing %s", conn_peer(c, &(size_t){0}));
+        conn_close_after_flush(c);
+        return n;
+    }
+    int64_t now = now_ms();
+    size_t used = 0;
+    while (used < n) {
+        const char *s = p + used;
+        size_t avail = n - used, len = 0;
+        size_t take = line_next(s, avail, &len);
+        if (ic->discarding) {
+            /* The tail of an over-long line: drop it up to its newline. */
+            used += take ? take : avail;
+            if (take)
+                ic->discarding = false;
+            continue;
+        }
+        bool too_long = (take ? len : avail) > cfg->max_line;
+        if (!take && !too_long) {
+            if (!eof)
+                break; /* Wait for the rest of the line. */
+            take = len = avail; /* The peer's last line has no newline: keep it anyway. */
+        }
+        if (b->nreplies == BATCH_MAX || b->nentries == BATCH_MAX
+            || b->esc_used + 4 * cfg->max_line > b->esc_cap)
+            batch_flush(c, b);
+        if (too_long) {
+            /* Never silently lost: plain lines keep their first max_line bytes, flagged;
+             * framed lines are refused so the sender knows. */
+            enum ingest_form form = ingest_form_of(s, avail);
+            if (form == INGEST_PLAIN) {
+                take_line(c, b, s, cfg->max_line, true, now);
+                counter_add(c, &server_counters(conn_server(c))->lines_truncated, 1);
+            } else {
+                counter_add(c, &server_counters(conn_server(c))->lines_in, 1);
+                counter_add(c, &server_counters(conn_server(c))->lines_rejected, 1);
+                add_reply(b, form, ERR_TOO_LONG);
+            }
+            if (take) {
+                used += take;
+            } else {
+                used += avail;
+                ic->discarding = !eof;
+            }
+            continue;
+        }
+        take_line(c, b, s, len, false, now);
+        used += take;
+    }
+    batch_flush(c, b);
+    return used;
+}
+
+const struct proto proto_ingest = {
+    .name = "ingest",
+    .open = ingest_open,
+    .input = ingest_input,
+    .resume = NULL,
+    .close = ingest_close,
+};

@@ -1,0 +1,10 @@
+/* protocols.h - the protocol tables main wires to listeners. */
+#ifndef LC_PROTOCOLS_H
+#define LC_PROTOCOLS_H
+
+#include "core/server.h"
+
+extern const struct proto proto_ingest; /* Log lines in (default port 9999). */
+extern const struct proto proto_query;  /* Queries (default port 9998). */
+
+#endif

@@ -1,0 +1,146 @@
+/* exec.c - the two-phase, sliced query executor. */
+#include "query/exec.h"
+
+#include <stdlib.h>
+
+#include "core/log.h"
+#include "query/qry.h"
+#include "store/store.h"
+
+enum phase { PH_COUNT, PH_ROWS, PH_DONE };
+
+struct qexec {
+    struct store *store;
+    struct qry *q;
+    bool count_only;
+    enum phase phase;
+    uint64_t lo, hi;     /* Snapshot id range. */
+    uint64_t cursor;     /* Next id to examine in the current phase. */
+    uint64_t limit;      /* 0 = none. */
+    uint64_t n;          /* Matches counted. */
+    uint64_t oldest;     /* Oldest counted match: where rows start. */
+    uint64_t emitted;
+    uint64_t pinned;     /* Id pinned in the store, 0 = none. */
+    bool paused;         /* The sink asked to stop after the last row. */
+    const struct qexec_sink *sink;
+    void *arg;
+};
+
+struct qexec *qexec_new(struct store *s, struct qry *q, bool count_only)
+{
+    struct qexec *x = calloc(1, sizeof(*x));
+    if (!x) {
+        qry_free(q);
+        return NULL;
+    }
+    x->store = s;
+    x->q = q;
+    x->count_only = count_only;
+    x->limit = count_only ? 0 : qry_limit(q);
+    struct store_stats st;
+    store_get_stats(s, &st);
+    x->lo = st.first_id ? st.first_id : 1;
+    x->hi = st.last_id;
+    if (!count_only && st.last_id) {
+        /* Hold what we may stream until the rows are out. */
+        x->pinned = x->lo;
+        store_pin(s, x->pinned);
+    }
+    /* Counting walks newest first when a limit applies (it stops early), else oldest first. */
+    x->cursor = x->limit ? x->hi : x->lo;
+    return x;
+}
+
+void qexec_free(struct qexec *x)
+{
+    if (!x)
+        return;
+    if (x->pinned)
+        store_unpin(x->store, x->pinned);
+    qry_free(x->q);
+    free(x);
+}
+
+static bool count_visit(void *arg, const struct lc_entry *e)
+{
+    struct qexec *x = arg;
+    if (x->n == 0 || e->id < x->oldest)
+        x->oldest = e->id;
+    x->n++;
+    return !(x->limit && x->n >= x->limit);
+}
+
+static bool row_visit(void *arg, const struct lc_entry *e)
+{
+    struct qexec *x = arg;
+    x->cursor = e->id + 1;
+    x->emitted++;
+    if (!x->sink->row(x->arg, e))
+        x->paused = true;
+    return !x->paused && x->emitted < x->n;
+}
+
+/* Narrow the pin to where the rows start, so eviction can take everything older. */
+static void repin(struct qexec *x, uint64_t id)
+{
+    if (x->pinned == id)
+        return;
+    store_pin(x->store, id);
+    if (x->pinned)
+        store_unpin(x->store, x->pinned);
+    x->pinned = id;
+}
+
+enum qexec_status qexec_step(struct qexec *x, size_t budget, const struct qexec_sink *sink,
+                             void *arg)
+{
+    x->sink = sink;
+    x->arg = arg;
+    x->paused = false;
+    if (x->phase == PH_COUNT) {
+        if (x->hi >= x->lo && x->hi) {
+            uint64_t resume = 0;
+            int done;
+            if (x->limit)
+                done = store_scan(x->store, x->q, x->lo, x->cursor, false, budget, count_visit,
+                                  x, &resume);
+            else
+                done = store_scan(x->store, x->q, x->cursor, x->hi, true, budget, count_visit,
+                                  x, &resume);
+            if (!done) {
+                x->cursor = resume;
+                return QX_MORE;
+            }
+        }
+        sink->count(arg, x->n);
+        if (x->count_only || x->n == 0) {
+            x->phase = PH_DONE;
+            return QX_DONE;
+        }
+        x->phase = PH_ROWS;
+        x->cursor = x->oldest;
+        repin(x, x->oldest);
+        return QX_MORE; /* Rows start on the next slice: the count already cost a budget. */
+    }
+    if (x->phase == PH_ROWS) {
+        uint64_t resume = 0;
+        int done = store_scan(x->store, x->q, x->cursor, x->hi, true, budget, row_visit, x,
+                              &resume);
+        if (x->emitted >= x->n) {
+            x->phase = PH_DONE;
+            return QX_DONE;
+        }
+        if (x->paused)
+            return QX_PAUSED;
+        if (done) {
+            /* The pin should make this impossible; never leave a client waiting for rows. */
+            log_error("query streamed %llu of %llu rows: entries vanished under it",
+                      (unsigned long long)x->emitted, (unsigned long long)x->n);
+            x->phase = PH_DONE;
+            return QX_DONE;
+        }
+        x->cursor = resume;
+        return QX_MORE;
+    }
+    return QX_DONE;
+}

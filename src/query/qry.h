@@ -1,0 +1,63 @@
+/* qry.h - the LogCaster query language: compile once, match entries, skip blocks.
+ *
+ * One language serves the query port, IRC !query and HTTP. Text form (README "Query
+ * language"): terms separated by spaces are ANDed; OR between terms; '-' or NOT negates;
+ * parentheses group; "quoted phrases"; level:ERROR, level:>=WARN (also >, <, <=);
+ * source:PREFIX; since:15m / until:1h (relative: s m h d w), from:/to: absolute (unix
+ * seconds or ISO-8601 UTC); /regex/ or regex:PATTERN (PCRE2); limit:N.
+ *
+ * Keyword semantics: a bare word or phrase matches case-insensitively as a substring of the
+ * message, and a bare word that equals a level name (case-insensitively, aliases included)
+ * also matches entries of that level. So "error" finds ERROR entries even when the message
+ * lacks the word, as in the seed's examples.
+ *
+ * A compiled query is immutable after compilation and may be shared by threads. */
+#ifndef LC_QRY_H
+#define LC_QRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/entry.h"
+
+struct qry;
+
+#define QRY_ERR_MAX 160 /* Size of the error buffers below. */
+
+/* Compile a query text of the language above. now_ms anchors relative times (since:15m).
+ * On success returns 0 and *out (free with qry_free). On a malformed query returns -EINVAL and
+ * writes one human sentence to err (no newline), e.g. "unbalanced parenthesis at 7". An empty
+ * text is valid and matches everything. */
+int qry_compile(const char *text, size_t len, int64_t now_ms, struct qry **out, char *err);
+
+/* Builders for the older protocol forms, each returning a compiled query or NULL with err
+ * set. They accept the same values the text language does. */
+struct qry *qry_keyword(const char *kw, size_t len, char *err);          /* QUERY:<kw> */
+struct qry *qry_level(const char *name, size_t len, char *err);         /* level, or >=WARN */
+struct qry *qry_regex(const char *pat, size_t len, char *err);          /* PCRE2 pattern */
+struct qry *qry_time_range(int64_t from_ms, int64_t to_ms, char *err);  /* inclusive */
+
+/* Combine: take ownership of a and b (either may be NULL: then the other is returned). */
+struct qry *qry_and(struct qry *a, struct qry *b);
+struct qry *qry_or(struct qry *a, struct qry *b);
+void qry_set_limit(struct qry *q, uint64_t limit);
+
+bool qry_match(const struct qry *q, const struct lc_entry *e);
+
+/* False only when no entry of the block can match (time range disjoint, required level
+ * absent, a required keyword absent from the block's text). Always true when unsure. */
+bool qry_block_may_match(const struct qry *q, const struct lc_block_info *b);
+
+uint64_t qry_limit(const struct qry *q); /* 0 = no limit. */
+
+/* Inclusive event-time bounds implied by the query (INT64_MIN / INT64_MAX when open). */
+void qry_time_bounds(const struct qry *q, int64_t *from_ms, int64_t *to_ms);
+
+void qry_free(struct qry *q); /* NULL is a no-op. */
+
+/* Case-insensitive (ASCII) substring search; needle_len 0 returns hay. Fast for long hays:
+ * stores use it on whole blocks. Returns a pointer into hay or NULL. */
+const char *ci_memmem(const char *hay, size_t hay_len, const char *needle, size_t needle_len);
+
+#endif

@@ -1,0 +1,63 @@
+/* store.h - the store interface: append entries, scan them, report on them.
+ *
+ * This is the write path's one door: ingest hands batches to store_append and gets ids back.
+ * The in-memory store (mem.c) implements it now; the durable engine and a replicated log can
+ * implement the same calls later without the protocols noticing.
+ *
+ * Thread safety: every call may be made from any thread at any time. */
+#ifndef LC_STORE_H
+#define LC_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/entry.h"
+
+struct store;
+struct qry;
+
+struct store_config {
+    size_t memory_limit; /* Bytes of entries kept; the oldest are evicted beyond it. */
+};
+
+struct store_stats {
+    uint64_t entries;                   /* Held now. */
+    uint64_t appended;                  /* Since start. */
+    uint64_t evicted;                   /* Dropped to stay within the memory budget. */
+    uint64_t per_level[LC_LEVEL_COUNT]; /* Held now, by level. */
+    uint64_t bytes;                     /* Memory used by entries now. */
+    uint64_t first_id, last_id;         /* Held range; 0 when empty. */
+    int64_t oldest_ts_ms, newest_ts_ms; /* Event-time range held; 0 when empty. */
+};
+
+struct store *store_open(const struct store_config *cfg);
+void store_close(struct store *s); /* NULL is a no-op. */
+
+/* Append n entries in order, copying their strings. Assigns e[i].id (consecutive). Returns 0
+ * or -errno; on error nothing was appended. */
+int store_append(struct store *s, struct lc_entry *e, size_t n);
+
+/* Visit matching entries with ids in [from_id, to_id], oldest first when forward, else
+ * newest first. Blocks the query rules out are skipped without reading. visit returns true
+ * to go on, false to stop. At most `budget` entries are examined per call (skipped blocks cost
+ * little); *resume is set to the id to pass as the new start (from_id when forward, to_id when
+ * backward) if the scan must continue. Returns 1 when the range is finished or visit stopped,
+ * 0 when the budget ran out. The entry passed to visit is valid only during the call.
+ * q may be NULL (match all). */
+typedef bool (*store_visit_fn)(void *arg, const struct lc_entry *e);
+int store_scan(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to_id,
+               bool forward, size_t budget, store_visit_fn visit, void *arg, uint64_t *resume);
+
+/* Count matching entries in [from_id, to_id] with the same budget rules as store_scan. */
+int store_count(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to_id,
+                size_t budget, uint64_t *count, uint64_t *resume);
+
+/* Keep entries with id >= id from eviction until store_unpin. A streaming reader pins the
+ * range it promised to deliver; the memory budget may be exceeded meanwhile. */
+void store_pin(struct store *s, uint64_t id);
+void store_unpin(struct store *s, uint64_t id);
+
+void store_get_stats(struct store *s, struct store_stats *st);
+
+#endif
