@@ -1,6 +1,6 @@
 # LogCaster build. `make run` builds and starts the server; `make test` builds and runs every test.
 CC      ?= cc
-CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -pthread -Isrc \
+CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -pthread -Isrc -Itests/unit \
               $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
 LIBS    = $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8) -pthread -lm
 OPT     ?= -O2 -g
@@ -49,7 +49,7 @@ test: deps
 unit: $(patsubst %.c,$(BA)/%,$(UNIT_SRCS))
 	@for t in $^; do $$t || exit 1; done
 
-FUZZ_CFLAGS = -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
+FUZZ_CFLAGS = -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -Itests/unit \
               $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
 build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(HDRS)
 	@mkdir -p build/fuzz

@@ -20,8 +20,7 @@
 static int lock_data_dir(const char *dir)
 {
     if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
-        fprintf(stderr, "logcasterd: cannot create data directory %s: %s\n", dir,
-                strerror(errno));
+        fprintf(stderr, "logcasterd: cannot create data directory %s: %s\n", dir, strerror(errno));
         return -1;
     }
     char path[4096];
@@ -71,7 +70,8 @@ int main(int argc, char **argv)
         {"log", cfg.log_port, &proto_ingest},
         {"query", cfg.query_port, &proto_query},
     };
-    struct server *srv = server_start(&cfg, store, listeners, sizeof(listeners) / sizeof(listeners[0]));
+    struct server *srv =
+        server_start(&cfg, store, listeners, sizeof(listeners) / sizeof(listeners[0]));
     if (!srv) {
         store_close(store);
         return 1;

@@ -93,10 +93,23 @@ int parse_size(const char *s, size_t *out)
         return -EINVAL;
     double mult = 1;
     switch (*end) {
-    case 'k': case 'K': mult = 1024.0; end++; break;
-    case 'm': case 'M': mult = 1024.0 * 1024; end++; break;
-    case 'g': case 'G': mult = 1024.0 * 1024 * 1024; end++; break;
-    default: break;
+    case 'k':
+    case 'K':
+        mult = 1024.0;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        mult = 1024.0 * 1024;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        mult = 1024.0 * 1024 * 1024;
+        end++;
+        break;
+    default:
+        break;
     }
     if (*end == 'B' || *end == 'b' || (*end == 'i' && end[1] == 'B' && end++))
         end++;
@@ -115,8 +128,8 @@ static int parse_int(const char *name, const char *s, long lo, long hi, int *out
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "logcasterd: invalid value '%s' for --%s (expected %ld..%ld)\n", s,
-                name, lo, hi);
+        fprintf(stderr, "logcasterd: invalid value '%s' for --%s (expected %ld..%ld)\n", s, name,
+                lo, hi);
         return -1;
     }
     *out = (int)v;
@@ -126,17 +139,34 @@ static int parse_int(const char *name, const char *s, long lo, long hi, int *out
 static int parse_size_opt(const char *name, const char *s, size_t lo, size_t *out)
 {
     if (parse_size(s, out) < 0 || *out < lo) {
-        fprintf(stderr, "logcasterd: invalid size '%s' for --%s (e.g. 65536, 64K, 1G; at least %zu)\n",
-                s, name, lo);
+        fprintf(stderr,
+                "logcasterd: invalid size '%s' for --%s (e.g. 65536, 64K, 1G; at least %zu)\n", s,
+                name, lo);
         return -1;
     }
     return 0;
 }
 
 enum {
-    OPT_BIND = 256, OPT_LOG_PORT, OPT_QUERY_PORT, OPT_DATA_DIR, OPT_THREADS, OPT_MAX_LINE,
-    OPT_MEMORY, OPT_OUT_LIMIT, OPT_MAX_CONN, OPT_IDLE, OPT_BACKLOG, OPT_REUSEPORT, OPT_KA_IDLE,
-    OPT_KA_INTVL, OPT_KA_COUNT, OPT_USER_TIMEOUT, OPT_RCVBUF, OPT_SNDBUF, OPT_SHUTDOWN,
+    OPT_BIND = 256,
+    OPT_LOG_PORT,
+    OPT_QUERY_PORT,
+    OPT_DATA_DIR,
+    OPT_THREADS,
+    OPT_MAX_LINE,
+    OPT_MEMORY,
+    OPT_OUT_LIMIT,
+    OPT_MAX_CONN,
+    OPT_IDLE,
+    OPT_BACKLOG,
+    OPT_REUSEPORT,
+    OPT_KA_IDLE,
+    OPT_KA_INTVL,
+    OPT_KA_COUNT,
+    OPT_USER_TIMEOUT,
+    OPT_RCVBUF,
+    OPT_SNDBUF,
+    OPT_SHUTDOWN,
     OPT_VERSION,
 };
 
@@ -177,11 +207,21 @@ int config_parse(struct config *c, int argc, char **argv)
             break;
         int r = 0;
         switch (o) {
-        case OPT_BIND: c->bind_addr = optarg; break;
-        case OPT_LOG_PORT: r = parse_int("log-port", optarg, -1, 65535, &c->log_port); break;
-        case OPT_QUERY_PORT: r = parse_int("query-port", optarg, -1, 65535, &c->query_port); break;
-        case OPT_DATA_DIR: c->data_dir = optarg; break;
-        case OPT_THREADS: r = parse_int("threads", optarg, 1, 256, &c->threads); break;
+        case OPT_BIND:
+            c->bind_addr = optarg;
+            break;
+        case OPT_LOG_PORT:
+            r = parse_int("log-port", optarg, -1, 65535, &c->log_port);
+            break;
+        case OPT_QUERY_PORT:
+            r = parse_int("query-port", optarg, -1, 65535, &c->query_port);
+            break;
+        case OPT_DATA_DIR:
+            c->data_dir = optarg;
+            break;
+        case OPT_THREADS:
+            r = parse_int("threads", optarg, 1, 256, &c->threads);
+            break;
         case OPT_MAX_LINE:
             r = parse_size_opt("max-line", optarg, 64, &c->max_line);
             if (!r && c->max_line > ((size_t)64 << 20)) {
@@ -189,16 +229,36 @@ int config_parse(struct config *c, int argc, char **argv)
                 r = -1;
             }
             break;
-        case OPT_MEMORY: r = parse_size_opt("memory-limit", optarg, (size_t)4 << 20, &c->memory_limit); break;
-        case OPT_OUT_LIMIT: r = parse_size_opt("out-limit", optarg, 4096, &c->out_limit); break;
-        case OPT_MAX_CONN: r = parse_int("max-connections", optarg, 1, 1000000, &c->max_connections); break;
-        case OPT_IDLE: r = parse_int("idle-timeout", optarg, 0, 86400 * 365, &c->idle_timeout_s); break;
-        case OPT_BACKLOG: r = parse_int("backlog", optarg, 1, 65535, &c->backlog); break;
-        case OPT_REUSEPORT: c->reuseport = true; break;
-        case OPT_KA_IDLE: r = parse_int("keepalive-idle", optarg, 0, 32767, &c->keepalive_idle_s); break;
-        case OPT_KA_INTVL: r = parse_int("keepalive-interval", optarg, 1, 32767, &c->keepalive_interval_s); break;
-        case OPT_KA_COUNT: r = parse_int("keepalive-count", optarg, 1, 127, &c->keepalive_count); break;
-        case OPT_USER_TIMEOUT: r = parse_int("user-timeout", optarg, 0, INT_MAX, &c->user_timeout_ms); break;
+        case OPT_MEMORY:
+            r = parse_size_opt("memory-limit", optarg, (size_t)4 << 20, &c->memory_limit);
+            break;
+        case OPT_OUT_LIMIT:
+            r = parse_size_opt("out-limit", optarg, 4096, &c->out_limit);
+            break;
+        case OPT_MAX_CONN:
+            r = parse_int("max-connections", optarg, 1, 1000000, &c->max_connections);
+            break;
+        case OPT_IDLE:
+            r = parse_int("idle-timeout", optarg, 0, 86400 * 365, &c->idle_timeout_s);
+            break;
+        case OPT_BACKLOG:
+            r = parse_int("backlog", optarg, 1, 65535, &c->backlog);
+            break;
+        case OPT_REUSEPORT:
+            c->reuseport = true;
+            break;
+        case OPT_KA_IDLE:
+            r = parse_int("keepalive-idle", optarg, 0, 32767, &c->keepalive_idle_s);
+            break;
+        case OPT_KA_INTVL:
+            r = parse_int("keepalive-interval", optarg, 1, 32767, &c->keepalive_interval_s);
+            break;
+        case OPT_KA_COUNT:
+            r = parse_int("keepalive-count", optarg, 1, 127, &c->keepalive_count);
+            break;
+        case OPT_USER_TIMEOUT:
+            r = parse_int("user-timeout", optarg, 0, INT_MAX, &c->user_timeout_ms);
+            break;
         case OPT_RCVBUF:
         case OPT_SNDBUF:
             r = parse_size_opt(o == OPT_RCVBUF ? "rcvbuf" : "sndbuf", optarg, 0, &sz);
@@ -209,13 +269,24 @@ int config_parse(struct config *c, int argc, char **argv)
             if (!r)
                 *(o == OPT_RCVBUF ? &c->rcvbuf : &c->sndbuf) = (int)sz;
             break;
-        case OPT_SHUTDOWN: r = parse_int("shutdown-timeout", optarg, 0, 3600, &c->shutdown_timeout_s); break;
-        case 'v': c->verbosity++; break;
-        case 'q': c->verbosity = LOGV_ERROR; break;
-        case 'h': fputs(usage, stdout); return 1;
-        case OPT_VERSION: printf("logcasterd %s\n", LC_VERSION); return 1;
+        case OPT_SHUTDOWN:
+            r = parse_int("shutdown-timeout", optarg, 0, 3600, &c->shutdown_timeout_s);
+            break;
+        case 'v':
+            c->verbosity++;
+            break;
+        case 'q':
+            c->verbosity = LOGV_ERROR;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 1;
+        case OPT_VERSION:
+            printf("logcasterd %s\n", LC_VERSION);
+            return 1;
         case ':':
-            fprintf(stderr, "logcasterd: option '%s' needs a value (see --help)\n", argv[optind - 1]);
+            fprintf(stderr, "logcasterd: option '%s' needs a value (see --help)\n",
+                    argv[optind - 1]);
             return -1;
         default:
             fprintf(stderr, "logcasterd: unknown option '%s' (see --help)\n", argv[optind - 1]);

@@ -7,24 +7,24 @@
 #include <stdint.h>
 
 struct config {
-    const char *bind_addr;   /* Address every listener binds to. */
-    int log_port;            /* Ingest listener; -1 = disabled. */
-    int query_port;          /* Query listener; -1 = disabled. */
-    const char *data_dir;    /* Created if missing; holds the lock file. */
-    int threads;             /* Reactor threads. */
-    size_t max_line;         /* Longest accepted line in bytes. */
-    size_t memory_limit;     /* In-memory store budget in bytes. */
-    size_t out_limit;        /* Unsent reply bytes per connection before reading pauses. */
-    int max_connections;     /* Across all listeners; more are accepted and closed at once. */
-    int idle_timeout_s;      /* Close connections silent this long; 0 = never. */
-    int backlog;             /* listen() backlog. */
-    bool reuseport;          /* SO_REUSEPORT on listeners. */
-    int keepalive_idle_s;    /* TCP keepalive: idle time before probes; 0 disables keepalive. */
+    const char *bind_addr; /* Address every listener binds to. */
+    int log_port;          /* Ingest listener; -1 = disabled. */
+    int query_port;        /* Query listener; -1 = disabled. */
+    const char *data_dir;  /* Created if missing; holds the lock file. */
+    int threads;           /* Reactor threads. */
+    size_t max_line;       /* Longest accepted line in bytes. */
+    size_t memory_limit;   /* In-memory store budget in bytes. */
+    size_t out_limit;      /* Unsent reply bytes per connection before reading pauses. */
+    int max_connections;   /* Across all listeners; more are accepted and closed at once. */
+    int idle_timeout_s;    /* Close connections silent this long; 0 = never. */
+    int backlog;           /* listen() backlog. */
+    bool reuseport;        /* SO_REUSEPORT on listeners. */
+    int keepalive_idle_s;  /* TCP keepalive: idle time before probes; 0 disables keepalive. */
     int keepalive_interval_s;
     int keepalive_count;
-    int user_timeout_ms;     /* TCP_USER_TIMEOUT; 0 = kernel default. */
-    int rcvbuf, sndbuf;      /* SO_RCVBUF / SO_SNDBUF; 0 = kernel default (autotuning). */
-    int shutdown_timeout_s;  /* Longest graceful-shutdown flush. */
+    int user_timeout_ms;    /* TCP_USER_TIMEOUT; 0 = kernel default. */
+    int rcvbuf, sndbuf;     /* SO_RCVBUF / SO_SNDBUF; 0 = kernel default (autotuning). */
+    int shutdown_timeout_s; /* Longest graceful-shutdown flush. */
     int verbosity;
 };
 

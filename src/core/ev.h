@@ -13,9 +13,9 @@
 struct ev_loop;
 struct ev_io;
 
-#define EV_READ  0x1u
-#define EV_WRITE 0x4u
-#define EV_ERROR 0x8u /* Reported only: hang-up or socket error. */
+#define EV_READ      0x1u
+#define EV_WRITE     0x4u
+#define EV_ERROR     0x8u  /* Reported only: hang-up or socket error. */
 #define EV_EXCLUSIVE 0x10u /* With EV_READ on a shared listener: wake one loop, not all. */
 
 typedef void (*ev_io_cb)(struct ev_loop *loop, struct ev_io *io, uint32_t events);

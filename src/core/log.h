@@ -20,10 +20,10 @@ int64_t now_ms(void);
 int64_t mono_ms(void);
 
 /* An assertion that is never compiled out: invariants hold in release builds too. */
-#define lc_assert(cond)                                                                        \
-    do {                                                                                       \
-        if (!(cond))                                                                           \
-            lc_assert_fail(#cond, __FILE__, __LINE__);                                         \
+#define lc_assert(cond)                                                                            \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            lc_assert_fail(#cond, __FILE__, __LINE__);                                             \
     } while (0)
 void lc_assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
 

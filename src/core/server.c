@@ -26,8 +26,8 @@
 #include "core/ev.h"
 #include "core/log.h"
 
-#define READ_CHUNK   (256 * 1024) /* Bytes asked of one read(). */
-#define READS_PER_EV 4            /* Reads per readiness event before others get a turn. */
+#define READ_CHUNK    (256 * 1024) /* Bytes asked of one read(). */
+#define READS_PER_EV  4            /* Reads per readiness event before others get a turn. */
 #define MAX_LISTENERS 8
 
 struct listener {
@@ -41,11 +41,11 @@ struct reactor {
     int index;
     pthread_t thread;
     struct ev_loop *loop;
-    struct ev_io wake;                  /* eventfd: shutdown requests. */
-    struct ev_io lio[MAX_LISTENERS];    /* This loop's watch on each shared listener. */
-    struct conn *conns;                 /* Doubly linked list of live connections. */
+    struct ev_io wake;               /* eventfd: shutdown requests. */
+    struct ev_io lio[MAX_LISTENERS]; /* This loop's watch on each shared listener. */
+    struct conn *conns;              /* Doubly linked list of live connections. */
     size_t nconns;
-    bool draining;                      /* Shutdown began: no accepts, close when flushed. */
+    bool draining; /* Shutdown began: no accepts, close when flushed. */
     int64_t drain_deadline;
 };
 
@@ -73,7 +73,7 @@ struct conn {
     bool read_eof;       /* Peer finished sending (or we stopped reading for good). */
     bool eof_delivered;  /* proto->input saw eof=true. */
     bool close_after_flush;
-    bool closed;         /* Freed at the end of this turn. */
+    bool closed; /* Freed at the end of this turn. */
     bool resume_queued;
     bool out_was_full;
     struct conn *prev, *next;
@@ -85,19 +85,44 @@ static void conn_update_interest(struct conn *c);
 static void conn_process_input(struct conn *c);
 static void conn_destroy(struct conn *c);
 
-#define CNT_ADD(field, n) atomic_fetch_add_explicit((_Atomic uint64_t *)&srv->counters.field, (n), memory_order_relaxed)
+#define CNT_ADD(field, n)                                                                          \
+    atomic_fetch_add_explicit((_Atomic uint64_t *)&srv->counters.field, (n), memory_order_relaxed)
 
 /* ------------------------------------------------------------------------------------------ */
 /* Accessors for protocols. */
 
-struct server *conn_server(const struct conn *c) { return c->r->srv; }
-struct store *conn_store(const struct conn *c) { return c->r->srv->store; }
-const struct config *conn_config(const struct conn *c) { return c->r->srv->cfg; }
-struct ev_loop *conn_loop(const struct conn *c) { return c->r->loop; }
-void *conn_state(const struct conn *c) { return c->state; }
-void conn_set_state(struct conn *c, void *state) { c->state = state; }
-struct server_counters *server_counters(struct server *s) { return &s->counters; }
-int64_t server_started_ms(const struct server *s) { return s->started_ms; }
+struct server *conn_server(const struct conn *c)
+{
+    return c->r->srv;
+}
+struct store *conn_store(const struct conn *c)
+{
+    return c->r->srv->store;
+}
+const struct config *conn_config(const struct conn *c)
+{
+    return c->r->srv->cfg;
+}
+struct ev_loop *conn_loop(const struct conn *c)
+{
+    return c->r->loop;
+}
+void *conn_state(const struct conn *c)
+{
+    return c->state;
+}
+void conn_set_state(struct conn *c, void *state)
+{
+    c->state = state;
+}
+struct server_counters *server_counters(struct server *s)
+{
+    return &s->counters;
+}
+int64_t server_started_ms(const struct server *s)
+{
+    return s->started_ms;
+}
 
 const char *conn_peer(const struct conn *c, size_t *len)
 {
@@ -448,8 +473,8 @@ static void accept_one(struct reactor *r, struct listener *l, int fd,
                        const struct sockaddr_storage *ss)
 {
     struct server *srv = r->srv;
-    uint64_t cur = atomic_fetch_add_explicit((_Atomic uint64_t *)&srv->counters.conns_current,
-                                             1, memory_order_relaxed);
+    uint64_t cur = atomic_fetch_add_explicit((_Atomic uint64_t *)&srv->counters.conns_current, 1,
+                                             memory_order_relaxed);
     if (cur >= (uint64_t)srv->cfg->max_connections || r->draining) {
         atomic_fetch_sub_explicit((_Atomic uint64_t *)&srv->counters.conns_current, 1,
                                   memory_order_relaxed);
@@ -505,8 +530,7 @@ static void listener_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE)
-                log_warn("accept on %s: %s (raise the open-file limit)", l->addr,
-                         strerror(errno));
+                log_warn("accept on %s: %s (raise the open-file limit)", l->addr, strerror(errno));
             else if (errno != EAGAIN && errno != EWOULDBLOCK)
                 log_warn("accept on %s: %s", l->addr, strerror(errno));
             return;
@@ -535,8 +559,8 @@ static void reactor_tick(struct ev_loop *loop, void *arg)
             }
             continue;
         }
-        if (cfg->idle_timeout_s > 0 && now - c->last_active > (int64_t)cfg->idle_timeout_s * 1000
-            && !c->busy) {
+        if (cfg->idle_timeout_s > 0 && now - c->last_active > (int64_t)cfg->idle_timeout_s * 1000 &&
+            !c->busy) {
             log_info("closing %s: idle for %d s", c->peer, cfg->idle_timeout_s);
             atomic_fetch_add_explicit((_Atomic uint64_t *)&r->srv->counters.conns_timed_out, 1,
                                       memory_order_relaxed);
@@ -638,8 +662,10 @@ static int open_listener(const struct config *cfg, const struct listener_spec *s
         fprintf(stderr, "logcasterd: cannot listen on %s port %d for %s: %s\n", cfg->bind_addr,
                 spec->port, spec->role, strerror(e));
         if (e == EADDRINUSE)
-            fprintf(stderr, "logcasterd: another process uses that port; pick another with "
-                            "--%s-port or stop it\n", spec->role);
+            fprintf(stderr,
+                    "logcasterd: another process uses that port; pick another with "
+                    "--%s-port or stop it\n",
+                    spec->role);
         close(fd);
         freeaddrinfo(res);
         return -1;

@@ -22,7 +22,7 @@
 static const char ERR_TOO_LONG[] = "line too long"; /* Replies add the limit. */
 
 struct ingest_conn {
-    bool discarding;             /* Skipping the rest of an over-long line. */
+    bool discarding; /* Skipping the rest of an over-long line. */
 };
 
 /* What to answer for line i of a batch, in order. */
@@ -37,7 +37,7 @@ struct batch {
     struct lc_entry entries[BATCH_MAX];
     struct reply replies[BATCH_MAX];
     size_t nentries, nreplies;
-    char *esc;        /* Escaped messages. */
+    char *esc; /* Escaped messages. */
     size_t esc_used, esc_cap;
 };
 static __thread struct batch *tls_batch;
@@ -104,8 +104,8 @@ static void add_reply(struct batch *b, enum ingest_form form, const char *error)
 }
 
 /* Turn one line into a batched entry (and a reply for framed forms). */
-static void take_line(struct conn *c, struct batch *b, const char *line, size_t len,
-                      bool truncated, int64_t now)
+static void take_line(struct conn *c, struct batch *b, const char *line, size_t len, bool truncated,
+                      int64_t now)
 {
     struct server_counters *cnt = server_counters(conn_server(c));
     struct ingest_line il;
@@ -180,11 +180,11 @@ static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
         bool too_long = (take ? len : avail) > cfg->max_line;
         if (!take && !too_long) {
             if (!eof)
-                break; /* Wait for the rest of the line. */
+                break;          /* Wait for the rest of the line. */
             take = len = avail; /* The peer's last line has no newline: keep it anyway. */
         }
-        if (b->nreplies == BATCH_MAX || b->nentries == BATCH_MAX
-            || b->esc_used + 4 * cfg->max_line > b->esc_cap)
+        if (b->nreplies == BATCH_MAX || b->nentries == BATCH_MAX ||
+            b->esc_used + 4 * cfg->max_line > b->esc_cap)
             batch_flush(c, b);
         if (too_long) {
             /* Never silently lost: plain lines keep their first max_line bytes, flagged;

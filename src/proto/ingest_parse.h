@@ -6,18 +6,18 @@
 #include <stdint.h>
 
 enum ingest_form {
-    INGEST_PLAIN,  /* Any text line: stored as is, no reply. */
-    INGEST_COLON,  /* LOG:<unix_ts>:<LEVEL>:<message>  -> ACK | ERROR:<reason> */
-    INGEST_PIPE,   /* LOG|<LEVEL>|<unix_ts>|<message>  -> OK|<id> | ERROR|<reason> */
+    INGEST_PLAIN, /* Any text line: stored as is, no reply. */
+    INGEST_COLON, /* LOG:<unix_ts>:<LEVEL>:<message>  -> ACK | ERROR:<reason> */
+    INGEST_PIPE,  /* LOG|<LEVEL>|<unix_ts>|<message>  -> OK|<id> | ERROR|<reason> */
 };
 
 struct ingest_line {
     enum ingest_form form;
-    int level;          /* enum lc_level, or -1: detect from the message. */
-    int64_t ts_ms;      /* INT64_MIN: use the receive time. */
-    const char *msg;    /* Raw (unescaped) message; borrowed from the input line. */
+    int level;       /* enum lc_level, or -1: detect from the message. */
+    int64_t ts_ms;   /* INT64_MIN: use the receive time. */
+    const char *msg; /* Raw (unescaped) message; borrowed from the input line. */
     size_t msg_len;
-    const char *error;  /* Non-NULL when a framed line is malformed: the reason (static). */
+    const char *error; /* Non-NULL when a framed line is malformed: the reason (static). */
 };
 
 /* The form a line announces by its first bytes (enough to pick the reply style even when the

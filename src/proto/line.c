@@ -126,22 +126,30 @@ int line_detect_level(const char *p, size_t n)
         if (len < 3 || len > 11)
             continue;
         switch (s[start] | 0x20) {
-        case 'a': case 'c': case 'd': case 'e': case 'f': case 'i': case 'n': case 't':
+        case 'a':
+        case 'c':
+        case 'd':
+        case 'e':
+        case 'f':
+        case 'i':
+        case 'n':
+        case 't':
         case 'w':
             break;
         default:
             continue;
         }
         /* A word glued to digits or '_' ("error_count", "info2") is not a level. */
-        if ((start > 0 && (s[start - 1] == '_' || (s[start - 1] >= '0' && s[start - 1] <= '9')))
-            || (i < n && (s[i] == '_' || (s[i] >= '0' && s[i] <= '9'))))
+        if ((start > 0 && (s[start - 1] == '_' || (s[start - 1] >= '0' && s[start - 1] <= '9'))) ||
+            (i < n && (s[i] == '_' || (s[i] >= '0' && s[i] <= '9'))))
             continue;
         /* A lower-case word counts only when it looks like a field ("[warn]", "level=info",
          * "error:"), so that prose such as "stack trace follows" is not a level. */
         if (s[start + 1] >= 'a') {
             unsigned char before = start ? s[start - 1] : ' ';
             unsigned char after = i < n ? s[i] : ' ';
-            bool field = (before && strchr("[<=\"'(", before)) || (after && strchr("]:>\"')", after));
+            bool field =
+                (before && strchr("[<=\"'(", before)) || (after && strchr("]:>\"')", after));
             if (s[start] >= 'a' && !field)
                 continue;
         }

@@ -14,14 +14,14 @@ struct qexec {
     struct qry *q;
     bool count_only;
     enum phase phase;
-    uint64_t lo, hi;     /* Snapshot id range. */
-    uint64_t cursor;     /* Next id to examine in the current phase. */
-    uint64_t limit;      /* 0 = none. */
-    uint64_t n;          /* Matches counted. */
-    uint64_t oldest;     /* Oldest counted match: where rows start. */
+    uint64_t lo, hi; /* Snapshot id range. */
+    uint64_t cursor; /* Next id to examine in the current phase. */
+    uint64_t limit;  /* 0 = none. */
+    uint64_t n;      /* Matches counted. */
+    uint64_t oldest; /* Oldest counted match: where rows start. */
     uint64_t emitted;
-    uint64_t pinned;     /* Id pinned in the store, 0 = none. */
-    bool paused;         /* The sink asked to stop after the last row. */
+    uint64_t pinned; /* Id pinned in the store, 0 = none. */
+    bool paused;     /* The sink asked to stop after the last row. */
     const struct qexec_sink *sink;
     void *arg;
 };
@@ -102,11 +102,11 @@ enum qexec_status qexec_step(struct qexec *x, size_t budget, const struct qexec_
             uint64_t resume = 0;
             int done;
             if (x->limit)
-                done = store_scan(x->store, x->q, x->lo, x->cursor, false, budget, count_visit,
-                                  x, &resume);
+                done = store_scan(x->store, x->q, x->lo, x->cursor, false, budget, count_visit, x,
+                                  &resume);
             else
-                done = store_scan(x->store, x->q, x->cursor, x->hi, true, budget, count_visit,
-                                  x, &resume);
+                done = store_scan(x->store, x->q, x->cursor, x->hi, true, budget, count_visit, x,
+                                  &resume);
             if (!done) {
                 x->cursor = resume;
                 return QX_MORE;
@@ -124,8 +124,8 @@ enum qexec_status qexec_step(struct qexec *x, size_t budget, const struct qexec_
     }
     if (x->phase == PH_ROWS) {
         uint64_t resume = 0;
-        int done = store_scan(x->store, x->q, x->cursor, x->hi, true, budget, row_visit, x,
-                              &resume);
+        int done =
+            store_scan(x->store, x->q, x->cursor, x->hi, true, budget, row_visit, x, &resume);
         if (x->emitted >= x->n) {
             x->phase = PH_DONE;
             return QX_DONE;

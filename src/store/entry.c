@@ -4,7 +4,7 @@
 #include <strings.h>
 
 static const char *const level_names[LC_LEVEL_COUNT] = {"TRACE", "DEBUG", "INFO",
-                                                         "WARN",  "ERROR", "FATAL"};
+                                                        "WARN",  "ERROR", "FATAL"};
 
 const char *lc_level_name(int level)
 {
@@ -17,10 +17,10 @@ static const struct {
     const char *name;
     int level;
 } level_aliases[] = {
-    {"TRACE", LC_TRACE},  {"DEBUG", LC_DEBUG}, {"INFO", LC_INFO},       {"WARN", LC_WARN},
-    {"ERROR", LC_ERROR},  {"FATAL", LC_FATAL}, {"WARNING", LC_WARN},    {"CRITICAL", LC_FATAL},
-    {"CRIT", LC_FATAL},   {"ERR", LC_ERROR},   {"NOTICE", LC_INFO},     {"EMERG", LC_FATAL},
-    {"ALERT", LC_FATAL},  {"INFORMATION", LC_INFO}, {"DBG", LC_DEBUG},
+    {"TRACE", LC_TRACE}, {"DEBUG", LC_DEBUG},      {"INFO", LC_INFO},    {"WARN", LC_WARN},
+    {"ERROR", LC_ERROR}, {"FATAL", LC_FATAL},      {"WARNING", LC_WARN}, {"CRITICAL", LC_FATAL},
+    {"CRIT", LC_FATAL},  {"ERR", LC_ERROR},        {"NOTICE", LC_INFO},  {"EMERG", LC_FATAL},
+    {"ALERT", LC_FATAL}, {"INFORMATION", LC_INFO}, {"DBG", LC_DEBUG},
 };
 
 int lc_level_parse(const char *s, size_t len)

@@ -9,15 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum lc_level {
-    LC_TRACE = 0,
-    LC_DEBUG,
-    LC_INFO,
-    LC_WARN,
-    LC_ERROR,
-    LC_FATAL,
-    LC_LEVEL_COUNT
-};
+enum lc_level { LC_TRACE = 0, LC_DEBUG, LC_INFO, LC_WARN, LC_ERROR, LC_FATAL, LC_LEVEL_COUNT };
 
 #define LC_ENTRY_TRUNCATED 0x01 /* The message was cut at the configured line limit. */
 
@@ -36,7 +28,7 @@ struct lc_entry {
 /* What a store knows about a block of consecutive entries, so a query can skip the block
  * without reading its entries. Fields a store cannot provide are set to "anything". */
 struct lc_block_info {
-    uint64_t first_id, last_id; /* Inclusive id range. */
+    uint64_t first_id, last_id;   /* Inclusive id range. */
     int64_t min_ts_ms, max_ts_ms; /* Inclusive event-time range. */
     uint32_t level_mask;          /* Bit (1u << level) set for each level present. */
     const char *text;             /* Every message byte of the block, or NULL if unknown. */

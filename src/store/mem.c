@@ -25,16 +25,16 @@
 struct rec {
     int64_t ts_ms;
     int64_t recv_ms;
-    uint32_t off;     /* Message start in text. */
+    uint32_t off; /* Message start in text. */
     uint32_t msg_len;
-    uint8_t src_len;  /* Source bytes just before the message. */
+    uint8_t src_len; /* Source bytes just before the message. */
     uint8_t level;
     uint8_t flags;
 };
 
 struct chunk {
     uint64_t first_id;
-    _Atomic uint32_t count;     /* Published records. */
+    _Atomic uint32_t count; /* Published records. */
     _Atomic int64_t min_ts, max_ts;
     _Atomic uint32_t level_mask;
     uint32_t level_counts[LC_LEVEL_COUNT];
@@ -282,8 +282,8 @@ static void block_info(const struct chunk *c, uint32_t count, struct lc_block_in
     b->text_len = last->off + last->msg_len;
 }
 
-int store_scan(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to_id,
-               bool forward, size_t budget, store_visit_fn visit, void *arg, uint64_t *resume)
+int store_scan(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to_id, bool forward,
+               size_t budget, store_visit_fn visit, void *arg, uint64_t *resume)
 {
     int done = 1;
     if (from_id > to_id)

@@ -46,8 +46,8 @@ int store_append(struct store *s, struct lc_entry *e, size_t n);
  * 0 when the budget ran out. The entry passed to visit is valid only during the call.
  * q may be NULL (match all). */
 typedef bool (*store_visit_fn)(void *arg, const struct lc_entry *e);
-int store_scan(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to_id,
-               bool forward, size_t budget, store_visit_fn visit, void *arg, uint64_t *resume);
+int store_scan(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to_id, bool forward,
+               size_t budget, store_visit_fn visit, void *arg, uint64_t *resume);
 
 /* Count matching entries in [from_id, to_id] with the same budget rules as store_scan. */
 int store_count(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to_id,

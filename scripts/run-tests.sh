@@ -1,0 +1,64 @@
+#!/bin/bash
+# Run the whole suite against one build tree (the ASan+UBSan one from `make test`):
+# unit tests, integration tests over real sockets, and a short run of every fuzzer.
+# Ends with one line: "N passed, N failed".
+set -u
+build=${1:-build/asan}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+passed=0
+failed=0
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+echo "== unit tests"
+for t in "$build"/tests/unit/test_*; do
+    [ -x "$t" ] || continue
+    out=$("$t" 2>&1)
+    rc=$?
+    echo "$out" | tail -n 20
+    line=$(echo "$out" | grep -E '^[a-z_]+: [0-9]+ passed, [0-9]+ failed' | tail -n 1)
+    p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')
+    f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+    [ -n "$line" ] || { p=0; f=1; }
+    [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    passed=$((passed + p))
+    failed=$((failed + f))
+done
+
+echo "== integration tests"
+export LOGCASTERD="$root/$build/logcasterd" LOGCASTER="$root/$build/logcaster"
+out=$(/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1)
+rc=$?
+echo "$out" | tail -n 40
+p=$(echo "$out" | grep -Eo '[0-9]+ passed' | tail -n 1 | grep -Eo '[0-9]+' || echo 0)
+f=$(echo "$out" | grep -Eo '[0-9]+ (failed|error)' | awk '{s+=$1} END {print s+0}')
+[ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+passed=$((passed + p))
+failed=$((failed + f))
+
+echo "== fuzzers (${FUZZ_SECONDS:=15} s each)"
+if command -v clang >/dev/null; then
+    for src in tests/fuzz/fuzz_*.c; do
+        [ -f "$src" ] || continue
+        name=$(basename "$src" .c)
+        if ! make --no-print-directory -s "build/fuzz/$name" >/dev/null 2>&1; then
+            echo "fuzz $name: build failed"; failed=$((failed + 1)); continue
+        fi
+        corpus=$(mktemp -d)
+        [ -d "tests/fuzz/corpus/$name" ] && cp -r "tests/fuzz/corpus/$name/." "$corpus/"
+        if "build/fuzz/$name" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+            "$corpus" >"$corpus.log" 2>&1; then
+            echo "fuzz $name: ok ($(grep -Eo 'Done [0-9]+ runs' "$corpus.log" | tail -n 1))"
+            passed=$((passed + 1))
+        else
+            echo "fuzz $name: FAILED"; tail -n 30 "$corpus.log"; failed=$((failed + 1))
+        fi
+        rm -rf "$corpus" "$corpus.log"
+    done
+else
+    echo "clang not found: fuzzers not run"; failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,97 @@
+/* match.c - evaluate a compiled query against one entry, or decide a block can be skipped.
+ *
+ * Both walks read the tree only, so any number of threads may run them on one query at
+ * once; neither allocates (a regex match uses its thread's match data, created once). The
+ * tree's depth is bounded by the parser's nesting limit, so recursion is safe. */
+#include "query/qry_internal.h"
+
+static inline bool level_in(uint32_t mask, uint8_t level)
+{
+    return level < 32 && (mask >> level) & 1u;
+}
+
+/* ASCII case-insensitive prefix test. */
+static bool has_prefix_ci(const char *s, size_t len, const char *prefix, size_t plen)
+{
+    if (plen > len)
+        return false;
+    for (size_t i = 0; i < plen; i++) {
+        unsigned char a = (unsigned char)s[i], b = (unsigned char)prefix[i];
+        if (a != b && ((a | 0x20) != (b | 0x20) || (unsigned char)((a | 0x20) - 'a') >= 26))
+            return false;
+    }
+    return true;
+}
+
+static bool node_match(const struct qnode *n, const struct lc_entry *e)
+{
+    switch (n->kind) {
+    case QN_TRUE:
+        return true;
+    case QN_AND:
+        for (size_t i = 0; i < n->list.n; i++)
+            if (!node_match(n->list.kids[i], e))
+                return false;
+        return true;
+    case QN_OR:
+        for (size_t i = 0; i < n->list.n; i++)
+            if (node_match(n->list.kids[i], e))
+                return true;
+        return false;
+    case QN_NOT:
+        return !node_match(n->child, e);
+    case QN_KEYWORD:
+        return n->kw.needle.len == 0 || level_in(n->kw.level_mask, e->level) ||
+               ci_needle_find(&n->kw.needle, e->msg, e->msg_len) != NULL;
+    case QN_LEVEL:
+        return level_in(n->level_mask, e->level);
+    case QN_SOURCE:
+        return n->src.len == 0 ||
+               (e->source && has_prefix_ci(e->source, e->source_len, n->src.prefix, n->src.len));
+    case QN_TIME:
+        return e->ts_ms >= n->time.from_ms && e->ts_ms <= n->time.to_ms;
+    case QN_REGEX:
+        return regex_match(n->re, e->msg, e->msg_len);
+    }
+    return false;
+}
+
+bool qry_match(const struct qry *q, const struct lc_entry *e)
+{
+    return !q || node_match(q->root, e);
+}
+
+static bool node_may_match(const struct qnode *n, const struct lc_block_info *b)
+{
+    switch (n->kind) {
+    case QN_AND:
+        for (size_t i = 0; i < n->list.n; i++)
+            if (!node_may_match(n->list.kids[i], b))
+                return false;
+        return true;
+    case QN_OR:
+        for (size_t i = 0; i < n->list.n; i++)
+            if (node_may_match(n->list.kids[i], b))
+                return true;
+        return false;
+    case QN_KEYWORD:
+        if (n->kw.needle.len == 0 || !b->text || (n->kw.level_mask & b->level_mask))
+            return true;
+        return ci_needle_find(&n->kw.needle, b->text, b->text_len) != NULL;
+    case QN_LEVEL:
+        return (n->level_mask & b->level_mask) != 0;
+    case QN_TIME:
+        return n->time.from_ms <= b->max_ts_ms && n->time.to_ms >= b->min_ts_ms;
+    case QN_TRUE:
+    case QN_NOT: /* A negation can match almost anything a block holds. */
+    case QN_SOURCE:
+    case QN_REGEX:
+        return true;
+    }
+    return true;
+}
+
+bool qry_block_may_match(const struct qry *q, const struct lc_block_info *b)
+{
+    return !q || node_may_match(q->root, b);
+}

@@ -1,0 +1,684 @@
+/* parse.c - turn a query text (or a builder call) into a compiled query.
+ *
+ * Recursive descent over the lexer's tokens, one token of lookahead:
+ *
+ *     or    := and ( OR and )*
+ *     and   := unary ( [AND] unary )*
+ *     unary := ( NOT | '-' ) unary | primary
+ *     primary := '(' or ')' | word | "phrase" | /regex/ | field:value
+ *
+ * Every value is decoded here, once, so matching does no parsing and no allocation. A
+ * limit:N term sets the query's limit and leaves no node; it may sit anywhere an AND
+ * would drop it, but negating it or making it an OR operand is an error because either would
+ * give it a meaning it does not have. ANDs and ORs are flattened and their children put
+ * cheapest first (time and level tests before substring search before regex). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "query/qry_internal.h"
+
+struct parser {
+    struct lexer lx;
+    struct token tok; /* Lookahead. */
+    int64_t now_ms;
+    uint64_t limit;
+    unsigned depth, terms;
+    char *err;
+};
+
+/* ---- Nodes ---- */
+
+struct qnode *qnode_new(enum qnode_kind kind)
+{
+    struct qnode *n = calloc(1, sizeof(*n));
+    if (n)
+        n->kind = kind;
+    return n;
+}
+
+void qnode_free(struct qnode *n)
+{
+    if (!n)
+        return;
+    switch (n->kind) {
+    case QN_AND:
+    case QN_OR:
+        for (size_t i = 0; i < n->list.n; i++)
+            qnode_free(n->list.kids[i]);
+        free(n->list.kids);
+        break;
+    case QN_NOT:
+        qnode_free(n->child);
+        break;
+    case QN_KEYWORD:
+        free(n->kw.text);
+        break;
+    case QN_SOURCE:
+        free(n->src.prefix);
+        break;
+    case QN_REGEX:
+        regex_free(n->re);
+        break;
+    case QN_TRUE:
+    case QN_LEVEL:
+    case QN_TIME:
+        break;
+    }
+    free(n);
+}
+
+/* Rough relative cost of testing a node against one entry. */
+static unsigned node_cost(const struct qnode *n)
+{
+    switch (n->kind) {
+    case QN_TRUE:
+        return 0;
+    case QN_LEVEL:
+    case QN_TIME:
+        return 1;
+    case QN_SOURCE:
+        return 2;
+    case QN_KEYWORD:
+        return 3;
+    case QN_NOT:
+        return node_cost(n->child);
+    case QN_AND:
+    case QN_OR: {
+        unsigned c = 0;
+        for (size_t i = 0; i < n->list.n; i++) {
+            unsigned k = node_cost(n->list.kids[i]);
+            c = k > c ? k : c;
+        }
+        return c + 1;
+    }
+    case QN_REGEX:
+        return 6;
+    }
+    return 6;
+}
+
+/* Append kid to an AND/OR list, taking ownership; a kid of the same kind is merged. Returns 0
+ * or -ENOMEM (kid freed). */
+static int list_add(struct qnode *list, struct qnode *kid)
+{
+    size_t add = kid->kind == list->kind ? kid->list.n : 1;
+    struct qnode **k = realloc(list->list.kids, (list->list.n + add) * sizeof(*k));
+    if (!k) {
+        qnode_free(kid);
+        return -ENOMEM;
+    }
+    list->list.kids = k;
+    if (kid->kind == list->kind) {
+        memcpy(k + list->list.n, kid->list.kids, add * sizeof(*k));
+        free(kid->list.kids);
+        free(kid);
+    } else {
+        k[list->list.n] = kid;
+    }
+    list->list.n += add;
+    return 0;
+}
+
+/* Stable insertion sort of a list's children, cheapest first. */
+static void list_sort(struct qnode *list)
+{
+    struct qnode **k = list->list.kids;
+    for (size_t i = 1; i < list->list.n; i++) {
+        struct qnode *x = k[i];
+        unsigned c = node_cost(x);
+        size_t j = i;
+        for (; j > 0 && node_cost(k[j - 1]) > c; j--)
+            k[j] = k[j - 1];
+        k[j] = x;
+    }
+}
+
+/* Combine two owned nodes under kind (QN_AND or QN_OR); NULL when out of memory (both
+ * freed). */
+static struct qnode *combine(enum qnode_kind kind, struct qnode *a, struct qnode *b)
+{
+    struct qnode *n = qnode_new(kind);
+    if (!n) {
+        qnode_free(a);
+        qnode_free(b);
+        return NULL;
+    }
+    if (list_add(n, a) < 0) {
+        qnode_free(b);
+        qnode_free(n);
+        return NULL;
+    }
+    if (list_add(n, b) < 0) {
+        qnode_free(n);
+        return NULL;
+    }
+    list_sort(n);
+    return n;
+}
+
+static void bounds(const struct qnode *n, int64_t *lo, int64_t *hi)
+{
+    *lo = INT64_MIN, *hi = INT64_MAX;
+    if (n->kind == QN_TIME) {
+        *lo = n->time.from_ms, *hi = n->time.to_ms;
+    } else if (n->kind == QN_AND) {
+        for (size_t i = 0; i < n->list.n; i++) {
+            int64_t l, h;
+            bounds(n->list.kids[i], &l, &h);
+            *lo = l > *lo ? l : *lo;
+            *hi = h < *hi ? h : *hi;
+        }
+    } else if (n->kind == QN_OR && n->list.n > 0) {
+        /* The hull of the alternatives: an entry outside every one cannot match. */
+        *lo = INT64_MAX, *hi = INT64_MIN;
+        for (size_t i = 0; i < n->list.n; i++) {
+            int64_t l, h;
+            bounds(n->list.kids[i], &l, &h);
+            *lo = l < *lo ? l : *lo;
+            *hi = h > *hi ? h : *hi;
+        }
+    }
+}
+
+struct qry *qry_wrap(struct qnode *root, uint64_t limit)
+{
+    struct qry *q = root ? calloc(1, sizeof(*q)) : NULL;
+    if (!q) {
+        qnode_free(root);
+        return NULL;
+    }
+    q->root = root;
+    q->limit = limit;
+    bounds(root, &q->from_ms, &q->to_ms);
+    return q;
+}
+
+/* ---- Leaf construction ---- */
+
+/* Resolve \" and \\ in a quoted body; other backslashes stay literal. Returns an owned,
+ * NUL-terminated string and its length in *out_len, or NULL when out of memory. */
+static char *unescape(const char *s, size_t len, size_t *out_len)
+{
+    char *d = malloc(len + 1);
+    if (!d)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\\' && i + 1 < len && (s[i + 1] == '"' || s[i + 1] == '\\'))
+            i++;
+        d[n++] = s[i];
+    }
+    d[n] = '\0';
+    *out_len = n;
+    return d;
+}
+
+/* A keyword node; text is owned by the node from here on. level_word: apply the rule that a
+ * bare word naming a level also matches that level. */
+static struct qnode *keyword_node(char *text, size_t len, bool level_word)
+{
+    struct qnode *n = qnode_new(QN_KEYWORD);
+    if (!n) {
+        free(text);
+        return NULL;
+    }
+    n->kw.text = text;
+    ci_needle_init(&n->kw.needle, text, len);
+    int lv = level_word ? lc_level_parse(text, len) : -1;
+    n->kw.level_mask = lv >= 0 ? 1u << lv : 0;
+    return n;
+}
+
+static struct qnode *time_node(int64_t from_ms, int64_t to_ms)
+{
+    struct qnode *n = qnode_new(QN_TIME);
+    if (n)
+        n->time.from_ms = from_ms, n->time.to_ms = to_ms;
+    return n;
+}
+
+static struct qnode *regex_node(const char *pat, size_t len, bool caseless, char *err, int *rc)
+{
+    struct qry_regex *re;
+    if ((*rc = regex_compile(pat, len, caseless, &re, err)) < 0)
+        return NULL;
+    struct qnode *n = qnode_new(QN_REGEX);
+    if (!n) {
+        regex_free(re);
+        *rc = -ENOMEM;
+        return NULL;
+    }
+    n->re = re;
+    return n;
+}
+
+/* An owned, NUL-terminated copy of s (which may hold NUL bytes). */
+static char *memdup0(const char *s, size_t len)
+{
+    char *d = malloc(len + 1);
+    if (d) {
+        if (len)
+            memcpy(d, s, len);
+        d[len] = '\0';
+    }
+    return d;
+}
+
+static int64_t sat_sub(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_sub_overflow(a, b, &r) ? (b > 0 ? INT64_MIN : INT64_MAX) : r;
+}
+
+/* ---- Parser ---- */
+
+static int advance(struct parser *p)
+{
+    return lex_next(&p->lx, &p->tok, p->err);
+}
+
+/* Can the current token start a term? */
+static bool starts_term(const struct parser *p)
+{
+    enum tok_kind k = p->tok.kind;
+    return k != TK_EOF && k != TK_RPAREN && k != TK_OR && k != TK_AND;
+}
+
+static int nomem(struct parser *p)
+{
+    qry_errf(p->err, "out of memory");
+    return -ENOMEM;
+}
+
+static int parse_or(struct parser *p, struct qnode **out);
+
+/* A field:value token. *out is NULL for limit:, which sets p->limit instead. */
+static int parse_field(struct parser *p, struct qnode **out)
+{
+    const struct token *t = &p->tok;
+    const char *name = lex_field_name(t->field);
+    struct qnode *n = NULL;
+    int rc = 0;
+    int64_t ms;
+    if (!t->quoted && t->len == 0) {
+        qry_errf(p->err, "missing value after %s: at %zu", name, t->pos);
+        return -EINVAL;
+    }
+    switch (t->field) {
+    case FLD_LEVEL:
+        n = qnode_new(QN_LEVEL);
+        if (!n)
+            return nomem(p);
+        rc = val_level_mask(t->text, t->len, &n->level_mask, p->err);
+        break;
+    case FLD_SOURCE: {
+        size_t len;
+        char *prefix = unescape(t->text, t->len, &len);
+        n = prefix ? qnode_new(QN_SOURCE) : NULL;
+        if (!n) {
+            free(prefix);
+            return nomem(p);
+        }
+        n->src.prefix = prefix;
+        n->src.len = len;
+        break;
+    }
+    case FLD_SINCE:
+    case FLD_UNTIL:
+        /* A duration back from now; an ISO date is taken as the absolute time. */
+        if (t->len > 4 && t->text[4] == '-' &&
+            val_time(t->text, t->len, t->field == FLD_UNTIL, &ms, name, NULL) == 0)
+            rc = 0;
+        else if ((rc = val_duration(t->text, t->len, &ms, name, p->err)) == 0)
+            ms = sat_sub(p->now_ms, ms);
+        if (rc == 0 &&
+            !(n = t->field == FLD_SINCE ? time_node(ms, INT64_MAX) : time_node(INT64_MIN, ms)))
+            return nomem(p);
+        break;
+    case FLD_FROM:
+    case FLD_TO:
+        rc = val_time(t->text, t->len, t->field == FLD_TO, &ms, name, p->err);
+        if (rc == 0 &&
+            !(n = t->field == FLD_FROM ? time_node(ms, INT64_MAX) : time_node(INT64_MIN, ms)))
+            return nomem(p);
+        break;
+    case FLD_REGEX:
+        n = regex_node(t->text, t->len, false, p->err, &rc);
+        break;
+    case FLD_LIMIT:
+        rc = val_limit(t->text, t->len, &p->limit, p->err);
+        break;
+    }
+    if (rc < 0) {
+        qnode_free(n);
+        return rc;
+    }
+    *out = n;
+    return 0;
+}
+
+/* Step past a parsed primary n and hand it to the caller; n is freed if the next token is
+ * malformed. */
+static int finish(struct parser *p, struct qnode *n, struct qnode **out)
+{
+    int rc = advance(p);
+    if (rc < 0) {
+        qnode_free(n);
+        return rc;
+    }
+    *out = n;
+    return 0;
+}
+
+static int parse_primary(struct parser *p, struct qnode **out)
+{
+    struct token t = p->tok;
+    struct qnode *n = NULL;
+    int rc = 0;
+    *out = NULL;
+    if (t.kind == TK_LPAREN) {
+        if ((rc = advance(p)) < 0)
+            return rc;
+        if (p->tok.kind == TK_RPAREN) {
+            qry_errf(p->err, "empty parentheses at %zu", t.pos);
+            return -EINVAL;
+        }
+        if (p->tok.kind == TK_EOF) {
+            qry_errf(p->err, "unbalanced parenthesis at %zu", t.pos);
+            return -EINVAL;
+        }
+        if ((rc = parse_or(p, &n)) < 0)
+            return rc;
+        if (p->tok.kind != TK_RPAREN) {
+            qnode_free(n);
+            qry_errf(p->err, "unbalanced parenthesis at %zu", t.pos);
+            return -EINVAL;
+        }
+        return finish(p, n, out);
+    }
+    switch (t.kind) {
+    case TK_RPAREN:
+        qry_errf(p->err, "unbalanced parenthesis at %zu", t.pos);
+        return -EINVAL;
+    case TK_OR:
+    case TK_AND:
+        qry_errf(p->err, "%s needs a term on both sides", t.kind == TK_OR ? "OR" : "AND");
+        return -EINVAL;
+    case TK_EOF:
+        qry_errf(p->err, "unexpected end of query at %zu", t.pos);
+        return -EINVAL;
+    default:
+        break;
+    }
+    if (++p->terms > QRY_MAX_TERMS) {
+        qry_errf(p->err, "too many terms (limit %d) at %zu", QRY_MAX_TERMS, t.pos);
+        return -EINVAL;
+    }
+    switch (t.kind) {
+    case TK_WORD:
+    case TK_PHRASE: {
+        size_t len = t.len;
+        char *text = t.kind == TK_PHRASE ? unescape(t.text, t.len, &len) : memdup0(t.text, t.len);
+        if (!text || !(n = keyword_node(text, len, t.kind == TK_WORD)))
+            return nomem(p);
+        break;
+    }
+    case TK_REGEX:
+        if (!(n = regex_node(t.text, t.len, t.caseless, p->err, &rc)))
+            return rc;
+        break;
+    case TK_FIELD:
+        if ((rc = parse_field(p, &n)) < 0)
+            return rc;
+        break;
+    default:
+        qry_errf(p->err, "unexpected token at %zu", t.pos);
+        return -EINVAL;
+    }
+    return finish(p, n, out);
+}
+
+static int parse_unary(struct parser *p, struct qnode **out)
+{
+    int rc;
+    *out = NULL;
+    if (++p->depth > QRY_MAX_DEPTH) {
+        qry_errf(p->err, "query nested too deeply (limit %d) at %zu", QRY_MAX_DEPTH, p->tok.pos);
+        return -EINVAL;
+    }
+    if (p->tok.kind != TK_NOT && p->tok.kind != TK_MINUS) {
+        rc = parse_primary(p, out);
+        p->depth--;
+        return rc;
+    }
+    size_t pos = p->tok.pos;
+    if ((rc = advance(p)) < 0)
+        return rc;
+    if (!starts_term(p)) {
+        qry_errf(p->err, "NOT needs a term after it at %zu", pos);
+        return -EINVAL;
+    }
+    struct qnode *c;
+    if ((rc = parse_unary(p, &c)) < 0)
+        return rc;
+    if (!c) {
+        qry_errf(p->err, "limit: cannot be negated at %zu", pos);
+        return -EINVAL;
+    }
+    if (c->kind == QN_NOT) { /* NOT NOT x is x. */
+        *out = c->child;
+        free(c);
+    } else {
+        if (!(*out = qnode_new(QN_NOT))) {
+            qnode_free(c);
+            return nomem(p);
+        }
+        (*out)->child = c;
+    }
+    p->depth--;
+    return 0;
+}
+
+/* Add n (owned, may be NULL for limit:) to the AND or OR *acc of the given kind. */
+static int accumulate(struct parser *p, enum qnode_kind kind, struct qnode **acc, struct qnode *n)
+{
+    if (!n)
+        return 0;
+    if (!*acc) {
+        *acc = n;
+        return 0;
+    }
+    if ((*acc)->kind == kind) {
+        if (list_add(*acc, n) < 0)
+            return nomem(p);
+        return 0;
+    }
+    if (!(*acc = combine(kind, *acc, n)))
+        return nomem(p);
+    return 0;
+}
+
+static int parse_and(struct parser *p, struct qnode **out)
+{
+    struct qnode *acc = NULL, *n;
+    int rc;
+    *out = NULL;
+    for (;;) {
+        if ((rc = parse_unary(p, &n)) < 0 || (rc = accumulate(p, QN_AND, &acc, n)) < 0)
+            goto fail;
+        if (p->tok.kind == TK_AND) {
+            if ((rc = advance(p)) < 0)
+                goto fail;
+            if (!starts_term(p)) {
+                qry_errf(p->err, "AND needs a term on both sides");
+                rc = -EINVAL;
+                goto fail;
+            }
+        } else if (!starts_term(p)) {
+            break;
+        }
+    }
+    if (acc && acc->kind == QN_AND)
+        list_sort(acc);
+    *out = acc;
+    return 0;
+fail:
+    qnode_free(acc);
+    return rc;
+}
+
+static int parse_or(struct parser *p, struct qnode **out)
+{
+    struct qnode *acc, *n;
+    int rc;
+    *out = NULL;
+    if ((rc = parse_and(p, &acc)) < 0)
+        return rc;
+    if (p->tok.kind != TK_OR) {
+        *out = acc;
+        return 0;
+    }
+    if (!acc)
+        goto limit;
+    while (p->tok.kind == TK_OR) {
+        if ((rc = advance(p)) < 0)
+            goto fail;
+        if (!starts_term(p)) {
+            qry_errf(p->err, "OR needs a term on both sides");
+            rc = -EINVAL;
+            goto fail;
+        }
+        if ((rc = parse_and(p, &n)) < 0)
+            goto fail;
+        if (!n)
+            goto limit;
+        if ((rc = accumulate(p, QN_OR, &acc, n)) < 0)
+            goto fail;
+    }
+    if (acc->kind == QN_OR)
+        list_sort(acc);
+    *out = acc;
+    return 0;
+limit:
+    qry_errf(p->err, "limit: cannot be an operand of OR");
+    rc = -EINVAL;
+fail:
+    qnode_free(acc);
+    return rc;
+}
+
+/* ---- Public API ---- */
+
+int qry_compile(const char *text, size_t len, int64_t now_ms, struct qry **out, char *err)
+{
+    struct parser p = {
+        .lx = {.s = text ? text : "", .len = text ? len : 0}, .now_ms = now_ms, .err = err};
+    struct qnode *root = NULL;
+    int rc;
+    *out = NULL;
+    if (len > QRY_MAX_TEXT) {
+        qry_errf(err, "query longer than %d bytes", QRY_MAX_TEXT);
+        return -EINVAL;
+    }
+    if ((rc = advance(&p)) < 0)
+        return rc;
+    if (p.tok.kind != TK_EOF && (rc = parse_or(&p, &root)) < 0)
+        return rc;
+    if (p.tok.kind != TK_EOF) { /* Only a stray ')' stops parse_or early. */
+        qnode_free(root);
+        qry_errf(err, "unbalanced parenthesis at %zu", p.tok.pos);
+        return -EINVAL;
+    }
+    if (!root && !(root = qnode_new(QN_TRUE)))
+        return nomem(&p);
+    if (!(*out = qry_wrap(root, p.limit)))
+        return nomem(&p);
+    return 0;
+}
+
+static struct qry *built(struct qnode *n, char *err)
+{
+    struct qry *q = n ? qry_wrap(n, 0) : NULL;
+    if (!q)
+        qry_errf(err, "out of memory");
+    return q;
+}
+
+struct qry *qry_keyword(const char *kw, size_t len, char *err)
+{
+    if (!kw)
+        len = 0;
+    char *text = memdup0(kw, len);
+    return built(text ? keyword_node(text, len, true) : NULL, err);
+}
+
+struct qry *qry_level(const char *name, size_t len, char *err)
+{
+    uint32_t mask;
+    if (val_level_mask(name ? name : "", name ? len : 0, &mask, err) < 0)
+        return NULL;
+    struct qnode *n = qnode_new(QN_LEVEL);
+    if (n)
+        n->level_mask = mask;
+    return built(n, err);
+}
+
+struct qry *qry_regex(const char *pat, size_t len, char *err)
+{
+    int rc;
+    struct qnode *n = regex_node(pat, len, false, err, &rc);
+    return n ? built(n, err) : NULL;
+}
+
+struct qry *qry_time_range(int64_t from_ms, int64_t to_ms, char *err)
+{
+    return built(time_node(from_ms, to_ms), err);
+}
+
+static struct qry *join(enum qnode_kind kind, struct qry *a, struct qry *b)
+{
+    if (!a || !b)
+        return a ? a : b;
+    uint64_t limit = a->limit && b->limit ? (a->limit < b->limit ? a->limit : b->limit)
+                                          : (a->limit ? a->limit : b->limit);
+    struct qnode *n = combine(kind, a->root, b->root);
+    free(a);
+    free(b);
+    return n ? qry_wrap(n, limit) : NULL;
+}
+
+struct qry *qry_and(struct qry *a, struct qry *b)
+{
+    return join(QN_AND, a, b);
+}
+
+struct qry *qry_or(struct qry *a, struct qry *b)
+{
+    return join(QN_OR, a, b);
+}
+
+void qry_set_limit(struct qry *q, uint64_t limit)
+{
+    if (q)
+        q->limit = limit;
+}
+
+uint64_t qry_limit(const struct qry *q)
+{
+    return q ? q->limit : 0;
+}
+
+void qry_time_bounds(const struct qry *q, int64_t *from_ms, int64_t *to_ms)
+{
+    *from_ms = q ? q->from_ms : INT64_MIN;
+    *to_ms = q ? q->to_ms : INT64_MAX;
+}
+
+void qry_free(struct qry *q)
+{
+    if (!q)
+        return;
+    qnode_free(q->root);
+    free(q);
+}

@@ -1,0 +1,168 @@
+/* qry_internal.h - what the query module's files share: tokens, the AST, prepared needles.
+ *
+ * The lexer (lexer.c) cuts a query text into tokens that are slices of the text; the parser
+ * (parse.c) turns them into a tree of qnodes with every value already decoded (lowercase-
+ * insensitive needles prepared, level masks, absolute millisecond bounds, compiled regexes,
+ * done by value.c); the matcher (match.c) walks the tree per entry and per block without
+ * allocating. cisearch.c holds the substring search both the matcher and the stores use. */
+#ifndef LC_QRY_INTERNAL_H
+#define LC_QRY_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "query/qry.h"
+
+#define QRY_MAX_TEXT  4096 /* Longest accepted query text, in bytes. */
+#define QRY_MAX_DEPTH 64   /* Deepest nesting of parentheses and negations. */
+#define QRY_MAX_TERMS 256  /* Most leaf terms (words, fields, regexes) in one query. */
+
+/* ---- Substring search (cisearch.c) ---- */
+
+/* A needle prepared once for many searches: the two bytes the vector loop tests first are
+ * the rarest ones in typical log text, which keeps candidate verifications rare. */
+struct ci_needle {
+    const char *s; /* The needle; borrowed, any case. */
+    size_t len;
+    size_t off1, off2; /* Positions of the two filter bytes (off1 < off2 unless len == 1). */
+    uint8_t b1, b2;    /* Those bytes with 0x20 OR-ed in, as the filter compares them. */
+};
+
+/* Prepare needle s (borrowed; must outlive *n). */
+void ci_needle_init(struct ci_needle *n, const char *s, size_t len);
+
+/* Find n in hay; same contract as ci_memmem. */
+const char *ci_needle_find(const struct ci_needle *n, const char *hay, size_t hay_len);
+
+/* ---- Tokens (lexer.c) ---- */
+
+enum tok_kind {
+    TK_EOF,
+    TK_LPAREN,
+    TK_RPAREN,
+    TK_AND,    /* The word AND, any case. */
+    TK_OR,     /* The word OR, any case. */
+    TK_NOT,    /* The word NOT, any case. */
+    TK_MINUS,  /* A '-' glued to the start of the next term. */
+    TK_WORD,   /* A bare word, including unknown "name:value" words. */
+    TK_PHRASE, /* A "quoted phrase"; text is raw (escapes not yet resolved). */
+    TK_REGEX,  /* A /regex/ literal; text is the raw pattern between the slashes. */
+    TK_FIELD,  /* A known field: name:value or name:"value". */
+};
+
+enum qry_field {
+    FLD_LEVEL,
+    FLD_SOURCE,
+    FLD_SINCE,
+    FLD_UNTIL,
+    FLD_FROM,
+    FLD_TO,
+    FLD_REGEX,
+    FLD_LIMIT
+};
+
+struct token {
+    enum tok_kind kind;
+    size_t pos;       /* Byte offset of the token in the query text. */
+    const char *text; /* The word, phrase body, pattern or field value; borrowed. */
+    size_t len;
+    enum qry_field field; /* TK_FIELD only. */
+    bool quoted;          /* TK_FIELD: the value was "quoted" (text is raw, inside the quotes). */
+    bool caseless;        /* TK_REGEX: the literal ended in /i. */
+};
+
+struct lexer {
+    const char *s;
+    size_t len;
+    size_t pos;
+};
+
+/* Read the next token. Returns 0, or -EINVAL with a sentence in err (QRY_ERR_MAX bytes). */
+int lex_next(struct lexer *lx, struct token *t, char *err);
+
+/* Field names for messages ("level", "since", ...). */
+const char *lex_field_name(enum qry_field f);
+
+/* ---- The tree (parse.c builds it, match.c walks it) ---- */
+
+enum qnode_kind {
+    QN_TRUE, /* Matches everything: an empty query, or one holding only limit:N. */
+    QN_AND,
+    QN_OR,
+    QN_NOT,
+    QN_KEYWORD, /* Case-insensitive substring of the message, or (level word) the level. */
+    QN_LEVEL,   /* Level in a mask. */
+    QN_SOURCE,  /* Source starts with a prefix (ASCII case-insensitive). */
+    QN_TIME,    /* ts_ms within an inclusive range. */
+    QN_REGEX,   /* PCRE2 match on the message. */
+};
+
+struct qnode {
+    enum qnode_kind kind;
+    union {
+        struct {
+            struct qnode **kids; /* Owned; cheapest test first. */
+            size_t n;
+        } list;              /* QN_AND, QN_OR */
+        struct qnode *child; /* QN_NOT; owned. */
+        struct {
+            char *text; /* Owned copy of the needle, NUL-terminated. */
+            struct ci_needle needle;
+            uint32_t level_mask; /* Levels the word names (0 for phrases and other words). */
+        } kw;
+        uint32_t level_mask; /* QN_LEVEL: bit (1u << level) per accepted level. */
+        struct {
+            char *prefix; /* Owned, NUL-terminated. */
+            size_t len;
+        } src;
+        struct {
+            int64_t from_ms, to_ms; /* Inclusive. */
+        } time;
+        struct qry_regex *re; /* QN_REGEX; owned. */
+    };
+};
+
+struct qry {
+    struct qnode *root;
+    uint64_t limit;         /* 0 = none. */
+    int64_t from_ms, to_ms; /* Cached qry_time_bounds. */
+};
+
+/* ---- Node helpers (parse.c) ---- */
+
+struct qnode *qnode_new(enum qnode_kind kind);
+void qnode_free(struct qnode *n);
+
+/* Wrap a root into a query, computing the cached bounds; frees root and returns NULL when out
+ * of memory. */
+struct qry *qry_wrap(struct qnode *root, uint64_t limit);
+
+/* ---- Value decoding (value.c): each returns 0 or -EINVAL/-ENOMEM with err set ---- */
+
+/* "ERROR", "warning", ">=WARN", "<INFO", "ERROR,FATAL" -> mask of levels. */
+int val_level_mask(const char *s, size_t len, uint32_t *mask, char *err);
+
+/* "15m", "90" (seconds), "1h30m", "500ms" -> milliseconds. */
+int val_duration(const char *s, size_t len, int64_t *ms, const char *field, char *err);
+
+/* "1700000000", "1700000000.25", "2024-01-02", "2024-01-02T03:04:05Z" -> ms since the epoch.
+ * end_of_day: a date without a time means its last millisecond rather than its first. */
+int val_time(const char *s, size_t len, bool end_of_day, int64_t *ms, const char *field, char *err);
+
+/* Parse a non-negative decimal count for limit:. */
+int val_limit(const char *s, size_t len, uint64_t *out, char *err);
+
+/* Compile a PCRE2 pattern (borrowed) into an owned matcher in *out. */
+int regex_compile(const char *pat, size_t len, bool caseless, struct qry_regex **out, char *err);
+bool regex_match(const struct qry_regex *re, const char *s, size_t len);
+void regex_free(struct qry_regex *re);
+
+/* Write a one-line error; %s arguments that quote user text go through err_quote first. */
+void qry_errf(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Copy user text into buf (size cap) for quoting in an error: at most ~40 bytes, bytes outside
+ * printable ASCII replaced by '?', so the message stays one line. Returns buf. */
+const char *err_quote(char *buf, size_t cap, const char *s, size_t len);
+
+#endif
