@@ -9,6 +9,10 @@
 
 enum phase { PH_COUNT, PH_ROWS, PH_DONE };
 
+/* Ids remembered while counting, so a sparse answer is fetched by id instead of being
+ * searched for a second time. */
+#define REMEMBER_MAX 4096
+
 struct qexec {
     struct store *store;
     struct qry *q;
@@ -20,8 +24,11 @@ struct qexec {
     uint64_t n;      /* Matches counted. */
     uint64_t oldest; /* Oldest counted match: where rows start. */
     uint64_t emitted;
-    uint64_t pinned; /* Id pinned in the store, 0 = none. */
-    bool paused;     /* The sink asked to stop after the last row. */
+    uint64_t pinned;            /* Id pinned in the store, 0 = none. */
+    bool paused;                /* The sink asked to stop after the last row. */
+    uint64_t ids[REMEMBER_MAX]; /* The first matches counted, in scan order. */
+    size_t nids;
+    size_t next_id; /* Rows phase over ids[]: next index to emit. */
     const struct qexec_sink *sink;
     void *arg;
 };
@@ -66,6 +73,8 @@ static bool count_visit(void *arg, const struct lc_entry *e)
     struct qexec *x = arg;
     if (x->n == 0 || e->id < x->oldest)
         x->oldest = e->id;
+    if (x->n < REMEMBER_MAX)
+        x->ids[x->nids++] = e->id;
     x->n++;
     return !(x->limit && x->n >= x->limit);
 }
@@ -120,7 +129,32 @@ enum qexec_status qexec_step(struct qexec *x, size_t budget, const struct qexec_
         x->phase = PH_ROWS;
         x->cursor = x->oldest;
         repin(x, x->oldest);
+        if (x->n <= REMEMBER_MAX && x->limit) { /* Counted newest first: emit oldest first. */
+            for (size_t i = 0; i < x->nids / 2; i++) {
+                uint64_t t = x->ids[i];
+                x->ids[i] = x->ids[x->nids - 1 - i];
+                x->ids[x->nids - 1 - i] = t;
+            }
+        }
         return QX_MORE; /* Rows start on the next slice: the count already cost a budget. */
+    }
+    if (x->phase == PH_ROWS && x->n <= REMEMBER_MAX) {
+        /* Every match is remembered: fetch each by id. */
+        uint64_t resume;
+        while (x->next_id < x->nids && !x->paused) {
+            uint64_t id = x->ids[x->next_id++];
+            store_scan(x->store, NULL, id, id, true, 1, row_visit, x, &resume);
+        }
+        if (x->emitted >= x->n) {
+            x->phase = PH_DONE;
+            return QX_DONE;
+        }
+        if (x->paused)
+            return QX_PAUSED;
+        log_error("query streamed %llu of %llu rows: entries vanished under it",
+                  (unsigned long long)x->emitted, (unsigned long long)x->n);
+        x->phase = PH_DONE;
+        return QX_DONE;
     }
     if (x->phase == PH_ROWS) {
         uint64_t resume = 0;
