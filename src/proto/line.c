@@ -2,6 +2,9 @@
 #include "proto/line.h"
 
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "store/entry.h"
 
@@ -51,19 +54,18 @@ bool line_is_clean(const char *in, size_t n)
 {
     const unsigned char *p = (const unsigned char *)in;
     size_t i = 0;
-    /* Fast path: 8 bytes at a time while all are printable ASCII. */
-    while (i + 8 <= n) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        uint64_t high = w & 0x8080808080808080ull;
-        /* A byte < 0x20 has bits 5 and 6 clear: (b + 0x60) has bit 7 clear for b < 0x20. */
-        uint64_t ctl = ~(w + 0x6060606060606060ull) & 0x8080808080808080ull;
-        uint64_t del = w ^ 0x7f7f7f7f7f7f7f7full; /* Zero byte where b == 0x7f. */
-        uint64_t isdel = (del - 0x0101010101010101ull) & ~del & 0x8080808080808080ull;
-        if (high | ctl | isdel)
+#ifdef __SSE2__
+    /* Fast path: 16 bytes at a time while all are printable ASCII (0x20..0x7e). As signed
+     * bytes those are exactly the values > 0x1f and < 0x7f; 0x80..0xff are negative. */
+    const __m128i lo = _mm_set1_epi8(0x1f), hi = _mm_set1_epi8(0x7f);
+    while (i + 16 <= n) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
+        __m128i ok = _mm_and_si128(_mm_cmpgt_epi8(v, lo), _mm_cmplt_epi8(v, hi));
+        if (_mm_movemask_epi8(ok) != 0xffff)
             break;
-        i += 8;
+        i += 16;
     }
+#endif
     while (i < n) {
         unsigned char c = p[i];
         if (c < 0x20 || c == 0x7f)

@@ -89,6 +89,25 @@ static bool row_visit(void *arg, const struct lc_entry *e)
     return !x->paused && x->emitted < x->n;
 }
 
+/* Rows promised by the count but evicted before they could be sent (only when a reader
+ * stalled so long that memory went far over budget) are replaced by a marker row, so the
+ * client still receives exactly the count it was told. */
+static void emit_missing(struct qexec *x)
+{
+    static const char text[] = "(entry evicted before it could be sent)";
+    log_warn("query: %llu promised rows were evicted before they could be sent",
+             (unsigned long long)(x->n - x->emitted));
+    while (x->emitted < x->n) {
+        struct lc_entry e = {.level = LC_INFO,
+                             .msg = text,
+                             .msg_len = sizeof(text) - 1,
+                             .source = "",
+                             .source_len = 0};
+        x->emitted++;
+        x->sink->row(x->arg, &e);
+    }
+}
+
 /* Narrow the pin to where the rows start, so eviction can take everything older. */
 static void repin(struct qexec *x, uint64_t id)
 {
@@ -151,8 +170,7 @@ enum qexec_status qexec_step(struct qexec *x, size_t budget, const struct qexec_
         }
         if (x->paused)
             return QX_PAUSED;
-        log_error("query streamed %llu of %llu rows: entries vanished under it",
-                  (unsigned long long)x->emitted, (unsigned long long)x->n);
+        emit_missing(x);
         x->phase = PH_DONE;
         return QX_DONE;
     }
@@ -167,9 +185,7 @@ enum qexec_status qexec_step(struct qexec *x, size_t budget, const struct qexec_
         if (x->paused)
             return QX_PAUSED;
         if (done) {
-            /* The pin should make this impossible; never leave a client waiting for rows. */
-            log_error("query streamed %llu of %llu rows: entries vanished under it",
-                      (unsigned long long)x->emitted, (unsigned long long)x->n);
+            emit_missing(x);
             x->phase = PH_DONE;
             return QX_DONE;
         }

@@ -95,3 +95,8 @@ bool qry_block_may_match(const struct qry *q, const struct lc_block_info *b)
 {
     return !q || node_may_match(q->root, b);
 }
+
+bool qry_matches_all(const struct qry *q)
+{
+    return q->root->kind == QN_TRUE;
+}

@@ -51,6 +51,10 @@ bool qry_block_may_match(const struct qry *q, const struct lc_block_info *b);
 
 uint64_t qry_limit(const struct qry *q); /* 0 = no limit. */
 
+/* True when the query has no filter at all (empty, or only limit:): every entry matches, so
+ * a store can count without looking at entries. */
+bool qry_matches_all(const struct qry *q);
+
 /* Inclusive event-time bounds implied by the query (INT64_MIN / INT64_MAX when open). */
 void qry_time_bounds(const struct qry *q, int64_t *from_ms, int64_t *to_ms);
 

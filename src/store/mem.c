@@ -156,7 +156,9 @@ static void evict(struct store *s)
     while (s->st.bytes > s->memory_limit && s->nchunks > 1) {
         struct chunk *c = s->chunks[0];
         uint32_t n = atomic_load_explicit(&c->count, memory_order_relaxed);
-        if (c->first_id + n > min_pinned(s))
+        /* A pinned chunk stays while memory is within a quarter over budget; past that a
+         * stalled reader must not make memory grow without bound. */
+        if (c->first_id + n > min_pinned(s) && s->st.bytes <= s->memory_limit + s->memory_limit / 4)
             break;
         pthread_rwlock_wrlock(&s->list_lock);
         memmove(s->chunks, s->chunks + 1, (s->nchunks - 1) * sizeof(*s->chunks));
@@ -355,7 +357,7 @@ static bool count_visit(void *arg, const struct lc_entry *e)
 int store_count(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to_id,
                 size_t budget, uint64_t *count, uint64_t *resume)
 {
-    if (!q) { /* Everything held in the range: no need to look at entries. */
+    if (!q || qry_matches_all(q)) { /* Everything held in the range: no entry to look at. */
         pthread_mutex_lock(&s->append_mu);
         uint64_t first = s->nchunks ? s->chunks[0]->first_id : s->next_id;
         uint64_t last = s->next_id - 1;

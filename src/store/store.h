@@ -54,7 +54,8 @@ int store_count(struct store *s, const struct qry *q, uint64_t from_id, uint64_t
                 size_t budget, uint64_t *count, uint64_t *resume);
 
 /* Keep entries with id >= id from eviction until store_unpin. A streaming reader pins the
- * range it promised to deliver; the memory budget may be exceeded meanwhile. */
+ * range it promised to deliver; the memory budget may be exceeded meanwhile, by at most a
+ * quarter: beyond that the oldest entries go even if pinned. */
 void store_pin(struct store *s, uint64_t id);
 void store_unpin(struct store *s, uint64_t id);
 

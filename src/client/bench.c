@@ -1,0 +1,488 @@
+/* bench.c - `logcaster bench`: blast pre-built log lines at the ingest port and measure how
+ * fast the server stores them.
+ *
+ * The benchmark shares a 2-core machine with the server, so the client must cost as little
+ * CPU as possible: the lines are formatted once before the clock starts (gen.c), and the
+ * timed phase is a single thread running one epoll loop over every connection, doing only
+ * large send()s straight out of the shared buffer and, in framed mode, large recv()s of the
+ * OK|<id> replies, which are counted with memchr. No per-line syscall, no per-line
+ * formatting. One thread also bounds the client to one core whatever --connections is.
+ *
+ * Each connection sends an exact number of whole lines: the buffer is repeated and the last
+ * repetition is cut at a line boundary (gen.h keeps the offsets of every line). The result
+ * counts only what the server really stored: COUNT (all entries) is read before sending and
+ * polled afterwards until it has grown by the number of lines sent. A server that evicts old
+ * entries under its memory limit shrinks COUNT, so the "evicted" counter of STATS, when the
+ * server reports one, is added back. */
+#include "client/bench.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/cli.h"
+#include "client/gen.h"
+#include "client/net.h"
+#include "client/query.h"
+
+#define BUF_LINES      100000       /* Lines per buffer: the rare word is 1 in 100000. */
+#define BUF_MAX_BYTES  (48u << 20)  /* Fewer lines when --line-size would pass this. */
+#define RECV_CHUNK     (256 * 1024) /* Bytes per recv() of replies. */
+#define VERIFY_POLL_MS 10           /* Interval between COUNT polls after sending. */
+
+struct bconn {
+    int fd;
+    int idx;          /* Connection number, for messages. */
+    uint64_t lines;   /* Lines this connection must send (UINT64_MAX until a --duration cut). */
+    uint64_t total;   /* Bytes this connection must send (likewise). */
+    uint64_t sent;    /* Bytes sent so far. */
+    uint64_t replies; /* Reply lines received (framed). */
+    uint64_t refused; /* Replies that were not OK|<id>. */
+    bool bol;         /* The next reply byte starts a line. */
+    bool wdone;       /* Every byte is sent (and, plain, the write side is shut). */
+    bool done;        /* Nothing more to wait for on this connection. */
+};
+
+struct bench {
+    const struct lcc_opts *o;
+    struct lcc_gen g;
+    struct bconn *c;
+    int nconn;
+    bool framed;
+    int ep;
+    int active;            /* Connections not yet done. */
+    char *rbuf;            /* Scratch for recv(). */
+    char first_error[256]; /* First refused reply, for the report. */
+};
+
+static double tv_diff(const struct timeval *a, const struct timeval *b)
+{
+    return (double)(a->tv_sec - b->tv_sec) + (double)(a->tv_usec - b->tv_usec) / 1e6;
+}
+
+static uint64_t lines_to_bytes(const struct lcc_gen *g, uint64_t lines)
+{
+    return lines / g->lines * g->len + g->off[lines % g->lines];
+}
+
+/* Stop a --duration run: end this connection's stream at the next line boundary. */
+static void cut_at_next_line(struct bench *b, struct bconn *c)
+{
+    uint64_t rep = c->sent / b->g.len;
+    size_t idx = lcc_gen_line_at(&b->g, (size_t)(c->sent % b->g.len));
+    uint64_t lines = rep * b->g.lines + idx;
+
+    if (lines < c->lines) {
+        c->lines = lines;
+        c->total = lines_to_bytes(&b->g, lines);
+    }
+}
+
+static void conn_mod(struct bench *b, struct bconn *c, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = c};
+    epoll_ctl(b->ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void conn_finish(struct bench *b, struct bconn *c)
+{
+    c->done = true;
+    b->active--;
+    epoll_ctl(b->ep, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->fd = -1;
+}
+
+/* Called when the last byte is out: plain half-closes and waits for the server's close,
+ * which proves it read everything; framed waits for the remaining replies. */
+static void writes_done(struct bench *b, struct bconn *c)
+{
+    c->wdone = true;
+    if (!b->framed)
+        shutdown(c->fd, SHUT_WR);
+    if (b->framed && c->replies >= c->lines)
+        conn_finish(b, c);
+    else
+        conn_mod(b, c, EPOLLIN);
+}
+
+/* Send as much as the socket takes. Returns 0 or a negative errno. */
+static int conn_write(struct bench *b, struct bconn *c)
+{
+    while (c->sent < c->total) {
+        size_t off = (size_t)(c->sent % b->g.len);
+        uint64_t left = c->total - c->sent;
+        size_t chunk = b->g.len - off < left ? b->g.len - off : (size_t)left;
+        ssize_t n = send(c->fd, b->g.data + off, chunk, MSG_NOSIGNAL);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            return -errno;
+        }
+        c->sent += (uint64_t)n;
+        if ((size_t)n < chunk)
+            return 0; /* the socket buffer is full; save the EAGAIN round trip */
+    }
+    if (!c->wdone)
+        writes_done(b, c);
+    return 0;
+}
+
+/* Count reply lines in what arrived; remember the first one that is not OK|. */
+static void count_replies(struct bench *b, struct bconn *c, const char *p, size_t n)
+{
+    const char *end = p + n;
+
+    while (p < end) {
+        const char *nl;
+        if (c->bol && *p != 'O') {
+            c->refused++;
+            if (!b->first_error[0]) {
+                const char *e = memchr(p, '\n', (size_t)(end - p));
+                size_t l = e ? (size_t)(e - p) : (size_t)(end - p);
+                if (l >= sizeof(b->first_error))
+                    l = sizeof(b->first_error) - 1;
+                memcpy(b->first_error, p, l);
+                b->first_error[l] = '\0';
+            }
+        }
+        c->bol = false;
+        nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            break;
+        c->replies++;
+        c->bol = true;
+        p = nl + 1;
+    }
+}
+
+/* Read what arrived. Returns 0, or a negative errno (-EPIPE when the server closed early). */
+static int conn_read(struct bench *b, struct bconn *c)
+{
+    for (;;) {
+        ssize_t n = recv(c->fd, b->rbuf, RECV_CHUNK, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            return -errno;
+        }
+        if (n == 0) {
+            if (c->wdone && (!b->framed || c->replies >= c->lines)) {
+                conn_finish(b, c);
+                return 0;
+            }
+            return -EPIPE;
+        }
+        if (b->framed) {
+            count_replies(b, c, b->rbuf, (size_t)n);
+            if (c->wdone && c->replies >= c->lines) {
+                conn_finish(b, c);
+                return 0;
+            }
+        }
+        if ((size_t)n < RECV_CHUNK)
+            return 0;
+    }
+}
+
+/* The timed phase. Returns 0, or -1 after reporting an error. */
+static int run_loop(struct bench *b, double duration_s, double *t_first_done)
+{
+    struct epoll_event evs[64];
+    double t0 = lcc_now_s(), last_progress = t0;
+    bool cut = false;
+
+    *t_first_done = 0;
+    while (b->active > 0) {
+        int n = epoll_wait(b->ep, evs, 64, 200);
+        double now = lcc_now_s();
+
+        if (n < 0 && errno != EINTR) {
+            lcc_warn("epoll_wait: %s", strerror(errno));
+            return -1;
+        }
+        if (duration_s > 0 && !cut && now - t0 >= duration_s) {
+            cut = true;
+            for (int i = 0; i < b->nconn; i++) {
+                struct bconn *c = &b->c[i];
+                if (c->done || c->wdone)
+                    continue;
+                cut_at_next_line(b, c);
+                if (c->sent >= c->total)
+                    writes_done(b, c);
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            struct bconn *c = evs[i].data.ptr;
+            int rc = 0;
+            if (c->done)
+                continue;
+            if ((evs[i].events & EPOLLOUT) && !c->wdone)
+                rc = conn_write(b, c);
+            if (!rc && !c->done && (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+                rc = conn_read(b, c);
+            if (rc < 0) {
+                if (rc == -EPIPE)
+                    lcc_warn("connection %d: the server closed it after %llu of %llu bytes", c->idx,
+                             (unsigned long long)c->sent, (unsigned long long)c->total);
+                else
+                    lcc_warn("connection %d: %s", c->idx, strerror(-rc));
+                return -1;
+            }
+            last_progress = now;
+        }
+        if (b->active > 0 && now - last_progress > b->o->timeout_ms / 1000.0) {
+            bool all_sent = true;
+            for (int i = 0; i < b->nconn; i++)
+                all_sent = all_sent && b->c[i].wdone;
+            if (all_sent && !b->framed) {
+                /* Everything is written; a server that keeps half-closed connections open
+                 * only costs us the close confirmation. COUNT will tell what was stored. */
+                lcc_warn("the server did not close %d connection(s) after end of input; "
+                         "going on",
+                         b->active);
+                return 0;
+            }
+            lcc_warn("no progress for %.1f s (%d connection(s) still busy)",
+                     b->o->timeout_ms / 1000.0, b->active);
+            return -1;
+        }
+        if (*t_first_done == 0 && b->active < b->nconn)
+            *t_first_done = now;
+    }
+    return 0;
+}
+
+const char lcc_bench_help[] =
+    "usage: logcaster bench [--connections N] [--lines N] [--duration SEC] [--framed]\n"
+    "                       [--line-size B] [--no-verify] [--verify-timeout SEC] [options]\n"
+    "\n"
+    "Ingest load generator. Builds a buffer of 100000 realistic log lines (mixed levels,\n"
+    "hosts, numbers; the word '" LCC_RARE_WORD "' in exactly one of them, about one in three\n"
+    "ERROR lines saying 'timeout after <N>ms') before the clock starts, then sends it\n"
+    "repeatedly over N connections from one epoll thread with large writes. Prints\n"
+    "  ingest: mode=plain connections=4 lines=N seconds=S lines/s=X MB/s=Y verified=yes\n"
+    "where seconds runs from the first byte until COUNT on the query port shows every line\n"
+    "stored (or, with --no-verify, until the server has read or acknowledged everything).\n"
+    "MB is 10^6 bytes of line data as sent.\n"
+    "\n"
+    "  --connections N     parallel connections (default 4)\n"
+    "  --lines N           total lines, split evenly (default 1000000)\n"
+    "  --duration SEC      stop after SEC seconds at a line boundary (with --lines: whichever\n"
+    "                      comes first)\n"
+    "  --framed            send LOG|<LEVEL>|<ts>|<msg> and count the OK|<id> replies\n"
+    "                      (default: plain text lines, no replies)\n"
+    "  --line-size B       average line length in bytes, roughly (default 120)\n"
+    "  --no-verify         do not use the query port at all\n"
+    "  --verify-timeout S  how long to wait for COUNT to catch up (default 30)\n";
+
+int lcc_cmd_bench(struct lcc_opts *o, int argc, char **argv)
+{
+    struct bench b = {.o = o, .nconn = 4, .ep = -1};
+    struct lcc_qconn *q = NULL;
+    struct lcc_argp p;
+    uint64_t lines = 0, u, before = 0, after = 0, line_size = 120;
+    double duration = 0, verify_timeout = 30, t0, t_sent, t_end, t_first = 0;
+    uint64_t evicted0 = 0; /* STATS "evicted" before sending, if the server reports it. */
+    bool verify = true, verified = false, has_evicted = false;
+    char err[512];
+    const char *v;
+    int rc, ret = LCC_EXIT_FAIL;
+    size_t buf_lines;
+    struct rusage ru0, ru; /* CPU use around the timed phase */
+
+    lcc_argp_init(&p, argc, argv, 1);
+    while (lcc_argp_next(&p)) {
+        if (!lcc_argp_is_opt(&p))
+            return lcc_usage(argv[0], "unexpected argument", p.arg);
+        rc = lcc_common_opt(&p, o, argv[0], lcc_bench_help);
+        if (rc > 0)
+            continue;
+        if (rc < 0)
+            return LCC_EXIT_USAGE;
+        if (lcc_argp_flag(&p, "--framed")) {
+            b.framed = true;
+        } else if (lcc_argp_flag(&p, "--no-verify")) {
+            verify = false;
+        } else if (lcc_argp_value(&p, "--connections", &v)) {
+            if (!v || lcc_parse_u64(v, 1, 1000, &u) < 0)
+                return lcc_usage(argv[0], "bad --connections (1..1000)", v);
+            b.nconn = (int)u;
+        } else if (lcc_argp_value(&p, "--lines", &v)) {
+            if (!v || lcc_parse_u64(v, 1, UINT64_MAX / 2, &lines) < 0)
+                return lcc_usage(argv[0], "bad --lines", v);
+        } else if (lcc_argp_value(&p, "--line-size", &v)) {
+            if (!v || lcc_parse_u64(v, 16, 400, &line_size) < 0)
+                return lcc_usage(argv[0], "bad --line-size (16..400)", v);
+        } else if (lcc_argp_value(&p, "--duration", &v)) {
+            if (!v || lcc_parse_seconds(v, 86400, &duration) < 0 || duration <= 0)
+                return lcc_usage(argv[0], "bad --duration (seconds)", v);
+        } else if (lcc_argp_value(&p, "--verify-timeout", &v)) {
+            if (!v || lcc_parse_seconds(v, 86400, &verify_timeout) < 0)
+                return lcc_usage(argv[0], "bad --verify-timeout (seconds)", v);
+        } else {
+            return lcc_unknown_opt(&p, argv[0]);
+        }
+    }
+    if (lines == 0 && duration == 0)
+        lines = 1000000;
+
+    buf_lines = BUF_LINES;
+    if (buf_lines * (line_size + 1) > BUF_MAX_BYTES)
+        buf_lines = BUF_MAX_BYTES / (line_size + 1);
+    rc = lcc_gen_build(&b.g, buf_lines, (size_t)line_size, b.framed, (int64_t)time(NULL), 42);
+    if (rc < 0) {
+        lcc_warn("cannot build the line buffer: %s", strerror(-rc));
+        return LCC_EXIT_FAIL;
+    }
+    fprintf(stderr,
+            "bench: %zu-line buffer, %.1f MB, %.0f bytes/line, levels DEBUG/INFO/WARN/ERROR "
+            "%zu/%zu/%zu/%zu, '" LCC_RARE_WORD "' once per buffer\n",
+            b.g.lines, b.g.len / 1e6, (double)b.g.len / (double)b.g.lines, b.g.levels[0],
+            b.g.levels[1], b.g.levels[2], b.g.levels[3]);
+
+    b.rbuf = malloc(RECV_CHUNK);
+    b.c = calloc((size_t)b.nconn, sizeof(*b.c));
+    b.ep = epoll_create1(EPOLL_CLOEXEC);
+    if (!b.rbuf || !b.c || b.ep < 0) {
+        lcc_warn("cannot set up: %s", strerror(errno));
+        goto out;
+    }
+    for (int i = 0; i < b.nconn; i++)
+        b.c[i].fd = -1;
+
+    if (verify) {
+        q = lcc_qconn_open(o, err, sizeof(err));
+        if (!q) {
+            lcc_warn("%s (use --no-verify to skip the COUNT check)", err);
+            ret = LCC_EXIT_UNREACHABLE;
+            goto out;
+        }
+        rc = lcc_qconn_stat(q, "evicted", &evicted0, err, sizeof(err));
+        if (rc < 0) {
+            lcc_warn("STATS before sending: %s", err);
+            ret = LCC_EXIT_UNREACHABLE;
+            goto out;
+        }
+        has_evicted = rc == 0;
+        rc = lcc_qconn_count(q, "", &before, err, sizeof(err));
+        if (rc != 0) {
+            lcc_warn("COUNT before sending: %s", err);
+            ret = rc > 0 ? LCC_EXIT_FAIL : LCC_EXIT_UNREACHABLE;
+            goto out;
+        }
+    }
+
+    for (int i = 0; i < b.nconn; i++) {
+        struct bconn *c = &b.c[i];
+        struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN, .data.ptr = c};
+        c->idx = i;
+        c->bol = true;
+        c->fd = lcc_connect(o->host, o->log_port, o->timeout_ms, err, sizeof(err));
+        if (c->fd < 0) {
+            lcc_warn("%s", err);
+            ret = LCC_EXIT_UNREACHABLE;
+            goto out;
+        }
+        if (lines) {
+            c->lines = lines / (uint64_t)b.nconn + ((uint64_t)i < lines % (uint64_t)b.nconn);
+            c->total = lines_to_bytes(&b.g, c->lines);
+        } else {
+            c->lines = c->total = UINT64_MAX;
+        }
+        epoll_ctl(b.ep, EPOLL_CTL_ADD, c->fd, &ev);
+        b.active++;
+        if (c->lines == 0)
+            writes_done(&b, c);
+    }
+
+    getrusage(RUSAGE_SELF, &ru0);
+    t0 = lcc_now_s();
+    rc = run_loop(&b, duration, &t_first);
+    t_sent = lcc_now_s();
+    if (rc < 0) {
+        ret = LCC_EXIT_UNREACHABLE;
+        goto out;
+    }
+
+    uint64_t total_lines = 0, total_bytes = 0, refused = 0;
+    for (int i = 0; i < b.nconn; i++) {
+        total_lines += b.c[i].lines;
+        total_bytes += b.c[i].sent;
+        refused += b.c[i].refused;
+    }
+
+    t_end = t_sent;
+    if (verify) {
+        double deadline = t_sent + verify_timeout;
+        for (;;) {
+            /* Evictions make COUNT shrink; add the ones since the start back. STATS goes
+             * first so that an entry evicted between the two reads is missed, never counted
+             * twice: the check can be late, never wrong. */
+            uint64_t ev = evicted0;
+            if (has_evicted && lcc_qconn_stat(q, "evicted", &ev, err, sizeof(err)) != 0)
+                ev = evicted0;
+            rc = lcc_qconn_count(q, "", &after, err, sizeof(err));
+            if (rc != 0) {
+                lcc_warn("COUNT after sending: %s", err);
+                break;
+            }
+            after += ev - evicted0;
+            t_end = lcc_now_s();
+            if (after >= before + total_lines - refused) {
+                verified = true;
+                break;
+            }
+            if (t_end > deadline)
+                break;
+            lcc_sleep_ms(VERIFY_POLL_MS);
+        }
+    }
+
+    double secs = t_end - t0;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("ingest: mode=%s connections=%d lines=%llu seconds=%.3f lines/s=%.0f MB/s=%.1f "
+           "verified=%s\n",
+           b.framed ? "framed" : "plain", b.nconn, (unsigned long long)total_lines, secs,
+           secs > 0 ? (double)total_lines / secs : 0, secs > 0 ? total_bytes / 1e6 / secs : 0,
+           !verify    ? "skipped"
+           : verified ? "yes"
+                      : "no");
+    fflush(stdout);
+    fprintf(stderr,
+            "bench: all sent%s after %.3f s (first connection done %.3f s), stored after %.3f "
+            "s; in that time client cpu user %.2f s sys %.2f s\n",
+            b.framed ? " and acknowledged" : "", t_sent - t0, t_first > 0 ? t_first - t0 : 0, secs,
+            tv_diff(&ru.ru_utime, &ru0.ru_utime), tv_diff(&ru.ru_stime, &ru0.ru_stime));
+    if (refused)
+        lcc_warn("%llu line(s) refused; first reply: %s", (unsigned long long)refused,
+                 b.first_error);
+    if (verify && !verified)
+        lcc_warn("COUNT (plus evictions) went from %llu to %llu, expected %llu",
+                 (unsigned long long)before, (unsigned long long)after,
+                 (unsigned long long)(before + total_lines - refused));
+    ret = (refused || (verify && !verified)) ? LCC_EXIT_FAIL : LCC_EXIT_OK;
+out:
+    if (b.c)
+        for (int i = 0; i < b.nconn; i++)
+            if (b.c[i].fd >= 0)
+                close(b.c[i].fd);
+    if (b.ep >= 0)
+        close(b.ep);
+    lcc_qconn_close(q);
+    free(b.c);
+    free(b.rbuf);
+    lcc_gen_free(&b.g);
+    return ret;
+}

@@ -1,0 +1,511 @@
+/* query.c - the query-port subcommands of logcaster: query, count, stats, ping, bench-query.
+ *
+ * Each opens one persistent connection, writes requests and reads replies with the
+ * --timeout as the longest wait for any byte. A reply that starts with ERROR goes to stderr
+ * and makes the exit code 1; a server that cannot be reached, or that hangs up or stalls
+ * mid-reply, makes it 2. */
+#include "client/query.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/cli.h"
+#include "client/net.h"
+
+struct lcc_qconn {
+    int fd;
+    const struct lcc_opts *o; /* Borrowed. */
+    struct lcc_reader rd;
+    char *req; /* Request build buffer, grown as needed. */
+    size_t req_cap;
+};
+
+struct lcc_qconn *lcc_qconn_open(const struct lcc_opts *o, char *err, size_t errlen)
+{
+    struct lcc_qconn *q;
+    int fd = lcc_connect(o->host, o->query_port, o->timeout_ms, err, errlen);
+
+    if (fd < 0)
+        return NULL;
+    q = calloc(1, sizeof(*q));
+    if (!q) {
+        close(fd);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    q->fd = fd;
+    q->o = o;
+    lcc_reader_init(&q->rd);
+    return q;
+}
+
+void lcc_qconn_close(struct lcc_qconn *q)
+{
+    if (!q)
+        return;
+    close(q->fd);
+    lcc_reader_free(&q->rd);
+    free(q->req);
+    free(q);
+}
+
+int lcc_qconn_send(struct lcc_qconn *q, const char *cmd, const char *arg)
+{
+    size_t cl = strlen(cmd), al = arg ? strlen(arg) : 0, n = cl;
+
+    if (arg && strpbrk(arg, "\r\n"))
+        return -EINVAL;
+    if (q->req_cap < cl + al + 2) {
+        char *nb = realloc(q->req, cl + al + 2);
+        if (!nb)
+            return -ENOMEM;
+        q->req = nb;
+        q->req_cap = cl + al + 2;
+    }
+    memcpy(q->req, cmd, cl);
+    if (al > 0) {
+        q->req[n++] = ' ';
+        memcpy(q->req + n, arg, al);
+        n += al;
+    }
+    q->req[n++] = '\n';
+    return lcc_write_all(q->fd, q->req, n, q->o->timeout_ms, false);
+}
+
+int lcc_qconn_line(struct lcc_qconn *q, char **line, size_t *len)
+{
+    return lcc_read_line(&q->rd, q->fd, q->o->timeout_ms, line, len);
+}
+
+/* Turn a failed read into a sentence: 0 means the server hung up. */
+static void describe_read(int rc, const struct lcc_opts *o, char *err, size_t errlen)
+{
+    if (rc == 0)
+        snprintf(err, errlen, "%s:%d closed the connection before replying", o->host,
+                 o->query_port);
+    else if (rc == -ETIMEDOUT)
+        snprintf(err, errlen, "no reply from %s:%d within %.1f s", o->host, o->query_port,
+                 o->timeout_ms / 1000.0);
+    else
+        snprintf(err, errlen, "reading from %s:%d: %s", o->host, o->query_port, strerror(-rc));
+}
+
+int lcc_qconn_count(struct lcc_qconn *q, const char *expr, uint64_t *n, char *err, size_t errlen)
+{
+    char *line;
+    size_t len;
+    int rc = lcc_qconn_send(q, "COUNT", expr);
+
+    if (rc < 0) {
+        snprintf(err, errlen, "sending COUNT: %s", strerror(-rc));
+        return rc;
+    }
+    rc = lcc_qconn_line(q, &line, &len);
+    if (rc <= 0) {
+        describe_read(rc, q->o, err, errlen);
+        return rc < 0 ? rc : -EPIPE;
+    }
+    if (lcc_parse_tagged_count(line, len, "COUNT|", n) == 0)
+        return 0;
+    snprintf(err, errlen, "%s", line);
+    if (strncmp(line, "ERROR", 5) == 0)
+        return 1;
+    snprintf(err, errlen, "unexpected reply to COUNT: %.200s", line);
+    return -EPROTO;
+}
+
+int lcc_qconn_stat(struct lcc_qconn *q, const char *key, uint64_t *value, char *err, size_t errlen)
+{
+    size_t kl = strlen(key), len;
+    char *line;
+    int rc = lcc_qconn_send(q, "STATS", NULL), found = 1;
+
+    if (rc < 0) {
+        snprintf(err, errlen, "sending STATS: %s", strerror(-rc));
+        return rc;
+    }
+    for (bool first = true;; first = false) {
+        rc = lcc_qconn_line(q, &line, &len);
+        if (rc <= 0) {
+            describe_read(rc, q->o, err, errlen);
+            return rc < 0 ? rc : -EPIPE;
+        }
+        if ((first && strncmp(line, "ERROR", 5) == 0) || strcmp(line, "END") == 0)
+            return found;
+        if (len > kl && memcmp(line, key, kl) == 0 && line[kl] == ' ' &&
+            lcc_parse_u64(line + kl + 1, 0, UINT64_MAX, value) == 0)
+            found = 0;
+    }
+}
+
+/* Options shared by the simple commands; fills *expr from the positional arguments. */
+struct qargs {
+    bool raw;       /* --raw: print protocol lines verbatim. */
+    bool count;     /* --count (bench-query): run COUNT instead of SEARCH. */
+    uint64_t runs;  /* --runs (bench-query). */
+    bool need_expr; /* At least one positional argument is required. */
+    bool no_expr;   /* No positional argument is allowed. */
+    char *expr;     /* Joined positional arguments; malloc'd. */
+};
+
+static int parse_qargs(struct lcc_opts *o, int argc, char **argv, const char *help, struct qargs *a)
+{
+    struct lcc_argp p;
+    char **pos = calloc((size_t)argc + 1, sizeof(*pos));
+    int npos = 0, rc;
+    const char *v;
+
+    if (!pos)
+        return LCC_EXIT_FAIL;
+    lcc_argp_init(&p, argc, argv, 1);
+    while (lcc_argp_next(&p)) {
+        if (!lcc_argp_is_opt(&p)) {
+            pos[npos++] = (char *)p.arg;
+            continue;
+        }
+        rc = lcc_common_opt(&p, o, argv[0], help);
+        if (rc < 0)
+            goto usage;
+        if (rc > 0)
+            continue;
+        if (lcc_argp_flag(&p, "--raw") && !a->no_expr) {
+            a->raw = true;
+        } else if (lcc_argp_flag(&p, "--count") && a->runs) {
+            a->count = true;
+        } else if (a->runs && lcc_argp_value(&p, "--runs", &v)) {
+            if (!v || lcc_parse_u64(v, 1, 10000000, &a->runs) < 0) {
+                lcc_usage(argv[0], "bad --runs (1..10000000)", v);
+                goto usage;
+            }
+        } else {
+            lcc_unknown_opt(&p, argv[0]);
+            goto usage;
+        }
+    }
+    if (a->need_expr && npos == 0) {
+        lcc_usage(argv[0], "missing query expression", NULL);
+        goto usage;
+    }
+    if (a->no_expr && npos > 0) {
+        lcc_usage(argv[0], "unexpected argument", pos[0]);
+        goto usage;
+    }
+    a->expr = lcc_join_args(npos, pos);
+    free(pos);
+    if (!a->expr)
+        return LCC_EXIT_FAIL;
+    if (strpbrk(a->expr, "\r\n")) {
+        free(a->expr);
+        return lcc_usage(argv[0], "the expression must be a single line", NULL);
+    }
+    return 0;
+usage:
+    free(pos);
+    return LCC_EXIT_USAGE;
+}
+
+/* Open the query connection or print why not; NULL means exit LCC_EXIT_UNREACHABLE. */
+static struct lcc_qconn *open_or_warn(const struct lcc_opts *o)
+{
+    char err[256];
+    struct lcc_qconn *q = lcc_qconn_open(o, err, sizeof(err));
+
+    if (!q)
+        lcc_warn("%s", err);
+    return q;
+}
+
+/* Read one reply line; on failure print why and return the exit code to use (> 0). */
+static int reply_line(struct lcc_qconn *q, char **line, size_t *len)
+{
+    char err[256];
+    int rc = lcc_qconn_line(q, line, len);
+
+    if (rc == 1)
+        return 0;
+    describe_read(rc, q->o, err, sizeof(err));
+    lcc_warn("%s", err);
+    return LCC_EXIT_UNREACHABLE;
+}
+
+static int send_or_warn(struct lcc_qconn *q, const char *cmd, const char *arg)
+{
+    int rc = lcc_qconn_send(q, cmd, arg);
+
+    if (rc == 0)
+        return 0;
+    lcc_warn("sending %s to %s:%d: %s", cmd, q->o->host, q->o->query_port, strerror(-rc));
+    return LCC_EXIT_UNREACHABLE;
+}
+
+/* Read one SEARCH reply. With out set, print the entries (or with raw every protocol line)
+ * there. *n gets the number of entries. Returns 0 or an exit code. */
+static int read_search(struct lcc_qconn *q, FILE *out, bool raw, uint64_t *n)
+{
+    char *line;
+    size_t len;
+    int rc = reply_line(q, &line, &len);
+
+    if (rc)
+        return rc;
+    if (lcc_parse_tagged_count(line, len, "RESULT|", n) < 0) {
+        if (strncmp(line, "ERROR", 5) == 0) {
+            fprintf(stderr, "%s\n", line);
+            return LCC_EXIT_FAIL;
+        }
+        lcc_warn("unexpected reply to SEARCH: %.200s", line);
+        return LCC_EXIT_UNREACHABLE;
+    }
+    if (out && raw)
+        fprintf(out, "%s\n", line);
+    /* Count the entries rather than stop at "END", so a message that reads "END" is safe. */
+    for (uint64_t i = 0; i < *n; i++) {
+        rc = reply_line(q, &line, &len);
+        if (rc)
+            return rc;
+        if (out) {
+            fwrite(line, 1, len, out);
+            putc('\n', out);
+        }
+    }
+    rc = reply_line(q, &line, &len);
+    if (rc)
+        return rc;
+    if (strcmp(line, "END") != 0) {
+        lcc_warn("expected END after %llu entries, got: %.200s", (unsigned long long)*n, line);
+        return LCC_EXIT_UNREACHABLE;
+    }
+    if (out && raw)
+        fprintf(out, "END\n");
+    return 0;
+}
+
+const char lcc_query_help[] =
+    "usage: logcaster query [--raw] [options] [--] EXPR...\n"
+    "\n"
+    "Run SEARCH EXPR on the query port and print the matching entries, one per line, as\n"
+    "<id>|<LEVEL>|<unix_ts>|<message>. Several EXPR arguments are joined with spaces.\n"
+    "\n"
+    "  --raw        print the protocol reply verbatim (RESULT|n ... END)\n"
+    "  --           end of options; needed before an expression that starts with '-'\n"
+    "\n"
+    "Query language: words are ANDed, OR, -word negates, \"a phrase\", level:ERROR,\n"
+    "level:>=WARN, source:PREFIX, since:15m, from:/to: (unix seconds or ISO-8601),\n"
+    "/regex/, limit:N.\n"
+    "\n"
+    "Exit status: 0 success, 1 the server answered ERROR (printed on stderr),\n"
+    "2 the server could not be reached or the connection failed.\n";
+
+int lcc_cmd_query(struct lcc_opts *o, int argc, char **argv)
+{
+    struct qargs a = {.need_expr = true};
+    struct lcc_qconn *q;
+    uint64_t n;
+    int rc = parse_qargs(o, argc, argv, lcc_query_help, &a);
+
+    if (rc)
+        return rc;
+    q = open_or_warn(o);
+    if (!q) {
+        free(a.expr);
+        return LCC_EXIT_UNREACHABLE;
+    }
+    rc = send_or_warn(q, "SEARCH", a.expr);
+    if (!rc)
+        rc = read_search(q, stdout, a.raw, &n);
+    lcc_qconn_close(q);
+    free(a.expr);
+    if (fflush(stdout) != 0 && !rc)
+        rc = LCC_EXIT_FAIL;
+    return rc;
+}
+
+const char lcc_count_help[] = "usage: logcaster count [--raw] [options] [--] [EXPR...]\n"
+                              "\n"
+                              "Print how many entries match EXPR (all entries when EXPR is\n"
+                              "omitted), from COUNT on the query port.\n"
+                              "\n"
+                              "  --raw        print the reply line verbatim (COUNT|n)\n"
+                              "\n"
+                              "Exit status as for query.\n";
+
+int lcc_cmd_count(struct lcc_opts *o, int argc, char **argv)
+{
+    struct qargs a = {0};
+    struct lcc_qconn *q;
+    char err[512];
+    uint64_t n;
+    int rc = parse_qargs(o, argc, argv, lcc_count_help, &a);
+
+    if (rc)
+        return rc;
+    q = open_or_warn(o);
+    if (!q) {
+        free(a.expr);
+        return LCC_EXIT_UNREACHABLE;
+    }
+    rc = lcc_qconn_count(q, a.expr, &n, err, sizeof(err));
+    if (rc == 0) {
+        printf(a.raw ? "COUNT|%llu\n" : "%llu\n", (unsigned long long)n);
+    } else if (rc == 1) {
+        fprintf(stderr, "%s\n", err);
+        rc = LCC_EXIT_FAIL;
+    } else {
+        lcc_warn("%s", err);
+        rc = LCC_EXIT_UNREACHABLE;
+    }
+    lcc_qconn_close(q);
+    free(a.expr);
+    return rc;
+}
+
+const char lcc_stats_help[] = "usage: logcaster stats [options]\n"
+                              "\n"
+                              "Print the server's statistics (STATS), one '<key> <value>' per\n"
+                              "line.\n";
+
+int lcc_cmd_stats(struct lcc_opts *o, int argc, char **argv)
+{
+    struct qargs a = {.no_expr = true};
+    struct lcc_qconn *q;
+    char *line;
+    size_t len;
+    bool first = true;
+    int rc = parse_qargs(o, argc, argv, lcc_stats_help, &a);
+
+    if (rc)
+        return rc;
+    free(a.expr);
+    q = open_or_warn(o);
+    if (!q)
+        return LCC_EXIT_UNREACHABLE;
+    rc = send_or_warn(q, "STATS", NULL);
+    while (!rc) {
+        rc = reply_line(q, &line, &len);
+        if (rc)
+            break;
+        if (first && strncmp(line, "ERROR", 5) == 0) {
+            fprintf(stderr, "%s\n", line);
+            rc = LCC_EXIT_FAIL;
+            break;
+        }
+        first = false;
+        if (strcmp(line, "END") == 0)
+            break;
+        printf("%s\n", line);
+    }
+    lcc_qconn_close(q);
+    return rc;
+}
+
+const char lcc_ping_help[] = "usage: logcaster ping [options]\n"
+                             "\n"
+                             "Send PING to the query port and print the round trip time.\n"
+                             "Exit status 0 on PONG, 2 when the server cannot be reached.\n";
+
+int lcc_cmd_ping(struct lcc_opts *o, int argc, char **argv)
+{
+    struct qargs a = {.no_expr = true};
+    struct lcc_qconn *q;
+    char *line;
+    size_t len;
+    double t0;
+    int rc = parse_qargs(o, argc, argv, lcc_ping_help, &a);
+
+    if (rc)
+        return rc;
+    free(a.expr);
+    q = open_or_warn(o);
+    if (!q)
+        return LCC_EXIT_UNREACHABLE;
+    t0 = lcc_now_s();
+    rc = send_or_warn(q, "PING", NULL);
+    if (!rc)
+        rc = reply_line(q, &line, &len);
+    if (!rc) {
+        if (strcmp(line, "PONG") == 0) {
+            printf("PONG from %s:%d in %.3f ms\n", o->host, o->query_port,
+                   (lcc_now_s() - t0) * 1000);
+        } else {
+            fprintf(stderr, "%s\n", line);
+            rc = LCC_EXIT_FAIL;
+        }
+    }
+    lcc_qconn_close(q);
+    return rc;
+}
+
+const char lcc_bench_query_help[] =
+    "usage: logcaster bench-query [--runs N] [--count] [options] [--] EXPR...\n"
+    "\n"
+    "Run SEARCH EXPR (or COUNT EXPR with --count) N times, one after the other over one\n"
+    "connection, and print the latency percentiles:\n"
+    "  query: op=SEARCH expr='...' runs=N results=R p50=Xms p99=Yms max=Zms\n"
+    "Results are read and discarded; the time is from sending the request to the last\n"
+    "byte of its reply.\n"
+    "\n"
+    "  --runs N     number of requests (default 20)\n"
+    "  --count      time COUNT instead of SEARCH (EXPR may then be empty)\n";
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int lcc_cmd_bench_query(struct lcc_opts *o, int argc, char **argv)
+{
+    struct qargs a = {.runs = 20};
+    struct lcc_qconn *q;
+    double *lat;
+    uint64_t n = 0;
+    char err[512];
+    int rc = parse_qargs(o, argc, argv, lcc_bench_query_help, &a);
+
+    if (rc)
+        return rc;
+    if (!a.count && !*a.expr) {
+        free(a.expr);
+        return lcc_usage(argv[0], "missing query expression", NULL);
+    }
+    lat = calloc(a.runs, sizeof(*lat));
+    q = lat ? open_or_warn(o) : NULL;
+    if (!q) {
+        free(lat);
+        free(a.expr);
+        return lat ? LCC_EXIT_UNREACHABLE : LCC_EXIT_FAIL;
+    }
+    for (uint64_t i = 0; i < a.runs && !rc; i++) {
+        double t0 = lcc_now_s();
+        if (a.count) {
+            rc = lcc_qconn_count(q, a.expr, &n, err, sizeof(err));
+            if (rc == 1) {
+                fprintf(stderr, "%s\n", err);
+                rc = LCC_EXIT_FAIL;
+            } else if (rc < 0) {
+                lcc_warn("%s", err);
+                rc = LCC_EXIT_UNREACHABLE;
+            }
+        } else {
+            rc = send_or_warn(q, "SEARCH", a.expr);
+            if (!rc)
+                rc = read_search(q, NULL, false, &n);
+        }
+        lat[i] = (lcc_now_s() - t0) * 1000;
+    }
+    if (!rc) {
+        qsort(lat, a.runs, sizeof(*lat), cmp_double);
+        printf("query: op=%s expr='%s' runs=%llu results=%llu p50=%.3fms p99=%.3fms "
+               "max=%.3fms\n",
+               a.count ? "COUNT" : "SEARCH", a.expr, (unsigned long long)a.runs,
+               (unsigned long long)n, lcc_percentile(lat, a.runs, 50),
+               lcc_percentile(lat, a.runs, 99), lat[a.runs - 1]);
+    }
+    lcc_qconn_close(q);
+    free(lat);
+    free(a.expr);
+    return rc;
+}
