@@ -55,7 +55,8 @@ struct server {
     struct listener listeners[MAX_LISTENERS];
     size_t nlisteners;
     struct reactor *reactors;
-    int nreactors;
+    int nallocated; /* Reactors allocated (loops to free). */
+    int nreactors;  /* Reactors whose threads run (to join). */
     struct server_counters counters;
     int64_t started_ms;
 };
@@ -705,6 +706,9 @@ struct server *server_start(const struct config *cfg, struct store *store,
     s->reactors = calloc((size_t)s->nreactors, sizeof(*s->reactors));
     if (!s->reactors)
         goto fail;
+    s->nallocated = s->nreactors;
+    for (int i = 0; i < s->nreactors; i++)
+        s->reactors[i].wake.fd = -1;
     for (int i = 0; i < s->nreactors; i++) {
         struct reactor *r = &s->reactors[i];
         r->srv = s;
@@ -738,17 +742,7 @@ struct server *server_start(const struct config *cfg, struct store *store,
     }
     return s;
 fail:
-    if (s->reactors) {
-        for (int i = 0; i < s->nreactors; i++) {
-            ev_free(s->reactors[i].loop);
-            if (s->reactors[i].wake.fd > 0)
-                close(s->reactors[i].wake.fd);
-        }
-        free(s->reactors);
-    }
-    for (size_t i = 0; i < s->nlisteners; i++)
-        close(s->listeners[i].fd);
-    free(s);
+    server_free(s);
     return NULL;
 }
 
@@ -767,9 +761,9 @@ void server_free(struct server *s)
 {
     if (!s)
         return;
-    for (int i = 0; i < s->cfg->threads && s->reactors; i++) {
+    for (int i = 0; i < s->nallocated; i++) {
         ev_free(s->reactors[i].loop);
-        if (s->reactors[i].wake.fd > 0)
+        if (s->reactors[i].wake.fd >= 0)
             close(s->reactors[i].wake.fd);
     }
     free(s->reactors);
