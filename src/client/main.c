@@ -4,7 +4,6 @@
  * runs while the server is still being written. Each subcommand lives in its own file
  * (send.c, query.c, bench.c) and is found in the table below; the global options may come
  * before the subcommand or among its own options. */
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,9 +108,9 @@ int main(int argc, char **argv)
         .host = "127.0.0.1", .log_port = 9999, .query_port = 9998, .timeout_ms = 5000};
     struct lcc_argp p;
 
-    /* Writes use MSG_NOSIGNAL, but stdout may be a closed pipe (logcaster query | head). */
-    signal(SIGPIPE, SIG_IGN);
-
+    /* SIGPIPE keeps its default: `logcaster query x | head` should end quietly when head
+     * does. Socket writes use MSG_NOSIGNAL, so a dead server is an error code, not a
+     * signal. */
     lcc_argp_init(&p, argc, argv, 1);
     while (lcc_argp_next(&p)) {
         if (!lcc_argp_is_opt(&p)) {

@@ -248,8 +248,12 @@ static void drop_conn(struct sender *s, const char *why)
     lcc_reader_reset(&s->rep);
     if (!s->outage_start)
         s->outage_start = lcc_now_ms();
-    lcc_warn("connection to %s:%d lost (%s); %zu line%s unacknowledged, reconnecting", s->o->host,
-             s->o->log_port, why, s->count, s->count == 1 ? "" : "s");
+    if (s->count > 0)
+        lcc_warn("connection to %s:%d lost (%s); %zu line%s unacknowledged, reconnecting",
+                 s->o->host, s->o->log_port, why, s->count, s->count == 1 ? "" : "s");
+    else
+        lcc_warn("connection to %s:%d lost (%s); will reconnect for the next line", s->o->host,
+                 s->o->log_port, why);
     s->outage_warned = true;
 }
 

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# bench/run.sh - the `make bench` driver: ingest throughput and query latency of logcasterd,
+# measured with `logcaster bench` and `logcaster bench-query`.
+#
+# usage: bench/run.sh BUILD_DIR        (BUILD_DIR holds logcasterd and logcaster)
+#
+# Every measurement gets a fresh server on ephemeral ports (127.0.0.1, port 0) with an empty
+# data dir, so one run's stored data and memory never colour the next, and the peak RSS
+# shown is that run's alone. The server is killed on exit, whatever happens.
+#
+# Environment knobs (defaults in brackets):
+#   BENCH_LINES [2000000]        lines per ingest run
+#   BENCH_CONNECTIONS ["1 4 32"] connection counts for the ingest runs
+#   BENCH_REPEAT [3]             runs per ingest configuration; the median is shown
+#   BENCH_QUERY_LINES [1000000]  entries loaded before the query benchmarks
+#   BENCH_QUERY_RUNS [20]        requests per query benchmark
+#   LOGCASTERD_ARGS []           extra server options, e.g. "--threads 2"
+set -euo pipefail
+
+build=${1:?usage: bench/run.sh BUILD_DIR}
+server_bin=$build/logcasterd
+client_bin=$build/logcaster
+lines=${BENCH_LINES:-2000000}
+conns=${BENCH_CONNECTIONS:-1 4 32}
+query_lines=${BENCH_QUERY_LINES:-1000000}
+query_runs=${BENCH_QUERY_RUNS:-20}
+repeat=${BENCH_REPEAT:-3}
+read -r -a server_extra <<<"${LOGCASTERD_ARGS:-}"
+rare_word=xyzzy-rare # the word `logcaster bench` puts in one line of every 100000
+step_timeout=180     # seconds; no single client command may take longer
+
+for f in "$server_bin" "$client_bin"; do
+    [[ -x $f ]] || { echo "bench: $f not found; run make first" >&2; exit 1; }
+done
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/logcaster-bench.XXXXXX")
+server_pid=
+log_port=
+query_port=
+run_no=0
+
+stop_server() {
+    if [[ -n $server_pid ]]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=
+    fi
+}
+cleanup() {
+    stop_server
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+die() {
+    echo "bench: $*" >&2
+    exit 1
+}
+
+# Start a fresh server and wait (10 s at most) for both "listening" lines on its stdout.
+start_server() {
+    run_no=$((run_no + 1))
+    local dir=$work/data.$run_no out=$work/server.$run_no.out err=$work/server.$run_no.err
+    mkdir -p "$dir"
+    "$server_bin" --bind 127.0.0.1 --log-port 0 --query-port 0 --data-dir "$dir" \
+        ${server_extra[@]+"${server_extra[@]}"} >"$out" 2>"$err" &
+    server_pid=$!
+    for _ in $(seq 200); do
+        if ! kill -0 "$server_pid" 2>/dev/null; then
+            wait "$server_pid" 2>/dev/null || true
+            server_pid=
+            cat "$err" >&2
+            die "logcasterd exited during start-up"
+        fi
+        log_port=$(sed -n 's/^listening log .*:\([0-9][0-9]*\)$/\1/p' "$out" | head -n1)
+        query_port=$(sed -n 's/^listening query .*:\([0-9][0-9]*\)$/\1/p' "$out" | head -n1)
+        [[ -n $log_port && -n $query_port ]] && return 0
+        sleep 0.05
+    done
+    die "logcasterd did not print both 'listening' lines within 10 s"
+}
+
+# Peak resident set size of the running server, in MB.
+server_peak_mb() {
+    awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$server_pid/status" 2>/dev/null || echo "?"
+}
+
+# Run the client against the current server; stdout is returned, stderr kept for errors.
+client() {
+    local err=$work/client.err rc=0 out
+    out=$(timeout "$step_timeout" "$client_bin" --log-port "$log_port" --query-port "$query_port" \
+        --timeout 10 "$@" 2>"$err") || rc=$?
+    if [[ $rc -ne 0 ]]; then
+        echo "bench: logcaster $* failed (exit $rc):" >&2
+        sed 's/^/  /' "$err" >&2
+        kill -0 "$server_pid" 2>/dev/null || echo "  (logcasterd is no longer running)" >&2
+    fi
+    cat "$err" >>"$work/client.log"
+    printf '%s\n' "$out"
+    return $rc
+}
+
+# Pick key=value out of a result line.
+field() { sed -n "s|.*[[:space:]]$1=\([^[:space:]]*\).*|\1|p" <<<"$2"; }
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || true)
+echo "LogCaster benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs${cpu:+ ($cpu)}, $build"
+echo "Client and server share the machine; the client sends from one epoll thread."
+echo "Each ingest run starts a fresh server and sends $lines lines of about 120 bytes; each row"
+echo "is the median (by lines/s) of $repeat runs. 'seconds' runs from the first byte until COUNT"
+echo "shows every line stored; 'client CPU' is the client's user+sys time in that span."
+echo
+printf '%-28s %12s %9s %9s %9s %10s %12s\n' "ingest" "lines/s" "MB/s" "seconds" "verified" \
+    "server RSS" "client CPU"
+
+for mode in plain framed; do
+    for c in $conns; do
+        flag=()
+        [[ $mode == framed ]] && flag=(--framed)
+        rows=()
+        for _ in $(seq "$repeat"); do
+            start_server
+            res=$(client bench --connections "$c" --lines "$lines" ${flag[@]+"${flag[@]}"}) || true
+            rss=$(server_peak_mb)
+            stop_server
+            [[ $res == ingest:* ]] || continue
+            cpu_s=$(sed -n 's/.*client cpu user \([0-9.]*\) s sys \([0-9.]*\) s.*/\1 \2/p' \
+                "$work/client.err" | awk '{ printf "%.2f", $1 + $2 }')
+            rows+=("$(field 'lines/s' "$res") $(field 'MB/s' "$res") $(field seconds "$res") $(field verified "$res") $rss $cpu_s")
+        done
+        label=$(printf '%s, %d connection%s' "$mode" "$c" "$([[ $c == 1 ]] || echo s)")
+        if [[ ${#rows[@]} -eq 0 ]]; then
+            printf '%-28s %12s\n' "$label" "FAILED"
+            continue
+        fi
+        # The run with the median lines/s stands for the configuration.
+        median=$(printf '%s\n' "${rows[@]}" | sort -n -k1,1 | sed -n "$(((${#rows[@]} + 1) / 2))p")
+        read -r lps mbs secs ver rss cpu_s <<<"$median"
+        printf '%-28s %12s %9s %9s %9s %7s MB %10s s' "$label" "$lps" "$mbs" "$secs" "$ver" \
+            "$rss" "$cpu_s"
+        [[ ${#rows[@]} -lt $repeat ]] && printf '  (%d of %d runs failed)' \
+            $((repeat - ${#rows[@]})) "$repeat"
+        printf '\n'
+    done
+done
+
+echo
+echo "query: $query_lines entries loaded (plain, 4 connections) into a fresh server;"
+echo "each request $query_runs times over one connection, one at a time"
+start_server
+load=$(client bench --connections 4 --lines "$query_lines") || die "loading $query_lines entries failed"
+echo "  load: $load"
+printf '%-36s %10s %10s %10s %10s\n' "request" "p50 ms" "p99 ms" "max ms" "results"
+query_row() {
+    local label=$1 res
+    shift
+    if res=$(client bench-query --runs "$query_runs" "$@") && [[ $res == query:* ]]; then
+        printf '%-36s %10s %10s %10s %10s\n' "$label" "$(field p50 "$res" | tr -d ms)" \
+            "$(field p99 "$res" | tr -d ms)" "$(field max "$res" | tr -d ms)" \
+            "$(field results "$res")"
+    else
+        printf '%-36s %10s\n' "$label" "FAILED"
+    fi
+}
+query_row "SEARCH $rare_word (rare word)" -- "$rare_word"
+query_row "SEARCH /timeout after [0-9]+ms/" -- '/timeout after [0-9]+ms/'
+query_row "COUNT level:ERROR" --count -- 'level:ERROR'
+query_row "COUNT (all entries)" --count
+echo
+echo "server peak RSS (VmHWM) after loading $query_lines entries and the queries: $(server_peak_mb) MB"
+stop_server
