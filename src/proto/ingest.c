@@ -5,6 +5,7 @@
  * that buffer (clean lines) or into a per-thread escape buffer (lines with control bytes or
  * invalid UTF-8), appends the whole batch with one store call, then writes the replies. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,20 @@ struct batch {
     size_t esc_used, esc_cap;
 };
 static __thread struct batch *tls_batch;
+static pthread_key_t batch_key; /* Its destructor frees a thread's batch when the thread ends. */
+static pthread_once_t batch_key_once = PTHREAD_ONCE_INIT;
+
+static void batch_free(void *p)
+{
+    struct batch *b = p;
+    free(b->esc);
+    free(b);
+}
+
+static void batch_key_init(void)
+{
+    pthread_key_create(&batch_key, batch_free);
+}
 
 static struct batch *batch_get(size_t max_line)
 {
@@ -50,6 +65,8 @@ static struct batch *batch_get(size_t max_line)
         b = calloc(1, sizeof(*b));
         if (!b)
             return NULL;
+        pthread_once(&batch_key_once, batch_key_init);
+        pthread_setspecific(batch_key, b);
         tls_batch = b;
     }
     if (b->esc_cap < want) {
