@@ -85,6 +85,7 @@ static __thread struct reactor *tls_reactor; /* The reactor whose loop runs on t
 static void conn_update_interest(struct conn *c);
 static void conn_process_input(struct conn *c);
 static void conn_destroy(struct conn *c);
+static int conn_flush(struct conn *c);
 
 #define CNT_ADD(field, n)                                                                          \
     atomic_fetch_add_explicit((_Atomic uint64_t *)&srv->counters.field, (n), memory_order_relaxed)
@@ -242,6 +243,19 @@ int conn_printf(struct conn *c, const char *fmt, ...)
     return r;
 }
 
+/* For connections that produced output outside their own I/O callback (a resumed query, the
+ * shutdown drain): try to send at once rather than waiting for EPOLLOUT. */
+static void conn_after_work(struct conn *c)
+{
+    if (c->closed)
+        return;
+    if (buf_len(&c->out) && conn_flush(c) < 0) {
+        conn_destroy(c);
+        return;
+    }
+    conn_update_interest(c);
+}
+
 static void conn_resume_deferred(struct ev_loop *loop, void *arg)
 {
     (void)loop;
@@ -254,8 +268,7 @@ static void conn_resume_deferred(struct ev_loop *loop, void *arg)
     if (c->closed)
         return;
     conn_process_input(c);
-    if (!c->closed)
-        conn_update_interest(c);
+    conn_after_work(c);
 }
 
 void conn_schedule_resume(struct conn *c)
@@ -362,6 +375,12 @@ static void conn_update_interest(struct conn *c)
 {
     if (c->closed)
         return;
+    if (c->out_was_full && buf_len(&c->out) <= c->r->srv->cfg->out_limit / 2) {
+        /* Room again: a paused stream continues, and waiting input is read, on a deferred
+         * turn so that one fast reader cannot keep this loop to itself. */
+        c->out_was_full = false;
+        conn_schedule_resume(c);
+    }
     if (c->close_after_flush && buf_len(&c->out) == 0 && !c->busy) {
         conn_destroy(c);
         return;
@@ -393,34 +412,6 @@ static void conn_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
         if (c->closed)
             return;
     }
-    if (buf_len(&c->out) && conn_flush(c) < 0) {
-        conn_destroy(c);
-        return;
-    }
-    if (c->out_was_full && buf_len(&c->out) <= c->r->srv->cfg->out_limit / 2) {
-        /* Room again: let a paused stream continue, then feed waiting input. */
-        c->out_was_full = false;
-        if (c->busy && c->proto->resume)
-            c->proto->resume(c);
-        if (c->closed)
-            return;
-        conn_process_input(c);
-        if (c->closed)
-            return;
-        if (buf_len(&c->out) && conn_flush(c) < 0) {
-            conn_destroy(c);
-            return;
-        }
-    }
-    conn_update_interest(c);
-}
-
-/* Called at the end of every turn for connections that produced output outside their own I/O
- * callback (a resumed query): try to send at once rather than waiting for EPOLLOUT. */
-static void conn_after_work(struct conn *c)
-{
-    if (c->closed)
-        return;
     if (buf_len(&c->out) && conn_flush(c) < 0) {
         conn_destroy(c);
         return;

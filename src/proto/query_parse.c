@@ -11,7 +11,8 @@
 
 #include "proto/line.h"
 
-#define MAX_EXPR 8192
+#define MAX_EXPR     8192
+#define MAX_KEYWORDS 64
 
 static bool word_is(const char *p, size_t n, const char *w)
 {
@@ -136,6 +137,8 @@ static void kv_form(const char *p, size_t n, struct qcmd *out)
 {
     char err[QRY_ERR_MAX + 64] = "";
     struct qry *q = NULL, *kw = NULL;
+    struct qry *words[MAX_KEYWORDS]; /* keywords= terms, joined by operator= at the end. */
+    size_t nwords = 0;
     bool use_or = false, have_keywords = false;
     int64_t from = INT64_MIN, to = INT64_MAX;
     uint64_t limit = 0;
@@ -172,9 +175,13 @@ static void kv_form(const char *p, size_t n, struct qcmd *out)
                 const char *comma = memchr(v + a, ',', vlen - a);
                 size_t l = comma ? (size_t)(comma - v) - a : vlen - a;
                 if (l) {
+                    if (nwords == MAX_KEYWORDS) {
+                        snprintf(err, sizeof(err), "At most %d keywords.", MAX_KEYWORDS);
+                        goto bad;
+                    }
                     if (!(t = qry_keyword(v + a, l, err)))
                         goto bad;
-                    kw = kw ? (use_or ? qry_or(kw, t) : qry_and(kw, t)) : t;
+                    words[nwords++] = t;
                 }
                 a += l + 1;
             }
@@ -183,10 +190,6 @@ static void kv_form(const char *p, size_t n, struct qcmd *out)
                 use_or = true;
             } else if (!word_is(v, vlen, "AND")) {
                 snprintf(err, sizeof(err), "Operator must be AND or OR.");
-                goto bad;
-            }
-            if (kw) {
-                snprintf(err, sizeof(err), "operator= must come before keywords=.");
                 goto bad;
             }
         } else if (word_is(tok, klen, "regex")) {
@@ -216,6 +219,9 @@ static void kv_form(const char *p, size_t n, struct qcmd *out)
             goto bad;
         }
     }
+    for (size_t w = 0; w < nwords; w++)
+        kw = kw ? (use_or ? qry_or(kw, words[w]) : qry_and(kw, words[w])) : words[w];
+    nwords = 0;
     if (have_keywords && !kw) {
         snprintf(err, sizeof(err), "Invalid keywords parameter.");
         goto bad;
@@ -242,6 +248,8 @@ static void kv_form(const char *p, size_t n, struct qcmd *out)
 bad:
     qry_free(q);
     qry_free(kw);
+    for (size_t w = 0; w < nwords; w++)
+        qry_free(words[w]);
     fail(out, QSTYLE_KV, err[0] ? err : "Invalid query syntax.");
 }
 
