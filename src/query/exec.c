@@ -132,6 +132,8 @@ enum qexec_status qexec_step(struct qexec *x, size_t budget, const struct qexec_
             if (x->limit)
                 done = store_scan(x->store, x->q, x->lo, x->cursor, false, budget, count_visit, x,
                                   &resume);
+            else if (x->count_only) /* The store may count without visiting. */
+                done = store_count(x->store, x->q, x->cursor, x->hi, budget, &x->n, &resume);
             else
                 done = store_scan(x->store, x->q, x->cursor, x->hi, true, budget, count_visit, x,
                                   &resume);
