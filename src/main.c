@@ -87,8 +87,8 @@ int main(int argc, char **argv)
     struct store_stats st;
     store_get_stats(store, &st);
     log_info("stopped cleanly; %llu entries held", (unsigned long long)st.entries);
+    store_close(store); /* Before server_free: the store's writer signals the reactors' fds. */
     server_free(srv);
-    store_close(store);
     close(lock_fd);
     return 0;
 }

@@ -25,6 +25,7 @@
 #include "core/buf.h"
 #include "core/ev.h"
 #include "core/log.h"
+#include "store/store.h"
 
 #define READ_CHUNK    (256 * 1024) /* Bytes asked of one read(). */
 #define READS_PER_EV  4            /* Reads per readiness event before others get a turn. */
@@ -42,6 +43,8 @@ struct reactor {
     pthread_t thread;
     struct ev_loop *loop;
     struct ev_io wake;               /* eventfd: shutdown requests. */
+    struct ev_io store_wake;         /* eventfd: the store made progress. */
+    struct conn *waiting;            /* Connections waiting for store progress. */
     struct ev_io lio[MAX_LISTENERS]; /* This loop's watch on each shared listener. */
     struct conn *conns;              /* Doubly linked list of live connections. */
     size_t nconns;
@@ -76,6 +79,9 @@ struct conn {
     bool close_after_flush;
     bool closed; /* Freed at the end of this turn. */
     bool resume_queued;
+    bool waiting_store; /* On the reactor's waiting list. */
+    bool held;          /* Owes replies: do not close yet. */
+    struct conn *wait_next;
     bool out_was_full;
     struct conn *prev, *next;
 };
@@ -168,6 +174,14 @@ static void conn_destroy(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     c->r->nconns--;
+    if (c->waiting_store) {
+        for (struct conn **pp = &c->r->waiting; *pp; pp = &(*pp)->wait_next) {
+            if (*pp == c) {
+                *pp = c->wait_next;
+                break;
+            }
+        }
+    }
     atomic_fetch_sub_explicit((_Atomic uint64_t *)&srv->counters.conns_current, 1,
                               memory_order_relaxed);
     if (ev_defer(c->r->loop, conn_free_deferred, c) < 0)
@@ -178,7 +192,7 @@ void conn_close_after_flush(struct conn *c)
 {
     c->close_after_flush = true;
     c->read_eof = true;
-    if (buf_len(&c->out) == 0 && !c->busy)
+    if (buf_len(&c->out) == 0 && !c->busy && !c->held)
         conn_destroy(c);
     else
         conn_update_interest(c);
@@ -282,6 +296,20 @@ void conn_schedule_resume(struct conn *c)
         c->resume_queued = false;
 }
 
+void conn_hold(struct conn *c, bool held)
+{
+    c->held = held;
+}
+
+void conn_wait_store(struct conn *c)
+{
+    if (c->waiting_store || c->closed)
+        return;
+    c->waiting_store = true;
+    c->wait_next = c->r->waiting;
+    c->r->waiting = c;
+}
+
 void conn_set_busy(struct conn *c, bool busy)
 {
     bool was = c->busy;
@@ -381,7 +409,7 @@ static void conn_update_interest(struct conn *c)
         c->out_was_full = false;
         conn_schedule_resume(c);
     }
-    if (c->close_after_flush && buf_len(&c->out) == 0 && !c->busy) {
+    if (c->close_after_flush && buf_len(&c->out) == 0 && !c->busy && !c->held) {
         conn_destroy(c);
         return;
     }
@@ -552,7 +580,7 @@ static void reactor_tick(struct ev_loop *loop, void *arg)
             continue;
         }
         if (cfg->idle_timeout_s > 0 && now - c->last_active > (int64_t)cfg->idle_timeout_s * 1000 &&
-            !c->busy) {
+            !c->busy && !c->held) {
             log_info("closing %s: idle for %d s", c->peer, cfg->idle_timeout_s);
             atomic_fetch_add_explicit((_Atomic uint64_t *)&r->srv->counters.conns_timed_out, 1,
                                       memory_order_relaxed);
@@ -605,6 +633,31 @@ static void wake_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
     struct reactor *r = tls_reactor;
     if (!r->draining)
         reactor_begin_drain(r);
+}
+
+/* The store made progress: every waiting connection gets its resume call. */
+static void store_wake_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    (void)loop;
+    (void)events;
+    uint64_t v;
+    if (read(io->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        log_warn("eventfd read: %s", strerror(errno));
+    struct reactor *r = tls_reactor;
+    struct conn *list = r->waiting;
+    r->waiting = NULL;
+    while (list) {
+        struct conn *c = list;
+        list = c->wait_next;
+        c->waiting_store = false;
+        c->wait_next = NULL;
+        if (c->proto->resume)
+            c->proto->resume(c);
+        if (c->closed)
+            continue;
+        conn_process_input(c);
+        conn_after_work(c);
+    }
 }
 
 static void *reactor_main(void *arg)
@@ -699,7 +752,7 @@ struct server *server_start(const struct config *cfg, struct store *store,
         goto fail;
     s->nallocated = s->nreactors;
     for (int i = 0; i < s->nreactors; i++)
-        s->reactors[i].wake.fd = -1;
+        s->reactors[i].wake.fd = s->reactors[i].store_wake.fd = -1;
     for (int i = 0; i < s->nreactors; i++) {
         struct reactor *r = &s->reactors[i];
         r->srv = s;
@@ -707,7 +760,11 @@ struct server *server_start(const struct config *cfg, struct store *store,
         r->loop = ev_new();
         r->wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         r->wake.cb = wake_cb;
-        if (!r->loop || r->wake.fd < 0 || ev_io_set(r->loop, &r->wake, EV_READ) < 0) {
+        r->store_wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        r->store_wake.cb = store_wake_cb;
+        if (!r->loop || r->wake.fd < 0 || ev_io_set(r->loop, &r->wake, EV_READ) < 0 ||
+            r->store_wake.fd < 0 || ev_io_set(r->loop, &r->store_wake, EV_READ) < 0 ||
+            store_add_waker(store, r->store_wake.fd) < 0) {
             fprintf(stderr, "logcasterd: cannot create event loop: %s\n", strerror(errno));
             goto fail;
         }
@@ -756,6 +813,8 @@ void server_free(struct server *s)
         ev_free(s->reactors[i].loop);
         if (s->reactors[i].wake.fd >= 0)
             close(s->reactors[i].wake.fd);
+        if (s->reactors[i].store_wake.fd >= 0)
+            close(s->reactors[i].store_wake.fd);
     }
     free(s->reactors);
     for (size_t i = 0; i < s->nlisteners; i++)

@@ -22,8 +22,20 @@
 
 static const char ERR_TOO_LONG[] = "line too long"; /* Replies add the limit. */
 
+/* A reply owed to the client, in request order. Success replies wait until the store says
+ * their entry is durable; errors found while parsing wait only for the replies before them. */
+struct owed {
+    uint64_t id;       /* Entry id; 0 when error is set. */
+    const char *error; /* Static text, or NULL. */
+    uint8_t form;      /* enum ingest_form */
+};
+
+#define OWED_MAX 65536 /* Replies owed before the connection stops being read. */
+
 struct ingest_conn {
-    bool discarding; /* Skipping the rest of an over-long line. */
+    bool discarding;   /* Skipping the rest of an over-long line. */
+    struct owed *owed; /* FIFO: [head, len) still to send. */
+    size_t head, len, cap;
 };
 
 /* What to answer for line i of a batch, in order. */
@@ -87,32 +99,104 @@ static void counter_add(struct conn *c, uint64_t *field, uint64_t n)
 }
 
 /* Append everything batched, then answer the framed lines in order. */
+static int owe(struct ingest_conn *ic, uint64_t id, const char *error, enum ingest_form form)
+{
+    if (ic->len == ic->cap) {
+        if (ic->head > 0) { /* Reuse the sent front before growing. */
+            memmove(ic->owed, ic->owed + ic->head, (ic->len - ic->head) * sizeof(*ic->owed));
+            ic->len -= ic->head;
+            ic->head = 0;
+        } else {
+            size_t cap = ic->cap ? ic->cap * 2 : 256;
+            struct owed *o = realloc(ic->owed, cap * sizeof(*o));
+            if (!o)
+                return -ENOMEM;
+            ic->owed = o;
+            ic->cap = cap;
+        }
+    }
+    ic->owed[ic->len++] = (struct owed){id, error, (uint8_t)form};
+    return 0;
+}
+
+static void write_reply(struct conn *c, const struct owed *o, const char *err)
+{
+    char out[128], why[80];
+    if (err == ERR_TOO_LONG) {
+        snprintf(why, sizeof(why), "%s (limit %zu bytes)", err, conn_config(c)->max_line);
+        err = why;
+    }
+    int n;
+    if (o->form == INGEST_PIPE)
+        n = err ? snprintf(out, sizeof(out), "ERROR|%s\n", err)
+                : snprintf(out, sizeof(out), "OK|%llu\n", (unsigned long long)o->id);
+    else
+        n = err ? snprintf(out, sizeof(out), "ERROR:%s\n", err)
+                : snprintf(out, sizeof(out), "ACK\n");
+    conn_write(c, out, (size_t)n);
+}
+
+/* Send the owed replies whose fate is known, in order; wait for the store for the rest. */
+static void release_replies(struct conn *c)
+{
+    struct ingest_conn *ic = conn_state(c);
+    struct store *st = conn_store(c);
+    while (ic->head < ic->len) {
+        const struct owed *o = &ic->owed[ic->head];
+        const char *err = o->error;
+        if (!err) {
+            enum store_id_state state = store_id_state(st, o->id);
+            if (state == STORE_PENDING)
+                break;
+            if (state == STORE_FAILED)
+                err = "store unavailable";
+        }
+        write_reply(c, o, err);
+        ic->head++;
+    }
+    if (ic->head == ic->len)
+        ic->head = ic->len = 0;
+    bool owing = ic->len > ic->head;
+    conn_hold(c, owing);
+    if (owing)
+        conn_wait_store(c);
+}
+
+/* Append everything batched, then queue the replies in order. */
 static void batch_flush(struct conn *c, struct batch *b)
 {
+    struct ingest_conn *ic = conn_state(c);
     const char *store_error = NULL;
     if (b->nentries && store_append(conn_store(c), b->entries, b->nentries) < 0)
         store_error = "store unavailable";
-    char out[128];
     for (size_t i = 0; i < b->nreplies; i++) {
         const struct reply *r = &b->replies[i];
         const char *err = r->error ? r->error : store_error;
-        char why[80];
-        if (err == ERR_TOO_LONG) {
-            snprintf(why, sizeof(why), "%s (limit %zu bytes)", err, conn_config(c)->max_line);
-            err = why;
-        }
-        int n;
-        if (r->form == INGEST_PIPE)
-            n = err ? snprintf(out, sizeof(out), "ERROR|%s\n", err)
-                    : snprintf(out, sizeof(out), "OK|%llu\n",
-                               (unsigned long long)b->entries[r->entry].id);
-        else
-            n = err ? snprintf(out, sizeof(out), "ERROR:%s\n", err)
-                    : snprintf(out, sizeof(out), "ACK\n");
-        if (conn_write(c, out, (size_t)n) < 0)
+        uint64_t id = err ? 0 : b->entries[r->entry].id;
+        if (owe(ic, id, err, r->form) < 0) {
+            log_error("out of memory queueing replies; closing %s", conn_peer(c, &(size_t){0}));
+            conn_close_after_flush(c);
             break;
+        }
     }
     b->nentries = b->nreplies = b->esc_used = 0;
+    release_replies(c);
+}
+
+/* Stop reading while the store's queue is full or too many replies are owed. */
+static bool must_pause(struct conn *c)
+{
+    struct ingest_conn *ic = conn_state(c);
+    return store_backlogged(conn_store(c)) || ic->len - ic->head >= OWED_MAX;
+}
+
+static void ingest_resume(struct conn *c)
+{
+    release_replies(c);
+    if (must_pause(c))
+        conn_wait_store(c);
+    else
+        conn_set_busy(c, false);
 }
 
 static void add_reply(struct batch *b, enum ingest_form form, const char *error)
@@ -168,7 +252,9 @@ static int ingest_open(struct conn *c)
 
 static void ingest_close(struct conn *c)
 {
-    free(conn_state(c));
+    struct ingest_conn *ic = conn_state(c);
+    free(ic->owed);
+    free(ic);
 }
 
 static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
@@ -180,6 +266,11 @@ static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
         log_error("out of memory for an ingest batch; closing %s", conn_peer(c, &(size_t){0}));
         conn_close_after_flush(c);
         return n;
+    }
+    if (must_pause(c)) {
+        conn_set_busy(c, true);
+        conn_wait_store(c);
+        return 0;
     }
     int64_t now = now_ms();
     size_t used = 0;
@@ -234,6 +325,6 @@ const struct proto proto_ingest = {
     .name = "ingest",
     .open = ingest_open,
     .input = ingest_input,
-    .resume = NULL,
+    .resume = ingest_resume,
     .close = ingest_close,
 };

@@ -34,9 +34,24 @@ struct store_stats {
 struct store *store_open(const struct store_config *cfg);
 void store_close(struct store *s); /* NULL is a no-op. */
 
-/* Append n entries in order, copying their strings. Assigns e[i].id (consecutive). Returns 0
- * or -errno; on error nothing was appended. */
+/* Append n entries in order, copying their strings. Assigns e[i].id (increasing). Returns 0
+ * or -errno; on error nothing was appended. An appended entry is not yet durable: ask
+ * store_id_state before acknowledging it. Never blocks on disk. */
 int store_append(struct store *s, struct lc_entry *e, size_t n);
+
+enum store_id_state {
+    STORE_PENDING, /* Accepted, not yet as durable as the policy promises. */
+    STORE_DURABLE, /* Durable per the policy (and queryable): acknowledge it. */
+    STORE_FAILED,  /* Could not be stored (disk full, I/O error): report an error. */
+};
+enum store_id_state store_id_state(struct store *s, uint64_t id);
+
+/* True while the write queue is over its bound: ingest should stop reading until woken. */
+bool store_backlogged(struct store *s);
+
+/* Register an eventfd that the store writes to whenever entries become durable or failed, or
+ * the backlog clears. Returns 0 or -errno. */
+int store_add_waker(struct store *s, int eventfd);
 
 /* Visit matching entries with ids in [from_id, to_id], oldest first when forward, else
  * newest first. Blocks the query rules out are skipped without reading. visit returns true
