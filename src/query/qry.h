@@ -49,6 +49,11 @@ bool qry_match(const struct qry *q, const struct lc_entry *e);
  * absent, a required keyword absent from the block's text). Always true when unsure. */
 bool qry_block_may_match(const struct qry *q, const struct lc_block_info *b);
 
+/* The number of matching entries in the block when its summary alone tells (every entry
+ * matches, none does, or the query is a level filter and the block has level counts), else
+ * -1: the entries must be read. b->last_id - b->first_id + 1 must be its entry count. */
+int64_t qry_block_count(const struct qry *q, const struct lc_block_info *b);
+
 uint64_t qry_limit(const struct qry *q); /* 0 = no limit. */
 
 /* True when the query has no filter at all (empty, or only limit:): every entry matches, so

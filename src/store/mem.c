@@ -304,6 +304,7 @@ static void fill_entry(const struct chunk *c, uint32_t i, struct lc_entry *e)
 static void block_info(const struct chunk *c, uint32_t count, struct lc_block_info *b)
 {
     const struct rec *last = &c->recs[count - 1];
+    *b = (struct lc_block_info){0};
     b->first_id = c->first_id;
     b->last_id = c->first_id + count - 1;
     b->min_ts_ms = atomic_load_explicit(&c->min_ts, memory_order_relaxed);
