@@ -2,7 +2,7 @@
 CC      ?= cc
 CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -pthread -Isrc -Itests/unit \
               $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
-LIBS    = $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8) -pthread -lm
+LIBS    = $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8) -lzstd -lxxhash -pthread -lm
 OPT     ?= -O2 -g
 SAN     = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -23,7 +23,7 @@ deps:
 
 define build_tree
 $(1)/lib.a: $(patsubst %.c,$(1)/%.o,$(LIB_SRCS))
-	ar rcs $$@ $$^
+	rm -f $$@ && ar rcs $$@ $$^
 $(1)/%.o: %.c $(HDRS)
 	@mkdir -p $$(dir $$@)
 	$(CC) $(CFLAGS_BASE) $(2) -c $$< -o $$@

@@ -60,7 +60,17 @@ int main(int argc, char **argv)
     int lock_fd = lock_data_dir(cfg.data_dir);
     if (lock_fd < 0)
         return 1;
-    struct store_config scfg = {.memory_limit = cfg.memory_limit};
+    struct store_config scfg = {
+        .data_dir = cfg.data_dir,
+        .cache_size = cfg.memory_limit,
+        .fsync = (enum fsync_policy)cfg.fsync_policy,
+        .fsync_interval_ms = cfg.fsync_interval_ms,
+        .segment_size = cfg.segment_size,
+        .compression_level = cfg.compression_level,
+        .retention_size = cfg.retention_size,
+        .retention_age_ms = cfg.retention_age_ms,
+        .retention_min_free = cfg.retention_min_free,
+    };
     struct store *store = store_open(&scfg);
     if (!store) {
         fprintf(stderr, "logcasterd: cannot open the store\n");
@@ -76,8 +86,11 @@ int main(int argc, char **argv)
         store_close(store);
         return 1;
     }
-    log_info("logcasterd started: %d threads, memory limit %zu MiB, data dir %s", cfg.threads,
-             cfg.memory_limit >> 20, cfg.data_dir);
+    log_info("logcasterd started: %d threads, cache %zu MiB, data dir %s, fsync %s", cfg.threads,
+             cfg.memory_limit >> 20, cfg.data_dir,
+             cfg.fsync_policy == 0   ? "always"
+             : cfg.fsync_policy == 1 ? "batch"
+                                     : "never");
 
     int sig = 0;
     while (sigwait(&stop_signals, &sig) != 0)

@@ -23,7 +23,14 @@ void config_defaults(struct config *c)
         .data_dir = "./data",
         .threads = cpus > 0 ? (int)cpus : 1,
         .max_line = 64 * 1024,
-        .memory_limit = (size_t)512 << 20,
+        .memory_limit = (size_t)256 << 20,
+        .fsync_policy = 1, /* FSYNC_BATCH */
+        .fsync_interval_ms = 50,
+        .segment_size = (size_t)64 << 20,
+        .compression_level = 1,
+        .retention_size = 0,
+        .retention_age_ms = 0,
+        .retention_min_free = (uint64_t)256 << 20,
         .out_limit = (size_t)1 << 20,
         .max_connections = 10000,
         .idle_timeout_s = 300,
@@ -51,8 +58,21 @@ static const char usage[] =
     "\n"
     "Storage:\n"
     "  --data-dir DIR           data directory, created if missing (default ./data)\n"
-    "  --memory-limit SIZE      in-memory store budget; oldest entries are evicted beyond it\n"
-    "                           (default 512M; K, M, G suffixes)\n"
+    "  --memory-limit SIZE      memory for recent and recently read log data (the block\n"
+    "                           cache; default 256M; K, M, G suffixes)\n"
+    "  --fsync POLICY           always: acknowledge after the fsync that covers the line;\n"
+    "                           batch: acknowledge once written, fsync every --fsync-interval;\n"
+    "                           never: acknowledge once written, leave syncing to the OS\n"
+    "                           (default batch)\n"
+    "  --fsync-interval MS      longest wait for the fsync of --fsync=batch (default 50)\n"
+    "  --segment-size SIZE      seal a segment file at this size (default 64M)\n"
+    "  --compression-level N    zstd level for stored blocks, 0 = none (default 1)\n"
+    "  --retention-size SIZE    delete the oldest segments beyond this total, 0 = no limit\n"
+    "                           (default 0)\n"
+    "  --retention-age AGE      delete segments older than this (e.g. 7d, 12h), 0 = forever\n"
+    "                           (default 0)\n"
+    "  --retention-min-free SIZE  keep this much disk free: delete the oldest segments, then\n"
+    "                           refuse writes (default 256M)\n"
     "  --max-line SIZE          longest line accepted (default 64K); longer plain lines are\n"
     "                           stored truncated and flagged, longer framed lines refused\n"
     "\n"
@@ -168,7 +188,55 @@ enum {
     OPT_SNDBUF,
     OPT_SHUTDOWN,
     OPT_VERSION,
+    OPT_FSYNC,
+    OPT_FSYNC_INTERVAL,
+    OPT_SEGMENT_SIZE,
+    OPT_COMPRESSION,
+    OPT_RET_SIZE,
+    OPT_RET_AGE,
+    OPT_RET_FREE,
 };
+
+/* "90" (seconds), "15m", "12h", "7d", "2w" to milliseconds. */
+static int parse_age(const char *s, int64_t *ms)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || v < 0)
+        return -1;
+    long long mult = 1000;
+    switch (*end) {
+    case 0:
+        break;
+    case 's':
+        mult = 1000;
+        end++;
+        break;
+    case 'm':
+        mult = 60000;
+        end++;
+        break;
+    case 'h':
+        mult = 3600000;
+        end++;
+        break;
+    case 'd':
+        mult = 86400000;
+        end++;
+        break;
+    case 'w':
+        mult = 7 * 86400000LL;
+        end++;
+        break;
+    default:
+        return -1;
+    }
+    if (*end || v > INT64_MAX / mult)
+        return -1;
+    *ms = v * mult;
+    return 0;
+}
 
 int config_parse(struct config *c, int argc, char **argv)
 {
@@ -192,6 +260,13 @@ int config_parse(struct config *c, int argc, char **argv)
         {"rcvbuf", required_argument, NULL, OPT_RCVBUF},
         {"sndbuf", required_argument, NULL, OPT_SNDBUF},
         {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN},
+        {"fsync", required_argument, NULL, OPT_FSYNC},
+        {"fsync-interval", required_argument, NULL, OPT_FSYNC_INTERVAL},
+        {"segment-size", required_argument, NULL, OPT_SEGMENT_SIZE},
+        {"compression-level", required_argument, NULL, OPT_COMPRESSION},
+        {"retention-size", required_argument, NULL, OPT_RET_SIZE},
+        {"retention-age", required_argument, NULL, OPT_RET_AGE},
+        {"retention-min-free", required_argument, NULL, OPT_RET_FREE},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -271,6 +346,42 @@ int config_parse(struct config *c, int argc, char **argv)
             break;
         case OPT_SHUTDOWN:
             r = parse_int("shutdown-timeout", optarg, 0, 3600, &c->shutdown_timeout_s);
+            break;
+        case OPT_FSYNC:
+            if (strcmp(optarg, "always") == 0)
+                c->fsync_policy = 0;
+            else if (strcmp(optarg, "batch") == 0)
+                c->fsync_policy = 1;
+            else if (strcmp(optarg, "never") == 0)
+                c->fsync_policy = 2;
+            else {
+                fprintf(stderr, "logcasterd: --fsync takes always, batch or never, not '%s'\n",
+                        optarg);
+                r = -1;
+            }
+            break;
+        case OPT_FSYNC_INTERVAL:
+            r = parse_int("fsync-interval", optarg, 1, 60000, &c->fsync_interval_ms);
+            break;
+        case OPT_SEGMENT_SIZE:
+            r = parse_size_opt("segment-size", optarg, (size_t)1 << 20, &c->segment_size);
+            break;
+        case OPT_COMPRESSION:
+            r = parse_int("compression-level", optarg, 0, 19, &c->compression_level);
+            break;
+        case OPT_RET_SIZE:
+        case OPT_RET_FREE:
+            r = parse_size_opt(o == OPT_RET_SIZE ? "retention-size" : "retention-min-free", optarg,
+                               0, &sz);
+            if (!r)
+                *(o == OPT_RET_SIZE ? &c->retention_size : &c->retention_min_free) = sz;
+            break;
+        case OPT_RET_AGE:
+            if (parse_age(optarg, &c->retention_age_ms) < 0) {
+                fprintf(stderr, "logcasterd: invalid --retention-age '%s' (e.g. 7d, 12h, 0)\n",
+                        optarg);
+                r = -1;
+            }
             break;
         case 'v':
             c->verbosity++;

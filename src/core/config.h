@@ -7,19 +7,26 @@
 #include <stdint.h>
 
 struct config {
-    const char *bind_addr; /* Address every listener binds to. */
-    int log_port;          /* Ingest listener; -1 = disabled. */
-    int query_port;        /* Query listener; -1 = disabled. */
-    const char *data_dir;  /* Created if missing; holds the lock file. */
-    int threads;           /* Reactor threads. */
-    size_t max_line;       /* Longest accepted line in bytes. */
-    size_t memory_limit;   /* In-memory store budget in bytes. */
-    size_t out_limit;      /* Unsent reply bytes per connection before reading pauses. */
-    int max_connections;   /* Across all listeners; more are accepted and closed at once. */
-    int idle_timeout_s;    /* Close connections silent this long; 0 = never. */
-    int backlog;           /* listen() backlog. */
-    bool reuseport;        /* SO_REUSEPORT on listeners. */
-    int keepalive_idle_s;  /* TCP keepalive: idle time before probes; 0 disables keepalive. */
+    const char *bind_addr;       /* Address every listener binds to. */
+    int log_port;                /* Ingest listener; -1 = disabled. */
+    int query_port;              /* Query listener; -1 = disabled. */
+    const char *data_dir;        /* Created if missing; holds the lock file. */
+    int threads;                 /* Reactor threads. */
+    size_t max_line;             /* Longest accepted line in bytes. */
+    size_t memory_limit;         /* Cache of decompressed blocks, bytes. */
+    int fsync_policy;            /* enum fsync_policy (store.h). */
+    int fsync_interval_ms;       /* Group-commit interval of --fsync=batch. */
+    size_t segment_size;         /* Seal segments at this size. */
+    int compression_level;       /* zstd level for frames, 0 = none. */
+    uint64_t retention_size;     /* Total bytes of segments kept; 0 = unlimited. */
+    int64_t retention_age_ms;    /* 0 = keep forever. */
+    uint64_t retention_min_free; /* Free disk space always left. */
+    size_t out_limit;            /* Unsent reply bytes per connection before reading pauses. */
+    int max_connections;         /* Across all listeners; more are accepted and closed at once. */
+    int idle_timeout_s;          /* Close connections silent this long; 0 = never. */
+    int backlog;                 /* listen() backlog. */
+    bool reuseport;              /* SO_REUSEPORT on listeners. */
+    int keepalive_idle_s;        /* TCP keepalive: idle time before probes; 0 disables keepalive. */
     int keepalive_interval_s;
     int keepalive_count;
     int user_timeout_ms;    /* TCP_USER_TIMEOUT; 0 = kernel default. */

@@ -178,13 +178,23 @@ static void reply_stats(struct query_conn *qc)
                 "connections %" PRIu64 "\nconnections_total %" PRIu64 "\n"
                 "connections_refused %" PRIu64 "\nconnections_timed_out %" PRIu64 "\n"
                 "uptime_s %lld\nmemory_store_bytes %" PRIu64 "\nmemory_limit_bytes %zu\n"
-                "memory_rss_bytes %lld\nEND\n",
+                "memory_rss_bytes %lld\n",
                 st.first_id, st.last_id, (long long)(st.oldest_ts_ms / 1000),
                 (long long)(st.newest_ts_ms / 1000), LOAD(lines_in), LOAD(bytes_in),
                 LOAD(conns_current), LOAD(conns_total), LOAD(conns_refused), LOAD(conns_timed_out),
                 (long long)((now_ms() - server_started_ms(srv)) / 1000), st.bytes,
                 conn_config(c)->memory_limit,
                 (long long)rss_pages * (long long)sysconf(_SC_PAGESIZE));
+    double ratio = st.raw_bytes ? (double)st.disk_bytes / (double)st.raw_bytes : 0;
+    conn_printf(c,
+                "raw_bytes %" PRIu64 "\ndisk_bytes %" PRIu64 "\ncompression_ratio %.3f\n"
+                "segments %" PRIu64 "\nblocks %" PRIu64 "\nsegments_deleted %" PRIu64 "\n"
+                "fsync_policy %s\nfsyncs %" PRIu64 "\nlast_fsync_us %lld\n"
+                "pending_bytes %" PRIu64 "\nwrite_errors %" PRIu64 "\nfailed_entries %" PRIu64
+                "\ndamaged_bytes %" PRIu64 "\nstore_error %s\nEND\n",
+                st.raw_bytes, st.disk_bytes, ratio, st.segments, st.blocks, st.segments_deleted,
+                st.fsync_policy, st.fsyncs, (long long)st.last_fsync_us, st.pending_bytes,
+                st.write_errors, st.failed_entries, st.damaged_bytes, st.error ? st.error : "none");
 #undef LOAD
 }
 

@@ -33,7 +33,7 @@ struct lc_block_info {
     uint32_t level_mask;          /* Bit (1u << level) set for each level present. */
     const char *text;             /* Every message byte of the block, or NULL if unknown. */
     size_t text_len;
-    const uint8_t *filter;        /* Trigram filter (store/filter.h), or NULL. */
+    const uint8_t *filter; /* Trigram filter (store/filter.h), or NULL. */
     unsigned filter_log2;
     const uint32_t *level_counts; /* Entries per level (LC_LEVEL_COUNT), or NULL. */
 };

@@ -37,15 +37,14 @@ static inline void filter_add(uint8_t *bits, unsigned log2, const char *text, si
 }
 
 /* 0 when text[0..n) (n >= 3) certainly does not occur in the filtered block, else 1. */
-static inline int filter_may_contain(const uint8_t *bits, unsigned log2, const char *text,
-                                     size_t n)
+static inline int filter_may_contain(const uint8_t *bits, unsigned log2, const char *text, size_t n)
 {
     const unsigned char *p = (const unsigned char *)text;
     if (n < 3)
         return 1;
     for (size_t i = 2; i < n; i++) {
-        uint32_t s = filter_slot(filter_fold(p[i - 2]), filter_fold(p[i - 1]), filter_fold(p[i]),
-                                 log2);
+        uint32_t s =
+            filter_slot(filter_fold(p[i - 2]), filter_fold(p[i - 1]), filter_fold(p[i]), log2);
         if (!(bits[s >> 3] & (1u << (s & 7))))
             return 0;
     }

@@ -17,20 +17,43 @@
 struct store;
 struct qry;
 
+enum fsync_policy { FSYNC_ALWAYS, FSYNC_BATCH, FSYNC_NEVER };
+
 struct store_config {
-    size_t memory_limit; /* Bytes of entries kept; the oldest are evicted beyond it. */
+    const char *data_dir; /* Segment and index files live here. */
+    size_t cache_size;    /* Decompressed blocks kept in memory. */
+    enum fsync_policy fsync;
+    int fsync_interval_ms;       /* FSYNC_BATCH: longest time written data waits for fsync. */
+    size_t segment_size;         /* A segment is sealed once it reaches this many bytes. */
+    int compression_level;       /* zstd level of frames; 0 stores them uncompressed. */
+    uint64_t retention_size;     /* Delete oldest segments beyond this total; 0 = no limit. */
+    int64_t retention_age_ms;    /* Delete segments whose newest entry is older; 0 = forever. */
+    uint64_t retention_min_free; /* Keep this much disk free: delete, then refuse writes. */
 };
 
 struct store_stats {
     uint64_t entries;                   /* Held now. */
     uint64_t appended;                  /* Since start. */
-    uint64_t evicted;                   /* Dropped to stay within the memory budget. */
+    uint64_t evicted;                   /* Deleted by retention. */
     uint64_t per_level[LC_LEVEL_COUNT]; /* Held now, by level. */
-    uint64_t bytes;                     /* Memory used by entries now. */
+    uint64_t bytes;                     /* Memory used by cached blocks now. */
     uint64_t first_id, last_id;         /* Held range; 0 when empty. */
     int64_t oldest_ts_ms, newest_ts_ms; /* Event-time range held; 0 when empty. */
+    uint64_t raw_bytes, disk_bytes;     /* Serialized records, and their files on disk. */
+    uint64_t segments, blocks;
+    uint64_t segments_deleted; /* By retention since start. */
+    uint64_t write_errors;     /* Batches that could not be stored. */
+    uint64_t failed_entries;   /* Entries answered with an error for that reason. */
+    uint64_t damaged_bytes;    /* Found corrupt at start-up and skipped. */
+    int64_t last_fsync_us;     /* Duration of the latest fsync; -1 = none yet. */
+    uint64_t fsyncs;
+    uint64_t pending_bytes; /* Accepted, not yet written. */
+    const char *fsync_policy;
+    const char *error; /* The current write problem, or NULL. */
 };
 
+/* Open (recovering what is on disk) or create the store in cfg->data_dir. Returns NULL after
+ * printing a clear error. */
 struct store *store_open(const struct store_config *cfg);
 void store_close(struct store *s); /* NULL is a no-op. */
 

@@ -309,9 +309,11 @@ def test_stats(loaded):
                 "connections", "uptime_s", "memory_rss_bytes"] + [
             "level." + l for l in ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")]:
         assert key in st, "STATS lacks %s: %r" % (key, st)
+    text_keys = {"fsync_policy": r"^(always|batch|never)$", "store_error": r"^none$",
+                 "compression_ratio": r"^\d+\.\d{3}$"}
     for k, v in st.items():
-        assert re.match(r"^-?\d+$", v), "STATS %s %r is not a number" % (k, v)
-    n = {k: int(v) for k, v in st.items()}
+        assert re.match(text_keys.get(k, r"^-?\d+$"), v), "STATS %s %r is malformed" % (k, v)
+    n = {k: int(v) for k, v in st.items() if v.lstrip("-").isdigit()}
     assert n["entries"] == 10 and n["appended"] == 10 and n["evicted"] == 0
     assert n["first_id"] == 1 and n["last_id"] == 10
     assert n["level.ERROR"] == 2 and n["level.INFO"] == 3 and n["level.WARN"] == 2

@@ -1,0 +1,28 @@
+/* block.h - a block: one frame of a segment, as the store's index knows it. Internal to the
+ * durable store (disk.c, index.c). */
+#ifndef LC_BLOCK_H
+#define LC_BLOCK_H
+
+#include <stdint.h>
+
+#include "store/entry.h"
+
+struct segment;
+struct cblock;
+
+struct block {
+    uint64_t first_id;
+    uint32_t count;
+    uint32_t raw_len; /* Serialized records, uncompressed. */
+    int64_t min_ts, max_ts;
+    uint32_t level_mask;
+    uint32_t level_counts[LC_LEVEL_COUNT];
+    struct segment *seg;
+    uint64_t offset;    /* Frame start in the segment file. */
+    uint32_t frame_len; /* Header and payload. */
+    uint8_t *filter;    /* Trigram filter, 2^filter_log2 bits; owned. */
+    unsigned filter_log2;
+    struct cblock *cache; /* Decompressed copy, or NULL (under the store's cache lock). */
+};
+
+#endif

@@ -1,0 +1,1301 @@
+/* disk.c - the durable store: a writer thread appending checksummed, compressed frames to
+ * segment files, group commit, an in-memory block index with a cache of decompressed blocks,
+ * recovery, retention.
+ *
+ * Data flow: reactors serialize entries into the pending queue (ids assigned in order, no
+ * disk I/O); the writer thread takes the queue, writes one frame per pending chunk, fsyncs per
+ * policy, publishes each frame as a block (queryable at once from the cache) and then advances
+ * done_id and wakes the reactors, which release acknowledgements for ids <= done_id.
+ *
+ * Locks: q_mu guards the pending queue; list_lock (rw) guards the block and segment arrays,
+ * held for reading through one scan call and for writing only to publish or delete; cache_mu
+ * guards the LRU and block->cache pointers; f_mu guards the failed-id ranges. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "core/log.h"
+#include "query/qry.h"
+#include "store/block.h"
+#include "store/filter.h"
+#include "store/frame.h"
+#include "store/index.h"
+#include "store/store.h"
+
+#define PCHUNK_TARGET (1u << 20)  /* A frame holds about this many raw bytes. */
+#define BACKLOG_MAX   (64u << 20) /* Pending bytes beyond which ingest pauses. */
+#define SKIP_COST     64          /* Budget units charged for ruling out a block. */
+#define FAILED_RANGES 64
+#define FREE_CHECK_MS 250
+
+struct segment {
+    uint64_t first_id;
+    int fd;
+    uint64_t size;      /* Valid bytes (header + whole frames). */
+    uint64_t indexed;   /* Bytes covered by its index file; 0 = none. */
+    uint64_t raw_bytes; /* Serialized records in it. */
+    int64_t max_ts;
+    uint64_t entries;
+    char path[4096];
+};
+
+struct cblock {
+    struct block *owner;
+    char *raw;
+    uint32_t *offs; /* count + 1 record offsets. */
+    size_t bytes;
+    int refs; /* Under cache_mu; the cache itself holds one. */
+    bool cached;
+    struct cblock *prev, *next; /* LRU, most recent at head. */
+};
+
+struct pchunk {
+    char *buf;
+    size_t len, cap;
+    uint64_t first_id;
+    uint32_t count;
+    struct pchunk *next;
+};
+
+struct id_range {
+    uint64_t lo, hi;
+};
+
+struct store {
+    struct store_config cfg;
+    char dir[2048];
+
+    /* Pending queue. */
+    pthread_mutex_t q_mu;
+    pthread_cond_t q_cond;
+    struct pchunk *q_head, *q_tail;
+    _Atomic uint64_t pending_bytes;
+    uint64_t next_id;
+    bool stopping;
+    pthread_t writer;
+    bool writer_started;
+
+    /* Progress seen by reactors. */
+    _Atomic uint64_t done_id;
+    pthread_mutex_t f_mu;
+    struct id_range failed[FAILED_RANGES];
+    size_t nfailed, failed_pos;
+    int wakers[256];
+    _Atomic int nwakers;
+
+    /* Blocks and segments. */
+    pthread_rwlock_t list_lock;
+    struct block **blocks;
+    size_t nblocks, capblocks;
+    struct segment **segs;
+    size_t nsegs, capsegs;
+
+    /* Cache. */
+    pthread_mutex_t cache_mu;
+    struct cblock *lru_head, *lru_tail;
+    size_t cache_bytes;
+
+    /* Writer-only state. */
+    bool dirty; /* Written since the last fsync. */
+    int64_t last_sync_ms;
+    int64_t last_free_check;
+    bool disk_low;
+    char error[160]; /* Current write problem; under f_mu. */
+
+    /* Statistics (atomics: read by STATS from any thread). */
+    _Atomic uint64_t appended, segments_deleted, entries_deleted, write_errors, failed_entries,
+        damaged_bytes, fsyncs;
+    _Atomic int64_t last_fsync_us;
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Small helpers. */
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void set_error(struct store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(struct store *s, const char *fmt, ...)
+{
+    char msg[sizeof(s->error)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&s->f_mu);
+    bool changed = strcmp(msg, s->error) != 0;
+    snprintf(s->error, sizeof(s->error), "%s", msg);
+    pthread_mutex_unlock(&s->f_mu);
+    if (changed) /* Log a problem once, not once per batch. */
+        log_error("store: %s", msg);
+}
+
+static void clear_error(struct store *s)
+{
+    pthread_mutex_lock(&s->f_mu);
+    bool had = s->error[0] != 0;
+    s->error[0] = 0;
+    pthread_mutex_unlock(&s->f_mu);
+    if (had)
+        log_info("store: writing again");
+}
+
+static void seg_path(const struct store *s, uint64_t first_id, const char *ext, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%020" PRIu64 ".%s", s->dir, first_id, ext);
+}
+
+static void wake_all(struct store *s)
+{
+    int n = atomic_load(&s->nwakers);
+    uint64_t one = 1;
+    for (int i = 0; i < n; i++)
+        if (write(s->wakers[i], &one, sizeof(one)) < 0 && errno != EAGAIN)
+            log_warn("store: waking a reactor: %s", strerror(errno));
+}
+
+int store_add_waker(struct store *s, int efd)
+{
+    int n = atomic_load(&s->nwakers);
+    if (n >= (int)(sizeof(s->wakers) / sizeof(s->wakers[0])))
+        return -ENOSPC;
+    s->wakers[n] = efd;
+    atomic_store(&s->nwakers, n + 1);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Block summaries and the cache. */
+
+/* Fill a block's summary (time range, levels, trigram filter) from its raw records. */
+static int summarize(struct block *b, const char *raw, const uint32_t *offs)
+{
+    b->min_ts = INT64_MAX;
+    b->max_ts = INT64_MIN;
+    b->level_mask = 0;
+    memset(b->level_counts, 0, sizeof(b->level_counts));
+    b->filter_log2 = filter_log2_for(b->raw_len);
+    b->filter = calloc(1, ((size_t)1 << b->filter_log2) / 8);
+    if (!b->filter)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < b->count; i++) {
+        struct lc_entry e;
+        rec_get(raw + offs[i], offs[i + 1] - offs[i], &e);
+        if (e.ts_ms < b->min_ts)
+            b->min_ts = e.ts_ms;
+        if (e.ts_ms > b->max_ts)
+            b->max_ts = e.ts_ms;
+        b->level_mask |= 1u << e.level;
+        b->level_counts[e.level]++;
+        filter_add(b->filter, b->filter_log2, e.msg, e.msg_len);
+    }
+    return 0;
+}
+
+static void block_info(const struct block *b, struct lc_block_info *bi)
+{
+    *bi = (struct lc_block_info){
+        .first_id = b->first_id,
+        .last_id = b->first_id + b->count - 1,
+        .min_ts_ms = b->min_ts,
+        .max_ts_ms = b->max_ts,
+        .level_mask = b->level_mask,
+        .filter = b->filter,
+        .filter_log2 = b->filter_log2,
+        .level_counts = b->level_counts,
+    };
+}
+
+static void cblock_free(struct cblock *c)
+{
+    free(c->raw);
+    free(c->offs);
+    free(c);
+}
+
+static void lru_unlink(struct store *s, struct cblock *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->lru_head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        s->lru_tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void lru_push(struct store *s, struct cblock *c)
+{
+    c->next = s->lru_head;
+    c->prev = NULL;
+    if (s->lru_head)
+        s->lru_head->prev = c;
+    s->lru_head = c;
+    if (!s->lru_tail)
+        s->lru_tail = c;
+}
+
+/* Drop a cached block from the cache (its memory goes when the last reader lets go). Called
+ * with cache_mu held. */
+static void cache_drop(struct store *s, struct cblock *c)
+{
+    lru_unlink(s, c);
+    c->cached = false;
+    c->owner->cache = NULL;
+    s->cache_bytes -= c->bytes;
+    if (--c->refs == 0)
+        cblock_free(c);
+}
+
+/* Insert c for its block (cache_mu held), evicting least recently used blocks past the
+ * budget. The newest block always stays. */
+static void cache_insert(struct store *s, struct cblock *c)
+{
+    c->refs++;
+    c->cached = true;
+    c->owner->cache = c;
+    lru_push(s, c);
+    s->cache_bytes += c->bytes;
+    while (s->cache_bytes > s->cfg.cache_size && s->lru_tail && s->lru_tail != c)
+        cache_drop(s, s->lru_tail);
+}
+
+static void cache_release(struct store *s, struct cblock *c)
+{
+    pthread_mutex_lock(&s->cache_mu);
+    if (--c->refs == 0)
+        cblock_free(c);
+    pthread_mutex_unlock(&s->cache_mu);
+}
+
+static struct cblock *cblock_new(struct block *b, char *raw)
+{
+    struct cblock *c = calloc(1, sizeof(*c));
+    uint32_t *offs = malloc(((size_t)b->count + 1) * sizeof(uint32_t));
+    if (!c || !offs || payload_index(raw, b->raw_len, b->count, offs) < 0) {
+        free(c);
+        free(offs);
+        return NULL;
+    }
+    c->owner = b;
+    c->raw = raw;
+    c->offs = offs;
+    c->bytes = b->raw_len + ((size_t)b->count + 1) * sizeof(uint32_t) + sizeof(*c);
+    return c;
+}
+
+/* Read and decompress a block's frame. Returns the raw payload (malloc'ed) or NULL. */
+static char *read_block(struct store *s, const struct block *b)
+{
+    char *frame = malloc(b->frame_len);
+    char *raw = malloc(b->raw_len ? b->raw_len : 1);
+    struct frame_hdr h;
+    ssize_t n = frame && raw ? pread(b->seg->fd, frame, b->frame_len, (off_t)b->offset) : -1;
+    if (n != (ssize_t)b->frame_len || frame_parse_header(frame, &h) < 0 ||
+        FRAME_HDR_LEN + (size_t)h.payload_len != b->frame_len || !frame_verify(&h, frame) ||
+        frame_decode(&h, frame, raw) < 0) {
+        log_error("store: block %" PRIu64 "..%" PRIu64 " in %s is unreadable or corrupt; "
+                  "skipping it",
+                  b->first_id, b->first_id + b->count - 1, b->seg->path);
+        free(frame);
+        free(raw);
+        return NULL;
+    }
+    (void)s;
+    free(frame);
+    return raw;
+}
+
+/* A referenced decompressed block (release with cache_release), or NULL if unreadable. */
+static struct cblock *block_get(struct store *s, struct block *b)
+{
+    pthread_mutex_lock(&s->cache_mu);
+    struct cblock *c = b->cache;
+    if (c) {
+        c->refs++;
+        lru_unlink(s, c);
+        lru_push(s, c);
+        pthread_mutex_unlock(&s->cache_mu);
+        return c;
+    }
+    pthread_mutex_unlock(&s->cache_mu);
+    char *raw = read_block(s, b);
+    if (!raw)
+        return NULL;
+    struct cblock *nc = cblock_new(b, raw);
+    if (!nc) {
+        free(raw);
+        return NULL;
+    }
+    pthread_mutex_lock(&s->cache_mu);
+    if (b->cache) { /* Another reader got there first. */
+        c = b->cache;
+        c->refs++;
+        pthread_mutex_unlock(&s->cache_mu);
+        cblock_free(nc);
+        return c;
+    }
+    nc->refs = 1;
+    cache_insert(s, nc);
+    pthread_mutex_unlock(&s->cache_mu);
+    return nc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Publishing and deleting (list_lock held for writing by the caller where noted). */
+
+static int push_ptr(void ***arr, size_t *n, size_t *cap, void *p)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        void **a = realloc(*arr, nc * sizeof(void *));
+        if (!a)
+            return -ENOMEM;
+        *arr = a;
+        *cap = nc;
+    }
+    (*arr)[(*n)++] = p;
+    return 0;
+}
+
+static int publish_block(struct store *s, struct block *b)
+{
+    pthread_rwlock_wrlock(&s->list_lock);
+    int rc = push_ptr((void ***)&s->blocks, &s->nblocks, &s->capblocks, b);
+    pthread_rwlock_unlock(&s->list_lock);
+    return rc;
+}
+
+static void block_free(struct store *s, struct block *b)
+{
+    pthread_mutex_lock(&s->cache_mu);
+    if (b->cache)
+        cache_drop(s, b->cache);
+    pthread_mutex_unlock(&s->cache_mu);
+    free(b->filter);
+    free(b);
+}
+
+/* Delete the oldest segment with its blocks and files. Never the active (last) one. */
+static void delete_oldest_segment(struct store *s, const char *why)
+{
+    pthread_rwlock_wrlock(&s->list_lock);
+    if (s->nsegs < 2) {
+        pthread_rwlock_unlock(&s->list_lock);
+        return;
+    }
+    struct segment *seg = s->segs[0];
+    size_t nb = 0;
+    while (nb < s->nblocks && s->blocks[nb]->seg == seg)
+        nb++;
+    struct block **gone = malloc((nb ? nb : 1) * sizeof(*gone));
+    if (!gone) {
+        pthread_rwlock_unlock(&s->list_lock);
+        return;
+    }
+    memcpy(gone, s->blocks, nb * sizeof(*gone));
+    memmove(s->blocks, s->blocks + nb, (s->nblocks - nb) * sizeof(*s->blocks));
+    s->nblocks -= nb;
+    memmove(s->segs, s->segs + 1, (s->nsegs - 1) * sizeof(*s->segs));
+    s->nsegs--;
+    pthread_rwlock_unlock(&s->list_lock);
+    for (size_t i = 0; i < nb; i++)
+        block_free(s, gone[i]);
+    free(gone);
+    close(seg->fd);
+    char idx[4200];
+    seg_path(s, seg->first_id, "idx", idx, sizeof(idx));
+    if (unlink(seg->path) < 0 && errno != ENOENT)
+        log_warn("store: removing %s: %s", seg->path, strerror(errno));
+    unlink(idx);
+    log_info("store: deleted segment %s (%s): %" PRIu64 " entries, %" PRIu64 " bytes", seg->path,
+             why, seg->entries, seg->size);
+    atomic_fetch_add(&s->segments_deleted, 1);
+    atomic_fetch_add(&s->entries_deleted, seg->entries);
+    free(seg);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Segments. */
+
+static struct segment *segment_create(struct store *s, uint64_t first_id)
+{
+    struct segment *seg = calloc(1, sizeof(*seg));
+    if (!seg)
+        return NULL;
+    seg->first_id = first_id;
+    seg->max_ts = INT64_MIN;
+    seg_path(s, first_id, "seg", seg->path, sizeof(seg->path));
+    if (mkdir(s->dir, 0750) < 0 && errno != EEXIST) {
+        set_error(s, "cannot create %s: %s", s->dir, strerror(errno));
+        free(seg);
+        return NULL;
+    }
+    seg->fd = open(seg->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (seg->fd < 0) {
+        set_error(s, "cannot create %s: %s", seg->path, strerror(errno));
+        free(seg);
+        return NULL;
+    }
+    if (pwrite(seg->fd, seg_magic, SEG_HDR_LEN, 0) != SEG_HDR_LEN) {
+        set_error(s, "cannot write %s: %s", seg->path, strerror(errno));
+        close(seg->fd);
+        unlink(seg->path);
+        free(seg);
+        return NULL;
+    }
+    seg->size = SEG_HDR_LEN;
+    /* Make the new file's name durable too, so fsync'ed frames in it can be found. */
+    int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return seg;
+}
+
+static struct segment *active_segment(struct store *s)
+{
+    return s->nsegs ? s->segs[s->nsegs - 1] : NULL;
+}
+
+static int add_segment(struct store *s, struct segment *seg)
+{
+    pthread_rwlock_wrlock(&s->list_lock);
+    int rc = push_ptr((void ***)&s->segs, &s->nsegs, &s->capsegs, seg);
+    pthread_rwlock_unlock(&s->list_lock);
+    return rc;
+}
+
+static void do_fsync(struct store *s, struct segment *seg)
+{
+    int64_t t0 = mono_us();
+    if (fdatasync(seg->fd) < 0)
+        set_error(s, "fsync %s: %s", seg->path, strerror(errno));
+    atomic_store(&s->last_fsync_us, mono_us() - t0);
+    atomic_fetch_add(&s->fsyncs, 1);
+    s->dirty = false;
+    s->last_sync_ms = mono_ms();
+}
+
+/* Write the index of a segment's blocks (all of them, up to seg->size). */
+static void write_index(struct store *s, struct segment *seg)
+{
+    pthread_rwlock_rdlock(&s->list_lock);
+    size_t first = 0, n = 0;
+    while (first < s->nblocks && s->blocks[first]->seg != seg)
+        first++;
+    while (first + n < s->nblocks && s->blocks[first + n]->seg == seg)
+        n++;
+    char path[4200];
+    seg_path(s, seg->first_id, "idx", path, sizeof(path));
+    int rc = index_write(path, seg->size, s->blocks + first, n);
+    pthread_rwlock_unlock(&s->list_lock);
+    if (rc < 0)
+        log_warn("store: cannot write index %s: %s (it will be rebuilt at start-up)", path,
+                 strerror(-rc));
+    else
+        seg->indexed = seg->size;
+}
+
+/* Seal the active segment once it is full: fsync it, index it, start the next. */
+static void maybe_roll(struct store *s)
+{
+    struct segment *seg = active_segment(s);
+    if (seg && seg->size < s->cfg.segment_size)
+        return;
+    if (seg) {
+        do_fsync(s, seg);
+        write_index(s, seg);
+    }
+    pthread_mutex_lock(&s->q_mu);
+    uint64_t next = s->q_head ? s->q_head->first_id : s->next_id;
+    pthread_mutex_unlock(&s->q_mu);
+    struct segment *ns = segment_create(s, next);
+    if (ns && add_segment(s, ns) < 0) {
+        close(ns->fd);
+        free(ns);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Retention and disk space. */
+
+static uint64_t disk_total(struct store *s)
+{
+    uint64_t t = 0;
+    pthread_rwlock_rdlock(&s->list_lock);
+    for (size_t i = 0; i < s->nsegs; i++)
+        t += s->segs[i]->size;
+    pthread_rwlock_unlock(&s->list_lock);
+    return t;
+}
+
+static uint64_t disk_free(struct store *s)
+{
+    struct statvfs v;
+    if (statvfs(s->dir, &v) < 0)
+        return UINT64_MAX;
+    return (uint64_t)v.f_bavail * v.f_frsize;
+}
+
+static void retention(struct store *s)
+{
+    const struct store_config *c = &s->cfg;
+    while (c->retention_size && s->nsegs > 1 && disk_total(s) > c->retention_size)
+        delete_oldest_segment(s, "retention-size");
+    if (c->retention_age_ms) {
+        int64_t cutoff = now_ms() - c->retention_age_ms;
+        while (s->nsegs > 1 && s->segs[0]->max_ts < cutoff)
+            delete_oldest_segment(s, "retention-age");
+    }
+    if (c->retention_min_free) {
+        while (s->nsegs > 1 && disk_free(s) < c->retention_min_free)
+            delete_oldest_segment(s, "retention-min-free");
+        s->disk_low = disk_free(s) < c->retention_min_free;
+        if (s->disk_low)
+            set_error(s,
+                      "less than --retention-min-free (%" PRIu64 " bytes) free in %s; "
+                      "refusing writes until space returns",
+                      c->retention_min_free, s->dir);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The writer. */
+
+static void mark_failed(struct store *s, uint64_t lo, uint64_t hi)
+{
+    pthread_mutex_lock(&s->f_mu);
+    s->failed[s->failed_pos] = (struct id_range){lo, hi};
+    s->failed_pos = (s->failed_pos + 1) % FAILED_RANGES;
+    if (s->nfailed < FAILED_RANGES)
+        s->nfailed++;
+    pthread_mutex_unlock(&s->f_mu);
+    atomic_fetch_add(&s->write_errors, 1);
+    atomic_fetch_add(&s->failed_entries, hi - lo + 1);
+}
+
+/* Write one pending chunk as a frame and publish it. Takes ownership of p's buffer. Returns
+ * 0, or -1 if it could not be stored (its ids are then marked failed). */
+static int write_chunk(struct store *s, struct pchunk *p)
+{
+    struct segment *seg = active_segment(s);
+    uint64_t last = p->first_id + p->count - 1;
+    struct block *b = calloc(1, sizeof(*b));
+    char *frame = NULL;
+    size_t flen = 0;
+    if (!seg || !b || s->disk_low) {
+        if (!seg)
+            set_error(s, "no segment to write to in %s", s->dir);
+        goto fail;
+    }
+    b->first_id = p->first_id;
+    b->count = p->count;
+    b->raw_len = (uint32_t)p->len;
+    b->seg = seg;
+    if (frame_encode(p->buf, p->len, p->first_id, p->count, s->cfg.compression_level, &frame,
+                     &flen) < 0)
+        goto fail;
+    size_t done = 0;
+    while (done < flen) {
+        ssize_t n = pwrite(seg->fd, frame + done, flen - done, (off_t)(seg->size + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            set_error(s, "cannot write %s: %s", seg->path, n < 0 ? strerror(errno) : "no progress");
+            /* Leave no partial frame behind: the file ends with whole frames only. */
+            if (ftruncate(seg->fd, (off_t)seg->size) < 0)
+                log_warn("store: ftruncate %s: %s", seg->path, strerror(errno));
+            goto fail;
+        }
+        done += (size_t)n;
+    }
+    /* A segment deleted under us would take acknowledged data with it: check before acking. */
+    struct stat st;
+    if (fstat(seg->fd, &st) == 0 && st.st_nlink == 0) {
+        set_error(s, "%s was removed while in use; starting a new segment", seg->path);
+        pthread_rwlock_wrlock(&s->list_lock);
+        s->nsegs--; /* Forget it; its blocks stay readable through the open file. */
+        pthread_rwlock_unlock(&s->list_lock);
+        goto fail;
+    }
+    b->offset = seg->size;
+    b->frame_len = (uint32_t)flen;
+    free(frame);
+    frame = NULL;
+    struct cblock *c = cblock_new(b, p->buf);
+    if (!c || summarize(b, p->buf, c->offs) < 0) {
+        if (c) {
+            c->raw = NULL;
+            cblock_free(c);
+        }
+        goto fail_written;
+    }
+    p->buf = NULL; /* Now owned by the cache. */
+    seg->size += flen;
+    seg->raw_bytes += b->raw_len;
+    seg->entries += b->count;
+    if (b->max_ts > seg->max_ts)
+        seg->max_ts = b->max_ts;
+    s->dirty = true;
+    pthread_mutex_lock(&s->cache_mu);
+    c->refs = 0;
+    cache_insert(s, c);
+    pthread_mutex_unlock(&s->cache_mu);
+    if (publish_block(s, b) < 0) {
+        log_error("store: out of memory publishing a block");
+        return 0;
+    }
+    return 0;
+fail_written:
+    if (ftruncate(seg->fd, (off_t)seg->size) < 0)
+        log_warn("store: ftruncate %s: %s", seg->path, strerror(errno));
+fail:
+    free(frame);
+    free(b ? b->filter : NULL);
+    free(b);
+    mark_failed(s, p->first_id, last);
+    return -1;
+}
+
+static void *writer_main(void *arg)
+{
+    struct store *s = arg;
+    pthread_mutex_lock(&s->q_mu);
+    for (;;) {
+        while (!s->q_head && !s->stopping) {
+            int64_t wait_ms = 1000;
+            if (s->dirty && s->cfg.fsync == FSYNC_BATCH)
+                wait_ms = s->last_sync_ms + s->cfg.fsync_interval_ms - mono_ms();
+            if (wait_ms <= 0)
+                break;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += wait_ms / 1000;
+            ts.tv_nsec += (wait_ms % 1000) * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            if (pthread_cond_timedwait(&s->q_cond, &s->q_mu, &ts) == ETIMEDOUT)
+                break;
+        }
+        struct pchunk *list = s->q_head;
+        s->q_head = s->q_tail = NULL;
+        bool stop = s->stopping && !list;
+        pthread_mutex_unlock(&s->q_mu);
+
+        if (mono_ms() - s->last_free_check >= FREE_CHECK_MS) {
+            s->last_free_check = mono_ms();
+            retention(s);
+        }
+        maybe_roll(s);
+        bool any_ok = false, any_failed = false;
+        uint64_t last_id = 0;
+        for (struct pchunk *p = list, *next; p; p = next) {
+            next = p->next;
+            if (write_chunk(s, p) == 0) {
+                any_ok = true;
+            } else {
+                any_failed = true;
+            }
+            last_id = p->first_id + p->count - 1;
+            atomic_fetch_sub(&s->pending_bytes, p->len + sizeof(*p));
+            free(p->buf);
+            free(p);
+            maybe_roll(s);
+        }
+        struct segment *seg = active_segment(s);
+        if (seg && s->dirty &&
+            (s->cfg.fsync == FSYNC_ALWAYS ||
+             (s->cfg.fsync == FSYNC_BATCH &&
+              mono_ms() - s->last_sync_ms >= s->cfg.fsync_interval_ms)))
+            do_fsync(s, seg);
+        if (any_ok && !any_failed && !s->disk_low)
+            clear_error(s);
+        if (list) {
+            atomic_store(&s->done_id, last_id);
+            wake_all(s);
+        }
+        if (stop)
+            break;
+        pthread_mutex_lock(&s->q_mu);
+    }
+    struct segment *seg = active_segment(s);
+    if (seg) {
+        do_fsync(s, seg);
+        write_index(s, seg); /* A clean stop leaves nothing to rebuild at the next start. */
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Appending (reactor threads). */
+
+int store_append(struct store *s, struct lc_entry *e, size_t n)
+{
+    pthread_mutex_lock(&s->q_mu);
+    for (size_t i = 0; i < n; i++) {
+        size_t need = rec_size(&e[i]);
+        struct pchunk *p = s->q_tail;
+        if (!p || p->len >= PCHUNK_TARGET || p->len + need > p->cap) {
+            size_t cap = PCHUNK_TARGET + 256 * 1024;
+            if (need > cap)
+                cap = need;
+            if (!p || p->len >= PCHUNK_TARGET || p->len + need > p->cap) {
+                p = calloc(1, sizeof(*p));
+                if (p)
+                    p->buf = malloc(cap);
+                if (!p || !p->buf) {
+                    free(p);
+                    pthread_mutex_unlock(&s->q_mu);
+                    log_error("store: out of memory queueing entries");
+                    return -ENOMEM;
+                }
+                p->cap = cap;
+                p->first_id = s->next_id;
+                if (s->q_tail)
+                    s->q_tail->next = p;
+                else
+                    s->q_head = p;
+                s->q_tail = p;
+                atomic_fetch_add(&s->pending_bytes, sizeof(*p));
+            }
+        }
+        rec_put(p->buf + p->len, &e[i]);
+        p->len += need;
+        p->count++;
+        e[i].id = s->next_id++;
+        atomic_fetch_add(&s->pending_bytes, need);
+    }
+    pthread_cond_signal(&s->q_cond);
+    pthread_mutex_unlock(&s->q_mu);
+    atomic_fetch_add(&s->appended, n);
+    return 0;
+}
+
+enum store_id_state store_id_state(struct store *s, uint64_t id)
+{
+    if (id > atomic_load_explicit(&s->done_id, memory_order_acquire))
+        return STORE_PENDING;
+    enum store_id_state st = STORE_DURABLE;
+    pthread_mutex_lock(&s->f_mu);
+    for (size_t i = 0; i < s->nfailed; i++)
+        if (id >= s->failed[i].lo && id <= s->failed[i].hi)
+            st = STORE_FAILED;
+    pthread_mutex_unlock(&s->f_mu);
+    return st;
+}
+
+bool store_backlogged(struct store *s)
+{
+    return atomic_load_explicit(&s->pending_bytes, memory_order_relaxed) > BACKLOG_MAX;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Reading. */
+
+/* Index of the first block whose last id is >= id (nblocks if none). list_lock held. */
+static size_t find_block(const struct store *s, uint64_t id)
+{
+    size_t lo = 0, hi = s->nblocks;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const struct block *b = s->blocks[mid];
+        if (b->first_id + b->count - 1 < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+int store_scan(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to_id, bool forward,
+               size_t budget, store_visit_fn visit, void *arg, uint64_t *resume)
+{
+    int done = 1;
+    if (from_id > to_id)
+        return 1;
+    pthread_rwlock_rdlock(&s->list_lock);
+    size_t spent = 0;
+    size_t bi = find_block(s, forward ? from_id : to_id);
+    if (!forward && (bi == s->nblocks || s->blocks[bi]->first_id > to_id)) {
+        if (bi == 0)
+            goto out;
+        bi--;
+    }
+    while (bi < s->nblocks) {
+        struct block *b = s->blocks[bi];
+        uint64_t last = b->first_id + b->count - 1;
+        uint64_t lo = from_id > b->first_id ? from_id : b->first_id;
+        uint64_t hi = to_id < last ? to_id : last;
+        if (lo > hi)
+            break; /* Past the range in scan order. */
+        if (spent >= budget) {
+            *resume = forward ? lo : hi;
+            done = 0;
+            goto out;
+        }
+        if (q) {
+            struct lc_block_info info;
+            block_info(b, &info);
+            if (!qry_block_may_match(q, &info)) {
+                spent += SKIP_COST;
+                goto next;
+            }
+        }
+        struct cblock *c = block_get(s, b);
+        if (!c) {
+            spent += SKIP_COST;
+            goto next;
+        }
+        for (uint64_t k = 0; k <= hi - lo; k++) {
+            uint64_t id = forward ? lo + k : hi - k;
+            if (spent >= budget) {
+                cache_release(s, c);
+                *resume = id;
+                done = 0;
+                goto out;
+            }
+            spent++;
+            uint32_t i = (uint32_t)(id - b->first_id);
+            struct lc_entry e;
+            rec_get(c->raw + c->offs[i], c->offs[i + 1] - c->offs[i], &e);
+            e.id = id;
+            if (q && !qry_match(q, &e))
+                continue;
+            if (!visit(arg, &e)) {
+                cache_release(s, c);
+                goto out;
+            }
+        }
+        cache_release(s, c);
+    next:
+        if (forward)
+            bi++;
+        else if (bi-- == 0)
+            break;
+    }
+out:
+    pthread_rwlock_unlock(&s->list_lock);
+    return done;
+}
+
+static bool count_visit(void *arg, const struct lc_entry *e)
+{
+    (void)e;
+    (*(uint64_t *)arg)++;
+    return true;
+}
+
+int store_count(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to_id,
+                size_t budget, uint64_t *count, uint64_t *resume)
+{
+    if (from_id > to_id)
+        return 1;
+    /* Whole blocks whose summary answers the question are counted from the index alone. */
+    pthread_rwlock_rdlock(&s->list_lock);
+    size_t spent = 0;
+    size_t bi = find_block(s, from_id);
+    while (bi < s->nblocks) {
+        struct block *b = s->blocks[bi];
+        uint64_t last = b->first_id + b->count - 1;
+        if (b->first_id > to_id)
+            break;
+        if (spent >= budget) {
+            *resume = from_id > b->first_id ? from_id : b->first_id;
+            pthread_rwlock_unlock(&s->list_lock);
+            return 0;
+        }
+        struct lc_block_info info;
+        block_info(b, &info);
+        int64_t n = (from_id <= b->first_id && to_id >= last) ? qry_block_count(q, &info) : -1;
+        if (n >= 0) {
+            *count += (uint64_t)n;
+            spent += 1;
+            bi++;
+            continue;
+        }
+        /* Read this block's entries. */
+        uint64_t lo = from_id > b->first_id ? from_id : b->first_id;
+        uint64_t hi = to_id < last ? to_id : last;
+        pthread_rwlock_unlock(&s->list_lock);
+        uint64_t r = 0;
+        int d = store_scan(s, q, lo, hi, true,
+                           budget - spent > hi - lo + 1 ? budget - spent : hi - lo + 1, count_visit,
+                           count, &r);
+        (void)d;
+        spent += hi - lo + 1;
+        pthread_rwlock_rdlock(&s->list_lock);
+        bi = find_block(s, hi + 1);
+    }
+    pthread_rwlock_unlock(&s->list_lock);
+    return 1;
+}
+
+void store_pin(struct store *s, uint64_t id)
+{
+    (void)s; /* Disk data is deleted only by retention, a segment at a time. */
+    (void)id;
+}
+
+void store_unpin(struct store *s, uint64_t id)
+{
+    (void)s;
+    (void)id;
+}
+
+void store_get_stats(struct store *s, struct store_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    pthread_rwlock_rdlock(&s->list_lock);
+    st->blocks = s->nblocks;
+    st->segments = s->nsegs;
+    st->oldest_ts_ms = INT64_MAX;
+    st->newest_ts_ms = INT64_MIN;
+    for (size_t i = 0; i < s->nblocks; i++) {
+        const struct block *b = s->blocks[i];
+        st->entries += b->count;
+        for (int l = 0; l < LC_LEVEL_COUNT; l++)
+            st->per_level[l] += b->level_counts[l];
+        st->raw_bytes += b->raw_len;
+        if (b->min_ts < st->oldest_ts_ms)
+            st->oldest_ts_ms = b->min_ts;
+        if (b->max_ts > st->newest_ts_ms)
+            st->newest_ts_ms = b->max_ts;
+    }
+    for (size_t i = 0; i < s->nsegs; i++)
+        st->disk_bytes += s->segs[i]->size;
+    if (s->nblocks) {
+        st->first_id = s->blocks[0]->first_id;
+        st->last_id = s->blocks[s->nblocks - 1]->first_id + s->blocks[s->nblocks - 1]->count - 1;
+    } else {
+        st->oldest_ts_ms = st->newest_ts_ms = 0;
+    }
+    pthread_rwlock_unlock(&s->list_lock);
+    pthread_mutex_lock(&s->cache_mu);
+    st->bytes = s->cache_bytes;
+    pthread_mutex_unlock(&s->cache_mu);
+    st->appended = atomic_load(&s->appended);
+    st->evicted = atomic_load(&s->entries_deleted);
+    st->segments_deleted = atomic_load(&s->segments_deleted);
+    st->write_errors = atomic_load(&s->write_errors);
+    st->failed_entries = atomic_load(&s->failed_entries);
+    st->damaged_bytes = atomic_load(&s->damaged_bytes);
+    st->last_fsync_us = atomic_load(&s->last_fsync_us);
+    st->fsyncs = atomic_load(&s->fsyncs);
+    st->pending_bytes = atomic_load(&s->pending_bytes);
+    st->fsync_policy = s->cfg.fsync == FSYNC_ALWAYS  ? "always"
+                       : s->cfg.fsync == FSYNC_BATCH ? "batch"
+                                                     : "never";
+    static __thread char err[sizeof(s->error)];
+    pthread_mutex_lock(&s->f_mu);
+    snprintf(err, sizeof(err), "%s", s->error);
+    pthread_mutex_unlock(&s->f_mu);
+    st->error = err[0] ? err : NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Opening and recovery. */
+
+/* Scan frames of seg from offset `from`, adding a block per valid frame. A bad frame is
+ * skipped by searching for the next valid one; a bad tail of the last segment is cut off. */
+static int recover_frames(struct store *s, struct segment *seg, uint64_t from, bool last_seg)
+{
+    struct stat st;
+    if (fstat(seg->fd, &st) < 0)
+        return -errno;
+    uint64_t end = (uint64_t)st.st_size, off = from;
+    char hdr[FRAME_HDR_LEN];
+    uint64_t bad_start = 0;
+    bool in_bad = false;
+    while (off + FRAME_HDR_LEN <= end) {
+        struct frame_hdr h;
+        bool ok = pread(seg->fd, hdr, FRAME_HDR_LEN, (off_t)off) == FRAME_HDR_LEN &&
+                  frame_parse_header(hdr, &h) == 0 && off + FRAME_HDR_LEN + h.payload_len <= end;
+        char *frame = NULL, *raw = NULL;
+        if (ok) {
+            size_t flen = FRAME_HDR_LEN + h.payload_len;
+            frame = malloc(flen);
+            raw = malloc(h.raw_len ? h.raw_len : 1);
+            ok = frame && raw && pread(seg->fd, frame, flen, (off_t)off) == (ssize_t)flen &&
+                 frame_verify(&h, frame) && frame_decode(&h, frame, raw) == 0;
+        }
+        struct block *b = NULL;
+        uint32_t *offs = NULL;
+        if (ok) {
+            b = calloc(1, sizeof(*b));
+            offs = malloc(((size_t)h.count + 1) * sizeof(uint32_t));
+            ok = b && offs && payload_index(raw, h.raw_len, h.count, offs) == 0;
+        }
+        if (!ok) {
+            free(frame);
+            free(raw);
+            free(b);
+            free(offs);
+            if (!in_bad) {
+                in_bad = true;
+                bad_start = off;
+            }
+            off++; /* Search for the next frame header. */
+            continue;
+        }
+        if (in_bad) {
+            log_error("store: %s: damaged bytes %" PRIu64 "..%" PRIu64
+                      " skipped (before ids %" PRIu64 ")",
+                      seg->path, bad_start, off - 1, h.first_id);
+            atomic_fetch_add(&s->damaged_bytes, off - bad_start);
+            in_bad = false;
+        }
+        b->first_id = h.first_id;
+        b->count = h.count;
+        b->raw_len = h.raw_len;
+        b->seg = seg;
+        b->offset = off;
+        b->frame_len = FRAME_HDR_LEN + h.payload_len;
+        if (summarize(b, raw, offs) < 0 ||
+            push_ptr((void ***)&s->blocks, &s->nblocks, &s->capblocks, b) < 0) {
+            free(frame);
+            free(raw);
+            free(offs);
+            free(b->filter);
+            free(b);
+            return -ENOMEM;
+        }
+        seg->raw_bytes += b->raw_len;
+        seg->entries += b->count;
+        if (b->max_ts > seg->max_ts)
+            seg->max_ts = b->max_ts;
+        off += b->frame_len;
+        seg->size = off;
+        free(frame);
+        free(raw);
+        free(offs);
+    }
+    if (!in_bad && off < end)
+        bad_start = off, in_bad = true;
+    if (in_bad) {
+        if (last_seg) {
+            log_warn("store: %s: torn tail of %" PRIu64 " bytes at offset %" PRIu64
+                     " truncated (an interrupted write)",
+                     seg->path, end - bad_start, bad_start);
+            if (ftruncate(seg->fd, (off_t)bad_start) < 0)
+                log_error("store: truncating %s: %s", seg->path, strerror(errno));
+            seg->size = bad_start;
+        } else {
+            log_error("store: %s: damaged bytes %" PRIu64 "..%" PRIu64 " at its end skipped",
+                      seg->path, bad_start, end - 1);
+            atomic_fetch_add(&s->damaged_bytes, end - bad_start);
+        }
+    }
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int recover(struct store *s)
+{
+    DIR *d = opendir(s->dir);
+    if (!d)
+        return -errno;
+    uint64_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char *end;
+        uint64_t id = strtoull(de->d_name, &end, 10);
+        if (end != de->d_name + 20 || strcmp(end, ".seg") != 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            uint64_t *ni = realloc(ids, cap * sizeof(*ids));
+            if (!ni) {
+                closedir(d);
+                free(ids);
+                return -ENOMEM;
+            }
+            ids = ni;
+        }
+        ids[n++] = id;
+    }
+    closedir(d);
+    if (n)
+        qsort(ids, n, sizeof(*ids), cmp_u64);
+    int64_t t0 = mono_ms();
+    uint64_t rebuilt = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct segment *seg = calloc(1, sizeof(*seg));
+        if (!seg)
+            goto nomem;
+        seg->first_id = ids[i];
+        seg->max_ts = INT64_MIN;
+        seg_path(s, ids[i], "seg", seg->path, sizeof(seg->path));
+        seg->fd = open(seg->path, O_RDWR | O_CLOEXEC);
+        char magic[SEG_HDR_LEN];
+        if (seg->fd < 0 || pread(seg->fd, magic, SEG_HDR_LEN, 0) != SEG_HDR_LEN ||
+            memcmp(magic, seg_magic, SEG_HDR_LEN) != 0) {
+            log_error("store: %s is not a LogCaster segment (or unreadable: %s); skipping it",
+                      seg->path, seg->fd < 0 ? strerror(errno) : "bad header");
+            if (seg->fd >= 0)
+                close(seg->fd);
+            free(seg);
+            continue;
+        }
+        seg->size = SEG_HDR_LEN;
+        char idx[4200];
+        seg_path(s, ids[i], "idx", idx, sizeof(idx));
+        size_t before = s->nblocks;
+        uint64_t covered = 0;
+        struct stat sst;
+        uint64_t fsize = fstat(seg->fd, &sst) == 0 ? (uint64_t)sst.st_size : 0;
+        int rc = index_read(idx, seg, fsize, &s->blocks, &s->nblocks, &s->capblocks, &covered);
+        if (rc < 0) {
+            covered = SEG_HDR_LEN;
+            s->nblocks = before;
+        } else {
+            for (size_t k = before; k < s->nblocks; k++) {
+                struct block *b = s->blocks[k];
+                seg->raw_bytes += b->raw_len;
+                seg->entries += b->count;
+                if (b->max_ts > seg->max_ts)
+                    seg->max_ts = b->max_ts;
+            }
+            seg->indexed = covered;
+            seg->size = covered;
+        }
+        if (recover_frames(s, seg, covered, i + 1 == n) < 0)
+            goto nomem;
+        rebuilt += seg->size - covered;
+        if (push_ptr((void ***)&s->segs, &s->nsegs, &s->capsegs, seg) < 0)
+            goto nomem;
+    }
+    free(ids);
+    if (s->nblocks) {
+        const struct block *b = s->blocks[s->nblocks - 1];
+        s->next_id = b->first_id + b->count;
+    }
+    /* Ids never go back, even past a failed or deleted tail. */
+    if (s->nsegs && s->segs[s->nsegs - 1]->first_id > s->next_id)
+        s->next_id = s->segs[s->nsegs - 1]->first_id;
+    atomic_store(&s->done_id, s->next_id - 1);
+    /* Missing or stale indexes are rebuilt now, so the next start reads no data again. */
+    for (size_t i = 0; i < s->nsegs; i++)
+        if (s->segs[i]->indexed != s->segs[i]->size && s->segs[i]->entries)
+            write_index(s, s->segs[i]);
+    if (n)
+        log_info("store: recovered %zu segments, %zu blocks, ids up to %" PRIu64
+                 " in %lld ms (%" PRIu64 " unindexed bytes read)",
+                 s->nsegs, s->nblocks, s->next_id - 1, (long long)(mono_ms() - t0), rebuilt);
+    return 0;
+nomem:
+    free(ids);
+    return -ENOMEM;
+}
+
+struct store *store_open(const struct store_config *cfg)
+{
+    struct store *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->cfg = *cfg;
+    snprintf(s->dir, sizeof(s->dir), "%s", cfg->data_dir);
+    pthread_mutex_init(&s->q_mu, NULL);
+    pthread_cond_init(&s->q_cond, NULL);
+    pthread_mutex_init(&s->f_mu, NULL);
+    pthread_mutex_init(&s->cache_mu, NULL);
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&s->list_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    s->next_id = 1;
+    atomic_store(&s->last_fsync_us, -1);
+    s->last_sync_ms = mono_ms();
+    int rc = recover(s);
+    if (rc < 0) {
+        fprintf(stderr, "logcasterd: cannot read data directory %s: %s\n", s->dir, strerror(-rc));
+        store_close(s);
+        return NULL;
+    }
+    /* Writing always goes to a fresh segment: a recovered one stays as it was found. */
+    struct segment *seg = segment_create(s, s->next_id);
+    if (!seg || add_segment(s, seg) < 0) {
+        fprintf(stderr, "logcasterd: cannot create a segment in %s: %s\n", s->dir, s->error);
+        if (seg) {
+            close(seg->fd);
+            free(seg);
+        }
+        store_close(s);
+        return NULL;
+    }
+    if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+        fprintf(stderr, "logcasterd: cannot start the store writer\n");
+        store_close(s);
+        return NULL;
+    }
+    s->writer_started = true;
+    return s;
+}
+
+void store_close(struct store *s)
+{
+    if (!s)
+        return;
+    if (s->writer_started) {
+        pthread_mutex_lock(&s->q_mu);
+        s->stopping = true;
+        pthread_cond_signal(&s->q_cond);
+        pthread_mutex_unlock(&s->q_mu);
+        pthread_join(s->writer, NULL);
+    }
+    for (struct pchunk *p = s->q_head, *next; p; p = next) {
+        next = p->next;
+        free(p->buf);
+        free(p);
+    }
+    for (size_t i = 0; i < s->nblocks; i++)
+        block_free(s, s->blocks[i]);
+    free(s->blocks);
+    for (size_t i = 0; i < s->nsegs; i++) {
+        /* An empty segment (nothing written since start) is not worth keeping. */
+        if (s->segs[i]->size == SEG_HDR_LEN && s->segs[i]->entries == 0) {
+            unlink(s->segs[i]->path);
+            char idx[4200];
+            seg_path(s, s->segs[i]->first_id, "idx", idx, sizeof(idx));
+            unlink(idx);
+        }
+        close(s->segs[i]->fd);
+        free(s->segs[i]);
+    }
+    free(s->segs);
+    pthread_mutex_destroy(&s->q_mu);
+    pthread_cond_destroy(&s->q_cond);
+    pthread_mutex_destroy(&s->f_mu);
+    pthread_mutex_destroy(&s->cache_mu);
+    pthread_rwlock_destroy(&s->list_lock);
+    free(s);
+}

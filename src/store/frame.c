@@ -1,0 +1,148 @@
+/* frame.c - record serialization and the checksummed, compressed frame. */
+#include "store/frame.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+#include <zstd.h>
+
+const char seg_magic[SEG_HDR_LEN] = {'L', 'C', 'S', 'E', 'G', 0, 0, 1};
+
+static void put32(char *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+}
+static void put64(char *p, uint64_t v)
+{
+    memcpy(p, &v, 8);
+}
+static uint32_t get32(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static uint64_t get64(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+char *rec_put(char *p, const struct lc_entry *e)
+{
+    size_t src = e->source_len > 255 ? 255 : e->source_len;
+    put64(p, (uint64_t)e->ts_ms);
+    put64(p + 8, (uint64_t)e->recv_ms);
+    put32(p + 16, (uint32_t)e->msg_len);
+    p[20] = (char)e->level;
+    p[21] = (char)e->flags;
+    p[22] = (char)src;
+    memcpy(p + REC_HDR_LEN, e->source, src);
+    memcpy(p + REC_HDR_LEN + src, e->msg, e->msg_len);
+    return p + REC_HDR_LEN + src + e->msg_len;
+}
+
+size_t rec_get(const char *p, size_t avail, struct lc_entry *e)
+{
+    if (avail < REC_HDR_LEN)
+        return 0;
+    uint32_t msg_len = get32(p + 16);
+    size_t src = (unsigned char)p[22];
+    if (msg_len > avail - REC_HDR_LEN || src > avail - REC_HDR_LEN - msg_len)
+        return 0;
+    e->ts_ms = (int64_t)get64(p);
+    e->recv_ms = (int64_t)get64(p + 8);
+    e->level = (uint8_t)p[20] < LC_LEVEL_COUNT ? (uint8_t)p[20] : LC_INFO;
+    e->flags = (uint8_t)p[21];
+    e->source = p + REC_HDR_LEN;
+    e->source_len = src;
+    e->msg = p + REC_HDR_LEN + src;
+    e->msg_len = msg_len;
+    return REC_HDR_LEN + src + msg_len;
+}
+
+int payload_index(const char *raw, size_t raw_len, uint32_t count, uint32_t *offs)
+{
+    size_t off = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        struct lc_entry e;
+        size_t n = rec_get(raw + off, raw_len - off, &e);
+        if (!n)
+            return -1;
+        offs[i] = (uint32_t)off;
+        off += n;
+    }
+    offs[count] = (uint32_t)off;
+    return off == raw_len ? 0 : -1;
+}
+
+static uint64_t frame_sum(const char *frame, size_t payload_len)
+{
+    /* Everything after the checksum field: the rest of the header and the payload. */
+    return XXH3_64bits(frame + 16, FRAME_HDR_LEN - 16 + payload_len);
+}
+
+int frame_encode(const char *raw, size_t raw_len, uint64_t first_id, uint32_t count, int level,
+                 char **out, size_t *out_len)
+{
+    size_t bound = level ? ZSTD_compressBound(raw_len) : raw_len;
+    char *f = malloc(FRAME_HDR_LEN + bound);
+    if (!f)
+        return -ENOMEM;
+    size_t plen = raw_len;
+    uint32_t codec = 0;
+    if (level) {
+        size_t z = ZSTD_compress(f + FRAME_HDR_LEN, bound, raw, raw_len, level);
+        if (!ZSTD_isError(z) && z < raw_len) {
+            plen = z;
+            codec = 1;
+        }
+    }
+    if (codec == 0)
+        memcpy(f + FRAME_HDR_LEN, raw, raw_len);
+    put32(f, FRAME_MAGIC);
+    put32(f + 4, (uint32_t)plen);
+    put64(f + 16, first_id);
+    put32(f + 24, count);
+    put32(f + 28, (uint32_t)raw_len);
+    put32(f + 32, codec);
+    put32(f + 36, 0);
+    put64(f + 8, frame_sum(f, plen));
+    *out = f;
+    *out_len = FRAME_HDR_LEN + plen;
+    return 0;
+}
+
+int frame_parse_header(const char *hdr, struct frame_hdr *h)
+{
+    if (get32(hdr) != FRAME_MAGIC)
+        return -1;
+    h->payload_len = get32(hdr + 4);
+    h->checksum = get64(hdr + 8);
+    h->first_id = get64(hdr + 16);
+    h->count = get32(hdr + 24);
+    h->raw_len = get32(hdr + 28);
+    h->codec = get32(hdr + 32);
+    if (h->codec > 1 || h->raw_len > FRAME_MAX_RAW || h->count == 0 || h->first_id == 0 ||
+        h->payload_len > FRAME_MAX_RAW || (h->codec == 0 && h->payload_len != h->raw_len) ||
+        (uint64_t)h->count * REC_HDR_LEN > h->raw_len)
+        return -1;
+    return 0;
+}
+
+bool frame_verify(const struct frame_hdr *h, const char *frame)
+{
+    return frame_sum(frame, h->payload_len) == h->checksum;
+}
+
+int frame_decode(const struct frame_hdr *h, const char *frame, char *raw)
+{
+    if (h->codec == 0) {
+        memcpy(raw, frame + FRAME_HDR_LEN, h->raw_len);
+        return 0;
+    }
+    size_t n = ZSTD_decompress(raw, h->raw_len, frame + FRAME_HDR_LEN, h->payload_len);
+    return ZSTD_isError(n) || n != h->raw_len ? -1 : 0;
+}

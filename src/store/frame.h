@@ -1,0 +1,74 @@
+/* frame.h - the on-disk unit: a checksummed, compressed run of consecutive entries.
+ *
+ * A segment file is a 16-byte header ("LCSEG" + version) followed by frames. A frame is a
+ * 40-byte header and its payload, the zstd-compressed records:
+ *
+ *   u32 magic "LCFR" | u32 payload_len | u64 checksum | u64 first_id | u32 count |
+ *   u32 raw_len | u32 codec (0 raw, 1 zstd) | u32 reserved | payload
+ *
+ * The checksum is XXH3-64 of everything after itself (header fields and payload), so a torn or
+ * corrupted frame is detected, never served. Records in the raw payload, back to back:
+ *
+ *   i64 ts_ms | i64 recv_ms | u32 msg_len | u8 level | u8 flags | u8 src_len | src | msg
+ *
+ * Integers are little-endian. */
+#ifndef LC_FRAME_H
+#define LC_FRAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/entry.h"
+
+#define SEG_HDR_LEN   16
+#define FRAME_HDR_LEN 40
+#define FRAME_MAGIC   0x5246434cu  /* "LCFR" */
+#define FRAME_MAX_RAW (256u << 20) /* Larger frames are rejected as corrupt. */
+#define REC_HDR_LEN   23
+
+extern const char seg_magic[SEG_HDR_LEN];
+
+struct frame_hdr {
+    uint32_t payload_len;
+    uint64_t checksum;
+    uint64_t first_id;
+    uint32_t count;
+    uint32_t raw_len;
+    uint32_t codec;
+};
+
+/* Serialized size of one record. */
+static inline size_t rec_size(const struct lc_entry *e)
+{
+    size_t src = e->source_len > 255 ? 255 : e->source_len;
+    return REC_HDR_LEN + src + e->msg_len;
+}
+
+/* Write e at p (rec_size(e) bytes); returns the end. */
+char *rec_put(char *p, const struct lc_entry *e);
+
+/* Read the record at p[0..avail) into e (strings point into p). Returns its size, or 0 when
+ * it does not fit or is malformed. */
+size_t rec_get(const char *p, size_t avail, struct lc_entry *e);
+
+/* Offsets of count records in raw[0..raw_len), plus raw_len at offs[count]. Returns 0, or -1
+ * when the payload does not hold exactly count well-formed records. */
+int payload_index(const char *raw, size_t raw_len, uint32_t count, uint32_t *offs);
+
+/* Encode a frame for raw[0..raw_len) into out (malloc'ed, *out_len bytes). level is the zstd
+ * level; 0 stores the payload uncompressed. Returns 0 or -errno. */
+int frame_encode(const char *raw, size_t raw_len, uint64_t first_id, uint32_t count, int level,
+                 char **out, size_t *out_len);
+
+/* Parse and sanity-check a frame header from hdr[0..FRAME_HDR_LEN). Returns 0, or -1 when it
+ * cannot be a frame header. */
+int frame_parse_header(const char *hdr, struct frame_hdr *h);
+
+/* Verify the checksum of a whole frame (header and payload, FRAME_HDR_LEN + payload_len). */
+bool frame_verify(const struct frame_hdr *h, const char *frame);
+
+/* Decompress the payload of a verified frame into raw (h->raw_len bytes). Returns 0 or -1. */
+int frame_decode(const struct frame_hdr *h, const char *frame, char *raw);
+
+#endif

@@ -1,0 +1,159 @@
+/* index.c - segment index files. */
+#define _GNU_SOURCE
+#include "store/index.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "core/buf.h"
+
+static const char idx_magic[8] = {'L', 'C', 'I', 'D', 'X', 0, 0, 1};
+#define BLOCK_FIXED (8 + 4 + 4 + 8 + 8 + 4 + 4 * LC_LEVEL_COUNT + 8 + 4 + 4)
+
+int index_write(const char *path, uint64_t covered, struct block *const *blocks, size_t n)
+{
+    struct buf b = {0};
+    uint64_t nb = n;
+    int rc = buf_append(&b, idx_magic, 8) | buf_append(&b, &covered, 8) | buf_append(&b, &nb, 8);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const struct block *k = blocks[i];
+        uint32_t log2 = k->filter_log2;
+        rc |= buf_append(&b, &k->first_id, 8) | buf_append(&b, &k->count, 4) |
+              buf_append(&b, &k->raw_len, 4) | buf_append(&b, &k->min_ts, 8) |
+              buf_append(&b, &k->max_ts, 8) | buf_append(&b, &k->level_mask, 4) |
+              buf_append(&b, k->level_counts, 4 * LC_LEVEL_COUNT) | buf_append(&b, &k->offset, 8) |
+              buf_append(&b, &k->frame_len, 4) | buf_append(&b, &log2, 4) |
+              buf_append(&b, k->filter, ((size_t)1 << log2) / 8);
+    }
+    uint64_t sum = XXH3_64bits(buf_head(&b), buf_len(&b));
+    rc |= buf_append(&b, &sum, 8);
+    if (rc) {
+        buf_free(&b);
+        return -ENOMEM;
+    }
+    char tmp[4300];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        buf_free(&b);
+        return -errno;
+    }
+    size_t done = 0;
+    while (done < buf_len(&b)) {
+        ssize_t w = write(fd, buf_head(&b) + done, buf_len(&b) - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int e = w < 0 ? errno : EIO;
+            close(fd);
+            unlink(tmp);
+            buf_free(&b);
+            return -e;
+        }
+        done += (size_t)w;
+    }
+    buf_free(&b);
+    if (fdatasync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+        int e = errno;
+        unlink(tmp);
+        return -e;
+    }
+    char dir[4300];
+    snprintf(dir, sizeof(dir), "%s", path);
+    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
+
+int index_read(const char *path, struct segment *seg, uint64_t file_size, struct block ***arr,
+               size_t *n, size_t *cap, uint64_t *covered)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || st.st_size < 32 || st.st_size > (1 << 30)) {
+        close(fd);
+        return -EINVAL;
+    }
+    size_t len = (size_t)st.st_size;
+    char *d = malloc(len);
+    if (!d || read(fd, d, len) != (ssize_t)len) {
+        free(d);
+        close(fd);
+        return -EIO;
+    }
+    close(fd);
+    uint64_t sum, nb;
+    memcpy(&sum, d + len - 8, 8);
+    memcpy(covered, d + 8, 8);
+    memcpy(&nb, d + 16, 8);
+    if (memcmp(d, idx_magic, 8) != 0 || XXH3_64bits(d, len - 8) != sum || *covered > file_size ||
+        nb > len / BLOCK_FIXED) {
+        free(d);
+        return -EINVAL;
+    }
+    size_t start = *n, off = 24;
+    for (uint64_t i = 0; i < nb; i++) {
+        struct block *k = calloc(1, sizeof(*k));
+        uint32_t log2 = 0;
+        if (!k || off + BLOCK_FIXED > len - 8)
+            goto bad_k;
+        memcpy(&k->first_id, d + off, 8);
+        memcpy(&k->count, d + off + 8, 4);
+        memcpy(&k->raw_len, d + off + 12, 4);
+        memcpy(&k->min_ts, d + off + 16, 8);
+        memcpy(&k->max_ts, d + off + 24, 8);
+        memcpy(&k->level_mask, d + off + 32, 4);
+        memcpy(k->level_counts, d + off + 36, 4 * LC_LEVEL_COUNT);
+        off += 36 + 4 * LC_LEVEL_COUNT;
+        memcpy(&k->offset, d + off, 8);
+        memcpy(&k->frame_len, d + off + 8, 4);
+        memcpy(&log2, d + off + 12, 4);
+        off += 16;
+        size_t fbytes = log2 >= 3 && log2 <= 24 ? ((size_t)1 << log2) / 8 : 0;
+        if (!fbytes || off + fbytes > len - 8 || k->offset + k->frame_len > *covered ||
+            k->count == 0)
+            goto bad_k;
+        k->filter = malloc(fbytes);
+        if (!k->filter)
+            goto bad_k;
+        memcpy(k->filter, d + off, fbytes);
+        off += fbytes;
+        k->filter_log2 = log2;
+        k->seg = seg;
+        if (*n == *cap) {
+            size_t nc = *cap ? *cap * 2 : 64;
+            struct block **na = realloc(*arr, nc * sizeof(*na));
+            if (!na) {
+                free(k->filter);
+                goto bad_k;
+            }
+            *arr = na;
+            *cap = nc;
+        }
+        (*arr)[(*n)++] = k;
+        continue;
+    bad_k:
+        free(k);
+        for (size_t j = start; j < *n; j++) {
+            free((*arr)[j]->filter);
+            free((*arr)[j]);
+        }
+        *n = start;
+        free(d);
+        return -EINVAL;
+    }
+    free(d);
+    return 0;
+}
