@@ -42,9 +42,11 @@ struct reactor {
     int index;
     pthread_t thread;
     struct ev_loop *loop;
-    struct ev_io wake;               /* eventfd: shutdown requests. */
-    struct ev_io store_wake;         /* eventfd: the store made progress. */
-    struct conn *waiting;            /* Connections waiting for store progress. */
+    struct ev_io wake;       /* eventfd: shutdown requests. */
+    struct ev_io store_wake; /* eventfd: the store made progress. */
+    struct conn *waiting;    /* Connections waiting for store progress. */
+    bool accept_paused;      /* Out of file descriptors: listeners unwatched for a moment. */
+    int64_t accept_resume_at, last_emfile_log;
     struct ev_io lio[MAX_LISTENERS]; /* This loop's watch on each shared listener. */
     struct conn *conns;              /* Doubly linked list of live connections. */
     size_t nconns;
@@ -81,6 +83,7 @@ struct conn {
     bool resume_queued;
     bool waiting_store; /* On the reactor's waiting list. */
     bool held;          /* Owes replies: do not close yet. */
+    bool opened;        /* proto->open succeeded: proto->close is due. */
     struct conn *wait_next;
     bool out_was_full;
     struct conn *prev, *next;
@@ -150,6 +153,9 @@ static void conn_free_deferred(struct ev_loop *loop, void *arg)
 {
     (void)loop;
     struct conn *c = arg;
+    /* The protocol's state goes only now: a handler up the stack may still have read it. */
+    if (c->proto->close && c->opened)
+        c->proto->close(c);
     buf_free(&c->in);
     buf_free(&c->out);
     free(c);
@@ -165,8 +171,6 @@ static void conn_destroy(struct conn *c)
     c->closed = true;
     ev_io_set(c->r->loop, &c->io, 0);
     close(c->io.fd);
-    if (c->proto->close)
-        c->proto->close(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -347,7 +351,7 @@ static void conn_process_input(struct conn *c)
             break;
         }
         if (used == 0) {
-            if (!eof && buf_len(&c->in) >= input_cap(c) - READ_CHUNK) {
+            if (!eof && !c->busy && buf_len(&c->in) >= input_cap(c) - READ_CHUNK) {
                 log_warn("%s sent %zu bytes the %s protocol cannot frame; closing", c->peer,
                          buf_len(&c->in), c->proto->name);
                 conn_destroy(c);
@@ -528,6 +532,7 @@ static void accept_one(struct reactor *r, struct listener *l, int fd,
         conn_destroy(c);
         return;
     }
+    c->opened = true;
     if (c->closed)
         return;
     if (buf_len(&c->out))
@@ -567,6 +572,11 @@ static void reactor_tick(struct ev_loop *loop, void *arg)
     struct reactor *r = arg;
     const struct config *cfg = r->srv->cfg;
     int64_t now = mono_ms();
+    if (r->accept_paused && now >= r->accept_resume_at && !r->draining) {
+        r->accept_paused = false;
+        for (size_t i = 0; i < r->srv->nlisteners; i++)
+            ev_io_set(r->loop, &r->lio[i], EV_READ | EV_EXCLUSIVE);
+    }
     struct conn *next;
     for (struct conn *c = r->conns; c; c = next) {
         next = c->next;
@@ -579,8 +589,10 @@ static void reactor_tick(struct ev_loop *loop, void *arg)
             }
             continue;
         }
+        if (buf_len(&c->in) == 0 && now - c->last_active > 1000)
+            buf_shrink(&c->in, 0); /* A burst long ago should not pin 256 KiB for good. */
         if (cfg->idle_timeout_s > 0 && now - c->last_active > (int64_t)cfg->idle_timeout_s * 1000 &&
-            !c->busy && !c->held) {
+            ((!c->busy && !c->held) || buf_len(&c->out) > 0)) {
             log_info("closing %s: idle for %d s", c->peer, cfg->idle_timeout_s);
             atomic_fetch_add_explicit((_Atomic uint64_t *)&r->srv->counters.conns_timed_out, 1,
                                       memory_order_relaxed);
@@ -610,7 +622,11 @@ static void reactor_begin_drain(struct reactor *r)
         }
         if (c->closed)
             continue;
-        c->read_eof = true;
+        /* The peer did not finish: complete lines count, a fragment is not a line. */
+        if (!c->read_eof) {
+            c->read_eof = true;
+            c->eof_delivered = true;
+        }
         conn_process_input(c);
         if (c->closed)
             continue;
@@ -776,8 +792,7 @@ struct server *server_start(const struct config *cfg, struct store *store,
                 goto fail;
             }
         }
-        if (cfg->idle_timeout_s > 0)
-            ev_set_tick(r->loop, 1000, reactor_tick, r);
+        ev_set_tick(r->loop, 250, reactor_tick, r);
     }
     for (int i = 0; i < s->nreactors; i++) {
         if (pthread_create(&s->reactors[i].thread, NULL, reactor_main, &s->reactors[i]) != 0) {

@@ -35,6 +35,7 @@ struct query_conn {
     struct qexec *x; /* The running command, or NULL. */
     enum qstyle style;
     bool discarding; /* Skipping the rest of an over-long command. */
+    bool quit;       /* QUIT seen: nothing after it runs. */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -233,6 +234,7 @@ static void command(struct query_conn *qc, const char *p, size_t n)
         conn_write(qc->c, "PONG\n", 5);
         break;
     case QCMD_QUIT:
+        qc->quit = true;
         conn_close_after_flush(qc->c);
         break;
     case QCMD_ERROR:
@@ -254,6 +256,8 @@ static int query_open(struct conn *c)
 static void query_close(struct conn *c)
 {
     struct query_conn *qc = conn_state(c);
+    if (!qc)
+        return;
     qexec_free(qc->x);
     free(qc);
 }
@@ -263,7 +267,9 @@ static size_t query_input(struct conn *c, const char *p, size_t n, bool eof)
     struct query_conn *qc = conn_state(c);
     size_t used = 0;
     /* One command at a time: the next waits until this one's answer is complete. */
-    while (used < n && !qc->x && !conn_out_full(c)) {
+    if (qc->quit)
+        return n;
+    while (used < n && !qc->x && !qc->quit && !conn_out_full(c)) {
         size_t len = 0, take = line_next(p + used, n - used, &len);
         if (qc->discarding) {
             used += take ? take : n - used;

@@ -100,9 +100,11 @@ static void pipe_form(const char *p, size_t n, int64_t now, struct qcmd *out)
             to += 999; /* The whole last second. */
         q = qry_time_range(from, to, err);
     } else if (word_is(p, tlen, "SOURCE") || word_is(p, tlen, "SINCE")) {
-        /* One term of the query language; quoting keeps the value one term. */
+        /* One term of the query language: a value with spaces, quotes or parentheses could
+         * smuggle in more terms, so it is refused. */
         char text[256];
-        if (alen == 0 || alen > 200 || memchr(arg, '"', alen)) {
+        if (alen == 0 || alen > 200 || memchr(arg, '"', alen) || memchr(arg, ' ', alen) ||
+            memchr(arg, '\t', alen) || memchr(arg, '(', alen) || memchr(arg, ')', alen)) {
             fail(out, QSTYLE_PIPE, "invalid parameter");
             return;
         }

@@ -7,7 +7,7 @@
 #include "query/qry.h"
 #include "store/store.h"
 
-enum phase { PH_COUNT, PH_ROWS, PH_DONE };
+enum phase { PH_COUNT, PH_ROWS, PH_MISSING, PH_DONE };
 
 /* Ids remembered while counting, so a sparse answer is fetched by id instead of being
  * searched for a second time. */
@@ -89,14 +89,17 @@ static bool row_visit(void *arg, const struct lc_entry *e)
     return !x->paused && x->emitted < x->n;
 }
 
-/* Rows promised by the count but evicted before they could be sent (only when a reader
- * stalled so long that memory went far over budget) are replaced by a marker row, so the
- * client still receives exactly the count it was told. */
-static void emit_missing(struct qexec *x)
+/* Rows promised by the count but deleted (by retention) before they could be sent are
+ * replaced by a marker row, so the client still receives exactly the count it was told. The
+ * markers come at the end, paced by the sink like any row. */
+static enum qexec_status emit_missing(struct qexec *x)
 {
-    static const char text[] = "(entry evicted before it could be sent)";
-    log_warn("query: %llu promised rows were evicted before they could be sent",
-             (unsigned long long)(x->n - x->emitted));
+    static const char text[] = "(entry deleted before it could be sent)";
+    if (x->phase != PH_MISSING) {
+        log_warn("query: %llu promised rows were deleted before they could be sent",
+                 (unsigned long long)(x->n - x->emitted));
+        x->phase = PH_MISSING;
+    }
     while (x->emitted < x->n) {
         struct lc_entry e = {.level = LC_INFO,
                              .msg = text,
@@ -104,8 +107,11 @@ static void emit_missing(struct qexec *x)
                              .source = "",
                              .source_len = 0};
         x->emitted++;
-        x->sink->row(x->arg, &e);
+        if (!x->sink->row(x->arg, &e) && x->emitted < x->n)
+            return QX_PAUSED;
     }
+    x->phase = PH_DONE;
+    return QX_DONE;
 }
 
 /* Narrow the pin to where the rows start, so eviction can take everything older. */
@@ -172,9 +178,7 @@ enum qexec_status qexec_step(struct qexec *x, size_t budget, const struct qexec_
         }
         if (x->paused)
             return QX_PAUSED;
-        emit_missing(x);
-        x->phase = PH_DONE;
-        return QX_DONE;
+        return emit_missing(x);
     }
     if (x->phase == PH_ROWS) {
         uint64_t resume = 0;
@@ -186,13 +190,12 @@ enum qexec_status qexec_step(struct qexec *x, size_t budget, const struct qexec_
         }
         if (x->paused)
             return QX_PAUSED;
-        if (done) {
-            emit_missing(x);
-            x->phase = PH_DONE;
-            return QX_DONE;
-        }
+        if (done)
+            return emit_missing(x);
         x->cursor = resume;
         return QX_MORE;
     }
+    if (x->phase == PH_MISSING)
+        return emit_missing(x);
     return QX_DONE;
 }
