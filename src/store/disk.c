@@ -184,28 +184,28 @@ int store_add_waker(struct store *s, int efd)
 /* ------------------------------------------------------------------------------------------ */
 /* Block summaries and the cache. */
 
-/* Fill a block's summary (time range, levels, trigram filter) from its raw records. */
-static int summarize(struct block *b, const char *raw, const uint32_t *offs)
+/* Fill a block's summary (time range, levels, trigram filter) from its columns. Returns 0,
+ * -EINVAL if they are malformed, or -ENOMEM. */
+static int summarize(struct block *b, const char *cols)
 {
-    b->min_ts = INT64_MAX;
-    b->max_ts = INT64_MIN;
+    struct col_summary cs;
+    if (columns_summary(cols, b->raw_len, b->count, &cs) < 0)
+        return -EINVAL;
+    b->min_ts = cs.min_ts;
+    b->max_ts = cs.max_ts;
     b->level_mask = 0;
-    memset(b->level_counts, 0, sizeof(b->level_counts));
+    for (int l = 0; l < LC_LEVEL_COUNT; l++) {
+        b->level_counts[l] = cs.level_counts[l];
+        if (cs.level_counts[l])
+            b->level_mask |= 1u << l;
+    }
     b->filter_log2 = filter_log2_for(b->raw_len);
     b->filter = calloc(1, ((size_t)1 << b->filter_log2) / 8);
     if (!b->filter)
         return -ENOMEM;
-    for (uint32_t i = 0; i < b->count; i++) {
-        struct lc_entry e;
-        rec_get(raw + offs[i], offs[i + 1] - offs[i], &e);
-        if (e.ts_ms < b->min_ts)
-            b->min_ts = e.ts_ms;
-        if (e.ts_ms > b->max_ts)
-            b->max_ts = e.ts_ms;
-        b->level_mask |= 1u << e.level;
-        b->level_counts[e.level]++;
-        filter_add(b->filter, b->filter_log2, e.msg, e.msg_len);
-    }
+    /* Messages are contiguous in the columns: one pass (a trigram spanning two messages only
+     * adds a harmless extra bit). */
+    filter_add(b->filter, b->filter_log2, cs.msgs, cs.msgs_len);
     return 0;
 }
 
@@ -307,12 +307,18 @@ static struct cblock *cblock_new(struct block *b, char *raw)
 static char *read_block(struct store *s, const struct block *b)
 {
     char *frame = malloc(b->frame_len);
+    char *cols = malloc(b->raw_len ? b->raw_len : 1);
     char *raw = malloc(b->raw_len ? b->raw_len : 1);
     struct frame_hdr h;
-    ssize_t n = frame && raw ? pread(b->seg->fd, frame, b->frame_len, (off_t)b->offset) : -1;
-    if (n != (ssize_t)b->frame_len || frame_parse_header(frame, &h) < 0 ||
-        FRAME_HDR_LEN + (size_t)h.payload_len != b->frame_len || !frame_verify(&h, frame) ||
-        frame_decode(&h, frame, raw) < 0) {
+    ssize_t n =
+        frame && raw && cols ? pread(b->seg->fd, frame, b->frame_len, (off_t)b->offset) : -1;
+    bool ok = n == (ssize_t)b->frame_len && frame_parse_header(frame, &h) == 0 &&
+              FRAME_HDR_LEN + (size_t)h.payload_len == b->frame_len && frame_verify(&h, frame) &&
+              h.raw_len == b->raw_len && h.count == b->count &&
+              frame_decode(&h, frame, cols) == 0 &&
+              columns_to_rows(cols, b->raw_len, b->count, raw) == 0;
+    free(cols);
+    if (!ok) {
         log_error("store: block %" PRIu64 "..%" PRIu64 " in %s is unreadable or corrupt; "
                   "skipping it",
                   b->first_id, b->first_id + b->count - 1, b->seg->path);
@@ -613,8 +619,15 @@ static int write_chunk(struct store *s, struct pchunk *p)
     b->count = p->count;
     b->raw_len = (uint32_t)p->len;
     b->seg = seg;
-    if (frame_encode(p->buf, p->len, p->first_id, p->count, s->cfg.compression_level, &frame,
-                     &flen) < 0)
+    char *cols = malloc(p->len ? p->len : 1);
+    int rc = cols ? rows_to_columns(p->buf, p->len, p->count, cols) : -1;
+    if (rc == 0)
+        rc = summarize(b, cols);
+    if (rc == 0)
+        rc = frame_encode(cols, p->len, p->first_id, p->count, s->cfg.compression_level, &frame,
+                          &flen);
+    free(cols);
+    if (rc < 0)
         goto fail;
     size_t done = 0;
     while (done < flen) {
@@ -644,13 +657,8 @@ static int write_chunk(struct store *s, struct pchunk *p)
     free(frame);
     frame = NULL;
     struct cblock *c = cblock_new(b, p->buf);
-    if (!c || summarize(b, p->buf, c->offs) < 0) {
-        if (c) {
-            c->raw = NULL;
-            cblock_free(c);
-        }
+    if (!c)
         goto fail_written;
-    }
     p->buf = NULL; /* Now owned by the cache. */
     seg->size += flen;
     seg->raw_bytes += b->raw_len;
@@ -1042,17 +1050,22 @@ static int recover_frames(struct store *s, struct segment *seg, uint64_t from, b
                  frame_verify(&h, frame) && frame_decode(&h, frame, raw) == 0;
         }
         struct block *b = NULL;
-        uint32_t *offs = NULL;
         if (ok) {
             b = calloc(1, sizeof(*b));
-            offs = malloc(((size_t)h.count + 1) * sizeof(uint32_t));
-            ok = b && offs && payload_index(raw, h.raw_len, h.count, offs) == 0;
+            ok = b != NULL;
+            if (ok) {
+                b->first_id = h.first_id;
+                b->count = h.count;
+                b->raw_len = h.raw_len;
+                ok = summarize(b, raw) == 0; /* Also checks the columns add up. */
+            }
         }
         if (!ok) {
             free(frame);
             free(raw);
+            if (b)
+                free(b->filter);
             free(b);
-            free(offs);
             if (!in_bad) {
                 in_bad = true;
                 bad_start = off;
@@ -1067,17 +1080,12 @@ static int recover_frames(struct store *s, struct segment *seg, uint64_t from, b
             atomic_fetch_add(&s->damaged_bytes, off - bad_start);
             in_bad = false;
         }
-        b->first_id = h.first_id;
-        b->count = h.count;
-        b->raw_len = h.raw_len;
         b->seg = seg;
         b->offset = off;
         b->frame_len = FRAME_HDR_LEN + h.payload_len;
-        if (summarize(b, raw, offs) < 0 ||
-            push_ptr((void ***)&s->blocks, &s->nblocks, &s->capblocks, b) < 0) {
+        if (push_ptr((void ***)&s->blocks, &s->nblocks, &s->capblocks, b) < 0) {
             free(frame);
             free(raw);
-            free(offs);
             free(b->filter);
             free(b);
             return -ENOMEM;
@@ -1090,7 +1098,6 @@ static int recover_frames(struct store *s, struct segment *seg, uint64_t from, b
         seg->size = off;
         free(frame);
         free(raw);
-        free(offs);
     }
     if (!in_bad && off < end)
         bad_start = off, in_bad = true;

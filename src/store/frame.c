@@ -78,6 +78,128 @@ int payload_index(const char *raw, size_t raw_len, uint32_t count, uint32_t *off
     return off == raw_len ? 0 : -1;
 }
 
+/* Column offsets of a block of count records whose sources take src_total bytes. */
+struct cols {
+    size_t ts, recv, len, level, flags, srclen, src, msg;
+};
+
+static struct cols col_layout(uint32_t count, size_t src_total)
+{
+    struct cols c;
+    c.ts = 0;
+    c.recv = c.ts + 8 * (size_t)count;
+    c.len = c.recv + 8 * (size_t)count;
+    c.level = c.len + 4 * (size_t)count;
+    c.flags = c.level + count;
+    c.srclen = c.flags + count;
+    c.src = c.srclen + count;
+    c.msg = c.src + src_total;
+    return c;
+}
+
+int rows_to_columns(const char *rows, size_t len, uint32_t count, char *cols)
+{
+    /* First pass: sizes, to place the variable-length columns. */
+    size_t off = 0, src_total = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        struct lc_entry e;
+        size_t n = rec_get(rows + off, len - off, &e);
+        if (!n)
+            return -1;
+        src_total += e.source_len;
+        off += n;
+    }
+    if (off != len)
+        return -1;
+    struct cols c = col_layout(count, src_total);
+    size_t src = c.src, msg = c.msg;
+    int64_t prev_ts = 0, prev_recv = 0;
+    off = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        struct lc_entry e;
+        off += rec_get(rows + off, len - off, &e);
+        put64(cols + c.ts + 8 * (size_t)i, (uint64_t)e.ts_ms - (uint64_t)prev_ts);
+        put64(cols + c.recv + 8 * (size_t)i, (uint64_t)e.recv_ms - (uint64_t)prev_recv);
+        prev_ts = e.ts_ms;
+        prev_recv = e.recv_ms;
+        put32(cols + c.len + 4 * (size_t)i, (uint32_t)e.msg_len);
+        cols[c.level + i] = (char)e.level;
+        cols[c.flags + i] = (char)e.flags;
+        cols[c.srclen + i] = (char)e.source_len;
+        memcpy(cols + src, e.source, e.source_len);
+        src += e.source_len;
+        memcpy(cols + msg, e.msg, e.msg_len);
+        msg += e.msg_len;
+    }
+    return 0;
+}
+
+/* Check a column block's lengths add up; returns the layout through *c. */
+static int col_check(const char *cols, size_t len, uint32_t count, struct cols *c)
+{
+    if ((uint64_t)count * REC_HDR_LEN > len)
+        return -1;
+    size_t src_total = 0, msg_total = 0;
+    struct cols l = col_layout(count, 0);
+    for (uint32_t i = 0; i < count; i++) {
+        src_total += (unsigned char)cols[l.srclen + i];
+        msg_total += get32(cols + l.len + 4 * (size_t)i);
+    }
+    *c = col_layout(count, src_total);
+    return c->msg + msg_total == len ? 0 : -1;
+}
+
+int columns_to_rows(const char *cols, size_t len, uint32_t count, char *rows)
+{
+    struct cols c;
+    if (col_check(cols, len, count, &c) < 0)
+        return -1;
+    size_t src = c.src, msg = c.msg;
+    int64_t ts = 0, recv = 0;
+    char *p = rows;
+    for (uint32_t i = 0; i < count; i++) {
+        ts += (int64_t)get64(cols + c.ts + 8 * (size_t)i);
+        recv += (int64_t)get64(cols + c.recv + 8 * (size_t)i);
+        struct lc_entry e = {
+            .ts_ms = ts,
+            .recv_ms = recv,
+            .level = (uint8_t)cols[c.level + i],
+            .flags = (uint8_t)cols[c.flags + i],
+            .source = cols + src,
+            .source_len = (unsigned char)cols[c.srclen + i],
+            .msg = cols + msg,
+            .msg_len = get32(cols + c.len + 4 * (size_t)i),
+        };
+        src += e.source_len;
+        msg += e.msg_len;
+        p = rec_put(p, &e);
+    }
+    return 0;
+}
+
+int columns_summary(const char *cols, size_t len, uint32_t count, struct col_summary *out)
+{
+    struct cols c;
+    if (col_check(cols, len, count, &c) < 0)
+        return -1;
+    memset(out, 0, sizeof(*out));
+    out->min_ts = INT64_MAX;
+    out->max_ts = INT64_MIN;
+    int64_t ts = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        ts += (int64_t)get64(cols + c.ts + 8 * (size_t)i);
+        if (ts < out->min_ts)
+            out->min_ts = ts;
+        if (ts > out->max_ts)
+            out->max_ts = ts;
+        uint8_t l = (uint8_t)cols[c.level + i];
+        out->level_counts[l < LC_LEVEL_COUNT ? l : LC_INFO]++;
+    }
+    out->msgs = cols + c.msg;
+    out->msgs_len = len - c.msg;
+    return 0;
+}
+
 static uint64_t frame_sum(const char *frame, size_t payload_len)
 {
     /* Everything after the checksum field: the rest of the header and the payload. */

@@ -7,11 +7,19 @@
  *   u32 raw_len | u32 codec (0 raw, 1 zstd) | u32 reserved | payload
  *
  * The checksum is XXH3-64 of everything after itself (header fields and payload), so a torn or
- * corrupted frame is detected, never served. Records in the raw payload, back to back:
+ * corrupted frame is detected, never served.
+ *
+ * In memory a block's records are rows, back to back (what rec_put/rec_get read and write):
  *
  *   i64 ts_ms | i64 recv_ms | u32 msg_len | u8 level | u8 flags | u8 src_len | src | msg
  *
- * Integers are little-endian. */
+ * On disk the same bytes are stored column by column, which compresses far better (deltas of
+ * nearby timestamps are mostly zero bytes, sources repeat, messages sit together):
+ *
+ *   ts deltas (count x i64) | recv deltas (count x i64) | msg_len (count x u32) |
+ *   level (count) | flags (count) | src_len (count) | sources | messages
+ *
+ * Integers are little-endian. raw_len is the size of either form (they are equal). */
 #ifndef LC_FRAME_H
 #define LC_FRAME_H
 
@@ -55,6 +63,21 @@ size_t rec_get(const char *p, size_t avail, struct lc_entry *e);
 /* Offsets of count records in raw[0..raw_len), plus raw_len at offs[count]. Returns 0, or -1
  * when the payload does not hold exactly count well-formed records. */
 int payload_index(const char *raw, size_t raw_len, uint32_t count, uint32_t *offs);
+
+/* Rows to columns and back (len bytes each way). Returns 0, or -1 when the input does not hold
+ * exactly count well-formed records. */
+int rows_to_columns(const char *rows, size_t len, uint32_t count, char *cols);
+int columns_to_rows(const char *cols, size_t len, uint32_t count, char *rows);
+
+/* What a block's index needs, read straight from its columns: event-time range, entries per
+ * level, and where the messages lie (one contiguous run). Returns 0 or -1 if malformed. */
+struct col_summary {
+    int64_t min_ts, max_ts;
+    uint32_t level_counts[LC_LEVEL_COUNT];
+    const char *msgs;
+    size_t msgs_len;
+};
+int columns_summary(const char *cols, size_t len, uint32_t count, struct col_summary *out);
 
 /* Encode a frame for raw[0..raw_len) into out (malloc'ed, *out_len bytes). level is the zstd
  * level; 0 stores the payload uncompressed. Returns 0 or -errno. */
