@@ -62,11 +62,19 @@ struct cblock {
     struct cblock *prev, *next; /* LRU, most recent at head. */
 };
 
+/* A pending chunk goes OPEN (reactors append) -> SEALED (full, or taken by the idle writer)
+ * -> ENCODING (a thread builds its frame) -> ENCODED (the writer may write it, in order). */
+enum { PC_OPEN, PC_SEALED, PC_ENCODING, PC_ENCODED };
+
 struct pchunk {
-    char *buf;
+    char *buf; /* Rows. */
     size_t len, cap;
     uint64_t first_id;
     uint32_t count;
+    int state;
+    struct block *b; /* ENCODED: summary, filter; NULL if encoding failed. */
+    char *frame;     /* ENCODED: the frame to write. */
+    size_t flen;
     struct pchunk *next;
 };
 
@@ -87,6 +95,8 @@ struct store {
     bool stopping;
     pthread_t writer;
     bool writer_started;
+    pthread_t encoders[8]; /* Extra threads building frames alongside the writer. */
+    int nencoders;
 
     /* Progress seen by reactors. */
     _Atomic uint64_t done_id;
@@ -601,37 +611,51 @@ static void mark_failed(struct store *s, uint64_t lo, uint64_t hi)
     atomic_fetch_add(&s->failed_entries, hi - lo + 1);
 }
 
-/* Write one pending chunk as a frame and publish it. Takes ownership of p's buffer. Returns
- * 0, or -1 if it could not be stored (its ids are then marked failed). */
+/* Build a sealed chunk's block summary and frame (any thread, no lock held). */
+static void encode_chunk(struct store *s, struct pchunk *p)
+{
+    struct block *b = calloc(1, sizeof(*b));
+    char *cols = malloc(p->len ? p->len : 1);
+    int rc = b && cols ? 0 : -ENOMEM;
+    if (rc == 0) {
+        b->first_id = p->first_id;
+        b->count = p->count;
+        b->raw_len = (uint32_t)p->len;
+        rc = rows_to_columns(p->buf, p->len, p->count, cols);
+    }
+    if (rc == 0)
+        rc = summarize(b, cols);
+    if (rc == 0)
+        rc = frame_encode(cols, p->len, p->first_id, p->count, s->cfg.compression_level, &p->frame,
+                          &p->flen);
+    free(cols);
+    if (rc < 0) {
+        log_error("store: cannot encode entries %" PRIu64 "..%" PRIu64 ": %s", p->first_id,
+                  p->first_id + p->count - 1, strerror(-rc));
+        if (b)
+            free(b->filter);
+        free(b);
+        b = NULL;
+    }
+    p->b = b;
+}
+
+/* Write an encoded chunk's frame to the active segment and publish its block (writer thread
+ * only). Returns 0, or -1 if it could not be stored (its ids are then marked failed). */
 static int write_chunk(struct store *s, struct pchunk *p)
 {
     struct segment *seg = active_segment(s);
-    uint64_t last = p->first_id + p->count - 1;
-    struct block *b = calloc(1, sizeof(*b));
-    char *frame = NULL;
-    size_t flen = 0;
-    if (!seg || !b || s->disk_low) {
+    struct block *b = p->b;
+    if (!b)
+        goto fail;
+    if (!seg || s->disk_low) {
         if (!seg)
             set_error(s, "no segment to write to in %s", s->dir);
         goto fail;
     }
-    b->first_id = p->first_id;
-    b->count = p->count;
-    b->raw_len = (uint32_t)p->len;
-    b->seg = seg;
-    char *cols = malloc(p->len ? p->len : 1);
-    int rc = cols ? rows_to_columns(p->buf, p->len, p->count, cols) : -1;
-    if (rc == 0)
-        rc = summarize(b, cols);
-    if (rc == 0)
-        rc = frame_encode(cols, p->len, p->first_id, p->count, s->cfg.compression_level, &frame,
-                          &flen);
-    free(cols);
-    if (rc < 0)
-        goto fail;
     size_t done = 0;
-    while (done < flen) {
-        ssize_t n = pwrite(seg->fd, frame + done, flen - done, (off_t)(seg->size + done));
+    while (done < p->flen) {
+        ssize_t n = pwrite(seg->fd, p->frame + done, p->flen - done, (off_t)(seg->size + done));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -652,15 +676,18 @@ static int write_chunk(struct store *s, struct pchunk *p)
         pthread_rwlock_unlock(&s->list_lock);
         goto fail;
     }
-    b->offset = seg->size;
-    b->frame_len = (uint32_t)flen;
-    free(frame);
-    frame = NULL;
     struct cblock *c = cblock_new(b, p->buf);
-    if (!c)
-        goto fail_written;
+    if (!c) {
+        if (ftruncate(seg->fd, (off_t)seg->size) < 0)
+            log_warn("store: ftruncate %s: %s", seg->path, strerror(errno));
+        goto fail;
+    }
     p->buf = NULL; /* Now owned by the cache. */
-    seg->size += flen;
+    p->b = NULL;
+    b->seg = seg;
+    b->offset = seg->size;
+    b->frame_len = (uint32_t)p->flen;
+    seg->size += p->flen;
     seg->raw_bytes += b->raw_len;
     seg->entries += b->count;
     if (b->max_ts > seg->max_ts)
@@ -670,20 +697,95 @@ static int write_chunk(struct store *s, struct pchunk *p)
     c->refs = 0;
     cache_insert(s, c);
     pthread_mutex_unlock(&s->cache_mu);
-    if (publish_block(s, b) < 0) {
+    if (publish_block(s, b) < 0)
         log_error("store: out of memory publishing a block");
-        return 0;
-    }
     return 0;
-fail_written:
-    if (ftruncate(seg->fd, (off_t)seg->size) < 0)
-        log_warn("store: ftruncate %s: %s", seg->path, strerror(errno));
 fail:
-    free(frame);
-    free(b ? b->filter : NULL);
-    free(b);
-    mark_failed(s, p->first_id, last);
+    mark_failed(s, p->first_id, p->first_id + p->count - 1);
     return -1;
+}
+
+static void pchunk_free(struct store *s, struct pchunk *p)
+{
+    atomic_fetch_sub(&s->pending_bytes, p->len + sizeof(*p));
+    if (p->b)
+        free(p->b->filter);
+    free(p->b);
+    free(p->frame);
+    free(p->buf);
+    free(p);
+}
+
+/* The first sealed chunk, now marked ENCODING; with seal_open, the open tail is sealed and
+ * taken when nothing else waits (an idle writer does not wait for a chunk to fill). q_mu
+ * held. */
+static struct pchunk *take_for_encoding(struct store *s, bool seal_open)
+{
+    for (struct pchunk *p = s->q_head; p; p = p->next) {
+        if (p->state == PC_SEALED || (seal_open && p->state == PC_OPEN && !p->next)) {
+            p->state = PC_ENCODING;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static void *encoder_main(void *arg)
+{
+    struct store *s = arg;
+    pthread_mutex_lock(&s->q_mu);
+    while (!s->stopping) {
+        struct pchunk *p = take_for_encoding(s, false);
+        if (!p) {
+            pthread_cond_wait(&s->q_cond, &s->q_mu);
+            continue;
+        }
+        pthread_mutex_unlock(&s->q_mu);
+        encode_chunk(s, p);
+        pthread_mutex_lock(&s->q_mu);
+        p->state = PC_ENCODED;
+        pthread_cond_broadcast(&s->q_cond);
+    }
+    pthread_mutex_unlock(&s->q_mu);
+    return NULL;
+}
+
+/* Periodic duties: retention and disk space, a due batch fsync. Writer thread, no lock. */
+static void writer_duties(struct store *s)
+{
+    if (mono_ms() - s->last_free_check >= FREE_CHECK_MS) {
+        s->last_free_check = mono_ms();
+        retention(s);
+    }
+    maybe_roll(s);
+    struct segment *seg = active_segment(s);
+    if (seg && s->dirty && s->cfg.fsync == FSYNC_BATCH &&
+        mono_ms() - s->last_sync_ms >= s->cfg.fsync_interval_ms)
+        do_fsync(s, seg);
+}
+
+/* Write a run of encoded chunks in order, fsync per policy, then acknowledge them. */
+static void write_run(struct store *s, struct pchunk *list)
+{
+    bool any_ok = false, any_failed = false;
+    uint64_t last_id = 0;
+    for (struct pchunk *p = list, *next; p; p = next) {
+        next = p->next;
+        if (write_chunk(s, p) == 0)
+            any_ok = true;
+        else
+            any_failed = true;
+        last_id = p->first_id + p->count - 1;
+        pchunk_free(s, p);
+        maybe_roll(s);
+    }
+    struct segment *seg = active_segment(s);
+    if (seg && s->dirty && s->cfg.fsync == FSYNC_ALWAYS)
+        do_fsync(s, seg);
+    if (any_ok && !any_failed && !s->disk_low)
+        clear_error(s);
+    atomic_store(&s->done_id, last_id);
+    wake_all(s);
 }
 
 static void *writer_main(void *arg)
@@ -691,12 +793,41 @@ static void *writer_main(void *arg)
     struct store *s = arg;
     pthread_mutex_lock(&s->q_mu);
     for (;;) {
-        while (!s->q_head && !s->stopping) {
-            int64_t wait_ms = 1000;
-            if (s->dirty && s->cfg.fsync == FSYNC_BATCH)
-                wait_ms = s->last_sync_ms + s->cfg.fsync_interval_ms - mono_ms();
-            if (wait_ms <= 0)
-                break;
+        /* 1. Write what is encoded, in id order. */
+        if (s->q_head && s->q_head->state == PC_ENCODED) {
+            struct pchunk *list = s->q_head, *last = list;
+            while (last->next && last->next->state == PC_ENCODED)
+                last = last->next;
+            s->q_head = last->next;
+            if (!s->q_head)
+                s->q_tail = NULL;
+            last->next = NULL;
+            pthread_mutex_unlock(&s->q_mu);
+            write_run(s, list);
+            writer_duties(s);
+            pthread_mutex_lock(&s->q_mu);
+            continue;
+        }
+        /* 2. Encode, sealing the open tail if nothing else is waiting for this thread. */
+        struct pchunk *p = take_for_encoding(s, true);
+        if (p) {
+            pthread_mutex_unlock(&s->q_mu);
+            encode_chunk(s, p);
+            pthread_mutex_lock(&s->q_mu);
+            p->state = PC_ENCODED;
+            pthread_cond_broadcast(&s->q_cond);
+            continue;
+        }
+        if (s->stopping && !s->q_head)
+            break;
+        /* 3. Wait for work, an encoder, or the next periodic duty. */
+        int64_t wait_ms = FREE_CHECK_MS;
+        if (s->dirty && s->cfg.fsync == FSYNC_BATCH) {
+            int64_t due = s->last_sync_ms + s->cfg.fsync_interval_ms - mono_ms();
+            if (due < wait_ms)
+                wait_ms = due;
+        }
+        if (wait_ms > 0) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_sec += wait_ms / 1000;
@@ -705,50 +836,13 @@ static void *writer_main(void *arg)
                 ts.tv_sec++;
                 ts.tv_nsec -= 1000000000;
             }
-            if (pthread_cond_timedwait(&s->q_cond, &s->q_mu, &ts) == ETIMEDOUT)
-                break;
+            pthread_cond_timedwait(&s->q_cond, &s->q_mu, &ts);
         }
-        struct pchunk *list = s->q_head;
-        s->q_head = s->q_tail = NULL;
-        bool stop = s->stopping && !list;
         pthread_mutex_unlock(&s->q_mu);
-
-        if (mono_ms() - s->last_free_check >= FREE_CHECK_MS) {
-            s->last_free_check = mono_ms();
-            retention(s);
-        }
-        maybe_roll(s);
-        bool any_ok = false, any_failed = false;
-        uint64_t last_id = 0;
-        for (struct pchunk *p = list, *next; p; p = next) {
-            next = p->next;
-            if (write_chunk(s, p) == 0) {
-                any_ok = true;
-            } else {
-                any_failed = true;
-            }
-            last_id = p->first_id + p->count - 1;
-            atomic_fetch_sub(&s->pending_bytes, p->len + sizeof(*p));
-            free(p->buf);
-            free(p);
-            maybe_roll(s);
-        }
-        struct segment *seg = active_segment(s);
-        if (seg && s->dirty &&
-            (s->cfg.fsync == FSYNC_ALWAYS ||
-             (s->cfg.fsync == FSYNC_BATCH &&
-              mono_ms() - s->last_sync_ms >= s->cfg.fsync_interval_ms)))
-            do_fsync(s, seg);
-        if (any_ok && !any_failed && !s->disk_low)
-            clear_error(s);
-        if (list) {
-            atomic_store(&s->done_id, last_id);
-            wake_all(s);
-        }
-        if (stop)
-            break;
+        writer_duties(s);
         pthread_mutex_lock(&s->q_mu);
     }
+    pthread_mutex_unlock(&s->q_mu);
     struct segment *seg = active_segment(s);
     if (seg) {
         do_fsync(s, seg);
@@ -766,11 +860,13 @@ int store_append(struct store *s, struct lc_entry *e, size_t n)
     for (size_t i = 0; i < n; i++) {
         size_t need = rec_size(&e[i]);
         struct pchunk *p = s->q_tail;
-        if (!p || p->len >= PCHUNK_TARGET || p->len + need > p->cap) {
+        if (!p || p->state != PC_OPEN || p->len >= PCHUNK_TARGET || p->len + need > p->cap) {
             size_t cap = PCHUNK_TARGET + 256 * 1024;
             if (need > cap)
                 cap = need;
-            if (!p || p->len >= PCHUNK_TARGET || p->len + need > p->cap) {
+            {
+                if (p && p->state == PC_OPEN)
+                    p->state = PC_SEALED; /* Full: an encoder may take it now. */
                 p = calloc(1, sizeof(*p));
                 if (p)
                     p->buf = malloc(cap);
@@ -796,7 +892,7 @@ int store_append(struct store *s, struct lc_entry *e, size_t n)
         e[i].id = s->next_id++;
         atomic_fetch_add(&s->pending_bytes, need);
     }
-    pthread_cond_signal(&s->q_cond);
+    pthread_cond_broadcast(&s->q_cond);
     pthread_mutex_unlock(&s->q_mu);
     atomic_fetch_add(&s->appended, n);
     return 0;
@@ -1265,6 +1361,13 @@ struct store *store_open(const struct store_config *cfg)
         return NULL;
     }
     s->writer_started = true;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int want = cpus > 1 ? (int)cpus - 1 : 0;
+    if (want > 8)
+        want = 8;
+    for (int i = 0; i < want; i++)
+        if (pthread_create(&s->encoders[s->nencoders], NULL, encoder_main, s) == 0)
+            s->nencoders++;
     return s;
 }
 
@@ -1275,14 +1378,15 @@ void store_close(struct store *s)
     if (s->writer_started) {
         pthread_mutex_lock(&s->q_mu);
         s->stopping = true;
-        pthread_cond_signal(&s->q_cond);
+        pthread_cond_broadcast(&s->q_cond);
         pthread_mutex_unlock(&s->q_mu);
         pthread_join(s->writer, NULL);
+        for (int i = 0; i < s->nencoders; i++)
+            pthread_join(s->encoders[i], NULL);
     }
     for (struct pchunk *p = s->q_head, *next; p; p = next) {
         next = p->next;
-        free(p->buf);
-        free(p);
+        pchunk_free(s, p);
     }
     for (size_t i = 0; i < s->nblocks; i++)
         block_free(s, s->blocks[i]);

@@ -8,31 +8,32 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ASCII upper case folded to lower case, everything else as is; branch-free. */
 static inline uint32_t filter_fold(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') ? c + 32u : c;
+    return c | ((uint32_t)((unsigned char)(c - 'A') < 26) << 5);
 }
 
 /* Bit index of the trigram (a, b, c) in a filter of 2^log2 bits. */
 static inline uint32_t filter_slot(uint32_t a, uint32_t b, uint32_t c, unsigned log2)
 {
-    uint32_t v = a | (b << 8) | (c << 16);
+    uint32_t v = (a << 16) | (b << 8) | c;
     return (v * 0x9E3779B1u) >> (32 - log2);
 }
 
-/* Add every trigram of text[0..n) to the filter. */
+/* Add every trigram of text[0..n) to the filter. This runs over every byte the server
+ * stores, so it keeps a rolling 24-bit window instead of re-reading bytes. */
 static inline void filter_add(uint8_t *bits, unsigned log2, const char *text, size_t n)
 {
     const unsigned char *p = (const unsigned char *)text;
     if (n < 3)
         return;
-    uint32_t a = filter_fold(p[0]), b = filter_fold(p[1]);
+    uint32_t v = (filter_fold(p[0]) << 8) | filter_fold(p[1]);
+    unsigned shift = 32 - log2;
     for (size_t i = 2; i < n; i++) {
-        uint32_t c = filter_fold(p[i]);
-        uint32_t s = filter_slot(a, b, c, log2);
+        v = ((v << 8) | filter_fold(p[i])) & 0xffffffu;
+        uint32_t s = (v * 0x9E3779B1u) >> shift;
         bits[s >> 3] |= (uint8_t)(1u << (s & 7));
-        a = b;
-        b = c;
     }
 }
 
