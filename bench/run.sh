@@ -26,6 +26,9 @@ query_lines=${BENCH_QUERY_LINES:-1000000}
 query_runs=${BENCH_QUERY_RUNS:-20}
 repeat=${BENCH_REPEAT:-3}
 read -r -a server_extra <<<"${LOGCASTERD_ARGS:-}"
+store_lines=${BENCH_STORE_LINES:-20000000}
+run_extra=()
+reuse_dir=
 rare_word=xyzzy-rare # the word `logcaster bench` puts in one line of every 100000
 step_timeout=180     # seconds; no single client command may take longer
 
@@ -61,10 +64,13 @@ die() {
 # Start a fresh server and wait (10 s at most) for both "listening" lines on its stdout.
 start_server() {
     run_no=$((run_no + 1))
-    local dir=$work/data.$run_no out=$work/server.$run_no.out err=$work/server.$run_no.err
+    local dir=${reuse_dir:-$work/data.$run_no} out=$work/server.$run_no.out
+    local err=$work/server.$run_no.err
+    last_dir=$dir
     mkdir -p "$dir"
     "$server_bin" --bind 127.0.0.1 --log-port 0 --query-port 0 --data-dir "$dir" \
-        ${server_extra[@]+"${server_extra[@]}"} >"$out" 2>"$err" &
+        ${server_extra[@]+"${server_extra[@]}"} ${run_extra[@]+"${run_extra[@]}"} >"$out" \
+        2>"$err" &
     server_pid=$!
     for _ in $(seq 200); do
         if ! kill -0 "$server_pid" 2>/dev/null; then
@@ -170,3 +176,41 @@ query_row "COUNT (all entries)" --count
 echo
 echo "server peak RSS (VmHWM) after loading $query_lines entries and the queries: $(server_peak_mb) MB"
 stop_server
+
+# ---- The durable store at scale: BENCH_STORE_LINES entries, then queries, restart, fsync.
+if [[ $store_lines -gt 0 ]]; then
+    echo
+    echo "durable store: $store_lines entries loaded (plain, 4 connections, --fsync=batch);"
+    echo "each request $query_runs times over one connection"
+    start_server
+    load=$(client bench --connections 4 --lines "$store_lines") || die "loading failed"
+    echo "  load: $load"
+    stats=$(client stats)
+    stat() { awk -v k="$1" '$1 == k { print $2 }' <<<"$stats"; }
+    awk -v raw="$(stat raw_bytes)" -v disk="$(stat disk_bytes)" -v sent="$(stat bytes_received)" \
+        -v seg="$(stat segments)" 'BEGIN { printf "  on disk: %.0f MB in %d segments for %.0f MB of lines received: %.1f%% of the lines, %.1f%% of the stored records\n", disk / 1e6, seg, sent / 1e6, 100 * disk / sent, 100 * disk / raw }'
+    printf '%-36s %10s %10s %10s %10s\n' "request" "p50 ms" "p99 ms" "max ms" "results"
+    query_row "SEARCH $rare_word limit:100" -- "$rare_word limit:100"
+    query_row "COUNT level:ERROR" --count -- 'level:ERROR'
+    query_row "SEARCH since:1m limit:100" -- 'since:1m limit:100'
+    query_row "COUNT since:1m" --count -- 'since:1m'
+    query_row "SEARCH /timeout after 4[0-9]{3}ms/ limit:100" -- '/timeout after 4[0-9]{3}ms/ limit:100'
+    echo "  server peak RSS (VmHWM) holding $store_lines entries: $(server_peak_mb) MB"
+    reuse_dir=$last_dir
+    stop_server
+    t0=$(date +%s.%N)
+    start_server
+    n=$(client count) || n=FAILED
+    t1=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" -v n="$n" 'BEGIN { printf "  restart after a clean stop: %.2f s until COUNT answered (%s entries)\n", b - a, n }'
+    stop_server
+    reuse_dir=
+    run_extra=(--fsync=always)
+    start_server
+    res=$(client bench --connections 32 --framed --lines 500000) || res=FAILED
+    echo "  --fsync=always, framed, 32 connections: $res"
+    stats=$(client stats)
+    echo "  fsyncs: $(stat fsyncs), last fsync $(stat last_fsync_us) us"
+    stop_server
+    run_extra=()
+fi

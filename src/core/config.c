@@ -23,7 +23,7 @@ void config_defaults(struct config *c)
         .data_dir = "./data",
         .threads = cpus > 0 ? (int)cpus : 1,
         .max_line = 64 * 1024,
-        .memory_limit = (size_t)256 << 20,
+        .memory_limit = (size_t)128 << 20,
         .fsync_policy = 1, /* FSYNC_BATCH */
         .fsync_interval_ms = 50,
         .segment_size = (size_t)64 << 20,
@@ -59,7 +59,7 @@ static const char usage[] =
     "Storage:\n"
     "  --data-dir DIR           data directory, created if missing (default ./data)\n"
     "  --memory-limit SIZE      memory for recent and recently read log data (the block\n"
-    "                           cache; default 256M; K, M, G suffixes)\n"
+    "                           cache; default 128M; K, M, G suffixes)\n"
     "  --fsync POLICY           always: acknowledge after the fsync that covers the line;\n"
     "                           batch: acknowledge once written, fsync every --fsync-interval;\n"
     "                           never: acknowledge once written, leave syncing to the OS\n"
