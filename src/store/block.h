@@ -3,6 +3,7 @@
 #ifndef LC_BLOCK_H
 #define LC_BLOCK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "store/entry.h"
@@ -23,6 +24,7 @@ struct block {
     uint8_t *filter;    /* Trigram filter, 2^filter_log2 bits; owned. */
     unsigned filter_log2;
     struct cblock *cache; /* Decompressed copy, or NULL (under the store's cache lock). */
+    bool bad;             /* Found corrupt when read: no longer served or counted. */
 };
 
 #endif

@@ -36,13 +36,14 @@
 #include "store/store.h"
 
 #define PCHUNK_TARGET (1u << 20)  /* A frame holds about this many raw bytes. */
-#define BACKLOG_MAX   (64u << 20) /* Pending bytes beyond which ingest pauses. */
+#define BACKLOG_MAX   (32u << 20) /* Pending bytes beyond which ingest pauses. */
 #define SKIP_COST     64          /* Budget units charged for ruling out a block. */
-#define FAILED_RANGES 64
+#define FAILED_RANGES 256
 #define FREE_CHECK_MS 250
 
 struct segment {
     uint64_t first_id;
+    bool removed; /* Its file vanished under us: readable through fd, never written again. */
     int fd;
     uint64_t size;      /* Valid bytes (header + whole frames). */
     uint64_t indexed;   /* Bytes covered by its index file; 0 = none. */
@@ -314,7 +315,7 @@ static struct cblock *cblock_new(struct block *b, char *raw)
 }
 
 /* Read and decompress a block's frame. Returns the raw payload (malloc'ed) or NULL. */
-static char *read_block(struct store *s, const struct block *b)
+static char *read_block(struct store *s, struct block *b)
 {
     char *frame = malloc(b->frame_len);
     char *cols = malloc(b->raw_len ? b->raw_len : 1);
@@ -329,6 +330,7 @@ static char *read_block(struct store *s, const struct block *b)
               columns_to_rows(cols, b->raw_len, b->count, raw) == 0;
     free(cols);
     if (!ok) {
+        __atomic_store_n(&b->bad, true, __ATOMIC_RELAXED);
         log_error("store: block %" PRIu64 "..%" PRIu64 " in %s is unreadable or corrupt; "
                   "skipping it",
                   b->first_id, b->first_id + b->count - 1, b->seg->path);
@@ -466,7 +468,7 @@ static struct segment *segment_create(struct store *s, uint64_t first_id)
         free(seg);
         return NULL;
     }
-    seg->fd = open(seg->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    seg->fd = open(seg->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (seg->fd < 0) {
         set_error(s, "cannot create %s: %s", seg->path, strerror(errno));
         free(seg);
@@ -502,30 +504,37 @@ static int add_segment(struct store *s, struct segment *seg)
     return rc;
 }
 
-static void do_fsync(struct store *s, struct segment *seg)
+static int do_fsync(struct store *s, struct segment *seg)
 {
     int64_t t0 = mono_us();
-    if (fdatasync(seg->fd) < 0)
+    int rc = 0;
+    if (fdatasync(seg->fd) < 0) {
+        rc = -errno;
         set_error(s, "fsync %s: %s", seg->path, strerror(errno));
+    }
     atomic_store(&s->last_fsync_us, mono_us() - t0);
     atomic_fetch_add(&s->fsyncs, 1);
     s->dirty = false;
     s->last_sync_ms = mono_ms();
+    return rc;
 }
 
 /* Write the index of a segment's blocks (all of them, up to seg->size). */
 static void write_index(struct store *s, struct segment *seg)
 {
+    if (seg->removed)
+        return;
     pthread_rwlock_rdlock(&s->list_lock);
-    size_t first = 0, n = 0;
-    while (first < s->nblocks && s->blocks[first]->seg != seg)
-        first++;
-    while (first + n < s->nblocks && s->blocks[first + n]->seg == seg)
-        n++;
+    struct block **mine = malloc((s->nblocks ? s->nblocks : 1) * sizeof(*mine));
+    size_t n = 0;
+    for (size_t i = 0; mine && i < s->nblocks; i++)
+        if (s->blocks[i]->seg == seg)
+            mine[n++] = s->blocks[i];
     char path[4200];
     seg_path(s, seg->first_id, "idx", path, sizeof(path));
-    int rc = index_write(path, seg->size, s->blocks + first, n);
+    int rc = mine ? index_write(path, seg->size, mine, n) : -ENOMEM;
     pthread_rwlock_unlock(&s->list_lock);
+    free(mine);
     if (rc < 0)
         log_warn("store: cannot write index %s: %s (it will be rebuilt at start-up)", path,
                  strerror(-rc));
@@ -533,13 +542,15 @@ static void write_index(struct store *s, struct segment *seg)
         seg->indexed = seg->size;
 }
 
+static void retention(struct store *s);
+
 /* Seal the active segment once it is full: fsync it, index it, start the next. */
 static void maybe_roll(struct store *s)
 {
     struct segment *seg = active_segment(s);
-    if (seg && seg->size < s->cfg.segment_size)
+    if (seg && seg->size < s->cfg.segment_size && !seg->removed)
         return;
-    if (seg) {
+    if (seg && !seg->removed) {
         do_fsync(s, seg);
         write_index(s, seg);
     }
@@ -551,6 +562,8 @@ static void maybe_roll(struct store *s)
         close(ns->fd);
         free(ns);
     }
+    if (seg)
+        retention(s); /* Sizes only grow a segment at a time: check each time one is sealed. */
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -602,10 +615,17 @@ static void retention(struct store *s)
 static void mark_failed(struct store *s, uint64_t lo, uint64_t hi)
 {
     pthread_mutex_lock(&s->f_mu);
-    s->failed[s->failed_pos] = (struct id_range){lo, hi};
-    s->failed_pos = (s->failed_pos + 1) % FAILED_RANGES;
-    if (s->nfailed < FAILED_RANGES)
-        s->nfailed++;
+    /* Failures come in runs (a full disk fails every batch): extend the last range when this
+     * one continues it, so the ring remembers long runs. */
+    size_t last = (s->failed_pos + FAILED_RANGES - 1) % FAILED_RANGES;
+    if (s->nfailed && s->failed[last].hi + 1 == lo) {
+        s->failed[last].hi = hi;
+    } else {
+        s->failed[s->failed_pos] = (struct id_range){lo, hi};
+        s->failed_pos = (s->failed_pos + 1) % FAILED_RANGES;
+        if (s->nfailed < FAILED_RANGES)
+            s->nfailed++;
+    }
     pthread_mutex_unlock(&s->f_mu);
     atomic_fetch_add(&s->write_errors, 1);
     atomic_fetch_add(&s->failed_entries, hi - lo + 1);
@@ -648,8 +668,8 @@ static int write_chunk(struct store *s, struct pchunk *p)
     struct block *b = p->b;
     if (!b)
         goto fail;
-    if (!seg || s->disk_low) {
-        if (!seg)
+    if (!seg || seg->removed || s->disk_low) {
+        if (!seg || seg->removed)
             set_error(s, "no segment to write to in %s", s->dir);
         goto fail;
     }
@@ -671,9 +691,9 @@ static int write_chunk(struct store *s, struct pchunk *p)
     struct stat st;
     if (fstat(seg->fd, &st) == 0 && st.st_nlink == 0) {
         set_error(s, "%s was removed while in use; starting a new segment", seg->path);
-        pthread_rwlock_wrlock(&s->list_lock);
-        s->nsegs--; /* Forget it; its blocks stay readable through the open file. */
-        pthread_rwlock_unlock(&s->list_lock);
+        seg->removed = true; /* Its blocks stay readable through the open file. */
+        if (ftruncate(seg->fd, (off_t)seg->size) < 0)
+            log_warn("store: ftruncate %s: %s", seg->path, strerror(errno));
         goto fail;
     }
     struct cblock *c = cblock_new(b, p->buf);
@@ -768,7 +788,7 @@ static void writer_duties(struct store *s)
 static void write_run(struct store *s, struct pchunk *list)
 {
     bool any_ok = false, any_failed = false;
-    uint64_t last_id = 0;
+    uint64_t first_id = list->first_id, last_id = 0;
     for (struct pchunk *p = list, *next; p; p = next) {
         next = p->next;
         if (write_chunk(s, p) == 0)
@@ -780,8 +800,9 @@ static void write_run(struct store *s, struct pchunk *list)
         maybe_roll(s);
     }
     struct segment *seg = active_segment(s);
-    if (seg && s->dirty && s->cfg.fsync == FSYNC_ALWAYS)
-        do_fsync(s, seg);
+    /* Under "always" an acknowledgement promises the fsync: if it failed, so did the lines. */
+    if (seg && s->dirty && s->cfg.fsync == FSYNC_ALWAYS && do_fsync(s, seg) < 0 && any_ok)
+        mark_failed(s, first_id, last_id);
     if (any_ok && !any_failed && !s->disk_low)
         clear_error(s);
     atomic_store(&s->done_id, last_id);
@@ -960,6 +981,10 @@ int store_scan(struct store *s, const struct qry *q, uint64_t from_id, uint64_t 
             done = 0;
             goto out;
         }
+        if (__atomic_load_n(&b->bad, __ATOMIC_RELAXED)) {
+            spent += SKIP_COST;
+            goto next;
+        }
         if (q) {
             struct lc_block_info info;
             block_info(b, &info);
@@ -1034,6 +1059,8 @@ int store_count(struct store *s, const struct qry *q, uint64_t from_id, uint64_t
         struct lc_block_info info;
         block_info(b, &info);
         int64_t n = (from_id <= b->first_id && to_id >= last) ? qry_block_count(q, &info) : -1;
+        if (__atomic_load_n(&b->bad, __ATOMIC_RELAXED))
+            n = 0;
         if (n >= 0) {
             *count += (uint64_t)n;
             spent += 1;
@@ -1343,6 +1370,17 @@ struct store *store_open(const struct store_config *cfg)
         fprintf(stderr, "logcasterd: cannot read data directory %s: %s\n", s->dir, strerror(-rc));
         store_close(s);
         return NULL;
+    }
+    /* A recovered segment that holds nothing (a crash right after a start) is dropped: the new
+     * one would take its name. */
+    if (s->nsegs && s->segs[s->nsegs - 1]->entries == 0) {
+        struct segment *empty = s->segs[--s->nsegs];
+        close(empty->fd);
+        unlink(empty->path);
+        char idx[4200];
+        seg_path(s, empty->first_id, "idx", idx, sizeof(idx));
+        unlink(idx);
+        free(empty);
     }
     /* Writing always goes to a fresh segment: a recovered one stays as it was found. */
     struct segment *seg = segment_create(s, s->next_id);

@@ -1,0 +1,115 @@
+/* test_frame.c - records, columns and frames: round trips and damage detection. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "store/filter.h"
+#include "store/frame.h"
+
+static char *make_rows(uint32_t n, size_t *len)
+{
+    char *rows = malloc(n * 300 + 1), *p = rows;
+    for (uint32_t i = 0; i < n; i++) {
+        char msg[200], src[32];
+        int ml = snprintf(msg, sizeof(msg), "line %u level=%s value=%u", i,
+                          i % 3 ? "info" : "ERROR", i * 7919u);
+        int sl = snprintf(src, sizeof(src), "10.0.0.%u:%u", i % 4, 40000 + i % 2);
+        struct lc_entry e = {.ts_ms = 1700000000000LL + (int64_t)i * 13 - (i % 5 == 0 ? 4000 : 0),
+                             .recv_ms = 1700000000500LL + i,
+                             .level = (uint8_t)(i % LC_LEVEL_COUNT),
+                             .flags = (uint8_t)(i % 7 == 0),
+                             .source = src,
+                             .source_len = (size_t)sl,
+                             .msg = msg,
+                             .msg_len = (size_t)ml};
+        p = rec_put(p, &e);
+    }
+    *len = (size_t)(p - rows);
+    return rows;
+}
+
+TEST(columns_round_trip)
+{
+    size_t len;
+    char *rows = make_rows(1000, &len);
+    char *cols = malloc(len), *back = malloc(len);
+    CHECK_EQ_INT(rows_to_columns(rows, len, 1000, cols), 0);
+    CHECK_EQ_INT(columns_to_rows(cols, len, 1000, back), 0);
+    CHECK(memcmp(rows, back, len) == 0);
+    struct col_summary cs;
+    CHECK_EQ_INT(columns_summary(cols, len, 1000, &cs), 0);
+    CHECK_EQ_INT(cs.min_ts, 1700000000000LL - 4000);
+    CHECK_EQ_INT(cs.max_ts, 1700000000000LL + 999 * 13);
+    CHECK_EQ_INT(cs.level_counts[LC_ERROR],
+                 1000 / LC_LEVEL_COUNT + (1000 % LC_LEVEL_COUNT > LC_ERROR));
+    CHECK(cs.msgs_len > 0 && memcmp(cs.msgs, "line 0 level=ERROR", 18) == 0);
+    /* A wrong count or length is caught, never misread. */
+    CHECK_EQ_INT(rows_to_columns(rows, len, 999, cols), -1);
+    CHECK_EQ_INT(columns_to_rows(cols, len - 1, 1000, back), -1);
+    CHECK_EQ_INT(columns_summary(cols, len, 1001, &cs), -1);
+    free(rows);
+    free(cols);
+    free(back);
+}
+
+TEST(frame_round_trip_and_damage)
+{
+    size_t len;
+    char *rows = make_rows(500, &len);
+    char *cols = malloc(len);
+    CHECK_EQ_INT(rows_to_columns(rows, len, 500, cols), 0);
+    for (int level = 0; level <= 3; level += 3) {
+        char *f;
+        size_t flen;
+        CHECK_EQ_INT(frame_encode(cols, len, 77, 500, level, &f, &flen), 0);
+        if (level)
+            CHECK(flen < len / 2); /* repetitive text compresses */
+        struct frame_hdr h;
+        CHECK_EQ_INT(frame_parse_header(f, &h), 0);
+        CHECK_EQ_INT(h.first_id, 77);
+        CHECK_EQ_INT(h.count, 500);
+        CHECK_EQ_INT(h.raw_len, len);
+        CHECK_EQ_INT(FRAME_HDR_LEN + h.payload_len, flen);
+        CHECK(frame_verify(&h, f));
+        char *out = malloc(len);
+        CHECK_EQ_INT(frame_decode(&h, f, out), 0);
+        CHECK(memcmp(out, cols, len) == 0);
+        /* Any flipped byte after the checksum field is detected. */
+        for (size_t i = 16; i < flen; i += 97) {
+            f[i] ^= 0x40;
+            struct frame_hdr h2;
+            CHECK(frame_parse_header(f, &h2) != 0 || !frame_verify(&h2, f));
+            f[i] ^= 0x40;
+        }
+        f[0] ^= 1; /* magic */
+        CHECK(frame_parse_header(f, &h) != 0);
+        free(out);
+        free(f);
+    }
+    free(rows);
+    free(cols);
+}
+
+TEST(trigram_filter)
+{
+    const char *text = "connection refused by upstream 10.1.2.3 after TIMEOUT";
+    unsigned lg = filter_log2_for(strlen(text));
+    uint8_t *bits = calloc(1, ((size_t)1 << lg) / 8);
+    filter_add(bits, lg, text, strlen(text));
+    CHECK(filter_may_contain(bits, lg, "refused", 7));
+    CHECK(filter_may_contain(bits, lg, "REFUSED", 7)); /* case-insensitive */
+    CHECK(filter_may_contain(bits, lg, "timeout", 7));
+    CHECK(filter_may_contain(bits, lg, "10.1.2", 6));
+    CHECK(filter_may_contain(bits, lg, "ab", 2)); /* too short to tell */
+    CHECK(!filter_may_contain(bits, lg, "xyzzy", 5));
+    CHECK(!filter_may_contain(bits, lg, "segfault", 8));
+    free(bits);
+}
+
+int main(void)
+{
+    RUN(columns_round_trip);
+    RUN(frame_round_trip_and_damage);
+    RUN(trigram_filter);
+    return check_summary("test_frame");
+}
