@@ -428,7 +428,8 @@ def test_retention_size_deletes_oldest_segments(server):
     deadline = time.time() + 10
     while True:
         st = {k: int(v) for k, v in s.stats().items() if v.lstrip("-").isdigit()}
-        if st["evicted"] > 0 and st["disk_bytes"] <= (3 << 20) + (1 << 20):
+        if (st["evicted"] > 0 and st["disk_bytes"] <= (3 << 20) + (1 << 20) and
+                st["entries"] + st["evicted"] == st["appended"]):
             break
         assert time.time() < deadline, st
         time.sleep(0.2)
