@@ -2,6 +2,7 @@
 #include "store/frame.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -113,15 +114,15 @@ int rows_to_columns(const char *rows, size_t len, uint32_t count, char *cols)
         return -1;
     struct cols c = col_layout(count, src_total);
     size_t src = c.src, msg = c.msg;
-    int64_t prev_ts = 0, prev_recv = 0;
+    int64_t prev_ts = 0;
     off = 0;
     for (uint32_t i = 0; i < count; i++) {
         struct lc_entry e;
         off += rec_get(rows + off, len - off, &e);
         put64(cols + c.ts + 8 * (size_t)i, (uint64_t)e.ts_ms - (uint64_t)prev_ts);
-        put64(cols + c.recv + 8 * (size_t)i, (uint64_t)e.recv_ms - (uint64_t)prev_recv);
+        /* Receive time relative to the event time: zero for plain lines. */
+        put64(cols + c.recv + 8 * (size_t)i, (uint64_t)e.recv_ms - (uint64_t)e.ts_ms);
         prev_ts = e.ts_ms;
-        prev_recv = e.recv_ms;
         put32(cols + c.len + 4 * (size_t)i, (uint32_t)e.msg_len);
         cols[c.level + i] = (char)e.level;
         cols[c.flags + i] = (char)e.flags;
@@ -155,11 +156,11 @@ int columns_to_rows(const char *cols, size_t len, uint32_t count, char *rows)
     if (col_check(cols, len, count, &c) < 0)
         return -1;
     size_t src = c.src, msg = c.msg;
-    int64_t ts = 0, recv = 0;
+    int64_t ts = 0;
     char *p = rows;
     for (uint32_t i = 0; i < count; i++) {
         ts += (int64_t)get64(cols + c.ts + 8 * (size_t)i);
-        recv += (int64_t)get64(cols + c.recv + 8 * (size_t)i);
+        int64_t recv = ts + (int64_t)get64(cols + c.recv + 8 * (size_t)i);
         struct lc_entry e = {
             .ts_ms = ts,
             .recv_ms = recv,
@@ -200,6 +201,47 @@ int columns_summary(const char *cols, size_t len, uint32_t count, struct col_sum
     return 0;
 }
 
+/* One compression and one decompression context per thread, made on first use and freed
+ * when the thread ends: creating them per frame costs allocations and page faults. */
+static pthread_key_t ctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+struct zctx {
+    ZSTD_CCtx *c;
+    ZSTD_DCtx *d;
+};
+
+static void zctx_free(void *p)
+{
+    struct zctx *z = p;
+    ZSTD_freeCCtx(z->c);
+    ZSTD_freeDCtx(z->d);
+    free(z);
+}
+
+static void zctx_key_init(void)
+{
+    pthread_key_create(&ctx_key, zctx_free);
+}
+
+static struct zctx *zctx_get(void)
+{
+    pthread_once(&ctx_once, zctx_key_init);
+    struct zctx *z = pthread_getspecific(ctx_key);
+    if (!z) {
+        z = calloc(1, sizeof(*z));
+        if (!z)
+            return NULL;
+        z->c = ZSTD_createCCtx();
+        z->d = ZSTD_createDCtx();
+        if (!z->c || !z->d) {
+            zctx_free(z);
+            return NULL;
+        }
+        pthread_setspecific(ctx_key, z);
+    }
+    return z;
+}
+
 static uint64_t frame_sum(const char *frame, size_t payload_len)
 {
     /* Everything after the checksum field: the rest of the header and the payload. */
@@ -216,7 +258,9 @@ int frame_encode(const char *raw, size_t raw_len, uint64_t first_id, uint32_t co
     size_t plen = raw_len;
     uint32_t codec = 0;
     if (level) {
-        size_t z = ZSTD_compress(f + FRAME_HDR_LEN, bound, raw, raw_len, level);
+        struct zctx *zc = zctx_get();
+        size_t z = zc ? ZSTD_compressCCtx(zc->c, f + FRAME_HDR_LEN, bound, raw, raw_len, level)
+                      : ZSTD_compress(f + FRAME_HDR_LEN, bound, raw, raw_len, level);
         if (!ZSTD_isError(z) && z < raw_len) {
             plen = z;
             codec = 1;
@@ -265,6 +309,9 @@ int frame_decode(const struct frame_hdr *h, const char *frame, char *raw)
         memcpy(raw, frame + FRAME_HDR_LEN, h->raw_len);
         return 0;
     }
-    size_t n = ZSTD_decompress(raw, h->raw_len, frame + FRAME_HDR_LEN, h->payload_len);
+    struct zctx *zc = zctx_get();
+    size_t n =
+        zc ? ZSTD_decompressDCtx(zc->d, raw, h->raw_len, frame + FRAME_HDR_LEN, h->payload_len)
+           : ZSTD_decompress(raw, h->raw_len, frame + FRAME_HDR_LEN, h->payload_len);
     return ZSTD_isError(n) || n != h->raw_len ? -1 : 0;
 }

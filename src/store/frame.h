@@ -16,7 +16,7 @@
  * On disk the same bytes are stored column by column, which compresses far better (deltas of
  * nearby timestamps are mostly zero bytes, sources repeat, messages sit together):
  *
- *   ts deltas (count x i64) | recv deltas (count x i64) | msg_len (count x u32) |
+ *   ts deltas (count x i64) | recv - ts (count x i64) | msg_len (count x u32) |
  *   level (count) | flags (count) | src_len (count) | sources | messages
  *
  * Integers are little-endian. raw_len is the size of either form (they are equal). */
