@@ -56,6 +56,7 @@ struct segment {
 struct cblock {
     struct block *owner;
     char *raw;
+    size_t raw_cap; /* What raw was allocated for (bigbuf_put). */
     uint32_t *offs; /* count + 1 record offsets. */
     size_t bytes;
     int refs; /* Under cache_mu; the cache itself holds one. */
@@ -131,6 +132,51 @@ struct store {
         damaged_bytes, fsyncs;
     _Atomic int64_t last_fsync_us;
 };
+
+/* ------------------------------------------------------------------------------------------ */
+/* Megabyte buffers (pending chunks, column scratch, cached blocks) are recycled: freshly mapped
+ * memory costs a page fault per 4 KiB on first touch, and heap-allocated ones fragment. */
+
+#define BIGBUF    (PCHUNK_TARGET + 256 * 1024)
+#define POOL_KEEP 24
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static void *pool[POOL_KEEP];
+static size_t npool;
+
+/* A buffer of at least n bytes; pooled when n <= BIGBUF (give it back with bigbuf_put(p, n)). */
+static void *bigbuf_get(size_t n)
+{
+    if (n > BIGBUF)
+        return malloc(n);
+    pthread_mutex_lock(&pool_mu);
+    void *p = npool ? pool[--npool] : NULL;
+    pthread_mutex_unlock(&pool_mu);
+    return p ? p : malloc(BIGBUF);
+}
+
+static void bigbuf_put(void *p, size_t n)
+{
+    if (!p)
+        return;
+    if (n <= BIGBUF) {
+        pthread_mutex_lock(&pool_mu);
+        if (npool < POOL_KEEP) {
+            pool[npool++] = p;
+            p = NULL;
+        }
+        pthread_mutex_unlock(&pool_mu);
+    }
+    free(p);
+}
+
+static void bigbuf_drain(void)
+{
+    pthread_mutex_lock(&pool_mu);
+    while (npool)
+        free(pool[--npool]);
+    pthread_mutex_unlock(&pool_mu);
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Small helpers. */
@@ -236,7 +282,7 @@ static void block_info(const struct block *b, struct lc_block_info *bi)
 
 static void cblock_free(struct cblock *c)
 {
-    free(c->raw);
+    bigbuf_put(c->raw, c->raw_cap);
     free(c->offs);
     free(c);
 }
@@ -298,7 +344,7 @@ static void cache_release(struct store *s, struct cblock *c)
     pthread_mutex_unlock(&s->cache_mu);
 }
 
-static struct cblock *cblock_new(struct block *b, char *raw)
+static struct cblock *cblock_new(struct block *b, char *raw, size_t raw_cap)
 {
     struct cblock *c = calloc(1, sizeof(*c));
     uint32_t *offs = malloc(((size_t)b->count + 1) * sizeof(uint32_t));
@@ -309,6 +355,7 @@ static struct cblock *cblock_new(struct block *b, char *raw)
     }
     c->owner = b;
     c->raw = raw;
+    c->raw_cap = raw_cap;
     c->offs = offs;
     c->bytes = b->raw_len + ((size_t)b->count + 1) * sizeof(uint32_t) + sizeof(*c);
     return c;
@@ -318,8 +365,8 @@ static struct cblock *cblock_new(struct block *b, char *raw)
 static char *read_block(struct store *s, struct block *b)
 {
     char *frame = malloc(b->frame_len);
-    char *cols = malloc(b->raw_len ? b->raw_len : 1);
-    char *raw = malloc(b->raw_len ? b->raw_len : 1);
+    char *cols = bigbuf_get(b->raw_len);
+    char *raw = bigbuf_get(b->raw_len);
     struct frame_hdr h;
     ssize_t n =
         frame && raw && cols ? pread(b->seg->fd, frame, b->frame_len, (off_t)b->offset) : -1;
@@ -328,14 +375,14 @@ static char *read_block(struct store *s, struct block *b)
               h.raw_len == b->raw_len && h.count == b->count &&
               frame_decode(&h, frame, cols) == 0 &&
               columns_to_rows(cols, b->raw_len, b->count, raw) == 0;
-    free(cols);
+    bigbuf_put(cols, b->raw_len);
     if (!ok) {
         __atomic_store_n(&b->bad, true, __ATOMIC_RELAXED);
         log_error("store: block %" PRIu64 "..%" PRIu64 " in %s is unreadable or corrupt; "
                   "skipping it",
                   b->first_id, b->first_id + b->count - 1, b->seg->path);
         free(frame);
-        free(raw);
+        bigbuf_put(raw, b->raw_len);
         return NULL;
     }
     (void)s;
@@ -359,9 +406,9 @@ static struct cblock *block_get(struct store *s, struct block *b)
     char *raw = read_block(s, b);
     if (!raw)
         return NULL;
-    struct cblock *nc = cblock_new(b, raw);
+    struct cblock *nc = cblock_new(b, raw, b->raw_len);
     if (!nc) {
-        free(raw);
+        bigbuf_put(raw, b->raw_len);
         return NULL;
     }
     pthread_mutex_lock(&s->cache_mu);
@@ -635,7 +682,7 @@ static void mark_failed(struct store *s, uint64_t lo, uint64_t hi)
 static void encode_chunk(struct store *s, struct pchunk *p)
 {
     struct block *b = calloc(1, sizeof(*b));
-    char *cols = malloc(p->len ? p->len : 1);
+    char *cols = bigbuf_get(p->len);
     int rc = b && cols ? 0 : -ENOMEM;
     if (rc == 0) {
         b->first_id = p->first_id;
@@ -696,7 +743,7 @@ static int write_chunk(struct store *s, struct pchunk *p)
             log_warn("store: ftruncate %s: %s", seg->path, strerror(errno));
         goto fail;
     }
-    struct cblock *c = cblock_new(b, p->buf);
+    struct cblock *c = cblock_new(b, p->buf, p->cap);
     if (!c) {
         if (ftruncate(seg->fd, (off_t)seg->size) < 0)
             log_warn("store: ftruncate %s: %s", seg->path, strerror(errno));
@@ -732,7 +779,7 @@ static void pchunk_free(struct store *s, struct pchunk *p)
         free(p->b->filter);
     free(p->b);
     free(p->frame);
-    free(p->buf);
+    bigbuf_put(p->buf, p->cap);
     free(p);
 }
 
@@ -890,7 +937,7 @@ int store_append(struct store *s, struct lc_entry *e, size_t n)
                     p->state = PC_SEALED; /* Full: an encoder may take it now. */
                 p = calloc(1, sizeof(*p));
                 if (p)
-                    p->buf = malloc(cap);
+                    p->buf = bigbuf_get(cap);
                 if (!p || !p->buf) {
                     free(p);
                     pthread_mutex_unlock(&s->q_mu);
@@ -1447,4 +1494,5 @@ void store_close(struct store *s)
     pthread_mutex_destroy(&s->cache_mu);
     pthread_rwlock_destroy(&s->list_lock);
     free(s);
+    bigbuf_drain();
 }
