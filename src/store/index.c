@@ -122,8 +122,8 @@ int index_read(const char *path, struct segment *seg, uint64_t file_size, struct
         memcpy(&log2, d + off + 12, 4);
         off += 16;
         size_t fbytes = log2 >= 3 && log2 <= 24 ? ((size_t)1 << log2) / 8 : 0;
-        if (!fbytes || off + fbytes > len - 8 || k->offset + k->frame_len > *covered ||
-            k->count == 0)
+        if (!fbytes || off + fbytes > len - 8 || k->offset > *covered ||
+            k->frame_len > *covered - k->offset || k->count == 0)
             goto bad_k;
         k->filter = malloc(fbytes);
         if (!k->filter)
