@@ -592,7 +592,9 @@ static void write_index(struct store *s, struct segment *seg)
 static void retention(struct store *s);
 
 /* Seal the active segment once it is full: fsync it, index it, start the next. */
-static void maybe_roll(struct store *s)
+/* next_first: the first id of the next chunk the caller will write, or 0 to take it from the
+ * queue. A segment is named after the first id it will hold. */
+static void maybe_roll(struct store *s, uint64_t next_first)
 {
     struct segment *seg = active_segment(s);
     if (seg && seg->size < s->cfg.segment_size && !seg->removed)
@@ -601,9 +603,12 @@ static void maybe_roll(struct store *s)
         do_fsync(s, seg);
         write_index(s, seg);
     }
-    pthread_mutex_lock(&s->q_mu);
-    uint64_t next = s->q_head ? s->q_head->first_id : s->next_id;
-    pthread_mutex_unlock(&s->q_mu);
+    uint64_t next = next_first;
+    if (!next) {
+        pthread_mutex_lock(&s->q_mu);
+        next = s->q_head ? s->q_head->first_id : s->next_id;
+        pthread_mutex_unlock(&s->q_mu);
+    }
     struct segment *ns = segment_create(s, next);
     if (ns && add_segment(s, ns) < 0) {
         close(ns->fd);
@@ -824,7 +829,7 @@ static void writer_duties(struct store *s)
         s->last_free_check = mono_ms();
         retention(s);
     }
-    maybe_roll(s);
+    maybe_roll(s, 0);
     struct segment *seg = active_segment(s);
     if (seg && s->dirty && s->cfg.fsync == FSYNC_BATCH &&
         mono_ms() - s->last_sync_ms >= s->cfg.fsync_interval_ms)
@@ -844,7 +849,7 @@ static void write_run(struct store *s, struct pchunk *list)
             any_failed = true;
         last_id = p->first_id + p->count - 1;
         pchunk_free(s, p);
-        maybe_roll(s);
+        maybe_roll(s, next ? next->first_id : last_id + 1);
     }
     struct segment *seg = active_segment(s);
     /* Under "always" an acknowledgement promises the fsync: if it failed, so did the lines. */
@@ -1429,7 +1434,10 @@ struct store *store_open(const struct store_config *cfg)
         unlink(idx);
         free(empty);
     }
-    /* Writing always goes to a fresh segment: a recovered one stays as it was found. */
+    /* Writing always goes to a fresh segment named after its first id; never one's name that
+     * exists (ids may skip a few, they never repeat). */
+    if (s->nsegs && s->segs[s->nsegs - 1]->first_id >= s->next_id)
+        s->next_id = s->segs[s->nsegs - 1]->first_id + 1;
     struct segment *seg = segment_create(s, s->next_id);
     if (!seg || add_segment(s, seg) < 0) {
         fprintf(stderr, "logcasterd: cannot create a segment in %s: %s\n", s->dir, s->error);
