@@ -156,14 +156,15 @@ int columns_to_rows(const char *cols, size_t len, uint32_t count, char *rows)
     if (col_check(cols, len, count, &c) < 0)
         return -1;
     size_t src = c.src, msg = c.msg;
-    int64_t ts = 0;
+    /* Unsigned (wrapping) arithmetic: damaged deltas must not be undefined behaviour. */
+    uint64_t ts = 0;
     char *p = rows;
     for (uint32_t i = 0; i < count; i++) {
-        ts += (int64_t)get64(cols + c.ts + 8 * (size_t)i);
-        int64_t recv = ts + (int64_t)get64(cols + c.recv + 8 * (size_t)i);
+        ts += get64(cols + c.ts + 8 * (size_t)i);
+        uint64_t recv = ts + get64(cols + c.recv + 8 * (size_t)i);
         struct lc_entry e = {
-            .ts_ms = ts,
-            .recv_ms = recv,
+            .ts_ms = (int64_t)ts,
+            .recv_ms = (int64_t)recv,
             .level = (uint8_t)cols[c.level + i],
             .flags = (uint8_t)cols[c.flags + i],
             .source = cols + src,
@@ -186,9 +187,10 @@ int columns_summary(const char *cols, size_t len, uint32_t count, struct col_sum
     memset(out, 0, sizeof(*out));
     out->min_ts = INT64_MAX;
     out->max_ts = INT64_MIN;
-    int64_t ts = 0;
+    uint64_t uts = 0;
     for (uint32_t i = 0; i < count; i++) {
-        ts += (int64_t)get64(cols + c.ts + 8 * (size_t)i);
+        uts += get64(cols + c.ts + 8 * (size_t)i);
+        int64_t ts = (int64_t)uts;
         if (ts < out->min_ts)
             out->min_ts = ts;
         if (ts > out->max_ts)
