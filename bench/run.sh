@@ -68,7 +68,7 @@ start_server() {
     local err=$work/server.$run_no.err
     last_dir=$dir
     mkdir -p "$dir"
-    "$server_bin" --bind 127.0.0.1 --log-port 0 --query-port 0 --data-dir "$dir" \
+    "$server_bin" --bind 127.0.0.1 --log-port 0 --query-port 0 --irc-port -1 --data-dir "$dir" \
         ${server_extra[@]+"${server_extra[@]}"} ${run_extra[@]+"${run_extra[@]}"} >"$out" \
         2>"$err" &
     server_pid=$!

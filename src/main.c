@@ -14,6 +14,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/server.h"
+#include "proto/irc.h"
 #include "proto/protocols.h"
 #include "store/store.h"
 
@@ -81,9 +82,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "logcasterd: cannot open the store\n");
         return 1;
     }
+    irc_init(store, &cfg);
     const struct listener_spec listeners[] = {
-        {"log", cfg.log_port, &proto_ingest},
-        {"query", cfg.query_port, &proto_query},
+        {"log", cfg.log_port, &proto_ingest, false},
+        {"query", cfg.query_port, &proto_query, false},
+        {"irc", cfg.irc_port, &proto_irc, true},
     };
     struct server *srv =
         server_start(&cfg, store, listeners, sizeof(listeners) / sizeof(listeners[0]));
@@ -105,6 +108,7 @@ int main(int argc, char **argv)
     struct store_stats st;
     store_get_stats(store, &st);
     log_info("stopped cleanly; %llu entries held", (unsigned long long)st.entries);
+    irc_logs_free();
     store_close(store); /* Before server_free: the store's writer signals the reactors' fds. */
     server_free(srv);
     close(lock_fd);

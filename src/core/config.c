@@ -20,6 +20,9 @@ void config_defaults(struct config *c)
         .bind_addr = "0.0.0.0",
         .log_port = 9999,
         .query_port = 9998,
+        .irc_port = 6667,
+        .irc_server_name = "logcaster.local",
+        .irc_password = NULL,
         .data_dir = "./data",
         .threads = cpus > 0 ? (int)cpus : 1,
         .max_line = 64 * 1024,
@@ -55,6 +58,9 @@ static const char usage[] =
     "  --bind ADDR              address to listen on (default 0.0.0.0; IPv6 like ::1 works)\n"
     "  --log-port N             log ingest port (default 9999)\n"
     "  --query-port N           query port (default 9998)\n"
+    "  --irc-port N             IRC server port (default 6667)\n"
+    "  --irc-server-name NAME   the IRC server's name (default logcaster.local)\n"
+    "  --irc-password PASS      IRC clients must send PASS first (default: none)\n"
     "\n"
     "Storage:\n"
     "  --data-dir DIR           data directory, created if missing (default ./data)\n"
@@ -188,6 +194,9 @@ enum {
     OPT_SNDBUF,
     OPT_SHUTDOWN,
     OPT_VERSION,
+    OPT_IRC_PORT,
+    OPT_IRC_NAME,
+    OPT_IRC_PASS,
     OPT_FSYNC,
     OPT_FSYNC_INTERVAL,
     OPT_SEGMENT_SIZE,
@@ -260,6 +269,9 @@ int config_parse(struct config *c, int argc, char **argv)
         {"rcvbuf", required_argument, NULL, OPT_RCVBUF},
         {"sndbuf", required_argument, NULL, OPT_SNDBUF},
         {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN},
+        {"irc-port", required_argument, NULL, OPT_IRC_PORT},
+        {"irc-server-name", required_argument, NULL, OPT_IRC_NAME},
+        {"irc-password", required_argument, NULL, OPT_IRC_PASS},
         {"fsync", required_argument, NULL, OPT_FSYNC},
         {"fsync-interval", required_argument, NULL, OPT_FSYNC_INTERVAL},
         {"segment-size", required_argument, NULL, OPT_SEGMENT_SIZE},
@@ -346,6 +358,19 @@ int config_parse(struct config *c, int argc, char **argv)
             break;
         case OPT_SHUTDOWN:
             r = parse_int("shutdown-timeout", optarg, 0, 3600, &c->shutdown_timeout_s);
+            break;
+        case OPT_IRC_PORT:
+            r = parse_int("irc-port", optarg, -1, 65535, &c->irc_port);
+            break;
+        case OPT_IRC_NAME:
+            c->irc_server_name = optarg;
+            if (!*optarg || strlen(optarg) > 63 || strpbrk(optarg, " :!@,\r\n")) {
+                fprintf(stderr, "logcasterd: invalid --irc-server-name '%s'\n", optarg);
+                r = -1;
+            }
+            break;
+        case OPT_IRC_PASS:
+            c->irc_password = optarg;
             break;
         case OPT_FSYNC:
             if (strcmp(optarg, "always") == 0)

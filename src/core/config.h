@@ -10,6 +10,9 @@ struct config {
     const char *bind_addr;       /* Address every listener binds to. */
     int log_port;                /* Ingest listener; -1 = disabled. */
     int query_port;              /* Query listener; -1 = disabled. */
+    int irc_port;                /* IRC listener; -1 = disabled. */
+    const char *irc_server_name; /* The IRC server name (prefix of its messages). */
+    const char *irc_password;    /* Required with PASS when set. */
     const char *data_dir;        /* Created if missing; holds the lock file. */
     int threads;                 /* Reactor threads. */
     size_t max_line;             /* Longest accepted line in bytes. */

@@ -192,6 +192,11 @@ static void conn_destroy(struct conn *c)
         log_error("out of memory freeing a connection; leaking it");
 }
 
+void conn_abort(struct conn *c)
+{
+    conn_destroy(c);
+}
+
 void conn_close_after_flush(struct conn *c)
 {
     c->close_after_flush = true;
@@ -575,7 +580,8 @@ static void reactor_tick(struct ev_loop *loop, void *arg)
     if (r->accept_paused && now >= r->accept_resume_at && !r->draining) {
         r->accept_paused = false;
         for (size_t i = 0; i < r->srv->nlisteners; i++)
-            ev_io_set(r->loop, &r->lio[i], EV_READ | EV_EXCLUSIVE);
+            if (!r->srv->listeners[i].spec->one_loop || r->index == 0)
+                ev_io_set(r->loop, &r->lio[i], EV_READ | EV_EXCLUSIVE);
     }
     struct conn *next;
     for (struct conn *c = r->conns; c; c = next) {
@@ -787,6 +793,8 @@ struct server *server_start(const struct config *cfg, struct store *store,
         for (size_t j = 0; j < s->nlisteners; j++) {
             r->lio[j].fd = s->listeners[j].fd;
             r->lio[j].cb = listener_cb;
+            if (s->listeners[j].spec->one_loop && i > 0)
+                continue;
             if (ev_io_set(r->loop, &r->lio[j], EV_READ | EV_EXCLUSIVE) < 0) {
                 fprintf(stderr, "logcasterd: epoll: %s\n", strerror(errno));
                 goto fail;

@@ -37,6 +37,7 @@ struct listener_spec {
     const char *role; /* Printed at start-up: "listening <role> <addr>". */
     int port;         /* 0 = any free port; negative = skip this listener. */
     const struct proto *proto;
+    bool one_loop;    /* All its connections live on the first reactor (shared state, no locks). */
 };
 
 /* Counters shared by every thread (relaxed atomics). */
@@ -90,6 +91,8 @@ void conn_wait_store(struct conn *c);
 /* While held, the connection stays open after its peer finished, even with nothing to send:
  * replies it still owes (waiting for durability) will be written. */
 void conn_hold(struct conn *c, bool held);
+/* Close now, dropping unsent bytes (a peer that cannot keep up). */
+void conn_abort(struct conn *c);
 /* Close once every queued byte is sent. */
 void conn_close_after_flush(struct conn *c);
 

@@ -6,5 +6,6 @@
 
 extern const struct proto proto_ingest; /* Log lines in (default port 9999). */
 extern const struct proto proto_query;  /* Queries (default port 9998). */
+extern const struct proto proto_irc;    /* IRC server with log channels (default port 6667). */
 
 #endif

@@ -984,6 +984,11 @@ enum store_id_state store_id_state(struct store *s, uint64_t id)
     return st;
 }
 
+uint64_t store_done_id(struct store *s)
+{
+    return atomic_load_explicit(&s->done_id, memory_order_acquire);
+}
+
 bool store_backlogged(struct store *s)
 {
     return atomic_load_explicit(&s->pending_bytes, memory_order_relaxed) > BACKLOG_MAX;

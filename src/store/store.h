@@ -69,6 +69,10 @@ enum store_id_state {
 };
 enum store_id_state store_id_state(struct store *s, uint64_t id);
 
+/* The highest id whose fate is decided (written or failed): entries up to it that exist are
+ * queryable. Cheap; for followers of new entries (IRC log channels, live tails). */
+uint64_t store_done_id(struct store *s);
+
 /* True while the write queue is over its bound: ingest should stop reading until woken. */
 bool store_backlogged(struct store *s);
 

@@ -156,7 +156,7 @@ class Server:
     def __init__(self, tmp_path, args, expect_exit=0):
         self.data_dir = str(tmp_path / "data")
         self.stderr_path = str(tmp_path / "stderr.txt")
-        self.args = [LOGCASTERD, "--bind", HOST, "--log-port", "0", "--query-port", "0",
+        self.args = [LOGCASTERD, "--bind", HOST, "--log-port", "0", "--query-port", "0", "--irc-port", "0",
                      "--data-dir", self.data_dir] + list(args)
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self._stderr,
@@ -174,7 +174,11 @@ class Server:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         fd = self.proc.stdout.fileno()
         pending = b""
-        while self.log_port is None or self.query_port is None:
+        self.irc_port = None
+        expect_irc = "--irc-port" in self.args and \
+            self.args[len(self.args) - 1 - self.args[::-1].index("--irc-port") + 1] != "-1"
+        while self.log_port is None or self.query_port is None or (
+                expect_irc and self.irc_port is None):
             left = deadline - time.monotonic()
             if left <= 0:
                 self._fail_start("no 'listening' lines within %.0f s" % STARTUP_TIMEOUT)
@@ -195,6 +199,8 @@ class Server:
                     self.log_port = port
                 elif role == b"query":
                     self.query_port = port
+                elif role == b"irc":
+                    self.irc_port = port
 
     def _fail_start(self, why):
         if self.proc.poll() is None:

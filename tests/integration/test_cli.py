@@ -6,7 +6,7 @@ import pytest
 
 from conftest import HOST, LOGCASTERD, assert_clean_stderr, server_env
 
-BASE = ["--bind", HOST, "--log-port", "0", "--query-port", "0"]
+BASE = ["--bind", HOST, "--log-port", "0", "--query-port", "0", "--irc-port", "0"]
 
 
 def run(args, tmp_path, timeout=15):
@@ -63,7 +63,7 @@ def test_port_in_use(tmp_path, role):
         holder.bind((HOST, 0))
         holder.listen(1)
         port = holder.getsockname()[1]
-        args = ["--bind", HOST, "--log-port", "0", "--query-port", "0"]
+        args = ["--bind", HOST, "--log-port", "0", "--query-port", "0", "--irc-port", "0"]
         args[args.index("--%s-port" % role) + 1] = str(port)
         r = run(args, tmp_path)
     finally:

@@ -1,0 +1,106 @@
+/* irc.h - the IRC server's state, shared by its files (irc.c: connections, registration and
+ * commands; irc_logs.c: log channels, LogBot and the live stream).
+ *
+ * Every IRC connection lives on the first reactor (the listener is one_loop), so this state
+ * is touched by one thread only and needs no locks. */
+#ifndef LC_IRC_H
+#define LC_IRC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/server.h"
+#include "store/entry.h"
+
+#define IRC_NICKLEN  30
+#define IRC_CHANLEN  50
+#define IRC_MAXCHANS 50 /* Channels one client may be on. */
+#define IRC_LINE_MAX 512
+#define IRC_SENDQ    (1 << 20) /* Unsent bytes before a client is dropped (SendQ exceeded). */
+
+struct irc_chan;
+struct qry;
+
+struct irc_client {
+    struct conn *c;
+    char nick[IRC_NICKLEN + 1];
+    char user[16];
+    char realname[64];
+    char host[64];
+    bool registered, got_user, got_nick, pass_ok;
+    bool cap_negotiating;
+    bool cap_server_time, cap_message_tags, cap_multi_prefix;
+    bool logstream_off; /* !logstream off: no live log lines for this client. */
+    bool closing;
+    char away[128];
+    struct irc_chan *chans[IRC_MAXCHANS];
+    int nchans;
+    int64_t last_seen_ms; /* Last line received, for PING timeouts. */
+    bool ping_sent;
+    double flood_tokens; /* Input flood control: a token bucket. */
+    int64_t flood_ms;
+    struct irc_client *next;
+};
+
+struct irc_member {
+    struct irc_client *cl;
+    bool op;
+};
+
+struct irc_chan {
+    char name[IRC_CHANLEN + 1];
+    char topic[300];
+    struct irc_member *members;
+    int nmembers, capmembers;
+    bool mode_n, mode_t, mode_m, mode_i;
+    char key[32];
+    int limit;
+    bool is_log;        /* A #logs-* channel: LogBot is its operator and streams into it. */
+    struct qry *filter; /* Which entries it streams; NULL = none (custom channel, no filter). */
+    char filter_text[256];
+    int64_t window_ms; /* Stream rate limit: lines sent in the current second. */
+    int window_lines, suppressed;
+    struct irc_chan *next;
+};
+
+struct irc_state {
+    struct irc_client *clients;
+    struct irc_chan *chans;
+    struct store *store;
+    const struct config *cfg;
+    const char *name;   /* Server name. */
+    uint64_t stream_id; /* Last entry id streamed into log channels. */
+    int64_t started_ms;
+};
+
+extern struct irc_state irc;
+
+/* Output. Lines are cut to IRC's 512-byte limit. */
+void irc_send(struct irc_client *cl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void irc_numeric(struct irc_client *cl, int num, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void irc_send_raw(struct irc_client *cl, const char *line, size_t len);
+/* As irc_send_raw for a line that starts with IRCv3 tags (allowed past 512 bytes). */
+void irc_send_tagged(struct irc_client *cl, const char *line, size_t len);
+void irc_init(struct store *store, const struct config *cfg);
+
+/* Case-mapped (rfc1459) comparison of names. */
+bool irc_name_eq(const char *a, const char *b);
+
+struct irc_chan *irc_chan_find(const char *name);
+struct irc_chan *irc_chan_get(const char *name); /* Find or create (log channels set up). */
+void irc_chan_broadcast(struct irc_chan *ch, struct irc_client *except, const char *line,
+                        size_t len);
+struct irc_member *irc_chan_member(struct irc_chan *ch, struct irc_client *cl);
+
+/* irc_logs.c */
+void irc_logs_init(void);
+bool irc_chan_name_is_log(const char *name);
+void irc_logs_setup_chan(struct irc_chan *ch); /* Give a new #logs-* channel its filter. */
+void irc_logbot_command(struct irc_client *cl, const char *target, const char *text);
+void irc_logs_pump(void); /* Stream entries stored since the last call. */
+void irc_logs_replay(struct irc_client *cl, struct irc_chan *ch, int n);
+void irc_logs_free(void);
+
+#endif

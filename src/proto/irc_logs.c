@@ -1,0 +1,401 @@
+/* irc_logs.c - log channels and LogBot: every stored entry is relayed to the #logs-* channels
+ * whose filter it matches, and LogBot answers !commands.
+ *
+ * The stream follows the store: each time the store reports progress, the entries stored
+ * since the last pump are read back (in id order) and sent, with IRCv3 server-time and
+ * message-tags for clients that asked for them. A channel over its rate limit sends a count
+ * of suppressed lines instead; a client that cannot keep up is dropped (SendQ), never waited
+ * for, so IRC never slows ingestion. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "proto/irc.h"
+#include "query/exec.h"
+#include "query/qry.h"
+#include "store/store.h"
+
+#define STREAM_RATE 200   /* Lines per second per channel before suppression. */
+#define PUMP_MAX    20000 /* Entries relayed per pump; beyond that the oldest are skipped. */
+#define QUERY_SHOW  5     /* Rows !query prints. */
+#define LOGBOT      ":LogBot!log@system"
+
+bool irc_chan_name_is_log(const char *name)
+{
+    return strncasecmp(name, "#logs-", 6) == 0 && name[6];
+}
+
+static void set_topic(struct irc_chan *ch)
+{
+    if (ch->filter)
+        snprintf(ch->topic, sizeof(ch->topic), "Live logs matching: %s | !help for commands",
+                 ch->filter_text[0] ? ch->filter_text : "everything");
+    else
+        snprintf(ch->topic, sizeof(ch->topic),
+                 "Custom log channel: set what it shows with !logfilter <query>");
+}
+
+void irc_logs_setup_chan(struct irc_chan *ch)
+{
+    char err[QRY_ERR_MAX];
+    const char *suffix = ch->name + 6;
+    ch->is_log = true;
+    ch->mode_n = true;
+    ch->mode_t = true;
+    if (strcasecmp(suffix, "all") == 0) {
+        qry_compile("", 0, 0, &ch->filter, err);
+    } else if (lc_level_parse(suffix, strlen(suffix)) >= 0) {
+        ch->filter = qry_level(suffix, strlen(suffix), err);
+        snprintf(ch->filter_text, sizeof(ch->filter_text), "level:%s",
+                 lc_level_name(lc_level_parse(suffix, strlen(suffix))));
+    }
+    set_topic(ch);
+}
+
+void irc_logs_init(void)
+{
+    static const char *const fixed[] = {"#logs-all",  "#logs-fatal", "#logs-error", "#logs-warn",
+                                        "#logs-info", "#logs-debug", "#logs-trace"};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        irc_chan_get(fixed[i]);
+    irc.stream_id = store_done_id(irc.store);
+}
+
+void irc_logs_free(void)
+{
+    while (irc.chans) {
+        struct irc_chan *ch = irc.chans;
+        irc.chans = ch->next;
+        qry_free(ch->filter);
+        free(ch->members);
+        free(ch);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Formatting one entry as a channel message. */
+
+/* IRCv3 tag value escaping: ; space \ CR LF. */
+static size_t tag_escape(char *out, size_t cap, const char *s, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 2 < cap; i++) {
+        switch (s[i]) {
+        case ';':
+            out[o++] = '\\';
+            out[o++] = ':';
+            break;
+        case ' ':
+            out[o++] = '\\';
+            out[o++] = 's';
+            break;
+        case '\\':
+            out[o++] = '\\';
+            out[o++] = '\\';
+            break;
+        default:
+            out[o++] = s[i];
+            break;
+        }
+    }
+    out[o] = 0;
+    return o;
+}
+
+struct formatted {
+    char body[IRC_LINE_MAX + 1]; /* :LogBot... PRIVMSG #chan :[time] source message */
+    size_t body_len;
+    char time_tag[48]; /* time=... */
+    char tags[300];    /* +logcaster/... */
+};
+
+static void format_entry(const struct lc_entry *e, const char *chan, struct formatted *f)
+{
+    time_t t = (time_t)(e->ts_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char when[32];
+    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+    /* The stored message is already escaped (no CR, LF or NUL): it cannot end the line. */
+    int n = snprintf(f->body, sizeof(f->body), LOGBOT " PRIVMSG %s :[%s] %.*s %.*s", chan, when,
+                     (int)e->source_len, e->source, (int)e->msg_len, e->msg);
+    f->body_len = (size_t)n < IRC_LINE_MAX - 2 ? (size_t)n : IRC_LINE_MAX - 2;
+    char iso[32];
+    strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(f->time_tag, sizeof(f->time_tag), "time=%s.%03dZ", iso, (int)(e->ts_ms % 1000));
+    char src[140];
+    tag_escape(src, sizeof(src), e->source, e->source_len);
+    snprintf(f->tags, sizeof(f->tags),
+             "+logcaster/id=%" PRIu64 ";+logcaster/level=%s;+logcaster/source=%s", e->id,
+             lc_level_name(e->level), src);
+}
+
+static void send_entry(struct irc_client *cl, const struct formatted *f)
+{
+    char line[IRC_LINE_MAX + 400];
+    size_t n = 0;
+    if (cl->cap_server_time || cl->cap_message_tags) {
+        n = (size_t)snprintf(line, sizeof(line), "@%s%s%s ", cl->cap_server_time ? f->time_tag : "",
+                             cl->cap_server_time && cl->cap_message_tags ? ";" : "",
+                             cl->cap_message_tags ? f->tags : "");
+    }
+    memcpy(line + n, f->body, f->body_len);
+    /* Tags have their own 8191-byte budget; the message part keeps IRC's 512. */
+    irc_send_tagged(cl, line, n + f->body_len);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The live stream. */
+
+static bool stream_visit(void *arg, const struct lc_entry *e)
+{
+    (void)arg;
+    int64_t now = mono_ms();
+    for (struct irc_chan *ch = irc.chans; ch; ch = ch->next) {
+        if (!ch->is_log || !ch->filter || ch->nmembers == 0 || !qry_match(ch->filter, e))
+            continue;
+        if (now - ch->window_ms >= 1000) {
+            if (ch->suppressed) {
+                char line[200];
+                int n = snprintf(line, sizeof(line),
+                                 LOGBOT " NOTICE %s :%d lines suppressed in the last %.1f s "
+                                        "(over %d lines/s); use the query port or !query",
+                                 ch->name, ch->suppressed, (double)(now - ch->window_ms) / 1000.0,
+                                 STREAM_RATE);
+                irc_chan_broadcast(ch, NULL, line, (size_t)n);
+            }
+            ch->window_ms = now;
+            ch->window_lines = 0;
+            ch->suppressed = 0;
+        }
+        if (ch->window_lines >= STREAM_RATE) {
+            ch->suppressed++;
+            continue;
+        }
+        ch->window_lines++;
+        struct formatted f;
+        format_entry(e, ch->name, &f);
+        for (int i = 0; i < ch->nmembers; i++) {
+            struct irc_client *cl = ch->members[i].cl;
+            if (!cl->logstream_off && !cl->closing)
+                send_entry(cl, &f);
+        }
+    }
+    return true;
+}
+
+void irc_logs_pump(void)
+{
+    uint64_t done = store_done_id(irc.store);
+    if (done <= irc.stream_id)
+        return;
+    bool listening = false;
+    for (struct irc_chan *ch = irc.chans; ch && !listening; ch = ch->next)
+        listening = ch->is_log && ch->filter && ch->nmembers > 0;
+    uint64_t from = irc.stream_id + 1;
+    irc.stream_id = done;
+    if (!listening)
+        return;
+    if (done - from + 1 > PUMP_MAX) {
+        /* A burst beyond what IRC can carry: relay the newest, count the rest. */
+        uint64_t skipped = done - from + 1 - PUMP_MAX;
+        for (struct irc_chan *ch = irc.chans; ch; ch = ch->next)
+            if (ch->is_log && ch->nmembers)
+                ch->suppressed += (int)(skipped > 1000000000 ? 1000000000 : skipped);
+        from = done - PUMP_MAX + 1;
+    }
+    uint64_t resume;
+    store_scan(irc.store, NULL, from, done, true, (size_t)PUMP_MAX + 1, stream_visit, NULL,
+               &resume);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Replay and queries. */
+
+struct collect {
+    struct formatted *rows;
+    size_t n, max;
+    const char *chan;
+};
+
+static bool collect_visit(void *arg, const struct lc_entry *e)
+{
+    struct collect *c = arg;
+    format_entry(e, c->chan, &c->rows[c->n++]);
+    return c->n < c->max;
+}
+
+void irc_logs_replay(struct irc_client *cl, struct irc_chan *ch, int n)
+{
+    if (!ch->filter || n <= 0)
+        return;
+    struct collect c = {calloc((size_t)n, sizeof(struct formatted)), 0, (size_t)n, ch->name};
+    if (!c.rows)
+        return;
+    uint64_t done = store_done_id(irc.store), resume;
+    if (done)
+        store_scan(irc.store, ch->filter, 1, done, false, 1u << 22, collect_visit, &c, &resume);
+    for (size_t i = c.n; i-- > 0;) /* Oldest first. */
+        send_entry(cl, &c.rows[i]);
+    free(c.rows);
+}
+
+static void bot_say(const char *target, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static struct irc_client *bot_to; /* Who asked (for private replies). */
+
+static void bot_say(const char *target, const char *fmt, ...)
+{
+    char text[IRC_LINE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    char line[IRC_LINE_MAX + 64];
+    int n = snprintf(line, sizeof(line), LOGBOT " PRIVMSG %s :%s", target, text);
+    size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+    if (target[0] == '#') {
+        struct irc_chan *ch = irc_chan_find(target);
+        if (ch)
+            irc_chan_broadcast(ch, NULL, line, len);
+    } else if (bot_to) {
+        irc_send_raw(bot_to, line, len);
+    }
+}
+
+struct qrun {
+    uint64_t n;
+    struct formatted rows[QUERY_SHOW];
+    size_t nrows;
+    const char *target;
+};
+
+static void q_count(void *arg, uint64_t n)
+{
+    ((struct qrun *)arg)->n = n;
+}
+
+static bool q_row(void *arg, const struct lc_entry *e)
+{
+    struct qrun *r = arg;
+    if (r->nrows < QUERY_SHOW)
+        format_entry(e, r->target, &r->rows[r->nrows++]);
+    return true;
+}
+
+static void bot_query(const char *target, const char *expr)
+{
+    bool count_only = false;
+    if (strncasecmp(expr, "COUNT", 5) == 0 && (expr[5] == ' ' || expr[5] == 0)) {
+        count_only = true;
+        expr += 5;
+        while (*expr == ' ')
+            expr++;
+    }
+    char err[QRY_ERR_MAX];
+    struct qry *q = NULL;
+    if (qry_compile(expr, strlen(expr), now_ms(), &q, err) < 0) {
+        bot_say(target, "error: %s", err);
+        return;
+    }
+    if (!count_only && (qry_limit(q) == 0 || qry_limit(q) > QUERY_SHOW))
+        qry_set_limit(q, QUERY_SHOW);
+    struct qrun r = {.target = target};
+    static const struct qexec_sink sink = {q_count, q_row};
+    struct qexec *x = qexec_new(irc.store, q, count_only);
+    if (!x) {
+        bot_say(target, "error: out of memory");
+        return;
+    }
+    while (qexec_step(x, 1u << 20, &sink, &r) != QX_DONE)
+        ;
+    qexec_free(x);
+    if (count_only) {
+        bot_say(target, "COUNT %s: %" PRIu64, expr[0] ? expr : "(everything)", r.n);
+        return;
+    }
+    bot_say(target, "%" PRIu64 " match%s%s", r.n, r.n == 1 ? "" : "es",
+            r.n ? " (newest shown; the query port or HTTP gives all)" : "");
+    for (size_t i = 0; i < r.nrows; i++) {
+        /* The row's text after "PRIVMSG <target> :". */
+        const char *text = strstr(r.rows[i].body, " :");
+        bot_say(target, "%s", text ? text + 2 : r.rows[i].body);
+    }
+}
+
+void irc_logbot_command(struct irc_client *cl, const char *target, const char *text)
+{
+    /* Private messages to LogBot are answered privately. */
+    const char *reply_to = target[0] == '#' ? target : cl->nick;
+    bot_to = cl;
+    const char *arg = strchr(text, ' ');
+    size_t cmdlen = arg ? (size_t)(arg - text) : strlen(text);
+    while (arg && *arg == ' ')
+        arg++;
+    if (!arg)
+        arg = "";
+#define IS(name) (cmdlen == strlen(name) && strncasecmp(text, name, cmdlen) == 0)
+    if (IS("!query")) {
+        bot_query(reply_to, arg);
+    } else if (IS("!stats")) {
+        struct store_stats st;
+        store_get_stats(irc.store, &st);
+        bot_say(reply_to,
+                "entries %" PRIu64 ", errors %" PRIu64 ", warnings %" PRIu64 ", on disk %" PRIu64
+                " MB, uptime %lld s",
+                st.entries, st.per_level[LC_ERROR] + st.per_level[LC_FATAL], st.per_level[LC_WARN],
+                st.disk_bytes >> 20, (long long)((now_ms() - irc.started_ms) / 1000));
+    } else if (IS("!help")) {
+        bot_say(reply_to, "!query <expr> (or !query COUNT <expr>): search stored logs, e.g. "
+                          "!query level:ERROR since:1h");
+        bot_say(reply_to, "!stats | !logstream on|off | !logfilter <expr> (in a #logs-<name> "
+                          "channel) | !tail <n>");
+        bot_say(reply_to, "Channels: #logs-all, #logs-error, #logs-warn, #logs-info, "
+                          "#logs-debug, #logs-trace, #logs-fatal, or any #logs-<name>");
+    } else if (IS("!logstream")) {
+        if (strcasecmp(arg, "off") == 0)
+            cl->logstream_off = true;
+        else if (strcasecmp(arg, "on") == 0)
+            cl->logstream_off = false;
+        bot_say(reply_to, "%s: live log lines are %s for you", cl->nick,
+                cl->logstream_off ? "off" : "on");
+    } else if (IS("!logfilter")) {
+        struct irc_chan *ch = target[0] == '#' ? irc_chan_find(target) : NULL;
+        if (!ch || !ch->is_log) {
+            bot_say(reply_to, "!logfilter works in a #logs-<name> channel");
+        } else if (!arg[0]) {
+            bot_say(reply_to, "filter: %s",
+                    ch->filter ? (ch->filter_text[0] ? ch->filter_text : "everything") : "none");
+        } else {
+            char err[QRY_ERR_MAX];
+            struct qry *q = NULL;
+            if (qry_compile(arg, strlen(arg), now_ms(), &q, err) < 0) {
+                bot_say(reply_to, "error: %s", err);
+            } else {
+                qry_free(ch->filter);
+                ch->filter = q;
+                snprintf(ch->filter_text, sizeof(ch->filter_text), "%s", arg);
+                set_topic(ch);
+                char line[IRC_LINE_MAX];
+                int n = snprintf(line, sizeof(line), LOGBOT " TOPIC %s :%s", ch->name, ch->topic);
+                irc_chan_broadcast(ch, NULL, line, (size_t)n);
+            }
+        }
+    } else if (IS("!tail")) {
+        struct irc_chan *ch = target[0] == '#' ? irc_chan_find(target) : irc_chan_find("#logs-all");
+        int n = atoi(arg);
+        if (n <= 0 || n > 50)
+            n = 10;
+        if (ch)
+            irc_logs_replay(cl, ch, n);
+    } else if (target[0] != '#') {
+        bot_say(reply_to, "unknown command; try !help");
+    }
+#undef IS
+    bot_to = NULL;
+}
