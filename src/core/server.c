@@ -595,6 +595,11 @@ static void reactor_tick(struct ev_loop *loop, void *arg)
             }
             continue;
         }
+        if (c->proto->tick) {
+            c->proto->tick(c, now);
+            if (c->closed)
+                continue;
+        }
         if (buf_len(&c->in) == 0 && now - c->last_active > 1000)
             buf_shrink(&c->in, 0); /* A burst long ago should not pin 256 KiB for good. */
         if (cfg->idle_timeout_s > 0 && now - c->last_active > (int64_t)cfg->idle_timeout_s * 1000 &&

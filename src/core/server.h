@@ -31,13 +31,15 @@ struct proto {
     void (*resume)(struct conn *c);
     /* The connection is going away; free per-connection state. May be NULL. */
     void (*close)(struct conn *c);
+    /* About four times a second, for protocol timers (IRC pings). May be NULL. */
+    void (*tick)(struct conn *c, int64_t now_mono_ms);
 };
 
 struct listener_spec {
     const char *role; /* Printed at start-up: "listening <role> <addr>". */
     int port;         /* 0 = any free port; negative = skip this listener. */
     const struct proto *proto;
-    bool one_loop;    /* All its connections live on the first reactor (shared state, no locks). */
+    bool one_loop; /* All its connections live on the first reactor (shared state, no locks). */
 };
 
 /* Counters shared by every thread (relaxed atomics). */

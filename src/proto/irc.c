@@ -18,9 +18,12 @@
 #include "query/qry.h"
 #include "store/store.h"
 
-#define IRC_MAXPARAMS 15
-#define FLOOD_RATE    10.0 /* Lines per second a client may send on average... */
-#define FLOOD_BURST   40.0 /* ...and in one burst. */
+#define IRC_MAXPARAMS           15
+#define FLOOD_RATE              10.0   /* Lines per second a client may send on average... */
+#define FLOOD_BURST             40.0   /* ...and in one burst. */
+#define IRC_PING_AFTER_MS       120000 /* Silence before the server sends PING. */
+#define IRC_PING_TIMEOUT_MS     120000 /* Then the time the client has to answer. */
+#define IRC_REGISTER_TIMEOUT_MS 60000  /* To finish NICK/USER (and CAP). */
 
 struct irc_state irc;
 
@@ -1112,12 +1115,35 @@ static void irc_resume(struct conn *c)
         conn_wait_store(c);
 }
 
+/* Silent clients are pinged, and dropped if the PING goes unanswered. */
+static void irc_tick(struct conn *c, int64_t now)
+{
+    struct irc_client *cl = conn_state(c);
+    if (!cl || cl->closing)
+        return;
+    int64_t idle = now - cl->last_seen_ms;
+    if (!cl->registered && idle > IRC_REGISTER_TIMEOUT_MS) {
+        irc_send(cl, "ERROR :Closing Link: %s (Registration timed out)", cl->host);
+        cl->closing = true;
+        conn_close_after_flush(c);
+    } else if (cl->ping_sent && idle > IRC_PING_AFTER_MS + IRC_PING_TIMEOUT_MS) {
+        irc_send(cl, "ERROR :Closing Link: %s (Ping timeout)", cl->host);
+        client_quit(cl, "Ping timeout");
+        cl->closing = true;
+        conn_close_after_flush(c);
+    } else if (!cl->ping_sent && idle > IRC_PING_AFTER_MS) {
+        irc_send(cl, "PING :%s", irc.name);
+        cl->ping_sent = true;
+    }
+}
+
 const struct proto proto_irc = {
     .name = "irc",
     .open = irc_open,
     .input = irc_input,
     .resume = irc_resume,
     .close = irc_close,
+    .tick = irc_tick,
 };
 
 /* Called once by main before the listener starts. */
