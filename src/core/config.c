@@ -23,6 +23,8 @@ void config_defaults(struct config *c)
         .irc_port = 6667,
         .irc_server_name = "logcaster.local",
         .irc_password = NULL,
+        .irc_stream_rate = 200,
+        .irc_replay = 10,
         .data_dir = "./data",
         .threads = cpus > 0 ? (int)cpus : 1,
         .max_line = 64 * 1024,
@@ -61,6 +63,9 @@ static const char usage[] =
     "  --irc-port N             IRC server port (default 6667)\n"
     "  --irc-server-name NAME   the IRC server's name (default logcaster.local)\n"
     "  --irc-password PASS      IRC clients must send PASS first (default: none)\n"
+    "  --irc-stream-rate N      log lines per second per IRC log channel; beyond, LogBot\n"
+    "                           counts suppressed lines (default 200)\n"
+    "  --irc-replay N           entries replayed on joining a log channel (default 10)\n"
     "\n"
     "Storage:\n"
     "  --data-dir DIR           data directory, created if missing (default ./data)\n"
@@ -197,6 +202,8 @@ enum {
     OPT_IRC_PORT,
     OPT_IRC_NAME,
     OPT_IRC_PASS,
+    OPT_IRC_RATE,
+    OPT_IRC_REPLAY,
     OPT_FSYNC,
     OPT_FSYNC_INTERVAL,
     OPT_SEGMENT_SIZE,
@@ -272,6 +279,8 @@ int config_parse(struct config *c, int argc, char **argv)
         {"irc-port", required_argument, NULL, OPT_IRC_PORT},
         {"irc-server-name", required_argument, NULL, OPT_IRC_NAME},
         {"irc-password", required_argument, NULL, OPT_IRC_PASS},
+        {"irc-stream-rate", required_argument, NULL, OPT_IRC_RATE},
+        {"irc-replay", required_argument, NULL, OPT_IRC_REPLAY},
         {"fsync", required_argument, NULL, OPT_FSYNC},
         {"fsync-interval", required_argument, NULL, OPT_FSYNC_INTERVAL},
         {"segment-size", required_argument, NULL, OPT_SEGMENT_SIZE},
@@ -368,6 +377,12 @@ int config_parse(struct config *c, int argc, char **argv)
                 fprintf(stderr, "logcasterd: invalid --irc-server-name '%s'\n", optarg);
                 r = -1;
             }
+            break;
+        case OPT_IRC_RATE:
+            r = parse_int("irc-stream-rate", optarg, 1, 1000000, &c->irc_stream_rate);
+            break;
+        case OPT_IRC_REPLAY:
+            r = parse_int("irc-replay", optarg, 0, 1000, &c->irc_replay);
             break;
         case OPT_IRC_PASS:
             c->irc_password = optarg;

@@ -13,6 +13,8 @@ struct config {
     int irc_port;                /* IRC listener; -1 = disabled. */
     const char *irc_server_name; /* The IRC server name (prefix of its messages). */
     const char *irc_password;    /* Required with PASS when set. */
+    int irc_stream_rate;         /* Lines per second per log channel before suppression. */
+    int irc_replay;              /* Entries replayed on joining a log channel. */
     const char *data_dir;        /* Created if missing; holds the lock file. */
     int threads;                 /* Reactor threads. */
     size_t max_line;             /* Longest accepted line in bytes. */

@@ -304,6 +304,10 @@ static void client_quit(struct irc_client *cl, const char *reason)
     }
     while (cl->nchans)
         chan_remove(cl->chans[0], cl);
+    for (struct irc_chan *ch = irc.chans; ch; ch = ch->next)
+        for (int i = 0; i < ch->ninvited; i++)
+            if (ch->invited[i] == cl)
+                ch->invited[i--] = ch->invited[--ch->ninvited];
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -465,7 +469,14 @@ static void join_one(struct irc_client *cl, const char *name, const char *key)
             irc_numeric(cl, 471, "%s :Cannot join channel (+l)", ch->name);
             return;
         }
-        if (ch->mode_i) {
+        bool invited = false;
+        for (int i = 0; i < ch->ninvited; i++)
+            if (ch->invited[i] == cl) {
+                invited = true;
+                ch->invited[i] = ch->invited[--ch->ninvited];
+                break;
+            }
+        if (ch->mode_i && !invited) {
             irc_numeric(cl, 473, "%s :Cannot join channel (+i)", ch->name);
             return;
         }
@@ -482,7 +493,7 @@ static void join_one(struct irc_client *cl, const char *name, const char *key)
         irc_numeric(cl, 331, "%s :No topic is set", ch->name);
     names_reply(cl, ch);
     if (ch->is_log)
-        irc_logs_replay(cl, ch, 10);
+        irc_logs_replay(cl, ch, irc.cfg->irc_replay);
 }
 
 static void cmd_join(struct irc_client *cl, int argc, char **argv)
@@ -861,6 +872,52 @@ static void cmd_kick(struct irc_client *cl, int argc, char **argv)
     chan_remove(ch, o);
 }
 
+static void cmd_invite(struct irc_client *cl, int argc, char **argv)
+{
+    if (!need(cl, "INVITE", argc, 2))
+        return;
+    struct irc_client *o = find_nick(argv[0]);
+    if (!o) {
+        irc_numeric(cl, 401, "%s :No such nick/channel", argv[0]);
+        return;
+    }
+    struct irc_chan *ch = irc_chan_find(argv[1]);
+    struct irc_member *me = ch ? irc_chan_member(ch, cl) : NULL;
+    if (ch && !me) {
+        irc_numeric(cl, 442, "%s :You're not on that channel", ch->name);
+        return;
+    }
+    if (ch && irc_chan_member(ch, o)) {
+        irc_numeric(cl, 443, "%s %s :is already on channel", o->nick, ch->name);
+        return;
+    }
+    if (ch && ch->mode_i && !me->op) {
+        irc_numeric(cl, 482, "%s :You're not channel operator", ch->name);
+        return;
+    }
+    if (ch && ch->ninvited < IRC_MAXINVITES)
+        ch->invited[ch->ninvited++] = o;
+    irc_numeric(cl, 341, "%s %s", o->nick, argv[1]);
+    irc_send(o, ":%s!%s@%s INVITE %s :%s", cl->nick, cl->user, cl->host, o->nick, argv[1]);
+}
+
+static void cmd_userhost(struct irc_client *cl, int argc, char **argv)
+{
+    char buf[400] = "";
+    size_t n = 0;
+    for (int i = 0; i < argc && i < 5; i++) {
+        struct irc_client *o = find_nick(argv[i]);
+        if (o && n < sizeof(buf) - 100)
+            n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s=%c%s@%s", n ? " " : "", o->nick,
+                                  o->away[0] ? '-' : '+', o->user, o->host);
+    }
+    if (!argc) {
+        irc_numeric(cl, 461, "USERHOST :Not enough parameters");
+        return;
+    }
+    irc_numeric(cl, 302, ":%s", buf);
+}
+
 static void cmd_away(struct irc_client *cl, int argc, char **argv)
 {
     if (argc && argv[0][0]) {
@@ -936,14 +993,19 @@ static const struct {
     cmd_fn fn;
     bool before_registration; /* Allowed before 001. */
 } commands[] = {
-    {"CAP", cmd_cap, true},          {"PASS", cmd_pass, true},        {"NICK", cmd_nick, true},
-    {"USER", cmd_user, true},        {"PING", cmd_ping, true},        {"PONG", cmd_pong, true},
-    {"QUIT", cmd_quit, true},        {"JOIN", cmd_join, false},       {"PART", cmd_part, false},
-    {"PRIVMSG", cmd_privmsg, false}, {"NOTICE", cmd_notice, false},   {"TOPIC", cmd_topic, false},
-    {"NAMES", cmd_names, false},     {"LIST", cmd_list, false},       {"WHO", cmd_who, false},
-    {"WHOIS", cmd_whois, false},     {"MODE", cmd_mode, false},       {"KICK", cmd_kick, false},
-    {"AWAY", cmd_away, false},       {"ISON", cmd_ison, false},       {"LUSERS", cmd_lusers, false},
-    {"MOTD", cmd_motd, false},       {"VERSION", cmd_version, false}, {"TIME", cmd_time, false},
+    {"CAP", cmd_cap, true},          {"PASS", cmd_pass, true},
+    {"NICK", cmd_nick, true},        {"USER", cmd_user, true},
+    {"PING", cmd_ping, true},        {"PONG", cmd_pong, true},
+    {"QUIT", cmd_quit, true},        {"JOIN", cmd_join, false},
+    {"PART", cmd_part, false},       {"PRIVMSG", cmd_privmsg, false},
+    {"NOTICE", cmd_notice, false},   {"TOPIC", cmd_topic, false},
+    {"NAMES", cmd_names, false},     {"LIST", cmd_list, false},
+    {"WHO", cmd_who, false},         {"WHOIS", cmd_whois, false},
+    {"MODE", cmd_mode, false},       {"KICK", cmd_kick, false},
+    {"AWAY", cmd_away, false},       {"ISON", cmd_ison, false},
+    {"LUSERS", cmd_lusers, false},   {"MOTD", cmd_motd, false},
+    {"INVITE", cmd_invite, false},   {"USERHOST", cmd_userhost, false},
+    {"VERSION", cmd_version, false}, {"TIME", cmd_time, false},
 };
 
 /* ------------------------------------------------------------------------------------------ */

@@ -13,11 +13,11 @@
 #include "core/server.h"
 #include "store/entry.h"
 
-#define IRC_NICKLEN  30
-#define IRC_CHANLEN  50
-#define IRC_MAXCHANS 50 /* Channels one client may be on. */
-#define IRC_LINE_MAX 512
-#define IRC_SENDQ    (1 << 20) /* Unsent bytes before a client is dropped (SendQ exceeded). */
+#define IRC_NICKLEN    30
+#define IRC_CHANLEN    50
+#define IRC_MAXCHANS   50 /* Channels one client may be on. */
+#define IRC_LINE_MAX   512
+#define IRC_MAXINVITES 16 /* Pending invitations per channel. */
 
 struct irc_chan;
 struct qry;
@@ -56,6 +56,8 @@ struct irc_chan {
     bool mode_n, mode_t, mode_m, mode_i;
     char key[32];
     int limit;
+    struct irc_client *invited[IRC_MAXINVITES]; /* May join despite +i (once). */
+    int ninvited;
     bool is_log;        /* A #logs-* channel: LogBot is its operator and streams into it. */
     struct qry *filter; /* Which entries it streams; NULL = none (custom channel, no filter). */
     char filter_text[256];

@@ -20,10 +20,9 @@
 #include "query/qry.h"
 #include "store/store.h"
 
-#define STREAM_RATE 200   /* Lines per second per channel before suppression. */
-#define PUMP_MAX    20000 /* Entries relayed per pump; beyond that the oldest are skipped. */
-#define QUERY_SHOW  5     /* Rows !query prints. */
-#define LOGBOT      ":LogBot!log@system"
+#define PUMP_MAX   20000 /* Entries relayed per pump; beyond that the oldest are skipped. */
+#define QUERY_SHOW 5     /* Rows !query prints. */
+#define LOGBOT     ":LogBot!log@system"
 
 bool irc_chan_name_is_log(const char *name)
 {
@@ -166,14 +165,14 @@ static bool stream_visit(void *arg, const struct lc_entry *e)
                                  LOGBOT " NOTICE %s :%d lines suppressed in the last %.1f s "
                                         "(over %d lines/s); use the query port or !query",
                                  ch->name, ch->suppressed, (double)(now - ch->window_ms) / 1000.0,
-                                 STREAM_RATE);
+                                 irc.cfg->irc_stream_rate);
                 irc_chan_broadcast(ch, NULL, line, (size_t)n);
             }
             ch->window_ms = now;
             ch->window_lines = 0;
             ch->suppressed = 0;
         }
-        if (ch->window_lines >= STREAM_RATE) {
+        if (ch->window_lines >= irc.cfg->irc_stream_rate) {
             ch->suppressed++;
             continue;
         }
