@@ -214,3 +214,39 @@ if [[ $store_lines -gt 0 ]]; then
     stop_server
     run_extra=()
 fi
+
+# ---- IRC: delivery latency to 300 clients in #logs-all at 20,000 lines/s, and the ingest
+# rate with 300 reading IRC clients joined versus none (server defaults otherwise).
+irc_clients=${BENCH_IRC_CLIENTS:-300}
+if [[ $irc_clients -gt 0 ]]; then
+    echo
+    echo "IRC: $irc_clients clients joined to #logs-all"
+    run_extra=(--irc-port 0 --irc-stream-rate 1000000)
+    irc_port_of() { sed -n 's/^listening irc .*:\([0-9][0-9]*\)$/\1/p' "$work/server.$run_no.out" | head -n1; }
+    start_server
+    res=$(client bench-irc --irc-port "$(irc_port_of)" --clients "$irc_clients" --rate 20000 \
+        --seconds 5) || true
+    echo "  20,000 lines/s for 5 s (--irc-stream-rate 1000000): $res"
+    stop_server
+    run_extra=(--irc-port 0)
+    start_server
+    base=$(client bench --connections 4 --lines "$lines") || base=FAILED
+    stop_server
+    start_server
+    client bench-irc --irc-port "$(irc_port_of)" --clients "$irc_clients" --hold 30 \
+        >"$work/irc-hold.out" 2>&1 &
+    hold_pid=$!
+    for _ in $(seq 300); do
+        grep -q 'holding' "$work/irc-hold.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    with=$(client bench --connections 4 --lines "$lines") || with=FAILED
+    kill "$hold_pid" 2>/dev/null || true
+    wait "$hold_pid" 2>/dev/null || true
+    stop_server
+    run_extra=()
+    echo "  ingest without IRC clients:                 $base"
+    echo "  ingest with $irc_clients IRC clients in #logs-all: $with"
+    awk -v a="$(field 'lines/s' "$base")" -v b="$(field 'lines/s' "$with")" \
+        'BEGIN { if (a > 0) printf "  ingest rate change with IRC clients: %+.1f%%\n", 100 * (b - a) / a }'
+fi

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "client/bench.h"
+#include "client/bench_irc.h"
 #include "client/cli.h"
 #include "client/query.h"
 #include "client/send.h"
@@ -27,6 +28,7 @@ static const struct command {
     {"ping", lcc_cmd_ping, lcc_ping_help, "check that the query port answers"},
     {"bench", lcc_cmd_bench, lcc_bench_help, "ingest load generator"},
     {"bench-query", lcc_cmd_bench_query, lcc_bench_query_help, "query latency benchmark"},
+    {"bench-irc", lcc_cmd_bench_irc, lcc_bench_irc_help, "IRC log delivery benchmark"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
