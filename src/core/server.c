@@ -83,6 +83,7 @@ struct conn {
     bool resume_queued;
     bool waiting_store; /* On the reactor's waiting list. */
     bool held;          /* Owes replies: do not close yet. */
+    bool flush_queued;  /* A flush at the end of this turn is scheduled. */
     bool opened;        /* proto->open succeeded: proto->close is due. */
     struct conn *wait_next;
     bool out_was_full;
@@ -230,6 +231,29 @@ static int conn_flush(struct conn *c)
     return 0;
 }
 
+static void conn_after_work(struct conn *c);
+
+/* Written to outside its own callbacks (another client's message, a broadcast): send at the
+ * end of this turn rather than whenever the peer next speaks. */
+static void conn_flush_deferred(struct ev_loop *loop, void *arg)
+{
+    (void)loop;
+    struct conn *c = arg;
+    c->flush_queued = false;
+    conn_after_work(c);
+}
+
+int conn_flush_now(struct conn *c)
+{
+    if (c->closed)
+        return -EPIPE;
+    if (buf_len(&c->out) && conn_flush(c) < 0) {
+        conn_destroy(c);
+        return -EPIPE;
+    }
+    return 0;
+}
+
 int conn_write(struct conn *c, const void *p, size_t n)
 {
     if (c->closed)
@@ -241,6 +265,8 @@ int conn_write(struct conn *c, const void *p, size_t n)
     }
     if (conn_out_full(c))
         c->out_was_full = true;
+    if (!c->flush_queued && ev_defer(c->r->loop, conn_flush_deferred, c) == 0)
+        c->flush_queued = true;
     return 0;
 }
 

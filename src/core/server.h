@@ -80,6 +80,9 @@ const char *conn_peer(const struct conn *c, size_t *len);
  * (then the connection is closed). */
 int conn_write(struct conn *c, const void *p, size_t n);
 int conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Send now what the socket takes (a broadcaster checking a slow reader). Returns 0, or -EPIPE
+ * if the connection failed (it is closed then). */
+int conn_flush_now(struct conn *c);
 /* True when unsent bytes reached --out-limit: stop producing and wait for resume. */
 bool conn_out_full(const struct conn *c);
 /* While busy, input is not delivered (so replies keep request order); resume is called when

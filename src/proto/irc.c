@@ -43,7 +43,7 @@ void irc_send_tagged(struct irc_client *cl, const char *line, size_t len)
         return;
     conn_write(cl->c, line, len);
     conn_write(cl->c, "\r\n", 2);
-    if (conn_out_full(cl->c)) {
+    if (conn_out_full(cl->c) && conn_flush_now(cl->c) == 0 && conn_out_full(cl->c)) {
         /* SendQ exceeded: a reader that cannot keep up is dropped, never waited for. */
         log_info("irc: dropping %s (%s): SendQ exceeded", cl->nick[0] ? cl->nick : "*", cl->host);
         cl->closing = true;
@@ -253,12 +253,12 @@ static void welcome(struct irc_client *cl)
                 cl->host);
     irc_numeric(cl, 2, ":Your host is %s, running logcaster-0.1", irc.name);
     irc_numeric(cl, 3, ":This server was created at start-up of logcasterd");
-    irc_numeric(cl, 4, "%s logcaster-0.1 io ntmikl", irc.name);
+    irc_numeric(cl, 4, "%s logcaster-0.1 io imntklo", irc.name);
     irc_numeric(cl, 5,
                 "CHANTYPES=# CASEMAPPING=rfc1459 NICKLEN=%d CHANNELLEN=%d TOPICLEN=300 "
-                "PREFIX=(o)@ CHANMODES=,k,l,imnt MAXTARGETS=4 CHANLIMIT=#:%d NETWORK=LogCaster "
+                "PREFIX=(o)@ CHANMODES=,k,l,imnt MAXTARGETS=%d CHANLIMIT=#:%d NETWORK=LogCaster "
                 ":are supported by this server",
-                IRC_NICKLEN, IRC_CHANLEN, IRC_MAXCHANS);
+                IRC_NICKLEN, IRC_CHANLEN, IRC_MAXTARGETS, IRC_MAXCHANS);
     irc_numeric(cl, 375, ":- %s Message of the day -", irc.name);
     irc_numeric(cl, 372, ":- Live logs: JOIN #logs-all or #logs-error; !help for commands.");
     irc_numeric(cl, 376, ":End of /MOTD command.");
@@ -562,6 +562,14 @@ static void message(struct irc_client *cl, int argc, char **argv, const char *cm
     }
     char targets[IRC_LINE_MAX];
     snprintf(targets, sizeof(targets), "%s", argv[0]);
+    int ntargets = 1;
+    for (const char *c = targets; *c; c++)
+        ntargets += *c == ',';
+    if (ntargets > IRC_MAXTARGETS) {
+        if (!notice)
+            irc_numeric(cl, 407, "%s :Too many recipients (at most %d)", argv[0], IRC_MAXTARGETS);
+        return;
+    }
     char *save;
     for (char *t = strtok_r(targets, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         char line[IRC_LINE_MAX];
@@ -584,8 +592,8 @@ static void message(struct irc_client *cl, int argc, char **argv, const char *cm
                 continue;
             }
             irc_chan_broadcast(ch, cl, line, len);
-            if (bang && !notice)
-                irc_logbot_command(cl, ch->name, argv[1]);
+            if (bang && !notice && ch->is_log)
+                irc_logbot_command(cl, m ? ch->name : "LogBot", argv[1]);
         } else if (irc_name_eq(t, "LogBot")) {
             if (!notice)
                 irc_logbot_command(cl, "LogBot", argv[1]);
@@ -699,6 +707,15 @@ static void cmd_whois(struct irc_client *cl, int argc, char **argv)
     const char *nick = argv[argc - 1];
     if (irc_name_eq(nick, "LogBot")) {
         irc_numeric(cl, 311, "LogBot log system * :LogCaster log relay");
+        char chans[400];
+        size_t n = 0;
+        for (struct irc_chan *ch = irc.chans; ch && n < sizeof(chans) - IRC_CHANLEN - 3;
+             ch = ch->next)
+            if (ch->is_log)
+                n +=
+                    (size_t)snprintf(chans + n, sizeof(chans) - n, "%s@%s", n ? " " : "", ch->name);
+        if (n)
+            irc_numeric(cl, 319, "LogBot :%s", chans);
         irc_numeric(cl, 318, "LogBot :End of /WHOIS list.");
         return;
     }
@@ -1094,6 +1111,7 @@ static int irc_open(struct conn *c)
     cl->next = irc.clients;
     irc.clients = cl;
     conn_set_state(c, cl);
+    irc_logs_pump();    /* Entries stored before anyone listened are history, not news. */
     conn_wait_store(c); /* Be woken for new log entries. */
     return 0;
 }
@@ -1183,6 +1201,7 @@ static void irc_tick(struct conn *c, int64_t now)
     struct irc_client *cl = conn_state(c);
     if (!cl || cl->closing)
         return;
+    irc_logs_tick(now);
     int64_t idle = now - cl->last_seen_ms;
     if (!cl->registered && idle > IRC_REGISTER_TIMEOUT_MS) {
         irc_send(cl, "ERROR :Closing Link: %s (Registration timed out)", cl->host);

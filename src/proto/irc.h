@@ -17,6 +17,7 @@
 #define IRC_CHANLEN    50
 #define IRC_MAXCHANS   50 /* Channels one client may be on. */
 #define IRC_LINE_MAX   512
+#define IRC_MAXTARGETS 4  /* Targets of one PRIVMSG/NOTICE. */
 #define IRC_MAXINVITES 16 /* Pending invitations per channel. */
 
 struct irc_chan;
@@ -101,7 +102,8 @@ void irc_logs_init(void);
 bool irc_chan_name_is_log(const char *name);
 void irc_logs_setup_chan(struct irc_chan *ch); /* Give a new #logs-* channel its filter. */
 void irc_logbot_command(struct irc_client *cl, const char *target, const char *text);
-void irc_logs_pump(void); /* Stream entries stored since the last call. */
+void irc_logs_pump(void);                /* Stream entries stored since the last call. */
+void irc_logs_tick(int64_t now_mono_ms); /* Report suppressed lines once a second. */
 void irc_logs_replay(struct irc_client *cl, struct irc_chan *ch, int n);
 void irc_logs_free(void);
 

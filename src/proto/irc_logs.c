@@ -151,6 +151,33 @@ static void send_entry(struct irc_client *cl, const struct formatted *f)
 /* ------------------------------------------------------------------------------------------ */
 /* The live stream. */
 
+/* Start a new one-second window for a log channel's rate limit, telling its members how many
+ * lines the last window suppressed. */
+static void roll_window(struct irc_chan *ch, int64_t now)
+{
+    if (now - ch->window_ms < 1000)
+        return;
+    if (ch->suppressed) {
+        char line[200];
+        int n = snprintf(line, sizeof(line),
+                         LOGBOT " NOTICE %s :%d lines suppressed in the last %.1f s "
+                                "(over %d lines/s); use the query port or !query",
+                         ch->name, ch->suppressed, (double)(now - ch->window_ms) / 1000.0,
+                         irc.cfg->irc_stream_rate);
+        irc_chan_broadcast(ch, NULL, line, (size_t)n);
+    }
+    ch->window_ms = now;
+    ch->window_lines = 0;
+    ch->suppressed = 0;
+}
+
+void irc_logs_tick(int64_t now)
+{
+    for (struct irc_chan *ch = irc.chans; ch; ch = ch->next)
+        if (ch->is_log && ch->suppressed)
+            roll_window(ch, now);
+}
+
 static bool stream_visit(void *arg, const struct lc_entry *e)
 {
     (void)arg;
@@ -158,20 +185,7 @@ static bool stream_visit(void *arg, const struct lc_entry *e)
     for (struct irc_chan *ch = irc.chans; ch; ch = ch->next) {
         if (!ch->is_log || !ch->filter || ch->nmembers == 0 || !qry_match(ch->filter, e))
             continue;
-        if (now - ch->window_ms >= 1000) {
-            if (ch->suppressed) {
-                char line[200];
-                int n = snprintf(line, sizeof(line),
-                                 LOGBOT " NOTICE %s :%d lines suppressed in the last %.1f s "
-                                        "(over %d lines/s); use the query port or !query",
-                                 ch->name, ch->suppressed, (double)(now - ch->window_ms) / 1000.0,
-                                 irc.cfg->irc_stream_rate);
-                irc_chan_broadcast(ch, NULL, line, (size_t)n);
-            }
-            ch->window_ms = now;
-            ch->window_lines = 0;
-            ch->suppressed = 0;
-        }
+        roll_window(ch, now);
         if (ch->window_lines >= irc.cfg->irc_stream_rate) {
             ch->suppressed++;
             continue;
@@ -233,6 +247,7 @@ void irc_logs_replay(struct irc_client *cl, struct irc_chan *ch, int n)
 {
     if (!ch->filter || n <= 0)
         return;
+    irc_logs_pump(); /* Catch the live stream up first, so nothing is sent twice. */
     struct collect c = {calloc((size_t)n, sizeof(struct formatted)), 0, (size_t)n, ch->name};
     if (!c.rows)
         return;
@@ -302,10 +317,21 @@ static void bot_query(const char *target, const char *expr)
         bot_say(target, "error: %s", err);
         return;
     }
-    if (!count_only && (qry_limit(q) == 0 || qry_limit(q) > QUERY_SHOW))
-        qry_set_limit(q, QUERY_SHOW);
     struct qrun r = {.target = target};
     static const struct qexec_sink sink = {q_count, q_row};
+    uint64_t total = 0;
+    if (!count_only) {
+        /* The total first (the count pass), then the newest few rows. */
+        struct qry *all = NULL;
+        qry_compile(expr, strlen(expr), now_ms(), &all, err);
+        struct qexec *cx = all ? qexec_new(irc.store, all, true) : NULL;
+        while (cx && qexec_step(cx, 1u << 20, &sink, &r) != QX_DONE)
+            ;
+        qexec_free(cx);
+        total = r.n;
+        if (qry_limit(q) == 0 || qry_limit(q) > QUERY_SHOW)
+            qry_set_limit(q, QUERY_SHOW);
+    }
     struct qexec *x = qexec_new(irc.store, q, count_only);
     if (!x) {
         bot_say(target, "error: out of memory");
@@ -314,6 +340,8 @@ static void bot_query(const char *target, const char *expr)
     while (qexec_step(x, 1u << 20, &sink, &r) != QX_DONE)
         ;
     qexec_free(x);
+    if (!count_only)
+        r.n = total;
     if (count_only) {
         bot_say(target, "COUNT %s: %" PRIu64, expr[0] ? expr : "(everything)", r.n);
         return;
