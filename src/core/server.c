@@ -676,13 +676,19 @@ static void reactor_begin_drain(struct reactor *r)
         ev_stop(r->loop);
 }
 
+/* Reset an eventfd after it woke us; the count itself carries no meaning. */
+static void drain_eventfd(int fd)
+{
+    uint64_t v;
+    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        log_warn("eventfd read: %s", strerror(errno));
+}
+
 static void wake_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 {
     (void)loop;
     (void)events;
-    uint64_t v;
-    if (read(io->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-        log_warn("eventfd read: %s", strerror(errno));
+    drain_eventfd(io->fd);
     struct reactor *r = tls_reactor;
     if (!r->draining)
         reactor_begin_drain(r);
@@ -693,9 +699,7 @@ static void store_wake_cb(struct ev_loop *loop, struct ev_io *io, uint32_t event
 {
     (void)loop;
     (void)events;
-    uint64_t v;
-    if (read(io->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-        log_warn("eventfd read: %s", strerror(errno));
+    drain_eventfd(io->fd);
     struct reactor *r = tls_reactor;
     struct conn *list = r->waiting;
     r->waiting = NULL;

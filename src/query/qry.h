@@ -33,10 +33,10 @@ int qry_compile(const char *text, size_t len, int64_t now_ms, struct qry **out, 
 
 /* Builders for the older protocol forms, each returning a compiled query or NULL with err
  * set. They accept the same values the text language does. */
-struct qry *qry_keyword(const char *kw, size_t len, char *err);          /* QUERY:<kw> */
-struct qry *qry_level(const char *name, size_t len, char *err);         /* level, or >=WARN */
-struct qry *qry_regex(const char *pat, size_t len, char *err);          /* PCRE2 pattern */
-struct qry *qry_time_range(int64_t from_ms, int64_t to_ms, char *err);  /* inclusive */
+struct qry *qry_keyword(const char *kw, size_t len, char *err);        /* QUERY:<kw> */
+struct qry *qry_level(const char *name, size_t len, char *err);        /* level, or >=WARN */
+struct qry *qry_regex(const char *pat, size_t len, char *err);         /* PCRE2 pattern */
+struct qry *qry_time_range(int64_t from_ms, int64_t to_ms, char *err); /* inclusive */
 
 /* Combine: take ownership of a and b (either may be NULL: then the other is returned). */
 struct qry *qry_and(struct qry *a, struct qry *b);

@@ -12,41 +12,41 @@
 static int check_passed, check_failed, check_cur_failed;
 
 #define TEST(name) static void name(void)
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);        \
-            check_cur_failed = 1;                                                              \
-        }                                                                                      \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);             \
+            check_cur_failed = 1;                                                                  \
+        }                                                                                          \
     } while (0)
-#define CHECK_EQ_INT(a, b)                                                                     \
-    do {                                                                                       \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                    \
-        if (a_ != b_) {                                                                        \
-            fprintf(stderr, "  %s:%d: %s == %lld, expected %s == %lld\n", __FILE__, __LINE__, \
-                    #a, a_, #b, b_);                                                           \
-            check_cur_failed = 1;                                                              \
-        }                                                                                      \
+#define CHECK_EQ_INT(a, b)                                                                         \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        if (a_ != b_) {                                                                            \
+            fprintf(stderr, "  %s:%d: %s == %lld, expected %s == %lld\n", __FILE__, __LINE__, #a,  \
+                    a_, #b, b_);                                                                   \
+            check_cur_failed = 1;                                                                  \
+        }                                                                                          \
     } while (0)
-#define CHECK_EQ_STR(a, b)                                                                     \
-    do {                                                                                       \
-        const char *a_ = (a), *b_ = (b);                                                       \
-        if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                               \
-            fprintf(stderr, "  %s:%d: %s == \"%s\", expected \"%s\"\n", __FILE__, __LINE__,    \
-                    #a, a_ ? a_ : "(null)", b_ ? b_ : "(null)");                               \
-            check_cur_failed = 1;                                                              \
-        }                                                                                      \
+#define CHECK_EQ_STR(a, b)                                                                         \
+    do {                                                                                           \
+        const char *a_ = (a), *b_ = (b);                                                           \
+        if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                                   \
+            fprintf(stderr, "  %s:%d: %s == \"%s\", expected \"%s\"\n", __FILE__, __LINE__, #a,    \
+                    a_ ? a_ : "(null)", b_ ? b_ : "(null)");                                       \
+            check_cur_failed = 1;                                                                  \
+        }                                                                                          \
     } while (0)
-#define RUN(name)                                                                              \
-    do {                                                                                       \
-        check_cur_failed = 0;                                                                  \
-        name();                                                                                \
-        if (check_cur_failed) {                                                                \
-            check_failed++;                                                                    \
-            fprintf(stderr, "FAIL %s\n", #name);                                               \
-        } else {                                                                               \
-            check_passed++;                                                                    \
-        }                                                                                      \
+#define RUN(name)                                                                                  \
+    do {                                                                                           \
+        check_cur_failed = 0;                                                                      \
+        name();                                                                                    \
+        if (check_cur_failed) {                                                                    \
+            check_failed++;                                                                        \
+            fprintf(stderr, "FAIL %s\n", #name);                                                   \
+        } else {                                                                                   \
+            check_passed++;                                                                        \
+        }                                                                                          \
     } while (0)
 
 static inline int check_summary(const char *suite)
