@@ -193,8 +193,13 @@ static void conn_destroy(struct conn *c)
         log_error("out of memory freeing a connection; leaking it");
 }
 
-void conn_abort(struct conn *c)
+void conn_abort(struct conn *c, const char *last_words)
 {
+    if (!c->closed && last_words) {
+        /* Best effort, past whatever is queued: the connection ends here anyway. */
+        ssize_t n = send(c->io.fd, last_words, strlen(last_words), MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void)n;
+    }
     conn_destroy(c);
 }
 

@@ -96,8 +96,9 @@ void conn_wait_store(struct conn *c);
 /* While held, the connection stays open after its peer finished, even with nothing to send:
  * replies it still owes (waiting for durability) will be written. */
 void conn_hold(struct conn *c, bool held);
-/* Close now, dropping unsent bytes (a peer that cannot keep up). */
-void conn_abort(struct conn *c);
+/* Close now, dropping unsent bytes (a peer that cannot keep up). last_words, if not NULL, is
+ * tried once without waiting, ahead of the dropped bytes. */
+void conn_abort(struct conn *c, const char *last_words);
 /* Close once every queued byte is sent. */
 void conn_close_after_flush(struct conn *c);
 

@@ -48,7 +48,9 @@ void irc_send_tagged(struct irc_client *cl, const char *line, size_t len)
         log_info("irc: dropping %s (%s): SendQ exceeded", cl->nick[0] ? cl->nick : "*", cl->host);
         cl->closing = true;
         client_quit(cl, "SendQ exceeded");
-        conn_abort(cl->c);
+        char bye[160];
+        snprintf(bye, sizeof(bye), "\r\nERROR :Closing Link: %s (SendQ exceeded)\r\n", cl->host);
+        conn_abort(cl->c, bye);
     }
 }
 

@@ -106,9 +106,12 @@ static size_t tag_escape(char *out, size_t cap, const char *s, size_t n)
     return o;
 }
 
+#define SPLIT_MAX 4096 /* Text of one entry sent over IRC; longer is cut, with a marker. */
+
 struct formatted {
-    char body[IRC_LINE_MAX + 1]; /* :LogBot... PRIVMSG #chan :[time] source message */
-    size_t body_len;
+    char chan[IRC_CHANLEN + 1];
+    char text[SPLIT_MAX]; /* "[time] source message" */
+    size_t text_len;
     char time_tag[48]; /* time=... */
     char tags[300];    /* +logcaster/... */
 };
@@ -120,10 +123,19 @@ static void format_entry(const struct lc_entry *e, const char *chan, struct form
     gmtime_r(&t, &tm);
     char when[32];
     strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(f->chan, sizeof(f->chan), "%s", chan);
     /* The stored message is already escaped (no CR, LF or NUL): it cannot end the line. */
-    int n = snprintf(f->body, sizeof(f->body), LOGBOT " PRIVMSG %s :[%s] %.*s %.*s", chan, when,
-                     (int)e->source_len, e->source, (int)e->msg_len, e->msg);
-    f->body_len = (size_t)n < IRC_LINE_MAX - 2 ? (size_t)n : IRC_LINE_MAX - 2;
+    int n = snprintf(f->text, sizeof(f->text), "[%s] %.*s %.*s", when, (int)e->source_len,
+                     e->source, (int)e->msg_len, e->msg);
+    if ((size_t)n >= sizeof(f->text)) {
+        static const char cut[] = " [...cut]";
+        n = (int)(sizeof(f->text) - sizeof(cut));
+        while (n > 0 && ((unsigned char)f->text[n] & 0xc0) == 0x80)
+            n--; /* Never cut inside a UTF-8 sequence. */
+        memcpy(f->text + n, cut, sizeof(cut));
+        n += (int)sizeof(cut) - 1;
+    }
+    f->text_len = (size_t)n;
     char iso[32];
     strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(f->time_tag, sizeof(f->time_tag), "time=%s.%03dZ", iso, (int)(e->ts_ms % 1000));
@@ -134,18 +146,39 @@ static void format_entry(const struct lc_entry *e, const char *chan, struct form
              lc_level_name(e->level), src);
 }
 
+/* One entry as one or more PRIVMSGs: text longer than IRC's 512-byte line is split at UTF-8
+ * boundaries. Every piece carries the same tags and starts with the entry's "[time]", the
+ * later ones followed by "...", so each line reads as part of a log entry. */
 static void send_entry(struct irc_client *cl, const struct formatted *f)
 {
     char line[IRC_LINE_MAX + 400];
-    size_t n = 0;
-    if (cl->cap_server_time || cl->cap_message_tags) {
-        n = (size_t)snprintf(line, sizeof(line), "@%s%s%s ", cl->cap_server_time ? f->time_tag : "",
+    size_t tagl = 0;
+    if (cl->cap_server_time || cl->cap_message_tags)
+        tagl =
+            (size_t)snprintf(line, sizeof(line), "@%s%s%s ", cl->cap_server_time ? f->time_tag : "",
                              cl->cap_server_time && cl->cap_message_tags ? ";" : "",
                              cl->cap_message_tags ? f->tags : "");
+    size_t pre =
+        tagl + (size_t)snprintf(line + tagl, sizeof(line) - tagl, LOGBOT " PRIVMSG %s :", f->chan);
+    const size_t stamp = 21; /* "[YYYY-MM-DD HH:MM:SS]" */
+    for (size_t off = 0; off < f->text_len && !cl->closing;) {
+        size_t head = pre;
+        if (off) {
+            memcpy(line + head, f->text, stamp);
+            memcpy(line + head + stamp, " ... ", 5);
+            head += stamp + 5;
+        }
+        size_t room = IRC_LINE_MAX - 2 - (head - tagl); /* Tags do not count against 512. */
+        size_t n = f->text_len - off;
+        if (n > room) {
+            n = room;
+            while (n > 1 && ((unsigned char)f->text[off + n] & 0xc0) == 0x80)
+                n--;
+        }
+        memcpy(line + head, f->text + off, n);
+        irc_send_tagged(cl, line, head + n);
+        off += n;
     }
-    memcpy(line + n, f->body, f->body_len);
-    /* Tags have their own 8191-byte budget; the message part keeps IRC's 512. */
-    irc_send_tagged(cl, line, n + f->body_len);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -348,11 +381,9 @@ static void bot_query(const char *target, const char *expr)
     }
     bot_say(target, "%" PRIu64 " match%s%s", r.n, r.n == 1 ? "" : "es",
             r.n ? " (newest shown; the query port or HTTP gives all)" : "");
-    for (size_t i = 0; i < r.nrows; i++) {
-        /* The row's text after "PRIVMSG <target> :". */
-        const char *text = strstr(r.rows[i].body, " :");
-        bot_say(target, "%s", text ? text + 2 : r.rows[i].body);
-    }
+    for (size_t i = 0; i < r.nrows; i++)
+        bot_say(target, "%.*s", (int)(r.rows[i].text_len > 400 ? 400 : r.rows[i].text_len),
+                r.rows[i].text);
 }
 
 void irc_logbot_command(struct irc_client *cl, const char *target, const char *text)

@@ -1326,3 +1326,37 @@ def test_suppressed_lines_are_reported_without_further_traffic(server):
     s.send(["INFO burst line %04d" % i for i in range(1000)])
     c.expect(r"^%s NOTICE #logs-all :\d+ lines suppressed" % re.escape(LOGBOT), timeout=2.5)
     c.close()
+
+
+def test_long_entry_is_split_into_lines_within_512_bytes(server):
+    """An entry longer than an IRC line arrives as several PRIVMSGs, each within 512 bytes,
+    cut only at UTF-8 boundaries, later pieces marked "[time] ... "; together they hold it all."""
+    s = server()
+    c = socket.create_connection((HOST, s.irc_port), timeout=5)
+    c.sendall(b"NICK longr\r\nUSER l 0 * :l\r\nJOIN #logs-error\r\n")
+    time.sleep(0.5)
+    body = ("\u00e9" + "x" * 40) * 40
+    with socket.create_connection((HOST, s.log_port), timeout=5) as lc:
+        lc.sendall(("ERROR %s END\n" % body).encode())
+    data = b""
+    deadline = time.monotonic() + 5
+    c.settimeout(0.5)
+    while time.monotonic() < deadline and b" END\r\n" not in data:
+        try:
+            chunk = c.recv(65536)
+        except socket.timeout:
+            continue
+        if not chunk:
+            break
+        data += chunk
+    c.close()
+    lines = [l for l in data.split(b"\r\n") if b" PRIVMSG #logs-error :" in l]
+    assert len(lines) >= 3, lines
+    assert all(len(l) <= 510 for l in lines), [len(l) for l in lines]
+    texts = [l.split(b" PRIVMSG #logs-error :", 1)[1].decode("utf-8") for l in lines]
+    stamp = texts[0][:21]
+    assert re.match(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\]$", stamp)
+    for t in texts[1:]:
+        assert t.startswith(stamp + " ... "), t[:40]
+    joined = texts[0] + "".join(t[len(stamp) + 5:] for t in texts[1:])
+    assert joined.endswith("ERROR %s END" % body)
