@@ -75,6 +75,7 @@ struct pchunk {
     uint32_t count;
     int state;
     struct block *b; /* ENCODED: summary, filter; NULL if encoding failed. */
+    uint32_t *offs;  /* ENCODED: the rows' offsets, for the cache. */
     char *frame;     /* ENCODED: the frame to write. */
     size_t flen;
     struct pchunk *next;
@@ -344,13 +345,17 @@ static void cache_release(struct store *s, struct cblock *c)
     pthread_mutex_unlock(&s->cache_mu);
 }
 
-static struct cblock *cblock_new(struct block *b, char *raw, size_t raw_cap)
+/* offs: the rows' offsets if already known (taken over), or NULL to compute them. */
+static struct cblock *cblock_new(struct block *b, char *raw, size_t raw_cap, uint32_t *offs)
 {
     struct cblock *c = calloc(1, sizeof(*c));
-    uint32_t *offs = malloc(((size_t)b->count + 1) * sizeof(uint32_t));
-    if (!c || !offs || payload_index(raw, b->raw_len, b->count, offs) < 0) {
+    bool known = offs != NULL;
+    if (!known)
+        offs = malloc(((size_t)b->count + 1) * sizeof(uint32_t));
+    if (!c || !offs || (!known && payload_index(raw, b->raw_len, b->count, offs) < 0)) {
         free(c);
-        free(offs);
+        if (!known) /* Offsets handed in stay the caller's until success. */
+            free(offs);
         return NULL;
     }
     c->owner = b;
@@ -406,7 +411,7 @@ static struct cblock *block_get(struct store *s, struct block *b)
     char *raw = read_block(s, b);
     if (!raw)
         return NULL;
-    struct cblock *nc = cblock_new(b, raw, b->raw_len);
+    struct cblock *nc = cblock_new(b, raw, b->raw_len, NULL);
     if (!nc) {
         bigbuf_put(raw, b->raw_len);
         return NULL;
@@ -693,7 +698,8 @@ static void encode_chunk(struct store *s, struct pchunk *p)
         b->first_id = p->first_id;
         b->count = p->count;
         b->raw_len = (uint32_t)p->len;
-        rc = rows_to_columns(p->buf, p->len, p->count, cols);
+        p->offs = malloc(((size_t)p->count + 1) * sizeof(uint32_t));
+        rc = p->offs ? rows_to_columns(p->buf, p->len, p->count, cols, p->offs) : -ENOMEM;
     }
     if (rc == 0)
         rc = summarize(b, cols);
@@ -748,7 +754,9 @@ static int write_chunk(struct store *s, struct pchunk *p)
             log_warn("store: ftruncate %s: %s", seg->path, strerror(errno));
         goto fail;
     }
-    struct cblock *c = cblock_new(b, p->buf, p->cap);
+    struct cblock *c = cblock_new(b, p->buf, p->cap, p->offs);
+    if (c)
+        p->offs = NULL; /* Taken over with the rows. */
     if (!c) {
         if (ftruncate(seg->fd, (off_t)seg->size) < 0)
             log_warn("store: ftruncate %s: %s", seg->path, strerror(errno));
@@ -784,6 +792,7 @@ static void pchunk_free(struct store *s, struct pchunk *p)
         free(p->b->filter);
     free(p->b);
     free(p->frame);
+    free(p->offs);
     bigbuf_put(p->buf, p->cap);
     free(p);
 }

@@ -98,7 +98,7 @@ static struct cols col_layout(uint32_t count, size_t src_total)
     return c;
 }
 
-int rows_to_columns(const char *rows, size_t len, uint32_t count, char *cols)
+int rows_to_columns(const char *rows, size_t len, uint32_t count, char *cols, uint32_t *offs)
 {
     /* First pass: sizes, to place the variable-length columns. */
     size_t off = 0, src_total = 0;
@@ -107,11 +107,15 @@ int rows_to_columns(const char *rows, size_t len, uint32_t count, char *cols)
         size_t n = rec_get(rows + off, len - off, &e);
         if (!n)
             return -1;
+        if (offs)
+            offs[i] = (uint32_t)off;
         src_total += e.source_len;
         off += n;
     }
     if (off != len)
         return -1;
+    if (offs)
+        offs[count] = (uint32_t)len;
     struct cols c = col_layout(count, src_total);
     size_t src = c.src, msg = c.msg;
     int64_t prev_ts = 0;

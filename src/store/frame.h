@@ -65,8 +65,9 @@ size_t rec_get(const char *p, size_t avail, struct lc_entry *e);
 int payload_index(const char *raw, size_t raw_len, uint32_t count, uint32_t *offs);
 
 /* Rows to columns and back (len bytes each way). Returns 0, or -1 when the input does not hold
- * exactly count well-formed records. */
-int rows_to_columns(const char *rows, size_t len, uint32_t count, char *cols);
+ * exactly count well-formed records. offs, if not NULL, receives the rows' offsets as
+ * payload_index gives them (count + 1 entries), saving that parse. */
+int rows_to_columns(const char *rows, size_t len, uint32_t count, char *cols, uint32_t *offs);
 int columns_to_rows(const char *cols, size_t len, uint32_t count, char *rows);
 
 /* What a block's index needs, read straight from its columns: event-time range, entries per

@@ -33,7 +33,12 @@ TEST(columns_round_trip)
     size_t len;
     char *rows = make_rows(1000, &len);
     char *cols = malloc(len), *back = malloc(len);
-    CHECK_EQ_INT(rows_to_columns(rows, len, 1000, cols), 0);
+    uint32_t *offs = malloc(1001 * sizeof(uint32_t)), *want = malloc(1001 * sizeof(uint32_t));
+    CHECK_EQ_INT(rows_to_columns(rows, len, 1000, cols, offs), 0);
+    CHECK_EQ_INT(payload_index(rows, len, 1000, want), 0);
+    CHECK(memcmp(offs, want, 1001 * sizeof(uint32_t)) == 0);
+    free(offs);
+    free(want);
     CHECK_EQ_INT(columns_to_rows(cols, len, 1000, back), 0);
     CHECK(memcmp(rows, back, len) == 0);
     struct col_summary cs;
@@ -44,7 +49,7 @@ TEST(columns_round_trip)
                  1000 / LC_LEVEL_COUNT + (1000 % LC_LEVEL_COUNT > LC_ERROR));
     CHECK(cs.msgs_len > 0 && memcmp(cs.msgs, "line 0 level=ERROR", 18) == 0);
     /* A wrong count or length is caught, never misread. */
-    CHECK_EQ_INT(rows_to_columns(rows, len, 999, cols), -1);
+    CHECK_EQ_INT(rows_to_columns(rows, len, 999, cols, NULL), -1);
     CHECK_EQ_INT(columns_to_rows(cols, len - 1, 1000, back), -1);
     CHECK_EQ_INT(columns_summary(cols, len, 1001, &cs), -1);
     free(rows);
@@ -57,7 +62,7 @@ TEST(frame_round_trip_and_damage)
     size_t len;
     char *rows = make_rows(500, &len);
     char *cols = malloc(len);
-    CHECK_EQ_INT(rows_to_columns(rows, len, 500, cols), 0);
+    CHECK_EQ_INT(rows_to_columns(rows, len, 500, cols, NULL), 0);
     for (int level = 0; level <= 3; level += 3) {
         char *f;
         size_t flen;
