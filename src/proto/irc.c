@@ -37,12 +37,11 @@ void irc_send_raw(struct irc_client *cl, const char *line, size_t len)
     irc_send_tagged(cl, line, len > IRC_LINE_MAX - 2 ? IRC_LINE_MAX - 2 : len);
 }
 
-void irc_send_tagged(struct irc_client *cl, const char *line, size_t len)
+void irc_send_wire(struct irc_client *cl, const char *bytes, size_t len)
 {
     if (cl->closing)
         return;
-    conn_write(cl->c, line, len);
-    conn_write(cl->c, "\r\n", 2);
+    conn_write(cl->c, bytes, len);
     if (conn_out_full(cl->c) && conn_flush_now(cl->c) == 0 && conn_out_full(cl->c)) {
         /* SendQ exceeded: a reader that cannot keep up is dropped, never waited for. */
         log_info("irc: dropping %s (%s): SendQ exceeded", cl->nick[0] ? cl->nick : "*", cl->host);
@@ -52,6 +51,17 @@ void irc_send_tagged(struct irc_client *cl, const char *line, size_t len)
         snprintf(bye, sizeof(bye), "\r\nERROR :Closing Link: %s (SendQ exceeded)\r\n", cl->host);
         conn_abort(cl->c, bye);
     }
+}
+
+void irc_send_tagged(struct irc_client *cl, const char *line, size_t len)
+{
+    char buf[IRC_LINE_MAX + 8200];
+    if (len > sizeof(buf) - 2)
+        len = sizeof(buf) - 2;
+    memcpy(buf, line, len);
+    buf[len] = '\r';
+    buf[len + 1] = '\n';
+    irc_send_wire(cl, buf, len + 2);
 }
 
 void irc_send(struct irc_client *cl, const char *fmt, ...)

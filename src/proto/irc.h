@@ -86,6 +86,8 @@ void irc_numeric(struct irc_client *cl, int num, const char *fmt, ...)
 void irc_send_raw(struct irc_client *cl, const char *line, size_t len);
 /* As irc_send_raw for a line that starts with IRCv3 tags (allowed past 512 bytes). */
 void irc_send_tagged(struct irc_client *cl, const char *line, size_t len);
+/* Queue complete CRLF-terminated lines as they are (the log stream's hot path). */
+void irc_send_wire(struct irc_client *cl, const char *bytes, size_t len);
 void irc_init(struct store *store, const struct config *cfg);
 
 /* Case-mapped (rfc1459) comparison of names. */

@@ -146,39 +146,61 @@ static void format_entry(const struct lc_entry *e, const char *chan, struct form
              lc_level_name(e->level), src);
 }
 
-/* One entry as one or more PRIVMSGs: text longer than IRC's 512-byte line is split at UTF-8
- * boundaries. Every piece carries the same tags and starts with the entry's "[time]", the
- * later ones followed by "...", so each line reads as part of a log entry. */
-static void send_entry(struct irc_client *cl, const struct formatted *f)
+/* The tags a client gets: bit 0 server-time, bit 1 message-tags. */
+static int tag_variant(const struct irc_client *cl)
 {
-    char line[IRC_LINE_MAX + 400];
+    return (cl->cap_server_time ? 1 : 0) | (cl->cap_message_tags ? 2 : 0);
+}
+
+/* One entry as the wire bytes of one or more PRIVMSGs (CRLF-terminated), for one tag variant.
+ * Text longer than IRC's 512-byte line is split at UTF-8 boundaries; every piece carries the
+ * same tags and starts with the entry's "[time]", the later ones followed by "...", so each
+ * line reads as part of a log entry. Returns the bytes written to out (cap >= 2 * SPLIT_MAX). */
+static size_t render_entry(const struct formatted *f, int variant, char *out, size_t cap)
+{
+    char head[400];
     size_t tagl = 0;
-    if (cl->cap_server_time || cl->cap_message_tags)
-        tagl =
-            (size_t)snprintf(line, sizeof(line), "@%s%s%s ", cl->cap_server_time ? f->time_tag : "",
-                             cl->cap_server_time && cl->cap_message_tags ? ";" : "",
-                             cl->cap_message_tags ? f->tags : "");
+    if (variant)
+        tagl = (size_t)snprintf(head, sizeof(head), "@%s%s%s ", variant & 1 ? f->time_tag : "",
+                                variant == 3 ? ";" : "", variant & 2 ? f->tags : "");
     size_t pre =
-        tagl + (size_t)snprintf(line + tagl, sizeof(line) - tagl, LOGBOT " PRIVMSG %s :", f->chan);
+        tagl + (size_t)snprintf(head + tagl, sizeof(head) - tagl, LOGBOT " PRIVMSG %s :", f->chan);
     const size_t stamp = 21; /* "[YYYY-MM-DD HH:MM:SS]" */
-    for (size_t off = 0; off < f->text_len && !cl->closing;) {
-        size_t head = pre;
-        if (off) {
-            memcpy(line + head, f->text, stamp);
-            memcpy(line + head + stamp, " ... ", 5);
-            head += stamp + 5;
-        }
-        size_t room = IRC_LINE_MAX - 2 - (head - tagl); /* Tags do not count against 512. */
+    size_t o = 0;
+    for (size_t off = 0; off < f->text_len;) {
+        size_t cont = off ? stamp + 5 : 0;
+        size_t room = IRC_LINE_MAX - 2 - (pre - tagl) - cont; /* Tags do not count. */
         size_t n = f->text_len - off;
         if (n > room) {
             n = room;
             while (n > 1 && ((unsigned char)f->text[off + n] & 0xc0) == 0x80)
                 n--;
         }
-        memcpy(line + head, f->text + off, n);
-        irc_send_tagged(cl, line, head + n);
+        if (o + pre + cont + n + 2 > cap)
+            break;
+        memcpy(out + o, head, pre);
+        o += pre;
+        if (cont) {
+            memcpy(out + o, f->text, stamp);
+            memcpy(out + o + stamp, " ... ", 5);
+            o += cont;
+        }
+        memcpy(out + o, f->text + off, n);
+        o += n;
+        out[o++] = '\r';
+        out[o++] = '\n';
         off += n;
     }
+    return o;
+}
+
+#define RENDER_CAP (2 * SPLIT_MAX + 4 * 400)
+
+static void send_entry(struct irc_client *cl, const struct formatted *f)
+{
+    static char out[RENDER_CAP];
+    size_t n = render_entry(f, tag_variant(cl), out, sizeof(out));
+    irc_send_wire(cl, out, n);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -226,10 +248,17 @@ static bool stream_visit(void *arg, const struct lc_entry *e)
         ch->window_lines++;
         struct formatted f;
         format_entry(e, ch->name, &f);
+        /* Rendered once per tag variant, then copied to every member that uses it. */
+        static char wire[4][RENDER_CAP];
+        size_t wlen[4] = {0, 0, 0, 0};
         for (int i = 0; i < ch->nmembers; i++) {
             struct irc_client *cl = ch->members[i].cl;
-            if (!cl->logstream_off && !cl->closing)
-                send_entry(cl, &f);
+            if (cl->logstream_off || cl->closing)
+                continue;
+            int v = tag_variant(cl);
+            if (!wlen[v])
+                wlen[v] = render_entry(&f, v, wire[v], sizeof(wire[v]));
+            irc_send_wire(cl, wire[v], wlen[v]);
         }
     }
     return true;
