@@ -362,6 +362,20 @@ int lcc_cmd_count(struct lcc_opts *o, int argc, char **argv)
     return rc;
 }
 
+/* For the subcommands without an expression (stats, ping): parse the options, then connect.
+ * Returns 0 with *q open, or the exit code to return. */
+static int open_without_expr(struct lcc_opts *o, int argc, char **argv, const char *help,
+                             struct lcc_qconn **q)
+{
+    struct qargs a = {.no_expr = true};
+    int rc = parse_qargs(o, argc, argv, help, &a);
+    if (rc)
+        return rc;
+    free(a.expr);
+    *q = open_or_warn(o);
+    return *q ? 0 : LCC_EXIT_UNREACHABLE;
+}
+
 const char lcc_stats_help[] = "usage: logcaster stats [options]\n"
                               "\n"
                               "Print the server's statistics (STATS), one '<key> <value>' per\n"
@@ -369,19 +383,14 @@ const char lcc_stats_help[] = "usage: logcaster stats [options]\n"
 
 int lcc_cmd_stats(struct lcc_opts *o, int argc, char **argv)
 {
-    struct qargs a = {.no_expr = true};
     struct lcc_qconn *q;
     char *line;
     size_t len;
     bool first = true;
-    int rc = parse_qargs(o, argc, argv, lcc_stats_help, &a);
+    int rc = open_without_expr(o, argc, argv, lcc_stats_help, &q);
 
     if (rc)
         return rc;
-    free(a.expr);
-    q = open_or_warn(o);
-    if (!q)
-        return LCC_EXIT_UNREACHABLE;
     rc = send_or_warn(q, "STATS", NULL);
     while (!rc) {
         rc = reply_line(q, &line, &len);
@@ -408,20 +417,14 @@ const char lcc_ping_help[] = "usage: logcaster ping [options]\n"
 
 int lcc_cmd_ping(struct lcc_opts *o, int argc, char **argv)
 {
-    struct qargs a = {.no_expr = true};
     struct lcc_qconn *q;
     char *line;
     size_t len;
-    double t0;
-    int rc = parse_qargs(o, argc, argv, lcc_ping_help, &a);
+    int rc = open_without_expr(o, argc, argv, lcc_ping_help, &q);
 
     if (rc)
         return rc;
-    free(a.expr);
-    q = open_or_warn(o);
-    if (!q)
-        return LCC_EXIT_UNREACHABLE;
-    t0 = lcc_now_s();
+    double t0 = lcc_now_s();
     rc = send_or_warn(q, "PING", NULL);
     if (!rc)
         rc = reply_line(q, &line, &len);
