@@ -35,7 +35,10 @@
 #include "store/index.h"
 #include "store/store.h"
 
-#define PCHUNK_TARGET (1u << 20)  /* A frame holds about this many raw bytes. */
+/* A frame holds about this many raw bytes. Smaller frames compress a little worse (1.6% more
+ * disk at zstd level 1) but a query that needs one line of a block decompresses less: the
+ * cold rare-keyword query over 20M entries went from 96 ms to 25 ms going from 1 MiB to 256 KiB. */
+#define PCHUNK_TARGET (1u << 18)
 #define BACKLOG_MAX   (32u << 20) /* Pending bytes beyond which ingest pauses. */
 #define SKIP_COST     64          /* Budget units charged for ruling out a block. */
 #define FAILED_RANGES 256
@@ -76,8 +79,8 @@ struct pchunk {
     int state;
     struct block *b; /* ENCODED: summary, filter; NULL if encoding failed. */
     uint32_t *offs;  /* ENCODED: the rows' offsets, for the cache. */
-    char *frame;     /* ENCODED: the frame to write. */
-    size_t flen;
+    char *frame;     /* ENCODED: the frame to write (a bigbuf of fcap bytes). */
+    size_t flen, fcap;
     struct pchunk *next;
 };
 
@@ -703,10 +706,14 @@ static void encode_chunk(struct store *s, struct pchunk *p)
     }
     if (rc == 0)
         rc = summarize(b, cols);
-    if (rc == 0)
-        rc = frame_encode(cols, p->len, p->first_id, p->count, s->cfg.compression_level, &p->frame,
-                          &p->flen);
-    free(cols);
+    if (rc == 0) {
+        p->fcap = frame_bound(p->len);
+        p->frame = bigbuf_get(p->fcap);
+        rc = p->frame ? frame_encode(cols, p->len, p->first_id, p->count,
+                                     s->cfg.compression_level, p->frame, p->fcap, &p->flen)
+                      : -ENOMEM;
+    }
+    bigbuf_put(cols, p->len);
     if (rc < 0) {
         log_error("store: cannot encode entries %" PRIu64 "..%" PRIu64 ": %s", p->first_id,
                   p->first_id + p->count - 1, strerror(-rc));
@@ -791,7 +798,7 @@ static void pchunk_free(struct store *s, struct pchunk *p)
     if (p->b)
         free(p->b->filter);
     free(p->b);
-    free(p->frame);
+    bigbuf_put(p->frame, p->fcap);
     free(p->offs);
     bigbuf_put(p->buf, p->cap);
     free(p);

@@ -254,13 +254,17 @@ static uint64_t frame_sum(const char *frame, size_t payload_len)
     return XXH3_64bits(frame + 16, FRAME_HDR_LEN - 16 + payload_len);
 }
 
-int frame_encode(const char *raw, size_t raw_len, uint64_t first_id, uint32_t count, int level,
-                 char **out, size_t *out_len)
+size_t frame_bound(size_t raw_len)
 {
-    size_t bound = level ? ZSTD_compressBound(raw_len) : raw_len;
-    char *f = malloc(FRAME_HDR_LEN + bound);
-    if (!f)
-        return -ENOMEM;
+    return FRAME_HDR_LEN + ZSTD_compressBound(raw_len);
+}
+
+int frame_encode(const char *raw, size_t raw_len, uint64_t first_id, uint32_t count, int level,
+                 char *f, size_t cap, size_t *out_len)
+{
+    if (cap < frame_bound(raw_len))
+        return -ENOBUFS;
+    size_t bound = cap - FRAME_HDR_LEN;
     size_t plen = raw_len;
     uint32_t codec = 0;
     if (level) {
@@ -282,7 +286,6 @@ int frame_encode(const char *raw, size_t raw_len, uint64_t first_id, uint32_t co
     put32(f + 32, codec);
     put32(f + 36, 0);
     put64(f + 8, frame_sum(f, plen));
-    *out = f;
     *out_len = FRAME_HDR_LEN + plen;
     return 0;
 }

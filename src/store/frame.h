@@ -80,10 +80,14 @@ struct col_summary {
 };
 int columns_summary(const char *cols, size_t len, uint32_t count, struct col_summary *out);
 
-/* Encode a frame for raw[0..raw_len) into out (malloc'ed, *out_len bytes). level is the zstd
- * level; 0 stores the payload uncompressed. Returns 0 or -errno. */
+/* The buffer size frame_encode needs for raw_len bytes, whatever the level. */
+size_t frame_bound(size_t raw_len);
+
+/* Encode a frame for raw[0..raw_len) into out[0..cap) (*out_len bytes used); cap must be at
+ * least frame_bound(raw_len). level is the zstd level; 0 stores the payload uncompressed.
+ * Returns 0 or -errno. */
 int frame_encode(const char *raw, size_t raw_len, uint64_t first_id, uint32_t count, int level,
-                 char **out, size_t *out_len);
+                 char *out, size_t cap, size_t *out_len);
 
 /* Parse and sanity-check a frame header from hdr[0..FRAME_HDR_LEN). Returns 0, or -1 when it
  * cannot be a frame header. */

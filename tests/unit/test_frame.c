@@ -1,4 +1,5 @@
 /* test_frame.c - records, columns and frames: round trips and damage detection. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,9 +65,10 @@ TEST(frame_round_trip_and_damage)
     char *cols = malloc(len);
     CHECK_EQ_INT(rows_to_columns(rows, len, 500, cols, NULL), 0);
     for (int level = 0; level <= 3; level += 3) {
-        char *f;
-        size_t flen;
-        CHECK_EQ_INT(frame_encode(cols, len, 77, 500, level, &f, &flen), 0);
+        size_t flen, fcap = frame_bound(len);
+        char *f = malloc(fcap);
+        CHECK_EQ_INT(frame_encode(cols, len, 77, 500, level, f, fcap - 1, &flen), -ENOBUFS);
+        CHECK_EQ_INT(frame_encode(cols, len, 77, 500, level, f, fcap, &flen), 0);
         if (level)
             CHECK(flen < len / 2); /* repetitive text compresses */
         struct frame_hdr h;
