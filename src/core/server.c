@@ -147,6 +147,11 @@ bool conn_out_full(const struct conn *c)
     return buf_len(&c->out) >= c->r->srv->cfg->out_limit;
 }
 
+size_t conn_out_pending(const struct conn *c)
+{
+    return buf_len(&c->out);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Closing and freeing. */
 

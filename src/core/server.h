@@ -85,6 +85,8 @@ int conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(prin
 int conn_flush_now(struct conn *c);
 /* True when unsent bytes reached --out-limit: stop producing and wait for resume. */
 bool conn_out_full(const struct conn *c);
+/* Unsent bytes queued on the connection. */
+size_t conn_out_pending(const struct conn *c);
 /* While busy, input is not delivered (so replies keep request order); resume is called when
  * the output has room. Clearing busy delivers the buffered input again. */
 void conn_set_busy(struct conn *c, bool busy);

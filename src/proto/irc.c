@@ -42,15 +42,19 @@ void irc_send_wire(struct irc_client *cl, const char *bytes, size_t len)
     if (cl->closing)
         return;
     conn_write(cl->c, bytes, len);
-    if (conn_out_full(cl->c) && conn_flush_now(cl->c) == 0 && conn_out_full(cl->c)) {
-        /* SendQ exceeded: a reader that cannot keep up is dropped, never waited for. */
-        log_info("irc: dropping %s (%s): SendQ exceeded", cl->nick[0] ? cl->nick : "*", cl->host);
-        cl->closing = true;
-        client_quit(cl, "SendQ exceeded");
-        char bye[160];
-        snprintf(bye, sizeof(bye), "\r\nERROR :Closing Link: %s (SendQ exceeded)\r\n", cl->host);
-        conn_abort(cl->c, bye);
-    }
+    if (conn_out_full(cl->c) && conn_flush_now(cl->c) == 0 && conn_out_full(cl->c))
+        irc_sendq_exceeded(cl);
+}
+
+void irc_sendq_exceeded(struct irc_client *cl)
+{
+    /* A reader that cannot keep up is dropped, never waited for. */
+    log_info("irc: dropping %s (%s): SendQ exceeded", cl->nick[0] ? cl->nick : "*", cl->host);
+    cl->closing = true;
+    client_quit(cl, "SendQ exceeded");
+    char bye[160];
+    snprintf(bye, sizeof(bye), "\r\nERROR :Closing Link: %s (SendQ exceeded)\r\n", cl->host);
+    conn_abort(cl->c, bye);
 }
 
 void irc_send_tagged(struct irc_client *cl, const char *line, size_t len)
@@ -1214,6 +1218,8 @@ static void irc_tick(struct conn *c, int64_t now)
     if (!cl || cl->closing)
         return;
     irc_logs_tick(now);
+    if (irc_logs_client_tick(cl, now))
+        return;
     int64_t idle = now - cl->last_seen_ms;
     if (!cl->registered && idle > IRC_REGISTER_TIMEOUT_MS) {
         irc_send(cl, "ERROR :Closing Link: %s (Registration timed out)", cl->host);

@@ -33,6 +33,12 @@ struct irc_client {
     bool cap_negotiating;
     bool cap_server_time, cap_message_tags, cap_multi_prefix;
     bool logstream_off; /* !logstream off: no live log lines for this client. */
+    /* Live log lines are best effort: while the client's unsent output is above half of
+     * --out-limit they are skipped and counted here, and it is told how many once it has
+     * caught up. behind_ms is when it fell behind (0: it has not). */
+    uint64_t stream_skipped;
+    int64_t behind_ms;
+    unsigned flush_gen; /* The pump that last tried an immediate flush for this client. */
     bool closing;
     char away[128];
     struct irc_chan *chans[IRC_MAXCHANS];
@@ -88,6 +94,8 @@ void irc_send_raw(struct irc_client *cl, const char *line, size_t len);
 void irc_send_tagged(struct irc_client *cl, const char *line, size_t len);
 /* Queue complete CRLF-terminated lines as they are (the log stream's hot path). */
 void irc_send_wire(struct irc_client *cl, const char *bytes, size_t len);
+/* Drop cl with "SendQ exceeded": it cannot keep up with what it is sent. */
+void irc_sendq_exceeded(struct irc_client *cl);
 void irc_init(struct store *store, const struct config *cfg);
 
 /* Case-mapped (rfc1459) comparison of names. */
@@ -106,6 +114,9 @@ void irc_logs_setup_chan(struct irc_chan *ch); /* Give a new #logs-* channel its
 void irc_logbot_command(struct irc_client *cl, const char *target, const char *text);
 void irc_logs_pump(void);                /* Stream entries stored since the last call. */
 void irc_logs_tick(int64_t now_mono_ms); /* Report suppressed lines once a second. */
+/* A client's share of the stream: tell it about skipped lines once it has caught up, or drop
+ * it (SendQ) when it has been behind for IRC_STREAM_BEHIND_MS. True if it was dropped. */
+bool irc_logs_client_tick(struct irc_client *cl, int64_t now_mono_ms);
 void irc_logs_replay(struct irc_client *cl, struct irc_chan *ch, int n);
 void irc_logs_free(void);
 

@@ -20,6 +20,7 @@
 #include "query/qry.h"
 #include "store/store.h"
 
+#define IRC_STREAM_BEHIND_MS 2000 /* A client behind the stream this long is dropped (SendQ). */
 #define PUMP_MAX   20000 /* Entries relayed per pump; beyond that the oldest are skipped. */
 #define QUERY_SHOW 5     /* Rows !query prints. */
 #define LOGBOT     ":LogBot!log@system"
@@ -233,6 +234,55 @@ void irc_logs_tick(int64_t now)
             roll_window(ch, now);
 }
 
+static unsigned pump_gen; /* Counts pumps, so a slow client is flushed at most once per pump. */
+
+static void tell_skipped(struct irc_client *cl)
+{
+    if (cl->stream_skipped)
+        irc_send(cl, LOGBOT " NOTICE %s :%" PRIu64 " log lines were not sent to you: your "
+                        "connection fell behind the stream. Use !query or the query port.",
+                 cl->nick, cl->stream_skipped);
+    cl->stream_skipped = 0;
+    cl->behind_ms = 0;
+}
+
+/* Whether a live log line may be queued for cl. Above half of --out-limit, the socket gets
+ * one immediate flush per pump (a fast reader's kernel buffer takes a burst); if that does
+ * not make room, the line is skipped for this client and counted. A client that fell behind
+ * must get down to a quarter before lines flow again, so it is not told about every line. */
+static bool stream_room(struct irc_client *cl, int64_t now)
+{
+    size_t soft = irc.cfg->out_limit / (cl->behind_ms ? 4 : 2);
+    if (conn_out_pending(cl->c) >= soft && cl->flush_gen != pump_gen) {
+        cl->flush_gen = pump_gen;
+        if (conn_flush_now(cl->c) != 0)
+            return false;
+    }
+    if (conn_out_pending(cl->c) < soft) {
+        if (cl->behind_ms)
+            tell_skipped(cl);
+        return true;
+    }
+    cl->stream_skipped++;
+    if (!cl->behind_ms)
+        cl->behind_ms = now;
+    return false;
+}
+
+bool irc_logs_client_tick(struct irc_client *cl, int64_t now)
+{
+    if (!cl->behind_ms)
+        return false;
+    if (conn_out_pending(cl->c) < irc.cfg->out_limit / 4) {
+        tell_skipped(cl);
+        return false;
+    }
+    if (now - cl->behind_ms < IRC_STREAM_BEHIND_MS)
+        return false;
+    irc_sendq_exceeded(cl);
+    return true;
+}
+
 static bool stream_visit(void *arg, const struct lc_entry *e)
 {
     (void)arg;
@@ -253,7 +303,7 @@ static bool stream_visit(void *arg, const struct lc_entry *e)
         size_t wlen[4] = {0, 0, 0, 0};
         for (int i = 0; i < ch->nmembers; i++) {
             struct irc_client *cl = ch->members[i].cl;
-            if (cl->logstream_off || cl->closing)
+            if (cl->logstream_off || cl->closing || !stream_room(cl, now))
                 continue;
             int v = tag_variant(cl);
             if (!wlen[v])
@@ -274,6 +324,7 @@ void irc_logs_pump(void)
         listening = ch->is_log && ch->filter && ch->nmembers > 0;
     uint64_t from = irc.stream_id + 1;
     irc.stream_id = done;
+    pump_gen++;
     if (!listening)
         return;
     if (done - from + 1 > PUMP_MAX) {
