@@ -228,25 +228,35 @@ if [[ $irc_clients -gt 0 ]]; then
         --seconds 5) || true
     echo "  20,000 lines/s for 5 s (--irc-stream-rate 1000000): $res"
     stop_server
+    # Ingest at full speed without and with the clients joined (default stream rate),
+    # alternating, $repeat times each; the medians are compared.
     run_extra=(--irc-port 0)
-    start_server
-    base=$(client bench --connections 4 --lines "$lines") || base=FAILED
-    stop_server
-    start_server
-    client bench-irc --irc-port "$(irc_port_of)" --clients "$irc_clients" --hold 30 \
-        >"$work/irc-hold.out" 2>&1 &
-    hold_pid=$!
-    for _ in $(seq 300); do
-        grep -q 'holding' "$work/irc-hold.out" 2>/dev/null && break
-        sleep 0.1
+    bases=() withs=()
+    for _ in $(seq "$repeat"); do
+        start_server
+        base=$(client bench --connections 4 --lines "$lines") || base=FAILED
+        bases+=("$(field 'lines/s' "$base")")
+        stop_server
+        start_server
+        client bench-irc --irc-port "$(irc_port_of)" --clients "$irc_clients" --hold 30 \
+            >"$work/irc-hold.out" 2>&1 &
+        hold_pid=$!
+        for _ in $(seq 300); do
+            grep -q 'holding' "$work/irc-hold.out" 2>/dev/null && break
+            sleep 0.1
+        done
+        with=$(client bench --connections 4 --lines "$lines") || with=FAILED
+        withs+=("$(field 'lines/s' "$with")")
+        kill "$hold_pid" 2>/dev/null || true
+        wait "$hold_pid" 2>/dev/null || true
+        stop_server
     done
-    with=$(client bench --connections 4 --lines "$lines") || with=FAILED
-    kill "$hold_pid" 2>/dev/null || true
-    wait "$hold_pid" 2>/dev/null || true
-    stop_server
     run_extra=()
-    echo "  ingest without IRC clients:                 $base"
-    echo "  ingest with $irc_clients IRC clients in #logs-all: $with"
-    awk -v a="$(field 'lines/s' "$base")" -v b="$(field 'lines/s' "$with")" \
+    median_of() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+    base=$(median_of "${bases[@]}")
+    with=$(median_of "${withs[@]}")
+    echo "  ingest lines/s without IRC clients ($repeat runs): ${bases[*]}; median $base"
+    echo "  ingest lines/s with $irc_clients IRC clients in #logs-all: ${withs[*]}; median $with"
+    awk -v a="$base" -v b="$with" \
         'BEGIN { if (a > 0) printf "  ingest rate change with IRC clients: %+.1f%%\n", 100 * (b - a) / a }'
 fi
