@@ -2,11 +2,14 @@
 CC      ?= cc
 CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -pthread -Isrc -Itests/unit \
               $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
-LIBS    = $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8) -lzstd -lxxhash -pthread -lm
+LIBS    = $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8) -lzstd -lxxhash -lyajl \
+          -pthread -lm
 OPT     ?= -O2 -g
 SAN     = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRCS    = $(filter-out src/main.c, $(wildcard src/core/*.c src/proto/*.c src/store/*.c src/query/*.c))
+LIB_SRCS    = $(filter-out src/main.c, $(wildcard src/core/*.c src/proto/*.c src/store/*.c src/query/*.c \
+                                                 src/http/*.c)) src/http/assets.S
+WEB_FILES   = web/index.html web/app.js web/app.css
 CLIENT_SRCS = $(wildcard src/client/*.c)
 UNIT_SRCS   = $(wildcard tests/unit/test_*.c)
 FUZZ_SRCS   = $(wildcard tests/fuzz/fuzz_*.c)
@@ -22,11 +25,14 @@ deps:
 	@scripts/install-deps.sh
 
 define build_tree
-$(1)/lib.a: $(patsubst %.c,$(1)/%.o,$(LIB_SRCS))
+$(1)/lib.a: $(patsubst %.S,$(1)/%.o,$(patsubst %.c,$(1)/%.o,$(LIB_SRCS)))
 	rm -f $$@ && ar rcs $$@ $$^
 $(1)/%.o: %.c $(HDRS)
 	@mkdir -p $$(dir $$@)
 	$(CC) $(CFLAGS_BASE) $(2) -c $$< -o $$@
+$(1)/%.o: %.S $(WEB_FILES)
+	@mkdir -p $$(dir $$@)
+	$(CC) -c $$< -o $$@
 $(1)/logcasterd: $(1)/src/main.o $(1)/lib.a
 	$(CC) $(2) $$^ -o $$@ $(LIBS)
 $(1)/logcaster: $(patsubst %.c,$(1)/%.o,$(CLIENT_SRCS)) $(1)/lib.a
@@ -51,7 +57,7 @@ unit: $(patsubst %.c,$(BA)/%,$(UNIT_SRCS))
 
 FUZZ_CFLAGS = -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -Itests/unit \
               $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(HDRS)
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(HDRS) $(WEB_FILES)
 	@mkdir -p build/fuzz
 	clang $(FUZZ_CFLAGS) $< $(LIB_SRCS) -o $@ $(LIBS)
 fuzz: $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))

@@ -83,13 +83,22 @@ int main(int argc, char **argv)
         return 1;
     }
     irc_init(store, &cfg);
-    const struct listener_spec listeners[] = {
-        {"log", cfg.log_port, &proto_ingest, false},
-        {"query", cfg.query_port, &proto_query, false},
-        {"irc", cfg.irc_port, &proto_irc, true},
+    struct listener_spec listeners[4 + CONFIG_MAX_LISTEN] = {
+        {"log", NULL, cfg.log_port, &proto_ingest, proto_pick},
+        {"query", NULL, cfg.query_port, &proto_query, proto_pick},
+        {"irc", NULL, cfg.irc_port, &proto_irc, proto_pick},
+        {"http", NULL, cfg.http_port, &proto_http, proto_pick},
     };
-    struct server *srv =
-        server_start(&cfg, store, listeners, sizeof(listeners) / sizeof(listeners[0]));
+    size_t nlisteners = 4;
+    for (int i = 0; i < cfg.nlisten; i++) {
+        const struct listen_extra *l = &cfg.listen[i];
+        const struct proto *p = strcmp(l->role, "query") == 0 ? &proto_query
+                                : strcmp(l->role, "irc") == 0 ? &proto_irc
+                                : strcmp(l->role, "http") == 0 ? &proto_http
+                                                                : &proto_ingest;
+        listeners[nlisteners++] = (struct listener_spec){l->role, l->addr, l->port, p, proto_pick};
+    }
+    struct server *srv = server_start(&cfg, store, listeners, nlisteners);
     if (!srv) {
         store_close(store);
         return 1;

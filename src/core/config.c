@@ -11,7 +11,6 @@
 
 #include "core/log.h"
 
-#define LC_VERSION "0.1.0"
 
 void config_defaults(struct config *c)
 {
@@ -21,6 +20,10 @@ void config_defaults(struct config *c)
         .log_port = 9999,
         .query_port = 9998,
         .irc_port = 6667,
+        .http_port = 8080,
+        .http_max_body = (size_t)64 << 20,
+        .http_max_header = 16 * 1024,
+        .http_request_timeout_s = 10,
         .irc_server_name = "logcaster.local",
         .irc_password = NULL,
         .irc_stream_rate = 200,
@@ -61,6 +64,14 @@ static const char usage[] =
     "  --log-port N             log ingest port (default 9999)\n"
     "  --query-port N           query port (default 9998)\n"
     "  --irc-port N             IRC server port (default 6667)\n"
+    "  --http-port N            HTTP API and web console port (default 8080)\n"
+    "  --listen ADDR:PORT=ROLE  an extra listener; ROLE is auto, log, query, irc or http\n"
+    "                           (repeatable, up to 4; [::1]:7000=auto for IPv6). Every\n"
+    "                           listener detects HTTP, IRC and the binary protocol from the\n"
+    "                           first bytes; other input gets the ROLE (auto: log lines)\n"
+    "  --http-max-body SIZE     largest HTTP request body (default 64M)\n"
+    "  --http-max-header SIZE   largest HTTP request line plus headers (default 16K)\n"
+    "  --http-request-timeout SEC  a request must arrive whole within this (default 10)\n"
     "  --irc-server-name NAME   the IRC server's name (default logcaster.local)\n"
     "  --irc-password PASS      IRC clients must send PASS first (default: none)\n"
     "  --irc-stream-rate N      log lines per second per IRC log channel; beyond, LogBot\n"
@@ -204,6 +215,11 @@ enum {
     OPT_IRC_PASS,
     OPT_IRC_RATE,
     OPT_IRC_REPLAY,
+    OPT_HTTP_PORT,
+    OPT_HTTP_BODY,
+    OPT_HTTP_HEADER,
+    OPT_HTTP_TIMEOUT,
+    OPT_LISTEN,
     OPT_FSYNC,
     OPT_FSYNC_INTERVAL,
     OPT_SEGMENT_SIZE,
@@ -254,6 +270,46 @@ static int parse_age(const char *s, int64_t *ms)
     return 0;
 }
 
+/* ADDR:PORT=ROLE, with [v6addr]:PORT for IPv6. */
+static int parse_listen(struct config *c, const char *arg)
+{
+    if (c->nlisten == CONFIG_MAX_LISTEN) {
+        fprintf(stderr, "logcasterd: at most %d --listen options\n", CONFIG_MAX_LISTEN);
+        return -1;
+    }
+    struct listen_extra *l = &c->listen[c->nlisten];
+    const char *eq = strrchr(arg, '='), *colon;
+    const char *a = arg, *a_end;
+    if (*arg == '[') {
+        a = arg + 1;
+        a_end = strchr(a, ']');
+        colon = a_end && a_end[1] == ':' ? a_end + 1 : NULL;
+    } else {
+        colon = eq ? memchr(arg, ':', (size_t)(eq - arg)) : NULL;
+        a_end = colon;
+    }
+    static const char *const roles[] = {"auto", "log", "query", "irc", "http"};
+    bool role_ok = false;
+    for (size_t i = 0; eq && i < sizeof(roles) / sizeof(roles[0]); i++)
+        role_ok |= strcmp(eq + 1, roles[i]) == 0;
+    char *end = NULL;
+    long port = colon && eq && colon < eq ? strtol(colon + 1, &end, 10) : -1;
+    if (!role_ok || !a_end || a_end == a || (size_t)(a_end - a) >= sizeof(l->addr) ||
+        end != eq || port < 0 || port > 65535) {
+        fprintf(stderr,
+                "logcasterd: invalid --listen '%s' (ADDR:PORT=ROLE, ROLE one of auto, log, "
+                "query, irc, http; e.g. 0.0.0.0:7000=auto or [::1]:7000=http)\n",
+                arg);
+        return -1;
+    }
+    memcpy(l->addr, a, (size_t)(a_end - a));
+    l->addr[a_end - a] = 0;
+    l->port = (int)port;
+    snprintf(l->role, sizeof(l->role), "%s", eq + 1);
+    c->nlisten++;
+    return 0;
+}
+
 int config_parse(struct config *c, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -281,6 +337,11 @@ int config_parse(struct config *c, int argc, char **argv)
         {"irc-password", required_argument, NULL, OPT_IRC_PASS},
         {"irc-stream-rate", required_argument, NULL, OPT_IRC_RATE},
         {"irc-replay", required_argument, NULL, OPT_IRC_REPLAY},
+        {"http-port", required_argument, NULL, OPT_HTTP_PORT},
+        {"http-max-body", required_argument, NULL, OPT_HTTP_BODY},
+        {"http-max-header", required_argument, NULL, OPT_HTTP_HEADER},
+        {"http-request-timeout", required_argument, NULL, OPT_HTTP_TIMEOUT},
+        {"listen", required_argument, NULL, OPT_LISTEN},
         {"fsync", required_argument, NULL, OPT_FSYNC},
         {"fsync-interval", required_argument, NULL, OPT_FSYNC_INTERVAL},
         {"segment-size", required_argument, NULL, OPT_SEGMENT_SIZE},
@@ -383,6 +444,25 @@ int config_parse(struct config *c, int argc, char **argv)
             break;
         case OPT_IRC_REPLAY:
             r = parse_int("irc-replay", optarg, 0, 1000, &c->irc_replay);
+            break;
+        case OPT_HTTP_PORT:
+            r = parse_int("http-port", optarg, -1, 65535, &c->http_port);
+            break;
+        case OPT_HTTP_BODY:
+            r = parse_size_opt("http-max-body", optarg, 1024, &c->http_max_body);
+            break;
+        case OPT_HTTP_HEADER:
+            r = parse_size_opt("http-max-header", optarg, 1024, &c->http_max_header);
+            if (!r && c->http_max_header > (size_t)1 << 20) {
+                fprintf(stderr, "logcasterd: --http-max-header is at most 1M\n");
+                r = -1;
+            }
+            break;
+        case OPT_HTTP_TIMEOUT:
+            r = parse_int("http-request-timeout", optarg, 1, 3600, &c->http_request_timeout_s);
+            break;
+        case OPT_LISTEN:
+            r = parse_listen(c, optarg);
             break;
         case OPT_IRC_PASS:
             c->irc_password = optarg;

@@ -6,11 +6,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define LC_VERSION "0.2.0"
+
+#define CONFIG_MAX_LISTEN 4
+
 struct config {
     const char *bind_addr;       /* Address every listener binds to. */
     int log_port;                /* Ingest listener; -1 = disabled. */
     int query_port;              /* Query listener; -1 = disabled. */
     int irc_port;                /* IRC listener; -1 = disabled. */
+    int http_port;               /* HTTP listener (API and web console); -1 = disabled. */
+    size_t http_max_body;        /* Largest request body accepted. */
+    size_t http_max_header;      /* Largest request head (request line and headers). */
+    int http_request_timeout_s;  /* A request must arrive whole within this time. */
+    /* Extra listeners from --listen ADDR:PORT=ROLE. */
+    struct listen_extra {
+        char addr[64];
+        int port;
+        char role[8]; /* auto, log, query, irc, http */
+    } listen[CONFIG_MAX_LISTEN];
+    int nlisten;
     const char *irc_server_name; /* The IRC server name (prefix of its messages). */
     const char *irc_password;    /* Required with PASS when set. */
     int irc_stream_rate;         /* Lines per second per log channel before suppression. */

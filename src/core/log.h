@@ -18,6 +18,7 @@ void log_msg(int severity, const char *fmt, ...) __attribute__((format(printf, 2
 /* Wall-clock and monotonic time in milliseconds. */
 int64_t now_ms(void);
 int64_t mono_ms(void);
+int64_t mono_ns(void);
 
 /* An assertion that is never compiled out: invariants hold in release builds too. */
 #define lc_assert(cond)                                                                            \

@@ -37,6 +37,16 @@ struct listener {
     char addr[80];
 };
 
+/* A connection on its way to another reactor (a protocol that lives on the first one). */
+struct handoff {
+    int fd;
+    const struct proto *proto;
+    char peer[64];
+    struct buf in;
+    bool read_eof;
+    struct handoff *next;
+};
+
 struct reactor {
     struct server *srv;
     int index;
@@ -44,6 +54,9 @@ struct reactor {
     struct ev_loop *loop;
     struct ev_io wake;       /* eventfd: shutdown requests. */
     struct ev_io store_wake; /* eventfd: the store made progress. */
+    struct ev_io inbox_wake; /* eventfd: connections were handed to this reactor. */
+    pthread_mutex_t inbox_mu;
+    struct handoff *inbox;
     struct conn *waiting;    /* Connections waiting for store progress. */
     bool accept_paused;      /* Out of file descriptors: listeners unwatched for a moment. */
     int64_t accept_resume_at, last_emfile_log;
@@ -85,6 +98,8 @@ struct conn {
     bool held;          /* Owes replies: do not close yet. */
     bool flush_queued;  /* A flush at the end of this turn is scheduled. */
     bool opened;        /* proto->open succeeded: proto->close is due. */
+    bool sniffing;      /* The protocol is not chosen yet (listener's pick). */
+    proto_pick_fn pick;
     struct conn *wait_next;
     bool out_was_full;
     struct conn *prev, *next;
@@ -96,6 +111,7 @@ static void conn_update_interest(struct conn *c);
 static void conn_process_input(struct conn *c);
 static void conn_destroy(struct conn *c);
 static int conn_flush(struct conn *c);
+static bool conn_pick(struct conn *c);
 
 #define CNT_ADD(field, n)                                                                          \
     atomic_fetch_add_explicit((_Atomic uint64_t *)&srv->counters.field, (n), memory_order_relaxed)
@@ -162,21 +178,22 @@ static void conn_free_deferred(struct ev_loop *loop, void *arg)
     /* The protocol's state goes only now: a handler up the stack may still have read it. */
     if (c->proto->close && c->opened)
         c->proto->close(c);
+    if (c->opened)
+        atomic_fetch_sub_explicit(
+            (_Atomic uint64_t *)&c->r->srv->counters.conns_by_proto[c->proto->slot], 1,
+            memory_order_relaxed);
     buf_free(&c->in);
     buf_free(&c->out);
     free(c);
 }
 
-/* Unlink, close the socket and let the protocol free its state now; the struct itself is
- * freed after this turn, because a caller up the stack may still look at it. */
-static void conn_destroy(struct conn *c)
+/* Take c off its reactor (no more events, off every list); the struct itself is freed after
+ * this turn, because a caller up the stack may still look at it. */
+static void conn_unlink(struct conn *c)
 {
-    if (c->closed)
-        return;
     struct server *srv = c->r->srv;
     c->closed = true;
     ev_io_set(c->r->loop, &c->io, 0);
-    close(c->io.fd);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -196,6 +213,15 @@ static void conn_destroy(struct conn *c)
                               memory_order_relaxed);
     if (ev_defer(c->r->loop, conn_free_deferred, c) < 0)
         log_error("out of memory freeing a connection; leaking it");
+}
+
+/* Unlink and close the socket; the protocol frees its state at the end of the turn. */
+static void conn_destroy(struct conn *c)
+{
+    if (c->closed)
+        return;
+    conn_unlink(c);
+    close(c->io.fd);
 }
 
 void conn_abort(struct conn *c, const char *last_words)
@@ -375,6 +401,8 @@ static size_t input_cap(const struct conn *c)
 
 static void conn_process_input(struct conn *c)
 {
+    if (c->sniffing && !conn_pick(c))
+        return;
     while (!c->closed && !c->busy && !conn_out_full(c)) {
         size_t n = buf_len(&c->in);
         bool eof = c->read_eof && !c->eof_delivered;
@@ -421,6 +449,7 @@ static int conn_read(struct conn *c)
             c->in.end += (size_t)n;
             c->last_active = mono_ms();
             CNT_ADD(bytes_in, (uint64_t)n);
+            CNT_ADD(bytes_in_by_proto[c->proto->slot], (uint64_t)n);
             conn_process_input(c);
             if (c->closed || c->busy || conn_out_full(c))
                 return 0;
@@ -534,6 +563,101 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t out
     }
 }
 
+static int conn_open(struct conn *c)
+{
+    if (c->proto->open && c->proto->open(c) < 0) {
+        conn_destroy(c);
+        return -1;
+    }
+    c->opened = true;
+    atomic_fetch_add_explicit((_Atomic uint64_t *)&c->r->srv->counters.conns_by_proto[c->proto->slot],
+                              1, memory_order_relaxed);
+    return 0;
+}
+
+/* Run a new connection on fd in reactor r (counted in conns_current by the caller). pick:
+ * sniff the protocol from the first bytes first. in (may be NULL): bytes already read. */
+static void conn_start(struct reactor *r, int fd, const char *peer, const struct proto *proto,
+                       proto_pick_fn pick, struct buf *in, bool read_eof)
+{
+    struct server *srv = r->srv;
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        atomic_fetch_sub_explicit((_Atomic uint64_t *)&srv->counters.conns_current, 1,
+                                  memory_order_relaxed);
+        close(fd);
+        return;
+    }
+    c->io.fd = fd;
+    c->io.cb = conn_io_cb;
+    c->r = r;
+    c->proto = proto;
+    c->pick = pick;
+    c->sniffing = pick != NULL;
+    c->last_active = mono_ms();
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    c->peer_len = strlen(c->peer);
+    if (in) {
+        c->in = *in;
+        memset(in, 0, sizeof(*in));
+    }
+    c->read_eof = read_eof;
+    c->next = r->conns;
+    if (r->conns)
+        r->conns->prev = c;
+    r->conns = c;
+    r->nconns++;
+    if (!c->sniffing && conn_open(c) < 0)
+        return;
+    if (!c->closed && (buf_len(&c->in) || c->read_eof))
+        conn_process_input(c);
+    if (!c->closed)
+        conn_after_work(c);
+}
+
+/* Move a connection whose protocol lives on the first reactor there, with what it sent. */
+static void conn_handoff(struct conn *c)
+{
+    struct server *srv = c->r->srv;
+    struct reactor *to = &srv->reactors[0];
+    struct handoff *h = calloc(1, sizeof(*h));
+    if (!h) {
+        conn_destroy(c);
+        return;
+    }
+    h->fd = c->io.fd;
+    h->proto = c->proto;
+    memcpy(h->peer, c->peer, sizeof(h->peer));
+    h->in = c->in;
+    memset(&c->in, 0, sizeof(c->in));
+    h->read_eof = c->read_eof;
+    conn_unlink(c);
+    CNT_ADD(conns_current, 1); /* Still open: it continues over there. */
+    pthread_mutex_lock(&to->inbox_mu);
+    h->next = to->inbox;
+    to->inbox = h;
+    pthread_mutex_unlock(&to->inbox_mu);
+    uint64_t one = 1;
+    if (write(to->inbox_wake.fd, &one, sizeof(one)) < 0)
+        log_warn("eventfd write: %s", strerror(errno));
+}
+
+/* Choose the protocol from the first bytes. True when the connection may process input now
+ * (false: undecided yet, moved to another reactor, or closed). */
+static bool conn_pick(struct conn *c)
+{
+    const struct proto *p = c->pick(buf_head(&c->in), buf_len(&c->in), c->read_eof, c->proto);
+    if (!p)
+        return false;
+    c->sniffing = false;
+    c->proto = p;
+    if (p->one_loop && c->r->index != 0) {
+        conn_handoff(c);
+        return false;
+    }
+    return conn_open(c) == 0 && !c->closed;
+}
+
 static void accept_one(struct reactor *r, struct listener *l, int fd,
                        const struct sockaddr_storage *ss)
 {
@@ -547,38 +671,12 @@ static void accept_one(struct reactor *r, struct listener *l, int fd,
         close(fd);
         return;
     }
-    struct conn *c = calloc(1, sizeof(*c));
-    if (!c) {
-        atomic_fetch_sub_explicit((_Atomic uint64_t *)&srv->counters.conns_current, 1,
-                                  memory_order_relaxed);
-        close(fd);
-        return;
-    }
     CNT_ADD(conns_total, 1);
     tune_socket(fd, srv->cfg);
-    c->io.fd = fd;
-    c->io.cb = conn_io_cb;
-    c->r = r;
-    c->proto = l->spec->proto;
-    c->last_active = mono_ms();
-    format_addr(ss, c->peer, sizeof(c->peer));
-    c->peer_len = strlen(c->peer);
-    c->next = r->conns;
-    if (r->conns)
-        r->conns->prev = c;
-    r->conns = c;
-    r->nconns++;
-    log_debug("%s connection from %s", l->spec->role, c->peer);
-    if (c->proto->open && c->proto->open(c) < 0) {
-        conn_destroy(c);
-        return;
-    }
-    c->opened = true;
-    if (c->closed)
-        return;
-    if (buf_len(&c->out))
-        conn_flush(c);
-    conn_update_interest(c);
+    char peer[64];
+    format_addr(ss, peer, sizeof(peer));
+    log_debug("%s connection from %s", l->spec->role, peer);
+    conn_start(r, fd, peer, l->spec->proto, l->spec->pick, NULL, false);
 }
 
 static void listener_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
@@ -616,7 +714,7 @@ static void reactor_tick(struct ev_loop *loop, void *arg)
     if (r->accept_paused && now >= r->accept_resume_at && !r->draining) {
         r->accept_paused = false;
         for (size_t i = 0; i < r->srv->nlisteners; i++)
-            if (!r->srv->listeners[i].spec->one_loop || r->index == 0)
+            if (!r->srv->listeners[i].spec->proto->one_loop || r->index == 0)
                 ev_io_set(r->loop, &r->lio[i], EV_READ | EV_EXCLUSIVE);
     }
     struct conn *next;
@@ -631,7 +729,7 @@ static void reactor_tick(struct ev_loop *loop, void *arg)
             }
             continue;
         }
-        if (c->proto->tick) {
+        if (c->proto->tick && !c->sniffing) {
             c->proto->tick(c, now);
             if (c->closed)
                 continue;
@@ -727,6 +825,32 @@ static void store_wake_cb(struct ev_loop *loop, struct ev_io *io, uint32_t event
     }
 }
 
+/* Connections handed over by other reactors. */
+static void inbox_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    (void)loop;
+    (void)events;
+    drain_eventfd(io->fd);
+    struct reactor *r = tls_reactor;
+    pthread_mutex_lock(&r->inbox_mu);
+    struct handoff *list = r->inbox;
+    r->inbox = NULL;
+    pthread_mutex_unlock(&r->inbox_mu);
+    while (list) {
+        struct handoff *h = list;
+        list = h->next;
+        if (r->draining) {
+            atomic_fetch_sub_explicit((_Atomic uint64_t *)&r->srv->counters.conns_current, 1,
+                                      memory_order_relaxed);
+            close(h->fd);
+            buf_free(&h->in);
+        } else {
+            conn_start(r, h->fd, h->peer, h->proto, NULL, &h->in, h->read_eof);
+        }
+        free(h);
+    }
+}
+
 static void *reactor_main(void *arg)
 {
     struct reactor *r = arg;
@@ -753,9 +877,10 @@ static int open_listener(const struct config *cfg, const struct listener_spec *s
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    int gai = getaddrinfo(cfg->bind_addr, port, &hints, &res);
+    const char *bind_addr = spec->bind ? spec->bind : cfg->bind_addr;
+    int gai = getaddrinfo(bind_addr, port, &hints, &res);
     if (gai != 0) {
-        fprintf(stderr, "logcasterd: cannot use --bind %s: %s\n", cfg->bind_addr,
+        fprintf(stderr, "logcasterd: cannot use bind address %s: %s\n", bind_addr,
                 gai_strerror(gai));
         return -1;
     }
@@ -771,7 +896,7 @@ static int open_listener(const struct config *cfg, const struct listener_spec *s
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, cfg->backlog) < 0) {
         int e = errno;
-        fprintf(stderr, "logcasterd: cannot listen on %s port %d for %s: %s\n", cfg->bind_addr,
+        fprintf(stderr, "logcasterd: cannot listen on %s port %d for %s: %s\n", bind_addr,
                 spec->port, spec->role, strerror(e));
         if (e == EADDRINUSE)
             fprintf(stderr,
@@ -818,8 +943,10 @@ struct server *server_start(const struct config *cfg, struct store *store,
     if (!s->reactors)
         goto fail;
     s->nallocated = s->nreactors;
-    for (int i = 0; i < s->nreactors; i++)
-        s->reactors[i].wake.fd = s->reactors[i].store_wake.fd = -1;
+    for (int i = 0; i < s->nreactors; i++) {
+        s->reactors[i].wake.fd = s->reactors[i].store_wake.fd = s->reactors[i].inbox_wake.fd = -1;
+        pthread_mutex_init(&s->reactors[i].inbox_mu, NULL);
+    }
     for (int i = 0; i < s->nreactors; i++) {
         struct reactor *r = &s->reactors[i];
         r->srv = s;
@@ -829,7 +956,10 @@ struct server *server_start(const struct config *cfg, struct store *store,
         r->wake.cb = wake_cb;
         r->store_wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         r->store_wake.cb = store_wake_cb;
+        r->inbox_wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        r->inbox_wake.cb = inbox_cb;
         if (!r->loop || r->wake.fd < 0 || ev_io_set(r->loop, &r->wake, EV_READ) < 0 ||
+            r->inbox_wake.fd < 0 || ev_io_set(r->loop, &r->inbox_wake, EV_READ) < 0 ||
             r->store_wake.fd < 0 || ev_io_set(r->loop, &r->store_wake, EV_READ) < 0 ||
             store_add_waker(store, r->store_wake.fd) < 0) {
             fprintf(stderr, "logcasterd: cannot create event loop: %s\n", strerror(errno));
@@ -838,7 +968,7 @@ struct server *server_start(const struct config *cfg, struct store *store,
         for (size_t j = 0; j < s->nlisteners; j++) {
             r->lio[j].fd = s->listeners[j].fd;
             r->lio[j].cb = listener_cb;
-            if (s->listeners[j].spec->one_loop && i > 0)
+            if (s->listeners[j].spec->proto->one_loop && i > 0)
                 continue;
             if (ev_io_set(r->loop, &r->lio[j], EV_READ | EV_EXCLUSIVE) < 0) {
                 fprintf(stderr, "logcasterd: epoll: %s\n", strerror(errno));
@@ -883,6 +1013,15 @@ void server_free(struct server *s)
             close(s->reactors[i].wake.fd);
         if (s->reactors[i].store_wake.fd >= 0)
             close(s->reactors[i].store_wake.fd);
+        if (s->reactors[i].inbox_wake.fd >= 0)
+            close(s->reactors[i].inbox_wake.fd);
+        for (struct handoff *h = s->reactors[i].inbox, *next; h; h = next) {
+            next = h->next;
+            close(h->fd);
+            buf_free(&h->in);
+            free(h);
+        }
+        pthread_mutex_destroy(&s->reactors[i].inbox_mu);
     }
     free(s->reactors);
     for (size_t i = 0; i < s->nlisteners; i++)

@@ -33,13 +33,25 @@ struct proto {
     void (*close)(struct conn *c);
     /* About four times a second, for protocol timers (IRC pings). May be NULL. */
     void (*tick)(struct conn *c, int64_t now_mono_ms);
+    /* All its connections live on the first reactor (shared state, no locks); a connection
+     * detected as this protocol on another reactor moves there. */
+    bool one_loop;
+    int slot; /* Index in the per-protocol counters (PROTO_SLOTS). */
 };
+
+enum { SLOT_INGEST, SLOT_QUERY, SLOT_IRC, SLOT_HTTP, PROTO_SLOTS };
+
+/* Picks a connection's protocol from its first bytes (see proto/detect.h): returns the
+ * protocol, or NULL to wait for more bytes (never NULL when eof). dflt is the listener's. */
+typedef const struct proto *(*proto_pick_fn)(const char *p, size_t n, bool eof,
+                                             const struct proto *dflt);
 
 struct listener_spec {
     const char *role; /* Printed at start-up: "listening <role> <addr>". */
+    const char *bind; /* Address to bind; NULL = --bind. */
     int port;         /* 0 = any free port; negative = skip this listener. */
-    const struct proto *proto;
-    bool one_loop; /* All its connections live on the first reactor (shared state, no locks). */
+    const struct proto *proto; /* The listener's own protocol (the default when sniffing). */
+    proto_pick_fn pick;        /* NULL: every connection speaks proto. */
 };
 
 /* Counters shared by every thread (relaxed atomics). */
@@ -52,6 +64,9 @@ struct server_counters {
     uint64_t lines_rejected;  /* Framed lines answered with an error. */
     uint64_t lines_truncated; /* Plain lines cut at --max-line. */
     uint64_t bytes_in;        /* Bytes read from all connections. */
+    uint64_t conns_by_proto[PROTO_SLOTS];     /* Open now, by protocol. */
+    uint64_t bytes_in_by_proto[PROTO_SLOTS];  /* Read since start, by protocol. */
+    uint64_t lines_by_proto[PROTO_SLOTS][8];  /* Entries stored, by protocol and level. */
 };
 
 /* Bind every listener (printing "listening ROLE ADDR" for each) and start the reactor

@@ -169,6 +169,16 @@ static void batch_flush(struct conn *c, struct batch *b)
     const char *store_error = NULL;
     if (b->nentries && store_append(conn_store(c), b->entries, b->nentries) < 0)
         store_error = "store unavailable";
+    if (!store_error && b->nentries) {
+        /* Per level, once per batch: an atomic add per line would cost more than the line. */
+        uint64_t per_level[LC_LEVEL_COUNT] = {0};
+        for (size_t i = 0; i < b->nentries; i++)
+            per_level[b->entries[i].level]++;
+        struct server_counters *k = server_counters(conn_server(c));
+        for (int l = 0; l < LC_LEVEL_COUNT; l++)
+            if (per_level[l])
+                counter_add(c, &k->lines_by_proto[SLOT_INGEST][l], per_level[l]);
+    }
     for (size_t i = 0; i < b->nreplies; i++) {
         const struct reply *r = &b->replies[i];
         const char *err = r->error ? r->error : store_error;
@@ -327,4 +337,5 @@ const struct proto proto_ingest = {
     .input = ingest_input,
     .resume = ingest_resume,
     .close = ingest_close,
+    .slot = SLOT_INGEST,
 };

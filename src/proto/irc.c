@@ -1243,6 +1243,8 @@ const struct proto proto_irc = {
     .resume = irc_resume,
     .close = irc_close,
     .tick = irc_tick,
+    .one_loop = true,
+    .slot = SLOT_IRC,
 };
 
 /* Called once by main before the listener starts. */

@@ -7,5 +7,9 @@
 extern const struct proto proto_ingest; /* Log lines in (default port 9999). */
 extern const struct proto proto_query;  /* Queries (default port 9998). */
 extern const struct proto proto_irc;    /* IRC server with log channels (default port 6667). */
+extern const struct proto proto_http;   /* HTTP API and web console (default port 8080). */
+
+/* The listeners' proto_pick_fn: HTTP, IRC or the listener's own protocol (detect.h). */
+const struct proto *proto_pick(const char *p, size_t n, bool eof, const struct proto *dflt);
 
 #endif

@@ -23,6 +23,7 @@
 #include "proto/line.h"
 #include "proto/protocols.h"
 #include "proto/query_parse.h"
+#include "proto/stats.h"
 #include "query/exec.h"
 #include "query/qry.h"
 #include "store/store.h"
@@ -153,50 +154,25 @@ static void reply_error(struct query_conn *qc, enum qstyle style, const char *wh
 
 static void reply_stats(struct query_conn *qc)
 {
-    struct conn *c = qc->c;
-    struct server *srv = conn_server(c);
-    struct server_counters *k = server_counters(srv);
-    struct store_stats st;
-    store_get_stats(conn_store(c), &st);
-#define LOAD(f) atomic_load_explicit((_Atomic uint64_t *)&k->f, memory_order_relaxed)
-    long rss_pages = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        long size;
-        if (fscanf(f, "%ld %ld", &size, &rss_pages) != 2)
-            rss_pages = 0;
-        fclose(f);
+    struct stat_kv kv[STATS_MAX];
+    size_t n = stats_collect(qc->c, kv);
+    for (size_t i = 0; i < n; i++) {
+        switch (kv[i].kind) {
+        case STAT_U64:
+            conn_printf(qc->c, "%s %" PRIu64 "\n", kv[i].key, kv[i].u);
+            break;
+        case STAT_I64:
+            conn_printf(qc->c, "%s %" PRId64 "\n", kv[i].key, kv[i].i);
+            break;
+        case STAT_F64:
+            conn_printf(qc->c, "%s %.3f\n", kv[i].key, kv[i].d);
+            break;
+        case STAT_STR:
+            conn_printf(qc->c, "%s %s\n", kv[i].key, kv[i].s);
+            break;
+        }
     }
-    conn_printf(c,
-                "entries %" PRIu64 "\nappended %" PRIu64 "\nevicted %" PRIu64 "\n"
-                "dropped %" PRIu64 "\ntruncated %" PRIu64 "\n",
-                st.entries, st.appended, st.evicted, LOAD(lines_rejected), LOAD(lines_truncated));
-    for (int l = 0; l < LC_LEVEL_COUNT; l++)
-        conn_printf(c, "level.%s %" PRIu64 "\n", lc_level_name(l), st.per_level[l]);
-    conn_printf(c,
-                "first_id %" PRIu64 "\nlast_id %" PRIu64 "\noldest_ts %lld\nnewest_ts %lld\n"
-                "lines_received %" PRIu64 "\nbytes_received %" PRIu64 "\n"
-                "connections %" PRIu64 "\nconnections_total %" PRIu64 "\n"
-                "connections_refused %" PRIu64 "\nconnections_timed_out %" PRIu64 "\n"
-                "uptime_s %lld\nmemory_store_bytes %" PRIu64 "\nmemory_limit_bytes %zu\n"
-                "memory_rss_bytes %lld\n",
-                st.first_id, st.last_id, (long long)(st.oldest_ts_ms / 1000),
-                (long long)(st.newest_ts_ms / 1000), LOAD(lines_in), LOAD(bytes_in),
-                LOAD(conns_current), LOAD(conns_total), LOAD(conns_refused), LOAD(conns_timed_out),
-                (long long)((now_ms() - server_started_ms(srv)) / 1000), st.bytes,
-                conn_config(c)->memory_limit,
-                (long long)rss_pages * (long long)sysconf(_SC_PAGESIZE));
-    double ratio = st.raw_bytes ? (double)st.disk_bytes / (double)st.raw_bytes : 0;
-    conn_printf(c,
-                "raw_bytes %" PRIu64 "\ndisk_bytes %" PRIu64 "\ncompression_ratio %.3f\n"
-                "segments %" PRIu64 "\nblocks %" PRIu64 "\nsegments_deleted %" PRIu64 "\n"
-                "fsync_policy %s\nfsyncs %" PRIu64 "\nlast_fsync_us %lld\n"
-                "pending_bytes %" PRIu64 "\nwrite_errors %" PRIu64 "\nfailed_entries %" PRIu64
-                "\ndamaged_bytes %" PRIu64 "\nstore_error %s\nEND\n",
-                st.raw_bytes, st.disk_bytes, ratio, st.segments, st.blocks, st.segments_deleted,
-                st.fsync_policy, st.fsyncs, (long long)st.last_fsync_us, st.pending_bytes,
-                st.write_errors, st.failed_entries, st.damaged_bytes, st.error ? st.error : "none");
-#undef LOAD
+    conn_write(qc->c, "END\n", 4);
 }
 
 static const char help_text[] =
@@ -298,4 +274,5 @@ const struct proto proto_query = {
     .input = query_input,
     .resume = query_resume,
     .close = query_close,
+    .slot = SLOT_QUERY,
 };

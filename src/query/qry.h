@@ -64,6 +64,11 @@ bool qry_matches_all(const struct qry *q);
 void qry_time_bounds(const struct qry *q, int64_t *from_ms, int64_t *to_ms);
 
 void qry_free(struct qry *q); /* NULL is a no-op. */
+/* The language's value parsers, for other front ends (HTTP parameters): a time as unix
+ * seconds (with a fraction) or ISO-8601, and a duration like 90s, 15m, 2h, 7d. Return 0, or
+ * -EINVAL with one sentence in err. */
+int qry_parse_time(const char *s, size_t len, int64_t *ms, char *err);
+int qry_parse_duration(const char *s, size_t len, int64_t *ms, char *err);
 
 /* Case-insensitive (ASCII) substring search; needle_len 0 returns hay. Fast for long hays:
  * stores use it on whole blocks. Returns a pointer into hay or NULL. */

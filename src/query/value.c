@@ -266,6 +266,16 @@ int val_time(const char *s, size_t len, bool end_of_day, int64_t *ms, const char
     return -EINVAL;
 }
 
+int qry_parse_time(const char *s, size_t len, int64_t *ms, char *err)
+{
+    return val_time(s, len, false, ms, "time", err);
+}
+
+int qry_parse_duration(const char *s, size_t len, int64_t *ms, char *err)
+{
+    return val_duration(s, len, ms, "step", err);
+}
+
 int val_limit(const char *s, size_t len, uint64_t *out, char *err)
 {
     size_t i = 0;

@@ -1000,6 +1000,19 @@ enum store_id_state store_id_state(struct store *s, uint64_t id)
     return st;
 }
 
+enum store_id_state store_range_state(struct store *s, uint64_t lo, uint64_t hi)
+{
+    if (hi > atomic_load_explicit(&s->done_id, memory_order_acquire))
+        return STORE_PENDING;
+    enum store_id_state st = STORE_DURABLE;
+    pthread_mutex_lock(&s->f_mu);
+    for (size_t i = 0; i < s->nfailed; i++)
+        if (lo <= s->failed[i].hi && s->failed[i].lo <= hi)
+            st = STORE_FAILED;
+    pthread_mutex_unlock(&s->f_mu);
+    return st;
+}
+
 uint64_t store_done_id(struct store *s)
 {
     return atomic_load_explicit(&s->done_id, memory_order_acquire);

@@ -68,6 +68,9 @@ enum store_id_state {
     STORE_FAILED,  /* Could not be stored (disk full, I/O error): report an error. */
 };
 enum store_id_state store_id_state(struct store *s, uint64_t id);
+/* The state of every id in [lo, hi] together: PENDING until all are decided, then FAILED if
+ * any of them failed, else DURABLE. */
+enum store_id_state store_range_state(struct store *s, uint64_t lo, uint64_t hi);
 
 /* The highest id whose fate is decided (written or failed): entries up to it that exist are
  * queryable. Cheap; for followers of new entries (IRC log channels, live tails). */

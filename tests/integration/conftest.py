@@ -156,8 +156,8 @@ class Server:
     def __init__(self, tmp_path, args, expect_exit=0):
         self.data_dir = str(tmp_path / "data")
         self.stderr_path = str(tmp_path / "stderr.txt")
-        self.args = [LOGCASTERD, "--bind", HOST, "--log-port", "0", "--query-port", "0", "--irc-port", "0",
-                     "--data-dir", self.data_dir] + list(args)
+        self.args = [LOGCASTERD, "--bind", HOST, "--log-port", "0", "--query-port", "0",
+                     "--irc-port", "0", "--http-port", "0", "--data-dir", self.data_dir] + list(args)
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self._stderr,
                                      stdin=subprocess.DEVNULL, env=server_env())
@@ -170,15 +170,24 @@ class Server:
         self._drain = threading.Thread(target=self._drain_stdout, daemon=True)
         self._drain.start()
 
+    def _arg(self, flag):
+        """The last value given for flag, or None."""
+        vals = [self.args[i + 1] for i, a in enumerate(self.args[:-1]) if a == flag]
+        return vals[-1] if vals else None
+
     def _read_listening(self):
         deadline = time.monotonic() + STARTUP_TIMEOUT
         fd = self.proc.stdout.fileno()
         pending = b""
-        self.irc_port = None
-        expect_irc = "--irc-port" in self.args and \
-            self.args[len(self.args) - 1 - self.args[::-1].index("--irc-port") + 1] != "-1"
-        while self.log_port is None or self.query_port is None or (
-                expect_irc and self.irc_port is None):
+        self.irc_port = self.http_port = None
+        self.listening = []   # (role, port) of every listener, extra --listen ones included
+        expect = {"log", "query"}
+        for role in ("irc", "http"):
+            if self._arg("--%s-port" % role) != "-1":
+                expect.add(role)
+        expect.update(a.rsplit("=", 1)[1] for i, a in enumerate(self.args)
+                      if i > 0 and self.args[i - 1] == "--listen")
+        while not expect <= {r for r, _ in self.listening}:
             left = deadline - time.monotonic()
             if left <= 0:
                 self._fail_start("no 'listening' lines within %.0f s" % STARTUP_TIMEOUT)
@@ -194,13 +203,11 @@ class Server:
                 m = re.match(rb"^listening (\w+) (\S+):(\d+)$", line.strip())
                 if not m:
                     continue
-                role, port = m.group(1), int(m.group(3))
-                if role == b"log":
-                    self.log_port = port
-                elif role == b"query":
-                    self.query_port = port
-                elif role == b"irc":
-                    self.irc_port = port
+                role, port = m.group(1).decode(), int(m.group(3))
+                self.listening.append((role, port))
+                if role in ("log", "query", "irc", "http") and \
+                        getattr(self, role + "_port", None) is None:
+                    setattr(self, role + "_port", port)
 
     def _fail_start(self, why):
         if self.proc.poll() is None:

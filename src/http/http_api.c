@@ -1,0 +1,618 @@
+/* http_api.c - the read side of the HTTP API: the console's assets, /healthz, /metrics,
+ * /api/v1/stats, /api/v1/query (JSON or streamed NDJSON) and /api/v1/histogram.
+ *
+ * Queries run over the store in slices of SLICE_BUDGET entries, one slice per loop turn, so
+ * a large scan never holds a reactor for long; a parked query continues on the next turn. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/server.h"
+#include "http/http.h"
+#include "proto/json.h"
+#include "proto/stats.h"
+#include "query/qry.h"
+#include "store/store.h"
+
+#define SLICE_BUDGET    65536
+#define MAX_Q           8192
+#define LIMIT_DEFAULT   100
+#define LIMIT_MAX_JSON  10000
+#define LIMIT_MAX_NDJ   10000000
+#define MAX_BUCKETS     2000
+#define TARGET_BUCKETS  120
+
+/* ------------------------------------------------------------------------------------------ */
+/* Assets: web/ embedded by assets.S. */
+
+#define ASSET(name)                                                                                \
+    extern const char asset_##name##_start[];                                                     \
+    extern const char asset_##name##_end[];
+ASSET(index_html)
+ASSET(app_js)
+ASSET(app_css)
+
+void http_get_asset(struct http_conn *h)
+{
+    const struct http_request *r = &h->req;
+    const char *start = asset_index_html_start, *end = asset_index_html_end;
+    const char *ctype = "text/html; charset=utf-8";
+    if (r->path_len == 7 && memcmp(r->path, "/app.js", 7) == 0) {
+        start = asset_app_js_start, end = asset_app_js_end;
+        ctype = "text/javascript; charset=utf-8";
+    } else if (r->path_len == 8 && memcmp(r->path, "/app.css", 8) == 0) {
+        start = asset_app_css_start, end = asset_app_css_end;
+        ctype = "text/css; charset=utf-8";
+    }
+    http_reply(h, 200, ctype, start, (size_t)(end - start));
+}
+
+void http_get_healthz(struct http_conn *h)
+{
+    struct store_stats st;
+    store_get_stats(conn_store(h->c), &st);
+    if (st.error) {
+        char msg[200];
+        int n = snprintf(msg, sizeof(msg), "store unavailable: %s\n", st.error);
+        http_reply(h, 503, "text/plain; charset=utf-8", msg, (size_t)n);
+        return;
+    }
+    http_reply(h, 200, "text/plain; charset=utf-8", "ok\n", 3);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Statistics and metrics. */
+
+void http_get_stats(struct http_conn *h)
+{
+    struct stat_kv kv[STATS_MAX];
+    size_t n = stats_collect(h->c, kv);
+    struct store_stats st;
+    store_get_stats(conn_store(h->c), &st);
+    struct buf b = {0};
+    buf_append(&b, "{", 1);
+    for (size_t i = 0; i < n; i++) {
+        buf_printf(&b, "\"%s\":", kv[i].key);
+        switch (kv[i].kind) {
+        case STAT_U64:
+            buf_printf(&b, "%" PRIu64, kv[i].u);
+            break;
+        case STAT_I64:
+            buf_printf(&b, "%" PRId64, kv[i].i);
+            break;
+        case STAT_F64:
+            buf_printf(&b, "%.4f", kv[i].d);
+            break;
+        case STAT_STR:
+            json_str(&b, kv[i].s, strlen(kv[i].s));
+            break;
+        }
+        buf_append(&b, ",", 1);
+    }
+    struct server_counters *k = server_counters(conn_server(h->c));
+    buf_printf(&b, "\"connections_current\":%" PRIu64 ",\"oldest_ts_ms\":%" PRId64
+                   ",\"newest_ts_ms\":%" PRId64 ",\"per_level\":{",
+               atomic_load_explicit((_Atomic uint64_t *)&k->conns_current, memory_order_relaxed),
+               st.oldest_ts_ms, st.newest_ts_ms);
+    for (int l = 0; l < LC_LEVEL_COUNT; l++)
+        buf_printf(&b, "%s\"%s\":%" PRIu64, l ? "," : "", lc_level_name(l), st.per_level[l]);
+    buf_append(&b, "}}\n", 3);
+    http_reply_json(h, 200, &b);
+    buf_free(&b);
+}
+
+static const char *const slot_names[PROTO_SLOTS] = {"ingest", "query", "irc", "http"};
+
+static void metric_head(struct buf *b, const char *name, const char *type, const char *help)
+{
+    buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void http_get_metrics(struct http_conn *h)
+{
+    struct server_counters *k = server_counters(conn_server(h->c));
+    struct store_stats st;
+    store_get_stats(conn_store(h->c), &st);
+    struct buf b = {0};
+#define LOAD(f) atomic_load_explicit((_Atomic uint64_t *)&(f), memory_order_relaxed)
+    metric_head(&b, "logcaster_ingested_lines_total", "counter",
+                "Log entries stored, by the protocol they came in by and their level.");
+    for (int p = 0; p < PROTO_SLOTS; p++) {
+        if (p != SLOT_INGEST && p != SLOT_HTTP)
+            continue;
+        for (int l = 0; l < LC_LEVEL_COUNT; l++)
+            buf_printf(&b, "logcaster_ingested_lines_total{protocol=\"%s\",level=\"%s\"} %" PRIu64
+                           "\n",
+                       slot_names[p], lc_level_name(l), LOAD(k->lines_by_proto[p][l]));
+    }
+    metric_head(&b, "logcaster_received_bytes_total", "counter",
+                "Bytes read from connections, by protocol.");
+    for (int p = 0; p < PROTO_SLOTS; p++)
+        buf_printf(&b, "logcaster_received_bytes_total{protocol=\"%s\"} %" PRIu64 "\n",
+                   slot_names[p], LOAD(k->bytes_in_by_proto[p]));
+    metric_head(&b, "logcaster_rejected_lines_total", "counter",
+                "Framed lines answered with an error (malformed, too long, store unavailable).");
+    buf_printf(&b, "logcaster_rejected_lines_total %" PRIu64 "\n", LOAD(k->lines_rejected));
+    metric_head(&b, "logcaster_truncated_lines_total", "counter",
+                "Plain lines stored truncated at --max-line.");
+    buf_printf(&b, "logcaster_truncated_lines_total %" PRIu64 "\n", LOAD(k->lines_truncated));
+    metric_head(&b, "logcaster_evicted_lines_total", "counter",
+                "Entries deleted by retention.");
+    buf_printf(&b, "logcaster_evicted_lines_total %" PRIu64 "\n", st.evicted);
+    metric_head(&b, "logcaster_connections", "gauge", "Open connections, by protocol.");
+    for (int p = 0; p < PROTO_SLOTS; p++)
+        buf_printf(&b, "logcaster_connections{protocol=\"%s\"} %" PRIu64 "\n", slot_names[p],
+                   LOAD(k->conns_by_proto[p]));
+    metric_head(&b, "logcaster_connections_accepted_total", "counter",
+                "Connections accepted since start.");
+    buf_printf(&b, "logcaster_connections_accepted_total %" PRIu64 "\n", LOAD(k->conns_total));
+    metric_head(&b, "logcaster_connections_refused_total", "counter",
+                "Connections closed at once because of --max-connections.");
+    buf_printf(&b, "logcaster_connections_refused_total %" PRIu64 "\n", LOAD(k->conns_refused));
+#undef LOAD
+    uint64_t cum[QLAT_BUCKETS + 1], count;
+    double sum;
+    metrics_query_snapshot(cum, &count, &sum);
+    metric_head(&b, "logcaster_query_duration_seconds", "histogram",
+                "Time from a query's request to its last result byte (query port and HTTP).");
+    for (int i = 0; i < QLAT_BUCKETS; i++)
+        buf_printf(&b, "logcaster_query_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                   qlat_bounds[i], cum[i]);
+    buf_printf(&b,
+               "logcaster_query_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+               "logcaster_query_duration_seconds_sum %.6f\n"
+               "logcaster_query_duration_seconds_count %" PRIu64 "\n",
+               cum[QLAT_BUCKETS], sum, count);
+    metric_head(&b, "logcaster_store_entries", "gauge", "Entries held.");
+    buf_printf(&b, "logcaster_store_entries %" PRIu64 "\n", st.entries);
+    metric_head(&b, "logcaster_store_raw_bytes", "gauge", "Stored records, uncompressed.");
+    buf_printf(&b, "logcaster_store_raw_bytes %" PRIu64 "\n", st.raw_bytes);
+    metric_head(&b, "logcaster_store_disk_bytes", "gauge", "Segment files on disk.");
+    buf_printf(&b, "logcaster_store_disk_bytes %" PRIu64 "\n", st.disk_bytes);
+    metric_head(&b, "logcaster_store_compression_ratio", "gauge", "Disk bytes / raw bytes.");
+    buf_printf(&b, "logcaster_store_compression_ratio %.4f\n",
+               st.raw_bytes ? (double)st.disk_bytes / (double)st.raw_bytes : 0);
+    metric_head(&b, "logcaster_store_segments", "gauge", "Segment files.");
+    buf_printf(&b, "logcaster_store_segments %" PRIu64 "\n", st.segments);
+    metric_head(&b, "logcaster_store_pending_bytes", "gauge", "Accepted, not yet written.");
+    buf_printf(&b, "logcaster_store_pending_bytes %" PRIu64 "\n", st.pending_bytes);
+    metric_head(&b, "logcaster_store_write_errors_total", "counter",
+                "Batches that could not be stored.");
+    buf_printf(&b, "logcaster_store_write_errors_total %" PRIu64 "\n", st.write_errors);
+    metric_head(&b, "logcaster_fsyncs_total", "counter", "fsync calls of the store.");
+    buf_printf(&b, "logcaster_fsyncs_total %" PRIu64 "\n", st.fsyncs);
+    metric_head(&b, "logcaster_fsync_last_seconds", "gauge", "Duration of the latest fsync.");
+    buf_printf(&b, "logcaster_fsync_last_seconds %.6f\n",
+               st.last_fsync_us < 0 ? 0.0 : (double)st.last_fsync_us / 1e6);
+    metric_head(&b, "logcaster_uptime_seconds", "gauge", "Seconds since start.");
+    buf_printf(&b, "logcaster_uptime_seconds %lld\n",
+               (long long)((now_ms() - server_started_ms(conn_server(h->c))) / 1000));
+    http_reply(h, 200, "text/plain; version=0.0.4; charset=utf-8", buf_head(&b), buf_len(&b));
+    buf_free(&b);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Shared by query and histogram: q, from and to parameters into a compiled query. */
+
+/* from/to: unix milliseconds (digits only) or ISO-8601. */
+static int time_param(struct http_conn *h, const char *name, int64_t *ms, char *err)
+{
+    char v[64];
+    long n = http_param(h, name, v, sizeof(v));
+    if (n == -1 || n == 0)
+        return 1; /* Absent. */
+    if (n < 0) {
+        snprintf(err, QRY_ERR_MAX, "bad %s parameter", name);
+        return -1;
+    }
+    bool digits = true;
+    for (long i = 0; i < n; i++)
+        digits &= v[i] >= '0' && v[i] <= '9';
+    if (digits && n <= 15) {
+        *ms = strtoll(v, NULL, 10);
+        return 0;
+    }
+    if (qry_parse_time(v, (size_t)n, ms, err) < 0) {
+        snprintf(err, QRY_ERR_MAX, "bad %s parameter '%s' (unix milliseconds or ISO-8601)", name,
+                 v);
+        return -1;
+    }
+    return 0;
+}
+
+/* Compile q plus the from/to parameters. Returns the query or NULL after answering 400. */
+static struct qry *compile_params(struct http_conn *h, char *text, size_t cap, int64_t *from,
+                                  int64_t *to)
+{
+    char err[QRY_ERR_MAX] = "";
+    long n = http_param(h, "q", text, cap);
+    if (n == -2) {
+        http_reply_error(h, 400, "bad q parameter (malformed percent-encoding, or too long)");
+        return NULL;
+    }
+    if (n < 0) {
+        n = 0;
+        text[0] = 0;
+    }
+    *from = INT64_MIN;
+    *to = INT64_MAX;
+    int rf = time_param(h, "from", from, err);
+    int rt = rf < 0 ? 0 : time_param(h, "to", to, err);
+    if (rf < 0 || rt < 0) {
+        http_reply_error(h, 400, err);
+        return NULL;
+    }
+    struct qry *q;
+    if (qry_compile(text, (size_t)n, now_ms(), &q, err) < 0) {
+        http_reply_error(h, 400, err);
+        return NULL;
+    }
+    if (*from != INT64_MIN || *to != INT64_MAX) {
+        struct qry *t = qry_time_range(*from, *to, err);
+        if (!t) {
+            qry_free(q);
+            http_reply_error(h, 400, err);
+            return NULL;
+        }
+        q = qry_and(q, t);
+    }
+    return q;
+}
+
+static long uint_param(struct http_conn *h, const char *name, uint64_t *v)
+{
+    char s[32];
+    long n = http_param(h, name, s, sizeof(s));
+    if (n <= 0)
+        return n == -2 ? -2 : -1;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno || *end || s[0] == '-')
+        return -2;
+    *v = x;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* /api/v1/query */
+
+struct query_job {
+    struct qry *q;
+    uint64_t lo, hi; /* Ids still to scan, newest first. */
+    uint64_t limit, found;
+    bool ndjson, more, paused;
+    uint64_t last_id; /* Last entry visited (NDJSON resumes below it). */
+    struct buf out;
+    int64_t t0;
+    char text[MAX_Q];
+};
+
+static bool query_visit(void *arg, const struct lc_entry *e)
+{
+    struct http_conn *h = arg;
+    struct query_job *j = h->hs;
+    if (j->found == j->limit) {
+        j->more = true;
+        return false;
+    }
+    j->found++;
+    j->last_id = e->id;
+    if (j->ndjson) {
+        json_entry(&j->out, e);
+        buf_append(&j->out, "\n", 1);
+        if (buf_len(&j->out) >= 64 * 1024) {
+            http_send(h, buf_head(&j->out), buf_len(&j->out));
+            buf_consume(&j->out, buf_len(&j->out));
+            if (conn_out_full(h->c)) {
+                j->paused = true;
+                return false;
+            }
+        }
+        return true;
+    }
+    if (j->found > 1)
+        buf_append(&j->out, ",", 1);
+    json_entry(&j->out, e);
+    return true;
+}
+
+static void query_finish(struct http_conn *h)
+{
+    struct query_job *j = h->hs;
+    if (j->ndjson) {
+        http_send(h, buf_head(&j->out), buf_len(&j->out));
+        http_end(h);
+        return;
+    }
+    struct buf b = {0};
+    buf_append(&b, "{\"query\":", 9);
+    json_str(&b, j->text, strlen(j->text));
+    buf_printf(&b, ",\"limit\":%" PRIu64 ",\"more\":%s,\"took_ms\":%.3f,\"entries\":[", j->limit,
+               j->more ? "true" : "false", (double)(mono_ns() - j->t0) / 1e6);
+    buf_append(&b, buf_head(&j->out), buf_len(&j->out));
+    buf_append(&b, "]}\n", 3);
+    metrics_query_observe(mono_ns() - j->t0);
+    http_reply_json(h, 200, &b);
+    buf_free(&b);
+}
+
+static void query_step(struct http_conn *h)
+{
+    struct query_job *j = h->hs;
+    j->paused = false;
+    if (j->hi < j->lo || j->more || j->found == j->limit) {
+        if (j->ndjson)
+            metrics_query_observe(mono_ns() - j->t0);
+        query_finish(h);
+        return;
+    }
+    uint64_t resume = 0;
+    int rc = store_scan(conn_store(h->c), j->q, j->lo, j->hi, false, SLICE_BUDGET, query_visit, h,
+                        &resume);
+    if (j->paused) {
+        /* Output full: continue below the last entry sent once it drains (resume). */
+        j->hi = j->last_id - 1;
+        if (j->last_id <= j->lo)
+            j->hi = 0, j->lo = 1;
+        return;
+    }
+    if (rc == 1) {
+        j->hi = 0;
+        j->lo = 1;
+    } else {
+        j->hi = resume;
+    }
+    if (j->hi < j->lo || j->more || j->found == j->limit) {
+        if (j->ndjson)
+            metrics_query_observe(mono_ns() - j->t0);
+        query_finish(h);
+        return;
+    }
+    conn_schedule_resume(h->c);
+}
+
+static void query_cleanup(struct http_conn *h)
+{
+    struct query_job *j = h->hs;
+    qry_free(j->q);
+    buf_free(&j->out);
+    free(j);
+}
+
+static bool wants_ndjson(const struct http_conn *h)
+{
+    size_t len;
+    const char *accept = http_header(&h->req, "Accept", &len);
+    char fmt[16];
+    long n = http_param(h, "format", fmt, sizeof(fmt));
+    if (n > 0 && strcmp(fmt, "ndjson") == 0)
+        return true;
+    return accept && http_list_has(accept, len, "application/x-ndjson");
+}
+
+void http_get_query(struct http_conn *h)
+{
+    struct query_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        http_reply_error(h, 500, "out of memory");
+        return;
+    }
+    j->t0 = mono_ns();
+    int64_t from, to;
+    j->q = compile_params(h, j->text, sizeof(j->text), &from, &to);
+    if (!j->q) {
+        free(j);
+        return;
+    }
+    j->ndjson = wants_ndjson(h);
+    uint64_t limit = LIMIT_DEFAULT, before = 0;
+    long lr = uint_param(h, "limit", &limit), br = uint_param(h, "before", &before);
+    uint64_t max = j->ndjson ? LIMIT_MAX_NDJ : LIMIT_MAX_JSON;
+    if (lr == -2 || br == -2 || limit == 0 || limit > max) {
+        qry_free(j->q);
+        free(j);
+        char msg[120];
+        snprintf(msg, sizeof(msg), "limit must be 1..%" PRIu64 " and before an entry id", max);
+        http_reply_error(h, 400, msg);
+        return;
+    }
+    if (qry_limit(j->q) && qry_limit(j->q) < limit)
+        limit = qry_limit(j->q);
+    j->limit = limit;
+    struct store_stats st;
+    store_get_stats(conn_store(h->c), &st);
+    j->lo = st.first_id ? st.first_id : 1;
+    j->hi = st.last_id;
+    if (br == 0 && before <= j->hi)
+        j->hi = before ? before - 1 : 0;
+    http_park(h, query_step, query_cleanup, j);
+    if (j->ndjson)
+        http_begin(h, 200, "application/x-ndjson", NULL);
+    query_step(h);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* /api/v1/histogram */
+
+struct histo_job {
+    struct qry *q;
+    uint64_t lo, hi;
+    int64_t from, to, step; /* Buckets cover [from, to), step ms each. */
+    size_t nbuckets;
+    uint64_t total;
+    uint64_t *counts; /* nbuckets * LC_LEVEL_COUNT */
+    int64_t t0;
+    char text[MAX_Q];
+};
+
+static bool histo_visit(void *arg, const struct lc_entry *e)
+{
+    struct histo_job *j = arg;
+    if (e->ts_ms < j->from || e->ts_ms >= j->to)
+        return true;
+    size_t b = (size_t)((e->ts_ms - j->from) / j->step);
+    j->counts[b * LC_LEVEL_COUNT + (e->level < LC_LEVEL_COUNT ? e->level : LC_INFO)]++;
+    j->total++;
+    return true;
+}
+
+static void histo_reply(struct http_conn *h)
+{
+    struct histo_job *j = h->hs;
+    struct buf b = {0};
+    buf_append(&b, "{\"query\":", 9);
+    json_str(&b, j->text, strlen(j->text));
+    buf_printf(&b,
+               ",\"from_ms\":%" PRId64 ",\"to_ms\":%" PRId64 ",\"step_ms\":%" PRId64
+               ",\"total\":%" PRIu64 ",\"took_ms\":%.3f,\"levels\":[",
+               j->from, j->to, j->step, j->total, (double)(mono_ns() - j->t0) / 1e6);
+    for (int l = 0; l < LC_LEVEL_COUNT; l++)
+        buf_printf(&b, "%s\"%s\"", l ? "," : "", lc_level_name(l));
+    buf_append(&b, "],\"buckets\":[", 13);
+    for (size_t i = 0; i < j->nbuckets; i++) {
+        buf_printf(&b, "%s{\"ts_ms\":%" PRId64 ",\"counts\":[", i ? "," : "",
+                   j->from + (int64_t)i * j->step);
+        for (int l = 0; l < LC_LEVEL_COUNT; l++)
+            buf_printf(&b, "%s%" PRIu64, l ? "," : "", j->counts[i * LC_LEVEL_COUNT + l]);
+        buf_append(&b, "]}", 2);
+    }
+    buf_append(&b, "]}\n", 3);
+    metrics_query_observe(mono_ns() - j->t0);
+    http_reply_json(h, 200, &b);
+    buf_free(&b);
+}
+
+static void histo_step(struct http_conn *h)
+{
+    struct histo_job *j = h->hs;
+    uint64_t resume = 0;
+    int rc = j->hi >= j->lo ? store_scan(conn_store(h->c), j->q, j->lo, j->hi, true, SLICE_BUDGET,
+                                         histo_visit, j, &resume)
+                            : 1;
+    if (rc == 1) {
+        histo_reply(h);
+        return;
+    }
+    j->lo = resume;
+    conn_schedule_resume(h->c);
+}
+
+static void histo_cleanup(struct http_conn *h)
+{
+    struct histo_job *j = h->hs;
+    qry_free(j->q);
+    free(j->counts);
+    free(j);
+}
+
+/* The smallest round step that gives at most TARGET_BUCKETS buckets over span ms. */
+static int64_t auto_step(int64_t span)
+{
+    static const int64_t steps[] = {1000,     2000,     5000,      10000,     15000,    30000,
+                                    60000,    120000,   300000,    600000,    900000,   1800000,
+                                    3600000,  7200000,  10800000,  21600000,  43200000, 86400000,
+                                    172800000, 604800000, 2592000000LL};
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+        if (span / steps[i] < TARGET_BUCKETS)
+            return steps[i];
+    return span / TARGET_BUCKETS + 1;
+}
+
+static void histo_fail(struct http_conn *h, struct histo_job *j, int status, const char *msg)
+{
+    qry_free(j->q);
+    free(j->counts);
+    free(j);
+    http_reply_error(h, status, msg);
+}
+
+/* step: a duration (10s, 1m, 1h) or milliseconds; 0 when absent, -1 when malformed. */
+static int64_t step_param(struct http_conn *h)
+{
+    char v[32], err[QRY_ERR_MAX];
+    long n = http_param(h, "step", v, sizeof(v));
+    if (n == -1 || n == 0)
+        return 0;
+    if (n < 0)
+        return -1;
+    bool digits = true;
+    for (long i = 0; i < n; i++)
+        digits &= v[i] >= '0' && v[i] <= '9';
+    int64_t step;
+    if (digits)
+        step = n <= 15 ? strtoll(v, NULL, 10) : -1;
+    else if (qry_parse_duration(v, (size_t)n, &step, err) < 0)
+        step = -1;
+    return step > 0 ? step : -1;
+}
+
+void http_get_histogram(struct http_conn *h)
+{
+    struct histo_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        http_reply_error(h, 500, "out of memory");
+        return;
+    }
+    j->t0 = mono_ns();
+    int64_t from, to;
+    j->q = compile_params(h, j->text, sizeof(j->text), &from, &to);
+    if (!j->q) {
+        free(j);
+        return;
+    }
+    /* The range: from/to parameters, else the query's own time bounds, else the last hour. */
+    int64_t qf, qt;
+    qry_time_bounds(j->q, &qf, &qt);
+    if (from == INT64_MIN)
+        from = qf;
+    if (to == INT64_MAX)
+        to = qt == INT64_MAX ? now_ms() : qt + 1;
+    if (from == INT64_MIN)
+        from = to - 3600 * 1000;
+    if (to <= from)
+        {
+            histo_fail(h, j, 400, "the time range is empty (from must be before to)");
+            return;
+        }
+    int64_t step = step_param(h);
+    if (step < 0)
+        {
+            histo_fail(h, j, 400, "bad step (e.g. 10s, 1m, 1h, or milliseconds)");
+            return;
+        }
+    if (step == 0)
+        step = auto_step(to - from);
+    j->from = from - ((from % step) + step) % step; /* Buckets start on whole steps. */
+    j->step = step;
+    uint64_t nb = (uint64_t)((to - j->from - 1) / step) + 1;
+    if (nb > MAX_BUCKETS)
+        {
+            histo_fail(h, j, 400, "step too small for the range: at most 2000 buckets");
+            return;
+        }
+    j->nbuckets = (size_t)nb;
+    j->to = j->from + (int64_t)nb * step;
+    j->counts = calloc(j->nbuckets * LC_LEVEL_COUNT, sizeof(uint64_t));
+    char err[QRY_ERR_MAX];
+    struct qry *range = qry_time_range(j->from, j->to - 1, err);
+    if (!j->counts || !range) {
+        qry_free(range);
+        {
+            histo_fail(h, j, 500, "out of memory");
+            return;
+        }
+    }
+    j->q = qry_and(j->q, range);
+    struct store_stats st;
+    store_get_stats(conn_store(h->c), &st);
+    j->lo = st.first_id ? st.first_id : 1;
+    j->hi = st.last_id;
+    http_park(h, histo_step, histo_cleanup, j);
+    histo_step(h);
+}

@@ -1,0 +1,140 @@
+/* http_tail.c - GET /api/v1/tail?q=EXPR: new matching entries as Server-Sent Events.
+ *
+ * Each event is `id: <entry id>`, `event: log`, `data: <entry JSON>`. A reconnecting
+ * EventSource sends Last-Event-ID and continues after that entry (at most BACKLOG_MAX entries
+ * back). The stream follows the store: every time entries become durable the tail scans the
+ * new ones with its query. A reader that cannot keep up, whose unsent output reaches
+ * --out-limit, is disconnected: it never slows ingest or anyone else. A comment line every
+ * 15 s keeps proxies and the idle timeout from closing a quiet stream. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/server.h"
+#include "http/http.h"
+#include "proto/json.h"
+#include "query/qry.h"
+#include "store/store.h"
+
+#define TAIL_BUDGET   65536  /* Entries examined per turn. */
+#define BACKLOG_MAX   100000 /* Entries a tail may be behind before it skips ahead. */
+#define KEEPALIVE_MS  15000
+
+struct tail_job {
+    struct qry *q;
+    uint64_t next_id; /* First id not yet examined. */
+    int64_t last_write_ms;
+    struct buf out;
+};
+
+static bool tail_visit(void *arg, const struct lc_entry *e)
+{
+    struct tail_job *j = arg;
+    buf_printf(&j->out, "id: %" PRIu64 "\nevent: log\ndata: ", e->id);
+    json_entry(&j->out, e);
+    buf_append(&j->out, "\n\n", 2);
+    return true;
+}
+
+static void tail_flush(struct http_conn *h)
+{
+    struct tail_job *j = h->hs;
+    if (!buf_len(&j->out))
+        return;
+    http_send(h, buf_head(&j->out), buf_len(&j->out));
+    buf_consume(&j->out, buf_len(&j->out));
+    buf_shrink(&j->out, 64 * 1024);
+    j->last_write_ms = mono_ms();
+    if (conn_out_full(h->c)) {
+        size_t len;
+        log_info("http: dropping live tail to %s: it does not keep up",
+                 conn_peer(h->c, &len));
+        conn_abort(h->c, NULL);
+    }
+}
+
+static void tail_resume(struct http_conn *h)
+{
+    struct tail_job *j = h->hs;
+    struct store *st = conn_store(h->c);
+    uint64_t done = store_done_id(st);
+    if (done >= j->next_id && done - j->next_id >= BACKLOG_MAX) {
+        uint64_t skip = done - j->next_id + 1 - BACKLOG_MAX;
+        buf_printf(&j->out, "event: skipped\ndata: {\"skipped\":%" PRIu64 "}\n\n", skip);
+        j->next_id += skip;
+    }
+    if (done >= j->next_id) {
+        uint64_t resume = 0;
+        int rc = store_scan(st, j->q, j->next_id, done, true, TAIL_BUDGET, tail_visit, j, &resume);
+        j->next_id = rc == 1 ? done + 1 : resume;
+        tail_flush(h);
+        if (rc == 0) {
+            conn_schedule_resume(h->c);
+            return;
+        }
+    }
+    conn_wait_store(h->c);
+}
+
+static void tail_tick(struct http_conn *h, int64_t now)
+{
+    struct tail_job *j = h->hs;
+    if (now - j->last_write_ms >= KEEPALIVE_MS) {
+        static const char ping[] = ": keepalive\n\n";
+        buf_append(&j->out, ping, sizeof(ping) - 1);
+        tail_flush(h);
+    }
+}
+
+static void tail_cleanup(struct http_conn *h)
+{
+    struct tail_job *j = h->hs;
+    qry_free(j->q);
+    buf_free(&j->out);
+    free(j);
+}
+
+void http_get_tail(struct http_conn *h)
+{
+    char text[8192], err[QRY_ERR_MAX];
+    long n = http_param(h, "q", text, sizeof(text));
+    if (n == -2) {
+        http_reply_error(h, 400, "bad q parameter (malformed percent-encoding, or too long)");
+        return;
+    }
+    struct qry *q;
+    if (qry_compile(n > 0 ? text : "", n > 0 ? (size_t)n : 0, now_ms(), &q, err) < 0) {
+        http_reply_error(h, 400, err);
+        return;
+    }
+    struct tail_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        qry_free(q);
+        http_reply_error(h, 500, "out of memory");
+        return;
+    }
+    j->q = q;
+    uint64_t done = store_done_id(conn_store(h->c));
+    j->next_id = done + 1;
+    size_t len;
+    const char *last = http_header(&h->req, "Last-Event-ID", &len);
+    if (last && len > 0 && len < 21) {
+        char idv[24];
+        memcpy(idv, last, len);
+        idv[len] = 0;
+        char *end;
+        unsigned long long id = strtoull(idv, &end, 10);
+        if (*end == 0 && id < done)
+            j->next_id = id + 1;
+    }
+    j->last_write_ms = mono_ms();
+    http_park(h, tail_resume, tail_cleanup, j);
+    h->on_tick = tail_tick;
+    http_begin(h, 200, "text/event-stream", "X-Accel-Buffering: no\r\n");
+    static const char hello[] = "retry: 2000\n: connected\n\n";
+    buf_append(&j->out, hello, sizeof(hello) - 1);
+    tail_flush(h);
+    tail_resume(h);
+}
