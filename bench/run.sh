@@ -68,7 +68,8 @@ start_server() {
     local err=$work/server.$run_no.err
     last_dir=$dir
     mkdir -p "$dir"
-    "$server_bin" --bind 127.0.0.1 --log-port 0 --query-port 0 --irc-port -1 --data-dir "$dir" \
+    "$server_bin" --bind 127.0.0.1 --log-port 0 --query-port 0 --irc-port -1 --http-port -1 \
+        --data-dir "$dir" \
         ${server_extra[@]+"${server_extra[@]}"} ${run_extra[@]+"${run_extra[@]}"} >"$out" \
         2>"$err" &
     server_pid=$!
@@ -81,6 +82,7 @@ start_server() {
         fi
         log_port=$(sed -n 's/^listening log .*:\([0-9][0-9]*\)$/\1/p' "$out" | head -n1)
         query_port=$(sed -n 's/^listening query .*:\([0-9][0-9]*\)$/\1/p' "$out" | head -n1)
+        http_port=$(sed -n 's/^listening http .*:\([0-9][0-9]*\)$/\1/p' "$out" | head -n1)
         [[ -n $log_port && -n $query_port ]] && return 0
         sleep 0.05
     done
@@ -176,6 +178,54 @@ query_row "COUNT (all entries)" --count
 echo
 echo "server peak RSS (VmHWM) after loading $query_lines entries and the queries: $(server_peak_mb) MB"
 stop_server
+
+# ---- HTTP: query requests/s with wrk over the same kind of data, and JSON-lines ingest.
+http_conns=${BENCH_HTTP_CONNECTIONS:-32}
+if command -v wrk >/dev/null && [[ $http_conns -gt 0 ]]; then
+    echo
+    echo "HTTP: $query_lines entries loaded; wrk, 2 threads, $http_conns connections, 5 s per URL"
+    run_extra=(--http-port 0)
+    start_server
+    client bench --connections 4 --lines "$query_lines" >/dev/null || die "loading failed"
+    printf '%-52s %12s %10s %10s\n' "GET" "requests/s" "p50 ms" "p99 ms"
+    for url in "/api/v1/query?q=level:ERROR&limit=10" "/api/v1/query?q=$rare_word&limit=100" \
+        "/api/v1/query?q=timeout&limit=100" "/api/v1/stats" "/metrics"; do
+        out=$(timeout 60 wrk -t2 -c"$http_conns" -d5s --latency "http://127.0.0.1:$http_port$url" 2>&1) ||
+            true
+        rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
+        p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
+        p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
+        non2xx=$(awk '/Non-2xx/ { print $NF }' <<<"$out")
+        printf '%-52s %12s %10s %10s%s\n' "$url" "${rps:-FAILED}" "$p50" "$p99" \
+            "${non2xx:+  ($non2xx non-2xx answers)}"
+    done
+    stop_server
+    # JSON lines over POST /api/v1/logs: 8 clients, each posting its 20,000-line body 10 times.
+    json=$work/lines.json
+    awk -v n=20000 'BEGIN { split("info info info info warn error debug", lv, " ");
+        for (i = 0; i < n; i++)
+            printf "{\"ts\":%d,\"level\":\"%s\",\"msg\":\"GET /api/v1/users/%d 200 %dms\",\"host\":\"web-%02d\",\"trace\":\"%08x%08x\"}\n",
+                1795000000 + i, lv[i % 7 + 1], i * 7919 % 100000, i % 300, i % 12, i * 2654435761 % 4294967296, i }' \
+        >"$json"
+    start_server
+    posts=10 clients=8
+    t0=$(date +%s.%N)
+    posters=()
+    for _ in $(seq "$clients"); do
+        (for _ in $(seq "$posts"); do
+            timeout 60 curl -sf -H 'Content-Type: application/x-ndjson' --data-binary "@$json" \
+                "http://127.0.0.1:$http_port/api/v1/logs" >/dev/null || echo "post failed" >&2
+        done) &
+        posters+=($!)
+    done
+    wait "${posters[@]}" # Not a bare wait: the server is a background job too.
+    t1=$(date +%s.%N)
+    stored=$(client count) || stored=0
+    awk -v a="$t0" -v b="$t1" -v n="$stored" -v want=$((20000 * posts * clients)) -v sz="$(stat -c %s "$json")" \
+        -v k=$((posts * clients)) 'BEGIN { printf "  POST /api/v1/logs, JSON lines, %d clients: %.0f lines/s, %.0f MB/s (%d of %d lines stored, each acknowledged durable)\n", 8, n / (b - a), k * sz / (b - a) / 1e6, n, want }'
+    stop_server
+    run_extra=()
+fi
 
 # ---- The durable store at scale: BENCH_STORE_LINES entries, then queries, restart, fsync.
 if [[ $store_lines -gt 0 ]]; then

@@ -92,10 +92,10 @@ int main(int argc, char **argv)
     size_t nlisteners = 4;
     for (int i = 0; i < cfg.nlisten; i++) {
         const struct listen_extra *l = &cfg.listen[i];
-        const struct proto *p = strcmp(l->role, "query") == 0 ? &proto_query
-                                : strcmp(l->role, "irc") == 0 ? &proto_irc
+        const struct proto *p = strcmp(l->role, "query") == 0  ? &proto_query
+                                : strcmp(l->role, "irc") == 0  ? &proto_irc
                                 : strcmp(l->role, "http") == 0 ? &proto_http
-                                                                : &proto_ingest;
+                                                               : &proto_ingest;
         listeners[nlisteners++] = (struct listener_spec){l->role, l->addr, l->port, p, proto_pick};
     }
     struct server *srv = server_start(&cfg, store, listeners, nlisteners);

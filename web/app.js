@@ -153,7 +153,7 @@
   // ---- errors ----------------------------------------------------------------------------
   function showError(msg, detail) {
     el.error.replaceChildren();
-    el.error.append(h('span', null, msg));
+    el.error.append(h('span', null, msg + ' '));
     if (detail) el.error.append(h('span', 'detail', detail));
     if (view.ids.size) el.error.append(h('span', 'note', '\u2014 still showing the results of the previous query'));
     el.error.hidden = false;
@@ -764,15 +764,18 @@
     statsTimer = setTimeout(pollStats, statsPolls++ === 0 ? 1500 : STATS_EVERY);
   }
   function renderStats(x, now) {
-    let rate = null;
+    let rate = null, rateHow = 'between the last two polls';
     if (prevStats && x.appended != null && prevStats.x.appended != null && now > prevStats.t) {
       rate = Math.max(0, (x.appended - prevStats.x.appended) / ((now - prevStats.t) / 1000));
+    } else if (x.appended != null && x.uptime_s > 0) {
+      rate = x.appended / x.uptime_s; // First poll: the average since start.
+      rateHow = 'average since start, until the next poll';
     }
     prevStats = { x, t: now };
     const items = [];
     const add = (key, value, label, title, cls) => items.push({ key, value, label, title, cls });
     add('entries', fmtInt(x.entries), 'entries', 'Entries held now; ' + fmtInt(x.appended) + ' accepted since start');
-    add('rate', rate == null ? '\u2026' : fmtCompact(rate) + '/s', 'ingest', 'Entries accepted per second (from the change of "appended" between polls)');
+    add('rate', rate == null ? '\u2026' : fmtCompact(rate) + '/s', 'ingest', 'Entries accepted per second (' + rateHow + ')');
     const pl = x.per_level || {};
     const errs = (pl.ERROR || 0) + (pl.FATAL || 0);
     add('errors', fmtInt(errs), 'errors', 'ERROR ' + fmtInt(pl.ERROR || 0) + ', FATAL ' + fmtInt(pl.FATAL || 0) + ', WARN ' + fmtInt(pl.WARN || 0), errs ? 'bad' : '');

@@ -40,6 +40,8 @@ int buf_reserve(struct buf *b, size_t n)
 
 int buf_append(struct buf *b, const void *p, size_t n)
 {
+    if (n == 0)
+        return 0; /* p may be NULL then (an empty buffer's head). */
     if (buf_reserve(b, n) < 0)
         return -ENOMEM;
     memcpy(b->data + b->end, p, n);

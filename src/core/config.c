@@ -11,7 +11,6 @@
 
 #include "core/log.h"
 
-
 void config_defaults(struct config *c)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -294,8 +293,8 @@ static int parse_listen(struct config *c, const char *arg)
         role_ok |= strcmp(eq + 1, roles[i]) == 0;
     char *end = NULL;
     long port = colon && eq && colon < eq ? strtol(colon + 1, &end, 10) : -1;
-    if (!role_ok || !a_end || a_end == a || (size_t)(a_end - a) >= sizeof(l->addr) ||
-        end != eq || port < 0 || port > 65535) {
+    if (!role_ok || !a_end || a_end == a || (size_t)(a_end - a) >= sizeof(l->addr) || end != eq ||
+        port < 0 || port > 65535) {
         fprintf(stderr,
                 "logcasterd: invalid --listen '%s' (ADDR:PORT=ROLE, ROLE one of auto, log, "
                 "query, irc, http; e.g. 0.0.0.0:7000=auto or [::1]:7000=http)\n",

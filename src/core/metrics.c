@@ -4,7 +4,7 @@
 #include <stdatomic.h>
 
 const double qlat_bounds[QLAT_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                          0.05,   0.1,   0.25,   0.5,   1,     5};
+                                          0.05,   0.1,   0.25,   0.5,   1,    5};
 
 static _Atomic uint64_t qlat_counts[QLAT_BUCKETS + 1];
 static _Atomic uint64_t qlat_sum_ns;

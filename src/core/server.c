@@ -57,8 +57,8 @@ struct reactor {
     struct ev_io inbox_wake; /* eventfd: connections were handed to this reactor. */
     pthread_mutex_t inbox_mu;
     struct handoff *inbox;
-    struct conn *waiting;    /* Connections waiting for store progress. */
-    bool accept_paused;      /* Out of file descriptors: listeners unwatched for a moment. */
+    struct conn *waiting; /* Connections waiting for store progress. */
+    bool accept_paused;   /* Out of file descriptors: listeners unwatched for a moment. */
     int64_t accept_resume_at, last_emfile_log;
     struct ev_io lio[MAX_LISTENERS]; /* This loop's watch on each shared listener. */
     struct conn *conns;              /* Doubly linked list of live connections. */
@@ -348,7 +348,7 @@ static void conn_resume_deferred(struct ev_loop *loop, void *arg)
     c->resume_queued = false;
     if (c->closed)
         return;
-    if (c->busy && c->proto->resume && !conn_out_full(c))
+    if (c->proto->resume && !conn_out_full(c))
         c->proto->resume(c);
     if (c->closed)
         return;
@@ -570,8 +570,9 @@ static int conn_open(struct conn *c)
         return -1;
     }
     c->opened = true;
-    atomic_fetch_add_explicit((_Atomic uint64_t *)&c->r->srv->counters.conns_by_proto[c->proto->slot],
-                              1, memory_order_relaxed);
+    atomic_fetch_add_explicit(
+        (_Atomic uint64_t *)&c->r->srv->counters.conns_by_proto[c->proto->slot], 1,
+        memory_order_relaxed);
     return 0;
 }
 

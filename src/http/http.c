@@ -22,25 +22,44 @@ enum { HS_HEAD, HS_BODY, HS_HANDLING };
 static const char *reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
     }
 }
 
@@ -304,15 +323,25 @@ static size_t http_input(struct conn *c, const char *p, size_t n, bool eof)
 {
     struct http_conn *h = conn_state(c);
     const struct config *cfg = conn_config(c);
-    if (h->closing)
-        return n;
+    if (h->closing || h->state == HS_HANDLING)
+        return n; /* Only a live tail reads while handling: what its client sends is ignored. */
     if (n == 0)
         return 0;
     if (h->state == HS_HEAD) {
         if (!h->req_start_ms) {
             h->req_start_ms = mono_ms();
             h->req_start_ns = mono_ns();
+            h->scanned = 0;
         }
+        /* Parse only once a new line has arrived (or the limit is passed): a head trickled
+         * byte by byte must not be parsed again for every byte. */
+        if (n <= h->scanned ||
+            (n <= cfg->http_max_header && !memchr(p + h->scanned, '\n', n - h->scanned))) {
+            h->scanned = n;
+            if (!eof)
+                return 0;
+        }
+        h->scanned = n;
         const char *err = NULL;
         long r = http_parse_head(p, n, cfg->http_max_header, MAX_TARGET, &h->req, &err);
         if (r == 0) {
@@ -345,7 +374,7 @@ static size_t http_input(struct conn *c, const char *p, size_t n, bool eof)
             dispatch(h);
         return used;
     }
-    return 0; /* HS_HANDLING: busy, not called. */
+    return 0;
 }
 
 static int http_open(struct conn *c)

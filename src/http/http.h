@@ -30,6 +30,7 @@ struct http_conn {
     bool head_only;     /* HEAD: headers without the body. */
     bool streaming;     /* The response is being sent with chunked encoding. */
     bool closing;       /* The last response is out: close, ignore further input. */
+    size_t scanned;     /* Head bytes already searched for a line end. */
     int64_t req_start_ms;
     int64_t req_start_ns;
     /* A parked handler. */

@@ -19,19 +19,19 @@
 #include "query/qry.h"
 #include "store/store.h"
 
-#define SLICE_BUDGET    65536
-#define MAX_Q           8192
-#define LIMIT_DEFAULT   100
-#define LIMIT_MAX_JSON  10000
-#define LIMIT_MAX_NDJ   10000000
-#define MAX_BUCKETS     2000
-#define TARGET_BUCKETS  120
+#define SLICE_BUDGET   65536
+#define MAX_Q          8192
+#define LIMIT_DEFAULT  100
+#define LIMIT_MAX_JSON 10000
+#define LIMIT_MAX_NDJ  10000000
+#define MAX_BUCKETS    2000
+#define TARGET_BUCKETS 120
 
 /* ------------------------------------------------------------------------------------------ */
 /* Assets: web/ embedded by assets.S. */
 
 #define ASSET(name)                                                                                \
-    extern const char asset_##name##_start[];                                                     \
+    extern const char asset_##name##_start[];                                                      \
     extern const char asset_##name##_end[];
 ASSET(index_html)
 ASSET(app_js)
@@ -95,8 +95,9 @@ void http_get_stats(struct http_conn *h)
         buf_append(&b, ",", 1);
     }
     struct server_counters *k = server_counters(conn_server(h->c));
-    buf_printf(&b, "\"connections_current\":%" PRIu64 ",\"oldest_ts_ms\":%" PRId64
-                   ",\"newest_ts_ms\":%" PRId64 ",\"per_level\":{",
+    buf_printf(&b,
+               "\"connections_current\":%" PRIu64 ",\"oldest_ts_ms\":%" PRId64
+               ",\"newest_ts_ms\":%" PRId64 ",\"per_level\":{",
                atomic_load_explicit((_Atomic uint64_t *)&k->conns_current, memory_order_relaxed),
                st.oldest_ts_ms, st.newest_ts_ms);
     for (int l = 0; l < LC_LEVEL_COUNT; l++)
@@ -126,8 +127,8 @@ void http_get_metrics(struct http_conn *h)
         if (p != SLOT_INGEST && p != SLOT_HTTP)
             continue;
         for (int l = 0; l < LC_LEVEL_COUNT; l++)
-            buf_printf(&b, "logcaster_ingested_lines_total{protocol=\"%s\",level=\"%s\"} %" PRIu64
-                           "\n",
+            buf_printf(&b,
+                       "logcaster_ingested_lines_total{protocol=\"%s\",level=\"%s\"} %" PRIu64 "\n",
                        slot_names[p], lc_level_name(l), LOAD(k->lines_by_proto[p][l]));
     }
     metric_head(&b, "logcaster_received_bytes_total", "counter",
@@ -141,8 +142,7 @@ void http_get_metrics(struct http_conn *h)
     metric_head(&b, "logcaster_truncated_lines_total", "counter",
                 "Plain lines stored truncated at --max-line.");
     buf_printf(&b, "logcaster_truncated_lines_total %" PRIu64 "\n", LOAD(k->lines_truncated));
-    metric_head(&b, "logcaster_evicted_lines_total", "counter",
-                "Entries deleted by retention.");
+    metric_head(&b, "logcaster_evicted_lines_total", "counter", "Entries deleted by retention.");
     buf_printf(&b, "logcaster_evicted_lines_total %" PRIu64 "\n", st.evicted);
     metric_head(&b, "logcaster_connections", "gauge", "Open connections, by protocol.");
     for (int p = 0; p < PROTO_SLOTS; p++)
@@ -514,9 +514,9 @@ static void histo_cleanup(struct http_conn *h)
 /* The smallest round step that gives at most TARGET_BUCKETS buckets over span ms. */
 static int64_t auto_step(int64_t span)
 {
-    static const int64_t steps[] = {1000,     2000,     5000,      10000,     15000,    30000,
-                                    60000,    120000,   300000,    600000,    900000,   1800000,
-                                    3600000,  7200000,  10800000,  21600000,  43200000, 86400000,
+    static const int64_t steps[] = {1000,      2000,      5000,        10000,    15000,    30000,
+                                    60000,     120000,    300000,      600000,   900000,   1800000,
+                                    3600000,   7200000,   10800000,    21600000, 43200000, 86400000,
                                     172800000, 604800000, 2592000000LL};
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
         if (span / steps[i] < TARGET_BUCKETS)
@@ -575,27 +575,24 @@ void http_get_histogram(struct http_conn *h)
         to = qt == INT64_MAX ? now_ms() : qt + 1;
     if (from == INT64_MIN)
         from = to - 3600 * 1000;
-    if (to <= from)
-        {
-            histo_fail(h, j, 400, "the time range is empty (from must be before to)");
-            return;
-        }
+    if (to <= from) {
+        histo_fail(h, j, 400, "the time range is empty (from must be before to)");
+        return;
+    }
     int64_t step = step_param(h);
-    if (step < 0)
-        {
-            histo_fail(h, j, 400, "bad step (e.g. 10s, 1m, 1h, or milliseconds)");
-            return;
-        }
+    if (step < 0) {
+        histo_fail(h, j, 400, "bad step (e.g. 10s, 1m, 1h, or milliseconds)");
+        return;
+    }
     if (step == 0)
         step = auto_step(to - from);
     j->from = from - ((from % step) + step) % step; /* Buckets start on whole steps. */
     j->step = step;
     uint64_t nb = (uint64_t)((to - j->from - 1) / step) + 1;
-    if (nb > MAX_BUCKETS)
-        {
-            histo_fail(h, j, 400, "step too small for the range: at most 2000 buckets");
-            return;
-        }
+    if (nb > MAX_BUCKETS) {
+        histo_fail(h, j, 400, "step too small for the range: at most 2000 buckets");
+        return;
+    }
     j->nbuckets = (size_t)nb;
     j->to = j->from + (int64_t)nb * step;
     j->counts = calloc(j->nbuckets * LC_LEVEL_COUNT, sizeof(uint64_t));

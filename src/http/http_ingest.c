@@ -168,9 +168,8 @@ void http_post_logs(struct http_conn *h)
             for (size_t i = 0; i < b.n; i++)
                 per_level[b.e[i].level]++;
             for (int l = 0; l < LC_LEVEL_COUNT; l++)
-                atomic_fetch_add_explicit(
-                    (_Atomic uint64_t *)&k->lines_by_proto[SLOT_HTTP][l], per_level[l],
-                    memory_order_relaxed);
+                atomic_fetch_add_explicit((_Atomic uint64_t *)&k->lines_by_proto[SLOT_HTTP][l],
+                                          per_level[l], memory_order_relaxed);
         }
     }
     free(b.e);
@@ -184,7 +183,8 @@ void http_post_logs(struct http_conn *h)
     }
     if (j->n == 0) {
         free(j);
-        http_reply(h, 200, "application/json", "{\"stored\":0}\n", 13);
+        static const char none[] = "{\"stored\":0,\"first_id\":null,\"last_id\":null}\n";
+        http_reply(h, 200, "application/json", none, sizeof(none) - 1);
         return;
     }
     http_park(h, post_wait, post_cleanup, j);

@@ -18,9 +18,9 @@
 #include "query/qry.h"
 #include "store/store.h"
 
-#define TAIL_BUDGET   65536  /* Entries examined per turn. */
-#define BACKLOG_MAX   100000 /* Entries a tail may be behind before it skips ahead. */
-#define KEEPALIVE_MS  15000
+#define TAIL_BUDGET  65536  /* Entries examined per turn. */
+#define BACKLOG_MAX  100000 /* Entries a tail may be behind before it skips ahead. */
+#define KEEPALIVE_MS 15000
 
 struct tail_job {
     struct qry *q;
@@ -49,8 +49,7 @@ static void tail_flush(struct http_conn *h)
     j->last_write_ms = mono_ms();
     if (conn_out_full(h->c)) {
         size_t len;
-        log_info("http: dropping live tail to %s: it does not keep up",
-                 conn_peer(h->c, &len));
+        log_info("http: dropping live tail to %s: it does not keep up", conn_peer(h->c, &len));
         conn_abort(h->c, NULL);
     }
 }
@@ -133,6 +132,9 @@ void http_get_tail(struct http_conn *h)
     http_park(h, tail_resume, tail_cleanup, j);
     h->on_tick = tail_tick;
     http_begin(h, 200, "text/event-stream", "X-Accel-Buffering: no\r\n");
+    /* Keep reading while streaming, so a client that goes away is noticed (and shutdown
+     * closes the stream) at once; anything it sends is ignored. */
+    conn_set_busy(h->c, false);
     static const char hello[] = "retry: 2000\n: connected\n\n";
     buf_append(&j->out, hello, sizeof(hello) - 1);
     tail_flush(h);

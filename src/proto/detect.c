@@ -74,7 +74,7 @@ static enum match alt(enum match a, enum match b)
 
 static enum match http_form(const unsigned char *p, size_t n)
 {
-    static const char *const methods[] = {"GET ",     "HEAD ",  "POST ", "PUT ",
+    static const char *const methods[] = {"GET ",    "HEAD ",    "POST ", "PUT ",
                                           "DELETE ", "OPTIONS ", "PATCH "};
     enum match m = M_NO;
     size_t start = 0;

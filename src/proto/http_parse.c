@@ -46,46 +46,26 @@ enum {
 #define TCH (C_TCHAR | C_TARGET | C_FIELD)
 #define VIS (C_TARGET | C_FIELD)
 static const unsigned char cls[256] = {
-    ['\t'] = C_FIELD,
-    [' '] = C_FIELD,
-    ['!'] = TCH,
-    ['"'] = VIS,
-    ['#'] = TCH,
-    ['$'] = TCH,
-    ['%'] = TCH,
-    ['&'] = TCH,
-    ['\''] = TCH,
-    ['('] = VIS,
-    [')'] = VIS,
-    ['*'] = TCH,
-    ['+'] = TCH,
-    [','] = VIS,
-    ['-'] = TCH,
-    ['.'] = TCH,
-    ['/'] = VIS,
-    ['0' ... '9'] = TCH | C_HEX,
-    [':'] = VIS,
-    [';'] = VIS,
-    ['<'] = VIS,
-    ['='] = VIS,
-    ['>'] = VIS,
-    ['?'] = VIS,
-    ['@'] = VIS,
-    ['A' ... 'F'] = TCH | C_HEX,
-    ['G' ... 'Z'] = TCH,
-    ['['] = VIS,
-    ['\\'] = VIS,
-    [']'] = VIS,
-    ['^'] = TCH,
-    ['_'] = TCH,
-    ['`'] = TCH,
-    ['a' ... 'f'] = TCH | C_HEX,
-    ['g' ... 'z'] = TCH,
-    ['{'] = VIS,
-    ['|'] = TCH,
-    ['}'] = VIS,
-    ['~'] = TCH,
-    [0x80 ... 0xff] = C_FIELD,
+    ['\t'] = C_FIELD,    [' '] = C_FIELD,
+    ['!'] = TCH,         ['"'] = VIS,
+    ['#'] = TCH,         ['$'] = TCH,
+    ['%'] = TCH,         ['&'] = TCH,
+    ['\''] = TCH,        ['('] = VIS,
+    [')'] = VIS,         ['*'] = TCH,
+    ['+'] = TCH,         [','] = VIS,
+    ['-'] = TCH,         ['.'] = TCH,
+    ['/'] = VIS,         ['0' ... '9'] = TCH | C_HEX,
+    [':'] = VIS,         [';'] = VIS,
+    ['<'] = VIS,         ['='] = VIS,
+    ['>'] = VIS,         ['?'] = VIS,
+    ['@'] = VIS,         ['A' ... 'F'] = TCH | C_HEX,
+    ['G' ... 'Z'] = TCH, ['['] = VIS,
+    ['\\'] = VIS,        [']'] = VIS,
+    ['^'] = TCH,         ['_'] = TCH,
+    ['`'] = TCH,         ['a' ... 'f'] = TCH | C_HEX,
+    ['g' ... 'z'] = TCH, ['{'] = VIS,
+    ['|'] = TCH,         ['}'] = VIS,
+    ['~'] = TCH,         [0x80 ... 0xff] = C_FIELD,
 };
 #undef TCH
 #undef VIS
@@ -116,8 +96,8 @@ static const struct {
     size_t len;
     enum http_method m;
 } methods[] = {
-    {"GET", 3, HTTP_GET},         {"HEAD", 4, HTTP_HEAD},     {"POST", 4, HTTP_POST},
-    {"PUT", 3, HTTP_PUT},         {"DELETE", 6, HTTP_DELETE}, {"OPTIONS", 7, HTTP_OPTIONS},
+    {"GET", 3, HTTP_GET},     {"HEAD", 4, HTTP_HEAD},     {"POST", 4, HTTP_POST},
+    {"PUT", 3, HTTP_PUT},     {"DELETE", 6, HTTP_DELETE}, {"OPTIONS", 7, HTTP_OPTIONS},
     {"PATCH", 5, HTTP_PATCH},
 };
 
@@ -352,10 +332,12 @@ long http_parse_head(const char *buf, size_t n, size_t max_head, size_t max_targ
         size_t n1 = i++;
         while (i < end && (p[i] == ' ' || p[i] == '\t'))
             i++;
-        size_t v0 = i, v1 = i;
-        for (; i < end && (cls[p[i]] & C_FIELD); i++)
-            if (p[i] != ' ' && p[i] != '\t')
-                v1 = i + 1;
+        size_t v0 = i;
+        while (i < end && (cls[p[i]] & C_FIELD))
+            i++;
+        size_t v1 = i;
+        while (v1 > v0 && (p[v1 - 1] == ' ' || p[v1 - 1] == '\t'))
+            v1--;
         if ((r = line_end(p, end, &i)) <= 0) {
             if (r == 0)
                 goto more;
@@ -480,21 +462,21 @@ bool http_list_has(const char *v, size_t len, const char *token)
 
 /* Chunked decoder states; the zero state expects the first digit of a chunk size. */
 enum {
-    CH_SIZE0,      /* First hex digit of a chunk size. */
-    CH_SIZE,       /* More hex digits, BWS, ';' or CR. */
-    CH_SIZE_BWS,   /* Whitespace after the size: only BWS before a ';' may follow. */
-    CH_EXT,        /* A chunk extension, ignored up to the CR. */
-    CH_SIZE_LF,    /* The LF that ends the size line. */
-    CH_DATA,       /* st->remaining payload bytes. */
-    CH_DATA_CR,    /* The CRLF after the payload. */
-    CH_DATA_LF,    /* */
-    CH_TR_START,   /* Start of a trailer line: a field name or the final CRLF. */
-    CH_TR_NAME,    /* Field name up to ':'. */
-    CH_TR_VALUE,   /* Field value up to CR. */
-    CH_TR_LF,      /* The LF that ends a trailer field line. */
-    CH_END_LF,     /* The LF of the final empty line. */
-    CH_DONE,       /* The body is complete. */
-    CH_ERROR,      /* A previous call failed; every later call fails too. */
+    CH_SIZE0,    /* First hex digit of a chunk size. */
+    CH_SIZE,     /* More hex digits, BWS, ';' or CR. */
+    CH_SIZE_BWS, /* Whitespace after the size: only BWS before a ';' may follow. */
+    CH_EXT,      /* A chunk extension, ignored up to the CR. */
+    CH_SIZE_LF,  /* The LF that ends the size line. */
+    CH_DATA,     /* st->remaining payload bytes. */
+    CH_DATA_CR,  /* The CRLF after the payload. */
+    CH_DATA_LF,  /* */
+    CH_TR_START, /* Start of a trailer line: a field name or the final CRLF. */
+    CH_TR_NAME,  /* Field name up to ':'. */
+    CH_TR_VALUE, /* Field value up to CR. */
+    CH_TR_LF,    /* The LF that ends a trailer field line. */
+    CH_END_LF,   /* The LF of the final empty line. */
+    CH_DONE,     /* The body is complete. */
+    CH_ERROR,    /* A previous call failed; every later call fails too. */
 };
 
 long http_chunked_decode(struct http_chunked *st, const char *in, size_t n, char *out,

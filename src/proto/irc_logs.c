@@ -21,9 +21,9 @@
 #include "store/store.h"
 
 #define IRC_STREAM_BEHIND_MS 2000 /* A client behind the stream this long is dropped (SendQ). */
-#define PUMP_MAX   20000 /* Entries relayed per pump; beyond that the oldest are skipped. */
-#define QUERY_SHOW 5     /* Rows !query prints. */
-#define LOGBOT     ":LogBot!log@system"
+#define PUMP_MAX             20000 /* Entries relayed per pump; beyond that the oldest are skipped. */
+#define QUERY_SHOW           5     /* Rows !query prints. */
+#define LOGBOT               ":LogBot!log@system"
 
 bool irc_chan_name_is_log(const char *name)
 {
@@ -239,7 +239,8 @@ static unsigned pump_gen; /* Counts pumps, so a slow client is flushed at most o
 static void tell_skipped(struct irc_client *cl)
 {
     if (cl->stream_skipped)
-        irc_send(cl, LOGBOT " NOTICE %s :%" PRIu64 " log lines were not sent to you: your "
+        irc_send(cl,
+                 LOGBOT " NOTICE %s :%" PRIu64 " log lines were not sent to you: your "
                         "connection fell behind the stream. Use !query or the query port.",
                  cl->nick, cl->stream_skipped);
     cl->stream_skipped = 0;

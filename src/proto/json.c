@@ -104,7 +104,9 @@ int json_entry(struct buf *b, const struct lc_entry *e)
 {
     char ts[40];
     json_iso_time(e->ts_ms, ts, sizeof(ts));
-    if (buf_printf(b, "{\"id\":%" PRIu64 ",\"ts\":\"%s\",\"ts_ms\":%" PRId64 ",\"level\":\"%s\",\"source\":",
+    if (buf_printf(b,
+                   "{\"id\":%" PRIu64 ",\"ts\":\"%s\",\"ts_ms\":%" PRId64
+                   ",\"level\":\"%s\",\"source\":",
                    e->id, ts, e->ts_ms, lc_level_name(e->level)) < 0 ||
         json_str(b, e->source, e->source_len) < 0 || buf_append(b, ",\"message\":", 11) < 0 ||
         json_str(b, e->msg, e->msg_len) < 0)

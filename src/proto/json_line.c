@@ -86,8 +86,8 @@ static int64_t epoch_ms(double x)
 
 static int64_t time_of(yajl_val v)
 {
-    if (YAJL_IS_NUMBER(v) && (v->u.number.flags & YAJL_NUMBER_DOUBLE_VALID) &&
-        v->u.number.d >= 0 && v->u.number.d < 1e16)
+    if (YAJL_IS_NUMBER(v) && (v->u.number.flags & YAJL_NUMBER_DOUBLE_VALID) && v->u.number.d >= 0 &&
+        v->u.number.d < 1e16)
         return epoch_ms(v->u.number.d);
     if (YAJL_IS_STRING(v)) {
         const char *s = v->u.string;
@@ -118,8 +118,8 @@ static void put_field(struct buf *b, const char *key, yajl_val v)
     put_json(b, v);
 }
 
-int json_line_parse(const char *line, size_t len, struct buf *out, struct json_line *jl,
-                    char *err, size_t errcap)
+int json_line_parse(const char *line, size_t len, struct buf *out, struct json_line *jl, char *err,
+                    size_t errcap)
 {
     char stack[4096], *text = len < sizeof(stack) ? stack : malloc(len + 1);
     if (!text) {

@@ -17,15 +17,15 @@
 #include "core/buf.h"
 
 struct json_line {
-    int level;     /* enum lc_level, or -1: detect from the message. */
-    int64_t ts_ms; /* INT64_MIN: none given. */
+    int level;               /* enum lc_level, or -1: detect from the message. */
+    int64_t ts_ms;           /* INT64_MIN: none given. */
     size_t msg_off, msg_len; /* The composed message, in the output buffer (raw, unescaped). */
 };
 
 /* Parse line[0..len) (no newline). The message is appended to out. Returns 0, or -1 with a
  * short reason in err[0..errcap) when the line is not a JSON object. */
-int json_line_parse(const char *line, size_t len, struct buf *out, struct json_line *jl,
-                    char *err, size_t errcap);
+int json_line_parse(const char *line, size_t len, struct buf *out, struct json_line *jl, char *err,
+                    size_t errcap);
 
 /* True when line[0..len) looks like a JSON object (first non-blank byte is '{'). */
 int json_line_looks(const char *line, size_t len);

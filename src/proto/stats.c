@@ -31,9 +31,13 @@ size_t stats_collect(struct conn *c, struct stat_kv *out)
     struct store_stats st;
     store_get_stats(conn_store(c), &st);
     size_t n = 0;
-#define LOAD(f) atomic_load_explicit((_Atomic uint64_t *)&k->f, memory_order_relaxed)
+#define LOAD(f)    atomic_load_explicit((_Atomic uint64_t *)&k->f, memory_order_relaxed)
 #define U(name, v) out[n++] = (struct stat_kv){.key = (name), .kind = STAT_U64, .u = (v)}
-#define I(name, v) out[n++] = (struct stat_kv){.key = (name), .kind = STAT_I64, .i = (v)}
+#define I(name, v)                                                                                 \
+    out[n++] = (struct stat_kv)                                                                    \
+    {                                                                                              \
+        .key = (name), .kind = STAT_I64, .i = (v)                                                  \
+    }
     U("entries", st.entries);
     U("appended", st.appended);
     U("evicted", st.evicted);
@@ -57,9 +61,10 @@ size_t stats_collect(struct conn *c, struct stat_kv *out)
     I("memory_rss_bytes", rss_bytes());
     U("raw_bytes", st.raw_bytes);
     U("disk_bytes", st.disk_bytes);
-    out[n++] = (struct stat_kv){.key = "compression_ratio",
-                                .kind = STAT_F64,
-                                .d = st.raw_bytes ? (double)st.disk_bytes / (double)st.raw_bytes : 0};
+    out[n++] =
+        (struct stat_kv){.key = "compression_ratio",
+                         .kind = STAT_F64,
+                         .d = st.raw_bytes ? (double)st.disk_bytes / (double)st.raw_bytes : 0};
     U("segments", st.segments);
     U("blocks", st.blocks);
     U("segments_deleted", st.segments_deleted);
@@ -70,8 +75,8 @@ size_t stats_collect(struct conn *c, struct stat_kv *out)
     U("write_errors", st.write_errors);
     U("failed_entries", st.failed_entries);
     U("damaged_bytes", st.damaged_bytes);
-    out[n++] = (struct stat_kv){.key = "store_error", .kind = STAT_STR,
-                                .s = st.error ? st.error : "none"};
+    out[n++] =
+        (struct stat_kv){.key = "store_error", .kind = STAT_STR, .s = st.error ? st.error : "none"};
 #undef U
 #undef I
 #undef LOAD
