@@ -2,7 +2,7 @@
 CC      ?= cc
 CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -pthread -Isrc -Itests/unit \
               $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
-LIBS    = $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8) -lzstd -lxxhash -lyajl \
+LIBS    = $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8) -lzstd -lxxhash -lyajl -linih -lssl -lcrypto \
           -pthread -lm
 OPT     ?= -O2 -g
 SAN     = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -69,6 +69,7 @@ start_server() {
     last_dir=$dir
     mkdir -p "$dir"
     "$server_bin" --bind 127.0.0.1 --log-port 0 --query-port 0 --irc-port -1 --http-port -1 \
+        --log-conn-rate 0 --query-conn-rate 0 --irc-conn-rate 0 --http-conn-rate 0 \
         --data-dir "$dir" \
         ${server_extra[@]+"${server_extra[@]}"} ${run_extra[@]+"${run_extra[@]}"} >"$out" \
         2>"$err" &

@@ -8,12 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/config.h"
 #include "core/log.h"
 #include "core/server.h"
+#include "core/tls.h"
 #include "proto/irc.h"
 #include "proto/protocols.h"
 #include "store/store.h"
@@ -40,6 +42,39 @@ static int lock_data_dir(const char *dir)
     return fd; /* Held open (and locked) until exit. */
 }
 
+/* The address a role listens on: --bind, or loopback when it requires authentication but has
+ * no secret to check (secure by default: nobody else can reach it unauthenticated). */
+static const char *role_bind(const struct config *cfg, enum policy_role role, const char *name)
+{
+    const struct policy *p = &cfg->policy[role];
+    if (!p->auth || p->ntokens > 0)
+        return NULL;
+    const char *lo = strchr(cfg->bind_addr, ':') ? "::1" : "127.0.0.1";
+    if (strcmp(cfg->bind_addr, lo) != 0 && strcmp(cfg->bind_addr, "localhost") != 0)
+        log_warn("%s: authentication is required but no --%s-token is set: listening on %s only",
+                 name, name, lo);
+    return lo;
+}
+
+/* SIGHUP: read the configuration again (file and flags) and apply the access policies. Other
+ * settings need a restart; the log says so when they changed. */
+static void reload(int argc, char **argv, const struct config *running)
+{
+    struct config fresh;
+    config_defaults(&fresh);
+    if (config_parse(&fresh, argc, argv) != 0) {
+        log_error("reload: the configuration has errors (see above); keeping the current one");
+        return;
+    }
+    policy_set(fresh.policy);
+    if (fresh.log_port != running->log_port || fresh.query_port != running->query_port ||
+        fresh.irc_port != running->irc_port || fresh.http_port != running->http_port ||
+        strcmp(fresh.data_dir, running->data_dir) != 0 || fresh.threads != running->threads)
+        log_warn("reload: ports, data dir and threads change only with a restart");
+    log_info("reload: access policies applied%s%s", running->config_file ? " from " : "",
+             running->config_file ? running->config_file : "");
+}
+
 int main(int argc, char **argv)
 {
     struct config cfg;
@@ -47,11 +82,26 @@ int main(int argc, char **argv)
     int r = config_parse(&cfg, argc, argv);
     if (r != 0)
         return r > 0 ? 0 : 2;
+    if (cfg.check_config) {
+        config_print(&cfg, stdout);
+        printf("\nconfiguration OK\n");
+        return 0;
+    }
     log_verbosity = cfg.verbosity;
+    policy_set(cfg.policy);
+    if (cfg.tls_cert && tls_init(cfg.tls_cert, cfg.tls_key) < 0)
+        return 2;
     /* Megabyte buffers (pending chunks, cached blocks) come and go on different threads; mapped
      * directly, their memory goes back to the system when freed instead of fragmenting the
      * heap, so the process size follows --memory-limit. */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+
+    /* Every connection is a descriptor: take the hard limit (10,000 idle clients must fit). */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
 
     /* Writes to a vanished peer must return EPIPE, not kill the process. */
     signal(SIGPIPE, SIG_IGN);
@@ -61,6 +111,7 @@ int main(int argc, char **argv)
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 
     int lock_fd = lock_data_dir(cfg.data_dir);
@@ -84,19 +135,27 @@ int main(int argc, char **argv)
     }
     irc_init(store, &cfg);
     struct listener_spec listeners[4 + CONFIG_MAX_LISTEN] = {
-        {"log", NULL, cfg.log_port, &proto_ingest, proto_pick},
-        {"query", NULL, cfg.query_port, &proto_query, proto_pick},
-        {"irc", NULL, cfg.irc_port, &proto_irc, proto_pick},
-        {"http", NULL, cfg.http_port, &proto_http, proto_pick},
+        {"log", role_bind(&cfg, ROLE_LOG, "log"), cfg.log_port, &proto_ingest, proto_pick, ROLE_LOG,
+         false},
+        {"query", role_bind(&cfg, ROLE_QUERY, "query"), cfg.query_port, &proto_query, proto_pick,
+         ROLE_QUERY, false},
+        {"irc", role_bind(&cfg, ROLE_IRC, "irc"), cfg.irc_port, &proto_irc, proto_pick, ROLE_IRC,
+         false},
+        {"http", role_bind(&cfg, ROLE_HTTP, "http"), cfg.http_port, &proto_http, proto_pick,
+         ROLE_HTTP, false},
     };
     size_t nlisteners = 4;
+    static const struct proto *const role_protos[ROLE_COUNT] = {&proto_ingest, &proto_query,
+                                                                &proto_irc, &proto_http};
     for (int i = 0; i < cfg.nlisten; i++) {
         const struct listen_extra *l = &cfg.listen[i];
-        const struct proto *p = strcmp(l->role, "query") == 0  ? &proto_query
-                                : strcmp(l->role, "irc") == 0  ? &proto_irc
-                                : strcmp(l->role, "http") == 0 ? &proto_http
-                                                               : &proto_ingest;
-        listeners[nlisteners++] = (struct listener_spec){l->role, l->addr, l->port, p, proto_pick};
+        int role = strcmp(l->role, "query") == 0  ? ROLE_QUERY
+                   : strcmp(l->role, "irc") == 0  ? ROLE_IRC
+                   : strcmp(l->role, "http") == 0 ? ROLE_HTTP
+                                                  : ROLE_LOG;
+        /* An explicit address is the operator's choice, even for a role without a secret. */
+        listeners[nlisteners++] = (struct listener_spec){
+            l->role, l->addr, l->port, role_protos[role], proto_pick, role, l->tls};
     }
     struct server *srv = server_start(&cfg, store, listeners, nlisteners);
     if (!srv) {
@@ -110,8 +169,13 @@ int main(int argc, char **argv)
                                      : "never");
 
     int sig = 0;
-    while (sigwait(&stop_signals, &sig) != 0)
-        ;
+    for (;;) {
+        if (sigwait(&stop_signals, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            break;
+        reload(argc, argv, &cfg);
+    }
     log_info("received %s: finishing received data and shutting down", strsignal(sig));
     server_stop(srv);
     struct store_stats st;
@@ -121,5 +185,7 @@ int main(int argc, char **argv)
     store_close(store); /* Before server_free: the store's writer signals the reactors' fds. */
     server_free(srv);
     close(lock_fd);
+    policy_free();
+    tls_cleanup();
     return 0;
 }

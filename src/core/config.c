@@ -1,15 +1,19 @@
 /* config.c - defaults and command-line parsing for logcasterd. */
 #include "core/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/log.h"
+
+#include <ini.h>
 
 void config_defaults(struct config *c)
 {
@@ -52,6 +56,13 @@ void config_defaults(struct config *c)
         .shutdown_timeout_s = 5,
         .verbosity = LOGV_INFO,
     };
+    /* The seed's table, secure by default: anyone may send logs (100 new connections/s per
+     * address); querying, IRC and HTTP need a secret, and without one they listen on
+     * loopback only (main.c says so at start-up). */
+    c->policy[ROLE_LOG] = (struct policy){.conn_rate = 100};
+    c->policy[ROLE_QUERY] = (struct policy){.auth = true, .conn_rate = 100};
+    c->policy[ROLE_IRC] = (struct policy){.auth = true, .conn_rate = 20};
+    c->policy[ROLE_HTTP] = (struct policy){.auth = true, .conn_rate = 200};
 }
 
 static const char usage[] =
@@ -68,6 +79,10 @@ static const char usage[] =
     "                           (repeatable, up to 4; [::1]:7000=auto for IPv6). Every\n"
     "                           listener detects HTTP, IRC and the binary protocol from the\n"
     "                           first bytes; other input gets the ROLE (auto: log lines)\n"
+    "  --tls-cert FILE, --tls-key FILE  PEM certificate chain and key: every listener then\n"
+    "                           also speaks TLS 1.2/1.3 (recognised by the handshake);\n"
+    "                           ROLE+tls in --listen accepts TLS only, e.g.\n"
+    "                           --listen 0.0.0.0:6697=irc+tls\n"
     "  --http-max-body SIZE     largest HTTP request body (default 64M)\n"
     "  --http-max-header SIZE   largest HTTP request line plus headers (default 16K)\n"
     "  --http-request-timeout SEC  a request must arrive whole within this (default 10)\n"
@@ -76,6 +91,26 @@ static const char usage[] =
     "  --irc-stream-rate N      log lines per second per IRC log channel; beyond, LogBot\n"
     "                           counts suppressed lines (default 200)\n"
     "  --irc-replay N           entries replayed on joining a log channel (default 10)\n"
+    "\n"
+    "Access (ROLE is log, query, irc or http; each applies to that role's listeners):\n"
+    "  --ROLE-allow CIDRS       only these sources may connect (comma-separated, e.g.\n"
+    "                           10.0.0.0/8,::1; default: any)\n"
+    "  --ROLE-deny CIDRS        these sources may not connect\n"
+    "  --ROLE-token SECRET      a secret clients authenticate with (repeatable, up to 4):\n"
+    "                           AUTH <secret> on the log and query ports, PASS on IRC,\n"
+    "                           Authorization: Bearer <secret> on HTTP\n"
+    "  --ROLE-auth on|off       require authentication (default: off for log, on for the\n"
+    "                           others; on without a token means: listen on loopback only)\n"
+    "  --ROLE-conn-rate N       new connections per second per source address, 0 = no\n"
+    "                           limit (defaults: log 100, query 100, irc 20, http 200)\n"
+    "  --ROLE-max-conns-per-ip N  concurrent connections per source address (default 0:\n"
+    "                           no limit)\n"
+    "  --ROLE-max-conns N       concurrent connections on the role (default 0: no limit)\n"
+    "  --log-line-rate N        lines per second per ingest connection, 0 = no limit;\n"
+    "                           a faster sender is slowed down, nothing is dropped\n"
+    "  --config FILE            read settings from an INI file (keys are these options'\n"
+    "                           names; [log], [query], [irc], [http] sections for access)\n"
+    "  --check-config           validate the configuration, print it, and exit\n"
     "\n"
     "Storage:\n"
     "  --data-dir DIR           data directory, created if missing (default ./data)\n"
@@ -188,6 +223,8 @@ static int parse_size_opt(const char *name, const char *s, size_t lo, size_t *ou
     return 0;
 }
 
+#define OPT_POLICY 4096 /* --ROLE-KIND options: OPT_POLICY + role * PK_COUNT + kind. */
+
 enum {
     OPT_BIND = 256,
     OPT_LOG_PORT,
@@ -219,6 +256,10 @@ enum {
     OPT_HTTP_HEADER,
     OPT_HTTP_TIMEOUT,
     OPT_LISTEN,
+    OPT_CONFIG,
+    OPT_CHECK_CONFIG,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
     OPT_FSYNC,
     OPT_FSYNC_INTERVAL,
     OPT_SEGMENT_SIZE,
@@ -277,6 +318,15 @@ static int parse_listen(struct config *c, const char *arg)
         return -1;
     }
     struct listen_extra *l = &c->listen[c->nlisten];
+    char spec[128];
+    snprintf(spec, sizeof(spec), "%s", arg);
+    bool tls = false;
+    size_t sl = strlen(spec);
+    if (sl > 4 && strcmp(spec + sl - 4, "+tls") == 0) {
+        spec[sl - 4] = 0;
+        tls = true;
+    }
+    arg = spec;
     const char *eq = strrchr(arg, '='), *colon;
     const char *a = arg, *a_end;
     if (*arg == '[') {
@@ -305,229 +355,529 @@ static int parse_listen(struct config *c, const char *arg)
     l->addr[a_end - a] = 0;
     l->port = (int)port;
     snprintf(l->role, sizeof(l->role), "%s", eq + 1);
+    l->tls = tls;
     c->nlisten++;
     return 0;
 }
 
+static const struct option base_opts[] = {
+    {"bind", required_argument, NULL, OPT_BIND},
+    {"log-port", required_argument, NULL, OPT_LOG_PORT},
+    {"query-port", required_argument, NULL, OPT_QUERY_PORT},
+    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"max-line", required_argument, NULL, OPT_MAX_LINE},
+    {"memory-limit", required_argument, NULL, OPT_MEMORY},
+    {"out-limit", required_argument, NULL, OPT_OUT_LIMIT},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONN},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE},
+    {"backlog", required_argument, NULL, OPT_BACKLOG},
+    {"reuseport", no_argument, NULL, OPT_REUSEPORT},
+    {"keepalive-idle", required_argument, NULL, OPT_KA_IDLE},
+    {"keepalive-interval", required_argument, NULL, OPT_KA_INTVL},
+    {"keepalive-count", required_argument, NULL, OPT_KA_COUNT},
+    {"user-timeout", required_argument, NULL, OPT_USER_TIMEOUT},
+    {"rcvbuf", required_argument, NULL, OPT_RCVBUF},
+    {"sndbuf", required_argument, NULL, OPT_SNDBUF},
+    {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN},
+    {"irc-port", required_argument, NULL, OPT_IRC_PORT},
+    {"irc-server-name", required_argument, NULL, OPT_IRC_NAME},
+    {"irc-password", required_argument, NULL, OPT_IRC_PASS},
+    {"irc-stream-rate", required_argument, NULL, OPT_IRC_RATE},
+    {"irc-replay", required_argument, NULL, OPT_IRC_REPLAY},
+    {"http-port", required_argument, NULL, OPT_HTTP_PORT},
+    {"http-max-body", required_argument, NULL, OPT_HTTP_BODY},
+    {"http-max-header", required_argument, NULL, OPT_HTTP_HEADER},
+    {"http-request-timeout", required_argument, NULL, OPT_HTTP_TIMEOUT},
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"fsync", required_argument, NULL, OPT_FSYNC},
+    {"fsync-interval", required_argument, NULL, OPT_FSYNC_INTERVAL},
+    {"segment-size", required_argument, NULL, OPT_SEGMENT_SIZE},
+    {"compression-level", required_argument, NULL, OPT_COMPRESSION},
+    {"retention-size", required_argument, NULL, OPT_RET_SIZE},
+    {"retention-age", required_argument, NULL, OPT_RET_AGE},
+    {"retention-min-free", required_argument, NULL, OPT_RET_FREE},
+    {"verbose", no_argument, NULL, 'v'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+    {0, 0, 0, 0},
+};
+
+static int apply(struct config *c, int o, const char *optarg);
+/* ------------------------------------------------------------------------------------------ */
+/* Access policies: --ROLE-KIND options. */
+
+enum {
+    PK_ALLOW,
+    PK_DENY,
+    PK_TOKEN,
+    PK_AUTH,
+    PK_CONN_RATE,
+    PK_MAX_PER_IP,
+    PK_MAX_CONNS,
+    PK_LINE_RATE,
+    PK_COUNT
+};
+static const char *const role_names[ROLE_COUNT] = {"log", "query", "irc", "http"};
+static const char *const kind_names[PK_COUNT] = {
+    "allow", "deny", "token", "auth", "conn-rate", "max-conns-per-ip", "max-conns", "line-rate"};
+
+static int set_policy(struct config *c, int role, int kind, const char *v)
+{
+    struct policy *p = &c->policy[role];
+    char name[40], bad[80];
+    snprintf(name, sizeof(name), "%s-%s", role_names[role], kind_names[kind]);
+    switch (kind) {
+    case PK_ALLOW:
+    case PK_DENY:
+        if (cidr_list_parse(v, kind == PK_ALLOW ? p->allow : p->deny,
+                            kind == PK_ALLOW ? &p->nallow : &p->ndeny, POLICY_MAX_CIDRS, bad,
+                            sizeof(bad)) < 0) {
+            fprintf(stderr,
+                    "logcasterd: --%s: '%s' is not an address range (e.g. 10.0.0.0/8, "
+                    "192.168.1.7, ::1, fd00::/8)\n",
+                    name, bad);
+            return -1;
+        }
+        return 0;
+    case PK_TOKEN:
+        if (p->ntokens == POLICY_MAX_TOKENS || !*v || strlen(v) >= POLICY_TOKEN_MAX ||
+            strpbrk(v, " \t\r\n")) {
+            fprintf(stderr,
+                    "logcasterd: --%s: at most %d secrets of 1 to %d bytes without "
+                    "spaces\n",
+                    name, POLICY_MAX_TOKENS, POLICY_TOKEN_MAX - 1);
+            return -1;
+        }
+        snprintf(p->tokens[p->ntokens++], POLICY_TOKEN_MAX, "%s", v);
+        return 0;
+    case PK_AUTH:
+        if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+            fprintf(stderr, "logcasterd: --%s takes on or off, not '%s'\n", name, v);
+            return -1;
+        }
+        p->auth = strcmp(v, "on") == 0;
+        return 0;
+    case PK_CONN_RATE:
+    case PK_LINE_RATE: {
+        char *end;
+        errno = 0;
+        double r = strtod(v, &end);
+        if (errno || end == v || *end || r < 0 || r > 1e9 ||
+            (kind == PK_LINE_RATE && role != ROLE_LOG)) {
+            fprintf(stderr, "logcasterd: invalid --%s '%s' (a rate per second, 0 = no limit%s)\n",
+                    name, v, kind == PK_LINE_RATE ? "; only --log-line-rate exists" : "");
+            return -1;
+        }
+        *(kind == PK_CONN_RATE ? &p->conn_rate : &p->line_rate) = r;
+        return 0;
+    }
+    case PK_MAX_PER_IP:
+        return parse_int(name, v, 0, 10000000, &p->max_conns_per_ip);
+    case PK_MAX_CONNS:
+        return parse_int(name, v, 0, 10000000, &p->max_conns);
+    }
+    return -1;
+}
+
+/* The option table: the fixed options plus --ROLE-KIND for every role and kind. */
+static struct option opts_all[sizeof(base_opts) / sizeof(base_opts[0]) + ROLE_COUNT * PK_COUNT];
+static char opt_names[ROLE_COUNT * PK_COUNT][40];
+static pthread_once_t opts_once = PTHREAD_ONCE_INIT;
+
+static void build_opts(void)
+{
+    size_t n = 0;
+    for (; base_opts[n].name; n++)
+        opts_all[n] = base_opts[n];
+    for (int r = 0; r < ROLE_COUNT; r++) {
+        for (int k = 0; k < PK_COUNT; k++) {
+            char *name = opt_names[r * PK_COUNT + k];
+            snprintf(name, sizeof(opt_names[0]), "%s-%s", role_names[r], kind_names[k]);
+            opts_all[n++] =
+                (struct option){name, required_argument, NULL, OPT_POLICY + r * PK_COUNT + k};
+        }
+    }
+    opts_all[n] = (struct option){0, 0, 0, 0};
+}
+
+static const struct option *all_opts(void)
+{
+    pthread_once(&opts_once, build_opts);
+    return opts_all;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The configuration file: INI (Debian's libinih). A key in [server] (or before any section)
+ * is an option's long name; a key in [log], [query], [irc] or [http] is ROLE-key. */
+
+struct ini_state {
+    struct config *c;
+    const char *file;
+    FILE *f;
+    int line;
+    int errors;
+};
+
+/* Strings from the file must outlive it: kept here (reachable, so leak checkers agree). */
+static char *kept[1024];
+static size_t nkept;
+
+static const char *keep(const char *v)
+{
+    char *d = strdup(v);
+    if (d && nkept < sizeof(kept) / sizeof(kept[0]))
+        kept[nkept++] = d;
+    return d ? d : "";
+}
+
+static char *ini_read_line(char *str, int num, void *stream)
+{
+    struct ini_state *st = stream;
+    char *r = fgets(str, num, st->f);
+    if (r)
+        st->line++;
+    return r;
+}
+
+static int ini_entry(void *user, const char *section, const char *key, const char *value)
+{
+    struct ini_state *st = user;
+    char name[96];
+    bool role_section = false;
+    for (int r = 0; r < ROLE_COUNT; r++)
+        role_section |= strcmp(section, role_names[r]) == 0;
+    if (role_section)
+        snprintf(name, sizeof(name), "%s-%s", section, key);
+    else if (!*section || strcmp(section, "server") == 0)
+        snprintf(name, sizeof(name), "%s", key);
+    else {
+        fprintf(stderr,
+                "logcasterd: %s:%d: unknown section [%s] (use [server], [log], "
+                "[query], [irc] or [http])\n",
+                st->file, st->line, section);
+        st->errors++;
+        return 1;
+    }
+    for (const struct option *o = all_opts(); o->name; o++) {
+        if (strcmp(o->name, name) != 0)
+            continue;
+        if (o->val == OPT_CONFIG || o->val == OPT_CHECK_CONFIG || o->val == 'h' ||
+            o->val == OPT_VERSION)
+            break;
+        int r;
+        if (o->has_arg == no_argument) {
+            bool on = !strcmp(value, "1") || !strcmp(value, "true") || !strcmp(value, "yes") ||
+                      !strcmp(value, "on");
+            bool off = !strcmp(value, "0") || !strcmp(value, "false") || !strcmp(value, "no") ||
+                       !strcmp(value, "off");
+            r = on ? apply(st->c, o->val, NULL) : off ? 0 : -1;
+            if (!on && !off)
+                fprintf(stderr, "logcasterd: %s takes yes or no, not '%s'\n", name, value);
+        } else {
+            r = apply(st->c, o->val, keep(value));
+        }
+        if (r != 0) {
+            fprintf(stderr, "logcasterd: %s:%d: invalid value for %s (see above)\n", st->file,
+                    st->line, key);
+            st->errors++;
+        }
+        return 1;
+    }
+    fprintf(stderr, "logcasterd: %s:%d: unknown setting '%s'%s%s%s\n", st->file, st->line, key,
+            *section ? " in [" : "", section, *section ? "]" : "");
+    st->errors++;
+    return 1;
+}
+
+int config_load_file(struct config *c, const char *file)
+{
+    struct ini_state st = {c, file, fopen(file, "r"), 0, 0};
+    if (!st.f) {
+        fprintf(stderr, "logcasterd: cannot read --config %s: %s\n", file, strerror(errno));
+        return -1;
+    }
+    int r = ini_parse_stream(ini_read_line, &st, ini_entry, &st);
+    fclose(st.f);
+    if (r > 0) {
+        fprintf(stderr, "logcasterd: %s:%d: not an INI line (key = value, or [section])\n", file,
+                r);
+        st.errors++;
+    }
+    return st.errors ? -1 : 0;
+}
+
+static void print_cidrs(FILE *out, const char *key, const struct cidr *l, int n)
+{
+    fprintf(out, "%s = ", key);
+    for (int i = 0; i < n; i++) {
+        char a[64];
+        inet_ntop(l[i].family, l[i].addr, a, sizeof(a));
+        fprintf(out, "%s%s/%d", i ? "," : "", a, l[i].bits);
+    }
+    fprintf(out, "%s\n", n ? "" : "(any)");
+}
+
+void config_print(const struct config *c, FILE *out)
+{
+    fprintf(out,
+            "[server]\nbind = %s\nlog-port = %d\nquery-port = %d\nirc-port = %d\n"
+            "http-port = %d\ndata-dir = %s\nthreads = %d\nfsync = %s\n"
+            "memory-limit = %zu\nmax-connections = %d\nidle-timeout = %d\n",
+            c->bind_addr, c->log_port, c->query_port, c->irc_port, c->http_port, c->data_dir,
+            c->threads,
+            c->fsync_policy == 0   ? "always"
+            : c->fsync_policy == 1 ? "batch"
+                                   : "never",
+            c->memory_limit, c->max_connections, c->idle_timeout_s);
+    for (int i = 0; i < c->nlisten; i++)
+        fprintf(out, "listen = %s:%d=%s\n", c->listen[i].addr, c->listen[i].port,
+                c->listen[i].role);
+    for (int r = 0; r < ROLE_COUNT; r++) {
+        const struct policy *p = &c->policy[r];
+        fprintf(out, "\n[%s]\n", role_names[r]);
+        print_cidrs(out, "allow", p->allow, p->nallow);
+        if (p->ndeny)
+            print_cidrs(out, "deny", p->deny, p->ndeny);
+        fprintf(out,
+                "auth = %s%s\ntokens = %d configured\nconn-rate = %g\n"
+                "max-conns-per-ip = %d\nmax-conns = %d\n",
+                p->auth ? "on" : "off",
+                p->auth && !p->ntokens ? " (no token: this role listens on loopback only)" : "",
+                p->ntokens, p->conn_rate, p->max_conns_per_ip, p->max_conns);
+        if (r == ROLE_LOG)
+            fprintf(out, "line-rate = %g\n", p->line_rate);
+    }
+}
+
+/* Set one option (o from the option table) to arg. Returns 0, -1 after printing why not, or 1
+ * when --help or --version was printed. */
+static int apply(struct config *c, int o, const char *optarg)
+{
+    size_t sz;
+    int r = 0;
+    if (o >= OPT_POLICY && o < OPT_POLICY + ROLE_COUNT * PK_COUNT)
+        return set_policy(c, (o - OPT_POLICY) / PK_COUNT, (o - OPT_POLICY) % PK_COUNT, optarg);
+    switch (o) {
+    case OPT_BIND:
+        c->bind_addr = optarg;
+        break;
+    case OPT_LOG_PORT:
+        r = parse_int("log-port", optarg, -1, 65535, &c->log_port);
+        break;
+    case OPT_QUERY_PORT:
+        r = parse_int("query-port", optarg, -1, 65535, &c->query_port);
+        break;
+    case OPT_DATA_DIR:
+        c->data_dir = optarg;
+        break;
+    case OPT_THREADS:
+        r = parse_int("threads", optarg, 1, 256, &c->threads);
+        break;
+    case OPT_MAX_LINE:
+        r = parse_size_opt("max-line", optarg, 64, &c->max_line);
+        if (!r && c->max_line > ((size_t)64 << 20)) {
+            fprintf(stderr, "logcasterd: --max-line %s is above the 64M maximum\n", optarg);
+            r = -1;
+        }
+        break;
+    case OPT_MEMORY:
+        r = parse_size_opt("memory-limit", optarg, (size_t)4 << 20, &c->memory_limit);
+        break;
+    case OPT_OUT_LIMIT:
+        r = parse_size_opt("out-limit", optarg, 4096, &c->out_limit);
+        break;
+    case OPT_MAX_CONN:
+        r = parse_int("max-connections", optarg, 1, 1000000, &c->max_connections);
+        break;
+    case OPT_IDLE:
+        r = parse_int("idle-timeout", optarg, 0, 86400 * 365, &c->idle_timeout_s);
+        break;
+    case OPT_BACKLOG:
+        r = parse_int("backlog", optarg, 1, 65535, &c->backlog);
+        break;
+    case OPT_REUSEPORT:
+        c->reuseport = true;
+        break;
+    case OPT_KA_IDLE:
+        r = parse_int("keepalive-idle", optarg, 0, 32767, &c->keepalive_idle_s);
+        break;
+    case OPT_KA_INTVL:
+        r = parse_int("keepalive-interval", optarg, 1, 32767, &c->keepalive_interval_s);
+        break;
+    case OPT_KA_COUNT:
+        r = parse_int("keepalive-count", optarg, 1, 127, &c->keepalive_count);
+        break;
+    case OPT_USER_TIMEOUT:
+        r = parse_int("user-timeout", optarg, 0, INT_MAX, &c->user_timeout_ms);
+        break;
+    case OPT_RCVBUF:
+    case OPT_SNDBUF:
+        r = parse_size_opt(o == OPT_RCVBUF ? "rcvbuf" : "sndbuf", optarg, 0, &sz);
+        if (!r && sz > (size_t)INT_MAX / 2) {
+            fprintf(stderr, "logcasterd: buffer size %s is too large\n", optarg);
+            r = -1;
+        }
+        if (!r)
+            *(o == OPT_RCVBUF ? &c->rcvbuf : &c->sndbuf) = (int)sz;
+        break;
+    case OPT_SHUTDOWN:
+        r = parse_int("shutdown-timeout", optarg, 0, 3600, &c->shutdown_timeout_s);
+        break;
+    case OPT_IRC_PORT:
+        r = parse_int("irc-port", optarg, -1, 65535, &c->irc_port);
+        break;
+    case OPT_IRC_NAME:
+        c->irc_server_name = optarg;
+        if (!*optarg || strlen(optarg) > 63 || strpbrk(optarg, " :!@,\r\n")) {
+            fprintf(stderr, "logcasterd: invalid --irc-server-name '%s'\n", optarg);
+            r = -1;
+        }
+        break;
+    case OPT_IRC_RATE:
+        r = parse_int("irc-stream-rate", optarg, 1, 1000000, &c->irc_stream_rate);
+        break;
+    case OPT_IRC_REPLAY:
+        r = parse_int("irc-replay", optarg, 0, 1000, &c->irc_replay);
+        break;
+    case OPT_HTTP_PORT:
+        r = parse_int("http-port", optarg, -1, 65535, &c->http_port);
+        break;
+    case OPT_HTTP_BODY:
+        r = parse_size_opt("http-max-body", optarg, 1024, &c->http_max_body);
+        break;
+    case OPT_HTTP_HEADER:
+        r = parse_size_opt("http-max-header", optarg, 1024, &c->http_max_header);
+        if (!r && c->http_max_header > (size_t)1 << 20) {
+            fprintf(stderr, "logcasterd: --http-max-header is at most 1M\n");
+            r = -1;
+        }
+        break;
+    case OPT_HTTP_TIMEOUT:
+        r = parse_int("http-request-timeout", optarg, 1, 3600, &c->http_request_timeout_s);
+        break;
+    case OPT_LISTEN:
+        r = parse_listen(c, optarg);
+        break;
+    case OPT_IRC_PASS: /* The older name of --irc-token. */
+        c->irc_password = optarg;
+        r = set_policy(c, ROLE_IRC, PK_TOKEN, optarg);
+        break;
+    case OPT_FSYNC:
+        if (strcmp(optarg, "always") == 0)
+            c->fsync_policy = 0;
+        else if (strcmp(optarg, "batch") == 0)
+            c->fsync_policy = 1;
+        else if (strcmp(optarg, "never") == 0)
+            c->fsync_policy = 2;
+        else {
+            fprintf(stderr, "logcasterd: --fsync takes always, batch or never, not '%s'\n", optarg);
+            r = -1;
+        }
+        break;
+    case OPT_FSYNC_INTERVAL:
+        r = parse_int("fsync-interval", optarg, 1, 60000, &c->fsync_interval_ms);
+        break;
+    case OPT_SEGMENT_SIZE:
+        r = parse_size_opt("segment-size", optarg, (size_t)1 << 20, &c->segment_size);
+        break;
+    case OPT_COMPRESSION:
+        r = parse_int("compression-level", optarg, 0, 19, &c->compression_level);
+        break;
+    case OPT_RET_SIZE:
+    case OPT_RET_FREE:
+        r = parse_size_opt(o == OPT_RET_SIZE ? "retention-size" : "retention-min-free", optarg, 0,
+                           &sz);
+        if (!r)
+            *(o == OPT_RET_SIZE ? &c->retention_size : &c->retention_min_free) = sz;
+        break;
+    case OPT_RET_AGE:
+        if (parse_age(optarg, &c->retention_age_ms) < 0) {
+            fprintf(stderr, "logcasterd: invalid --retention-age '%s' (e.g. 7d, 12h, 0)\n", optarg);
+            r = -1;
+        }
+        break;
+    case 'v':
+        c->verbosity++;
+        break;
+    case 'q':
+        c->verbosity = LOGV_ERROR;
+        break;
+    case 'h':
+        fputs(usage, stdout);
+        return 1;
+    case OPT_VERSION:
+        printf("logcasterd %s\n", LC_VERSION);
+        return 1;
+    case OPT_CONFIG:
+        c->config_file = optarg;
+        break;
+    case OPT_TLS_CERT:
+        c->tls_cert = optarg;
+        break;
+    case OPT_TLS_KEY:
+        c->tls_key = optarg;
+        break;
+    case OPT_CHECK_CONFIG:
+        c->check_config = true;
+        break;
+    default:
+        return -1;
+    }
+    return r ? -1 : 0;
+}
+
 int config_parse(struct config *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"bind", required_argument, NULL, OPT_BIND},
-        {"log-port", required_argument, NULL, OPT_LOG_PORT},
-        {"query-port", required_argument, NULL, OPT_QUERY_PORT},
-        {"data-dir", required_argument, NULL, OPT_DATA_DIR},
-        {"threads", required_argument, NULL, OPT_THREADS},
-        {"max-line", required_argument, NULL, OPT_MAX_LINE},
-        {"memory-limit", required_argument, NULL, OPT_MEMORY},
-        {"out-limit", required_argument, NULL, OPT_OUT_LIMIT},
-        {"max-connections", required_argument, NULL, OPT_MAX_CONN},
-        {"idle-timeout", required_argument, NULL, OPT_IDLE},
-        {"backlog", required_argument, NULL, OPT_BACKLOG},
-        {"reuseport", no_argument, NULL, OPT_REUSEPORT},
-        {"keepalive-idle", required_argument, NULL, OPT_KA_IDLE},
-        {"keepalive-interval", required_argument, NULL, OPT_KA_INTVL},
-        {"keepalive-count", required_argument, NULL, OPT_KA_COUNT},
-        {"user-timeout", required_argument, NULL, OPT_USER_TIMEOUT},
-        {"rcvbuf", required_argument, NULL, OPT_RCVBUF},
-        {"sndbuf", required_argument, NULL, OPT_SNDBUF},
-        {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN},
-        {"irc-port", required_argument, NULL, OPT_IRC_PORT},
-        {"irc-server-name", required_argument, NULL, OPT_IRC_NAME},
-        {"irc-password", required_argument, NULL, OPT_IRC_PASS},
-        {"irc-stream-rate", required_argument, NULL, OPT_IRC_RATE},
-        {"irc-replay", required_argument, NULL, OPT_IRC_REPLAY},
-        {"http-port", required_argument, NULL, OPT_HTTP_PORT},
-        {"http-max-body", required_argument, NULL, OPT_HTTP_BODY},
-        {"http-max-header", required_argument, NULL, OPT_HTTP_HEADER},
-        {"http-request-timeout", required_argument, NULL, OPT_HTTP_TIMEOUT},
-        {"listen", required_argument, NULL, OPT_LISTEN},
-        {"fsync", required_argument, NULL, OPT_FSYNC},
-        {"fsync-interval", required_argument, NULL, OPT_FSYNC_INTERVAL},
-        {"segment-size", required_argument, NULL, OPT_SEGMENT_SIZE},
-        {"compression-level", required_argument, NULL, OPT_COMPRESSION},
-        {"retention-size", required_argument, NULL, OPT_RET_SIZE},
-        {"retention-age", required_argument, NULL, OPT_RET_AGE},
-        {"retention-min-free", required_argument, NULL, OPT_RET_FREE},
-        {"verbose", no_argument, NULL, 'v'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION},
-        {0, 0, 0, 0},
-    };
-    size_t sz;
+    const struct option *opts = all_opts();
+    /* --config first, so that flags override the file whatever their order. */
     optind = 1;
     opterr = 0;
     for (;;) {
         int o = getopt_long(argc, argv, ":vqh", opts, NULL);
         if (o == -1)
             break;
-        int r = 0;
-        switch (o) {
-        case OPT_BIND:
-            c->bind_addr = optarg;
+        if (o == OPT_CONFIG)
+            c->config_file = optarg;
+    }
+    if (c->config_file && config_load_file(c, c->config_file) < 0)
+        return -1;
+    optind = 1;
+    for (;;) {
+        int o = getopt_long(argc, argv, ":vqh", opts, NULL);
+        if (o == -1)
             break;
-        case OPT_LOG_PORT:
-            r = parse_int("log-port", optarg, -1, 65535, &c->log_port);
-            break;
-        case OPT_QUERY_PORT:
-            r = parse_int("query-port", optarg, -1, 65535, &c->query_port);
-            break;
-        case OPT_DATA_DIR:
-            c->data_dir = optarg;
-            break;
-        case OPT_THREADS:
-            r = parse_int("threads", optarg, 1, 256, &c->threads);
-            break;
-        case OPT_MAX_LINE:
-            r = parse_size_opt("max-line", optarg, 64, &c->max_line);
-            if (!r && c->max_line > ((size_t)64 << 20)) {
-                fprintf(stderr, "logcasterd: --max-line %s is above the 64M maximum\n", optarg);
-                r = -1;
-            }
-            break;
-        case OPT_MEMORY:
-            r = parse_size_opt("memory-limit", optarg, (size_t)4 << 20, &c->memory_limit);
-            break;
-        case OPT_OUT_LIMIT:
-            r = parse_size_opt("out-limit", optarg, 4096, &c->out_limit);
-            break;
-        case OPT_MAX_CONN:
-            r = parse_int("max-connections", optarg, 1, 1000000, &c->max_connections);
-            break;
-        case OPT_IDLE:
-            r = parse_int("idle-timeout", optarg, 0, 86400 * 365, &c->idle_timeout_s);
-            break;
-        case OPT_BACKLOG:
-            r = parse_int("backlog", optarg, 1, 65535, &c->backlog);
-            break;
-        case OPT_REUSEPORT:
-            c->reuseport = true;
-            break;
-        case OPT_KA_IDLE:
-            r = parse_int("keepalive-idle", optarg, 0, 32767, &c->keepalive_idle_s);
-            break;
-        case OPT_KA_INTVL:
-            r = parse_int("keepalive-interval", optarg, 1, 32767, &c->keepalive_interval_s);
-            break;
-        case OPT_KA_COUNT:
-            r = parse_int("keepalive-count", optarg, 1, 127, &c->keepalive_count);
-            break;
-        case OPT_USER_TIMEOUT:
-            r = parse_int("user-timeout", optarg, 0, INT_MAX, &c->user_timeout_ms);
-            break;
-        case OPT_RCVBUF:
-        case OPT_SNDBUF:
-            r = parse_size_opt(o == OPT_RCVBUF ? "rcvbuf" : "sndbuf", optarg, 0, &sz);
-            if (!r && sz > (size_t)INT_MAX / 2) {
-                fprintf(stderr, "logcasterd: buffer size %s is too large\n", optarg);
-                r = -1;
-            }
-            if (!r)
-                *(o == OPT_RCVBUF ? &c->rcvbuf : &c->sndbuf) = (int)sz;
-            break;
-        case OPT_SHUTDOWN:
-            r = parse_int("shutdown-timeout", optarg, 0, 3600, &c->shutdown_timeout_s);
-            break;
-        case OPT_IRC_PORT:
-            r = parse_int("irc-port", optarg, -1, 65535, &c->irc_port);
-            break;
-        case OPT_IRC_NAME:
-            c->irc_server_name = optarg;
-            if (!*optarg || strlen(optarg) > 63 || strpbrk(optarg, " :!@,\r\n")) {
-                fprintf(stderr, "logcasterd: invalid --irc-server-name '%s'\n", optarg);
-                r = -1;
-            }
-            break;
-        case OPT_IRC_RATE:
-            r = parse_int("irc-stream-rate", optarg, 1, 1000000, &c->irc_stream_rate);
-            break;
-        case OPT_IRC_REPLAY:
-            r = parse_int("irc-replay", optarg, 0, 1000, &c->irc_replay);
-            break;
-        case OPT_HTTP_PORT:
-            r = parse_int("http-port", optarg, -1, 65535, &c->http_port);
-            break;
-        case OPT_HTTP_BODY:
-            r = parse_size_opt("http-max-body", optarg, 1024, &c->http_max_body);
-            break;
-        case OPT_HTTP_HEADER:
-            r = parse_size_opt("http-max-header", optarg, 1024, &c->http_max_header);
-            if (!r && c->http_max_header > (size_t)1 << 20) {
-                fprintf(stderr, "logcasterd: --http-max-header is at most 1M\n");
-                r = -1;
-            }
-            break;
-        case OPT_HTTP_TIMEOUT:
-            r = parse_int("http-request-timeout", optarg, 1, 3600, &c->http_request_timeout_s);
-            break;
-        case OPT_LISTEN:
-            r = parse_listen(c, optarg);
-            break;
-        case OPT_IRC_PASS:
-            c->irc_password = optarg;
-            break;
-        case OPT_FSYNC:
-            if (strcmp(optarg, "always") == 0)
-                c->fsync_policy = 0;
-            else if (strcmp(optarg, "batch") == 0)
-                c->fsync_policy = 1;
-            else if (strcmp(optarg, "never") == 0)
-                c->fsync_policy = 2;
-            else {
-                fprintf(stderr, "logcasterd: --fsync takes always, batch or never, not '%s'\n",
-                        optarg);
-                r = -1;
-            }
-            break;
-        case OPT_FSYNC_INTERVAL:
-            r = parse_int("fsync-interval", optarg, 1, 60000, &c->fsync_interval_ms);
-            break;
-        case OPT_SEGMENT_SIZE:
-            r = parse_size_opt("segment-size", optarg, (size_t)1 << 20, &c->segment_size);
-            break;
-        case OPT_COMPRESSION:
-            r = parse_int("compression-level", optarg, 0, 19, &c->compression_level);
-            break;
-        case OPT_RET_SIZE:
-        case OPT_RET_FREE:
-            r = parse_size_opt(o == OPT_RET_SIZE ? "retention-size" : "retention-min-free", optarg,
-                               0, &sz);
-            if (!r)
-                *(o == OPT_RET_SIZE ? &c->retention_size : &c->retention_min_free) = sz;
-            break;
-        case OPT_RET_AGE:
-            if (parse_age(optarg, &c->retention_age_ms) < 0) {
-                fprintf(stderr, "logcasterd: invalid --retention-age '%s' (e.g. 7d, 12h, 0)\n",
-                        optarg);
-                r = -1;
-            }
-            break;
-        case 'v':
-            c->verbosity++;
-            break;
-        case 'q':
-            c->verbosity = LOGV_ERROR;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return 1;
-        case OPT_VERSION:
-            printf("logcasterd %s\n", LC_VERSION);
-            return 1;
-        case ':':
+        if (o == ':') {
             fprintf(stderr, "logcasterd: option '%s' needs a value (see --help)\n",
                     argv[optind - 1]);
             return -1;
-        default:
+        }
+        if (o == '?') {
             fprintf(stderr, "logcasterd: unknown option '%s' (see --help)\n", argv[optind - 1]);
             return -1;
         }
+        int r = apply(c, o, optarg);
         if (r)
-            return -1;
+            return r;
     }
     if (optind < argc) {
         fprintf(stderr, "logcasterd: unexpected argument '%s' (see --help)\n", argv[optind]);
         return -1;
+    }
+    if (!c->tls_cert != !c->tls_key) {
+        fprintf(stderr, "logcasterd: --tls-cert and --tls-key go together\n");
+        return -1;
+    }
+    for (int i = 0; i < c->nlisten; i++) {
+        if (c->listen[i].tls && !c->tls_cert) {
+            fprintf(stderr, "logcasterd: --listen ...+tls needs --tls-cert and --tls-key\n");
+            return -1;
+        }
     }
     return 0;
 }

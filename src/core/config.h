@@ -5,6 +5,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include "core/policy.h"
 
 #define LC_VERSION "0.2.0"
 
@@ -24,8 +27,13 @@ struct config {
         char addr[64];
         int port;
         char role[8]; /* auto, log, query, irc, http */
+        bool tls;     /* ROLE+tls: TLS connections only. */
     } listen[CONFIG_MAX_LISTEN];
+    const char *tls_cert, *tls_key; /* PEM files; TLS is offered on every listener when set. */
     int nlisten;
+    struct policy policy[ROLE_COUNT]; /* Per listener role: --log-allow, --query-token, ... */
+    const char *config_file;          /* --config: read before the other flags apply. */
+    bool check_config;                /* --check-config: validate, print, exit. */
     const char *irc_server_name; /* The IRC server name (prefix of its messages). */
     const char *irc_password;    /* Required with PASS when set. */
     int irc_stream_rate;         /* Lines per second per log channel before suppression. */
@@ -60,6 +68,13 @@ void config_defaults(struct config *c);
 /* Parse argv into c. Returns 0 to run, 1 when --help/--version was printed, or -1 after
  * printing one clear error line to stderr. */
 int config_parse(struct config *c, int argc, char **argv);
+
+/* Read an INI file into c (see --help). Returns 0, or -1 after printing every error with its
+ * file and line. */
+int config_load_file(struct config *c, const char *file);
+
+/* The effective configuration, INI-style (for --check-config). */
+void config_print(const struct config *c, FILE *out);
 
 /* Parse "123", "64K", "1.5G" (binary units) into bytes. Returns 0 or -EINVAL. */
 int parse_size(const char *s, size_t *out);

@@ -25,6 +25,8 @@
 #include "core/buf.h"
 #include "core/ev.h"
 #include "core/log.h"
+#include "core/policy.h"
+#include "core/tls.h"
 #include "store/store.h"
 
 #define READ_CHUNK    (256 * 1024) /* Bytes asked of one read(). */
@@ -40,7 +42,10 @@ struct listener {
 /* A connection on its way to another reactor (a protocol that lives on the first one). */
 struct handoff {
     int fd;
+    struct ssl_st *ssl;
     const struct proto *proto;
+    int role;
+    struct sockaddr_storage sa;
     char peer[64];
     struct buf in;
     bool read_eof;
@@ -59,7 +64,7 @@ struct reactor {
     struct handoff *inbox;
     struct conn *waiting; /* Connections waiting for store progress. */
     bool accept_paused;   /* Out of file descriptors: listeners unwatched for a moment. */
-    int64_t accept_resume_at, last_emfile_log;
+    int64_t accept_resume_at, last_emfile_log, last_refusal_log;
     struct ev_io lio[MAX_LISTENERS]; /* This loop's watch on each shared listener. */
     struct conn *conns;              /* Doubly linked list of live connections. */
     size_t nconns;
@@ -87,6 +92,12 @@ struct conn {
     struct buf in, out;
     char peer[64];
     size_t peer_len;
+    struct sockaddr_storage sa;
+    int role;            /* The policy that admitted it (released when it is freed). */
+    struct ssl_st *ssl;  /* TLS session, or NULL for plain TCP. */
+    bool tls_checked;    /* The first byte was looked at for a TLS handshake. */
+    bool tls_only;       /* The listener accepts TLS connections only. */
+    bool tls_want_write; /* TLS must write before it can read on. */
     int64_t last_active; /* mono_ms of the last byte read or written. */
     bool busy;           /* Protocol has pending work; input waits. */
     bool read_eof;       /* Peer finished sending (or we stopped reading for good). */
@@ -106,6 +117,7 @@ struct conn {
 };
 
 static void conn_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events);
+static void conn_read_deferred(struct ev_loop *loop, void *arg);
 static __thread struct reactor *tls_reactor; /* The reactor whose loop runs on this thread. */
 static void conn_update_interest(struct conn *c);
 static void conn_process_input(struct conn *c);
@@ -152,6 +164,11 @@ int64_t server_started_ms(const struct server *s)
     return s->started_ms;
 }
 
+const struct sockaddr *conn_sockaddr(const struct conn *c)
+{
+    return (const struct sockaddr *)&c->sa;
+}
+
 const char *conn_peer(const struct conn *c, size_t *len)
 {
     *len = c->peer_len;
@@ -182,6 +199,8 @@ static void conn_free_deferred(struct ev_loop *loop, void *arg)
         atomic_fetch_sub_explicit(
             (_Atomic uint64_t *)&c->r->srv->counters.conns_by_proto[c->proto->slot], 1,
             memory_order_relaxed);
+    if (c->role >= 0)
+        policy_release((enum policy_role)c->role, (const struct sockaddr *)&c->sa);
     buf_free(&c->in);
     buf_free(&c->out);
     free(c);
@@ -221,6 +240,8 @@ static void conn_destroy(struct conn *c)
     if (c->closed)
         return;
     conn_unlink(c);
+    tls_free(c->ssl);
+    c->ssl = NULL;
     close(c->io.fd);
 }
 
@@ -228,7 +249,10 @@ void conn_abort(struct conn *c, const char *last_words)
 {
     if (!c->closed && last_words) {
         /* Best effort, past whatever is queued: the connection ends here anyway. */
-        ssize_t n = send(c->io.fd, last_words, strlen(last_words), MSG_DONTWAIT | MSG_NOSIGNAL);
+        int want;
+        ssize_t n =
+            c->ssl ? tls_send(c->ssl, last_words, strlen(last_words), &want)
+                   : send(c->io.fd, last_words, strlen(last_words), MSG_DONTWAIT | MSG_NOSIGNAL);
         (void)n;
     }
     conn_destroy(c);
@@ -250,7 +274,19 @@ void conn_close_after_flush(struct conn *c)
 static int conn_flush(struct conn *c)
 {
     while (buf_len(&c->out)) {
-        ssize_t n = send(c->io.fd, buf_head(&c->out), buf_len(&c->out), MSG_NOSIGNAL);
+        ssize_t n;
+        if (c->ssl) {
+            int want = 0;
+            n = tls_send(c->ssl, buf_head(&c->out), buf_len(&c->out), &want);
+            if (n == -2)
+                return 0; /* EPOLLOUT (or input) brings us back. */
+            if (n < 0) {
+                log_debug("TLS send to %s failed", c->peer);
+                return -1;
+            }
+        } else {
+            n = send(c->io.fd, buf_head(&c->out), buf_len(&c->out), MSG_NOSIGNAL);
+        }
         if (n > 0) {
             buf_consume(&c->out, (size_t)n);
             c->last_active = mono_ms();
@@ -432,9 +468,50 @@ static void conn_process_input(struct conn *c)
         conn_close_after_flush(c);
 }
 
+/* Before the first read: a TLS handshake record (0x16) starts a TLS session when a certificate
+ * is configured. Peeked, so the plain path still reads every byte itself. Returns 0 to go on,
+ * 1 to wait for the first byte, or -errno. */
+static int tls_check(struct conn *c)
+{
+    unsigned char b;
+    ssize_t k = recv(c->io.fd, &b, 1, MSG_PEEK);
+    if (k < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 1 : -errno;
+    c->tls_checked = true;
+    if (k == 1 && b == 0x16 && tls_enabled()) {
+        c->ssl = tls_new(c->io.fd);
+        return c->ssl ? 0 : -ENOMEM;
+    }
+    if (c->tls_only) {
+        log_info("closing %s: this listener takes TLS connections only", c->peer);
+        return -EPROTO;
+    }
+    return 0;
+}
+
+/* recv, through TLS when the connection has it. -2: nothing to read now. */
+static ssize_t conn_recv(struct conn *c, char *p, size_t room)
+{
+    if (!c->ssl) {
+        ssize_t n = recv(c->io.fd, p, room, 0);
+        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? -2 : n;
+    }
+    int want = 0;
+    ssize_t n = tls_recv(c->ssl, p, room, &want);
+    c->tls_want_write = n == -2 && want == TLS_WANT_WRITE;
+    if (n == -1)
+        errno = EPROTO;
+    return n;
+}
+
 static int conn_read(struct conn *c)
 {
     struct server *srv = c->r->srv;
+    if (!c->tls_checked) {
+        int t = tls_check(c);
+        if (t != 0)
+            return t > 0 ? 0 : t;
+    }
     for (int i = 0; i < READS_PER_EV; i++) {
         if (buf_reserve(&c->in, READ_CHUNK) < 0)
             return -ENOMEM;
@@ -444,7 +521,7 @@ static int conn_read(struct conn *c)
             room = cap > buf_len(&c->in) ? cap - buf_len(&c->in) : 0;
         if (room == 0)
             return 0;
-        ssize_t n = recv(c->io.fd, c->in.data + c->in.end, room, 0);
+        ssize_t n = conn_recv(c, c->in.data + c->in.end, room);
         if (n > 0) {
             c->in.end += (size_t)n;
             c->last_active = mono_ms();
@@ -453,10 +530,12 @@ static int conn_read(struct conn *c)
             conn_process_input(c);
             if (c->closed || c->busy || conn_out_full(c))
                 return 0;
-            if ((size_t)n < room)
+            if ((size_t)n < room && !c->ssl)
                 return 0; /* The socket is empty now; save a read that would say EAGAIN. */
             continue;
         }
+        if (n == -2)
+            return 0;
         if (n == 0) {
             c->read_eof = true;
             conn_process_input(c);
@@ -464,8 +543,6 @@ static int conn_read(struct conn *c)
         }
         if (errno == EINTR)
             continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return 0;
         log_debug("recv from %s failed: %s", c->peer, strerror(errno));
         return -errno;
     }
@@ -488,9 +565,13 @@ static void conn_update_interest(struct conn *c)
         return;
     }
     uint32_t want = 0;
-    if (!c->read_eof && !c->busy && !conn_out_full(c))
+    if (!c->read_eof && !c->busy && !conn_out_full(c)) {
         want |= EV_READ;
-    if (buf_len(&c->out))
+        /* Bytes TLS already decrypted raise no epoll event: read them on this turn. */
+        if (c->ssl && tls_pending(c->ssl) && ev_defer(c->r->loop, conn_read_deferred, c) < 0)
+            log_warn("out of memory deferring a TLS read for %s", c->peer);
+    }
+    if (buf_len(&c->out) || c->tls_want_write)
         want |= EV_WRITE;
     if (want == 0 && c->read_eof && !c->busy && buf_len(&c->out) == 0)
         return;
@@ -500,13 +581,20 @@ static void conn_update_interest(struct conn *c)
     }
 }
 
+static void conn_read_deferred(struct ev_loop *loop, void *arg)
+{
+    struct conn *c = arg;
+    if (!c->closed && !c->busy && !conn_out_full(c))
+        conn_io_cb(loop, &c->io, EV_READ);
+}
+
 static void conn_io_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 {
     (void)loop;
     struct conn *c = (struct conn *)io;
     if (c->closed)
         return;
-    if (events & EV_READ) {
+    if ((events & EV_READ) || (c->tls_want_write && (events & EV_WRITE))) {
         if (conn_read(c) < 0) {
             conn_destroy(c);
             return;
@@ -578,17 +666,27 @@ static int conn_open(struct conn *c)
 
 /* Run a new connection on fd in reactor r (counted in conns_current by the caller). pick:
  * sniff the protocol from the first bytes first. in (may be NULL): bytes already read. */
-static void conn_start(struct reactor *r, int fd, const char *peer, const struct proto *proto,
-                       proto_pick_fn pick, struct buf *in, bool read_eof)
+static void conn_start(struct reactor *r, int fd, const char *peer,
+                       const struct sockaddr_storage *sa, int role, const struct proto *proto,
+                       proto_pick_fn pick, struct buf *in, bool read_eof, struct ssl_st *ssl,
+                       bool tls_only)
 {
     struct server *srv = r->srv;
     struct conn *c = calloc(1, sizeof(*c));
     if (!c) {
         atomic_fetch_sub_explicit((_Atomic uint64_t *)&srv->counters.conns_current, 1,
                                   memory_order_relaxed);
+        policy_release((enum policy_role)role, (const struct sockaddr *)sa);
+        tls_free(ssl);
         close(fd);
         return;
     }
+    c->ssl = ssl;
+    /* A handed-over connection was checked already; without TLS there is nothing to check. */
+    c->tls_checked = pick == NULL || (!tls_enabled() && !tls_only);
+    c->tls_only = tls_only;
+    c->sa = *sa;
+    c->role = role;
     c->io.fd = fd;
     c->io.cb = conn_io_cb;
     c->r = r;
@@ -628,6 +726,11 @@ static void conn_handoff(struct conn *c)
     }
     h->fd = c->io.fd;
     h->proto = c->proto;
+    h->role = c->role;
+    h->sa = c->sa;
+    h->ssl = c->ssl;
+    c->ssl = NULL; /* The session moves with the socket. */
+    c->role = -1;  /* Admission moves with it: not released here. */
     memcpy(h->peer, c->peer, sizeof(h->peer));
     h->in = c->in;
     memset(&c->in, 0, sizeof(c->in));
@@ -659,6 +762,43 @@ static bool conn_pick(struct conn *c)
     return conn_open(c) == 0 && !c->closed;
 }
 
+/* One explicit, cheap answer to a refused connection, in its listener's protocol, then close.
+ * Refusals are logged at most once a second per reactor, so a flood cannot flood the log. */
+static void refuse(struct reactor *r, struct listener *l, int fd, const char *peer,
+                   enum policy_verdict v)
+{
+    const char *why = policy_verdict_text(v);
+    char msg[512];
+    int n;
+    switch (l->spec->proto->slot) {
+    case SLOT_IRC:
+        n = snprintf(msg, sizeof(msg), ":%s 465 * :%s\r\nERROR :Closing Link: %s (%s)\r\n",
+                     r->srv->cfg->irc_server_name, why, peer, why);
+        break;
+    case SLOT_HTTP: {
+        int status = v == POLICY_DENIED ? 403 : 429;
+        char body[160];
+        int blen = snprintf(body, sizeof(body), "{\"error\":\"%s\"}\n", why);
+        n = snprintf(msg, sizeof(msg),
+                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                     "Connection: close\r\n%s\r\n%s",
+                     status, status == 403 ? "Forbidden" : "Too Many Requests", blen,
+                     status == 429 ? "Retry-After: 1\r\n" : "", body);
+        break;
+    }
+    default:
+        n = snprintf(msg, sizeof(msg), "ERROR|%s\n", why);
+    }
+    ssize_t w = send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)w;
+    close(fd);
+    int64_t now = mono_ms();
+    if (now - r->last_refusal_log >= 1000) {
+        r->last_refusal_log = now;
+        log_warn("refused %s on %s: %s", peer, l->spec->role_name, why);
+    }
+}
+
 static void accept_one(struct reactor *r, struct listener *l, int fd,
                        const struct sockaddr_storage *ss)
 {
@@ -672,12 +812,22 @@ static void accept_one(struct reactor *r, struct listener *l, int fd,
         close(fd);
         return;
     }
-    CNT_ADD(conns_total, 1);
-    tune_socket(fd, srv->cfg);
     char peer[64];
     format_addr(ss, peer, sizeof(peer));
-    log_debug("%s connection from %s", l->spec->role, peer);
-    conn_start(r, fd, peer, l->spec->proto, l->spec->pick, NULL, false);
+    enum policy_verdict v =
+        policy_admit((enum policy_role)l->spec->role, (const struct sockaddr *)ss, mono_ms());
+    if (v != POLICY_OK) {
+        atomic_fetch_sub_explicit((_Atomic uint64_t *)&srv->counters.conns_current, 1,
+                                  memory_order_relaxed);
+        CNT_ADD(conns_refused, 1);
+        refuse(r, l, fd, peer, v);
+        return;
+    }
+    CNT_ADD(conns_total, 1);
+    tune_socket(fd, srv->cfg);
+    log_debug("%s connection from %s", l->spec->role_name, peer);
+    conn_start(r, fd, peer, ss, l->spec->role, l->spec->proto, l->spec->pick, NULL, false, NULL,
+               l->spec->tls_only);
 }
 
 static void listener_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
@@ -843,10 +993,13 @@ static void inbox_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
         if (r->draining) {
             atomic_fetch_sub_explicit((_Atomic uint64_t *)&r->srv->counters.conns_current, 1,
                                       memory_order_relaxed);
+            policy_release((enum policy_role)h->role, (const struct sockaddr *)&h->sa);
+            tls_free(h->ssl);
             close(h->fd);
             buf_free(&h->in);
         } else {
-            conn_start(r, h->fd, h->peer, h->proto, NULL, &h->in, h->read_eof);
+            conn_start(r, h->fd, h->peer, &h->sa, h->role, h->proto, NULL, &h->in, h->read_eof,
+                       h->ssl, false);
         }
         free(h);
     }
@@ -898,12 +1051,12 @@ static int open_listener(const struct config *cfg, const struct listener_spec *s
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, cfg->backlog) < 0) {
         int e = errno;
         fprintf(stderr, "logcasterd: cannot listen on %s port %d for %s: %s\n", bind_addr,
-                spec->port, spec->role, strerror(e));
+                spec->port, spec->role_name, strerror(e));
         if (e == EADDRINUSE)
             fprintf(stderr,
                     "logcasterd: another process uses that port; pick another with "
                     "--%s-port or stop it\n",
-                    spec->role);
+                    spec->role_name);
         close(fd);
         freeaddrinfo(res);
         return -1;
@@ -936,7 +1089,7 @@ struct server *server_start(const struct config *cfg, struct store *store,
         s->nlisteners++;
     }
     for (size_t i = 0; i < s->nlisteners; i++)
-        printf("listening %s %s\n", s->listeners[i].spec->role, s->listeners[i].addr);
+        printf("listening %s %s\n", s->listeners[i].spec->role_name, s->listeners[i].addr);
     fflush(stdout);
 
     s->nreactors = cfg->threads;
@@ -1018,6 +1171,7 @@ void server_free(struct server *s)
             close(s->reactors[i].inbox_wake.fd);
         for (struct handoff *h = s->reactors[i].inbox, *next; h; h = next) {
             next = h->next;
+            tls_free(h->ssl);
             close(h->fd);
             buf_free(&h->in);
             free(h);

@@ -47,11 +47,13 @@ typedef const struct proto *(*proto_pick_fn)(const char *p, size_t n, bool eof,
                                              const struct proto *dflt);
 
 struct listener_spec {
-    const char *role; /* Printed at start-up: "listening <role> <addr>". */
+    const char *role_name; /* Printed at start-up: "listening <role_name> <addr>". */
     const char *bind; /* Address to bind; NULL = --bind. */
     int port;         /* 0 = any free port; negative = skip this listener. */
     const struct proto *proto; /* The listener's own protocol (the default when sniffing). */
     proto_pick_fn pick;        /* NULL: every connection speaks proto. */
+    int role;                  /* enum policy_role: whose access policy admits connections. */
+    bool tls_only;             /* Refuse connections that do not start a TLS handshake. */
 };
 
 /* Counters shared by every thread (relaxed atomics). */
@@ -90,6 +92,8 @@ void *conn_state(const struct conn *c);
 void conn_set_state(struct conn *c, void *state);
 /* "ip:port" of the peer, valid for the connection's life. */
 const char *conn_peer(const struct conn *c, size_t *len);
+/* The peer's address (for access policies). */
+const struct sockaddr *conn_sockaddr(const struct conn *c);
 
 /* Queue reply bytes. Never blocks: bytes are sent as the socket allows. Returns 0 or -ENOMEM
  * (then the connection is closed). */

@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "core/log.h"
+#include "core/policy.h"
 #include "core/server.h"
 #include "proto/json.h"
 #include "proto/protocols.h"
@@ -192,21 +194,50 @@ struct route {
     const char *path;
     void (*get)(struct http_conn *h);  /* GET and HEAD. */
     void (*post)(struct http_conn *h); /* POST. */
+    bool open;                         /* Served without authentication. */
 };
 
 static const struct route routes[] = {
-    {"/", http_get_asset, NULL},
-    {"/index.html", http_get_asset, NULL},
-    {"/app.js", http_get_asset, NULL},
-    {"/app.css", http_get_asset, NULL},
-    {"/healthz", http_get_healthz, NULL},
-    {"/metrics", http_get_metrics, NULL},
-    {"/api/v1/stats", http_get_stats, NULL},
-    {"/api/v1/query", http_get_query, NULL},
-    {"/api/v1/histogram", http_get_histogram, NULL},
-    {"/api/v1/tail", http_get_tail, NULL},
-    {"/api/v1/logs", NULL, http_post_logs},
+    {"/", http_get_asset, NULL, true},
+    {"/index.html", http_get_asset, NULL, true},
+    {"/app.js", http_get_asset, NULL, true},
+    {"/app.css", http_get_asset, NULL, true},
+    {"/healthz", http_get_healthz, NULL, true},
+    {"/metrics", http_get_metrics, NULL, false},
+    {"/api/v1/stats", http_get_stats, NULL, false},
+    {"/api/v1/query", http_get_query, NULL, false},
+    {"/api/v1/histogram", http_get_histogram, NULL, false},
+    {"/api/v1/tail", http_get_tail, NULL, false},
+    {"/api/v1/logs", NULL, http_post_logs, false},
 };
+
+/* Authorization: Bearer <token>, or ?access_token= (EventSource cannot send headers). */
+static bool authorized(struct http_conn *h)
+{
+    if (!policy_auth_required(ROLE_HTTP))
+        return true;
+    size_t len;
+    const char *v = http_header(&h->req, "Authorization", &len);
+    char tok[POLICY_TOKEN_MAX + 1];
+    long tl = -1;
+    if (v && len > 7 && strncasecmp(v, "Bearer ", 7) == 0) {
+        v += 7, len -= 7;
+        while (len && *v == ' ')
+            v++, len--;
+        tl = len < sizeof(tok) ? (long)len : -1;
+        if (tl >= 0)
+            memcpy(tok, v, (size_t)tl);
+    } else {
+        tl = http_param(h, "access_token", tok, sizeof(tok));
+    }
+    if (tl <= 0)
+        return false; /* No secret offered: 401, not counted as a wrong guess. */
+    if (policy_check_token(ROLE_HTTP, conn_sockaddr(h->c), tok, (size_t)tl, mono_ms()))
+        return true;
+    size_t plen;
+    log_warn("http: authentication failed from %s", conn_peer(h->c, &plen));
+    return false;
+}
 
 static void dispatch(struct http_conn *h)
 {
@@ -217,6 +248,18 @@ static void dispatch(struct http_conn *h)
         const struct route *rt = &routes[i];
         if (strlen(rt->path) != r->path_len || memcmp(rt->path, r->path, r->path_len) != 0)
             continue;
+        if (!rt->open && !authorized(h)) {
+            static const char body[] = "{\"error\":\"authentication required: send "
+                                       "Authorization: Bearer <token>\"}\n";
+            char framing[48];
+            snprintf(framing, sizeof(framing), "Content-Length: %zu\r\n", sizeof(body) - 1);
+            write_head(h, 401, "application/json", framing,
+                       "WWW-Authenticate: Bearer realm=\"logcaster\"\r\n");
+            if (!h->head_only)
+                conn_write(h->c, body, sizeof(body) - 1);
+            request_done(h);
+            return;
+        }
         if ((r->method == HTTP_GET || r->method == HTTP_HEAD) && rt->get) {
             rt->get(h);
             return;

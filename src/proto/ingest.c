@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/policy.h"
 #include "core/server.h"
 #include "proto/ingest_parse.h"
 #include "proto/line.h"
@@ -33,7 +34,12 @@ struct owed {
 #define OWED_MAX 65536 /* Replies owed before the connection stops being read. */
 
 struct ingest_conn {
-    bool discarding;   /* Skipping the rest of an over-long line. */
+    bool discarding;  /* Skipping the rest of an over-long line. */
+    bool authed;      /* The first line was dealt with (see authenticate). */
+    bool throttled;   /* Over --log-line-rate: reading waits for the next tick. */
+    double line_rate; /* Lines per second allowed, 0 = any (the policy at connect). */
+    double tokens;    /* Lines it may still send now (token bucket, one second deep). */
+    int64_t refill_ms;
     struct owed *owed; /* FIFO: [head, len) still to send. */
     size_t head, len, cap;
 };
@@ -200,12 +206,34 @@ static bool must_pause(struct conn *c)
     return store_backlogged(conn_store(c)) || ic->len - ic->head >= OWED_MAX;
 }
 
+/* Refill the line bucket; true when at least one line may be sent. */
+static bool refill(struct ingest_conn *ic)
+{
+    int64_t now = mono_ms();
+    ic->tokens += (double)(now - ic->refill_ms) * ic->line_rate / 1000.0;
+    if (ic->tokens > ic->line_rate)
+        ic->tokens = ic->line_rate < 1 ? 1 : ic->line_rate;
+    ic->refill_ms = now;
+    return ic->tokens >= 1;
+}
+
+static void ingest_tick(struct conn *c, int64_t now)
+{
+    (void)now;
+    struct ingest_conn *ic = conn_state(c);
+    if (ic && ic->throttled && refill(ic)) {
+        ic->throttled = false;
+        conn_set_busy(c, false);
+    }
+}
+
 static void ingest_resume(struct conn *c)
 {
     release_replies(c);
+    struct ingest_conn *ic = conn_state(c);
     if (must_pause(c))
         conn_wait_store(c);
-    else
+    else if (!ic->throttled)
         conn_set_busy(c, false);
 }
 
@@ -251,11 +279,37 @@ static void take_line(struct conn *c, struct batch *b, const char *line, size_t 
     b->nentries++;
 }
 
+/* A connection's first line: AUTH <secret> is taken (never stored: a secret must not end up
+ * in the logs), and required when the log role asks for authentication. Returns 0 when the
+ * line was an AUTH, 1 when it is a log line, -1 when the connection must close. */
+static int authenticate(struct conn *c, const char *line, size_t len)
+{
+    static const char required[] = "ERROR|authentication required: send AUTH <token> first\n";
+    static const char failed[] = "ERROR|authentication failed\n";
+    bool is_auth = len >= 5 && memcmp(line, "AUTH ", 5) == 0;
+    if (!policy_auth_required(ROLE_LOG))
+        return is_auth ? 0 : 1;
+    if (!is_auth) {
+        conn_write(c, required, sizeof(required) - 1);
+        return -1;
+    }
+    if (!policy_check_token(ROLE_LOG, conn_sockaddr(c), line + 5, len - 5, mono_ms())) {
+        size_t plen;
+        log_warn("ingest: authentication failed from %s", conn_peer(c, &plen));
+        conn_write(c, failed, sizeof(failed) - 1);
+        return -1;
+    }
+    return 0;
+}
+
 static int ingest_open(struct conn *c)
 {
     struct ingest_conn *ic = calloc(1, sizeof(*ic));
     if (!ic)
         return -ENOMEM;
+    ic->line_rate = policy_line_rate(ROLE_LOG);
+    ic->tokens = ic->line_rate;
+    ic->refill_ms = mono_ms();
     conn_set_state(c, ic);
     return 0;
 }
@@ -282,6 +336,13 @@ static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
         conn_wait_store(c);
         return 0;
     }
+    if (ic->line_rate > 0 && !refill(ic)) {
+        /* Over its line rate: stop reading (TCP pushes back on the sender) until a tick
+         * refills the bucket. Nothing is dropped. */
+        ic->throttled = true;
+        conn_set_busy(c, true);
+        return 0;
+    }
     int64_t now = now_ms();
     size_t used = 0;
     while (used < n) {
@@ -300,6 +361,19 @@ static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
             if (!eof)
                 break;          /* Wait for the rest of the line. */
             take = len = avail; /* The peer's last line has no newline: keep it anyway. */
+        }
+        if (!ic->authed && !too_long) {
+            int a = authenticate(c, s, len);
+            if (a < 0) {
+                batch_flush(c, b);
+                conn_close_after_flush(c);
+                return n;
+            }
+            ic->authed = true;
+            if (a == 0) {
+                used += take;
+                continue;
+            }
         }
         if (b->nreplies == BATCH_MAX || b->nentries == BATCH_MAX ||
             b->esc_used + 4 * cfg->max_line > b->esc_cap)
@@ -326,6 +400,8 @@ static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
         }
         take_line(c, b, s, len, false, now);
         used += take;
+        if (ic->line_rate > 0 && --ic->tokens < 1)
+            break; /* The rest waits for the bucket to refill. */
     }
     batch_flush(c, b);
     return used;
@@ -337,5 +413,6 @@ const struct proto proto_ingest = {
     .input = ingest_input,
     .resume = ingest_resume,
     .close = ingest_close,
+    .tick = ingest_tick,
     .slot = SLOT_INGEST,
 };

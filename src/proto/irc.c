@@ -14,6 +14,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/policy.h"
 #include "proto/protocols.h"
 #include "query/qry.h"
 #include "store/store.h"
@@ -284,7 +285,7 @@ static void maybe_welcome(struct irc_client *cl)
 {
     if (cl->registered || !cl->got_nick || !cl->got_user || cl->cap_negotiating)
         return;
-    if (irc.cfg->irc_password && !cl->pass_ok) {
+    if (policy_auth_required(ROLE_IRC) && !cl->pass_ok) {
         irc_numeric(cl, 464, ":Password incorrect");
         irc_send(cl, "ERROR :Closing Link: %s (Bad password)", cl->host);
         cl->closing = true;
@@ -395,7 +396,8 @@ static void cmd_pass(struct irc_client *cl, int argc, char **argv)
     }
     if (!need(cl, "PASS", argc, 1))
         return;
-    cl->pass_ok = !irc.cfg->irc_password || strcmp(argv[0], irc.cfg->irc_password) == 0;
+    cl->pass_ok =
+        policy_check_token(ROLE_IRC, conn_sockaddr(cl->c), argv[0], strlen(argv[0]), mono_ms());
 }
 
 static void cmd_nick(struct irc_client *cl, int argc, char **argv)

@@ -24,6 +24,10 @@ HOST = "127.0.0.1"
 IO_TIMEOUT = 10.0          # Longest wait for any single network read or write.
 STARTUP_TIMEOUT = 15.0     # Longest wait for the "listening" lines.
 SHUTDOWN_TIMEOUT = 20.0    # Longest wait for exit after SIGTERM (leak checking takes time).
+# Tests open many connections a second from 127.0.0.1; the per-address connection rate limits
+# are tested on their own (test_security.py), so the other tests switch them off.
+NO_RATE_LIMITS = ["--log-conn-rate", "0", "--query-conn-rate", "0", "--irc-conn-rate", "0",
+                  "--http-conn-rate", "0"]
 SANITIZER_MARKERS = ("AddressSanitizer", "runtime error", "LeakSanitizer")
 
 
@@ -157,7 +161,8 @@ class Server:
         self.data_dir = str(tmp_path / "data")
         self.stderr_path = str(tmp_path / "stderr.txt")
         self.args = [LOGCASTERD, "--bind", HOST, "--log-port", "0", "--query-port", "0",
-                     "--irc-port", "0", "--http-port", "0", "--data-dir", self.data_dir] + list(args)
+                     "--irc-port", "0", "--http-port", "0", "--data-dir", self.data_dir] + \
+            NO_RATE_LIMITS + list(args)
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self._stderr,
                                      stdin=subprocess.DEVNULL, env=server_env())
