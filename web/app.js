@@ -102,8 +102,21 @@
   function entryMs(e) { return e.ts_ms != null ? e.ts_ms : Date.parse(e.ts); }
 
   /** fetch + JSON; resolves {ok, status, body}; a non-JSON answer becomes body.error. */
-  async function getJSON(url, signal) {
-    const r = await fetch(url, { signal, headers: { Accept: 'application/json' } });
+  // The server may require a token (--http-token): kept in localStorage, sent as a Bearer
+  // header (EventSource cannot send headers: it gets ?access_token=).
+  const TOKEN_KEY = 'logcaster-token';
+  function token() { try { return localStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; } }
+  async function getJSON(url, signal, retried) {
+    const headers = { Accept: 'application/json' };
+    if (token()) headers.Authorization = 'Bearer ' + token();
+    const r = await fetch(url, { signal, headers });
+    if (r.status === 401 && !retried) {
+      const t = window.prompt('This LogCaster server needs an access token (--http-token):', '');
+      if (t) {
+        try { localStorage.setItem(TOKEN_KEY, t.trim()); } catch (e) { /* private mode */ }
+        return getJSON(url, signal, true);
+      }
+    }
     const text = await r.text();
     let body = null;
     try { body = JSON.parse(text); } catch (e) { body = { error: text.trim().slice(0, 300) || r.statusText || 'not JSON' }; }
@@ -669,7 +682,7 @@
     if (!tailOn) return;
     tailQ = view.q != null ? view.q : st.q;
     setTailState('connecting', 'connecting\u2026');
-    const src = new EventSource('/api/v1/tail?' + qs({ q: tailQ }));
+    const src = new EventSource('/api/v1/tail?' + qs({ q: tailQ, access_token: token() }));
     es = src;
     src.onopen = () => { if (es === src) setTailState('live'); };
     src.addEventListener('log', (ev) => {

@@ -38,6 +38,7 @@ static const char global_help[] =
     "  --log-port N     ingest port (default 9999)\n"
     "  --query-port N   query port (default 9998)\n"
     "  --timeout SEC    connect timeout and longest wait for a reply (default 5)\n"
+    "  --token T        send AUTH T first (servers that require it; or $LOGCASTER_TOKEN)\n"
     "  -h, --help       help; 'logcaster COMMAND --help' for a command\n";
 
 static void print_main_help(FILE *f)
@@ -106,8 +107,11 @@ int lcc_unknown_opt(const struct lcc_argp *p, const char *cmd)
 
 int main(int argc, char **argv)
 {
-    struct lcc_opts o = {
-        .host = "127.0.0.1", .log_port = 9999, .query_port = 9998, .timeout_ms = 5000};
+    struct lcc_opts o = {.host = "127.0.0.1",
+                         .log_port = 9999,
+                         .query_port = 9998,
+                         .timeout_ms = 5000,
+                         .token = getenv("LOGCASTER_TOKEN")};
     struct lcc_argp p;
 
     /* SIGPIPE keeps its default: `logcaster query x | head` should end quietly when head

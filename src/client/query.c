@@ -39,6 +39,25 @@ struct lcc_qconn *lcc_qconn_open(const struct lcc_opts *o, char *err, size_t err
     q->fd = fd;
     q->o = o;
     lcc_reader_init(&q->rd);
+    if (o->token) {
+        /* The server answers OK|authenticated, or ERROR|... and closes. */
+        char line[256];
+        char *reply;
+        size_t rl;
+        int n = snprintf(line, sizeof(line), "AUTH %s\n", o->token);
+        if (lcc_write_all(fd, line, (size_t)n, o->timeout_ms, false) < 0 ||
+            lcc_read_line(&q->rd, fd, o->timeout_ms, &reply, &rl) < 0) {
+            snprintf(err, errlen, "authentication: the server closed the connection");
+            lcc_qconn_close(q);
+            return NULL;
+        }
+        if (rl < 2 || memcmp(reply, "OK", 2) != 0) {
+            snprintf(err, errlen, "authentication refused: %.*s", (int)(rl > 200 ? 200 : rl),
+                     reply);
+            lcc_qconn_close(q);
+            return NULL;
+        }
+    }
     return q;
 }
 

@@ -284,6 +284,15 @@ static int reconnect(struct sender *s)
         }
         s->attempts++;
         int fd = lcc_connect(s->o->host, s->o->log_port, s->o->timeout_ms, err, sizeof(err));
+        if (fd >= 0 && s->o->token) {
+            char auth[256];
+            int n = snprintf(auth, sizeof(auth), "AUTH %s\n", s->o->token);
+            if (lcc_write_all(fd, auth, (size_t)n, s->o->timeout_ms, false) < 0) {
+                close(fd);
+                fd = -1;
+                snprintf(err, sizeof(err), "cannot send AUTH to %s:%d", s->o->host, s->o->log_port);
+            }
+        }
         if (fd >= 0) {
             if (s->ever_connected && s->outage_warned)
                 lcc_warn("reconnected to %s:%d; resending %zu line%s", s->o->host, s->o->log_port,

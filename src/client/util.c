@@ -91,6 +91,13 @@ bool lcc_argp_global(struct lcc_argp *p, struct lcc_opts *o)
             argp_fail(p, "bad port number", v);
         return true;
     }
+    if (lcc_argp_value(p, "--token", &v)) {
+        if (v && (!*v || strpbrk(v, " \r\n")))
+            argp_fail(p, "bad token (no spaces)", v);
+        else if (v)
+            o->token = v;
+        return true;
+    }
     if (lcc_argp_value(p, "--timeout", &v)) {
         double s;
         if (v && (lcc_parse_seconds(v, 3600, &s) < 0 || s <= 0))

@@ -16,6 +16,7 @@ struct lcc_opts {
     int log_port;     /* Ingest port, 9999 by default. */
     int query_port;   /* Query port, 9998 by default. */
     int timeout_ms;   /* Connect timeout and longest wait for any single reply. */
+    const char *token; /* Sent as "AUTH <token>" first on every connection, or NULL. */
 };
 
 enum {
