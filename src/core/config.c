@@ -342,7 +342,9 @@ static int parse_listen(struct config *c, const char *arg)
     for (size_t i = 0; eq && i < sizeof(roles) / sizeof(roles[0]); i++)
         role_ok |= strcmp(eq + 1, roles[i]) == 0;
     char *end = NULL;
-    long port = colon && eq && colon < eq ? strtol(colon + 1, &end, 10) : -1;
+    long port = colon && eq && colon < eq && colon[1] >= '0' && colon[1] <= '9'
+                    ? strtol(colon + 1, &end, 10)
+                    : -1;
     if (!role_ok || !a_end || a_end == a || (size_t)(a_end - a) >= sizeof(l->addr) || end != eq ||
         port < 0 || port > 65535) {
         fprintf(stderr,

@@ -110,6 +110,8 @@ struct conn {
     bool flush_queued;  /* A flush at the end of this turn is scheduled. */
     bool opened;        /* proto->open succeeded: proto->close is due. */
     bool sniffing;      /* The protocol is not chosen yet (listener's pick). */
+    bool sniff_forced;  /* Decide with what has arrived (the first line took too long). */
+    int64_t sniff_since; /* When its first byte arrived. */
     proto_pick_fn pick;
     struct conn *wait_next;
     bool out_was_full;
@@ -750,7 +752,10 @@ static void conn_handoff(struct conn *c)
  * (false: undecided yet, moved to another reactor, or closed). */
 static bool conn_pick(struct conn *c)
 {
-    const struct proto *p = c->pick(buf_head(&c->in), buf_len(&c->in), c->read_eof, c->proto);
+    if (!c->sniff_since && buf_len(&c->in))
+        c->sniff_since = mono_ms();
+    const struct proto *p =
+        c->pick(buf_head(&c->in), buf_len(&c->in), c->read_eof || c->sniff_forced, c->proto);
     if (!p)
         return false;
     c->sniffing = false;
@@ -879,6 +884,15 @@ static void reactor_tick(struct ev_loop *loop, void *arg)
                 conn_destroy(c);
             }
             continue;
+        }
+        if (c->sniffing && c->sniff_since &&
+            now - c->sniff_since > (int64_t)cfg->http_request_timeout_s * 1000) {
+            /* A first line trickled in (slowloris): decide with what is there, so the
+             * protocol's own timeouts apply from now on. */
+            c->sniff_forced = true;
+            conn_process_input(c);
+            if (c->closed)
+                continue;
         }
         if (c->proto->tick && !c->sniffing) {
             c->proto->tick(c, now);

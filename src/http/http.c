@@ -133,6 +133,7 @@ void http_reply_json(struct http_conn *h, int status, const struct buf *b)
 
 void http_reply_error(struct http_conn *h, int status, const char *msg)
 {
+    h->req.keep_alive = false; /* After an error the connection closes: a clean slate. */
     struct buf b = {0};
     buf_append(&b, "{\"error\":", 9);
     json_str(&b, msg, strlen(msg));
@@ -244,6 +245,10 @@ static void dispatch(struct http_conn *h)
     h->state = HS_HANDLING;
     conn_set_busy(h->c, true);
     const struct http_request *r = &h->req;
+    if (r->method == HTTP_OTHER) {
+        http_reply_error(h, 501, "method not implemented");
+        return;
+    }
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         const struct route *rt = &routes[i];
         if (strlen(rt->path) != r->path_len || memcmp(rt->path, r->path, r->path_len) != 0)
@@ -253,6 +258,7 @@ static void dispatch(struct http_conn *h)
                                        "Authorization: Bearer <token>\"}\n";
             char framing[48];
             snprintf(framing, sizeof(framing), "Content-Length: %zu\r\n", sizeof(body) - 1);
+            h->req.keep_alive = false;
             write_head(h, 401, "application/json", framing,
                        "WWW-Authenticate: Bearer realm=\"logcaster\"\r\n");
             if (!h->head_only)
@@ -275,15 +281,12 @@ static void dispatch(struct http_conn *h)
                    r->method_str, rt->path);
         char framing[48];
         snprintf(framing, sizeof(framing), "Content-Length: %zu\r\n", buf_len(&b));
+        h->req.keep_alive = false;
         write_head(h, 405, "application/json", framing, allow);
         if (!h->head_only)
             conn_write(h->c, buf_head(&b), buf_len(&b));
         buf_free(&b);
         request_done(h);
-        return;
-    }
-    if (r->method == HTTP_OTHER) {
-        http_reply_error(h, 501, "method not implemented");
         return;
     }
     http_reply_error(h, 404, "no such resource; see / for the console and /api/v1/ for the API");

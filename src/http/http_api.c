@@ -227,7 +227,7 @@ static int time_param(struct http_conn *h, const char *name, int64_t *ms, char *
 
 /* Compile q plus the from/to parameters. Returns the query or NULL after answering 400. */
 static struct qry *compile_params(struct http_conn *h, char *text, size_t cap, int64_t *from,
-                                  int64_t *to)
+                                  int64_t *to, bool apply_range)
 {
     char err[QRY_ERR_MAX] = "";
     long n = http_param(h, "q", text, cap);
@@ -252,7 +252,7 @@ static struct qry *compile_params(struct http_conn *h, char *text, size_t cap, i
         http_reply_error(h, 400, err);
         return NULL;
     }
-    if (*from != INT64_MIN || *to != INT64_MAX) {
+    if (apply_range && (*from != INT64_MIN || *to != INT64_MAX)) {
         struct qry *t = qry_time_range(*from, *to, err);
         if (!t) {
             qry_free(q);
@@ -342,11 +342,18 @@ static void query_finish(struct http_conn *h)
     buf_free(&b);
 }
 
+/* Finished: the range is scanned, or one match past the page was seen (so "more" is exact;
+ * NDJSON has no "more" and stops at the limit). */
+static bool query_done(const struct query_job *j)
+{
+    return j->hi < j->lo || j->more || (j->ndjson && j->found == j->limit);
+}
+
 static void query_step(struct http_conn *h)
 {
     struct query_job *j = h->hs;
     j->paused = false;
-    if (j->hi < j->lo || j->more || j->found == j->limit) {
+    if (query_done(j)) {
         if (j->ndjson)
             metrics_query_observe(mono_ns() - j->t0);
         query_finish(h);
@@ -368,7 +375,7 @@ static void query_step(struct http_conn *h)
     } else {
         j->hi = resume;
     }
-    if (j->hi < j->lo || j->more || j->found == j->limit) {
+    if (query_done(j)) {
         if (j->ndjson)
             metrics_query_observe(mono_ns() - j->t0);
         query_finish(h);
@@ -405,7 +412,7 @@ void http_get_query(struct http_conn *h)
     }
     j->t0 = mono_ns();
     int64_t from, to;
-    j->q = compile_params(h, j->text, sizeof(j->text), &from, &to);
+    j->q = compile_params(h, j->text, sizeof(j->text), &from, &to, true);
     if (!j->q) {
         free(j);
         return;
@@ -561,7 +568,8 @@ void http_get_histogram(struct http_conn *h)
     }
     j->t0 = mono_ns();
     int64_t from, to;
-    j->q = compile_params(h, j->text, sizeof(j->text), &from, &to);
+    /* The buckets' own range is applied below: whole buckets, from and to rounded out. */
+    j->q = compile_params(h, j->text, sizeof(j->text), &from, &to, false);
     if (!j->q) {
         free(j);
         return;

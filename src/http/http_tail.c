@@ -3,9 +3,11 @@
  * Each event is `id: <entry id>`, `event: log`, `data: <entry JSON>`. A reconnecting
  * EventSource sends Last-Event-ID and continues after that entry (at most BACKLOG_MAX entries
  * back). The stream follows the store: every time entries become durable the tail scans the
- * new ones with its query. A reader that cannot keep up, whose unsent output reaches
- * --out-limit, is disconnected: it never slows ingest or anyone else. A comment line every
- * 15 s keeps proxies and the idle timeout from closing a quiet stream. */
+ * new ones with its query and sends them as fast as the reader takes them. A reader whose
+ * unsent output stays at --out-limit for STALL_MS is disconnected, and one more than
+ * BACKLOG_MAX entries behind skips ahead (an "event: skipped"): it never slows ingest or
+ * anyone else. A comment line every 15 s keeps proxies and the idle timeout from closing a
+ * quiet stream. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,46 +20,59 @@
 #include "query/qry.h"
 #include "store/store.h"
 
-#define TAIL_BUDGET  65536  /* Entries examined per turn. */
-#define BACKLOG_MAX  100000 /* Entries a tail may be behind before it skips ahead. */
+#define TAIL_BUDGET  65536     /* Entries examined per turn. */
+#define TAIL_CHUNK   (64 << 10) /* Events rendered before they are handed to the socket. */
+#define BACKLOG_MAX  100000    /* Entries a tail may be behind before it skips ahead. */
 #define KEEPALIVE_MS 15000
+#define STALL_MS     5000      /* A reader whose output stays full this long is dropped. */
 
 struct tail_job {
     struct qry *q;
-    uint64_t next_id; /* First id not yet examined. */
+    uint64_t next_id;   /* First id not yet examined. */
+    uint64_t last_seen; /* Last entry rendered. */
+    bool chunk_full;    /* The scan stopped because TAIL_CHUNK bytes are ready. */
     int64_t last_write_ms;
+    int64_t stalled_ms; /* Since when the output has been full (0: it is not). */
     struct buf out;
 };
 
 static bool tail_visit(void *arg, const struct lc_entry *e)
 {
     struct tail_job *j = arg;
+    j->last_seen = e->id;
     buf_printf(&j->out, "id: %" PRIu64 "\nevent: log\ndata: ", e->id);
     json_entry(&j->out, e);
     buf_append(&j->out, "\n\n", 2);
+    if (buf_len(&j->out) >= TAIL_CHUNK) {
+        j->chunk_full = true;
+        return false;
+    }
     return true;
 }
 
-static void tail_flush(struct http_conn *h)
+static void tail_send(struct http_conn *h)
 {
     struct tail_job *j = h->hs;
     if (!buf_len(&j->out))
         return;
     http_send(h, buf_head(&j->out), buf_len(&j->out));
     buf_consume(&j->out, buf_len(&j->out));
-    buf_shrink(&j->out, 64 * 1024);
+    buf_shrink(&j->out, 2 * TAIL_CHUNK);
     j->last_write_ms = mono_ms();
-    if (conn_out_full(h->c)) {
-        size_t len;
-        log_info("http: dropping live tail to %s: it does not keep up", conn_peer(h->c, &len));
-        conn_abort(h->c, NULL);
-    }
 }
 
+/* Send what is new, a chunk at a time, as fast as the reader takes it. A full output pauses
+ * the tail until it drains (resume); the tick drops a reader that stays full. */
 static void tail_resume(struct http_conn *h)
 {
     struct tail_job *j = h->hs;
     struct store *st = conn_store(h->c);
+    if (conn_out_full(h->c)) {
+        if (!j->stalled_ms)
+            j->stalled_ms = mono_ms();
+        return;
+    }
+    j->stalled_ms = 0;
     uint64_t done = store_done_id(st);
     if (done >= j->next_id && done - j->next_id >= BACKLOG_MAX) {
         uint64_t skip = done - j->next_id + 1 - BACKLOG_MAX;
@@ -66,24 +81,36 @@ static void tail_resume(struct http_conn *h)
     }
     if (done >= j->next_id) {
         uint64_t resume = 0;
+        j->chunk_full = false;
         int rc = store_scan(st, j->q, j->next_id, done, true, TAIL_BUDGET, tail_visit, j, &resume);
-        j->next_id = rc == 1 ? done + 1 : resume;
-        tail_flush(h);
-        if (rc == 0) {
-            conn_schedule_resume(h->c);
+        j->next_id = j->chunk_full ? j->last_seen + 1 : rc == 1 ? done + 1 : resume;
+        tail_send(h);
+        if (conn_out_full(h->c)) {
+            j->stalled_ms = mono_ms();
+            return; /* Continues when the output drains. */
+        }
+        if (j->chunk_full || rc == 0) {
+            conn_schedule_resume(h->c); /* More to send: on the next turn. */
             return;
         }
     }
+    tail_send(h);
     conn_wait_store(h->c);
 }
 
 static void tail_tick(struct http_conn *h, int64_t now)
 {
     struct tail_job *j = h->hs;
-    if (now - j->last_write_ms >= KEEPALIVE_MS) {
+    if (j->stalled_ms && now - j->stalled_ms >= STALL_MS) {
+        size_t len;
+        log_info("http: dropping live tail to %s: it does not keep up", conn_peer(h->c, &len));
+        conn_abort(h->c, NULL);
+        return;
+    }
+    if (!j->stalled_ms && now - j->last_write_ms >= KEEPALIVE_MS) {
         static const char ping[] = ": keepalive\n\n";
         buf_append(&j->out, ping, sizeof(ping) - 1);
-        tail_flush(h);
+        tail_send(h);
     }
 }
 
@@ -106,6 +133,12 @@ void http_get_tail(struct http_conn *h)
     struct qry *q;
     if (qry_compile(n > 0 ? text : "", n > 0 ? (size_t)n : 0, now_ms(), &q, err) < 0) {
         http_reply_error(h, 400, err);
+        return;
+    }
+    if (h->head_only) { /* The headers a GET would get, and no stream. */
+        qry_free(q);
+        http_begin(h, 200, "text/event-stream", "X-Accel-Buffering: no\r\n");
+        http_end(h);
         return;
     }
     struct tail_job *j = calloc(1, sizeof(*j));
@@ -137,6 +170,5 @@ void http_get_tail(struct http_conn *h)
     conn_set_busy(h->c, false);
     static const char hello[] = "retry: 2000\n: connected\n\n";
     buf_append(&j->out, hello, sizeof(hello) - 1);
-    tail_flush(h);
     tail_resume(h);
 }

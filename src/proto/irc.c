@@ -15,6 +15,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/policy.h"
+#include "proto/irc_parse.h"
 #include "proto/protocols.h"
 #include "query/qry.h"
 #include "store/store.h"
@@ -1048,45 +1049,12 @@ static const struct {
 
 static void dispatch(struct irc_client *cl, char *line)
 {
-    char *p = line;
-    if (*p == '@') { /* Client tags are accepted and ignored. */
-        p = strchr(p, ' ');
-        if (!p)
-            return;
-        while (*p == ' ')
-            p++;
-    }
-    if (*p == ':') {
-        p = strchr(p, ' ');
-        if (!p)
-            return;
-        while (*p == ' ')
-            p++;
-    }
-    char *cmd = p;
-    while (*p && *p != ' ')
-        p++;
-    if (*p)
-        *p++ = 0;
-    if (!*cmd)
-        return;
-    char *argv[IRC_MAXPARAMS];
-    int argc = 0;
-    while (*p && argc < IRC_MAXPARAMS) {
-        while (*p == ' ')
-            p++;
-        if (!*p)
-            break;
-        if (*p == ':') {
-            argv[argc++] = p + 1;
-            break;
-        }
-        argv[argc++] = p;
-        while (*p && *p != ' ')
-            p++;
-        if (*p)
-            *p++ = 0;
-    }
+    struct irc_msg m; /* Client tags and a prefix are accepted and ignored. */
+    if (irc_parse_line(line, strlen(line), &m) != 0)
+        return; /* No command (an empty line, say): ignored. */
+    char *cmd = m.command;
+    int argc = m.argc;
+    char **argv = m.argv;
     for (char *c = cmd; *c; c++)
         *c = (char)toupper((unsigned char)*c);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
@@ -1099,9 +1067,13 @@ static void dispatch(struct irc_client *cl, char *line)
         commands[i].fn(cl, argc, argv);
         return;
     }
-    if (cl->registered)
-        irc_numeric(cl, 421, "%s :Unknown command", cmd);
-    else
+    if (cl->registered) {
+        /* Echoed back: control bytes (a stray CR or tab) become '?', never wire syntax. */
+        for (char *q = cmd; *q; q++)
+            if ((unsigned char)*q < 0x20 || *q == 0x7f)
+                *q = '?';
+        irc_numeric(cl, 421, "%.64s :Unknown command", cmd);
+    } else
         irc_numeric(cl, 451, ":You have not registered");
 }
 
@@ -1157,11 +1129,18 @@ static size_t irc_input(struct conn *c, const char *p, size_t n, bool eof)
     while (used < n && !cl->closing) {
         const char *nl = memchr(p + used, '\n', n - used);
         size_t len, take;
+        if (cl->discarding) { /* The rest of an endless line, up to its newline. */
+            used = nl ? (size_t)(nl - p) + 1 : n;
+            cl->discarding = !nl;
+            continue;
+        }
         if (!nl) {
             if (n - used < 8192 && !eof)
                 break;
-            /* An endless line: keep its start as one line, like an over-long one. */
+            /* An endless line: keep its start as one line, like an over-long one, and drop
+             * the rest up to its newline (it must not run as a command of its own). */
             len = take = n - used;
+            cl->discarding = !eof;
         } else {
             len = (size_t)(nl - (p + used));
             take = len + 1;
@@ -1184,7 +1163,7 @@ static size_t irc_input(struct conn *c, const char *p, size_t n, bool eof)
         cl->ping_sent = false;
         char line[IRC_LINE_MAX + 1];
         size_t l = len;
-        if (l && p[used + l - 1] == '\r')
+        while (l && p[used + l - 1] == '\r')
             l--;
         if (l > IRC_LINE_MAX - 2)
             l = IRC_LINE_MAX - 2; /* IRC's limit: the rest of the line is dropped. */

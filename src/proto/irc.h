@@ -40,6 +40,7 @@ struct irc_client {
     int64_t behind_ms;
     unsigned flush_gen; /* The pump that last tried an immediate flush for this client. */
     bool closing;
+    bool discarding; /* Dropping the rest of an endless line. */
     char away[128];
     struct irc_chan *chans[IRC_MAXCHANS];
     int nchans;

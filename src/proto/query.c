@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/policy.h"
 #include "core/server.h"
 #include "proto/line.h"
@@ -40,6 +41,7 @@ struct query_conn {
     bool discarding; /* Skipping the rest of an over-long command. */
     bool quit;       /* QUIT seen: nothing after it runs. */
     bool authed;     /* The first line was dealt with (AUTH, or a command needing none). */
+    int64_t t0;      /* When the running command started (for the latency histogram). */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -108,6 +110,7 @@ static void run(struct query_conn *qc)
                 conn_write(qc->c, "END\n", 4);
             qexec_free(qc->x);
             qc->x = NULL;
+            metrics_query_observe(mono_ns() - qc->t0);
             conn_set_busy(qc->c, false);
             return;
         }
@@ -121,6 +124,7 @@ static void run(struct query_conn *qc)
 static void start(struct query_conn *qc, struct qry *q, enum qstyle style)
 {
     qc->style = style;
+    qc->t0 = mono_ns();
     qc->x = qexec_new(conn_store(qc->c), q, style == QSTYLE_COUNT);
     if (!qc->x) {
         conn_printf(qc->c, "ERROR: out of memory\n");

@@ -770,6 +770,21 @@ def test_framing_split_reads_lf_and_long_lines(irc):
     # Empty lines are ignored; the server is still fine.
     a.raw(b"\r\n\n   \r\n")
     a.sync()
+    # An endless line (over 8 KiB before its newline, across reads): its start counts as one
+    # line, and its tail never runs as a command of its own.
+    a.raw(b"PING :" + b"z" * 9000)
+    a.expect(r" PONG ")
+    time.sleep(0.05)
+    a.raw(b"z" * 100 + b"\r\nQUIT :injected\r\n"[:2] + b"PING :after\r\n")
+    a.expect(r" PONG \S+ :after$")
+    a.raw(b"PING :" + b"w" * 9000 + b"\rQUIT :x\r\n")
+    a.expect(r" PONG ")
+    a.send("PING :alive")
+    a.expect(r" PONG \S+ :alive$")
+    # A stray control byte in an unknown command is not echoed as wire syntax.
+    a.raw(b"FOO\r\r\n")
+    line, _ = a.expect(r" 421 ")
+    assert "\r" not in line and "FOO" in line
 
 
 def test_ping_pong_and_pong_from_client(irc):
