@@ -45,6 +45,7 @@ void config_defaults(struct config *c)
         .out_limit = (size_t)1 << 20,
         .max_connections = 10000,
         .idle_timeout_s = 300,
+        .line_timeout_s = 60,
         .backlog = 1024,
         .reuseport = false,
         .keepalive_idle_s = 60,
@@ -136,6 +137,8 @@ static const char usage[] =
     "  --threads N              reactor threads, each with its own epoll loop (default: cores)\n"
     "  --max-connections N      open connections across all ports (default 10000)\n"
     "  --idle-timeout SEC       close connections idle this long, 0 = never (default 300)\n"
+    "  --line-timeout SEC       close a connection whose started line (or command) is not\n"
+    "                           complete within this, 0 = never (default 60; slowloris)\n"
     "  --out-limit SIZE         unsent reply bytes per connection before its reading pauses\n"
     "                           (default 1M)\n"
     "  --backlog N              listen backlog (default 1024)\n"
@@ -258,6 +261,7 @@ enum {
     OPT_LISTEN,
     OPT_CONFIG,
     OPT_CHECK_CONFIG,
+    OPT_LINE_TIMEOUT,
     OPT_TLS_CERT,
     OPT_TLS_KEY,
     OPT_FSYNC,
@@ -404,6 +408,7 @@ static const struct option base_opts[] = {
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
     {"config", required_argument, NULL, OPT_CONFIG},
+    {"line-timeout", required_argument, NULL, OPT_LINE_TIMEOUT},
     {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
     {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
@@ -818,6 +823,9 @@ static int apply(struct config *c, int o, const char *optarg)
         return 1;
     case OPT_CONFIG:
         c->config_file = optarg;
+        break;
+    case OPT_LINE_TIMEOUT:
+        r = parse_int("line-timeout", optarg, 0, 86400, &c->line_timeout_s);
         break;
     case OPT_TLS_CERT:
         c->tls_cert = optarg;

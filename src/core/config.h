@@ -52,6 +52,7 @@ struct config {
     size_t out_limit;            /* Unsent reply bytes per connection before reading pauses. */
     int max_connections;         /* Across all listeners; more are accepted and closed at once. */
     int idle_timeout_s;          /* Close connections silent this long; 0 = never. */
+    int line_timeout_s;          /* A started line must end within this; 0 = no limit. */
     int backlog;                 /* listen() backlog. */
     bool reuseport;              /* SO_REUSEPORT on listeners. */
     int keepalive_idle_s;        /* TCP keepalive: idle time before probes; 0 disables keepalive. */

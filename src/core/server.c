@@ -111,6 +111,7 @@ struct conn {
     bool opened;        /* proto->open succeeded: proto->close is due. */
     bool sniffing;      /* The protocol is not chosen yet (listener's pick). */
     bool sniff_forced;  /* Decide with what has arrived (the first line took too long). */
+    int64_t partial_since; /* An incomplete line has waited since (0: none waits). */
     int64_t sniff_since; /* When its first byte arrived. */
     proto_pick_fn pick;
     struct conn *wait_next;
@@ -451,6 +452,8 @@ static void conn_process_input(struct conn *c)
             return;
         lc_assert(used <= n);
         buf_consume(&c->in, used);
+        if (used)
+            c->partial_since = 0; /* Progress: whatever is left is a new partial line. */
         if (eof && !c->busy && (used == n || used == 0)) {
             /* The protocol has seen the end; what it left is an unusable fragment. */
             c->eof_delivered = true;
@@ -468,6 +471,9 @@ static void conn_process_input(struct conn *c)
     }
     if (!c->closed && c->eof_delivered && !c->busy)
         conn_close_after_flush(c);
+    /* Bytes left while the protocol waits for more: an incomplete line, on the clock. */
+    if (!c->closed && !c->busy && buf_len(&c->in) && !c->partial_since)
+        c->partial_since = c->last_active;
 }
 
 /* Before the first read: a TLS handshake record (0x16) starts a TLS session when a certificate
@@ -893,6 +899,21 @@ static void reactor_tick(struct ev_loop *loop, void *arg)
             conn_process_input(c);
             if (c->closed)
                 continue;
+        }
+        if (c->partial_since && !c->busy && cfg->line_timeout_s > 0 &&
+            now - c->partial_since > (int64_t)cfg->line_timeout_s * 1000) {
+            /* Slowloris: a line that never ends holds a connection and its buffer. */
+            log_info("closing %s: a line not completed within %d s", c->peer, cfg->line_timeout_s);
+            char bye[160];
+            if (c->proto->slot == SLOT_IRC)
+                snprintf(bye, sizeof(bye), "ERROR :Closing Link: %s (Line timeout)\r\n", c->peer);
+            else
+                snprintf(bye, sizeof(bye), "ERROR|line not completed within %d s\n",
+                         cfg->line_timeout_s);
+            atomic_fetch_add_explicit((_Atomic uint64_t *)&r->srv->counters.conns_timed_out, 1,
+                                      memory_order_relaxed);
+            conn_abort(c, c->proto->slot == SLOT_HTTP ? NULL : bye);
+            continue;
         }
         if (c->proto->tick && !c->sniffing) {
             c->proto->tick(c, now);

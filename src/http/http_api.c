@@ -12,6 +12,7 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/policy.h"
 #include "core/server.h"
 #include "http/http.h"
 #include "proto/json.h"
@@ -152,8 +153,22 @@ void http_get_metrics(struct http_conn *h)
                 "Connections accepted since start.");
     buf_printf(&b, "logcaster_connections_accepted_total %" PRIu64 "\n", LOAD(k->conns_total));
     metric_head(&b, "logcaster_connections_refused_total", "counter",
-                "Connections closed at once because of --max-connections.");
-    buf_printf(&b, "logcaster_connections_refused_total %" PRIu64 "\n", LOAD(k->conns_refused));
+                "Connections refused at accept: --max-connections, or an access policy (reason).");
+    struct policy_counters pc;
+    policy_get_counters(&pc);
+    static const char *const reasons[] = {"", "denied", "rate", "per_ip", "total", "auth_banned"};
+    uint64_t by_policy = 0;
+    for (int i = 1; i < 6; i++) {
+        buf_printf(&b, "logcaster_connections_refused_total{reason=\"%s\"} %" PRIu64 "\n",
+                   reasons[i], pc.refused[i]);
+        by_policy += pc.refused[i];
+    }
+    uint64_t all = LOAD(k->conns_refused);
+    buf_printf(&b, "logcaster_connections_refused_total{reason=\"max_connections\"} %" PRIu64 "\n",
+               all > by_policy ? all - by_policy : 0);
+    metric_head(&b, "logcaster_auth_total", "counter", "Authentication attempts by result.");
+    buf_printf(&b, "logcaster_auth_total{result=\"ok\"} %" PRIu64 "\n", pc.auth_ok);
+    buf_printf(&b, "logcaster_auth_total{result=\"failed\"} %" PRIu64 "\n", pc.auth_failed);
 #undef LOAD
     uint64_t cum[QLAT_BUCKETS + 1], count;
     double sum;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/policy.h"
 #include "core/server.h"
 #include "store/store.h"
 
@@ -55,6 +56,10 @@ size_t stats_collect(struct conn *c, struct stat_kv *out)
     U("connections_total", LOAD(conns_total));
     U("connections_refused", LOAD(conns_refused));
     U("connections_timed_out", LOAD(conns_timed_out));
+    struct policy_counters pc;
+    policy_get_counters(&pc);
+    U("auth_ok", pc.auth_ok);
+    U("auth_failed", pc.auth_failed);
     I("uptime_s", (now_ms() - server_started_ms(srv)) / 1000);
     U("memory_store_bytes", st.bytes);
     U("memory_limit_bytes", conn_config(c)->memory_limit);

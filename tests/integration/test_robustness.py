@@ -576,3 +576,46 @@ def test_idle_timeout_closes_a_blocked_silent_client(server):
     finally:
         silent.close()
     assert s.query("PING") == ["PONG"]
+
+
+def test_slowloris_line_is_closed_after_line_timeout(server):
+    """A line that never ends (one byte now and then, so the idle timeout never fires) is
+    closed after --line-timeout on every line protocol, with one explicit last line; complete
+    lines sent before it are kept, and a normal client is not affected."""
+    s = server("--line-timeout", "2")
+    ports = {"log": s.log_port, "query": s.query_port, "irc": s.irc_port}
+    conns = {}
+    for name, port in ports.items():
+        c = socket.create_connection((HOST, port), timeout=10)
+        if name == "log":
+            c.sendall(b"INFO complete line before the slow one\n")
+        c.sendall(b"x")
+        conns[name] = c
+    steady = LineConn(s.query_port)
+    t0 = time.monotonic()
+    closed = {}
+    while len(closed) < len(conns) and time.monotonic() - t0 < 8:
+        for name, c in conns.items():
+            if name in closed:
+                continue
+            try:
+                c.sendall(b"y")           # keeps it busy but never finishes the line
+                c.settimeout(0.05)
+                data = c.recv(4096)
+                if not data or b"ERROR" in data:
+                    closed[name] = (time.monotonic() - t0, data)
+            except socket.timeout:
+                pass
+            except OSError:
+                closed[name] = (time.monotonic() - t0, b"")
+        steady.sendall(b"PING\n")
+        assert steady.readline() == b"PONG"
+        time.sleep(0.3)
+    assert set(closed) == set(conns), closed
+    for name, (after, data) in closed.items():
+        assert 1.5 <= after <= 6, (name, after)
+    assert b"ERROR|line not completed within 2 s" in closed["log"][1]
+    assert b"(Line timeout)" in closed["irc"][1]
+    assert s.count("complete line before the slow one") == 1
+    assert "a line not completed within 2 s" in s.stderr()
+    steady.close()

@@ -281,10 +281,13 @@ class Daemon(Server):
     fixture's Server cannot be used for `--listen ...=ROLE+tls`: it waits for a listener named
     "ROLE+tls", but the server names it ROLE."""
 
-    def __init__(self, tmp_path, args, preexec_fn=None):
+    def __init__(self, tmp_path, args, preexec_fn=None, listeners=None):
         self.data_dir = str(tmp_path / "data")
         self.stderr_path = str(tmp_path / "stderr.txt")
-        self.args = [LOGCASTERD] + list(args) + ["--data-dir", self.data_dir]
+        self.args = [LOGCASTERD] + list(args)
+        if "--data-dir" not in args and "--config" not in args:
+            self.args += ["--data-dir", self.data_dir]
+        self.nlisteners = listeners
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self._stderr,
                                      stdin=subprocess.DEVNULL, env=server_env(),
@@ -298,8 +301,11 @@ class Daemon(Server):
         self._drain.start()
 
     def _read_listening(self):
-        n = sum(1 for r in ("log", "query", "irc", "http") if self._arg("--%s-port" % r) != "-1")
-        n += sum(1 for i, a in enumerate(self.args) if i and self.args[i - 1] == "--listen")
+        n = self.nlisteners
+        if n is None:
+            n = sum(1 for r in ("log", "query", "irc", "http")
+                    if self._arg("--%s-port" % r) != "-1")
+            n += sum(1 for i, a in enumerate(self.args) if i and self.args[i - 1] == "--listen")
         self.listening, self.addresses = [], []
         deadline = time.monotonic() + STARTUP_TIMEOUT
         fd = self.proc.stdout.fileno()
@@ -330,8 +336,8 @@ class Daemon(Server):
 def daemon(tmp_path_factory):
     started = []
 
-    def start(args, preexec_fn=None):
-        d = Daemon(tmp_path_factory.mktemp("lcd"), [str(a) for a in args], preexec_fn)
+    def start(args, preexec_fn=None, listeners=None):
+        d = Daemon(tmp_path_factory.mktemp("lcd"), [str(a) for a in args], preexec_fn, listeners)
         started.append(d)
         return d
 
@@ -431,6 +437,20 @@ def test_ipv6_ranges(server):
     # IPv4 sources are not matched by the IPv6 rule.
     with Conn(s.log_port, "127.0.0.2") as c:
         c.framed(["v4 still allowed"])
+    assert s.count() == 1
+
+
+def test_ipv4_mapped_sources_match_ipv4_rules(server):
+    """On an IPv6 socket an IPv4 client is ::ffff:a.b.c.d; IPv4 rules still apply to it."""
+    try:
+        s = server("--listen", "[::ffff:127.0.0.1]:0=log", "--log-deny", "127.0.0.2")
+    except BaseException as e:     # pytest.fail inside the fixture when this cannot be bound.
+        pytest.skip("cannot listen on ::ffff:127.0.0.1 here: %s" % e)
+    role, port = s.listening[-1]
+    assert role == "log"
+    assert answer_and_close(port, "127.0.0.2") == line_refusal(DENIED)
+    with Conn(port, "127.0.0.3") as c:
+        c.framed(["mapped source allowed"])
     assert s.count() == 1
 
 
@@ -552,6 +572,29 @@ def test_concurrent_connections_per_role(server):
     assert stat(s, "connections_refused") >= 1
 
 
+def test_per_address_count_follows_connections_detected_as_other_protocols(server):
+    """IRC and HTTP spoken on the log port count against the log role's per-address cap while
+    they last (IRC ones move to the IRC thread), and are released when they end."""
+    s = server("--log-max-conns-per-ip", "2", "--threads", "2")
+    for i in range(6):
+        with Conn(s.log_port, "127.0.0.2") as c:
+            assert_irc_welcomed(c, "hand%d" % i)
+            c.sendall("QUIT :bye\r\n")
+            c.read_until_closed()
+        assert http(s.log_port, "/healthz", src="127.0.0.2").status == 200
+        assert http(s.log_port, "/healthz", src="127.0.0.2").status == 200
+    deadline = time.monotonic() + 5
+    while stat(s, "connections") > 1:     # Only the fixture's query connection is left.
+        assert time.monotonic() < deadline, s.stats()["connections"]
+        time.sleep(0.05)
+    a, b = Conn(s.log_port, "127.0.0.2"), Conn(s.log_port, "127.0.0.2")
+    with a, b:
+        assert len(split_admitted([a, b])[0]) == 2
+        assert answer_and_close(s.log_port, "127.0.0.2") == line_refusal(PER_IP)
+        with Conn(s.irc_port, "127.0.0.2") as c:     # Another role: its own count.
+            assert_irc_welcomed(c, "ownrole")
+
+
 # =============================================================================================
 # 2. Authentication.
 
@@ -597,6 +640,17 @@ def test_log_port_authentication(server):
     s.wait_count(2)
     assert s.count("unauthenticated") == 0 and s.count("wrong") == 0
     assert s.count("T0k") == 0 and s.count("/^AUTH /") == 0
+
+
+def test_auth_lines_may_end_in_crlf(server):
+    s = server("--log-auth", "on", "--log-token", "T0k", "--query-token", "Q")
+    with Conn(s.log_port) as c:
+        c.sendall("AUTH T0k\r\nLOG|INFO|-|crlf\r\n")
+        assert OK_ID.match(c.readline())
+    with Conn(s.query_port) as c:
+        c.sendall("AUTH Q\r\nCOUNT\r\n")
+        assert c.readline() == b"OK|authenticated"
+        assert c.readline() == b"COUNT|1"
 
 
 def test_log_auth_line_is_never_stored_when_auth_is_off(server):
@@ -811,6 +865,25 @@ def test_roles_without_a_token_listen_on_loopback_only(daemon):
         assert Resp(c.read_until_closed()).status == 200
 
 
+@pytest.mark.xfail(strict=True, reason="bug: with the defaults (--bind 0.0.0.0, no tokens) the "
+                   "query, IRC and HTTP listeners move to 127.0.0.1, but the log listener on "
+                   "0.0.0.0 detects HTTP and IRC and serves them without any secret: anyone who "
+                   "can reach the log port can read every log through /api/v1/query or LogBot")
+def test_secure_default_is_not_bypassed_through_the_log_port(daemon):
+    d = daemon(["--bind", "0.0.0.0", "--log-port", "0", "--query-port", "0", "--irc-port", "0",
+                "--http-port", "0"])
+    with Conn(d.log_port, "127.0.0.2", host="127.0.0.2") as c:
+        c.framed(["confidential entry"])
+    # 127.0.0.2 reaches the wildcard log listener, not the loopback-only HTTP/IRC ones.
+    with Conn(d.log_port, "127.0.0.2", host="127.0.0.2") as c:
+        c.sendall(http_request("/api/v1/query?q=confidential", [("Connection", "close")]))
+        r = Resp(c.read_until_closed())
+    with Conn(d.log_port, "127.0.0.2", host="127.0.0.2") as c:
+        lines, _ = irc_register(c, "outsider")
+    assert r.status != 200, "the HTTP API is served unauthenticated on 0.0.0.0: %r" % r
+    assert "001" not in numerics(lines), "IRC is served unauthenticated on 0.0.0.0: %r" % lines
+
+
 # =============================================================================================
 # 4. Configuration file, --check-config, SIGHUP.
 
@@ -912,6 +985,35 @@ def test_check_config_shows_tls_listeners(cert, tmp_path):
 def test_check_config_rejects_a_missing_certificate(tmp_path):
     p = check_config("--tls-cert", tmp_path / "nope.pem", "--tls-key", tmp_path / "nope.key")
     assert p.returncode == 2, p
+
+
+def test_config_file_alone_configures_the_server(daemon, tmp_path):
+    cfg = tmp_path / "only.ini"
+    cfg.write_text("bind = 127.0.0.1\n"
+                   "[server]\n"
+                   "log-port = 0\n"
+                   "query-port = 0\n"
+                   "irc-port = -1\n"
+                   "http-port = -1\n"
+                   "data-dir = %s\n"
+                   "reuseport = yes\n"
+                   "[log]\n"
+                   "allow = 127.0.0.3/32\n"
+                   "token = log-secret\n"
+                   "auth = on\n"
+                   "[query]\n"
+                   "token = q-secret\n" % (tmp_path / "data"))
+    d = daemon(["--config", cfg], listeners=2)
+    assert sorted(r for r, _ in d.listening) == ["log", "query"], d.addresses
+    assert all(addr == "127.0.0.1" for _, addr, _ in d.addresses), d.addresses
+    assert answer_and_close(d.log_port, "127.0.0.2") == line_refusal(DENIED)
+    with Conn(d.log_port, "127.0.0.3") as c:
+        c.sendall("AUTH log-secret\nLOG|WARN|-|configured by file\n")
+        assert OK_ID.match(c.readline())
+    with Conn(d.query_port) as c:
+        auth_query(d, "q-secret", c)
+        assert c.request("COUNT configured") == ["COUNT|1"]
+    assert os.path.isdir(tmp_path / "data")
 
 
 def test_config_file_is_applied_and_sighup_reloads_policies(server, tmp_path):
@@ -1026,6 +1128,9 @@ def test_tls_below_1_2_is_refused(server, cert):
         except ssl.SSLError as e:
             if "NO_PROTOCOLS_AVAILABLE" in str(e) or "no protocols available" in str(e):
                 continue     # This OpenSSL will not even offer it.
+            # The server answers with a protocol_version alert (or something the client
+            # takes as an unsupported version).
+            assert re.search(r"PROTOCOL_VERSION|UNSUPPORTED_PROTOCOL|WRONG_VERSION", str(e)), e
             tried.append(v)
             continue
         except (ConnectionResetError, BrokenPipeError):
@@ -1226,12 +1331,19 @@ def test_ten_thousand_idle_connections(server):
 # =============================================================================================
 # 9. EMFILE.
 
-def test_running_out_of_descriptors_is_survived(daemon):
-    def low_limit():
-        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+def cpu_seconds(pid):
+    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    d = daemon(EPHEMERAL + NO_RATE_LIMITS + ["--threads", "2"], preexec_fn=low_limit)
+
+def low_nofile():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))   # Soft and hard: it cannot raise it.
+
+
+def test_running_out_of_descriptors_is_survived(daemon):
+    d = daemon(EPHEMERAL + NO_RATE_LIMITS + ["--threads", "2"], preexec_fn=low_nofile)
     q = Conn(d.query_port)
+    assert q.request("PING") == ["PONG"]     # Accepted and served before descriptors run out.
     extra = []
     try:
         for _ in range(100):
@@ -1256,3 +1368,27 @@ def test_running_out_of_descriptors_is_survived(daemon):
     assert q.request("COUNT") == ["COUNT|1"]
     q.close()
     assert d.alive()
+
+
+@pytest.mark.xfail(strict=True, reason="bug: on EMFILE the listener stays readable and accept "
+                   "is retried at once: the reactors spin (about 1.3 cores) and log the warning "
+                   "~240,000 times a second (50 MB of stderr in 2 s); accept_paused / "
+                   "last_emfile_log exist in struct reactor but are never set")
+def test_running_out_of_descriptors_does_not_spin_or_flood_the_log(daemon):
+    d = daemon(EPHEMERAL + NO_RATE_LIMITS + ["--threads", "2"], preexec_fn=low_nofile)
+    extra = []
+    try:
+        for _ in range(100):
+            extra.append(Conn(d.log_port, timeout=5))
+        wait_stderr(d, "raise the open-file limit")
+        c0, n0, t0 = cpu_seconds(d.pid), d.stderr().count("open-file limit"), time.monotonic()
+        time.sleep(1.0)
+        c1, n1, t1 = cpu_seconds(d.pid), d.stderr().count("open-file limit"), time.monotonic()
+    finally:
+        for c in extra:
+            c.close()
+    window = t1 - t0
+    # A few warnings a second per thread would do; so would a few percent of a core.
+    assert n1 - n0 <= 2 * 5 * (window + 1), "%d EMFILE warnings in %.1f s" % (n1 - n0, window)
+    assert c1 - c0 <= 0.5 * window, "%.2f s of CPU in %.1f s while out of descriptors" % (
+        c1 - c0, window)

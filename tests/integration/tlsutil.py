@@ -3,6 +3,7 @@ openssl CLI, and client contexts that verify against it (or force an old protoco
 import os
 import ssl
 import subprocess
+import warnings
 
 
 def make_cert(directory, cn="localhost"):
@@ -38,8 +39,10 @@ def old_protocol_context(version):
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
         ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-        ctx.minimum_version = version
-        ctx.maximum_version = version
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = version
+            ctx.maximum_version = version
         return ctx
     except (ValueError, ssl.SSLError, AttributeError):
         return None
