@@ -83,6 +83,9 @@ int main(int argc, char **argv)
     if (r != 0)
         return r > 0 ? 0 : 2;
     if (cfg.check_config) {
+        if (cfg.tls_cert && tls_init(cfg.tls_cert, cfg.tls_key) < 0)
+            return 2;
+        tls_cleanup();
         config_print(&cfg, stdout);
         printf("\nconfiguration OK\n");
         return 0;

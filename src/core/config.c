@@ -643,8 +643,11 @@ void config_print(const struct config *c, FILE *out)
                                    : "never",
             c->memory_limit, c->max_connections, c->idle_timeout_s);
     for (int i = 0; i < c->nlisten; i++)
-        fprintf(out, "listen = %s:%d=%s\n", c->listen[i].addr, c->listen[i].port,
-                c->listen[i].role);
+        fprintf(out, "listen = %s%s%s:%d=%s%s\n", strchr(c->listen[i].addr, ':') ? "[" : "",
+                c->listen[i].addr, strchr(c->listen[i].addr, ':') ? "]" : "", c->listen[i].port,
+                c->listen[i].role, c->listen[i].tls ? "+tls" : "");
+    if (c->tls_cert)
+        fprintf(out, "tls-cert = %s\ntls-key = %s\n", c->tls_cert, c->tls_key);
     for (int r = 0; r < ROLE_COUNT; r++) {
         const struct policy *p = &c->policy[r];
         fprintf(out, "\n[%s]\n", role_names[r]);
@@ -858,10 +861,27 @@ int config_parse(struct config *c, int argc, char **argv)
     if (c->config_file && config_load_file(c, c->config_file) < 0)
         return -1;
     optind = 1;
+    bool flagged[ROLE_COUNT][PK_COUNT] = {{false}};
     for (;;) {
         int o = getopt_long(argc, argv, ":vqh", opts, NULL);
         if (o == -1)
             break;
+        /* A list given by flags replaces the file's list rather than adding to it. */
+        int pk = o == OPT_IRC_PASS ? ROLE_IRC * PK_COUNT + PK_TOKEN
+                 : o >= OPT_POLICY && o < OPT_POLICY + ROLE_COUNT * PK_COUNT ? o - OPT_POLICY
+                                                                             : -1;
+        if (pk >= 0 &&
+            (pk % PK_COUNT == PK_ALLOW || pk % PK_COUNT == PK_DENY || pk % PK_COUNT == PK_TOKEN) &&
+            !flagged[pk / PK_COUNT][pk % PK_COUNT]) {
+            struct policy *p = &c->policy[pk / PK_COUNT];
+            if (pk % PK_COUNT == PK_ALLOW)
+                p->nallow = 0;
+            else if (pk % PK_COUNT == PK_DENY)
+                p->ndeny = 0;
+            else
+                p->ntokens = 0;
+            flagged[pk / PK_COUNT][pk % PK_COUNT] = true;
+        }
         if (o == ':') {
             fprintf(stderr, "logcasterd: option '%s' needs a value (see --help)\n",
                     argv[optind - 1]);

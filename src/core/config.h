@@ -14,14 +14,14 @@
 #define CONFIG_MAX_LISTEN 4
 
 struct config {
-    const char *bind_addr;       /* Address every listener binds to. */
-    int log_port;                /* Ingest listener; -1 = disabled. */
-    int query_port;              /* Query listener; -1 = disabled. */
-    int irc_port;                /* IRC listener; -1 = disabled. */
-    int http_port;               /* HTTP listener (API and web console); -1 = disabled. */
-    size_t http_max_body;        /* Largest request body accepted. */
-    size_t http_max_header;      /* Largest request head (request line and headers). */
-    int http_request_timeout_s;  /* A request must arrive whole within this time. */
+    const char *bind_addr;      /* Address every listener binds to. */
+    int log_port;               /* Ingest listener; -1 = disabled. */
+    int query_port;             /* Query listener; -1 = disabled. */
+    int irc_port;               /* IRC listener; -1 = disabled. */
+    int http_port;              /* HTTP listener (API and web console); -1 = disabled. */
+    size_t http_max_body;       /* Largest request body accepted. */
+    size_t http_max_header;     /* Largest request head (request line and headers). */
+    int http_request_timeout_s; /* A request must arrive whole within this time. */
     /* Extra listeners from --listen ADDR:PORT=ROLE. */
     struct listen_extra {
         char addr[64];
@@ -34,28 +34,28 @@ struct config {
     struct policy policy[ROLE_COUNT]; /* Per listener role: --log-allow, --query-token, ... */
     const char *config_file;          /* --config: read before the other flags apply. */
     bool check_config;                /* --check-config: validate, print, exit. */
-    const char *irc_server_name; /* The IRC server name (prefix of its messages). */
-    const char *irc_password;    /* Required with PASS when set. */
-    int irc_stream_rate;         /* Lines per second per log channel before suppression. */
-    int irc_replay;              /* Entries replayed on joining a log channel. */
-    const char *data_dir;        /* Created if missing; holds the lock file. */
-    int threads;                 /* Reactor threads. */
-    size_t max_line;             /* Longest accepted line in bytes. */
-    size_t memory_limit;         /* Cache of decompressed blocks, bytes. */
-    int fsync_policy;            /* enum fsync_policy (store.h). */
-    int fsync_interval_ms;       /* Group-commit interval of --fsync=batch. */
-    size_t segment_size;         /* Seal segments at this size. */
-    int compression_level;       /* zstd level for frames, 0 = none. */
-    uint64_t retention_size;     /* Total bytes of segments kept; 0 = unlimited. */
-    int64_t retention_age_ms;    /* 0 = keep forever. */
-    uint64_t retention_min_free; /* Free disk space always left. */
-    size_t out_limit;            /* Unsent reply bytes per connection before reading pauses. */
-    int max_connections;         /* Across all listeners; more are accepted and closed at once. */
-    int idle_timeout_s;          /* Close connections silent this long; 0 = never. */
-    int line_timeout_s;          /* A started line must end within this; 0 = no limit. */
-    int backlog;                 /* listen() backlog. */
-    bool reuseport;              /* SO_REUSEPORT on listeners. */
-    int keepalive_idle_s;        /* TCP keepalive: idle time before probes; 0 disables keepalive. */
+    const char *irc_server_name;      /* The IRC server name (prefix of its messages). */
+    const char *irc_password;         /* Required with PASS when set. */
+    int irc_stream_rate;              /* Lines per second per log channel before suppression. */
+    int irc_replay;                   /* Entries replayed on joining a log channel. */
+    const char *data_dir;             /* Created if missing; holds the lock file. */
+    int threads;                      /* Reactor threads. */
+    size_t max_line;                  /* Longest accepted line in bytes. */
+    size_t memory_limit;              /* Cache of decompressed blocks, bytes. */
+    int fsync_policy;                 /* enum fsync_policy (store.h). */
+    int fsync_interval_ms;            /* Group-commit interval of --fsync=batch. */
+    size_t segment_size;              /* Seal segments at this size. */
+    int compression_level;            /* zstd level for frames, 0 = none. */
+    uint64_t retention_size;          /* Total bytes of segments kept; 0 = unlimited. */
+    int64_t retention_age_ms;         /* 0 = keep forever. */
+    uint64_t retention_min_free;      /* Free disk space always left. */
+    size_t out_limit;                 /* Unsent reply bytes per connection before reading pauses. */
+    int max_connections;  /* Across all listeners; more are accepted and closed at once. */
+    int idle_timeout_s;   /* Close connections silent this long; 0 = never. */
+    int line_timeout_s;   /* A started line must end within this; 0 = no limit. */
+    int backlog;          /* listen() backlog. */
+    bool reuseport;       /* SO_REUSEPORT on listeners. */
+    int keepalive_idle_s; /* TCP keepalive: idle time before probes; 0 disables keepalive. */
     int keepalive_interval_s;
     int keepalive_count;
     int user_timeout_ms;    /* TCP_USER_TIMEOUT; 0 = kernel default. */

@@ -19,6 +19,7 @@
 #define AUTH_BAN_MS     60000 /* ...for this long. */
 #define FORGET_AFTER_MS 120000
 #define TABLE_MIN       1024
+#define TABLE_MAX       (1 << 20) /* Slots; beyond, idle addresses are forgotten at once. */
 
 struct addr_state {
     bool used;
@@ -37,7 +38,7 @@ static struct policy pols[ROLE_COUNT];
 static struct addr_state *table;
 static size_t cap, used;
 static int role_conns[ROLE_COUNT];
-static _Atomic uint64_t refused[6], auth_ok, auth_failed;
+static _Atomic uint64_t refused[POLICY_VERDICTS], auth_ok, auth_failed;
 
 /* ------------------------------------------------------------------------------------------ */
 /* Addresses and ranges. */
@@ -143,7 +144,7 @@ static int grow(int64_t now)
 {
     struct addr_state *old = table;
     size_t oldcap = cap;
-    size_t ncap = cap ? cap * 2 : TABLE_MIN;
+    size_t ncap = !cap ? TABLE_MIN : cap >= TABLE_MAX ? cap : cap * 2;
     struct addr_state *n = calloc(ncap, sizeof(*n));
     if (!n)
         return -1;
@@ -152,8 +153,10 @@ static int grow(int64_t now)
     used = 0;
     for (size_t i = 0; i < oldcap; i++) {
         struct addr_state *e = &old[i];
-        if (!e->used ||
-            (e->conns == 0 && now - e->last_ms > FORGET_AFTER_MS && e->banned_until_ms <= now))
+        /* Past TABLE_MAX slots (a flood from many addresses), forget every address without
+         * an open connection or a lock-out, however recent. */
+        bool idle = e->conns == 0 && e->banned_until_ms <= now;
+        if (!e->used || (idle && (oldcap >= TABLE_MAX || now - e->last_ms > FORGET_AFTER_MS)))
             continue;
         struct addr_state *d = lookup(e->role, e->family, e->addr, true, now);
         if (d)
@@ -224,8 +227,22 @@ const char *policy_verdict_text(enum policy_verdict v)
         return "too many connections";
     case POLICY_AUTH_BANNED:
         return "too many failed authentications; try again later";
+    case POLICY_LOCAL_ONLY:
+        return "this service takes local connections only (no access token is configured)";
+    case POLICY_VERDICTS:
+        break;
     }
     return "refused";
+}
+
+static bool is_loopback(const struct sockaddr *sa)
+{
+    uint8_t a[16];
+    static const uint8_t v6_loopback[16] = {[15] = 1};
+    int family = sa_addr(sa, a);
+    static const uint8_t v4_loopback[4] = {127, 0, 0, 1};
+    return (family == AF_INET && memcmp(a, v4_loopback, 4) == 0) ||
+           (family == AF_INET6 && memcmp(a, v6_loopback, 16) == 0);
 }
 
 static bool in_list(const struct cidr *list, int n, const struct sockaddr *sa)
@@ -236,13 +253,18 @@ static bool in_list(const struct cidr *list, int n, const struct sockaddr *sa)
     return false;
 }
 
-enum policy_verdict policy_admit(enum policy_role role, const struct sockaddr *sa, int64_t now)
+enum policy_verdict policy_admit(enum policy_role role, const struct sockaddr *sa,
+                                 const struct sockaddr *local, int64_t now)
 {
     enum policy_verdict v = POLICY_OK;
     pthread_mutex_lock(&mu);
     const struct policy *p = &pols[role];
     if ((p->nallow && !in_list(p->allow, p->nallow, sa)) || in_list(p->deny, p->ndeny, sa)) {
         v = POLICY_DENIED;
+        goto out;
+    }
+    if (p->auth && p->ntokens == 0 && !is_loopback(local)) {
+        v = POLICY_LOCAL_ONLY;
         goto out;
     }
     if (p->max_conns && role_conns[role] >= p->max_conns) {
@@ -347,7 +369,7 @@ double policy_line_rate(enum policy_role role)
 
 void policy_get_counters(struct policy_counters *out)
 {
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < POLICY_VERDICTS; i++)
         out->refused[i] = atomic_load_explicit(&refused[i], memory_order_relaxed);
     out->auth_ok = atomic_load_explicit(&auth_ok, memory_order_relaxed);
     out->auth_failed = atomic_load_explicit(&auth_failed, memory_order_relaxed);

@@ -58,11 +58,16 @@ enum policy_verdict {
     POLICY_PER_IP,      /* Too many concurrent connections from this address. */
     POLICY_TOTAL,       /* Too many concurrent connections on the role. */
     POLICY_AUTH_BANNED, /* Too many failed authentications from this address lately. */
+    POLICY_LOCAL_ONLY,  /* The role needs a secret and has none: loopback clients only. */
+    POLICY_VERDICTS,
 };
 const char *policy_verdict_text(enum policy_verdict v);
 
-/* Admission at accept. On POLICY_OK the connection is counted until policy_release. */
-enum policy_verdict policy_admit(enum policy_role role, const struct sockaddr *sa, int64_t now_ms);
+/* Admission at accept: sa is the peer, local the address it connected to (a role that needs
+ * a secret and has none serves only connections made to 127.0.0.1 or ::1, as if it listened
+ * there alone). On POLICY_OK the connection is counted until policy_release. */
+enum policy_verdict policy_admit(enum policy_role role, const struct sockaddr *sa,
+                                 const struct sockaddr *local, int64_t now_ms);
 void policy_release(enum policy_role role, const struct sockaddr *sa);
 
 /* Authentication: true when the role needs none, or token[0..len) is one of its secrets
@@ -76,7 +81,7 @@ bool policy_check_token(enum policy_role role, const struct sockaddr *sa, const 
 double policy_line_rate(enum policy_role role);
 
 struct policy_counters {
-    uint64_t refused[6]; /* By verdict (index POLICY_*). */
+    uint64_t refused[POLICY_VERDICTS]; /* By verdict (index POLICY_*). */
     uint64_t auth_ok, auth_failed;
 };
 void policy_get_counters(struct policy_counters *out);

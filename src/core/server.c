@@ -45,7 +45,7 @@ struct handoff {
     struct ssl_st *ssl;
     const struct proto *proto;
     int role;
-    struct sockaddr_storage sa;
+    struct sockaddr_storage sa, local;
     char peer[64];
     struct buf in;
     bool read_eof;
@@ -92,7 +92,7 @@ struct conn {
     struct buf in, out;
     char peer[64];
     size_t peer_len;
-    struct sockaddr_storage sa;
+    struct sockaddr_storage sa, local; /* The peer, and the address it connected to. */
     int role;            /* The policy that admitted it (released when it is freed). */
     struct ssl_st *ssl;  /* TLS session, or NULL for plain TCP. */
     bool tls_checked;    /* The first byte was looked at for a TLS handshake. */
@@ -105,14 +105,14 @@ struct conn {
     bool close_after_flush;
     bool closed; /* Freed at the end of this turn. */
     bool resume_queued;
-    bool waiting_store; /* On the reactor's waiting list. */
-    bool held;          /* Owes replies: do not close yet. */
-    bool flush_queued;  /* A flush at the end of this turn is scheduled. */
-    bool opened;        /* proto->open succeeded: proto->close is due. */
-    bool sniffing;      /* The protocol is not chosen yet (listener's pick). */
-    bool sniff_forced;  /* Decide with what has arrived (the first line took too long). */
+    bool waiting_store;    /* On the reactor's waiting list. */
+    bool held;             /* Owes replies: do not close yet. */
+    bool flush_queued;     /* A flush at the end of this turn is scheduled. */
+    bool opened;           /* proto->open succeeded: proto->close is due. */
+    bool sniffing;         /* The protocol is not chosen yet (listener's pick). */
+    bool sniff_forced;     /* Decide with what has arrived (the first line took too long). */
     int64_t partial_since; /* An incomplete line has waited since (0: none waits). */
-    int64_t sniff_since; /* When its first byte arrived. */
+    int64_t sniff_since;   /* When its first byte arrived. */
     proto_pick_fn pick;
     struct conn *wait_next;
     bool out_was_full;
@@ -127,6 +127,8 @@ static void conn_process_input(struct conn *c);
 static void conn_destroy(struct conn *c);
 static int conn_flush(struct conn *c);
 static bool conn_pick(struct conn *c);
+static void refuse(struct reactor *r, int slot, const char *where, int fd, const char *peer,
+                   enum policy_verdict v);
 
 #define CNT_ADD(field, n)                                                                          \
     atomic_fetch_add_explicit((_Atomic uint64_t *)&srv->counters.field, (n), memory_order_relaxed)
@@ -165,6 +167,11 @@ struct server_counters *server_counters(struct server *s)
 int64_t server_started_ms(const struct server *s)
 {
     return s->started_ms;
+}
+
+bool conn_draining(const struct conn *c)
+{
+    return c->r->draining;
 }
 
 const struct sockaddr *conn_sockaddr(const struct conn *c)
@@ -675,9 +682,9 @@ static int conn_open(struct conn *c)
 /* Run a new connection on fd in reactor r (counted in conns_current by the caller). pick:
  * sniff the protocol from the first bytes first. in (may be NULL): bytes already read. */
 static void conn_start(struct reactor *r, int fd, const char *peer,
-                       const struct sockaddr_storage *sa, int role, const struct proto *proto,
-                       proto_pick_fn pick, struct buf *in, bool read_eof, struct ssl_st *ssl,
-                       bool tls_only)
+                       const struct sockaddr_storage *sa, const struct sockaddr_storage *local,
+                       int role, const struct proto *proto, proto_pick_fn pick, struct buf *in,
+                       bool read_eof, struct ssl_st *ssl, bool tls_only)
 {
     struct server *srv = r->srv;
     struct conn *c = calloc(1, sizeof(*c));
@@ -694,6 +701,7 @@ static void conn_start(struct reactor *r, int fd, const char *peer,
     c->tls_checked = pick == NULL || (!tls_enabled() && !tls_only);
     c->tls_only = tls_only;
     c->sa = *sa;
+    c->local = *local;
     c->role = role;
     c->io.fd = fd;
     c->io.cb = conn_io_cb;
@@ -736,6 +744,7 @@ static void conn_handoff(struct conn *c)
     h->proto = c->proto;
     h->role = c->role;
     h->sa = c->sa;
+    h->local = c->local;
     h->ssl = c->ssl;
     c->ssl = NULL; /* The session moves with the socket. */
     c->role = -1;  /* Admission moves with it: not released here. */
@@ -766,6 +775,25 @@ static bool conn_pick(struct conn *c)
         return false;
     c->sniffing = false;
     c->proto = p;
+    /* Another protocol than the listener's: that protocol's access policy decides too (its
+     * allow list, its lock-outs, local-only without a secret), so no port is a side door. */
+    _Static_assert((int)SLOT_INGEST == (int)ROLE_LOG && (int)SLOT_QUERY == (int)ROLE_QUERY &&
+                       (int)SLOT_IRC == (int)ROLE_IRC && (int)SLOT_HTTP == (int)ROLE_HTTP,
+                   "protocol slots name policy roles");
+    if (c->role >= 0 && p->slot != c->role) {
+        const struct sockaddr *sa = (const struct sockaddr *)&c->sa;
+        enum policy_verdict v = policy_admit((enum policy_role)p->slot, sa,
+                                             (const struct sockaddr *)&c->local, mono_ms());
+        if (v != POLICY_OK) {
+            struct server *srv = c->r->srv;
+            CNT_ADD(conns_refused, 1);
+            refuse(c->r, p->slot, p->name, c->io.fd, c->peer, v);
+            conn_destroy(c);
+            return false;
+        }
+        policy_release((enum policy_role)c->role, sa);
+        c->role = p->slot;
+    }
     if (p->one_loop && c->r->index != 0) {
         conn_handoff(c);
         return false;
@@ -775,19 +803,19 @@ static bool conn_pick(struct conn *c)
 
 /* One explicit, cheap answer to a refused connection, in its listener's protocol, then close.
  * Refusals are logged at most once a second per reactor, so a flood cannot flood the log. */
-static void refuse(struct reactor *r, struct listener *l, int fd, const char *peer,
+static void refuse(struct reactor *r, int slot, const char *where, int fd, const char *peer,
                    enum policy_verdict v)
 {
     const char *why = policy_verdict_text(v);
     char msg[512];
     int n;
-    switch (l->spec->proto->slot) {
+    switch (slot) {
     case SLOT_IRC:
         n = snprintf(msg, sizeof(msg), ":%s 465 * :%s\r\nERROR :Closing Link: %s (%s)\r\n",
                      r->srv->cfg->irc_server_name, why, peer, why);
         break;
     case SLOT_HTTP: {
-        int status = v == POLICY_DENIED ? 403 : 429;
+        int status = v == POLICY_DENIED || v == POLICY_LOCAL_ONLY ? 403 : 429;
         char body[160];
         int blen = snprintf(body, sizeof(body), "{\"error\":\"%s\"}\n", why);
         n = snprintf(msg, sizeof(msg),
@@ -802,11 +830,10 @@ static void refuse(struct reactor *r, struct listener *l, int fd, const char *pe
     }
     ssize_t w = send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
     (void)w;
-    close(fd);
     int64_t now = mono_ms();
     if (now - r->last_refusal_log >= 1000) {
         r->last_refusal_log = now;
-        log_warn("refused %s on %s: %s", peer, l->spec->role_name, why);
+        log_warn("refused %s on %s: %s", peer, where, why);
     }
 }
 
@@ -825,20 +852,25 @@ static void accept_one(struct reactor *r, struct listener *l, int fd,
     }
     char peer[64];
     format_addr(ss, peer, sizeof(peer));
+    struct sockaddr_storage local = {0};
+    socklen_t ll = sizeof(local);
+    getsockname(fd, (struct sockaddr *)&local, &ll);
     enum policy_verdict v =
-        policy_admit((enum policy_role)l->spec->role, (const struct sockaddr *)ss, mono_ms());
+        policy_admit((enum policy_role)l->spec->role, (const struct sockaddr *)ss,
+                     (const struct sockaddr *)&local, mono_ms());
     if (v != POLICY_OK) {
         atomic_fetch_sub_explicit((_Atomic uint64_t *)&srv->counters.conns_current, 1,
                                   memory_order_relaxed);
         CNT_ADD(conns_refused, 1);
-        refuse(r, l, fd, peer, v);
+        refuse(r, l->spec->proto->slot, l->spec->role_name, fd, peer, v);
+        close(fd);
         return;
     }
     CNT_ADD(conns_total, 1);
     tune_socket(fd, srv->cfg);
     log_debug("%s connection from %s", l->spec->role_name, peer);
-    conn_start(r, fd, peer, ss, l->spec->role, l->spec->proto, l->spec->pick, NULL, false, NULL,
-               l->spec->tls_only);
+    conn_start(r, fd, peer, ss, &local, l->spec->role, l->spec->proto, l->spec->pick, NULL, false,
+               NULL, l->spec->tls_only);
 }
 
 static void listener_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
@@ -855,9 +887,20 @@ static void listener_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            if (errno == EMFILE || errno == ENFILE)
-                log_warn("accept on %s: %s (raise the open-file limit)", l->addr, strerror(errno));
-            else if (errno != EAGAIN && errno != EWOULDBLOCK)
+            if (errno == EMFILE || errno == ENFILE) {
+                /* The connection stays queued in the kernel: stop watching the listeners for
+                 * a moment instead of spinning on it, and say so once a second at most. */
+                int64_t now = mono_ms();
+                if (now - r->last_emfile_log >= 1000) {
+                    r->last_emfile_log = now;
+                    log_warn("accept on %s: %s (raise the open-file limit); pausing accepts",
+                             l->addr, strerror(errno));
+                }
+                r->accept_paused = true;
+                r->accept_resume_at = now + 100;
+                for (size_t k = 0; k < r->srv->nlisteners; k++)
+                    ev_io_set(r->loop, &r->lio[k], 0);
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK)
                 log_warn("accept on %s: %s", l->addr, strerror(errno));
             return;
         }
@@ -945,7 +988,9 @@ static void reactor_begin_drain(struct reactor *r)
     struct conn *next;
     for (struct conn *c = r->conns; c; c = next) {
         next = c->next;
-        if (!c->read_eof && !c->busy) {
+        if (!c->read_eof) {
+            /* Busy ones too (a throttled sender, a running query): what the peer sent
+             * before the stop is buffered and handled once they resume. */
             if (conn_read(c) < 0) {
                 conn_destroy(c);
                 continue;
@@ -961,6 +1006,8 @@ static void reactor_begin_drain(struct reactor *r)
         conn_process_input(c);
         if (c->closed)
             continue;
+        if (c->busy)
+            conn_schedule_resume(c); /* A paused connection continues under the deadline. */
         conn_close_after_flush(c);
         if (!c->closed)
             conn_after_work(c);
@@ -1033,8 +1080,8 @@ static void inbox_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
             close(h->fd);
             buf_free(&h->in);
         } else {
-            conn_start(r, h->fd, h->peer, &h->sa, h->role, h->proto, NULL, &h->in, h->read_eof,
-                       h->ssl, false);
+            conn_start(r, h->fd, h->peer, &h->sa, &h->local, h->role, h->proto, NULL, &h->in,
+                       h->read_eof, h->ssl, false);
         }
         free(h);
     }

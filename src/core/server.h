@@ -47,9 +47,9 @@ typedef const struct proto *(*proto_pick_fn)(const char *p, size_t n, bool eof,
                                              const struct proto *dflt);
 
 struct listener_spec {
-    const char *role_name; /* Printed at start-up: "listening <role_name> <addr>". */
-    const char *bind; /* Address to bind; NULL = --bind. */
-    int port;         /* 0 = any free port; negative = skip this listener. */
+    const char *role_name;     /* Printed at start-up: "listening <role_name> <addr>". */
+    const char *bind;          /* Address to bind; NULL = --bind. */
+    int port;                  /* 0 = any free port; negative = skip this listener. */
     const struct proto *proto; /* The listener's own protocol (the default when sniffing). */
     proto_pick_fn pick;        /* NULL: every connection speaks proto. */
     int role;                  /* enum policy_role: whose access policy admits connections. */
@@ -58,17 +58,17 @@ struct listener_spec {
 
 /* Counters shared by every thread (relaxed atomics). */
 struct server_counters {
-    uint64_t conns_total;     /* Accepted since start. */
-    uint64_t conns_current;   /* Open now. */
-    uint64_t conns_refused;   /* Closed at accept because of --max-connections. */
-    uint64_t conns_timed_out; /* Closed for idleness. */
-    uint64_t lines_in;        /* Lines received on ingest connections. */
-    uint64_t lines_rejected;  /* Framed lines answered with an error. */
-    uint64_t lines_truncated; /* Plain lines cut at --max-line. */
-    uint64_t bytes_in;        /* Bytes read from all connections. */
-    uint64_t conns_by_proto[PROTO_SLOTS];     /* Open now, by protocol. */
-    uint64_t bytes_in_by_proto[PROTO_SLOTS];  /* Read since start, by protocol. */
-    uint64_t lines_by_proto[PROTO_SLOTS][8];  /* Entries stored, by protocol and level. */
+    uint64_t conns_total;                    /* Accepted since start. */
+    uint64_t conns_current;                  /* Open now. */
+    uint64_t conns_refused;                  /* Closed at accept because of --max-connections. */
+    uint64_t conns_timed_out;                /* Closed for idleness. */
+    uint64_t lines_in;                       /* Lines received on ingest connections. */
+    uint64_t lines_rejected;                 /* Framed lines answered with an error. */
+    uint64_t lines_truncated;                /* Plain lines cut at --max-line. */
+    uint64_t bytes_in;                       /* Bytes read from all connections. */
+    uint64_t conns_by_proto[PROTO_SLOTS];    /* Open now, by protocol. */
+    uint64_t bytes_in_by_proto[PROTO_SLOTS]; /* Read since start, by protocol. */
+    uint64_t lines_by_proto[PROTO_SLOTS][8]; /* Entries stored, by protocol and level. */
 };
 
 /* Bind every listener (printing "listening ROLE ADDR" for each) and start the reactor
@@ -92,6 +92,8 @@ void *conn_state(const struct conn *c);
 void conn_set_state(struct conn *c, void *state);
 /* "ip:port" of the peer, valid for the connection's life. */
 const char *conn_peer(const struct conn *c, size_t *len);
+/* True once the server is shutting down (finish what was received, take nothing new). */
+bool conn_draining(const struct conn *c);
 /* The peer's address (for access policies). */
 const struct sockaddr *conn_sockaddr(const struct conn *c);
 

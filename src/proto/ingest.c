@@ -231,6 +231,8 @@ static void ingest_resume(struct conn *c)
 {
     release_replies(c);
     struct ingest_conn *ic = conn_state(c);
+    if (conn_draining(c))
+        ic->throttled = false; /* Shutting down: what was sent is taken at full speed. */
     if (must_pause(c))
         conn_wait_store(c);
     else if (!ic->throttled)
@@ -336,7 +338,7 @@ static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
         conn_wait_store(c);
         return 0;
     }
-    if (ic->line_rate > 0 && !refill(ic)) {
+    if (ic->line_rate > 0 && !conn_draining(c) && !refill(ic)) {
         /* Over its line rate: stop reading (TCP pushes back on the sender) until a tick
          * refills the bucket. Nothing is dropped. */
         ic->throttled = true;
@@ -400,7 +402,7 @@ static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
         }
         take_line(c, b, s, len, false, now);
         used += take;
-        if (ic->line_rate > 0 && --ic->tokens < 1)
+        if (ic->line_rate > 0 && --ic->tokens < 1 && !conn_draining(c))
             break; /* The rest waits for the bucket to refill. */
     }
     batch_flush(c, b);

@@ -399,6 +399,16 @@ static void cmd_pass(struct irc_client *cl, int argc, char **argv)
         return;
     cl->pass_ok =
         policy_check_token(ROLE_IRC, conn_sockaddr(cl->c), argv[0], strlen(argv[0]), mono_ms());
+    if (!cl->pass_ok) {
+        /* One guess per connection: a wrong secret ends it at once (and counts towards the
+         * address's lock-out), so guessing costs a connection each time. */
+        size_t plen;
+        log_warn("irc: wrong PASS from %s", conn_peer(cl->c, &plen));
+        irc_numeric(cl, 464, ":Password incorrect");
+        irc_send(cl, "ERROR :Closing Link: %s (Bad password)", cl->host);
+        cl->closing = true;
+        conn_close_after_flush(cl->c);
+    }
 }
 
 static void cmd_nick(struct irc_client *cl, int argc, char **argv)

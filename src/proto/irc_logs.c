@@ -114,8 +114,58 @@ struct formatted {
     char text[SPLIT_MAX]; /* "[time] source message" */
     size_t text_len;
     char time_tag[48]; /* time=... */
-    char tags[300];    /* +logcaster/... */
+    char tags[1200];   /* +logcaster/... */
 };
+
+/* The entry's fields as tags: every logfmt pair " key=value" in the message (how JSON lines
+ * store their other fields, and what most structured loggers print), up to FIELD_TAGS of them,
+ * as ";+logcaster/field-<key>=<value>". IRCv3 tag names allow letters, digits and '-', so
+ * '_' and '.' in keys become '-'. */
+#define FIELD_TAGS 12
+static void field_tags(const char *m, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    int found = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < n && found < FIELD_TAGS; i++) {
+        if (m[i] != ' ')
+            continue;
+        size_t k = i + 1, ke = k;
+        while (ke < n && ke - k < 32 &&
+               ((m[ke] >= 'a' && m[ke] <= 'z') || (m[ke] >= 'A' && m[ke] <= 'Z') ||
+                (m[ke] >= '0' && m[ke] <= '9' && ke > k) || m[ke] == '_' ||
+                (m[ke] == '.' && ke > k) || (m[ke] == '-' && ke > k)))
+            ke++;
+        if (ke == k || ke >= n || m[ke] != '=')
+            continue;
+        size_t v = ke + 1, ve = v;
+        if (v < n && m[v] == '"') { /* A quoted value: up to the closing quote. */
+            ve = v + 1;
+            while (ve < n && m[ve] != '"')
+                ve += m[ve] == '\\' && ve + 1 < n ? 2 : 1;
+            if (ve >= n)
+                continue;
+            v++;
+        } else {
+            while (ve < n && m[ve] != ' ')
+                ve++;
+        }
+        char key[40], val[200];
+        size_t kl = 0;
+        for (size_t j = k; j < ke; j++)
+            key[kl++] = m[j] == '_' || m[j] == '.' ? '-' : m[j];
+        key[kl] = 0;
+        tag_escape(val, sizeof(val), m + v, ve - v);
+        int w = snprintf(out + o, cap - o, ";+logcaster/field-%s=%s", key, val);
+        if (w < 0 || (size_t)w >= cap - o) {
+            out[o] = 0; /* No room for this one: stop before it, whole fields only. */
+            break;
+        }
+        o += (size_t)w;
+        found++;
+        i = ve - 1;
+    }
+}
 
 static void format_entry(const struct lc_entry *e, const char *chan, struct formatted *f)
 {
@@ -142,9 +192,10 @@ static void format_entry(const struct lc_entry *e, const char *chan, struct form
     snprintf(f->time_tag, sizeof(f->time_tag), "time=%s.%03dZ", iso, (int)(e->ts_ms % 1000));
     char src[140];
     tag_escape(src, sizeof(src), e->source, e->source_len);
-    snprintf(f->tags, sizeof(f->tags),
-             "+logcaster/id=%" PRIu64 ";+logcaster/level=%s;+logcaster/source=%s", e->id,
-             lc_level_name(e->level), src);
+    int tl = snprintf(f->tags, sizeof(f->tags),
+                      "+logcaster/id=%" PRIu64 ";+logcaster/level=%s;+logcaster/source=%s", e->id,
+                      lc_level_name(e->level), src);
+    field_tags(e->msg, e->msg_len, f->tags + tl, sizeof(f->tags) - (size_t)tl);
 }
 
 /* The tags a client gets: bit 0 server-time, bit 1 message-tags. */
@@ -159,7 +210,7 @@ static int tag_variant(const struct irc_client *cl)
  * line reads as part of a log entry. Returns the bytes written to out (cap >= 2 * SPLIT_MAX). */
 static size_t render_entry(const struct formatted *f, int variant, char *out, size_t cap)
 {
-    char head[400];
+    char head[1400];
     size_t tagl = 0;
     if (variant)
         tagl = (size_t)snprintf(head, sizeof(head), "@%s%s%s ", variant & 1 ? f->time_tag : "",
@@ -195,7 +246,7 @@ static size_t render_entry(const struct formatted *f, int variant, char *out, si
     return o;
 }
 
-#define RENDER_CAP (2 * SPLIT_MAX + 4 * 400)
+#define RENDER_CAP (2 * SPLIT_MAX + 4 * 1400)
 
 static void send_entry(struct irc_client *cl, const struct formatted *f)
 {

@@ -1482,6 +1482,9 @@ struct store *store_open(const struct store_config *cfg)
         store_close(s);
         return NULL;
     }
+    /* Space and age limits hold from the first write on, not from the writer's first round. */
+    retention(s);
+    s->last_free_check = mono_ms();
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
         fprintf(stderr, "logcasterd: cannot start the store writer\n");
         store_close(s);

@@ -190,7 +190,7 @@ class Server:
         for role in ("irc", "http"):
             if self._arg("--%s-port" % role) != "-1":
                 expect.add(role)
-        expect.update(a.rsplit("=", 1)[1] for i, a in enumerate(self.args)
+        expect.update(a.rsplit("=", 1)[1].replace("+tls", "") for i, a in enumerate(self.args)
                       if i > 0 and self.args[i - 1] == "--listen")
         while not expect <= {r for r, _ in self.listening}:
             left = deadline - time.monotonic()

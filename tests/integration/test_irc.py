@@ -311,10 +311,9 @@ def test_password_and_server_name(server):
     for password in (None, "wrong"):
         c = Irc(s.irc_port)
         try:
-            if password:
-                c.send("PASS " + password)
-            c.send("NICK nopass")
-            c.send("USER u 0 * :u")
+            # One write: a wrong PASS closes the connection at once.
+            c.raw(("PASS %s\r\n" % password if password else "").encode() +
+                  b"NICK nopass\r\nUSER u 0 * :u\r\n")
             lines = c.drain_until_closed()
             assert numerics(lines)[:1] == ["464"], lines
             assert lines[-1].startswith("ERROR :Closing Link"), lines

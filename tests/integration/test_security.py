@@ -190,7 +190,7 @@ class Resp:
         return json.loads(self.body)
 
     def __repr__(self):
-        return "Resp(%d %r %r)" % (self.status, self.headers, self.body[:300])
+        return "Resp(%d %r %r)" % (self.status, self.headers, (self.body or b"")[:300])
 
 
 def dechunk(data):
@@ -444,7 +444,7 @@ def test_ipv4_mapped_sources_match_ipv4_rules(server):
     """On an IPv6 socket an IPv4 client is ::ffff:a.b.c.d; IPv4 rules still apply to it."""
     try:
         s = server("--listen", "[::ffff:127.0.0.1]:0=log", "--log-deny", "127.0.0.2")
-    except BaseException as e:     # pytest.fail inside the fixture when this cannot be bound.
+    except pytest.fail.Exception as e:     # The fixture fails when this cannot be bound.
         pytest.skip("cannot listen on ::ffff:127.0.0.1 here: %s" % e)
     role, port = s.listening[-1]
     assert role == "log"
@@ -543,7 +543,13 @@ def test_concurrent_connections_per_address(server):
 
 
 def test_concurrent_connections_per_role(server):
-    s = server("--log-max-conns", "2")
+    s = server("--log-max-conns", "2", "--http-max-conns", "1")
+    # http: one connection in all; the next, from any address, gets 429.
+    with Conn(s.http_port, "127.0.0.2") as held:
+        assert http_keepalive(held, "/healthz").status == 200
+        r = Resp(answer_and_close(s.http_port, "127.0.0.3"))
+        assert r.status == 429 and r.json() == {"error": TOTAL}, r
+        assert "retry-after" in r.headers, r
     a, b = Conn(s.log_port, "127.0.0.2"), Conn(s.log_port, "127.0.0.3")
     try:
         assert len(split_admitted([a, b])[0]) == 2
@@ -786,34 +792,30 @@ def test_a_wrong_http_secret_closes_the_connection(server):
         assert c.read_until_closed() == b""
 
 
-@pytest.mark.xfail(strict=True, reason="bug: PASS may be repeated before NICK/USER and every one "
-                   "is checked, so one IRC connection can keep guessing (40 at once, then 10/s) "
-                   "after the address is locked out, and is welcomed when a guess is right")
-def test_irc_lock_out_also_stops_guessing_on_one_connection(server):
+def test_irc_allows_one_guess_per_connection_and_locks_out(server):
     s = server("--irc-token", "right")
+    # A burst of guesses on one connection: the first wrong PASS ends it (464, ERROR), so the
+    # rest, and a right PASS after them, are never looked at.
     with Conn(s.irc_port, "127.0.0.1") as c:
-        c.sendall("".join("PASS guess%d\r\n" % i for i in range(30)))
-        # The address is locked out by now: new connections are refused...
-        deadline = time.monotonic() + 5
-        while True:
-            with Conn(s.irc_port, "127.0.0.1", timeout=0.5) as probe:
-                try:
-                    got = probe.read_until_closed()
-                except socket.timeout:
-                    got = b"(admitted)"
-            if BANNED.encode() in got:
-                break
-            assert time.monotonic() < deadline, got
-            time.sleep(0.1)
-        # ...and the guessing connection must not get in with a 31st guess.
-        lines, closed = irc_register(c, "bruteforcer", "right")
-        assert "001" not in numerics(lines), lines
+        c.sendall("".join("PASS guess%d\r\n" % i for i in range(30)) +
+                  "PASS right\r\nNICK bruteforcer\r\nUSER u 0 * :u\r\n")
+        got = c.read_until_closed()
+    assert b" 464 " in got and b"ERROR :Closing Link" in got and b" 001 " not in got, got
+    assert "irc: wrong PASS from 127.0.0.1" in s.stderr()
+    # Four more wrong guesses on new connections: five in a minute lock the address out.
+    for i in range(4):
+        with Conn(s.irc_port, "127.0.0.1") as c:
+            lines, closed = irc_register(c, "guess%d" % i, "wrong%d" % i)
+            assert closed and "001" not in numerics(lines), lines
+    with Conn(s.irc_port, "127.0.0.1") as probe:
+        got = probe.read_until_closed()
+    assert BANNED.encode() in got, got
+    # Another address is not locked out.
+    with Conn(s.irc_port, "127.0.0.2") as c:
+        lines, _ = irc_register(c, "legit", "right")
+        assert "001" in numerics(lines), lines
 
 
-@pytest.mark.xfail(strict=True, reason="bug: admission checks the lock-out of the listener's "
-                   "role, authentication counts it against the protocol's role; HTTP spoken on "
-                   "the log port escapes the HTTP lock-out (the right token is served 200 there "
-                   "after 5 wrong ones from the same address)")
 def test_lock_out_also_covers_the_protocol_on_other_ports(server):
     s = server("--http-token", "right")
     for _ in range(5):
@@ -865,10 +867,6 @@ def test_roles_without_a_token_listen_on_loopback_only(daemon):
         assert Resp(c.read_until_closed()).status == 200
 
 
-@pytest.mark.xfail(strict=True, reason="bug: with the defaults (--bind 0.0.0.0, no tokens) the "
-                   "query, IRC and HTTP listeners move to 127.0.0.1, but the log listener on "
-                   "0.0.0.0 detects HTTP and IRC and serves them without any secret: anyone who "
-                   "can reach the log port can read every log through /api/v1/query or LogBot")
 def test_secure_default_is_not_bypassed_through_the_log_port(daemon):
     d = daemon(["--bind", "0.0.0.0", "--log-port", "0", "--query-port", "0", "--irc-port", "0",
                 "--http-port", "0"])
@@ -955,9 +953,6 @@ def test_check_config_reports_every_error_with_file_and_line(tmp_path):
     assert p.returncode == 2, p
 
 
-@pytest.mark.xfail(strict=True, reason="bug: list settings given as flags are appended to the "
-                   "file's instead of overriding them (--log-allow 127.0.0.3 with allow = "
-                   "127.0.0.2 in the file allows both; --query-token adds to the file's token)")
 def test_check_config_flags_override_the_files_lists(tmp_path):
     cfg = tmp_path / "lc.ini"
     cfg.write_text("[log]\nallow = 127.0.0.2\n[query]\ntoken = old-secret\n")
@@ -967,9 +962,6 @@ def test_check_config_flags_override_the_files_lists(tmp_path):
     assert ini["log"]["allow"] == "127.0.0.3/32" and ini["query"]["tokens"].startswith("1 "), ini
 
 
-@pytest.mark.xfail(strict=True, reason="bug: --check-config does not show TLS: `--listen "
-                   "127.0.0.1:7000=irc+tls` is printed as `listen = 127.0.0.1:7000=irc` and "
-                   "tls-cert/tls-key are not printed")
 def test_check_config_shows_tls_listeners(cert, tmp_path):
     p = check_config("--tls-cert", cert[0], "--tls-key", cert[1],
                      "--listen", "127.0.0.1:7000=irc+tls")
@@ -979,9 +971,6 @@ def test_check_config_shows_tls_listeners(cert, tmp_path):
     assert cert[0] in out, out
 
 
-@pytest.mark.xfail(strict=True, reason="bug: --check-config says 'configuration OK' for a "
-                   "--tls-cert/--tls-key that does not exist, which the server then refuses "
-                   "at start-up (exit 2)")
 def test_check_config_rejects_a_missing_certificate(tmp_path):
     p = check_config("--tls-cert", tmp_path / "nope.pem", "--tls-key", tmp_path / "nope.key")
     assert p.returncode == 2, p
@@ -1173,6 +1162,20 @@ def test_log_line_rate_slows_a_sender_down_without_dropping(server):
     assert ids == sorted(ids) and len(set(ids)) == n
     s.wait_count(n + 100)
     assert s.count("rated") == n
+    # The throttled connection notices its client's close (only the query one stays).
+    s.wait_stat("connections", 1, timeout=5)
+
+
+def test_lines_already_sent_to_a_throttled_connection_are_stored_at_shutdown(server, daemon):
+    s = server("--log-line-rate", "200", "--shutdown-timeout", "3")
+    with Conn(s.log_port) as c:
+        c.sendall("".join("sent before shutdown %03d\n" % i for i in range(400)))
+        time.sleep(0.5)         # A burst of 200, then 200/s: about 300 stored so far.
+        assert 200 <= s.count() < 400
+        assert s.stop() == 0    # SIGTERM: it should read and store what was sent.
+    d = daemon(EPHEMERAL + ["--data-dir", s.data_dir])
+    with Conn(d.query_port) as q:
+        assert q.request("COUNT") == ["COUNT|400"]
 
 
 # =============================================================================================
@@ -1370,10 +1373,6 @@ def test_running_out_of_descriptors_is_survived(daemon):
     assert d.alive()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: on EMFILE the listener stays readable and accept "
-                   "is retried at once: the reactors spin (about 1.3 cores) and log the warning "
-                   "~240,000 times a second (50 MB of stderr in 2 s); accept_paused / "
-                   "last_emfile_log exist in struct reactor but are never set")
 def test_running_out_of_descriptors_does_not_spin_or_flood_the_log(daemon):
     d = daemon(EPHEMERAL + NO_RATE_LIMITS + ["--threads", "2"], preexec_fn=low_nofile)
     extra = []

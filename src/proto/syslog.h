@@ -1,0 +1,57 @@
+/* syslog.h - syslog messages as senders emit them: RFC 5424, RFC 3164 (BSD), and RFC 6587
+ * octet-counting framing. Pure functions over byte ranges (no allocation), fuzzed.
+ *
+ * PRI <N> gives the facility (N / 8) and the severity (N % 8); severities map to levels:
+ * 0-2 (emerg, alert, crit) FATAL, 3 ERROR, 4 WARN, 5-6 (notice, info) INFO, 7 DEBUG. */
+#ifndef LC_SYSLOG_H
+#define LC_SYSLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum syslog_format { SYSLOG_NONE, SYSLOG_5424, SYSLOG_3164 };
+
+/* Every pointer points into the parsed input; absent parts (or the NILVALUE "-") have length
+ * 0. */
+struct syslog_msg {
+    enum syslog_format format;
+    int facility, severity; /* From PRI. */
+    int level;              /* enum lc_level (store/entry.h), from the severity. */
+    int64_t ts_ms;          /* The message's own time, or INT64_MIN when absent/unparsable. */
+    const char *host;
+    size_t host_len;
+    const char *app; /* APP-NAME (5424) or TAG (3164, without "[pid]:"). */
+    size_t app_len;
+    const char *procid; /* PROCID (5424) or the pid in TAG[pid] (3164). */
+    size_t procid_len;
+    const char *msgid; /* 5424 only. */
+    size_t msgid_len;
+    const char *sd; /* 5424 STRUCTURED-DATA as sent ("[id k=\"v\"]..."), or empty. */
+    size_t sd_len;
+    const char *msg; /* MSG (a UTF-8 BOM removed). */
+    size_t msg_len;
+};
+
+/* Parse one message (no framing, no trailing newline). now_ms supplies the year that RFC 3164
+ * timestamps lack (a date more than a day in the future is taken as last year) and is used
+ * for nothing else. Returns 0 when p starts with a valid <PRI> (0..191): out is filled, with
+ * format SYSLOG_5424 when the version "1 " follows PRI and the header is well formed, else
+ * SYSLOG_3164 (with whatever of the BSD header could be recognised; at worst the rest is the
+ * message). Returns -1 when p is not a syslog message (no valid PRI). */
+int syslog_parse(const char *p, size_t n, int64_t now_ms, struct syslog_msg *out);
+
+/* RFC 6587 octet counting: p starts with MSG-LEN (1-9 digits, no leading zero) and a space.
+ * Returns the frame's total length (prefix included) and sets *msg_off to where the message
+ * starts; 0 when more bytes are needed to tell; -1 when p is not octet-counted (so it is a
+ * newline-framed line) or MSG-LEN exceeds max. */
+long syslog_octet_frame(const char *p, size_t n, size_t max, size_t *msg_off);
+
+/* The message's metadata as fields for the stored text: " host=H app=A procid=P msgid=M"
+ * (absent parts left out) followed by each SD-PARAM as " SDID.name=value" (values with
+ * spaces, quotes or backslashes are written in double quotes with \" and \\ escaped; the
+ * SD escapes \" \\ \] are decoded first). Writes at most cap bytes (never cutting a field in
+ * half) and returns the length written. */
+size_t syslog_fields(const struct syslog_msg *m, char *out, size_t cap);
+
+#endif
