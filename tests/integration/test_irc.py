@@ -969,6 +969,28 @@ def test_tags_with_server_time_and_message_tags(irc, srv):
     assert line.startswith(LOGBOT + " PRIVMSG #logs-warn :[2024-05-01 12:00:00] "), line
 
 
+def test_fields_of_an_entry_are_message_tags(irc, srv):
+    """logfmt pairs in the message (how JSON lines keep their other fields) become
+    +logcaster/field-<key> tags: '_' and '.' in keys turn into '-', values are escaped."""
+    c = irc(uniq("tf"), caps=["message-tags"], nudge=False)
+    c.join("#logs-warn")
+    c.sync()
+    tag = uniq("fields-")
+    srv.log("WARN", 1714564800,
+            'payment retry %s user=bob trace_id=ab12 http.status=503 note="a b;c" =x k= '
+            % tag)
+    line, _ = c.expect(r"payment retry %s " % tag, timeout=1.0)
+    tags = parse(line)[0]
+    assert tags.get("+logcaster/field-user") == "bob", tags
+    assert tags.get("+logcaster/field-trace-id") == "ab12", tags
+    assert tags.get("+logcaster/field-http-status") == "503", tags
+    assert tags.get("+logcaster/field-note") == "a\\sb\\:c", tags  # IRCv3 escaping on the wire
+    assert not [k for k in tags if k.startswith("+logcaster/field-") and
+                k not in ("+logcaster/field-user", "+logcaster/field-trace-id",
+                          "+logcaster/field-http-status", "+logcaster/field-note",
+                          "+logcaster/field-k")], tags
+
+
 def test_control_characters_cannot_inject_commands(irc, srv):
     victim = irc(uniq("cv"), nudge=False)
     tagged = irc(uniq("ct"), caps=["server-time", "message-tags"], nudge=False)
