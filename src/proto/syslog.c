@@ -184,7 +184,7 @@ static bool parse_rfc3339(const char *p, size_t n, int64_t *ts)
  * puts the time no more than a day after now_ms (so a date more than a day in the future is
  * last year's, and a sender a little ahead at New Year keeps its new year). Returns the bytes
  * of the timestamp (0 when p does not start with one) and sets *ts, INT64_MIN when a value is
- * out of range or now_ms is outside years 0-9999. */
+ * out of range, or now_ms or the year found is outside years 0-9999. */
 static size_t parse_bsd_time(const char *p, size_t n, int64_t now_ms, int64_t *ts)
 {
     static const char months[] = "janfebmaraprmayjunjulaugsepoctnovdec";
@@ -228,7 +228,7 @@ static size_t parse_bsd_time(const char *p, size_t n, int64_t now_ms, int64_t *t
     int64_t year = year_of_days(day);
     /* Eight years back reaches the previous 29th of February. */
     for (int64_t y = year + 1; y >= year - 8; y--) {
-        if (d > days_in_month(y, mo))
+        if (y < 0 || y > 9999 || d > days_in_month(y, mo))
             continue;
         int64_t t = civil_ms(y, mo, d, h, mi, s, ms);
         if (t == INT64_MIN)
@@ -465,6 +465,7 @@ static void parse_3164(const char *p, size_t n, size_t i, int64_t now_ms, struct
     set_msg(m, p + i, n - i);
 }
 
+/* On -1, out has format SYSLOG_NONE, facility, severity and level -1, and no parts. */
 int syslog_parse(const char *p, size_t n, int64_t now_ms, struct syslog_msg *out)
 {
     *out = (struct syslog_msg){

@@ -499,6 +499,8 @@ TEST(bsd_timestamps)
     CHECK_EQ_INT(ts3164("Nov 26 10:00:00", 253402300800000LL), INT64_MIN);
     CHECK_EQ_INT(ts3164("Dec 31 23:59:59", 253402300799999LL), 253402300799000LL);
     CHECK_EQ_INT(ts3164("Jan  1 00:00:00", -62167219200000LL), -62167219200000LL);
+    CHECK_EQ_INT(ts3164("Nov  6 00:00:00", -62167219200000LL), INT64_MIN); /* year -1 */
+    CHECK_EQ_INT(ts3164("Jan  1 00:00:00", 253402300799999LL), utc(9999, 1, 1, 0, 0, 0, 0));
     /* Not a BSD timestamp: the whole is the message. */
     static const char *bad[] = {"Nov 26 10:00",     "Nov 26 10:00:0",   "Nov 26 1:00:00",
                                 "Nov 126 10:00:00", "Nov   6 10:00:00", "Nov26 10:00:00",
