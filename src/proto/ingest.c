@@ -17,9 +17,11 @@
 #include "proto/ingest_parse.h"
 #include "proto/line.h"
 #include "proto/protocols.h"
+#include "proto/syslog.h"
 #include "store/store.h"
 
-#define BATCH_MAX 4096
+#define BATCH_MAX         4096
+#define SYSLOG_FIELDS_MAX 2048 /* Bytes of host=, app=, ... fields a syslog line may gain. */
 
 static const char ERR_TOO_LONG[] = "line too long"; /* Replies add the limit. */
 
@@ -58,6 +60,8 @@ struct batch {
     size_t nentries, nreplies;
     char *esc; /* Escaped messages. */
     size_t esc_used, esc_cap;
+    char *compose; /* A syslog message with its fields, before escaping. */
+    size_t compose_cap;
 };
 static __thread struct batch *tls_batch;
 static pthread_key_t batch_key; /* Its destructor frees a thread's batch when the thread ends. */
@@ -67,6 +71,7 @@ static void batch_free(void *p)
 {
     struct batch *b = p;
     free(b->esc);
+    free(b->compose);
     free(b);
 }
 
@@ -78,7 +83,8 @@ static void batch_key_init(void)
 static struct batch *batch_get(size_t max_line)
 {
     struct batch *b = tls_batch;
-    size_t want = 4 * max_line + 4 * 65536;
+    /* Room for one more escaped line (a syslog line gains its fields) beyond the flush mark. */
+    size_t want = 4 * (max_line + SYSLOG_FIELDS_MAX) + 4 * 65536;
     if (!b) {
         b = calloc(1, sizeof(*b));
         if (!b)
@@ -93,6 +99,13 @@ static struct batch *batch_get(size_t max_line)
             return NULL;
         b->esc = e;
         b->esc_cap = want;
+    }
+    if (b->compose_cap < max_line + SYSLOG_FIELDS_MAX) {
+        char *m = realloc(b->compose, max_line + SYSLOG_FIELDS_MAX);
+        if (!m)
+            return NULL;
+        b->compose = m;
+        b->compose_cap = max_line + SYSLOG_FIELDS_MAX;
     }
     b->nentries = b->nreplies = b->esc_used = 0;
     return b;
@@ -245,10 +258,57 @@ static void add_reply(struct batch *b, enum ingest_form form, const char *error)
 }
 
 /* Turn one line into a batched entry (and a reply for framed forms). */
+/* An RFC 6587 octet-counted frame at s ("LEN <PRI>..."): its length with the message at
+ * s[*off..], 0 while more bytes are needed to tell or to complete it, -1 when s is a plain
+ * line (the length must be followed by a syslog PRI, so "12 apples" stays a line). */
+static long octet_frame(const char *s, size_t n, size_t max, size_t *off, bool eof)
+{
+    long r = syslog_octet_frame(s, n, max, off);
+    if (r > 0)
+        return s[*off] == '<' ? r : -1;
+    if (r < 0)
+        return -1;
+    size_t i = 0;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    if (i + 1 < n && s[i] == ' ' && s[i + 1] != '<')
+        return -1;
+    return eof ? -1 : 0;
+}
+
+/* A syslog message (RFC 5424 or 3164): its severity is the level, its own timestamp the time,
+ * and its header and structured data become " host=... app=..." fields after the message
+ * text, so they can be searched (and show as IRC tags). */
+static void take_syslog(struct conn *c, struct batch *b, const struct syslog_msg *m, bool truncated,
+                        int64_t now)
+{
+    size_t n = m->msg_len < b->compose_cap - SYSLOG_FIELDS_MAX ? m->msg_len
+                                                               : b->compose_cap - SYSLOG_FIELDS_MAX;
+    memcpy(b->compose, m->msg, n);
+    n += syslog_fields(m, b->compose + n, SYSLOG_FIELDS_MAX);
+    struct lc_entry *e = &b->entries[b->nentries++];
+    e->id = 0;
+    e->recv_ms = now;
+    e->ts_ms = m->ts_ms == INT64_MIN ? now : m->ts_ms;
+    e->flags = truncated ? LC_ENTRY_TRUNCATED : 0;
+    e->source = conn_peer(c, &e->source_len);
+    char *dst = b->esc + b->esc_used;
+    e->msg_len = line_escape(b->compose, n, dst);
+    e->msg = dst;
+    b->esc_used += e->msg_len;
+    e->level = (uint8_t)m->level;
+}
+
 static void take_line(struct conn *c, struct batch *b, const char *line, size_t len, bool truncated,
                       int64_t now)
 {
     struct server_counters *cnt = server_counters(conn_server(c));
+    struct syslog_msg sm;
+    if (len > 3 && line[0] == '<' && syslog_parse(line, len, now, &sm) == 0) {
+        counter_add(c, &cnt->lines_in, 1);
+        take_syslog(c, b, &sm, truncated, now);
+        return;
+    }
     struct ingest_line il;
     ingest_parse(line, len, &il);
     counter_add(c, &cnt->lines_in, 1);
@@ -358,6 +418,25 @@ static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
                 ic->discarding = false;
             continue;
         }
+        if (*s >= '1' && *s <= '9' && (ic->authed || !policy_auth_required(ROLE_LOG))) {
+            /* Syslog over TCP with octet counting (RFC 6587): "LEN <PRI>..." frames, which
+             * may hold newlines. Any other line starting with a digit is a line. */
+            size_t off = 0;
+            long fl = octet_frame(s, avail, cfg->max_line, &off, eof);
+            if (fl == 0)
+                break; /* The rest of the frame is still on its way. */
+            if (fl > 0) {
+                ic->authed = true; /* The first frame: no AUTH line was needed. */
+                if (b->nreplies == BATCH_MAX || b->nentries == BATCH_MAX ||
+                    b->esc_used + 4 * (cfg->max_line + SYSLOG_FIELDS_MAX) > b->esc_cap)
+                    batch_flush(c, b);
+                take_line(c, b, s + off, (size_t)fl - off, false, now);
+                used += (size_t)fl;
+                if (ic->line_rate > 0 && --ic->tokens < 1 && !conn_draining(c))
+                    break;
+                continue;
+            }
+        }
         bool too_long = (take ? len : avail) > cfg->max_line;
         if (!take && !too_long) {
             if (!eof)
@@ -378,7 +457,7 @@ static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
             }
         }
         if (b->nreplies == BATCH_MAX || b->nentries == BATCH_MAX ||
-            b->esc_used + 4 * cfg->max_line > b->esc_cap)
+            b->esc_used + 4 * (cfg->max_line + SYSLOG_FIELDS_MAX) > b->esc_cap)
             batch_flush(c, b);
         if (too_long) {
             /* Never silently lost: plain lines keep their first max_line bytes, flagged;

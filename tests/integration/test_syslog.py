@@ -1,0 +1,69 @@
+"""Syslog on the ingest port, from util-linux `logger` (a real sender): RFC 5424 and RFC 3164,
+newline-framed and RFC 6587 octet-counted, over TCP."""
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import HOST
+
+pytestmark = pytest.mark.skipif(shutil.which("logger") is None, reason="util-linux logger missing")
+
+
+def logger(port, *args):
+    subprocess.run(["logger", "--tcp", "-n", HOST, "-P", str(port)] + list(args), check=True,
+                   timeout=10)
+
+
+def rows(s, expr):
+    return [(e.level, e.msg) for e in s.search(expr)]
+
+
+@pytest.mark.parametrize("octets", [False, True], ids=["newline", "octet-count"])
+def test_logger_rfc5424(server, octets):
+    s = server()
+    extra = ["--octet-count"] if octets else []
+    logger(s.log_port, *extra, "--rfc5424", "-p", "local0.err", "-t", "nginx", "--msgid", "ID47",
+           "--sd-id", "zoo@32473", "--sd-param", 'tiger="hungry"', "upstream timed out 5424")
+    logger(s.log_port, *extra, "--rfc5424", "-p", "user.debug", "-t", "app", "debug 5424")
+    s.wait_count(2, timeout=10)
+    (lvl, msg), = rows(s, '"upstream timed out 5424"')
+    assert lvl == "ERROR", msg
+    assert msg.startswith("upstream timed out 5424 host="), msg
+    assert re.search(r" app=nginx( |$)", msg) and " msgid=ID47" in msg, msg
+    assert " zoo@32473.tiger=hungry" in msg, msg
+    assert "<" not in msg.split(" host=")[0], msg        # PRI and header are not text
+    (lvl, msg), = rows(s, '"debug 5424"')
+    assert lvl == "DEBUG", msg
+    # The fields are searchable as words: app=nginx.
+    assert [m for _, m in rows(s, '"app=nginx"')] == [rows(s, '"upstream timed out"')[0][1]]
+
+
+@pytest.mark.parametrize("octets", [False, True], ids=["newline", "octet-count"])
+def test_logger_rfc3164(server, octets):
+    s = server()
+    extra = ["--octet-count"] if octets else []
+    logger(s.log_port, *extra, "--rfc3164", "-p", "daemon.warning", "-t", "cron",
+           "bsd warning line")
+    logger(s.log_port, *extra, "--rfc3164", "-p", "kern.crit", "-t", "kernel", "bsd crit line")
+    s.wait_count(2, timeout=10)
+    (lvl, msg), = rows(s, '"bsd warning line"')
+    assert lvl == "WARN" and re.search(r" app=cron( |$)", msg) and " host=" in msg, msg
+    (lvl, msg), = rows(s, '"bsd crit line"')
+    assert lvl == "FATAL" and re.search(r" app=kernel( |$)", msg), msg
+
+
+def test_octet_counted_frames_may_hold_newlines_and_mix_with_lines(server):
+    s = server()
+    body = b"<11>1 2026-11-26T10:00:00.000Z web1 app - - - first\nsecond half"
+    frames = b"%d %s" % (len(body), body) + b"9 <14>x y z" + b"plain line after frames\n" + \
+        b"12 apples and 3 pears\n"
+    with s.connect_log() as c:
+        c.sendall(frames)
+    s.wait_count(4, timeout=10)
+    (lvl, msg), = rows(s, "first")
+    assert lvl == "ERROR" and msg.startswith("first\\x0asecond half host=web1 app=app"), msg
+    assert s.search('"x y z"')[0].level == "INFO"
+    assert s.count('"plain line after frames"') == 1
+    assert s.count('"12 apples and 3 pears"') == 1     # digits then a space: still a line
