@@ -309,7 +309,6 @@ static int conn_flush(struct conn *c)
         log_debug("send to %s failed: %s", c->peer, n < 0 ? strerror(errno) : "closed");
         return -1;
     }
-    buf_shrink(&c->out, 64 * 1024);
     return 0;
 }
 
@@ -963,8 +962,12 @@ static void reactor_tick(struct ev_loop *loop, void *arg)
             if (c->closed)
                 continue;
         }
+        /* A burst long ago should not pin its buffers for good; a steady stream keeps them
+         * (growing and shrinking them every turn costs page faults, not memory). */
         if (buf_len(&c->in) == 0 && now - c->last_active > 1000)
-            buf_shrink(&c->in, 0); /* A burst long ago should not pin 256 KiB for good. */
+            buf_shrink(&c->in, 0);
+        if (buf_len(&c->out) == 0 && now - c->last_active > 1000)
+            buf_shrink(&c->out, 64 * 1024);
         if (cfg->idle_timeout_s > 0 && now - c->last_active > (int64_t)cfg->idle_timeout_s * 1000 &&
             ((!c->busy && !c->held) || buf_len(&c->out) > 0)) {
             log_info("closing %s: idle for %d s", c->peer, cfg->idle_timeout_s);

@@ -201,6 +201,7 @@ static void chan_free(struct irc_chan *ch)
         }
     }
     qry_free(ch->filter);
+    irc_logs_chan_free(ch);
     free(ch->members);
     free(ch);
 }

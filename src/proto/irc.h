@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
+
 #include "core/server.h"
 #include "store/entry.h"
 
@@ -71,6 +73,12 @@ struct irc_chan {
     char filter_text[256];
     int64_t window_ms; /* Stream rate limit: lines sent in the current second. */
     int window_lines, suppressed;
+    /* The entries of the current pump, rendered once per tag variant its members use, and
+     * where each entry ends; then copied to each member in one piece (irc_logs.c). */
+    struct buf pump[4];
+    uint32_t *pump_ends[4];
+    uint32_t pump_lines;
+    unsigned pump_variants;
     struct irc_chan *next;
 };
 
@@ -118,6 +126,7 @@ void irc_logs_tick(int64_t now_mono_ms); /* Report suppressed lines once a secon
 /* A client's share of the stream: tell it about skipped lines once it has caught up, or drop
  * it (SendQ) when it has been behind for IRC_STREAM_BEHIND_MS. True if it was dropped. */
 bool irc_logs_client_tick(struct irc_client *cl, int64_t now_mono_ms);
+void irc_logs_chan_free(struct irc_chan *ch); /* The channel's pump buffers. */
 void irc_logs_replay(struct irc_client *cl, struct irc_chan *ch, int n);
 void irc_logs_free(void);
 

@@ -72,6 +72,7 @@ void irc_logs_free(void)
         struct irc_chan *ch = irc.chans;
         irc.chans = ch->next;
         qry_free(ch->filter);
+        irc_logs_chan_free(ch);
         free(ch->members);
         free(ch);
     }
@@ -298,27 +299,47 @@ static void tell_skipped(struct irc_client *cl)
     cl->behind_ms = 0;
 }
 
-/* Whether a live log line may be queued for cl. Above half of --out-limit, the socket gets
- * one immediate flush per pump (a fast reader's kernel buffer takes a burst); if that does
- * not make room, the line is skipped for this client and counted. A client that fell behind
- * must get down to a quarter before lines flow again, so it is not told about every line. */
-static bool stream_room(struct irc_client *cl, int64_t now)
+/* Copy the pump's entries to one member, as many as its queue takes: up to half of
+ * --out-limit (a quarter once it fell behind), after one immediate flush per pump (a fast
+ * reader's kernel buffer takes a burst). Entries that do not fit are skipped for it and
+ * counted; it is told how many once it has caught up. */
+static void deliver(struct irc_chan *ch, struct irc_client *cl, int64_t now)
 {
-    size_t soft = irc.cfg->out_limit / (cl->behind_ms ? 4 : 2);
+    int v = tag_variant(cl);
+    const struct buf *w = &ch->pump[v];
+    const uint32_t *ends = ch->pump_ends[v];
+    size_t n = ch->pump_lines, soft = irc.cfg->out_limit / (cl->behind_ms ? 4 : 2);
     if (conn_out_pending(cl->c) >= soft && cl->flush_gen != pump_gen) {
         cl->flush_gen = pump_gen;
         if (conn_flush_now(cl->c) != 0)
-            return false;
+            return;
     }
-    if (conn_out_pending(cl->c) < soft) {
-        if (cl->behind_ms)
-            tell_skipped(cl);
-        return true;
+    size_t pend = conn_out_pending(cl->c);
+    if (pend < soft && cl->behind_ms) {
+        tell_skipped(cl);
+        pend = conn_out_pending(cl->c);
+        soft = irc.cfg->out_limit / 2;
     }
-    cl->stream_skipped++;
-    if (!cl->behind_ms)
-        cl->behind_ms = now;
-    return false;
+    size_t k = 0;
+    if (pend < soft) {
+        /* The most entries whose bytes fit in the room left, and at least one. */
+        size_t room = soft - pend, lo = 1, hi = n;
+        while (lo < hi) {
+            size_t mid = (lo + hi + 1) / 2;
+            if (ends[mid - 1] <= room)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        k = lo;
+    }
+    if (k)
+        irc_send_wire(cl, w->data, ends[k - 1]);
+    if (k < n && !cl->closing) {
+        cl->stream_skipped += n - k;
+        if (!cl->behind_ms)
+            cl->behind_ms = now;
+    }
 }
 
 bool irc_logs_client_tick(struct irc_client *cl, int64_t now)
@@ -340,7 +361,7 @@ static bool stream_visit(void *arg, const struct lc_entry *e)
     (void)arg;
     int64_t now = mono_ms();
     for (struct irc_chan *ch = irc.chans; ch; ch = ch->next) {
-        if (!ch->is_log || !ch->filter || ch->nmembers == 0 || !qry_match(ch->filter, e))
+        if (!ch->is_log || !ch->filter || !ch->pump_variants || !qry_match(ch->filter, e))
             continue;
         roll_window(ch, now);
         if (ch->window_lines >= irc.cfg->irc_stream_rate) {
@@ -350,20 +371,57 @@ static bool stream_visit(void *arg, const struct lc_entry *e)
         ch->window_lines++;
         struct formatted f;
         format_entry(e, ch->name, &f);
-        /* Rendered once per tag variant, then copied to every member that uses it. */
-        static char wire[4][RENDER_CAP];
-        size_t wlen[4] = {0, 0, 0, 0};
-        for (int i = 0; i < ch->nmembers; i++) {
-            struct irc_client *cl = ch->members[i].cl;
-            if (cl->logstream_off || cl->closing || !stream_room(cl, now))
+        static char wire[RENDER_CAP];
+        for (int v = 0; v < 4; v++) {
+            if (!(ch->pump_variants & (1u << v)))
                 continue;
-            int v = tag_variant(cl);
-            if (!wlen[v])
-                wlen[v] = render_entry(&f, v, wire[v], sizeof(wire[v]));
-            irc_send_wire(cl, wire[v], wlen[v]);
+            size_t n = render_entry(&f, v, wire, sizeof(wire));
+            if (buf_append(&ch->pump[v], wire, n) < 0)
+                continue;
+            ch->pump_ends[v][ch->pump_lines] = (uint32_t)ch->pump[v].end;
         }
+        ch->pump_lines++;
     }
     return true;
+}
+
+/* Before a pump: which tag variants each log channel's listening members use, and room for
+ * the entries' end offsets. False when nobody listens anywhere. */
+static bool pump_prepare(void)
+{
+    bool any = false;
+    for (struct irc_chan *ch = irc.chans; ch; ch = ch->next) {
+        ch->pump_variants = 0;
+        ch->pump_lines = 0;
+        if (!ch->is_log || !ch->filter)
+            continue;
+        for (int i = 0; i < ch->nmembers; i++) {
+            struct irc_client *cl = ch->members[i].cl;
+            if (!cl->logstream_off && !cl->closing)
+                ch->pump_variants |= 1u << tag_variant(cl);
+        }
+        for (int v = 0; v < 4; v++) {
+            if (!(ch->pump_variants & (1u << v)))
+                continue;
+            if (!ch->pump_ends[v])
+                ch->pump_ends[v] = malloc((PUMP_MAX + 1) * sizeof(uint32_t));
+            if (!ch->pump_ends[v]) {
+                ch->pump_variants &= ~(1u << v);
+                continue;
+            }
+            buf_consume(&ch->pump[v], buf_len(&ch->pump[v]));
+        }
+        any |= ch->pump_variants != 0;
+    }
+    return any;
+}
+
+void irc_logs_chan_free(struct irc_chan *ch)
+{
+    for (int v = 0; v < 4; v++) {
+        buf_free(&ch->pump[v]);
+        free(ch->pump_ends[v]);
+    }
 }
 
 void irc_logs_pump(void)
@@ -387,9 +445,29 @@ void irc_logs_pump(void)
                 ch->suppressed += (int)(skipped > 1000000000 ? 1000000000 : skipped);
         from = done - PUMP_MAX + 1;
     }
+    if (!pump_prepare())
+        return;
     uint64_t resume;
     store_scan(irc.store, NULL, from, done, true, (size_t)PUMP_MAX + 1, stream_visit, NULL,
                &resume);
+    /* Each channel's entries go to each member in one copy. */
+    int64_t now = mono_ms();
+    for (struct irc_chan *ch = irc.chans; ch; ch = ch->next) {
+        if (!ch->pump_lines)
+            continue;
+        /* Backwards: a member dropped for SendQ leaves the list (the last one takes its
+         * place), and the ones behind it were served already. */
+        for (int i = ch->nmembers - 1; i >= 0; i--) {
+            if (i >= ch->nmembers)
+                continue;
+            struct irc_client *cl = ch->members[i].cl;
+            if (!cl->logstream_off && !cl->closing)
+                deliver(ch, cl, now);
+        }
+        for (int v = 0; v < 4; v++)
+            buf_shrink(&ch->pump[v], 1 << 20);
+        ch->pump_lines = 0;
+    }
 }
 
 /* ------------------------------------------------------------------------------------------ */
