@@ -139,13 +139,13 @@ int main(int argc, char **argv)
     irc_init(store, &cfg);
     struct listener_spec listeners[4 + CONFIG_MAX_LISTEN] = {
         {"log", role_bind(&cfg, ROLE_LOG, "log"), cfg.log_port, &proto_ingest, proto_pick, ROLE_LOG,
-         false},
+         false, ingest_datagram},
         {"query", role_bind(&cfg, ROLE_QUERY, "query"), cfg.query_port, &proto_query, proto_pick,
-         ROLE_QUERY, false},
+         ROLE_QUERY, false, NULL},
         {"irc", role_bind(&cfg, ROLE_IRC, "irc"), cfg.irc_port, &proto_irc, proto_pick, ROLE_IRC,
-         false},
+         false, NULL},
         {"http", role_bind(&cfg, ROLE_HTTP, "http"), cfg.http_port, &proto_http, proto_pick,
-         ROLE_HTTP, false},
+         ROLE_HTTP, false, NULL},
     };
     size_t nlisteners = 4;
     static const struct proto *const role_protos[ROLE_COUNT] = {&proto_ingest, &proto_query,
@@ -158,7 +158,7 @@ int main(int argc, char **argv)
                                                   : ROLE_LOG;
         /* An explicit address is the operator's choice, even for a role without a secret. */
         listeners[nlisteners++] = (struct listener_spec){
-            l->role, l->addr, l->port, role_protos[role], proto_pick, role, l->tls};
+            l->role, l->addr, l->port, role_protos[role], proto_pick, role, l->tls, NULL};
     }
     struct server *srv = server_start(&cfg, store, listeners, nlisteners);
     if (!srv) {

@@ -306,6 +306,15 @@ out:
     return v;
 }
 
+bool policy_allows(enum policy_role role, const struct sockaddr *sa)
+{
+    pthread_mutex_lock(&mu);
+    const struct policy *p = &pols[role];
+    bool ok = (!p->nallow || in_list(p->allow, p->nallow, sa)) && !in_list(p->deny, p->ndeny, sa);
+    pthread_mutex_unlock(&mu);
+    return ok;
+}
+
 void policy_release(enum policy_role role, const struct sockaddr *sa)
 {
     pthread_mutex_lock(&mu);

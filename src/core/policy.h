@@ -69,6 +69,8 @@ const char *policy_verdict_text(enum policy_verdict v);
 enum policy_verdict policy_admit(enum policy_role role, const struct sockaddr *sa,
                                  const struct sockaddr *local, int64_t now_ms);
 void policy_release(enum policy_role role, const struct sockaddr *sa);
+/* Only the allow and deny lists (for UDP datagrams, which have no connection). */
+bool policy_allows(enum policy_role role, const struct sockaddr *sa);
 
 /* Authentication: true when the role needs none, or token[0..len) is one of its secrets
  * (compared in constant time). A failure is counted against the source address: five within

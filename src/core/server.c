@@ -33,10 +33,16 @@
 #define READS_PER_EV  4            /* Reads per readiness event before others get a turn. */
 #define MAX_LISTENERS 8
 
+#define UDP_BATCH 16          /* Datagrams per recvmmsg. */
+#define UDP_MAX   (64 * 1024) /* Largest datagram taken; longer ones are counted and dropped. */
+
 struct listener {
     int fd;
     const struct listener_spec *spec;
     char addr[80];
+    int udp_fd; /* The datagram socket on the same address and port, or -1. */
+    struct ev_io udp_io;
+    char *udp_buf; /* UDP_BATCH buffers of UDP_MAX + 1 bytes. */
 };
 
 /* A connection on its way to another reactor (a protocol that lives on the first one). */
@@ -163,6 +169,14 @@ void conn_set_state(struct conn *c, void *state)
 struct server_counters *server_counters(struct server *s)
 {
     return &s->counters;
+}
+struct store *server_store(struct server *s)
+{
+    return s->store;
+}
+const struct config *server_config(const struct server *s)
+{
+    return s->cfg;
 }
 int64_t server_started_ms(const struct server *s)
 {
@@ -1107,6 +1121,8 @@ static void *reactor_main(void *arg)
 /* ------------------------------------------------------------------------------------------ */
 /* Listeners. */
 
+static void udp_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events);
+
 static int open_listener(const struct config *cfg, const struct listener_spec *spec,
                          struct listener *l)
 {
@@ -1152,8 +1168,77 @@ static int open_listener(const struct config *cfg, const struct listener_spec *s
     getsockname(fd, (struct sockaddr *)&ss, &sl);
     l->fd = fd;
     l->spec = spec;
+    l->udp_fd = -1;
     format_addr(&ss, l->addr, sizeof(l->addr));
+    if (!spec->datagram)
+        return 0;
+    /* UDP on the very address and port TCP got (port 0 picked one). */
+    int u = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int big = 4 << 20;
+    if (u < 0 || bind(u, (struct sockaddr *)&ss, sl) < 0) {
+        fprintf(stderr, "logcasterd: cannot listen for UDP on %s for %s: %s\n", l->addr,
+                spec->role_name, strerror(errno));
+        if (u >= 0)
+            close(u);
+        return -1;
+    }
+    setsockopt(u, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big)); /* Bursts wait here, not lost. */
+    l->udp_buf = malloc((size_t)UDP_BATCH * (UDP_MAX + 1));
+    if (!l->udp_buf) {
+        close(u);
+        return -1;
+    }
+    l->udp_fd = u;
     return 0;
+}
+
+/* Datagrams on the first reactor: a batch at a time, at most a few batches per turn. */
+static void udp_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    (void)loop;
+    (void)events;
+    struct reactor *r = tls_reactor;
+    struct server *srv = r->srv;
+    struct listener *l = NULL;
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        if (&srv->listeners[i].udp_io == io)
+            l = &srv->listeners[i];
+    if (!l)
+        return;
+    for (int round = 0; round < 4; round++) {
+        struct mmsghdr msgs[UDP_BATCH];
+        struct iovec iov[UDP_BATCH];
+        struct sockaddr_storage from[UDP_BATCH];
+        memset(msgs, 0, sizeof(msgs));
+        for (int i = 0; i < UDP_BATCH; i++) {
+            iov[i].iov_base = l->udp_buf + (size_t)i * (UDP_MAX + 1);
+            iov[i].iov_len = UDP_MAX + 1; /* One byte more: a longer datagram shows as such. */
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_name = &from[i];
+            msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+        }
+        int n = recvmmsg(l->udp_fd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0)
+            return;
+        for (int i = 0; i < n; i++) {
+            size_t len = msgs[i].msg_len;
+            const struct sockaddr *sa = (const struct sockaddr *)&from[i];
+            if ((msgs[i].msg_hdr.msg_flags & MSG_TRUNC) || len > UDP_MAX ||
+                !policy_allows((enum policy_role)l->spec->role, sa)) {
+                CNT_ADD(udp_refused, 1);
+                continue;
+            }
+            char peer[64];
+            format_addr(&from[i], peer, sizeof(peer));
+            CNT_ADD(udp_datagrams, 1);
+            CNT_ADD(bytes_in, len);
+            CNT_ADD(bytes_in_by_proto[l->spec->proto->slot], len);
+            l->spec->datagram(srv, iov[i].iov_base, len, peer, strlen(peer));
+        }
+        if (n < UDP_BATCH)
+            return;
+    }
 }
 
 struct server *server_start(const struct config *cfg, struct store *store,
@@ -1173,8 +1258,11 @@ struct server *server_start(const struct config *cfg, struct store *store,
             goto fail;
         s->nlisteners++;
     }
-    for (size_t i = 0; i < s->nlisteners; i++)
+    for (size_t i = 0; i < s->nlisteners; i++) {
         printf("listening %s %s\n", s->listeners[i].spec->role_name, s->listeners[i].addr);
+        if (s->listeners[i].udp_fd >= 0)
+            printf("listening udp %s\n", s->listeners[i].addr);
+    }
     fflush(stdout);
 
     s->nreactors = cfg->threads;
@@ -1215,6 +1303,17 @@ struct server *server_start(const struct config *cfg, struct store *store,
             }
         }
         ev_set_tick(r->loop, 250, reactor_tick, r);
+    }
+    for (size_t j = 0; j < s->nlisteners; j++) {
+        struct listener *l = &s->listeners[j];
+        if (l->udp_fd < 0)
+            continue;
+        l->udp_io.fd = l->udp_fd;
+        l->udp_io.cb = udp_cb;
+        if (ev_io_set(s->reactors[0].loop, &l->udp_io, EV_READ) < 0) {
+            fprintf(stderr, "logcasterd: epoll: %s\n", strerror(errno));
+            goto fail;
+        }
     }
     for (int i = 0; i < s->nreactors; i++) {
         if (pthread_create(&s->reactors[i].thread, NULL, reactor_main, &s->reactors[i]) != 0) {
@@ -1264,7 +1363,11 @@ void server_free(struct server *s)
         pthread_mutex_destroy(&s->reactors[i].inbox_mu);
     }
     free(s->reactors);
-    for (size_t i = 0; i < s->nlisteners; i++)
+    for (size_t i = 0; i < s->nlisteners; i++) {
         close(s->listeners[i].fd);
+        if (s->listeners[i].udp_fd >= 0)
+            close(s->listeners[i].udp_fd);
+        free(s->listeners[i].udp_buf);
+    }
     free(s);
 }

@@ -54,6 +54,10 @@ struct listener_spec {
     proto_pick_fn pick;        /* NULL: every connection speaks proto. */
     int role;                  /* enum policy_role: whose access policy admits connections. */
     bool tls_only;             /* Refuse connections that do not start a TLS handshake. */
+    /* Also take UDP datagrams on the same address and port (the ingest port), handed to
+     * this function on the first reactor. NULL: TCP only. */
+    void (*datagram)(struct server *srv, const char *p, size_t n, const char *peer,
+                     size_t peer_len);
 };
 
 /* Counters shared by every thread (relaxed atomics). */
@@ -66,6 +70,8 @@ struct server_counters {
     uint64_t lines_rejected;                 /* Framed lines answered with an error. */
     uint64_t lines_truncated;                /* Plain lines cut at --max-line. */
     uint64_t bytes_in;                       /* Bytes read from all connections. */
+    uint64_t udp_datagrams; /* UDP datagrams taken. */
+    uint64_t udp_refused;   /* UDP datagrams dropped: oversize, or the sender not allowed. */
     uint64_t conns_by_proto[PROTO_SLOTS];    /* Open now, by protocol. */
     uint64_t bytes_in_by_proto[PROTO_SLOTS]; /* Read since start, by protocol. */
     uint64_t lines_by_proto[PROTO_SLOTS][8]; /* Entries stored, by protocol and level. */
@@ -81,6 +87,8 @@ void server_stop(struct server *s);
 void server_free(struct server *s); /* NULL is a no-op. */
 
 struct server_counters *server_counters(struct server *s);
+struct store *server_store(struct server *s);
+const struct config *server_config(const struct server *s);
 int64_t server_started_ms(const struct server *s);
 
 /* ---- What a protocol may do with its connection. ---- */

@@ -111,6 +111,20 @@ static struct batch *batch_get(size_t max_line)
     return b;
 }
 
+/* Where lines come from: a TCP connection or a UDP datagram's sender. */
+struct origin {
+    struct server_counters *cnt;
+    const char *peer;
+    size_t peer_len;
+};
+
+static struct origin origin_of(struct conn *c)
+{
+    struct origin o = {server_counters(conn_server(c)), NULL, 0};
+    o.peer = conn_peer(c, &o.peer_len);
+    return o;
+}
+
 static void counter_add(struct conn *c, uint64_t *field, uint64_t n)
 {
     (void)c;
@@ -279,8 +293,8 @@ static long octet_frame(const char *s, size_t n, size_t max, size_t *off, bool e
 /* A syslog message (RFC 5424 or 3164): its severity is the level, its own timestamp the time,
  * and its header and structured data become " host=... app=..." fields after the message
  * text, so they can be searched (and show as IRC tags). */
-static void take_syslog(struct conn *c, struct batch *b, const struct syslog_msg *m, bool truncated,
-                        int64_t now)
+static void take_syslog(const struct origin *o, struct batch *b, const struct syslog_msg *m,
+                        bool truncated, int64_t now)
 {
     size_t n = m->msg_len < b->compose_cap - SYSLOG_FIELDS_MAX ? m->msg_len
                                                                : b->compose_cap - SYSLOG_FIELDS_MAX;
@@ -291,7 +305,8 @@ static void take_syslog(struct conn *c, struct batch *b, const struct syslog_msg
     e->recv_ms = now;
     e->ts_ms = m->ts_ms == INT64_MIN ? now : m->ts_ms;
     e->flags = truncated ? LC_ENTRY_TRUNCATED : 0;
-    e->source = conn_peer(c, &e->source_len);
+    e->source = o->peer;
+    e->source_len = o->peer_len;
     char *dst = b->esc + b->esc_used;
     e->msg_len = line_escape(b->compose, n, dst);
     e->msg = dst;
@@ -299,21 +314,21 @@ static void take_syslog(struct conn *c, struct batch *b, const struct syslog_msg
     e->level = (uint8_t)m->level;
 }
 
-static void take_line(struct conn *c, struct batch *b, const char *line, size_t len, bool truncated,
-                      int64_t now)
+static void take_line(const struct origin *o, struct batch *b, const char *line, size_t len,
+                      bool truncated, int64_t now)
 {
-    struct server_counters *cnt = server_counters(conn_server(c));
+    struct server_counters *cnt = o->cnt;
     struct syslog_msg sm;
     if (len > 3 && line[0] == '<' && syslog_parse(line, len, now, &sm) == 0) {
-        counter_add(c, &cnt->lines_in, 1);
-        take_syslog(c, b, &sm, truncated, now);
+        counter_add(NULL, &cnt->lines_in, 1);
+        take_syslog(o, b, &sm, truncated, now);
         return;
     }
     struct ingest_line il;
     ingest_parse(line, len, &il);
-    counter_add(c, &cnt->lines_in, 1);
+    counter_add(NULL, &cnt->lines_in, 1);
     if (il.error) {
-        counter_add(c, &cnt->lines_rejected, 1);
+        counter_add(NULL, &cnt->lines_rejected, 1);
         add_reply(b, il.form, il.error);
         return;
     }
@@ -324,7 +339,8 @@ static void take_line(struct conn *c, struct batch *b, const char *line, size_t 
     e->recv_ms = now;
     e->ts_ms = il.ts_ms == INT64_MIN ? now : il.ts_ms;
     e->flags = truncated ? LC_ENTRY_TRUNCATED : 0;
-    e->source = conn_peer(c, &e->source_len);
+    e->source = o->peer;
+    e->source_len = o->peer_len;
     if (line_is_clean(il.msg, il.msg_len)) {
         e->msg = il.msg;
         e->msg_len = il.msg_len;
@@ -406,6 +422,7 @@ static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
         return 0;
     }
     int64_t now = now_ms();
+    struct origin org = origin_of(c);
     size_t used = 0;
     while (used < n) {
         const char *s = p + used;
@@ -430,7 +447,7 @@ static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
                 if (b->nreplies == BATCH_MAX || b->nentries == BATCH_MAX ||
                     b->esc_used + 4 * (cfg->max_line + SYSLOG_FIELDS_MAX) > b->esc_cap)
                     batch_flush(c, b);
-                take_line(c, b, s + off, (size_t)fl - off, false, now);
+                take_line(&org, b, s + off, (size_t)fl - off, false, now);
                 used += (size_t)fl;
                 if (ic->line_rate > 0 && --ic->tokens < 1 && !conn_draining(c))
                     break;
@@ -464,7 +481,7 @@ static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
              * framed lines are refused so the sender knows. */
             enum ingest_form form = ingest_form_of(s, avail);
             if (form == INGEST_PLAIN) {
-                take_line(c, b, s, cfg->max_line, true, now);
+                take_line(&org, b, s, cfg->max_line, true, now);
                 counter_add(c, &server_counters(conn_server(c))->lines_truncated, 1);
             } else {
                 counter_add(c, &server_counters(conn_server(c))->lines_in, 1);
@@ -479,13 +496,56 @@ static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
             }
             continue;
         }
-        take_line(c, b, s, len, false, now);
+        take_line(&org, b, s, len, false, now);
         used += take;
         if (ic->line_rate > 0 && --ic->tokens < 1 && !conn_draining(c))
             break; /* The rest waits for the bucket to refill. */
     }
     batch_flush(c, b);
     return used;
+}
+
+/* Append a datagram's batch (no replies: UDP has nobody to answer). */
+static void datagram_flush(struct server *srv, struct batch *b)
+{
+    struct server_counters *k = server_counters(srv);
+    if (b->nentries && store_append(server_store(srv), b->entries, b->nentries) == 0) {
+        uint64_t per_level[LC_LEVEL_COUNT] = {0};
+        for (size_t i = 0; i < b->nentries; i++)
+            per_level[b->entries[i].level]++;
+        for (int l = 0; l < LC_LEVEL_COUNT; l++)
+            if (per_level[l])
+                counter_add(NULL, &k->lines_by_proto[SLOT_INGEST][l], per_level[l]);
+    } else if (b->nentries) {
+        counter_add(NULL, &k->lines_rejected, b->nentries);
+    }
+    b->nentries = b->nreplies = b->esc_used = 0;
+}
+
+void ingest_datagram(struct server *srv, const char *p, size_t n, const char *peer, size_t peer_len)
+{
+    size_t max_line = server_config(srv)->max_line;
+    struct batch *b = batch_get(max_line);
+    if (!b)
+        return;
+    struct origin o = {server_counters(srv), peer, peer_len};
+    int64_t now = now_ms();
+    /* One message per datagram, or several separated by newlines (a trailing newline or not). */
+    while (n > 0) {
+        size_t len, take = line_next(p, n, &len);
+        if (!take)
+            take = len = n;
+        bool cut = len > max_line;
+        if (b->nentries == BATCH_MAX || b->nreplies == BATCH_MAX ||
+            b->esc_used + 4 * (max_line + SYSLOG_FIELDS_MAX) > b->esc_cap)
+            datagram_flush(srv, b);
+        take_line(&o, b, p, cut ? max_line : len, cut, now);
+        if (cut)
+            counter_add(NULL, &o.cnt->lines_truncated, 1);
+        p += take;
+        n -= take;
+    }
+    datagram_flush(srv, b);
 }
 
 const struct proto proto_ingest = {

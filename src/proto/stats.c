@@ -52,6 +52,8 @@ size_t stats_collect(struct conn *c, struct stat_kv *out)
     I("newest_ts", st.newest_ts_ms / 1000);
     U("lines_received", LOAD(lines_in));
     U("bytes_received", LOAD(bytes_in));
+    U("udp_datagrams", LOAD(udp_datagrams));
+    U("udp_refused", LOAD(udp_refused));
     U("connections", LOAD(conns_current));
     U("connections_total", LOAD(conns_total));
     U("connections_refused", LOAD(conns_refused));

@@ -626,15 +626,15 @@ def test_listen_prints_its_listening_line(tmp_path):
     try:
         lines = []
         deadline = time.monotonic() + 10
-        while len(lines) < 6 and time.monotonic() < deadline:
+        while len(lines) < 7 and time.monotonic() < deadline:
             line = p.stdout.readline().decode()
             if not line:
                 break
             lines.append(line.rstrip("\n"))
         roles = [l.split(" ")[1] for l in lines]
-        assert sorted(roles) == ["auto", "http", "http", "irc", "log", "query"], lines
+        assert sorted(roles) == ["auto", "http", "http", "irc", "log", "query", "udp"], lines
         for l in lines:
-            assert re.match(r"^listening (log|query|irc|http|auto) 127\.0\.0\.1:\d+$", l), l
+            assert re.match(r"^listening (log|udp|query|irc|http|auto) 127\.0\.0\.1:\d+$", l), l
         auto = int([l for l in lines if l.split(" ")[1] == "auto"][0].rsplit(":", 1)[1])
         assert auto > 0
         with socket.create_connection((HOST, auto), timeout=5):

@@ -835,6 +835,7 @@ def test_roles_without_a_token_listen_on_loopback_only(daemon):
     ports = ["--log-port", "0", "--query-port", "0", "--irc-port", "0", "--http-port", "0"]
     d = daemon(["--bind", "0.0.0.0"] + ports)
     addrs = {role: addr for role, addr, _ in d.addresses}
+    assert addrs.pop("udp") == addrs["log"]      # UDP shares the log port's address
     assert addrs == {"log": "0.0.0.0", "query": "127.0.0.1", "irc": "127.0.0.1",
                      "http": "127.0.0.1"}, d.addresses
     err = d.stderr()
@@ -853,6 +854,7 @@ def test_roles_without_a_token_listen_on_loopback_only(daemon):
     # With a token (or auth off) the role listens where --bind says, without a warning.
     d = daemon(["--bind", "0.0.0.0", "--query-token", "t", "--http-auth", "off"] + ports)
     addrs = {role: addr for role, addr, _ in d.addresses}
+    assert addrs.pop("udp") == addrs["log"]      # UDP shares the log port's address
     assert addrs == {"log": "0.0.0.0", "query": "0.0.0.0", "irc": "127.0.0.1",
                      "http": "0.0.0.0"}, d.addresses
     err = d.stderr()
@@ -993,7 +995,7 @@ def test_config_file_alone_configures_the_server(daemon, tmp_path):
                    "[query]\n"
                    "token = q-secret\n" % (tmp_path / "data"))
     d = daemon(["--config", cfg], listeners=2)
-    assert sorted(r for r, _ in d.listening) == ["log", "query"], d.addresses
+    assert sorted(r for r, _ in d.listening) == ["log", "query", "udp"], d.addresses
     assert all(addr == "127.0.0.1" for _, addr, _ in d.addresses), d.addresses
     assert answer_and_close(d.log_port, "127.0.0.2") == line_refusal(DENIED)
     with Conn(d.log_port, "127.0.0.3") as c:

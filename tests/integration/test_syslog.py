@@ -3,6 +3,7 @@ newline-framed and RFC 6587 octet-counted, over TCP."""
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -67,3 +68,47 @@ def test_octet_counted_frames_may_hold_newlines_and_mix_with_lines(server):
     assert s.search('"x y z"')[0].level == "INFO"
     assert s.count('"plain line after frames"') == 1
     assert s.count('"12 apples and 3 pears"') == 1     # digits then a space: still a line
+
+
+def udp_send(port, payload):
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.sendto(payload, (HOST, port))
+
+
+def test_logger_over_udp(server):
+    s = server()
+    assert ("udp", s.log_port) in s.listening
+    for fmt, pri, text in (("--rfc5424", "local0.err", "udp five four two four"),
+                           ("--rfc3164", "user.warning", "udp bsd line")):
+        subprocess.run(["logger", "--udp", "-n", HOST, "-P", str(s.log_port), fmt, "-p", pri,
+                        "-t", "udpapp", text], check=True, timeout=10)
+    s.wait_count(2, timeout=10)
+    (lvl, msg), = rows(s, '"udp five four two four"')
+    assert lvl == "ERROR" and re.search(r" app=udpapp( |$)", msg), msg
+    (lvl, msg), = rows(s, '"udp bsd line"')
+    assert lvl == "WARN", msg
+    assert int(s.stats()["udp_datagrams"]) == 2
+
+
+def test_udp_datagram_with_several_lines_and_an_oversize_one(server):
+    s = server("--max-line", "1000")
+    udp_send(s.log_port, b"first plain line\nsecond ERROR line\n<12>third is syslog")
+    udp_send(s.log_port, b"y" * 5000)                  # over --max-line: kept, cut, flagged
+    s.wait_count(4, timeout=10)
+    assert s.search('"second ERROR line"')[0].level == "ERROR"
+    assert s.count('"third is syslog"') == 1
+    st = s.stats()
+    assert int(st["udp_datagrams"]) == 2 and int(st["truncated"]) == 1, st
+    cut = [e for e in s.search("yyyy")]
+    assert len(cut) == 1 and len(cut[0].msg) == 1000
+
+
+def test_udp_respects_the_log_deny_list(server):
+    s = server("--log-deny", "127.0.0.1")
+    udp_send(s.log_port, b"denied datagram")
+    deadline = time.monotonic() + 5
+    while int(s.stats()["udp_refused"]) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert int(s.stats()["udp_refused"]) == 1
+    assert s.count("denied") == 0
