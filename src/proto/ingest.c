@@ -15,6 +15,7 @@
 #include "core/policy.h"
 #include "core/server.h"
 #include "proto/ingest_parse.h"
+#include "proto/json_line.h"
 #include "proto/line.h"
 #include "proto/protocols.h"
 #include "proto/syslog.h"
@@ -62,6 +63,7 @@ struct batch {
     size_t esc_used, esc_cap;
     char *compose; /* A syslog message with its fields, before escaping. */
     size_t compose_cap;
+    struct buf json; /* A JSON line's message with its fields, before escaping. */
 };
 static __thread struct batch *tls_batch;
 static pthread_key_t batch_key; /* Its destructor frees a thread's batch when the thread ends. */
@@ -72,6 +74,7 @@ static void batch_free(void *p)
     struct batch *b = p;
     free(b->esc);
     free(b->compose);
+    buf_free(&b->json);
     free(b);
 }
 
@@ -314,6 +317,34 @@ static void take_syslog(const struct origin *o, struct batch *b, const struct sy
     e->level = (uint8_t)m->level;
 }
 
+/* A JSON object line: its message, level and time fields, the other fields as key=value
+ * (json_line.h). False when the line only looks like JSON: then it is a plain line. */
+static bool take_json(const struct origin *o, struct batch *b, const char *line, size_t len,
+                      int64_t now)
+{
+    struct json_line jl;
+    char why[8];
+    buf_consume(&b->json, buf_len(&b->json));
+    if (json_line_parse(line, len, &b->json, &jl, why, sizeof(why)) < 0)
+        return false;
+    counter_add(NULL, &o->cnt->lines_in, 1);
+    size_t n = jl.msg_len < b->compose_cap ? jl.msg_len : b->compose_cap;
+    struct lc_entry *e = &b->entries[b->nentries++];
+    e->id = 0;
+    e->recv_ms = now;
+    e->ts_ms = jl.ts_ms == INT64_MIN ? now : jl.ts_ms;
+    e->flags = n < jl.msg_len ? LC_ENTRY_TRUNCATED : 0;
+    e->source = o->peer;
+    e->source_len = o->peer_len;
+    char *dst = b->esc + b->esc_used;
+    e->msg_len = line_escape(b->json.data + jl.msg_off, n, dst);
+    e->msg = dst;
+    b->esc_used += e->msg_len;
+    int lvl = jl.level >= 0 ? jl.level : line_detect_level(e->msg, e->msg_len);
+    e->level = (uint8_t)(lvl >= 0 ? lvl : LC_INFO);
+    return true;
+}
+
 static void take_line(const struct origin *o, struct batch *b, const char *line, size_t len,
                       bool truncated, int64_t now)
 {
@@ -324,6 +355,8 @@ static void take_line(const struct origin *o, struct batch *b, const char *line,
         take_syslog(o, b, &sm, truncated, now);
         return;
     }
+    if (len > 1 && line[0] == '{' && !truncated && take_json(o, b, line, len, now))
+        return;
     struct ingest_line il;
     ingest_parse(line, len, &il);
     counter_add(NULL, &cnt->lines_in, 1);

@@ -165,7 +165,8 @@ int json_line_parse(const char *line, size_t len, struct buf *out, struct json_l
     for (size_t i = 0; msg && i < n; i++) {
         const char *k = root->u.object.keys[i];
         yajl_val v = root->u.object.values[i];
-        bool used = v == msg || (key_is(k, level_keys) && level_of(v) == jl->level) ||
+        bool used = v == msg ||
+                    (jl->level >= 0 && key_is(k, level_keys) && level_of(v) == jl->level) ||
                     (key_is(k, time_keys) && time_of(v) == jl->ts_ms && jl->ts_ms != INT64_MIN);
         if (!used)
             put_field(out, k, v);

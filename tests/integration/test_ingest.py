@@ -344,3 +344,24 @@ def test_pipelined_20000_framed_lines(server):
         ids.append(int(m.group(1)))
     assert all(a < b for a, b in zip(ids, ids[1:])), "ids not strictly increasing"
     assert s.count("msg") == n
+
+
+def test_json_lines_on_the_ingest_port(server):
+    """A line that is a JSON object: message, level and time from their usual field names,
+    the other fields kept as key=value; a line that only looks like JSON stays plain."""
+    s = server()
+    s.send(['{"level":"error","msg":"payment failed","order":42,"user":{"id":7},'
+            '"@timestamp":"2026-11-26T10:00:00.250Z"}',
+            '{"severity":4,"message":"disk at 91%","host":"db-2","ts":1795000000123}',
+            '{"log":"no level here","lvl":"bogus"}',
+            '{not json at all ERROR'])
+    s.wait_count(4, timeout=10)
+    e, = s.search('"payment failed"')
+    assert e.level == "ERROR" and e.ts == 1795687200   # 2026-11-26T10:00:00Z
+    assert e.msg == 'payment failed order=42 user={"id":7}', e.msg
+    e, = s.search('"disk at 91%"')
+    assert e.level == "WARN" and e.msg == "disk at 91% host=db-2" and e.ts == 1795000000
+    e, = s.search('"no level here"')
+    assert e.level == "INFO" and "lvl=bogus" in e.msg
+    e, = s.search('"not json at all"')
+    assert e.level == "ERROR" and e.msg == "{not json at all ERROR"
