@@ -299,9 +299,16 @@ static long octet_frame(const char *s, size_t n, size_t max, size_t *off, bool e
 static void take_syslog(const struct origin *o, struct batch *b, const struct syslog_msg *m,
                         bool truncated, int64_t now)
 {
-    size_t n = m->msg_len < b->compose_cap - SYSLOG_FIELDS_MAX ? m->msg_len
-                                                               : b->compose_cap - SYSLOG_FIELDS_MAX;
-    memcpy(b->compose, m->msg, n);
+    /* Senders' framing artefacts are not text: rsyslog's templates add a space before the
+     * message and a newline inside octet-counted frames. */
+    const char *msg = m->msg;
+    size_t len = m->msg_len;
+    while (len && (*msg == ' ' || *msg == '\t'))
+        msg++, len--;
+    while (len && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
+        len--;
+    size_t n = len < b->compose_cap - SYSLOG_FIELDS_MAX ? len : b->compose_cap - SYSLOG_FIELDS_MAX;
+    memcpy(b->compose, msg, n);
     n += syslog_fields(m, b->compose + n, SYSLOG_FIELDS_MAX);
     struct lc_entry *e = &b->entries[b->nentries++];
     e->id = 0;

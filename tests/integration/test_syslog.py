@@ -112,3 +112,57 @@ def test_udp_respects_the_log_deny_list(server):
         time.sleep(0.05)
     assert int(s.stats()["udp_refused"]) == 1
     assert s.count("denied") == 0
+
+
+@pytest.mark.skipif(shutil.which("rsyslogd") is None, reason="rsyslog missing")
+def test_rsyslog_forwards_over_tcp_octet_counted_and_udp(server, tmp_path):
+    """A foreground rsyslogd (Debian's) takes messages from logger on a private socket and
+    forwards each twice with omfwd: over TCP with octet counting (RFC 5424 template) and over
+    UDP (its traditional RFC 3164 format). Every copy arrives with its level, host and app."""
+    import signal
+    import socket
+    import time
+    s = server()
+    work = tmp_path / "rsyslog"
+    work.mkdir()
+    sock = work / "log.sock"
+    conf = work / "rsyslog.conf"
+    conf.write_text(
+        'global(workDirectory="%s")\n'
+        'module(load="imuxsock" SysSock.Use="off")\n'
+        'input(type="imuxsock" Socket="%s" CreatePath="on")\n'
+        '*.* action(type="omfwd" target="%s" port="%d" protocol="tcp" '
+        'TCP_Framing="octet-counted" template="RSYSLOG_SyslogProtocol23Format")\n'
+        '*.* action(type="omfwd" target="%s" port="%d" protocol="udp")\n'
+        % (work, sock, HOST, s.log_port, HOST, s.log_port))
+    rs = subprocess.Popen(["rsyslogd", "-n", "-f", str(conf), "-i", str(work / "pid")],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sock.exists(), rs.stderr.read1(4000) if rs.poll() is not None else "no socket"
+        sent = [("local3.err", "myapp", "rsyslog forwarded error", "ERROR"),
+                ("user.warning", "other", "rsyslog forwarded warning", "WARN"),
+                ("daemon.info", "cron", "rsyslog forwarded info", "INFO")]
+        for pri, tag, text, _ in sent:
+            subprocess.run(["logger", "-u", str(sock), "-t", tag, "-p", pri, text], check=True,
+                           timeout=10)
+        s.wait_count(2 * len(sent), timeout=15)
+        host = socket.gethostname().split(".")[0]
+        for _, tag, text, level in sent:
+            got = rows(s, '"%s"' % text)
+            assert len(got) == 2, got                    # one over TCP, one over UDP
+            for lvl, msg in got:
+                assert lvl == level, got
+                assert msg.startswith(text + " host="), msg   # no framing artefacts
+                assert re.search(r" app=%s( |$)" % tag, msg), msg
+                assert re.search(r" host=%s" % re.escape(host), msg), (msg, host)
+        assert int(s.stats()["udp_datagrams"]) == len(sent)
+    finally:
+        rs.send_signal(signal.SIGTERM)
+        try:
+            rs.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            rs.kill()
+            rs.wait(timeout=10)
