@@ -376,8 +376,9 @@ static bool stream_visit(void *arg, const struct lc_entry *e)
             if (!(ch->pump_variants & (1u << v)))
                 continue;
             size_t n = render_entry(&f, v, wire, sizeof(wire));
+            /* Out of memory: the entry is empty for this variant, the offsets stay right. */
             if (buf_append(&ch->pump[v], wire, n) < 0)
-                continue;
+                n = 0;
             ch->pump_ends[v][ch->pump_lines] = (uint32_t)ch->pump[v].end;
         }
         ch->pump_lines++;
