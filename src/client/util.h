@@ -12,10 +12,10 @@
 
 /* What every subcommand shares: where the server is and how long to wait for it. */
 struct lcc_opts {
-    const char *host; /* Name or address; borrowed from argv. */
-    int log_port;     /* Ingest port, 9999 by default. */
-    int query_port;   /* Query port, 9998 by default. */
-    int timeout_ms;   /* Connect timeout and longest wait for any single reply. */
+    const char *host;  /* Name or address; borrowed from argv. */
+    int log_port;      /* Ingest port, 9999 by default. */
+    int query_port;    /* Query port, 9998 by default. */
+    int timeout_ms;    /* Connect timeout and longest wait for any single reply. */
     const char *token; /* Sent as "AUTH <token>" first on every connection, or NULL. */
 };
 

@@ -62,16 +62,16 @@ struct listener_spec {
 
 /* Counters shared by every thread (relaxed atomics). */
 struct server_counters {
-    uint64_t conns_total;                    /* Accepted since start. */
-    uint64_t conns_current;                  /* Open now. */
-    uint64_t conns_refused;                  /* Closed at accept because of --max-connections. */
-    uint64_t conns_timed_out;                /* Closed for idleness. */
-    uint64_t lines_in;                       /* Lines received on ingest connections. */
-    uint64_t lines_rejected;                 /* Framed lines answered with an error. */
-    uint64_t lines_truncated;                /* Plain lines cut at --max-line. */
-    uint64_t bytes_in;                       /* Bytes read from all connections. */
-    uint64_t udp_datagrams; /* UDP datagrams taken. */
-    uint64_t udp_refused;   /* UDP datagrams dropped: oversize, or the sender not allowed. */
+    uint64_t conns_total;     /* Accepted since start. */
+    uint64_t conns_current;   /* Open now. */
+    uint64_t conns_refused;   /* Closed at accept because of --max-connections. */
+    uint64_t conns_timed_out; /* Closed for idleness. */
+    uint64_t lines_in;        /* Lines received on ingest connections. */
+    uint64_t lines_rejected;  /* Framed lines answered with an error. */
+    uint64_t lines_truncated; /* Plain lines cut at --max-line. */
+    uint64_t bytes_in;        /* Bytes read from all connections. */
+    uint64_t udp_datagrams;   /* UDP datagrams taken. */
+    uint64_t udp_refused;     /* UDP datagrams dropped: oversize, or the sender not allowed. */
     uint64_t conns_by_proto[PROTO_SLOTS];    /* Open now, by protocol. */
     uint64_t bytes_in_by_proto[PROTO_SLOTS]; /* Read since start, by protocol. */
     uint64_t lines_by_proto[PROTO_SLOTS][8]; /* Entries stored, by protocol and level. */

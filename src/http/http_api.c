@@ -156,9 +156,8 @@ void http_get_metrics(struct http_conn *h)
                 "Connections refused at accept: --max-connections, or an access policy (reason).");
     struct policy_counters pc;
     policy_get_counters(&pc);
-    static const char *const reasons[POLICY_VERDICTS] = {"",      "denied", "rate",
-                                                          "per_ip", "total", "auth_banned",
-                                                          "local_only"};
+    static const char *const reasons[POLICY_VERDICTS] = {
+        "", "denied", "rate", "per_ip", "total", "auth_banned", "local_only"};
     uint64_t by_policy = 0;
     for (int i = 1; i < POLICY_VERDICTS; i++) {
         buf_printf(&b, "logcaster_connections_refused_total{reason=\"%s\"} %" PRIu64 "\n",

@@ -20,11 +20,11 @@
 #include "query/qry.h"
 #include "store/store.h"
 
-#define TAIL_BUDGET  65536     /* Entries examined per turn. */
+#define TAIL_BUDGET  65536      /* Entries examined per turn. */
 #define TAIL_CHUNK   (64 << 10) /* Events rendered before they are handed to the socket. */
-#define BACKLOG_MAX  100000    /* Entries a tail may be behind before it skips ahead. */
+#define BACKLOG_MAX  100000     /* Entries a tail may be behind before it skips ahead. */
 #define KEEPALIVE_MS 15000
-#define STALL_MS     5000      /* A reader whose output stays full this long is dropped. */
+#define STALL_MS     5000 /* A reader whose output stays full this long is dropped. */
 
 struct tail_job {
     struct qry *q;

@@ -45,14 +45,8 @@ def assert_clean_stderr(text, what="server"):
         assert marker not in text, "%s stderr contains %r:\n%s" % (what, marker, text[-6000:])
 
 
-class LineConn:
-    """A socket with a line reader; every wait is bounded by the socket timeout."""
-
-    def __init__(self, port, timeout=IO_TIMEOUT):
-        self.sock = socket.create_connection((HOST, port), timeout=timeout)
-        self.sock.settimeout(timeout)
-        self.buf = b""   # Received bytes; those before pos are consumed.
-        self.pos = 0
+class SockBase:
+    """What every test client over self.sock shares: close(), a context manager, send()."""
 
     def close(self):
         try:
@@ -65,6 +59,22 @@ class LineConn:
 
     def __exit__(self, *exc):
         self.close()
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+
+class LineConn(SockBase):
+    """A socket with a line reader; every wait is bounded by the socket timeout."""
+
+    def __init__(self, port, timeout=IO_TIMEOUT):
+        self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.buf = b""   # Received bytes; those before pos are consumed.
+        self.pos = 0
+
 
     def settimeout(self, t):
         self.sock.settimeout(t)

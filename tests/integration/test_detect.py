@@ -16,14 +16,14 @@ import time
 
 import pytest
 
-from conftest import HOST, LOGCASTERD, LineConn, server_env
+from conftest import HOST, LOGCASTERD, LineConn, server_env, SockBase
 
 READ_TIMEOUT = 5.0
 
 
 # ---- small clients ----------------------------------------------------------------------------
 
-class Conn:
+class Conn(SockBase):
     """A raw connection with bounded reads."""
 
     def __init__(self, port, timeout=READ_TIMEOUT):
@@ -32,22 +32,6 @@ class Conn:
         self.timeout = timeout
         self.buf = b""
 
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        self.sock.sendall(data)
 
     def _more(self, deadline):
         left = deadline - time.monotonic()

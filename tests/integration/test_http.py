@@ -19,7 +19,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import HOST, LineConn, Server, assert_clean_stderr, run_in_thread
+from conftest import HOST, LineConn, Server, SockBase, assert_clean_stderr, run_in_thread
 
 READ_TIMEOUT = 5.0     # Longest wait for an expected response.
 LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
@@ -61,7 +61,7 @@ class Resp:
                                       (self.body or b"")[:300])
 
 
-class Http:
+class Http(SockBase):
     """A raw HTTP/1.1 connection; every wait is bounded."""
 
     def __init__(self, port, timeout=READ_TIMEOUT, rcvbuf=None):
@@ -74,22 +74,6 @@ class Http:
         self.timeout = timeout
         self.buf = b""
 
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        self.sock.sendall(data)
 
     def _more(self, deadline):
         left = deadline - time.monotonic()
