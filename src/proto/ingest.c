@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/policy.h"
 #include "core/server.h"
+#include "proto/auth.h"
 #include "proto/ingest_parse.h"
 #include "proto/json_line.h"
 #include "proto/line.h"
@@ -38,7 +39,7 @@ struct owed {
 
 struct ingest_conn {
     bool discarding;  /* Skipping the rest of an over-long line. */
-    bool authed;      /* The first line was dealt with (see authenticate). */
+    bool authed;      /* The first line was dealt with (see auth_first_line). */
     bool throttled;   /* Over --log-line-rate: reading waits for the next tick. */
     double line_rate; /* Lines per second allowed, 0 = any (the policy at connect). */
     double tokens;    /* Lines it may still send now (token bucket, one second deep). */
@@ -397,29 +398,6 @@ static void take_line(const struct origin *o, struct batch *b, const char *line,
     b->nentries++;
 }
 
-/* A connection's first line: AUTH <secret> is taken (never stored: a secret must not end up
- * in the logs), and required when the log role asks for authentication. Returns 0 when the
- * line was an AUTH, 1 when it is a log line, -1 when the connection must close. */
-static int authenticate(struct conn *c, const char *line, size_t len)
-{
-    static const char required[] = "ERROR|authentication required: send AUTH <token> first\n";
-    static const char failed[] = "ERROR|authentication failed\n";
-    bool is_auth = len >= 5 && memcmp(line, "AUTH ", 5) == 0;
-    if (!policy_auth_required(ROLE_LOG))
-        return is_auth ? 0 : 1;
-    if (!is_auth) {
-        conn_write(c, required, sizeof(required) - 1);
-        return -1;
-    }
-    if (!policy_check_token(ROLE_LOG, conn_sockaddr(c), line + 5, len - 5, mono_ms())) {
-        size_t plen;
-        log_warn("ingest: authentication failed from %s", conn_peer(c, &plen));
-        conn_write(c, failed, sizeof(failed) - 1);
-        return -1;
-    }
-    return 0;
-}
-
 static int ingest_open(struct conn *c)
 {
     struct ingest_conn *ic = calloc(1, sizeof(*ic));
@@ -501,7 +479,7 @@ static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
             take = len = avail; /* The peer's last line has no newline: keep it anyway. */
         }
         if (!ic->authed && !too_long) {
-            int a = authenticate(c, s, len);
+            int a = auth_first_line(c, ROLE_LOG, s, len, NULL, false);
             if (a < 0) {
                 batch_flush(c, b);
                 conn_close_after_flush(c);

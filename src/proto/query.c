@@ -23,6 +23,7 @@
 #include "core/metrics.h"
 #include "core/policy.h"
 #include "core/server.h"
+#include "proto/auth.h"
 #include "proto/line.h"
 #include "proto/protocols.h"
 #include "proto/query_parse.h"
@@ -245,40 +246,6 @@ static void query_close(struct conn *c)
     free(qc);
 }
 
-/* The first line of a connection: AUTH <secret> where the query role requires one (answered
- * OK|authenticated). Returns 0 when the line was an AUTH and is done, 1 when it is a command
- * to run (no authentication needed), -1 when the connection must close. */
-static int authenticate(struct query_conn *qc, const char *line, size_t len)
-{
-    static const char ok[] = "OK|authenticated\n";
-    static const char required[] = "ERROR|authentication required: send AUTH <token> first\n";
-    static const char failed[] = "ERROR|authentication failed\n";
-    struct conn *c = qc->c;
-    bool is_auth = len >= 5 && strncasecmp(line, "AUTH ", 5) == 0;
-    if (!policy_auth_required(ROLE_QUERY)) {
-        if (!is_auth)
-            return 1;
-        conn_write(c, ok, sizeof(ok) - 1);
-        return 0;
-    }
-    if (!is_auth) {
-        conn_write(c, required, sizeof(required) - 1);
-        return -1;
-    }
-    size_t tl = len - 5;
-    const char *tok = line + 5;
-    while (tl && tok[tl - 1] == ' ')
-        tl--;
-    if (!policy_check_token(ROLE_QUERY, conn_sockaddr(c), tok, tl, mono_ms())) {
-        size_t plen;
-        log_warn("query: authentication failed from %s", conn_peer(c, &plen));
-        conn_write(c, failed, sizeof(failed) - 1);
-        return -1;
-    }
-    conn_write(c, ok, sizeof(ok) - 1);
-    return 0;
-}
-
 static size_t query_input(struct conn *c, const char *p, size_t n, bool eof)
 {
     struct query_conn *qc = conn_state(c);
@@ -304,7 +271,7 @@ static size_t query_input(struct conn *c, const char *p, size_t n, bool eof)
             take = len = n - used;
         }
         if (!qc->authed) {
-            int a = authenticate(qc, p + used, len);
+            int a = auth_first_line(c, ROLE_QUERY, p + used, len, "OK|authenticated\n", true);
             if (a < 0) {
                 qc->quit = true;
                 conn_close_after_flush(c);

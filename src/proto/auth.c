@@ -1,0 +1,42 @@
+/* auth.c - the AUTH first line (see auth.h). */
+#include "proto/auth.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "core/server.h"
+
+int auth_first_line(struct conn *c, enum policy_role role, const char *line, size_t len,
+                    const char *ok_reply, bool any_case)
+{
+    static const char required[] = "ERROR|authentication required: send AUTH <token> first\n";
+    static const char failed[] = "ERROR|authentication failed\n";
+    bool is_auth =
+        len >= 5 && (any_case ? strncasecmp(line, "AUTH ", 5) == 0 : memcmp(line, "AUTH ", 5) == 0);
+    if (!policy_auth_required(role)) {
+        if (!is_auth)
+            return 1;
+        if (ok_reply)
+            conn_write(c, ok_reply, strlen(ok_reply));
+        return 0;
+    }
+    if (!is_auth) {
+        conn_write(c, required, sizeof(required) - 1);
+        return -1;
+    }
+    size_t tl = len - 5;
+    const char *tok = line + 5;
+    while (tl && tok[tl - 1] == ' ')
+        tl--;
+    if (!policy_check_token(role, conn_sockaddr(c), tok, tl, mono_ms())) {
+        size_t plen;
+        log_warn("%s: authentication failed from %s", role == ROLE_LOG ? "ingest" : "query",
+                 conn_peer(c, &plen));
+        conn_write(c, failed, sizeof(failed) - 1);
+        return -1;
+    }
+    if (ok_reply)
+        conn_write(c, ok_reply, strlen(ok_reply));
+    return 0;
+}

@@ -1,0 +1,20 @@
+/* auth.h - the "AUTH <token>" first line of the line protocols (ingest and query ports). */
+#ifndef LC_AUTH_H
+#define LC_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/policy.h"
+
+struct conn;
+
+/* Deal with a connection's first line for role. Returns 0 when it was an AUTH line and is
+ * done (ok_reply, if not NULL, was sent), 1 when it is an ordinary line to handle (the role
+ * needs no authentication), -1 when the connection must close (an ERROR|... line was sent:
+ * authentication required, or a wrong secret, which also counts towards the lock-out).
+ * any_case: "auth" in any letter case counts as AUTH. */
+int auth_first_line(struct conn *c, enum policy_role role, const char *line, size_t len,
+                    const char *ok_reply, bool any_case);
+
+#endif
