@@ -297,6 +297,35 @@ static long octet_frame(const char *s, size_t n, size_t max, size_t *off, bool e
 /* A syslog message (RFC 5424 or 3164): its severity is the level, its own timestamp the time,
  * and its header and structured data become " host=... app=..." fields after the message
  * text, so they can be searched (and show as IRC tags). */
+/* Fill the batch's next entry (the caller counts it in b->nentries). The text is escaped into
+ * the batch, or borrowed when it is clean and may be (it lives in the read buffer until the
+ * batch is appended). ts_ms INT64_MIN: the receive time; level < 0: detected from the text. */
+static struct lc_entry *next_entry(const struct origin *o, struct batch *b, int64_t now,
+                                   int64_t ts_ms, int level, bool truncated, const char *text,
+                                   size_t n, bool borrow)
+{
+    struct lc_entry *e = &b->entries[b->nentries];
+    e->id = 0;
+    e->recv_ms = now;
+    e->ts_ms = ts_ms == INT64_MIN ? now : ts_ms;
+    e->flags = truncated ? LC_ENTRY_TRUNCATED : 0;
+    e->source = o->peer;
+    e->source_len = o->peer_len;
+    if (borrow && line_is_clean(text, n)) {
+        e->msg = text;
+        e->msg_len = n;
+    } else {
+        char *dst = b->esc + b->esc_used;
+        e->msg_len = line_escape(text, n, dst);
+        e->msg = dst;
+        b->esc_used += e->msg_len;
+    }
+    if (level < 0)
+        level = line_detect_level(e->msg, e->msg_len);
+    e->level = (uint8_t)(level >= 0 ? level : LC_INFO);
+    return e;
+}
+
 static void take_syslog(const struct origin *o, struct batch *b, const struct syslog_msg *m,
                         bool truncated, int64_t now)
 {
@@ -311,18 +340,8 @@ static void take_syslog(const struct origin *o, struct batch *b, const struct sy
     size_t n = len < b->compose_cap - SYSLOG_FIELDS_MAX ? len : b->compose_cap - SYSLOG_FIELDS_MAX;
     memcpy(b->compose, msg, n);
     n += syslog_fields(m, b->compose + n, SYSLOG_FIELDS_MAX);
-    struct lc_entry *e = &b->entries[b->nentries++];
-    e->id = 0;
-    e->recv_ms = now;
-    e->ts_ms = m->ts_ms == INT64_MIN ? now : m->ts_ms;
-    e->flags = truncated ? LC_ENTRY_TRUNCATED : 0;
-    e->source = o->peer;
-    e->source_len = o->peer_len;
-    char *dst = b->esc + b->esc_used;
-    e->msg_len = line_escape(b->compose, n, dst);
-    e->msg = dst;
-    b->esc_used += e->msg_len;
-    e->level = (uint8_t)m->level;
+    next_entry(o, b, now, m->ts_ms, m->level, truncated, b->compose, n, false);
+    b->nentries++;
 }
 
 /* A JSON object line: its message, level and time fields, the other fields as key=value
@@ -337,19 +356,8 @@ static bool take_json(const struct origin *o, struct batch *b, const char *line,
         return false;
     counter_add(NULL, &o->cnt->lines_in, 1);
     size_t n = jl.msg_len < b->compose_cap ? jl.msg_len : b->compose_cap;
-    struct lc_entry *e = &b->entries[b->nentries++];
-    e->id = 0;
-    e->recv_ms = now;
-    e->ts_ms = jl.ts_ms == INT64_MIN ? now : jl.ts_ms;
-    e->flags = n < jl.msg_len ? LC_ENTRY_TRUNCATED : 0;
-    e->source = o->peer;
-    e->source_len = o->peer_len;
-    char *dst = b->esc + b->esc_used;
-    e->msg_len = line_escape(b->json.data + jl.msg_off, n, dst);
-    e->msg = dst;
-    b->esc_used += e->msg_len;
-    int lvl = jl.level >= 0 ? jl.level : line_detect_level(e->msg, e->msg_len);
-    e->level = (uint8_t)(lvl >= 0 ? lvl : LC_INFO);
+    next_entry(o, b, now, jl.ts_ms, jl.level, n < jl.msg_len, b->json.data + jl.msg_off, n, false);
+    b->nentries++;
     return true;
 }
 
@@ -375,24 +383,7 @@ static void take_line(const struct origin *o, struct batch *b, const char *line,
     }
     if (il.form == INGEST_PLAIN && len == 0)
         return; /* Blank lines carry nothing. */
-    struct lc_entry *e = &b->entries[b->nentries];
-    e->id = 0;
-    e->recv_ms = now;
-    e->ts_ms = il.ts_ms == INT64_MIN ? now : il.ts_ms;
-    e->flags = truncated ? LC_ENTRY_TRUNCATED : 0;
-    e->source = o->peer;
-    e->source_len = o->peer_len;
-    if (line_is_clean(il.msg, il.msg_len)) {
-        e->msg = il.msg;
-        e->msg_len = il.msg_len;
-    } else {
-        char *dst = b->esc + b->esc_used;
-        e->msg_len = line_escape(il.msg, il.msg_len, dst);
-        e->msg = dst;
-        b->esc_used += e->msg_len;
-    }
-    int lvl = il.level >= 0 ? il.level : line_detect_level(e->msg, e->msg_len);
-    e->level = (uint8_t)(lvl >= 0 ? lvl : LC_INFO);
+    next_entry(o, b, now, il.ts_ms, il.level, truncated, il.msg, il.msg_len, true);
     if (il.form != INGEST_PLAIN)
         add_reply(b, il.form, NULL);
     b->nentries++;
