@@ -43,13 +43,19 @@ endef
 $(eval $(call build_tree,$(B),$(OPT)))
 $(eval $(call build_tree,$(BA),$(SAN)))
 
+# Optional parts (client library, install) add their own rules and their test prerequisites
+# to TEST_EXTRA.
+TEST_EXTRA =
+include $(wildcard mk/*.mk)
+
 run: deps $(B)/logcasterd $(B)/logcaster
 	$(B)/logcasterd
 
 # The whole suite, against the ASan+UBSan build: unit tests, integration tests over real
 # sockets, and a short run of every fuzzer. Prints one summary line at the end.
 test: deps
-	@$(MAKE) --no-print-directory $(BA)/logcasterd $(BA)/logcaster $(patsubst %.c,$(BA)/%,$(UNIT_SRCS))
+	@$(MAKE) --no-print-directory $(BA)/logcasterd $(BA)/logcaster $(patsubst %.c,$(BA)/%,$(UNIT_SRCS)) \
+	    $(TEST_EXTRA)
 	@scripts/run-tests.sh $(BA)
 
 unit: $(patsubst %.c,$(BA)/%,$(UNIT_SRCS))

@@ -171,10 +171,10 @@ enum detect_result detect_protocol(const char *buf, size_t n, bool eof)
 
     enum match m;
     switch (p[0]) {
-    case 0x01: /* Binary: version 1, then a command 1..4 (LOG, QUERY, PING, STATS). */
+    case 0x01: /* Binary: version 1, then a request command 1..6 (binary.h). */
         if (n == 1)
             return eof ? DETECT_DEFAULT : DETECT_MORE;
-        return p[1] >= 0x01 && p[1] <= 0x04 ? DETECT_BINARY : DETECT_DEFAULT;
+        return p[1] >= 0x01 && p[1] <= 0x06 ? DETECT_BINARY : DETECT_DEFAULT;
     case 'G':
     case 'H':
     case 'D':

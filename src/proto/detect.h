@@ -11,9 +11,9 @@
  *            `NICK <nick>`, `PASS <word>` or `USER <user> <mode> <unused> :<realname>`
  *            (commands in upper case, as clients send them; one parameter for NICK and PASS,
  *            so "NICK changed by admin" stays a log line).
- *   BINARY   the seed's binary protocol (section 7.2): the first byte is the version 0x01 and
- *            the second a command 0x01..0x04 (LOG, QUERY, PING, STATS). No text line starts
- *            with a control byte, so this never takes a log line.
+ *   BINARY   the seed's binary protocol (section 7.2, binary.h): the first byte is the version
+ *            0x01 and the second a request command 0x01..0x06 (LOG, QUERY, PING, STATS, AUTH,
+ *            LOG_MS). No text line starts with a control byte, so this never takes a log line.
  *   DEFAULT  anything else: the listener's own role (log lines on the ingest port, commands
  *            on the query port).
  *

@@ -15,6 +15,7 @@
 #include "core/policy.h"
 #include "core/server.h"
 #include "proto/auth.h"
+#include "proto/binary.h"
 #include "proto/ingest_parse.h"
 #include "proto/json_line.h"
 #include "proto/line.h"
@@ -32,13 +33,26 @@ static const char ERR_TOO_LONG[] = "line too long"; /* Replies add the limit. */
 struct owed {
     uint64_t id;       /* Entry id; 0 when error is set. */
     const char *error; /* Static text, or NULL. */
-    uint8_t form;      /* enum ingest_form */
+    uint32_t seq;      /* Binary frames: the request's sequence number. */
+    uint8_t form;      /* enum ingest_form (text replies). */
+    uint8_t bin_cmd;   /* Binary frames: the request's command; 0 for text replies. */
+    uint8_t code;      /* Binary frames: enum bin_error when error is set. */
 };
 
 #define OWED_MAX 65536 /* Replies owed before the connection stops being read. */
 
+/* How a connection frames its messages, from its first byte. */
+enum ingest_mode {
+    MODE_FIRST,  /* Nothing read yet. */
+    MODE_LINES,  /* Text lines (and RFC 6587 octet-counted syslog). */
+    MODE_LENGTH, /* Length-prefixed frames (first byte 0x00). */
+    MODE_BINARY, /* The binary protocol (first byte 0x01). */
+};
+
 struct ingest_conn {
+    uint8_t mode;     /* enum ingest_mode */
     bool discarding;  /* Skipping the rest of an over-long line. */
+    size_t skip;      /* Framed modes: payload bytes of a refused frame still to drop. */
     bool authed;      /* The first line was dealt with (see auth_first_line). */
     bool throttled;   /* Over --log-line-rate: reading waits for the next tick. */
     double line_rate; /* Lines per second allowed, 0 = any (the policy at connect). */
@@ -52,7 +66,9 @@ struct ingest_conn {
 struct reply {
     enum ingest_form form;
     const char *error; /* NULL: success. */
-    size_t entry;      /* Index into the batch's entries when error is NULL. */
+    size_t entry;      /* Index into the batch's entries when error is NULL and it logs. */
+    uint32_t seq;      /* Binary frames (see struct owed). */
+    uint8_t bin_cmd, code;
 };
 
 /* Per-thread scratch, reused across calls so the hot path never allocates. */
@@ -135,8 +151,8 @@ static void counter_add(struct conn *c, uint64_t *field, uint64_t n)
     atomic_fetch_add_explicit((_Atomic uint64_t *)field, n, memory_order_relaxed);
 }
 
-/* Append everything batched, then answer the framed lines in order. */
-static int owe(struct ingest_conn *ic, uint64_t id, const char *error, enum ingest_form form)
+/* Queue a reply, sent in order once its fate is known. */
+static int owe(struct ingest_conn *ic, struct owed o)
 {
     if (ic->len == ic->cap) {
         if (ic->head > 0) { /* Reuse the sent front before growing. */
@@ -145,14 +161,14 @@ static int owe(struct ingest_conn *ic, uint64_t id, const char *error, enum inge
             ic->head = 0;
         } else {
             size_t cap = ic->cap ? ic->cap * 2 : 256;
-            struct owed *o = realloc(ic->owed, cap * sizeof(*o));
-            if (!o)
+            struct owed *grown = realloc(ic->owed, cap * sizeof(*grown));
+            if (!grown)
                 return -ENOMEM;
-            ic->owed = o;
+            ic->owed = grown;
             ic->cap = cap;
         }
     }
-    ic->owed[ic->len++] = (struct owed){id, error, (uint8_t)form};
+    ic->owed[ic->len++] = o;
     return 0;
 }
 
@@ -163,14 +179,36 @@ static void write_reply(struct conn *c, const struct owed *o, const char *err)
         snprintf(why, sizeof(why), "%s (limit %zu bytes)", err, conn_config(c)->max_line);
         err = why;
     }
+    if (o->bin_cmd) {
+        if (err) {
+            bin_send_error(c, o->seq, o->error ? o->code : BIN_E_STORE, err);
+        } else if (o->bin_cmd == BIN_LOG || o->bin_cmd == BIN_LOG_MS) {
+            unsigned char id[8];
+            bin_put64(id, o->id);
+            bin_send(c, o->bin_cmd | BIN_REPLY, o->seq, id, sizeof(id));
+        } else {
+            bin_send(c, o->bin_cmd | BIN_REPLY, o->seq, NULL, 0);
+        }
+        return;
+    }
+    struct ingest_conn *ic = conn_state(c);
+    bool framed = ic->mode == MODE_LENGTH; /* Replies as frames too, without the newline. */
+    char *p = framed ? out + 4 : out;
+    size_t cap = sizeof(out) - 4;
     int n;
     if (o->form == INGEST_PIPE)
-        n = err ? snprintf(out, sizeof(out), "ERROR|%s\n", err)
-                : snprintf(out, sizeof(out), "OK|%llu\n", (unsigned long long)o->id);
+        n = err ? snprintf(p, cap, "ERROR|%s\n", err)
+                : snprintf(p, cap, "OK|%llu\n", (unsigned long long)o->id);
     else
-        n = err ? snprintf(out, sizeof(out), "ERROR:%s\n", err)
-                : snprintf(out, sizeof(out), "ACK\n");
-    conn_write(c, out, (size_t)n);
+        n = err ? snprintf(p, cap, "ERROR:%s\n", err) : snprintf(p, cap, "ACK\n");
+    if (n > (int)cap - 1)
+        n = (int)cap - 1;
+    if (framed) {
+        bin_put32((unsigned char *)out, (uint32_t)(n - 1));
+        conn_write(c, out, (size_t)n + 3);
+    } else {
+        conn_write(c, out, (size_t)n);
+    }
 }
 
 /* Send the owed replies whose fate is known, in order; wait for the store for the rest. */
@@ -219,8 +257,10 @@ static void batch_flush(struct conn *c, struct batch *b)
     for (size_t i = 0; i < b->nreplies; i++) {
         const struct reply *r = &b->replies[i];
         const char *err = r->error ? r->error : store_error;
-        uint64_t id = err ? 0 : b->entries[r->entry].id;
-        if (owe(ic, id, err, r->form) < 0) {
+        bool logs = !r->bin_cmd || r->bin_cmd == BIN_LOG || r->bin_cmd == BIN_LOG_MS;
+        uint64_t id = err || !logs ? 0 : b->entries[r->entry].id;
+        uint8_t code = r->error ? r->code : BIN_E_STORE;
+        if (owe(ic, (struct owed){id, err, r->seq, (uint8_t)r->form, r->bin_cmd, code}) < 0) {
             log_error("out of memory queueing replies; closing %s", conn_peer(c, &(size_t){0}));
             conn_close_after_flush(c);
             break;
@@ -272,7 +312,13 @@ static void ingest_resume(struct conn *c)
 
 static void add_reply(struct batch *b, enum ingest_form form, const char *error)
 {
-    b->replies[b->nreplies++] = (struct reply){form, error, b->nentries};
+    b->replies[b->nreplies++] = (struct reply){form, error, b->nentries, 0, 0, 0};
+}
+
+static void add_bin_reply(struct batch *b, uint8_t cmd, uint32_t seq, uint8_t code,
+                          const char *error)
+{
+    b->replies[b->nreplies++] = (struct reply){INGEST_PLAIN, error, b->nentries, seq, cmd, code};
 }
 
 /* Turn one line into a batched entry (and a reply for framed forms). */
@@ -408,28 +454,42 @@ static void ingest_close(struct conn *c)
     free(ic);
 }
 
-static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
+/* Make room in the batch for one more message (and its reply). */
+static void batch_room(struct conn *c, struct batch *b)
+{
+    if (b->nreplies == BATCH_MAX || b->nentries == BATCH_MAX ||
+        b->esc_used + 4 * (conn_config(c)->max_line + SYSLOG_FIELDS_MAX) > b->esc_cap)
+        batch_flush(c, b);
+}
+
+/* Spend one line of the --log-line-rate bucket; true when reading must stop for now. */
+static bool spend_token(struct conn *c, struct ingest_conn *ic)
+{
+    return ic->line_rate > 0 && --ic->tokens < 1 && !conn_draining(c);
+}
+
+/* A message over --max-line: plain text keeps its first max_line bytes, flagged; framed forms
+ * are refused so the sender knows. s[0..avail) holds at least max_line bytes of it. */
+static void take_too_long(struct conn *c, struct batch *b, const struct origin *org, const char *s,
+                          size_t avail, int64_t now)
+{
+    struct server_counters *k = server_counters(conn_server(c));
+    enum ingest_form form = ingest_form_of(s, avail);
+    if (form == INGEST_PLAIN) {
+        take_line(org, b, s, conn_config(c)->max_line, true, now);
+        counter_add(c, &k->lines_truncated, 1);
+    } else {
+        counter_add(c, &k->lines_in, 1);
+        counter_add(c, &k->lines_rejected, 1);
+        add_reply(b, form, ERR_TOO_LONG);
+    }
+}
+
+/* Newline-framed text (and octet-counted syslog). Returns the bytes used. */
+static size_t input_lines(struct conn *c, struct batch *b, const char *p, size_t n, bool eof)
 {
     struct ingest_conn *ic = conn_state(c);
     const struct config *cfg = conn_config(c);
-    struct batch *b = batch_get(cfg->max_line);
-    if (!b) {
-        log_error("out of memory for an ingest batch; closing %s", conn_peer(c, &(size_t){0}));
-        conn_close_after_flush(c);
-        return n;
-    }
-    if (must_pause(c)) {
-        conn_set_busy(c, true);
-        conn_wait_store(c);
-        return 0;
-    }
-    if (ic->line_rate > 0 && !conn_draining(c) && !refill(ic)) {
-        /* Over its line rate: stop reading (TCP pushes back on the sender) until a tick
-         * refills the bucket. Nothing is dropped. */
-        ic->throttled = true;
-        conn_set_busy(c, true);
-        return 0;
-    }
     int64_t now = now_ms();
     struct origin org = origin_of(c);
     size_t used = 0;
@@ -453,12 +513,10 @@ static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
                 break; /* The rest of the frame is still on its way. */
             if (fl > 0) {
                 ic->authed = true; /* The first frame: no AUTH line was needed. */
-                if (b->nreplies == BATCH_MAX || b->nentries == BATCH_MAX ||
-                    b->esc_used + 4 * (cfg->max_line + SYSLOG_FIELDS_MAX) > b->esc_cap)
-                    batch_flush(c, b);
+                batch_room(c, b);
                 take_line(&org, b, s + off, (size_t)fl - off, false, now);
                 used += (size_t)fl;
-                if (ic->line_rate > 0 && --ic->tokens < 1 && !conn_draining(c))
+                if (spend_token(c, ic))
                     break;
                 continue;
             }
@@ -482,21 +540,9 @@ static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
                 continue;
             }
         }
-        if (b->nreplies == BATCH_MAX || b->nentries == BATCH_MAX ||
-            b->esc_used + 4 * (cfg->max_line + SYSLOG_FIELDS_MAX) > b->esc_cap)
-            batch_flush(c, b);
+        batch_room(c, b);
         if (too_long) {
-            /* Never silently lost: plain lines keep their first max_line bytes, flagged;
-             * framed lines are refused so the sender knows. */
-            enum ingest_form form = ingest_form_of(s, avail);
-            if (form == INGEST_PLAIN) {
-                take_line(&org, b, s, cfg->max_line, true, now);
-                counter_add(c, &server_counters(conn_server(c))->lines_truncated, 1);
-            } else {
-                counter_add(c, &server_counters(conn_server(c))->lines_in, 1);
-                counter_add(c, &server_counters(conn_server(c))->lines_rejected, 1);
-                add_reply(b, form, ERR_TOO_LONG);
-            }
+            take_too_long(c, b, &org, s, avail, now);
             if (take) {
                 used += take;
             } else {
@@ -507,8 +553,214 @@ static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
         }
         take_line(&org, b, s, len, false, now);
         used += take;
-        if (ic->line_rate > 0 && --ic->tokens < 1 && !conn_draining(c))
+        if (spend_token(c, ic))
             break; /* The rest waits for the bucket to refill. */
+    }
+    return used;
+}
+
+static const char ERR_FRAME_TOO_LARGE[] = "frame too large (limit 1048576 bytes)";
+
+/* Length-prefixed frames: [u32 BE length][one message in any text form]. */
+static size_t input_length(struct conn *c, struct batch *b, const char *p, size_t n)
+{
+    struct ingest_conn *ic = conn_state(c);
+    size_t max = conn_config(c)->max_line;
+    int64_t now = now_ms();
+    struct origin org = origin_of(c);
+    size_t used = 0;
+    while (used < n) {
+        const char *s = p + used;
+        size_t avail = n - used;
+        if (ic->skip) { /* The rest of an over-long frame. */
+            size_t k = avail < ic->skip ? avail : ic->skip;
+            ic->skip -= k;
+            used += k;
+            continue;
+        }
+        if (avail < 4)
+            break;
+        size_t len = bin_get32((const unsigned char *)s);
+        if (len > BIN_FRAME_MAX) {
+            /* The stream cannot be trusted past a length this wrong: say so and close. */
+            batch_flush(c, b);
+            if (owe(ic, (struct owed){0, ERR_FRAME_TOO_LARGE, 0, INGEST_PIPE, 0, 0}) == 0)
+                release_replies(c);
+            conn_close_after_flush(c);
+            return n;
+        }
+        size_t body = len > max ? max : len;
+        if (avail - 4 < body)
+            break; /* The rest of the frame is on its way. */
+        used += 4 + body;
+        if (len == 0)
+            continue;
+        if (!ic->authed) {
+            int a = auth_first_line(c, ROLE_LOG, s + 4, body, NULL, false);
+            if (a < 0) {
+                batch_flush(c, b);
+                conn_close_after_flush(c);
+                return n;
+            }
+            ic->authed = true;
+            if (a == 0)
+                continue;
+        }
+        batch_room(c, b);
+        if (len > max) {
+            take_too_long(c, b, &org, s + 4, body, now);
+            ic->skip = len - max;
+        } else {
+            take_line(&org, b, s + 4, len, false, now);
+        }
+        if (spend_token(c, ic))
+            break;
+    }
+    return used;
+}
+
+/* The binary protocol on the log port: LOG, LOG_MS, PING and AUTH (binary.h). */
+static size_t input_binary(struct conn *c, struct batch *b, const char *p, size_t n)
+{
+    struct ingest_conn *ic = conn_state(c);
+    size_t max = conn_config(c)->max_line;
+    struct server_counters *k = server_counters(conn_server(c));
+    int64_t now = now_ms();
+    struct origin org = origin_of(c);
+    size_t used = 0;
+    while (used < n) {
+        const unsigned char *s = (const unsigned char *)p + used;
+        size_t avail = n - used;
+        if (ic->skip) {
+            size_t kk = avail < ic->skip ? avail : ic->skip;
+            ic->skip -= kk;
+            used += kk;
+            continue;
+        }
+        if (avail < BIN_HEADER)
+            break;
+        struct bin_header h = bin_header_read(s);
+        if (!bin_request_known(&h)) {
+            batch_flush(c, b);
+            bool version = h.version != BIN_VERSION;
+            if (owe(ic, (struct owed){0,
+                                      version ? "unsupported protocol version (this server "
+                                                "speaks 1); closing"
+                                              : "unknown command; closing",
+                                      h.seq, 0, h.command ? h.command : BIN_PING,
+                                      version ? BIN_E_VERSION : BIN_E_COMMAND}) == 0)
+                release_replies(c);
+            conn_close_after_flush(c);
+            return n;
+        }
+        bool whole = avail - BIN_HEADER >= h.length;
+        if (!whole && BIN_HEADER + (size_t)h.length <= max + 1)
+            break; /* The rest of the frame is on its way (it fits the input buffer). */
+        batch_room(c, b);
+        if (!ic->authed && policy_auth_required(ROLE_LOG) && h.command != BIN_AUTH &&
+            h.command != BIN_PING) {
+            batch_flush(c, b);
+            bin_send_error(c, h.seq, BIN_E_AUTH, "authentication required: send AUTH (0x05) first");
+            conn_close_after_flush(c);
+            return n;
+        }
+        if (!whole) {
+            /* Longer than the line limit lets the input buffer hold: refuse it, drop it. */
+            used += BIN_HEADER;
+            ic->skip = h.length;
+            if (h.command == BIN_PING) {
+                add_bin_reply(b, BIN_PING, h.seq, 0, NULL);
+            } else {
+                counter_add(c, &k->lines_rejected, 1);
+                add_bin_reply(b, h.command, h.seq, BIN_E_TOO_LONG, ERR_TOO_LONG);
+            }
+            continue;
+        }
+        const unsigned char *payload = s + BIN_HEADER;
+        used += BIN_HEADER + h.length;
+        switch (h.command) {
+        case BIN_LOG:
+        case BIN_LOG_MS: {
+            struct bin_log bl;
+            const char *why = bin_log_parse(h.command, payload, h.length, &bl);
+            counter_add(c, &k->lines_in, 1);
+            if (!why && bl.msg_len > max) {
+                why = ERR_TOO_LONG;
+            }
+            if (why) {
+                counter_add(c, &k->lines_rejected, 1);
+                add_bin_reply(b, h.command, h.seq,
+                              why == ERR_TOO_LONG ? BIN_E_TOO_LONG : BIN_E_MALFORMED, why);
+                break;
+            }
+            next_entry(&org, b, now, bl.ts_ms, bl.level, false, bl.msg, bl.msg_len, true);
+            add_bin_reply(b, h.command, h.seq, 0, NULL);
+            b->nentries++;
+            if (spend_token(c, ic))
+                return used;
+            break;
+        }
+        case BIN_PING:
+            add_bin_reply(b, BIN_PING, h.seq, 0, NULL);
+            break;
+        case BIN_AUTH:
+            if (policy_auth_required(ROLE_LOG) &&
+                !policy_check_token(ROLE_LOG, conn_sockaddr(c), (const char *)payload, h.length,
+                                    mono_ms())) {
+                size_t plen;
+                log_warn("ingest: authentication failed from %s", conn_peer(c, &plen));
+                batch_flush(c, b);
+                bin_send_error(c, h.seq, BIN_E_AUTH, "authentication failed");
+                conn_close_after_flush(c);
+                return n;
+            }
+            ic->authed = true;
+            add_bin_reply(b, BIN_AUTH, h.seq, 0, NULL);
+            break;
+        default: /* QUERY, STATS */
+            add_bin_reply(b, h.command, h.seq, BIN_E_WRONG_PORT,
+                          "QUERY and STATS are served on the query port");
+            break;
+        }
+    }
+    return used;
+}
+
+static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
+{
+    struct ingest_conn *ic = conn_state(c);
+    const struct config *cfg = conn_config(c);
+    struct batch *b = batch_get(cfg->max_line);
+    if (!b) {
+        log_error("out of memory for an ingest batch; closing %s", conn_peer(c, &(size_t){0}));
+        conn_close_after_flush(c);
+        return n;
+    }
+    if (must_pause(c)) {
+        conn_set_busy(c, true);
+        conn_wait_store(c);
+        return 0;
+    }
+    if (ic->line_rate > 0 && !conn_draining(c) && !refill(ic)) {
+        /* Over its line rate: stop reading (TCP pushes back on the sender) until a tick
+         * refills the bucket. Nothing is dropped. */
+        ic->throttled = true;
+        conn_set_busy(c, true);
+        return 0;
+    }
+    if (ic->mode == MODE_FIRST && n > 0)
+        ic->mode = p[0] == 0x00 ? MODE_LENGTH : p[0] == BIN_VERSION ? MODE_BINARY : MODE_LINES;
+    size_t used;
+    switch (ic->mode) {
+    case MODE_LENGTH:
+        used = input_length(c, b, p, n);
+        break;
+    case MODE_BINARY:
+        used = input_binary(c, b, p, n);
+        break;
+    default:
+        used = input_lines(c, b, p, n, eof);
+        break;
     }
     batch_flush(c, b);
     return used;

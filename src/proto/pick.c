@@ -11,7 +11,8 @@ const struct proto *proto_pick(const char *p, size_t n, bool eof, const struct p
         return &proto_http;
     case DETECT_IRC:
         return &proto_irc;
-    case DETECT_BINARY: /* Not spoken yet: the listener's own protocol answers. */
+    case DETECT_BINARY: /* Spoken by the log and query protocols; elsewhere it logs. */
+        return dflt == &proto_query ? dflt : &proto_ingest;
     case DETECT_DEFAULT:
         break;
     }

@@ -24,6 +24,7 @@
 #include "core/policy.h"
 #include "core/server.h"
 #include "proto/auth.h"
+#include "proto/binary.h"
 #include "proto/line.h"
 #include "proto/protocols.h"
 #include "proto/query_parse.h"
@@ -42,6 +43,9 @@ struct query_conn {
     bool discarding; /* Skipping the rest of an over-long command. */
     bool quit;       /* QUIT seen: nothing after it runs. */
     bool authed;     /* The first line was dealt with (AUTH, or a command needing none). */
+    bool binary;     /* Speaks the binary protocol (first byte 0x01; binary.h). */
+    uint32_t seq;    /* Binary: the running query's sequence number. */
+    size_t skip;     /* Binary: payload bytes of a refused frame still to drop. */
     int64_t t0;      /* When the running command started (for the latency histogram). */
 };
 
@@ -51,6 +55,12 @@ struct query_conn {
 static void sink_count(void *arg, uint64_t n)
 {
     struct query_conn *qc = arg;
+    if (qc->binary) {
+        unsigned char p[8];
+        bin_put64(p, n);
+        bin_send(qc->c, BIN_QUERY | BIN_REPLY, qc->seq, p, sizeof(p));
+        return;
+    }
     switch (qc->style) {
     case QSTYLE_COLON:
         conn_printf(qc->c, "RESULT:%" PRIu64 "\n", n);
@@ -67,9 +77,28 @@ static void sink_count(void *arg, uint64_t n)
     }
 }
 
+/* A row frame: id u64 | ts_ms i64 | level u8 | flags u8 | message (binary.h). */
+static void binary_row(struct query_conn *qc, const struct lc_entry *e)
+{
+    unsigned char h[BIN_HEADER + 18];
+    size_t room = BIN_PAYLOAD_MAX - 18;
+    size_t n = e->msg_len < room ? e->msg_len : room;
+    bin_header_write(h, BIN_ROW, (uint16_t)(18 + n), qc->seq);
+    bin_put64(h + BIN_HEADER, e->id);
+    bin_put64(h + BIN_HEADER + 8, (uint64_t)e->ts_ms);
+    h[BIN_HEADER + 16] = e->level;
+    h[BIN_HEADER + 17] = (e->flags & LC_ENTRY_TRUNCATED ? 1 : 0) | (n < e->msg_len ? 2 : 0);
+    conn_write(qc->c, h, sizeof(h));
+    conn_write(qc->c, e->msg, n);
+}
+
 static bool sink_row(void *arg, const struct lc_entry *e)
 {
     struct query_conn *qc = arg;
+    if (qc->binary) {
+        binary_row(qc, e);
+        return !conn_out_full(qc->c);
+    }
     char head[96];
     int n = 0;
     long long sec = (long long)(e->ts_ms / 1000);
@@ -107,7 +136,7 @@ static void run(struct query_conn *qc)
     while (qc->x) {
         enum qexec_status st = qexec_step(qc->x, SLICE_BUDGET, &sink, qc);
         if (st == QX_DONE) {
-            if (qc->style == QSTYLE_COLON || qc->style == QSTYLE_PIPE)
+            if (!qc->binary && (qc->style == QSTYLE_COLON || qc->style == QSTYLE_PIPE))
                 conn_write(qc->c, "END\n", 4);
             qexec_free(qc->x);
             qc->x = NULL;
@@ -160,26 +189,37 @@ static void reply_error(struct query_conn *qc, enum qstyle style, const char *wh
     }
 }
 
-static void reply_stats(struct query_conn *qc)
+/* The statistics as "key value" lines into out; returns the length. */
+static size_t stats_text(struct conn *c, char *out, size_t cap)
 {
     struct stat_kv kv[STATS_MAX];
-    size_t n = stats_collect(qc->c, kv);
-    for (size_t i = 0; i < n; i++) {
+    size_t n = stats_collect(c, kv), len = 0;
+    for (size_t i = 0; i < n && len < cap; i++) {
+        int k = 0;
         switch (kv[i].kind) {
         case STAT_U64:
-            conn_printf(qc->c, "%s %" PRIu64 "\n", kv[i].key, kv[i].u);
+            k = snprintf(out + len, cap - len, "%s %" PRIu64 "\n", kv[i].key, kv[i].u);
             break;
         case STAT_I64:
-            conn_printf(qc->c, "%s %" PRId64 "\n", kv[i].key, kv[i].i);
+            k = snprintf(out + len, cap - len, "%s %" PRId64 "\n", kv[i].key, kv[i].i);
             break;
         case STAT_F64:
-            conn_printf(qc->c, "%s %.3f\n", kv[i].key, kv[i].d);
+            k = snprintf(out + len, cap - len, "%s %.3f\n", kv[i].key, kv[i].d);
             break;
         case STAT_STR:
-            conn_printf(qc->c, "%s %s\n", kv[i].key, kv[i].s);
+            k = snprintf(out + len, cap - len, "%s %s\n", kv[i].key, kv[i].s);
             break;
         }
+        len += k > 0 ? (size_t)k : 0;
     }
+    return len < cap ? len : cap - 1;
+}
+
+static void reply_stats(struct query_conn *qc)
+{
+    char text[8192];
+    size_t n = stats_text(qc->c, text, sizeof(text));
+    conn_write(qc->c, text, n);
     conn_write(qc->c, "END\n", 4);
 }
 
@@ -246,10 +286,115 @@ static void query_close(struct conn *c)
     free(qc);
 }
 
+/* A binary QUERY: flags u8 (bit 0: count only) | expression. */
+static void binary_query(struct query_conn *qc, const unsigned char *p, size_t n)
+{
+    char err[QRY_ERR_MAX];
+    struct qry *q = NULL;
+    if (n < 1) {
+        bin_send_error(qc->c, qc->seq, BIN_E_MALFORMED, "QUERY payload needs its flags byte");
+        return;
+    }
+    if (qry_compile((const char *)p + 1, n - 1, now_ms(), &q, err) < 0) {
+        bin_send_error(qc->c, qc->seq, BIN_E_QUERY, err);
+        return;
+    }
+    start(qc, q, p[0] & 1 ? QSTYLE_COUNT : QSTYLE_PIPE);
+}
+
+/* Close after an error frame: the stream cannot go on. */
+static size_t binary_fail(struct query_conn *qc, uint32_t seq, uint8_t code, const char *why,
+                          size_t n)
+{
+    bin_send_error(qc->c, seq, code, why);
+    qc->quit = true;
+    conn_close_after_flush(qc->c);
+    return n;
+}
+
+/* The binary protocol on the query port: QUERY, STATS, PING and AUTH (binary.h). One request
+ * at a time, like text commands, so answers stay in order. */
+static size_t query_input_binary(struct query_conn *qc, const char *in, size_t n)
+{
+    struct conn *c = qc->c;
+    size_t used = 0;
+    while (used < n && !qc->x && !qc->quit && !conn_out_full(c)) {
+        const unsigned char *s = (const unsigned char *)in + used;
+        size_t avail = n - used;
+        if (qc->skip) {
+            size_t k = avail < qc->skip ? avail : qc->skip;
+            qc->skip -= k;
+            used += k;
+            continue;
+        }
+        if (avail < BIN_HEADER)
+            break;
+        struct bin_header h = bin_header_read(s);
+        if (!bin_request_known(&h))
+            return binary_fail(qc, h.seq, h.version != BIN_VERSION ? BIN_E_VERSION : BIN_E_COMMAND,
+                               h.version != BIN_VERSION
+                                   ? "unsupported protocol version (this server speaks 1); closing"
+                                   : "unknown command; closing",
+                               n);
+        bool whole = avail - BIN_HEADER >= h.length;
+        if (!whole && BIN_HEADER + (size_t)h.length <= conn_config(c)->max_line + 1)
+            break;
+        if (!qc->authed && policy_auth_required(ROLE_QUERY) && h.command != BIN_AUTH &&
+            h.command != BIN_PING)
+            return binary_fail(qc, h.seq, BIN_E_AUTH,
+                               "authentication required: send AUTH (0x05) first", n);
+        if (!whole) {
+            used += BIN_HEADER;
+            qc->skip = h.length;
+            if (h.command == BIN_PING)
+                bin_send(c, BIN_PING | BIN_REPLY, h.seq, NULL, 0);
+            else
+                bin_send_error(c, h.seq, BIN_E_TOO_LONG, "frame longer than the line limit");
+            continue;
+        }
+        const unsigned char *payload = s + BIN_HEADER;
+        used += BIN_HEADER + h.length;
+        qc->seq = h.seq;
+        switch (h.command) {
+        case BIN_QUERY:
+            binary_query(qc, payload, h.length);
+            break;
+        case BIN_STATS: {
+            char text[8192];
+            size_t k = stats_text(c, text, sizeof(text));
+            bin_send(c, BIN_STATS | BIN_REPLY, h.seq, text, k);
+            break;
+        }
+        case BIN_PING:
+            bin_send(c, BIN_PING | BIN_REPLY, h.seq, NULL, 0);
+            break;
+        case BIN_AUTH:
+            if (policy_auth_required(ROLE_QUERY) &&
+                !policy_check_token(ROLE_QUERY, conn_sockaddr(c), (const char *)payload, h.length,
+                                    mono_ms())) {
+                size_t plen;
+                log_warn("query: authentication failed from %s", conn_peer(c, &plen));
+                return binary_fail(qc, h.seq, BIN_E_AUTH, "authentication failed", n);
+            }
+            qc->authed = true;
+            bin_send(c, BIN_AUTH | BIN_REPLY, h.seq, NULL, 0);
+            break;
+        default: /* LOG, LOG_MS */
+            bin_send_error(c, h.seq, BIN_E_WRONG_PORT, "LOG is served on the log port");
+            break;
+        }
+    }
+    return used;
+}
+
 static size_t query_input(struct conn *c, const char *p, size_t n, bool eof)
 {
     struct query_conn *qc = conn_state(c);
     size_t used = 0;
+    if (n > 0 && !qc->authed && !qc->binary && p[0] == BIN_VERSION)
+        qc->binary = true;
+    if (qc->binary)
+        return qc->quit ? n : query_input_binary(qc, p, n);
     /* One command at a time: the next waits until this one's answer is complete. */
     if (qc->quit)
         return n;

@@ -65,7 +65,8 @@ static const struct sample samples[] = {
     /* The binary protocol: version 1, command 1..4. */
     S("\x01\x01\x00\x00\x00\x05hello", "\x01\x01", DETECT_BINARY),
     S("\x01\x02", "\x01\x02", DETECT_BINARY), S("\x01\x03", "\x01\x03", DETECT_BINARY),
-    S("\x01\x04\xff", "\x01\x04", DETECT_BINARY),
+    S("\x01\x04\xff", "\x01\x04", DETECT_BINARY), S("\x01\x05", "\x01\x05", DETECT_BINARY),
+    S("\x01\x06", "\x01\x06", DETECT_BINARY),
 
     /* Log lines, decided at the first byte that rules every form out. */
     S("GET /x 200 12ms\n", "GET /x 2", DETECT_DEFAULT),
@@ -102,7 +103,7 @@ static const struct sample samples[] = {
     S("LOG|INFO|1700000000|x\n", "L", DETECT_DEFAULT), S("\n", "\n", DETECT_DEFAULT),
     S("\r\nGET / HTTP/1.1\r\n", "\r", DETECT_DEFAULT),
     S(" GET / HTTP/1.1\r\n", " ", DETECT_DEFAULT), S("\x01\x09\x00", "\x01\x09", DETECT_DEFAULT),
-    S("\x01\x00", "\x01\x00", DETECT_DEFAULT), S("\x01\x05", "\x01\x05", DETECT_DEFAULT),
+    S("\x01\x00", "\x01\x00", DETECT_DEFAULT), S("\x01\x07", "\x01\x07", DETECT_DEFAULT),
     S("\x02\x01", "\x02", DETECT_DEFAULT), S("\x00\x01", "\x00", DETECT_DEFAULT),
     S("\x16\x03\x01\x02\x00\x01", "\x16", DETECT_DEFAULT), /* TLS */
 };
