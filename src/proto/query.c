@@ -235,6 +235,7 @@ static const char help_text[] =
     "  PING                      -> PONG\n"
     "Expressions: words (AND), OR, -word, \"phrase\", level:ERROR, level:>=WARN,\n"
     "  source:10.0.0.5, since:15m, until:1h, from:<unix|ISO>, to:<unix|ISO>, /regex/,\n"
+    "  host:web1 app:nginx status:500 (key=value fields of the message; host:web* prefix),\n"
     "  limit:N (the newest N matches, printed oldest first)\n"
     "END\n";
 

@@ -5,8 +5,9 @@
  * literal only when its first unescaped closing '/' is followed by an optional 'i' and a
  * delimiter; otherwise it is a word, so paths such as /var/log/syslog stay searchable. A '-'
  * glued to the next term or '(' negates it; a lone '-' is a word. "name:" where name is a known
- * field makes a field token; unknown names ("user:admin") stay plain words. Nothing is
- * copied: escapes in phrases are resolved by the parser. */
+ * field makes a field token; any other name (a letter or '_', then letters, digits, '_', '.'
+ * or '-') followed by ':' and a value makes a pair token ("host:web1", "app:\"my app\"").
+ * Nothing is copied: escapes in phrases are resolved by the parser. */
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
@@ -165,6 +166,32 @@ int lex_next(struct lexer *lx, struct token *t, char *err)
         t->len = end - v;
         lx->pos = end;
         return 0;
+    }
+
+    /* name:value for any other name: a key=value field of the message. */
+    if (name_end > start) {
+        size_t k = name_end;
+        while (k < lx->len &&
+               (((s[k] | 0x20) >= 'a' && (s[k] | 0x20) <= 'z') || (s[k] >= '0' && s[k] <= '9') ||
+                s[k] == '_' || s[k] == '.' || s[k] == '-'))
+            k++;
+        if (k + 1 < lx->len && s[k] == ':' && !is_delim(s[k + 1])) {
+            t->kind = TK_PAIR;
+            t->name = s + start;
+            t->name_len = k - start;
+            if (s[k + 1] == '"') {
+                t->quoted = true;
+                return lex_quoted(lx, k + 1, &t->text, &t->len, err);
+            }
+            size_t end = value_end(s, lx->len, k + 1, false);
+            if (end > k + 1) {
+                t->text = s + k + 1;
+                t->len = end - k - 1;
+                lx->pos = end;
+                return 0;
+            }
+            t->kind = TK_WORD; /* "name:(" : a word after all. */
+        }
     }
 
     size_t end = start;

@@ -24,6 +24,23 @@ static bool has_prefix_ci(const char *s, size_t len, const char *prefix, size_t 
     return true;
 }
 
+/* The needle as a whole space-separated "key=value" field of the message. */
+static bool pair_find(const struct qnode *n, const char *msg, size_t len)
+{
+    size_t nl = n->kw.needle.len, off = 0;
+    while (off + nl <= len) {
+        const char *hit = ci_needle_find(&n->kw.needle, msg + off, len - off);
+        if (!hit)
+            return false;
+        size_t at = (size_t)(hit - msg);
+        if ((at == 0 || msg[at - 1] == ' ') &&
+            (n->kw.prefix || at + nl == len || msg[at + nl] == ' '))
+            return true;
+        off = at + 1;
+    }
+    return false;
+}
+
 static bool node_match(const struct qnode *n, const struct lc_entry *e)
 {
     switch (n->kind) {
@@ -42,6 +59,8 @@ static bool node_match(const struct qnode *n, const struct lc_entry *e)
     case QN_NOT:
         return !node_match(n->child, e);
     case QN_KEYWORD:
+        if (n->kw.pair)
+            return pair_find(n, e->msg, e->msg_len);
         return n->kw.needle.len == 0 || level_in(n->kw.level_mask, e->level) ||
                ci_needle_find(&n->kw.needle, e->msg, e->msg_len) != NULL;
     case QN_LEVEL:

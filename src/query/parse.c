@@ -230,6 +230,78 @@ static struct qnode *keyword_node(char *text, size_t len, bool level_word)
     return n;
 }
 
+/* An owned, NUL-terminated copy of s (which may hold NUL bytes). */
+static char *memdup0(const char *s, size_t len)
+{
+    char *d = malloc(len + 1);
+    if (d) {
+        if (len)
+            memcpy(d, s, len);
+        d[len] = '\0';
+    }
+    return d;
+}
+
+/* name:value as the message's " name=value" field, written the way the inputs write fields
+ * (syslog.c, json_line.c): bare, or in double quotes with '"' and '\' escaped when the value
+ * holds a space, tab, quote or backslash. */
+static struct qnode *pair_node(const char *name, size_t name_len, const char *value, size_t len)
+{
+    bool quote = len == 0;
+    for (size_t i = 0; i < len; i++)
+        quote |= value[i] == ' ' || value[i] == '\t' || value[i] == '"' || value[i] == '\\';
+    char *text = malloc(name_len + 1 + 2 * len + 3);
+    if (!text)
+        return NULL;
+    size_t n = 0;
+    memcpy(text, name, name_len);
+    n += name_len;
+    text[n++] = '=';
+    if (quote)
+        text[n++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        if (quote && (value[i] == '"' || value[i] == '\\'))
+            text[n++] = '\\';
+        text[n++] = value[i];
+    }
+    if (quote)
+        text[n++] = '"';
+    text[n] = '\0';
+    struct qnode *k = keyword_node(text, n, false);
+    if (k)
+        k->kw.pair = true;
+    return k;
+}
+
+/* A name:value pair token: the key=value field, or (unquoted) the literal word as before
+ * fields existed, so "user:admin" still finds text that says exactly that. A value ending in
+ * '*' matches fields whose value starts with the rest. */
+static struct qnode *pair_term(const struct token *t)
+{
+    size_t len = t->len;
+    char *value = t->quoted ? unescape(t->text, t->len, &len) : memdup0(t->text, t->len);
+    if (!value)
+        return NULL;
+    /* host:web* : fields whose value starts with "web". */
+    bool prefix = !t->quoted && len > 1 && value[len - 1] == '*';
+    struct qnode *pair = pair_node(t->name, t->name_len, value, prefix ? len - 1 : len);
+    free(value);
+    if (pair && prefix) {
+        pair->kw.prefix = true;
+        return pair;
+    }
+    if (!pair || t->quoted)
+        return pair;
+    size_t wlen = (size_t)(t->text + t->len - t->name);
+    char *word = memdup0(t->name, wlen);
+    struct qnode *lit = word ? keyword_node(word, wlen, false) : NULL;
+    if (!lit) {
+        qnode_free(pair);
+        return NULL;
+    }
+    return combine(QN_OR, pair, lit);
+}
+
 static struct qnode *time_node(int64_t from_ms, int64_t to_ms)
 {
     struct qnode *n = qnode_new(QN_TIME);
@@ -251,18 +323,6 @@ static struct qnode *regex_node(const char *pat, size_t len, bool caseless, char
     }
     n->re = re;
     return n;
-}
-
-/* An owned, NUL-terminated copy of s (which may hold NUL bytes). */
-static char *memdup0(const char *s, size_t len)
-{
-    char *d = malloc(len + 1);
-    if (d) {
-        if (len)
-            memcpy(d, s, len);
-        d[len] = '\0';
-    }
-    return d;
 }
 
 static int64_t sat_sub(int64_t a, int64_t b)
@@ -431,6 +491,10 @@ static int parse_primary(struct parser *p, struct qnode **out)
     case TK_FIELD:
         if ((rc = parse_field(p, &n)) < 0)
             return rc;
+        break;
+    case TK_PAIR:
+        if (!(n = pair_term(&t)))
+            return nomem(p);
         break;
     default:
         qry_errf(p->err, "unexpected token at %zu", t.pos);

@@ -45,10 +45,11 @@ enum tok_kind {
     TK_OR,     /* The word OR, any case. */
     TK_NOT,    /* The word NOT, any case. */
     TK_MINUS,  /* A '-' glued to the start of the next term. */
-    TK_WORD,   /* A bare word, including unknown "name:value" words. */
+    TK_WORD,   /* A bare word. */
     TK_PHRASE, /* A "quoted phrase"; text is raw (escapes not yet resolved). */
     TK_REGEX,  /* A /regex/ literal; text is the raw pattern between the slashes. */
     TK_FIELD,  /* A known field: name:value or name:"value". */
+    TK_PAIR,   /* Any other name:value or name:"value": a key=value field of the message. */
 };
 
 enum qry_field {
@@ -68,8 +69,11 @@ struct token {
     const char *text; /* The word, phrase body, pattern or field value; borrowed. */
     size_t len;
     enum qry_field field; /* TK_FIELD only. */
-    bool quoted;          /* TK_FIELD: the value was "quoted" (text is raw, inside the quotes). */
-    bool caseless;        /* TK_REGEX: the literal ended in /i. */
+    bool quoted;          /* TK_FIELD, TK_PAIR: the value was "quoted" (text is raw, inside the
+                           * quotes). */
+    const char *name;     /* TK_PAIR: the field name; text is its value. */
+    size_t name_len;
+    bool caseless; /* TK_REGEX: the literal ended in /i. */
 };
 
 struct lexer {
@@ -110,6 +114,8 @@ struct qnode {
             char *text; /* Owned copy of the needle, NUL-terminated. */
             struct ci_needle needle;
             uint32_t level_mask; /* Levels the word names (0 for phrases and other words). */
+            bool pair;   /* The needle is a whole "key=value" field: space or edge both sides. */
+            bool prefix; /* pair: "key=val*": only the value's start must match. */
         } kw;
         uint32_t level_mask; /* QN_LEVEL: bit (1u << level) per accepted level. */
         struct {

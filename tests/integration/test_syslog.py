@@ -37,8 +37,12 @@ def test_logger_rfc5424(server, octets):
     assert "<" not in msg.split(" host=")[0], msg        # PRI and header are not text
     (lvl, msg), = rows(s, '"debug 5424"')
     assert lvl == "DEBUG", msg
-    # The fields are searchable as words: app=nginx.
+    # The fields are searchable as words (app=nginx) and as field:value queries.
     assert [m for _, m in rows(s, '"app=nginx"')] == [rows(s, '"upstream timed out"')[0][1]]
+    assert [m for _, m in rows(s, 'app:nginx msgid:ID47 zoo@32473.tiger:hungry')] == []
+    assert [m for _, m in rows(s, 'app:nginx msgid:ID47')] == [rows(s, '"upstream timed out"')[0][1]]
+    assert [lvl for lvl, _ in rows(s, 'app:app')] == ["DEBUG"]
+    assert rows(s, 'app:ngin') == [] and len(rows(s, 'app:ngin*')) == 1
 
 
 @pytest.mark.parametrize("octets", [False, True], ids=["newline", "octet-count"])
@@ -158,6 +162,9 @@ def test_rsyslog_forwards_over_tcp_octet_counted_and_udp(server, tmp_path):
                 assert msg.startswith(text + " host="), msg   # no framing artefacts
                 assert re.search(r" app=%s( |$)" % tag, msg), msg
                 assert re.search(r" host=%s" % re.escape(host), msg), (msg, host)
+            # host:<name> app:<tag> finds exactly these two copies.
+            assert len(rows(s, 'host:%s app:%s "%s"' % (host, tag, text))) == 2
+        assert len(rows(s, "app:myapp OR app:cron")) == 4
         assert int(s.stats()["udp_datagrams"]) == len(sent)
     finally:
         rs.send_signal(signal.SIGTERM)

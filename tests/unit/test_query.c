@@ -401,6 +401,43 @@ TEST(unknown_fields_are_words)
     CHECK(m("func(x)", &(struct lc_entry){.msg = "call func x", .msg_len = 11}));
 }
 
+TEST(key_value_fields)
+{
+    struct lc_entry e = msg("GET / 200 host=web1 app=nginx procid=12");
+    struct lc_entry q = msg("payment failed status=500 app=\"my app\" path=\"C:\\\\x\"");
+    struct lc_entry x = msg("plain webhost=web1x host=web10");
+    CHECK(m("host:web1", &e));
+    CHECK(m("HOST:WEB1 app:nginx", &e));
+    CHECK(m("procid:12", &e));
+    CHECK(!m("host:web", &e));  /* The whole value, not a prefix of it... */
+    CHECK(m("host:web*", &e));  /* ...unless asked. */
+    CHECK(!m("host:web1", &x)); /* Neither "webhost=web1x" nor "host=web10". */
+    CHECK(m("host:web1*", &x));
+    CHECK(!m("host:nginx", &e)); /* The key counts. */
+    CHECK(m("status:500", &q));
+    CHECK(m("app:\"my app\"", &q));
+    CHECK(!m("app:my", &q));
+    CHECK(m("path:\"C:\\\\x\"", &q));
+    CHECK(m("-host:web2", &e));
+    CHECK(m("host:web2 OR host:web1", &e));
+    CHECK(m("sd.origin-ip:10.0.0.1",
+            &(struct lc_entry){.msg = "x sd.origin-ip=10.0.0.1", .msg_len = 23}));
+    /* Blocks whose trigram summary lacks "host=web1" are skipped. */
+    struct qry *qq = NULL;
+    char err[QRY_ERR_MAX];
+    CHECK_EQ_INT(qry_compile("host:web1", 9, 0, &qq, err), 0);
+    struct lc_block_info bi = {.first_id = 1,
+                               .last_id = 1,
+                               .level_mask = 1u << LC_INFO,
+                               .text = "other text",
+                               .text_len = 10};
+    CHECK(!qry_block_may_match(qq, &bi));
+    bi.text = e.msg;
+    bi.text_len = e.msg_len;
+    CHECK(qry_block_may_match(qq, &bi));
+    qry_free(qq);
+}
+
 TEST(error_classes)
 {
     CHECK_EQ_STR(bad("(a b"), "unbalanced parenthesis at 0");
@@ -725,6 +762,7 @@ int main(void)
     RUN(regex);
     RUN(limit);
     RUN(unknown_fields_are_words);
+    RUN(key_value_fields);
     RUN(error_classes);
     RUN(nesting_and_term_limits);
     RUN(block_may_match);
