@@ -13,7 +13,9 @@
 
 #include "core/log.h"
 
+#define PCRE2_CODE_UNIT_WIDTH 8
 #include <ini.h>
+#include <pcre2.h>
 
 void config_defaults(struct config *c)
 {
@@ -46,6 +48,7 @@ void config_defaults(struct config *c)
         .max_connections = 10000,
         .idle_timeout_s = 300,
         .line_timeout_s = 60,
+        .multiline_window_ms = 500,
         .backlog = 1024,
         .reuseport = false,
         .keepalive_idle_s = 60,
@@ -132,6 +135,13 @@ static const char usage[] =
     "                           refuse writes (default 256M)\n"
     "  --max-line SIZE          longest line accepted (default 64K); longer plain lines are\n"
     "                           stored truncated and flagged, longer framed lines refused\n"
+    "  --multiline              join continuation lines (starting with a space or tab) of\n"
+    "                           plain text to the entry before them, per connection: stack\n"
+    "                           traces become one entry (default: off)\n"
+    "  --multiline-pattern RE   PCRE2 pattern for more continuation lines, e.g.\n"
+    "                           '^(Caused by:|\\s)'; implies --multiline\n"
+    "  --multiline-window MS    a continuation joins only if it arrives within this after\n"
+    "                           the line before it (default 500)\n"
     "\n"
     "Connections:\n"
     "  --threads N              reactor threads, each with its own epoll loop (default: cores)\n"
@@ -262,6 +272,9 @@ enum {
     OPT_CONFIG,
     OPT_CHECK_CONFIG,
     OPT_LINE_TIMEOUT,
+    OPT_MULTILINE,
+    OPT_MULTILINE_PATTERN,
+    OPT_MULTILINE_WINDOW,
     OPT_TLS_CERT,
     OPT_TLS_KEY,
     OPT_FSYNC,
@@ -409,6 +422,9 @@ static const struct option base_opts[] = {
     {"version", no_argument, NULL, OPT_VERSION},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"line-timeout", required_argument, NULL, OPT_LINE_TIMEOUT},
+    {"multiline", no_argument, NULL, OPT_MULTILINE},
+    {"multiline-pattern", required_argument, NULL, OPT_MULTILINE_PATTERN},
+    {"multiline-window", required_argument, NULL, OPT_MULTILINE_WINDOW},
     {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
     {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
@@ -829,6 +845,30 @@ static int apply(struct config *c, int o, const char *optarg)
         break;
     case OPT_LINE_TIMEOUT:
         r = parse_int("line-timeout", optarg, 0, 86400, &c->line_timeout_s);
+        break;
+    case OPT_MULTILINE:
+        c->multiline = true;
+        break;
+    case OPT_MULTILINE_PATTERN: {
+        int code;
+        PCRE2_SIZE at;
+        pcre2_code *re =
+            pcre2_compile((PCRE2_SPTR)optarg, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &code, &at, NULL);
+        if (!re) {
+            PCRE2_UCHAR why[160];
+            pcre2_get_error_message(code, why, sizeof(why));
+            fprintf(stderr, "logcasterd: --multiline-pattern: %s at offset %zu\n", (char *)why,
+                    (size_t)at);
+            r = -1;
+            break;
+        }
+        pcre2_code_free(re);
+        c->multiline = true;
+        c->multiline_pattern = optarg;
+        break;
+    }
+    case OPT_MULTILINE_WINDOW:
+        r = parse_int("multiline-window", optarg, 1, 60000, &c->multiline_window_ms);
         break;
     case OPT_TLS_CERT:
         c->tls_cert = optarg;

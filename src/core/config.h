@@ -41,6 +41,9 @@ struct config {
     const char *data_dir;             /* Created if missing; holds the lock file. */
     int threads;                      /* Reactor threads. */
     size_t max_line;                  /* Longest accepted line in bytes. */
+    bool multiline;                   /* Join continuation lines to the entry before them. */
+    const char *multiline_pattern;    /* PCRE2: more continuation lines (NULL: indented only). */
+    int multiline_window_ms;          /* A continuation must arrive within this. */
     size_t memory_limit;              /* Cache of decompressed blocks, bytes. */
     int fsync_policy;                 /* enum fsync_policy (store.h). */
     int fsync_interval_ms;            /* Group-commit interval of --fsync=batch. */

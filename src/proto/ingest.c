@@ -23,6 +23,9 @@
 #include "proto/syslog.h"
 #include "store/store.h"
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #define BATCH_MAX         4096
 #define SYSLOG_FIELDS_MAX 2048 /* Bytes of host=, app=, ... fields a syslog line may gain. */
 
@@ -41,6 +44,19 @@ struct owed {
 
 #define OWED_MAX 65536 /* Replies owed before the connection stops being read. */
 
+/* --multiline: a plain line is held (copied) until the next line shows whether continuation
+ * lines follow; each continuation that arrives within the window is appended after a '\n'
+ * (stored escaped, as "\x0a"). The held entry goes into the batch when another entry starts,
+ * when the window passes (the connection's tick), at end of input and on close. */
+struct held {
+    char *text; /* Raw (unescaped) message, up to max_line bytes. */
+    size_t len, cap;
+    bool active, truncated;
+    int level;              /* From the first line (-1: detect from the text). */
+    int64_t recv_ms, ts_ms; /* Of the first line. */
+    int64_t last_mono;      /* When the last line joined. */
+};
+
 /* How a connection frames its messages, from its first byte. */
 enum ingest_mode {
     MODE_FIRST,  /* Nothing read yet. */
@@ -50,13 +66,14 @@ enum ingest_mode {
 };
 
 struct ingest_conn {
-    uint8_t mode;     /* enum ingest_mode */
-    bool discarding;  /* Skipping the rest of an over-long line. */
-    size_t skip;      /* Framed modes: payload bytes of a refused frame still to drop. */
-    bool authed;      /* The first line was dealt with (see auth_first_line). */
-    bool throttled;   /* Over --log-line-rate: reading waits for the next tick. */
-    double line_rate; /* Lines per second allowed, 0 = any (the policy at connect). */
-    double tokens;    /* Lines it may still send now (token bucket, one second deep). */
+    uint8_t mode;      /* enum ingest_mode */
+    bool discarding;   /* Skipping the rest of an over-long line. */
+    size_t skip;       /* Framed modes: payload bytes of a refused frame still to drop. */
+    struct held *held; /* --multiline: the last plain line, while continuations may follow. */
+    bool authed;       /* The first line was dealt with (see auth_first_line). */
+    bool throttled;    /* Over --log-line-rate: reading waits for the next tick. */
+    double line_rate;  /* Lines per second allowed, 0 = any (the policy at connect). */
+    double tokens;     /* Lines it may still send now (token bucket, one second deep). */
     int64_t refill_ms;
     struct owed *owed; /* FIFO: [head, len) still to send. */
     size_t head, len, cap;
@@ -80,7 +97,8 @@ struct batch {
     size_t esc_used, esc_cap;
     char *compose; /* A syslog message with its fields, before escaping. */
     size_t compose_cap;
-    struct buf json; /* A JSON line's message with its fields, before escaping. */
+    struct buf json;         /* A JSON line's message with its fields, before escaping. */
+    pcre2_match_data *ml_md; /* For --multiline-pattern. */
 };
 static __thread struct batch *tls_batch;
 static pthread_key_t batch_key; /* Its destructor frees a thread's batch when the thread ends. */
@@ -92,6 +110,7 @@ static void batch_free(void *p)
     free(b->esc);
     free(b->compose);
     buf_free(&b->json);
+    pcre2_match_data_free(b->ml_md);
     free(b);
 }
 
@@ -104,7 +123,7 @@ static struct batch *batch_get(size_t max_line)
 {
     struct batch *b = tls_batch;
     /* Room for one more escaped line (a syslog line gains its fields) beyond the flush mark. */
-    size_t want = 4 * (max_line + SYSLOG_FIELDS_MAX) + 4 * 65536;
+    size_t want = 8 * (max_line + SYSLOG_FIELDS_MAX) + 4 * 65536;
     if (!b) {
         b = calloc(1, sizeof(*b));
         if (!b)
@@ -133,6 +152,8 @@ static struct batch *batch_get(size_t max_line)
 
 /* Where lines come from: a TCP connection or a UDP datagram's sender. */
 struct origin {
+    struct ingest_conn *ic; /* Set only where continuation lines join (--multiline). */
+    const struct config *cfg;
     struct server_counters *cnt;
     const char *peer;
     size_t peer_len;
@@ -140,7 +161,9 @@ struct origin {
 
 static struct origin origin_of(struct conn *c)
 {
-    struct origin o = {server_counters(conn_server(c)), NULL, 0};
+    struct origin o = {conn_state(c), conn_config(c), server_counters(conn_server(c)), NULL, 0};
+    if (!conn_config(c)->multiline || ((struct ingest_conn *)o.ic)->mode != MODE_LINES)
+        o.ic = NULL; /* Only newline-framed text joins continuation lines. */
     o.peer = conn_peer(c, &o.peer_len);
     return o;
 }
@@ -288,10 +311,14 @@ static bool refill(struct ingest_conn *ic)
     return ic->tokens >= 1;
 }
 
+static void flush_held(struct conn *c, bool closing);
+
 static void ingest_tick(struct conn *c, int64_t now)
 {
-    (void)now;
     struct ingest_conn *ic = conn_state(c);
+    if (ic && ic->held && ic->held->active &&
+        now - ic->held->last_mono > conn_config(c)->multiline_window_ms)
+        flush_held(c, false);
     if (ic && ic->throttled && refill(ic)) {
         ic->throttled = false;
         conn_set_busy(c, false);
@@ -321,28 +348,29 @@ static void add_bin_reply(struct batch *b, uint8_t cmd, uint32_t seq, uint8_t co
     b->replies[b->nreplies++] = (struct reply){INGEST_PLAIN, error, b->nentries, seq, cmd, code};
 }
 
-/* Turn one line into a batched entry (and a reply for framed forms). */
-/* An RFC 6587 octet-counted frame at s ("LEN <PRI>..."): its length with the message at
- * s[*off..], 0 while more bytes are needed to tell or to complete it, -1 when s is a plain
- * line (the length must be followed by a syslog PRI, so "12 apples" stays a line). */
-static long octet_frame(const char *s, size_t n, size_t max, size_t *off, bool eof)
+/* An RFC 6587 octet-counted frame at s ("LEN <PRI>...", LEN of 1 to 9 digits): its total
+ * length, with the message at s[*off..] of which the first *body bytes are here to keep
+ * (all of it, or max when the frame is longer: the caller skips the rest). 0 while more bytes
+ * are needed to tell or to complete the kept part; -1 when s is a plain line (the length must
+ * be followed by a syslog PRI, so "12 apples" stays a line). */
+static long octet_frame(const char *s, size_t n, size_t max, size_t *off, size_t *body, bool eof)
 {
-    long r = syslog_octet_frame(s, n, max, off);
-    if (r > 0)
-        return s[*off] == '<' ? r : -1;
-    if (r < 0)
+    size_t i = 0, len = 0;
+    while (i < n && i < 10 && s[i] >= '0' && s[i] <= '9')
+        len = len * 10 + (size_t)(s[i++] - '0');
+    if (i == 10 || s[0] == '0')
         return -1;
-    size_t i = 0;
-    while (i < n && s[i] >= '0' && s[i] <= '9')
-        i++;
-    if (i + 1 < n && s[i] == ' ' && s[i + 1] != '<')
+    if (i + 1 >= n)
+        return eof ? -1 : 0;
+    if (s[i] != ' ' || s[i + 1] != '<')
         return -1;
-    return eof ? -1 : 0;
+    *off = i + 1;
+    *body = len < max ? len : max;
+    if (n - *off < *body)
+        return eof ? -1 : 0;
+    return (long)(*off + len);
 }
 
-/* A syslog message (RFC 5424 or 3164): its severity is the level, its own timestamp the time,
- * and its header and structured data become " host=... app=..." fields after the message
- * text, so they can be searched (and show as IRC tags). */
 /* Fill the batch's next entry (the caller counts it in b->nentries). The text is escaped into
  * the batch, or borrowed when it is clean and may be (it lives in the read buffer until the
  * batch is appended). ts_ms INT64_MIN: the receive time; level < 0: detected from the text. */
@@ -407,18 +435,105 @@ static bool take_json(const struct origin *o, struct batch *b, const char *line,
     return true;
 }
 
+/* --multiline-pattern, compiled once (config.c has checked that it compiles). */
+static pcre2_code *multiline_re(const char *pattern)
+{
+    static pcre2_code *re;
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pcre2_code *r = __atomic_load_n(&re, __ATOMIC_ACQUIRE);
+    if (r)
+        return r;
+    pthread_mutex_lock(&mu);
+    if (!re) {
+        int code;
+        PCRE2_SIZE at;
+        r = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &code, &at, NULL);
+        if (r)
+            pcre2_jit_compile(r, PCRE2_JIT_COMPLETE);
+        __atomic_store_n(&re, r, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&mu);
+    return re;
+}
+
+static bool is_continuation(const struct config *cfg, struct batch *b, const char *line, size_t len)
+{
+    if (len > 0 && (line[0] == ' ' || line[0] == '\t'))
+        return true;
+    if (!cfg->multiline_pattern)
+        return false;
+    pcre2_code *re = multiline_re(cfg->multiline_pattern);
+    if (!re || (!b->ml_md && !(b->ml_md = pcre2_match_data_create(1, NULL))))
+        return false;
+    return pcre2_match(re, (PCRE2_SPTR)line, len, 0, 0, b->ml_md, NULL) >= 0;
+}
+
+/* Move the held entry into the batch. */
+static void release_held(const struct origin *o, struct batch *b)
+{
+    struct held *h = o->ic ? o->ic->held : NULL;
+    if (!h || !h->active)
+        return;
+    h->active = false;
+    next_entry(o, b, h->recv_ms, h->ts_ms, h->level, h->truncated, h->text, h->len, false);
+    b->nentries++;
+}
+
+/* Hold a plain line, or join it to the held one. False when out of memory (then the caller
+ * stores the line on its own). */
+static bool hold_line(const struct origin *o, struct batch *b, const struct ingest_line *il,
+                      bool truncated, int64_t now, const char *line, size_t len, size_t max)
+{
+    struct ingest_conn *ic = o->ic;
+    if (!ic->held && !(ic->held = calloc(1, sizeof(*ic->held))))
+        return false;
+    struct held *h = ic->held;
+    int64_t mono = mono_ms();
+    if (h->active && mono - h->last_mono <= o->cfg->multiline_window_ms &&
+        is_continuation(o->cfg, b, line, len)) {
+        size_t room = max > h->len ? max - h->len : 0;
+        size_t add = 1 + len < room ? 1 + len : room;
+        if (add > 0) {
+            h->text[h->len] = '\n';
+            memcpy(h->text + h->len + 1, line, add - 1);
+            h->len += add;
+        }
+        h->truncated |= add < 1 + len || truncated;
+        h->last_mono = mono;
+        return true;
+    }
+    release_held(o, b);
+    if (h->cap < max && !(h->text = realloc(h->text, (h->cap = max)))) {
+        h->cap = 0;
+        return false;
+    }
+    memcpy(h->text, il->msg, il->msg_len);
+    h->len = il->msg_len;
+    h->truncated = truncated;
+    h->level = il->level;
+    h->ts_ms = il->ts_ms;
+    h->recv_ms = now;
+    h->last_mono = mono;
+    h->active = true;
+    return true;
+}
+
 static void take_line(const struct origin *o, struct batch *b, const char *line, size_t len,
                       bool truncated, int64_t now)
 {
     struct server_counters *cnt = o->cnt;
     struct syslog_msg sm;
     if (len > 3 && line[0] == '<' && syslog_parse(line, len, now, &sm) == 0) {
+        release_held(o, b); /* Entries keep their order. */
         counter_add(NULL, &cnt->lines_in, 1);
         take_syslog(o, b, &sm, truncated, now);
         return;
     }
-    if (len > 1 && line[0] == '{' && !truncated && take_json(o, b, line, len, now))
-        return;
+    if (len > 1 && line[0] == '{' && !truncated) {
+        release_held(o, b);
+        if (take_json(o, b, line, len, now))
+            return;
+    }
     struct ingest_line il;
     ingest_parse(line, len, &il);
     counter_add(NULL, &cnt->lines_in, 1);
@@ -429,6 +544,10 @@ static void take_line(const struct origin *o, struct batch *b, const char *line,
     }
     if (il.form == INGEST_PLAIN && len == 0)
         return; /* Blank lines carry nothing. */
+    if (o->ic && il.form == INGEST_PLAIN &&
+        hold_line(o, b, &il, truncated, now, line, len, o->cfg->max_line))
+        return;
+    release_held(o, b);
     next_entry(o, b, now, il.ts_ms, il.level, truncated, il.msg, il.msg_len, true);
     if (il.form != INGEST_PLAIN)
         add_reply(b, il.form, NULL);
@@ -450,16 +569,43 @@ static int ingest_open(struct conn *c)
 static void ingest_close(struct conn *c)
 {
     struct ingest_conn *ic = conn_state(c);
+    flush_held(c, true);
+    if (ic->held)
+        free(ic->held->text);
+    free(ic->held);
     free(ic->owed);
     free(ic);
 }
 
-/* Make room in the batch for one more message (and its reply). */
+/* Make room in the batch for one more message and its reply, and a held one (--multiline)
+ * that it may release. */
 static void batch_room(struct conn *c, struct batch *b)
 {
-    if (b->nreplies == BATCH_MAX || b->nentries == BATCH_MAX ||
-        b->esc_used + 4 * (conn_config(c)->max_line + SYSLOG_FIELDS_MAX) > b->esc_cap)
+    if (b->nreplies == BATCH_MAX || b->nentries + 2 > BATCH_MAX ||
+        b->esc_used + 8 * (conn_config(c)->max_line + SYSLOG_FIELDS_MAX) > b->esc_cap)
         batch_flush(c, b);
+}
+
+/* Store what is held now: the window passed, the input ended or the connection closes. */
+static void flush_held(struct conn *c, bool closing)
+{
+    struct ingest_conn *ic = conn_state(c);
+    if (!ic->held || !ic->held->active)
+        return;
+    struct batch *b = batch_get(conn_config(c)->max_line);
+    if (!b)
+        return;
+    struct origin o = origin_of(c);
+    o.ic = ic;
+    release_held(&o, b);
+    if (!closing) {
+        batch_flush(c, b);
+        return;
+    }
+    /* No replies to send: a held line is plain text. */
+    if (store_append(conn_store(c), b->entries, b->nentries) == 0)
+        counter_add(c, &o.cnt->lines_by_proto[SLOT_INGEST][b->entries[0].level], 1);
+    b->nentries = b->nreplies = b->esc_used = 0;
 }
 
 /* Spend one line of the --log-line-rate bucket; true when reading must stop for now. */
@@ -497,6 +643,12 @@ static size_t input_lines(struct conn *c, struct batch *b, const char *p, size_t
         const char *s = p + used;
         size_t avail = n - used, len = 0;
         size_t take = line_next(s, avail, &len);
+        if (ic->skip) { /* The rest of an octet-counted frame longer than --max-line. */
+            size_t k = avail < ic->skip ? avail : ic->skip;
+            ic->skip -= k;
+            used += k;
+            continue;
+        }
         if (ic->discarding) {
             /* The tail of an over-long line: drop it up to its newline. */
             used += take ? take : avail;
@@ -507,15 +659,20 @@ static size_t input_lines(struct conn *c, struct batch *b, const char *p, size_t
         if (*s >= '1' && *s <= '9' && (ic->authed || !policy_auth_required(ROLE_LOG))) {
             /* Syslog over TCP with octet counting (RFC 6587): "LEN <PRI>..." frames, which
              * may hold newlines. Any other line starting with a digit is a line. */
-            size_t off = 0;
-            long fl = octet_frame(s, avail, cfg->max_line, &off, eof);
+            size_t off = 0, body = 0;
+            long fl = octet_frame(s, avail, cfg->max_line, &off, &body, eof);
             if (fl == 0)
                 break; /* The rest of the frame is still on its way. */
             if (fl > 0) {
                 ic->authed = true; /* The first frame: no AUTH line was needed. */
                 batch_room(c, b);
-                take_line(&org, b, s + off, (size_t)fl - off, false, now);
-                used += (size_t)fl;
+                bool cut = off + body < (size_t)fl;
+                take_line(&org, b, s + off, body, cut, now);
+                if (cut) { /* Kept cut and flagged, like a long plain line; the rest skipped. */
+                    counter_add(c, &server_counters(conn_server(c))->lines_truncated, 1);
+                    ic->skip = (size_t)fl - off - body;
+                }
+                used += off + body;
                 if (spend_token(c, ic))
                     break;
                 continue;
@@ -760,6 +917,10 @@ static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
         break;
     default:
         used = input_lines(c, b, p, n, eof);
+        if (eof && used == n && ic->held) {
+            struct origin o = origin_of(c);
+            release_held(&o, b); /* Nothing more can join it. */
+        }
         break;
     }
     batch_flush(c, b);
@@ -789,7 +950,7 @@ void ingest_datagram(struct server *srv, const char *p, size_t n, const char *pe
     struct batch *b = batch_get(max_line);
     if (!b)
         return;
-    struct origin o = {server_counters(srv), peer, peer_len};
+    struct origin o = {NULL, server_config(srv), server_counters(srv), peer, peer_len};
     int64_t now = now_ms();
     /* One message per datagram, or several separated by newlines (a trailing newline or not). */
     while (n > 0) {

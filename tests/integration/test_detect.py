@@ -346,11 +346,25 @@ def test_connections_are_counted_by_detected_protocol(server):
         web.close()
 
 
-def test_binary_protocol_bytes_get_the_port_role(server):
+@pytest.mark.parametrize("port", ["log_port", "query_port", "irc_port", "http_port"])
+def test_binary_protocol_is_detected_on_every_port(server, port):
+    """A binary PING (version 1, command 3) gets its PONG wherever it arrives."""
     s = server()
-    send_plain(s.log_port, [b"\x01\x02binary-looking line"])
+    with socket.create_connection((HOST, getattr(s, port)), timeout=10) as c:
+        c.sendall(bytes([1, 3, 0, 0, 0, 0, 0, 42]))
+        got = b""
+        while len(got) < 8:
+            chunk = c.recv(8 - len(got))
+            assert chunk, "closed after %r" % got
+            got += chunk
+    assert got == bytes([1, 0x83, 0, 0, 0, 0, 0, 42])
+
+
+def test_control_bytes_that_are_not_the_binary_protocol_stay_a_log_line(server):
+    s = server()
+    send_plain(s.log_port, [b"\x02\x01binary-looking line"])
     s.wait_count(1)
-    assert [r.msg for r in s.search("")] == ["\\x01\\x02binary-looking line"]
+    assert [r.msg for r in s.search("")] == ["\\x02\\x01binary-looking line"]
 
 
 # ---- lines that only look like HTTP or IRC ----------------------------------------------------

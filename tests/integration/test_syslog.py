@@ -74,6 +74,25 @@ def test_octet_counted_frames_may_hold_newlines_and_mix_with_lines(server):
     assert s.count('"12 apples and 3 pears"') == 1     # digits then a space: still a line
 
 
+def test_octet_counted_frame_longer_than_max_line_is_kept_cut_and_skipped_whole(server):
+    """Found with syslog-ng: a frame over --max-line was read as newline-framed text, so lines
+    inside the message became entries (a forged "20 <8>1 ..." one among them)."""
+    s = server("--max-line", "200")
+    body = (b"<11>1 2026-11-26T10:00:00Z web1 bigapp - - - big " + b"A" * 300 +
+            b"\n20 <8>1 - forged - - - x\n" + b"B" * 300)
+    frames = b"%d %s" % (len(body), body) + b"9 <14>x y z" + b"tail line\n"
+    with s.connect_log() as c:
+        for i in range(0, len(frames), 97):       # in pieces, so framing spans reads
+            c.sendall(frames[i:i + 97])
+            time.sleep(0.002)
+    s.wait_count(3, timeout=10)
+    (lvl, msg), = rows(s, "big")
+    assert lvl == "ERROR" and msg.startswith("big AAAA"), msg
+    assert s.count("forged") == 0 and s.count("BBB") == 0
+    assert s.search('"x y z"')[0].level == "INFO" and s.count('"tail line"') == 1
+    assert int(s.stats()["truncated"]) == 1
+
+
 def udp_send(port, payload):
     import socket
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
