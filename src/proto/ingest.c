@@ -952,11 +952,22 @@ void ingest_datagram(struct server *srv, const char *p, size_t n, const char *pe
         return;
     struct origin o = {NULL, server_config(srv), server_counters(srv), peer, peer_len};
     int64_t now = now_ms();
-    /* One message per datagram, or several separated by newlines (a trailing newline or not). */
+    /* A syslog datagram is one message, newlines and all (RFC 5426); other datagrams hold one
+     * line or several separated by newlines (a trailing newline or not). */
+    bool whole = n > 3 && p[0] == '<';
+    if (whole) {
+        struct syslog_msg sm;
+        size_t k = n;
+        while (k && (p[k - 1] == '\n' || p[k - 1] == '\r'))
+            k--;
+        whole = syslog_parse(p, k < max_line ? k : max_line, now, &sm) == 0;
+    }
     while (n > 0) {
-        size_t len, take = line_next(p, n, &len);
+        size_t len, take = whole ? 0 : line_next(p, n, &len);
         if (!take)
             take = len = n;
+        while (whole && len && (p[len - 1] == '\n' || p[len - 1] == '\r'))
+            len--;
         bool cut = len > max_line;
         if (b->nentries == BATCH_MAX || b->nreplies == BATCH_MAX ||
             b->esc_used + 4 * (max_line + SYSLOG_FIELDS_MAX) > b->esc_cap)

@@ -127,6 +127,15 @@ def test_udp_datagram_with_several_lines_and_an_oversize_one(server):
     assert len(cut) == 1 and len(cut[0].msg) == 1000
 
 
+def test_udp_syslog_datagram_is_one_message_newlines_and_all(server):
+    """RFC 5426: one datagram, one message. syslog-ng sends a multi-line message raw."""
+    s = server()
+    udp_send(s.log_port, b"<11>1 2026-11-26T10:00:00Z web1 app - - - trace head\n\tat x.y(Z.java:1)\n")
+    s.wait_count(1, timeout=10)
+    (lvl, msg), = rows(s, "")
+    assert lvl == "ERROR" and msg.startswith("trace head\\x0a\\x09at x.y(Z.java:1) host=web1"), msg
+
+
 def test_udp_respects_the_log_deny_list(server):
     s = server("--log-deny", "127.0.0.1")
     udp_send(s.log_port, b"denied datagram")
