@@ -454,8 +454,12 @@ void conn_set_busy(struct conn *c, bool busy)
 static size_t input_cap(const struct conn *c)
 {
     /* Room for one longest line plus a full read, so a protocol always sees max_line + 1
-     * bytes before having to decide that a line is too long. */
-    return c->r->srv->cfg->max_line + READ_CHUNK + 1;
+     * bytes before having to decide that a line is too long; and for the largest binary
+     * frame whatever --max-line is, so a frame can always wait until it is whole. */
+    size_t line = c->r->srv->cfg->max_line;
+    if (line < CONN_MIN_INPUT)
+        line = CONN_MIN_INPUT;
+    return line + READ_CHUNK + 1;
 }
 
 static void conn_process_input(struct conn *c)

@@ -41,6 +41,10 @@ struct proto {
 
 enum { SLOT_INGEST, SLOT_QUERY, SLOT_IRC, SLOT_HTTP, PROTO_SLOTS };
 
+/* Bytes a connection's input buffer always holds before the protocol must consume some,
+ * whatever --max-line is: the largest binary frame (binary.h), so it can wait to be whole. */
+#define CONN_MIN_INPUT 65543
+
 /* Picks a connection's protocol from its first bytes (see proto/detect.h): returns the
  * protocol, or NULL to wait for more bytes (never NULL when eof). dflt is the listener's. */
 typedef const struct proto *(*proto_pick_fn)(const char *p, size_t n, bool eof,

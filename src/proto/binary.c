@@ -5,6 +5,8 @@
 
 #include "core/server.h"
 
+_Static_assert(BIN_HEADER + BIN_PAYLOAD_MAX <= CONN_MIN_INPUT, "a whole frame fits the input");
+
 struct bin_header bin_header_read(const unsigned char *p)
 {
     return (struct bin_header){p[0], p[1], (uint16_t)(p[2] << 8 | p[3]), bin_get32(p + 4)};

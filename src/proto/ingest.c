@@ -776,7 +776,19 @@ static size_t input_length(struct conn *c, struct batch *b, const char *p, size_
     return used;
 }
 
-/* The binary protocol on the log port: LOG, LOG_MS, PING and AUTH (binary.h). */
+/* End a binary connection with an error frame, after the replies owed before it. */
+static size_t binary_fail(struct conn *c, struct batch *b, uint32_t seq, uint8_t cmd, uint8_t code,
+                          const char *why, size_t n)
+{
+    batch_flush(c, b);
+    if (owe(conn_state(c), (struct owed){0, why, seq, 0, cmd ? cmd : BIN_PING, code}) == 0)
+        release_replies(c);
+    conn_close_after_flush(c);
+    return n;
+}
+
+/* The binary protocol on the log port: LOG, LOG_MS, PING and AUTH (binary.h). A frame waits
+ * until it is whole: the server's input buffer always has room for the largest one. */
 static size_t input_binary(struct conn *c, struct batch *b, const char *p, size_t n)
 {
     struct ingest_conn *ic = conn_state(c);
@@ -788,51 +800,24 @@ static size_t input_binary(struct conn *c, struct batch *b, const char *p, size_
     while (used < n) {
         const unsigned char *s = (const unsigned char *)p + used;
         size_t avail = n - used;
-        if (ic->skip) {
-            size_t kk = avail < ic->skip ? avail : ic->skip;
-            ic->skip -= kk;
-            used += kk;
-            continue;
-        }
         if (avail < BIN_HEADER)
             break;
         struct bin_header h = bin_header_read(s);
         if (!bin_request_known(&h)) {
-            batch_flush(c, b);
             bool version = h.version != BIN_VERSION;
-            if (owe(ic, (struct owed){0,
-                                      version ? "unsupported protocol version (this server "
-                                                "speaks 1); closing"
-                                              : "unknown command; closing",
-                                      h.seq, 0, h.command ? h.command : BIN_PING,
-                                      version ? BIN_E_VERSION : BIN_E_COMMAND}) == 0)
-                release_replies(c);
-            conn_close_after_flush(c);
-            return n;
+            return binary_fail(c, b, h.seq, h.command, version ? BIN_E_VERSION : BIN_E_COMMAND,
+                               version ? "unsupported protocol version (this server speaks 1); "
+                                         "closing"
+                                       : "unknown command; closing",
+                               n);
         }
-        bool whole = avail - BIN_HEADER >= h.length;
-        if (!whole && BIN_HEADER + (size_t)h.length <= max + 1)
-            break; /* The rest of the frame is on its way (it fits the input buffer). */
+        if (avail - BIN_HEADER < h.length)
+            break; /* The rest of the frame is on its way. */
         batch_room(c, b);
         if (!ic->authed && policy_auth_required(ROLE_LOG) && h.command != BIN_AUTH &&
-            h.command != BIN_PING) {
-            batch_flush(c, b);
-            bin_send_error(c, h.seq, BIN_E_AUTH, "authentication required: send AUTH (0x05) first");
-            conn_close_after_flush(c);
-            return n;
-        }
-        if (!whole) {
-            /* Longer than the line limit lets the input buffer hold: refuse it, drop it. */
-            used += BIN_HEADER;
-            ic->skip = h.length;
-            if (h.command == BIN_PING) {
-                add_bin_reply(b, BIN_PING, h.seq, 0, NULL);
-            } else {
-                counter_add(c, &k->lines_rejected, 1);
-                add_bin_reply(b, h.command, h.seq, BIN_E_TOO_LONG, ERR_TOO_LONG);
-            }
-            continue;
-        }
+            h.command != BIN_PING)
+            return binary_fail(c, b, h.seq, h.command, BIN_E_AUTH,
+                               "authentication required: send AUTH (0x05) first", n);
         const unsigned char *payload = s + BIN_HEADER;
         used += BIN_HEADER + h.length;
         switch (h.command) {
@@ -841,9 +826,10 @@ static size_t input_binary(struct conn *c, struct batch *b, const char *p, size_
             struct bin_log bl;
             const char *why = bin_log_parse(h.command, payload, h.length, &bl);
             counter_add(c, &k->lines_in, 1);
-            if (!why && bl.msg_len > max) {
+            if (!why && bl.msg_len > max)
                 why = ERR_TOO_LONG;
-            }
+            if (!why && bl.msg_len == 0)
+                why = "empty message";
             if (why) {
                 counter_add(c, &k->lines_rejected, 1);
                 add_bin_reply(b, h.command, h.seq,
@@ -866,10 +852,7 @@ static size_t input_binary(struct conn *c, struct batch *b, const char *p, size_
                                     mono_ms())) {
                 size_t plen;
                 log_warn("ingest: authentication failed from %s", conn_peer(c, &plen));
-                batch_flush(c, b);
-                bin_send_error(c, h.seq, BIN_E_AUTH, "authentication failed");
-                conn_close_after_flush(c);
-                return n;
+                return binary_fail(c, b, h.seq, BIN_AUTH, BIN_E_AUTH, "authentication failed", n);
             }
             ic->authed = true;
             add_bin_reply(b, BIN_AUTH, h.seq, 0, NULL);

@@ -45,7 +45,6 @@ struct query_conn {
     bool authed;     /* The first line was dealt with (AUTH, or a command needing none). */
     bool binary;     /* Speaks the binary protocol (first byte 0x01; binary.h). */
     uint32_t seq;    /* Binary: the running query's sequence number. */
-    size_t skip;     /* Binary: payload bytes of a refused frame still to drop. */
     int64_t t0;      /* When the running command started (for the latency histogram). */
 };
 
@@ -322,12 +321,6 @@ static size_t query_input_binary(struct query_conn *qc, const char *in, size_t n
     while (used < n && !qc->x && !qc->quit && !conn_out_full(c)) {
         const unsigned char *s = (const unsigned char *)in + used;
         size_t avail = n - used;
-        if (qc->skip) {
-            size_t k = avail < qc->skip ? avail : qc->skip;
-            qc->skip -= k;
-            used += k;
-            continue;
-        }
         if (avail < BIN_HEADER)
             break;
         struct bin_header h = bin_header_read(s);
@@ -337,22 +330,12 @@ static size_t query_input_binary(struct query_conn *qc, const char *in, size_t n
                                    ? "unsupported protocol version (this server speaks 1); closing"
                                    : "unknown command; closing",
                                n);
-        bool whole = avail - BIN_HEADER >= h.length;
-        if (!whole && BIN_HEADER + (size_t)h.length <= conn_config(c)->max_line + 1)
-            break;
+        if (avail - BIN_HEADER < h.length)
+            break; /* The rest of the frame is on its way (the input buffer has room for it). */
         if (!qc->authed && policy_auth_required(ROLE_QUERY) && h.command != BIN_AUTH &&
             h.command != BIN_PING)
             return binary_fail(qc, h.seq, BIN_E_AUTH,
                                "authentication required: send AUTH (0x05) first", n);
-        if (!whole) {
-            used += BIN_HEADER;
-            qc->skip = h.length;
-            if (h.command == BIN_PING)
-                bin_send(c, BIN_PING | BIN_REPLY, h.seq, NULL, 0);
-            else
-                bin_send_error(c, h.seq, BIN_E_TOO_LONG, "frame longer than the line limit");
-            continue;
-        }
         const unsigned char *payload = s + BIN_HEADER;
         used += BIN_HEADER + h.length;
         qc->seq = h.seq;

@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* The binary protocol needs two bytes; anything else starting with 0x01 is a log line. */
     if (size >= 2 && p[0] == 0x01)
-        FUZZ_ASSERT(first == (p[1] >= 1 && p[1] <= 4 ? DETECT_BINARY : DETECT_DEFAULT));
+        FUZZ_ASSERT(first == (p[1] >= 1 && p[1] <= 6 ? DETECT_BINARY : DETECT_DEFAULT));
 
     /* Whatever the strict parser accepts, with a method from the list and no leading empty
      * line, detection calls HTTP. */
