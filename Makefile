@@ -1,6 +1,7 @@
 # LogCaster build. `make run` builds and starts the server; `make test` builds and runs every test.
 CC      ?= cc
-CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -pthread -Isrc -Itests/unit \
+CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -pthread -Isrc -Isrc/lib \
+              -Itests/unit \
               $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
 LIBS    = $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8) -lzstd -lxxhash -lyajl -linih -lssl -lcrypto \
           -pthread -lm
@@ -13,7 +14,7 @@ WEB_FILES   = web/index.html web/app.js web/app.css
 CLIENT_SRCS = $(wildcard src/client/*.c)
 UNIT_SRCS   = $(wildcard tests/unit/test_*.c)
 FUZZ_SRCS   = $(wildcard tests/fuzz/fuzz_*.c)
-HDRS        = $(wildcard src/*/*.h)
+HDRS        = $(filter-out src/lib/lc_internal.h, $(wildcard src/*/*.h))
 
 B  = build/rel
 BA = build/asan
@@ -35,7 +36,7 @@ $(1)/%.o: %.S $(WEB_FILES)
 	$(CC) -c $$< -o $$@
 $(1)/logcasterd: $(1)/src/main.o $(1)/lib.a
 	$(CC) $(2) $$^ -o $$@ $(LIBS)
-$(1)/logcaster: $(patsubst %.c,$(1)/%.o,$(CLIENT_SRCS)) $(1)/lib.a
+$(1)/logcaster: $(patsubst %.c,$(1)/%.o,$(CLIENT_SRCS)) $(1)/lib.a $(1)/liblogcaster.a
 	$(CC) $(2) $$^ -o $$@ $(LIBS)
 $(1)/tests/%: $(1)/tests/%.o $(1)/lib.a
 	$(CC) $(2) $$^ -o $$@ $(LIBS)

@@ -2,6 +2,10 @@
 # bench/run.sh - the `make bench` driver: ingest throughput and query latency of logcasterd,
 # measured with `logcaster bench` and `logcaster bench-query`.
 #
+# Sections: ingest (plain and framed lines at each connection count), formats (syslog, JSON
+# lines and binary frames at 4 connections, and liblogcaster's lc_bench when it is built),
+# queries, HTTP, the durable store at scale, IRC, and a summary of every ingest figure.
+#
 # usage: bench/run.sh BUILD_DIR        (BUILD_DIR holds logcasterd and logcaster)
 #
 # Every measurement gets a fresh server on ephemeral ports (127.0.0.1, port 0) with an empty
@@ -9,9 +13,9 @@
 # shown is that run's alone. The server is killed on exit, whatever happens.
 #
 # Environment knobs (defaults in brackets):
-#   BENCH_LINES [2000000]        lines per ingest run
-#   BENCH_CONNECTIONS ["1 4 32"] connection counts for the ingest runs
-#   BENCH_REPEAT [3]             runs per ingest configuration; the median is shown
+#   BENCH_LINES [2000000]        lines per ingest run (the formats section's too)
+#   BENCH_CONNECTIONS ["1 4 32"] connection counts for the plain and framed ingest runs
+#   BENCH_REPEAT [3]             runs per ingest configuration (and format); the median is shown
 #   BENCH_QUERY_LINES [1000000]  entries loaded before the query benchmarks
 #   BENCH_QUERY_RUNS [20]        requests per query benchmark
 #   LOGCASTERD_ARGS []           extra server options, e.g. "--threads 2"
@@ -120,39 +124,91 @@ echo "Each ingest run starts a fresh server and sends $lines lines of about 120 
 echo "is the median (by lines/s) of $repeat runs. 'seconds' runs from the first byte until COUNT"
 echo "shows every line stored; 'client CPU' is the client's user+sys time in that span."
 echo
-printf '%-28s %12s %9s %9s %9s %10s %12s\n' "ingest" "lines/s" "MB/s" "seconds" "verified" \
-    "server RSS" "client CPU"
+ingest_header() {
+    printf '%-28s %12s %9s %9s %9s %10s %12s\n' "$1" "lines/s" "MB/s" "seconds" "verified" \
+        "server RSS" "client CPU"
+}
 
+# One ingest configuration: $repeat runs of `logcaster bench ARGS...`, each against a fresh
+# server, and one row for the run with the median lines/s. The row is also kept for the
+# summary at the end.
+summary=()
+ingest_row() {
+    local label=$1 rows=() res rss cpu_s median lps mbs secs ver
+    shift
+    for _ in $(seq "$repeat"); do
+        start_server
+        res=$(client bench "$@") || true
+        rss=$(server_peak_mb)
+        stop_server
+        [[ $res == ingest:* ]] || continue
+        cpu_s=$(sed -n 's/.*client cpu user \([0-9.]*\) s sys \([0-9.]*\) s.*/\1 \2/p' \
+            "$work/client.err" | awk '{ printf "%.2f", $1 + $2 }')
+        rows+=("$(field 'lines/s' "$res") $(field 'MB/s' "$res") $(field seconds "$res") $(field verified "$res") $rss $cpu_s")
+    done
+    if [[ ${#rows[@]} -eq 0 ]]; then
+        printf '%-28s %12s\n' "$label" "FAILED"
+        summary+=("$label|FAILED|")
+        return 0
+    fi
+    # The run with the median lines/s stands for the configuration.
+    median=$(printf '%s\n' "${rows[@]}" | sort -n -k1,1 | sed -n "$(((${#rows[@]} + 1) / 2))p")
+    read -r lps mbs secs ver rss cpu_s <<<"$median"
+    printf '%-28s %12s %9s %9s %9s %7s MB %10s s' "$label" "$lps" "$mbs" "$secs" "$ver" \
+        "$rss" "$cpu_s"
+    [[ ${#rows[@]} -lt $repeat ]] && printf '  (%d of %d runs failed)' \
+        $((repeat - ${#rows[@]})) "$repeat"
+    printf '\n'
+    summary+=("$label|$lps|$mbs")
+}
+
+ingest_header "ingest"
 for mode in plain framed; do
     for c in $conns; do
-        flag=()
-        [[ $mode == framed ]] && flag=(--framed)
-        rows=()
-        for _ in $(seq "$repeat"); do
-            start_server
-            res=$(client bench --connections "$c" --lines "$lines" ${flag[@]+"${flag[@]}"}) || true
-            rss=$(server_peak_mb)
-            stop_server
-            [[ $res == ingest:* ]] || continue
-            cpu_s=$(sed -n 's/.*client cpu user \([0-9.]*\) s sys \([0-9.]*\) s.*/\1 \2/p' \
-                "$work/client.err" | awk '{ printf "%.2f", $1 + $2 }')
-            rows+=("$(field 'lines/s' "$res") $(field 'MB/s' "$res") $(field seconds "$res") $(field verified "$res") $rss $cpu_s")
-        done
-        label=$(printf '%s, %d connection%s' "$mode" "$c" "$([[ $c == 1 ]] || echo s)")
-        if [[ ${#rows[@]} -eq 0 ]]; then
-            printf '%-28s %12s\n' "$label" "FAILED"
-            continue
-        fi
-        # The run with the median lines/s stands for the configuration.
-        median=$(printf '%s\n' "${rows[@]}" | sort -n -k1,1 | sed -n "$(((${#rows[@]} + 1) / 2))p")
-        read -r lps mbs secs ver rss cpu_s <<<"$median"
-        printf '%-28s %12s %9s %9s %9s %7s MB %10s s' "$label" "$lps" "$mbs" "$secs" "$ver" \
-            "$rss" "$cpu_s"
-        [[ ${#rows[@]} -lt $repeat ]] && printf '  (%d of %d runs failed)' \
-            $((repeat - ${#rows[@]})) "$repeat"
-        printf '\n'
+        ingest_row "$(printf '%s, %d connection%s' "$mode" "$c" "$([[ $c == 1 ]] || echo s)")" \
+            --format "$mode" --connections "$c" --lines "$lines"
     done
 done
+
+# ---- The other wire formats of the ingest port, 4 connections each, against a fresh server
+# with its defaults (--fsync=batch) like the rows above. The same content is wrapped as
+# octet-counted RFC 5424 syslog, JSON lines and binary LOG_MS frames; in those the message
+# text alone is about 120 bytes, so their lines are longer on the wire (MB/s counts the bytes
+# sent). Binary frames are acknowledged one by one, like framed lines.
+echo
+echo "formats: 4 connections, $lines lines each run, same content as above; median of $repeat"
+ingest_header "format"
+for fmt in syslog json binary; do
+    case $fmt in
+    syslog) label="syslog RFC 5424, octet" ;;
+    json) label="JSON lines" ;;
+    binary) label="binary LOG_MS (acked)" ;;
+    esac
+    ingest_row "$label" --format "$fmt" --connections 4 --lines "$lines"
+done
+
+# The client library's own benchmark (make lib builds it): one thread calling lc_log() and
+# then lc_flush() until every line is acknowledged. Skipped when it has not been built. With
+# the URL's defaults (on_full=drop) the library drops what its queue cannot hold, so its
+# dropped= count and COUNT afterwards are shown beside its own lines/s.
+lc_lines=1000000
+lc_ran=
+if [[ -x $build/lc_bench ]]; then
+    lc_ran=yes
+    start_server
+    res=$(timeout "$step_timeout" "$build/lc_bench" "logcaster://127.0.0.1:$log_port?on_full=block" "$lc_lines" \
+        2>>"$work/client.log") || res="FAILED (exit $?) ${res:-}"
+    stored=$(client count) || stored="?"
+    stop_server
+    echo "  liblogcaster (lc_bench, 1 thread, $lc_lines lines): $res"
+    dropped=$(field dropped " $res")
+    echo "  liblogcaster: COUNT afterwards $stored${dropped:+, dropped by the library $dropped}"
+    note=
+    [[ -n $dropped && $dropped != 0 ]] && note=" ($dropped dropped)"
+    summary+=("liblogcaster lc_bench, 1 thread$note|$(field 'lines/s' " $res")|")
+else
+    echo "  liblogcaster: $build/lc_bench not built (make lib); skipped"
+fi
 
 echo
 echo "query: $query_lines entries loaded (plain, 4 connections) into a fresh server;"
@@ -311,3 +367,12 @@ if [[ $irc_clients -gt 0 ]]; then
     awk -v a="$base" -v b="$with" \
         'BEGIN { if (a > 0) printf "  ingest rate change with IRC clients: %+.1f%%\n", 100 * (b - a) / a }'
 fi
+
+# ---- Summary: every ingest figure above in one table.
+echo
+echo "summary: ingest, $lines lines per run${lc_ran:+ (lc_bench: $lc_lines, one run)}, median of $repeat"
+printf '%-50s %12s %9s\n' "ingest" "lines/s" "MB/s"
+for row in "${summary[@]}"; do
+    IFS='|' read -r label lps mbs <<<"$row"
+    printf '%-50s %12s %9s\n' "$label" "${lps:-?}" "$mbs"
+done

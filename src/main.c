@@ -31,11 +31,21 @@ static int lock_data_dir(const char *dir)
     snprintf(path, sizeof(path), "%s/LOCK", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0) {
-        fprintf(stderr, "logcasterd: cannot open %s: %s\n", path, strerror(errno));
+        fprintf(stderr,
+                "logcasterd: data directory %s is not usable: cannot open its LOCK file: %s\n", dir,
+                strerror(errno));
         return -1;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
         fprintf(stderr, "logcasterd: data directory %s is in use by another logcasterd\n", dir);
+        close(fd);
+        return -1;
+    }
+    /* A directory we may not write to can still hold a writable LOCK from an earlier run:
+     * say so here in one line, rather than through the store's first failed segment. */
+    if (access(dir, W_OK | X_OK) < 0) {
+        fprintf(stderr, "logcasterd: data directory %s is not writable: %s\n", dir,
+                strerror(errno));
         close(fd);
         return -1;
     }
@@ -77,6 +87,7 @@ static void reload(int argc, char **argv, const struct config *running)
 
 int main(int argc, char **argv)
 {
+    log_init(); /* First: it decides how every later line on stderr looks. */
     struct config cfg;
     config_defaults(&cfg);
     int r = config_parse(&cfg, argc, argv);

@@ -4,12 +4,16 @@
  * The benchmark shares a 2-core machine with the server, so the client must cost as little
  * CPU as possible: the lines are formatted once before the clock starts (gen.c), and the
  * timed phase is a single thread running one epoll loop over every connection, doing only
- * large send()s straight out of the shared buffer and, in framed mode, large recv()s of the
- * OK|<id> replies, which are counted with memchr. No per-line syscall, no per-line
- * formatting. One thread also bounds the client to one core whatever --connections is.
+ * large send()s straight out of the shared buffer and, in the acknowledged formats, large
+ * recv()s of the replies: framed OK|<id> lines are counted with memchr, binary acks (16-byte
+ * frames) are walked by their headers. No per-line syscall, no per-line formatting. One
+ * thread also bounds the client to one core whatever --connections is.
  *
- * Each connection sends an exact number of whole lines: the buffer is repeated and the last
- * repetition is cut at a line boundary (gen.h keeps the offsets of every line). The result
+ * --format picks the wire form (gen.h): plain lines, LOG| framed lines, octet-counted RFC
+ * 5424 syslog, JSON lines or binary LOG_MS frames. Plain, syslog and JSON get no replies.
+ *
+ * Each connection sends an exact number of whole records: the buffer is repeated and the last
+ * repetition is cut at a record boundary (gen.h keeps the offsets of every record). The result
  * counts only what the server really stored: COUNT (all entries) is read before sending and
  * polled afterwards until it has grown by the number of lines sent. A server that evicts old
  * entries under its memory limit shrinks COUNT, so the "evicted" counter of STATS, when the
@@ -17,6 +21,7 @@
 #include "client/bench.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +35,7 @@
 #include "client/gen.h"
 #include "client/net.h"
 #include "client/query.h"
+#include "proto/binary.h"
 
 #define BUF_LINES      100000       /* Lines per buffer: the rare word is 1 in 100000. */
 #define BUF_MAX_BYTES  (48u << 20)  /* Fewer lines when --line-size would pass this. */
@@ -42,11 +48,14 @@ struct bconn {
     uint64_t lines;   /* Lines this connection must send (UINT64_MAX until a --duration cut). */
     uint64_t total;   /* Bytes this connection must send (likewise). */
     uint64_t sent;    /* Bytes sent so far. */
-    uint64_t replies; /* Reply lines received (framed). */
-    uint64_t refused; /* Replies that were not OK|<id>. */
-    bool bol;         /* The next reply byte starts a line. */
-    bool wdone;       /* Every byte is sent (and, plain, the write side is shut). */
+    uint64_t replies; /* Replies received: lines (framed) or frames (binary). */
+    uint64_t refused; /* Replies that were not OK|<id>, or not a binary ack in order. */
+    bool bol;         /* The next reply byte starts a line (framed). */
+    bool wdone;       /* Every byte is sent (and, without replies, the write side is shut). */
     bool done;        /* Nothing more to wait for on this connection. */
+    unsigned char hdr[BIN_HEADER]; /* A reply header split over two recv()s (binary). */
+    unsigned hlen;                 /* Bytes of it received so far. */
+    uint32_t skip;                 /* Payload bytes of the current reply still to skip. */
 };
 
 struct bench {
@@ -54,7 +63,8 @@ struct bench {
     struct lcc_gen g;
     struct bconn *c;
     int nconn;
-    bool framed;
+    enum lcc_gen_format fmt;
+    bool acked; /* The format gets a reply per line (framed, binary). */
     int ep;
     int active;            /* Connections not yet done. */
     char *rbuf;            /* Scratch for recv(). */
@@ -99,14 +109,14 @@ static void conn_finish(struct bench *b, struct bconn *c)
     c->fd = -1;
 }
 
-/* Called when the last byte is out: plain half-closes and waits for the server's close,
- * which proves it read everything; framed waits for the remaining replies. */
+/* Called when the last byte is out: without replies, half-close and wait for the server's
+ * close, which proves it read everything; with replies, wait for the remaining ones. */
 static void writes_done(struct bench *b, struct bconn *c)
 {
     c->wdone = true;
-    if (!b->framed)
+    if (!b->acked)
         shutdown(c->fd, SHUT_WR);
-    if (b->framed && c->replies >= c->lines)
+    if (b->acked && c->replies >= c->lines)
         conn_finish(b, c);
     else
         conn_mod(b, c, EPOLLIN);
@@ -165,6 +175,81 @@ static void count_replies(struct bench *b, struct bconn *c, const char *p, size_
     }
 }
 
+static void note_error(struct bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Keep the first refusal's description for the report. */
+static void note_error(struct bench *b, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (b->first_error[0])
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->first_error, sizeof(b->first_error), fmt, ap);
+    va_end(ap);
+}
+
+/* Count binary replies in what arrived. An ack is 16 bytes: header 0x01 0x86 length 8, the
+ * request's sequence number, then the id. The common case, a whole ack in this chunk, costs a
+ * few compares; a header split over two chunks, or any other frame (an error 0xFF with its
+ * code and reason), goes the slow way and counts as refused. The acks must come in request
+ * order, so the n-th ack of a connection carries the n-th record's sequence number (the
+ * buffer's numbers repeat with the buffer, see lcc_cmd_bench). */
+static void count_bin_replies(struct bench *b, struct bconn *c, const unsigned char *p, size_t n)
+{
+    const unsigned char *end = p + n;
+
+    while (p < end) {
+        size_t left = (size_t)(end - p), k;
+        struct bin_header h;
+
+        if (c->skip) {
+            k = c->skip < left ? c->skip : left;
+            p += k;
+            c->skip -= (uint32_t)k;
+            continue;
+        }
+        if (c->hlen == 0 && left >= BIN_HEADER + 8 && p[0] == BIN_VERSION &&
+            p[1] == (BIN_LOG_MS | BIN_REPLY) && p[2] == 0 && p[3] == 8 &&
+            bin_get32(p + 4) == (uint32_t)(c->replies % b->g.lines + 1)) {
+            c->replies++;
+            p += BIN_HEADER + 8;
+            continue;
+        }
+        k = BIN_HEADER - c->hlen < left ? BIN_HEADER - c->hlen : left;
+        memcpy(c->hdr + c->hlen, p, k);
+        c->hlen += (unsigned)k;
+        p += k;
+        if (c->hlen < BIN_HEADER)
+            break;
+        c->hlen = 0;
+        h.version = c->hdr[0];
+        h.command = c->hdr[1];
+        h.length = (uint16_t)(c->hdr[2] << 8 | c->hdr[3]);
+        h.seq = bin_get32(c->hdr + 4);
+        c->skip = h.length;
+        if (h.version == BIN_VERSION && h.command == (BIN_LOG_MS | BIN_REPLY) && h.length == 8 &&
+            h.seq == (uint32_t)(c->replies % b->g.lines + 1)) {
+            c->replies++;
+            continue;
+        }
+        c->refused++;
+        c->replies++;
+        if (h.command == BIN_ERROR && h.length >= 1 && p < end) {
+            /* Code and reason, as far as they arrived with the header. */
+            size_t rl = (size_t)(end - p) < h.length ? (size_t)(end - p) : h.length;
+            note_error(b, "error frame, seq %u, code %u: %.*s", h.seq, p[0], (int)(rl - 1),
+                       (const char *)p + 1);
+        } else {
+            note_error(b,
+                       "frame version %u command 0x%02x length %u seq %u (expected an ack "
+                       "0x86 of length 8 with seq %u)",
+                       h.version, h.command, h.length, h.seq,
+                       (uint32_t)((c->replies - 1) % b->g.lines + 1));
+        }
+    }
+}
+
 /* Read what arrived. Returns 0, or a negative errno (-EPIPE when the server closed early). */
 static int conn_read(struct bench *b, struct bconn *c)
 {
@@ -178,14 +263,17 @@ static int conn_read(struct bench *b, struct bconn *c)
             return -errno;
         }
         if (n == 0) {
-            if (c->wdone && (!b->framed || c->replies >= c->lines)) {
+            if (c->wdone && (!b->acked || c->replies >= c->lines)) {
                 conn_finish(b, c);
                 return 0;
             }
             return -EPIPE;
         }
-        if (b->framed) {
-            count_replies(b, c, b->rbuf, (size_t)n);
+        if (b->acked) {
+            if (b->fmt == LCC_GEN_BINARY)
+                count_bin_replies(b, c, (const unsigned char *)b->rbuf, (size_t)n);
+            else
+                count_replies(b, c, b->rbuf, (size_t)n);
             if (c->wdone && c->replies >= c->lines) {
                 conn_finish(b, c);
                 return 0;
@@ -246,7 +334,7 @@ static int run_loop(struct bench *b, double duration_s, double *t_first_done)
             bool all_sent = true;
             for (int i = 0; i < b->nconn; i++)
                 all_sent = all_sent && b->c[i].wdone;
-            if (all_sent && !b->framed) {
+            if (all_sent && !b->acked) {
                 /* Everything is written; a server that keeps half-closed connections open
                  * only costs us the close confirmation. COUNT will tell what was stored. */
                 lcc_warn("the server did not close %d connection(s) after end of input; "
@@ -265,8 +353,9 @@ static int run_loop(struct bench *b, double duration_s, double *t_first_done)
 }
 
 const char lcc_bench_help[] =
-    "usage: logcaster bench [--connections N] [--lines N] [--duration SEC] [--framed]\n"
-    "                       [--line-size B] [--no-verify] [--verify-timeout SEC] [options]\n"
+    "usage: logcaster bench [--connections N] [--lines N] [--duration SEC]\n"
+    "                       [--format plain|framed|syslog|json|binary] [--line-size B]\n"
+    "                       [--no-verify] [--verify-timeout SEC] [options]\n"
     "\n"
     "Ingest load generator. Builds a buffer of 100000 realistic log lines (mixed levels,\n"
     "hosts, numbers; the word '" LCC_RARE_WORD "' in exactly one of them, about one in three\n"
@@ -281,8 +370,17 @@ const char lcc_bench_help[] =
     "  --lines N           total lines, split evenly (default 1000000)\n"
     "  --duration SEC      stop after SEC seconds at a line boundary (with --lines: whichever\n"
     "                      comes first)\n"
-    "  --framed            send LOG|<LEVEL>|<ts>|<msg> and count the OK|<id> replies\n"
-    "                      (default: plain text lines, no replies)\n"
+    "  --format F          the wire form of the lines (default plain):\n"
+    "                        plain   text lines '<time> <host> <LEVEL> <app>[pid]: <text>'\n"
+    "                        framed  LOG|<LEVEL>|<ts>|<msg>, counting the OK|<id> replies\n"
+    "                        syslog  RFC 5424, octet-counted (RFC 6587), facility local0:\n"
+    "                                'LEN <PRI>1 <time> <host> <app> <pid> - - <text>'\n"
+    "                        json    "
+    "{\"ts\":..,\"level\":..,\"host\":..,\"app\":..,\"pid\":..,\"msg\":..}\n"
+    "                        binary  LOG_MS frames (0x01 0x06), counting the 16-byte acks\n"
+    "                      In syslog, json and binary the message text alone is about\n"
+    "                      --line-size bytes; the other fields come on top.\n"
+    "  --framed            the same as --format framed\n"
     "  --line-size B       average line length in bytes, roughly (default 120)\n"
     "  --no-verify         do not use the query port at all\n"
     "  --verify-timeout S  how long to wait for COUNT to catch up (default 30)\n";
@@ -312,7 +410,10 @@ int lcc_cmd_bench(struct lcc_opts *o, int argc, char **argv)
         if (rc < 0)
             return LCC_EXIT_USAGE;
         if (lcc_argp_flag(&p, "--framed")) {
-            b.framed = true;
+            b.fmt = LCC_GEN_FRAMED;
+        } else if (lcc_argp_value(&p, "--format", &v)) {
+            if (!v || lcc_gen_format_parse(v, &b.fmt) < 0)
+                return lcc_usage(argv[0], "bad --format (plain, framed, syslog, json, binary)", v);
         } else if (lcc_argp_flag(&p, "--no-verify")) {
             verify = false;
         } else if (lcc_argp_value(&p, "--connections", &v)) {
@@ -338,19 +439,28 @@ int lcc_cmd_bench(struct lcc_opts *o, int argc, char **argv)
     if (lines == 0 && duration == 0)
         lines = 1000000;
 
+    /* Syslog, JSON and binary add their header fields (up to ~110 bytes) to the text. */
+    size_t per_line = (size_t)line_size + 1 + (b.fmt >= LCC_GEN_SYSLOG ? 110 : 0);
     buf_lines = BUF_LINES;
-    if (buf_lines * (line_size + 1) > BUF_MAX_BYTES)
-        buf_lines = BUF_MAX_BYTES / (line_size + 1);
-    rc = lcc_gen_build(&b.g, buf_lines, (size_t)line_size, b.framed, (int64_t)time(NULL), 42);
+    if (buf_lines * per_line > BUF_MAX_BYTES)
+        buf_lines = BUF_MAX_BYTES / per_line;
+    b.acked = b.fmt == LCC_GEN_FRAMED || b.fmt == LCC_GEN_BINARY;
+    /* Binary: every repetition of the buffer sends the same sequence numbers 1..buf_lines
+     * again. Giving each repetition fresh ones would mean a private copy of the buffer per
+     * connection, or patching it between sends that share it; the server only echoes the
+     * numbers, so repeating them costs the measurement nothing. The acks are still checked
+     * against the numbers they answer. */
+    rc = lcc_gen_build(&b.g, buf_lines, (size_t)line_size, b.fmt, (int64_t)time(NULL), 42);
     if (rc < 0) {
         lcc_warn("cannot build the line buffer: %s", strerror(-rc));
         return LCC_EXIT_FAIL;
     }
     fprintf(stderr,
-            "bench: %zu-line buffer, %.1f MB, %.0f bytes/line, levels DEBUG/INFO/WARN/ERROR "
+            "bench: %s, %zu-line buffer, %.1f MB, %.0f bytes/line, levels DEBUG/INFO/WARN/ERROR "
             "%zu/%zu/%zu/%zu, '" LCC_RARE_WORD "' once per buffer\n",
-            b.g.lines, b.g.len / 1e6, (double)b.g.len / (double)b.g.lines, b.g.levels[0],
-            b.g.levels[1], b.g.levels[2], b.g.levels[3]);
+            lcc_gen_format_name(b.fmt), b.g.lines, b.g.len / 1e6,
+            (double)b.g.len / (double)b.g.lines, b.g.levels[0], b.g.levels[1], b.g.levels[2],
+            b.g.levels[3]);
 
     b.rbuf = malloc(RECV_CHUNK);
     b.c = calloc((size_t)b.nconn, sizeof(*b.c));
@@ -454,7 +564,7 @@ int lcc_cmd_bench(struct lcc_opts *o, int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     printf("ingest: mode=%s connections=%d lines=%llu seconds=%.3f lines/s=%.0f MB/s=%.1f "
            "verified=%s\n",
-           b.framed ? "framed" : "plain", b.nconn, (unsigned long long)total_lines, secs,
+           lcc_gen_format_name(b.fmt), b.nconn, (unsigned long long)total_lines, secs,
            secs > 0 ? (double)total_lines / secs : 0, secs > 0 ? total_bytes / 1e6 / secs : 0,
            !verify    ? "skipped"
            : verified ? "yes"
@@ -463,7 +573,7 @@ int lcc_cmd_bench(struct lcc_opts *o, int argc, char **argv)
     fprintf(stderr,
             "bench: all sent%s after %.3f s (first connection done %.3f s), stored after %.3f "
             "s; in that time client cpu user %.2f s sys %.2f s\n",
-            b.framed ? " and acknowledged" : "", t_sent - t0, t_first > 0 ? t_first - t0 : 0, secs,
+            b.acked ? " and acknowledged" : "", t_sent - t0, t_first > 0 ? t_first - t0 : 0, secs,
             tv_diff(&ru.ru_utime, &ru0.ru_utime), tv_diff(&ru.ru_stime, &ru0.ru_stime));
     if (refused)
         lcc_warn("%llu line(s) refused; first reply: %s", (unsigned long long)refused,

@@ -29,7 +29,9 @@
 #include <unistd.h>
 
 #include "client/cli.h"
+#include "client/follow.h"
 #include "client/net.h"
+#include "store/entry.h"
 
 #define WINDOW_DEFAULT   4096   /* Lines in flight; enough to hide a loopback round trip. */
 #define WINDOW_MAX       262144 /* Upper bound for --window. */
@@ -535,6 +537,7 @@ static int run_interactive(struct sender *s)
 const char lcc_send_help[] =
     "usage: logcaster send [--plain] [--level L] [--retry-for SEC] [--window N] [options]\n"
     "                      [FILE...]\n"
+    "       logcaster send --follow FILE [--from-start] [--level L] [options]\n"
     "\n"
     "Send every line of the FILEs (or of stdin when none is given, or for '-') to the ingest\n"
     "port over one connection, then print 'sent N lines, acknowledged N, refused N' on\n"
@@ -555,6 +558,13 @@ const char lcc_send_help[] =
     "                   (default 30; 0 = fail at once)\n"
     "  --window N       most lines awaiting acknowledgement (default 4096)\n"
     "\n"
+    "--follow FILE ships the lines appended to FILE, like 'tail -F', until Ctrl-C or\n"
+    "SIGTERM, through the client library (binary protocol, acknowledged, resent after a\n"
+    "reconnect). It survives log rotation (rename and create, copytruncate) and a file that\n"
+    "does not exist yet. With a terminal on stdout it shows lines, lines/s and acknowledged\n"
+    "once a second; at the end it flushes (up to --timeout) and prints the summary.\n"
+    "  --from-start     also send what FILE holds already (default: only new lines)\n"
+    "\n"
     "With a terminal on stdin and no FILE, send is interactive: it prompts 'log> ', sends\n"
     "each line framed and prints the server's reply; 'quit' or Ctrl-D exits.\n"
     "\n"
@@ -566,7 +576,8 @@ int lcc_cmd_send(struct lcc_opts *o, int argc, char **argv)
     static char *stdin_only[] = {"-"};
     struct sender s = {.o = o, .level = "-", .retry_ms = 30000, .window = WINDOW_DEFAULT};
     struct lcc_argp p;
-    bool plain = false, level_set = false;
+    bool plain = false, level_set = false, from_start = false;
+    const char *follow = NULL;
     char **files = calloc((size_t)argc + 1, sizeof(*files));
     int nfiles = 0, rc, ret;
     const char *v;
@@ -590,6 +601,14 @@ int lcc_cmd_send(struct lcc_opts *o, int argc, char **argv)
         }
         if (lcc_argp_flag(&p, "--plain")) {
             plain = true;
+        } else if (lcc_argp_flag(&p, "--from-start")) {
+            from_start = true;
+        } else if (lcc_argp_value(&p, "--follow", &v)) {
+            if (!v || !*v) {
+                ret = lcc_usage(argv[0], "--follow needs a FILE", NULL);
+                goto out;
+            }
+            follow = v;
         } else if (lcc_argp_value(&p, "--level", &v)) {
             if (!v || !lcc_level_ok(v)) {
                 ret = lcc_usage(argv[0], "bad --level (a level name such as WARN, or -)", v);
@@ -616,6 +635,23 @@ int lcc_cmd_send(struct lcc_opts *o, int argc, char **argv)
     }
     if (plain && level_set) {
         ret = lcc_usage(argv[0], "--level needs framed mode; it cannot be used with --plain", NULL);
+        goto out;
+    }
+    if (follow || from_start) {
+        int lv = -1;
+        if (!follow || plain || nfiles) {
+            ret = lcc_usage(argv[0],
+                            from_start && !follow ? "--from-start needs --follow FILE"
+                                                  : "--follow FILE takes no other FILE nor --plain",
+                            NULL);
+            goto out;
+        }
+        if (level_set && strcmp(s.level, "-") != 0 &&
+            (lv = lc_level_parse(s.level, strlen(s.level))) < 0) {
+            ret = lcc_usage(argv[0], "bad --level", s.level);
+            goto out;
+        }
+        ret = lcc_follow(o, &(struct lcc_follow_opts){follow, lv, from_start});
         goto out;
     }
 

@@ -1,4 +1,5 @@
-/* log.h - the server's own diagnostics, one line each on stderr with time and severity. */
+/* log.h - the server's own diagnostics, one line each on stderr with time and severity, or with
+ * an sd-daemon(3) <N> priority prefix when stderr is the systemd journal. */
 #ifndef LC_LOG_H
 #define LC_LOG_H
 
@@ -7,6 +8,12 @@
 enum { LOGV_ERROR, LOGV_WARN, LOGV_INFO, LOGV_DEBUG };
 
 extern int log_verbosity; /* Messages above this level are dropped; default LOGV_INFO. */
+
+/* Choose the format, once, before other threads start and before anything is written to
+ * stderr: when $JOURNAL_STREAM names stderr (systemd connected it to the journal), lines get a
+ * <N> priority prefix and no time, and the stderr stream itself is replaced by one that puts
+ * <3> (error) before each line written to it by other code. Otherwise nothing changes. */
+void log_init(void);
 
 void log_msg(int severity, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -4,7 +4,8 @@
  *
  *     version u8 = 1 | command u8 | length u16 (payload bytes after the header) | sequence u32
  *
- * Requests (a connection whose first byte is 0x01 speaks this on the log or query port):
+ * Requests (a connection whose first byte is 0x01 speaks this on any port: the query port
+ * serves it with the query role, every other port with the log role):
  *
  *   0x01 LOG     level u8 (0 TRACE .. 5 FATAL) | timestamp u32 (unix seconds, 0 = now)
  *                | msg_length u16 | message            msg_length must be length - 7

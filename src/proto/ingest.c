@@ -641,8 +641,7 @@ static size_t input_lines(struct conn *c, struct batch *b, const char *p, size_t
     size_t used = 0;
     while (used < n) {
         const char *s = p + used;
-        size_t avail = n - used, len = 0;
-        size_t take = line_next(s, avail, &len);
+        size_t avail = n - used, len = 0, take;
         if (ic->skip) { /* The rest of an octet-counted frame longer than --max-line. */
             size_t k = avail < ic->skip ? avail : ic->skip;
             ic->skip -= k;
@@ -651,6 +650,7 @@ static size_t input_lines(struct conn *c, struct batch *b, const char *p, size_t
         }
         if (ic->discarding) {
             /* The tail of an over-long line: drop it up to its newline. */
+            take = line_next(s, avail, &len);
             used += take ? take : avail;
             if (take)
                 ic->discarding = false;
@@ -678,6 +678,9 @@ static size_t input_lines(struct conn *c, struct batch *b, const char *p, size_t
                 continue;
             }
         }
+        /* Found only now: octet-counted frames hold no newline to look for, and scanning the
+         * whole buffer for one per frame made them quadratic. */
+        take = line_next(s, avail, &len);
         bool too_long = (take ? len : avail) > cfg->max_line;
         if (!take && !too_long) {
             if (!eof)

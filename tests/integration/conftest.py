@@ -40,6 +40,15 @@ def server_env():
     return env
 
 
+def closed_port():
+    """A loopback port nothing listens on (bound, then released)."""
+    s = socket.socket()
+    s.bind((HOST, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def assert_clean_stderr(text, what="server"):
     for marker in SANITIZER_MARKERS:
         assert marker not in text, "%s stderr contains %r:\n%s" % (what, marker, text[-6000:])

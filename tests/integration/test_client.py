@@ -1,12 +1,11 @@
 """The logcaster command-line client against a real server."""
 import re
-import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import HOST, LOGCASTER, assert_clean_stderr, server_env
+from conftest import LOGCASTER, assert_clean_stderr, closed_port, server_env
 
 
 def lc(*args, stdin=b"", timeout=30):
@@ -14,14 +13,6 @@ def lc(*args, stdin=b"", timeout=30):
                        timeout=timeout, env=server_env())
     assert_clean_stderr(r.stderr.decode("utf-8", "replace"), "logcaster %s" % (args,))
     return r
-
-
-def closed_port():
-    s = socket.socket()
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_client_help():

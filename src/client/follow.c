@@ -1,0 +1,281 @@
+/* follow.c - `logcaster send --follow FILE`: ship the lines appended to a file, like
+ * `tail -F`, through the client library (liblogcaster), surviving log rotation.
+ *
+ * The file is read in large chunks and every complete line goes to lc_log_raw() with its
+ * level (given, or detected from the text as the server does for plain lines). The library
+ * queues, batches, acknowledges and resends; its queue is opened with on_full=block, so a
+ * server that falls behind slows the reading down instead of dropping lines: the file itself
+ * is the buffer.
+ *
+ * Rotation, checked whenever the file has no more bytes:
+ *   - the path now names another file (rename-and-create, as logrotate does by default):
+ *     the old file is read to its end, then the new one from its start;
+ *   - the file got shorter than what was read (copytruncate): read again from its start;
+ *   - the path is gone: keep reading the open file, and pick the path up when it returns.
+ * A partial last line waits for its newline, or is sent when its file is left behind.
+ *
+ * SIGINT or SIGTERM stops reading; what was read is flushed (up to --timeout) and an exact
+ * summary is printed. */
+#include "client/follow.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/cli.h"
+#include "logcaster.h"
+#include "proto/line.h"
+
+#define CHUNK         (256 * 1024) /* Bytes per read(). */
+#define POLL_MS       100          /* Wait between looks at a file with nothing new. */
+#define PROGRESS_MS   1000
+#define LINE_MAX_SEND LC_MAX_MESSAGE
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+struct follower {
+    const struct lcc_follow_opts *fo;
+    lc_client *lc;
+    int fd;    /* The open file, or -1 while the path does not exist. */
+    dev_t dev; /* Identity of the open file. */
+    ino_t ino;
+    off_t pos; /* Bytes read from it. */
+    char *buf; /* Read buffer: [0, len) holds a partial line. */
+    size_t len, cap;
+    uint64_t lines;  /* Lines handed to the library. */
+    uint64_t failed; /* Lines the library would not take. */
+    bool waiting_said;
+};
+
+static void send_line(struct follower *f, const char *p, size_t n)
+{
+    if (n && p[n - 1] == '\r')
+        n--;
+    if (n == 0)
+        return; /* Blank lines carry nothing, as on the ingest port. */
+    int level = f->fo->level;
+    if (level < 0) {
+        level = line_detect_level(p, n);
+        if (level < 0)
+            level = LC_LOG_INFO;
+    }
+    if (lc_log_raw(f->lc, level, 0, p, n) == 0)
+        f->lines++;
+    else
+        f->failed++;
+}
+
+/* Send every complete line in the buffer; keep the partial tail. */
+static void send_lines(struct follower *f)
+{
+    size_t start = 0;
+    for (;;) {
+        char *nl = memchr(f->buf + start, '\n', f->len - start);
+        if (!nl)
+            break;
+        send_line(f, f->buf + start, (size_t)(nl - (f->buf + start)));
+        start = (size_t)(nl - f->buf) + 1;
+    }
+    if (start == 0 && f->len >= LINE_MAX_SEND) {
+        /* A line longer than a message can be: send what fits (the library flags the cut). */
+        send_line(f, f->buf, f->len);
+        start = f->len;
+    }
+    memmove(f->buf, f->buf + start, f->len - start);
+    f->len -= start;
+}
+
+/* Read what the open file has now. Returns bytes read (0 at its end), or -1. */
+static ssize_t read_some(struct follower *f)
+{
+    if (f->cap - f->len < CHUNK) {
+        size_t cap = f->len + CHUNK;
+        char *b = realloc(f->buf, cap);
+        if (!b)
+            return -1;
+        f->buf = b;
+        f->cap = cap;
+    }
+    ssize_t k = read(f->fd, f->buf + f->len, CHUNK);
+    if (k > 0) {
+        f->len += (size_t)k;
+        f->pos += k;
+        send_lines(f);
+    }
+    return k;
+}
+
+static void close_file(struct follower *f)
+{
+    if (f->len) { /* Its last line never got a newline: it never will now. */
+        send_line(f, f->buf, f->len);
+        f->len = 0;
+    }
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+}
+
+/* Open the path; at_end: start after what it holds now. */
+static bool open_file(struct follower *f, bool at_end)
+{
+    int fd = open(f->fo->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (!f->waiting_said) {
+            lcc_warn("waiting for %s: %s", f->fo->path, strerror(errno));
+            f->waiting_said = true;
+        }
+        return false;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        close(fd);
+        return false;
+    }
+    f->fd = fd;
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    f->pos = at_end ? lseek(fd, 0, SEEK_END) : 0;
+    if (f->pos < 0)
+        f->pos = 0;
+    f->waiting_said = false;
+    return true;
+}
+
+/* At the end of the open file: has it been rotated or truncated? */
+static void check_rotation(struct follower *f)
+{
+    struct stat st;
+    if (stat(f->fo->path, &st) < 0)
+        return; /* Gone for now: keep the open file, look again later. */
+    if (st.st_dev != f->dev || st.st_ino != f->ino) {
+        while (read_some(f) > 0) /* The old file's last lines, written before the switch. */
+            ;
+        close_file(f);
+        if (open_file(f, false))
+            lcc_warn("%s was rotated: following the new file", f->fo->path);
+    } else if (st.st_size < f->pos) {
+        lcc_warn("%s was truncated: reading it from the start", f->fo->path);
+        f->len = 0;
+        f->pos = lseek(f->fd, 0, SEEK_SET);
+    }
+}
+
+static void progress(const struct follower *f, int64_t t0, bool final)
+{
+    struct lc_counters k;
+    lc_counters(f->lc, &k);
+    double secs = (double)(mono_ms() - t0) / 1000.0;
+    printf("\rlines %" PRIu64 "  %.0f lines/s  acknowledged %" PRIu64 "   %s", f->lines,
+           secs > 0 ? (double)f->lines / secs : 0.0, k.acked, final ? "\n" : "");
+    fflush(stdout);
+}
+
+/* Percent-encode s into out (cap bytes) for a URL query value. */
+static void url_value(const char *s, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (; *s && o + 4 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~') {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
+int lcc_follow(const struct lcc_opts *o, const struct lcc_follow_opts *fo)
+{
+    char url[1024], tok[600] = "";
+    if (o->token) {
+        char enc[560];
+        url_value(o->token, enc, sizeof(enc));
+        snprintf(tok, sizeof(tok), "&token=%s", enc);
+    }
+    bool v6 = strchr(o->host, ':') != NULL;
+    snprintf(url, sizeof(url),
+             "logcaster://%s%s%s:%d?on_full=block&flush_timeout_ms=0&connect_timeout_ms=%d%s",
+             v6 ? "[" : "", o->host, v6 ? "]" : "", o->log_port, o->timeout_ms, tok);
+    lc_client *lc = lc_open(url);
+    if (!lc) {
+        lcc_warn("cannot start the client library: %s", strerror(errno));
+        return LCC_EXIT_FAIL;
+    }
+    struct follower f = {.fo = fo, .lc = lc, .fd = -1};
+    struct sigaction sa = {.sa_handler = on_stop};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    bool tty = isatty(STDOUT_FILENO);
+    int64_t t0 = mono_ms(), last_progress = t0;
+    open_file(&f, !fo->from_start);
+    int rc = 0;
+    while (!stop_flag) {
+        ssize_t k = f.fd >= 0 ? read_some(&f) : 0;
+        if (k < 0) {
+            lcc_warn("reading %s: %s", fo->path, strerror(errno));
+            rc = -1;
+            break;
+        }
+        if (k == 0) {
+            if (f.fd >= 0)
+                check_rotation(&f);
+            else
+                open_file(&f, false); /* It appeared after we started: all of it is new. */
+            poll(NULL, 0, POLL_MS);
+        }
+        int64_t now = mono_ms();
+        if (tty && now - last_progress >= PROGRESS_MS) {
+            progress(&f, t0, false);
+            last_progress = now;
+        }
+    }
+    if (f.fd >= 0)
+        close_file(&f);
+    int flushed = lc_flush(lc, o->timeout_ms);
+    struct lc_counters k;
+    lc_counters(lc, &k);
+    if (tty)
+        progress(&f, t0, true);
+    const char *why = lc_last_error(lc);
+    fprintf(stderr, "sent %" PRIu64 " lines, acknowledged %" PRIu64 ", refused %" PRIu64, f.lines,
+            k.acked, k.rejected);
+    if (flushed < 0)
+        fprintf(stderr, ", undelivered %" PRIu64 "%s%s", k.queued, *why ? ": " : "", why);
+    fputc('\n', stderr);
+    bool unreachable = flushed < 0 && k.acked == 0 && k.reconnects == 0 && *why;
+    lc_close(lc);
+    free(f.buf);
+    if (unreachable)
+        return LCC_EXIT_UNREACHABLE;
+    return rc < 0 || flushed < 0 || k.rejected || f.failed ? LCC_EXIT_FAIL : LCC_EXIT_OK;
+}
