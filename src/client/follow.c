@@ -9,20 +9,25 @@
  *
  * Rotation, checked whenever the file has no more bytes:
  *   - the path now names another file (rename-and-create, as logrotate does by default):
- *     the old file is read to its end, then the new one from its start;
+ *     the old file is still read until it has been quiet for ROTATE_GRACE_MS (the writer may
+ *     add lines before it reopens), then the new one from its start;
  *   - the file got shorter than what was read (copytruncate): read again from its start;
  *   - the path is gone: keep reading the open file, and pick the path up when it returns.
- * A partial last line waits for its newline, or is sent when its file is left behind.
+ * A partial last line waits for its newline, or is sent when its file is left behind or
+ * truncated. A line longer than a message can be is sent cut; the rest of it is skipped.
  *
- * SIGINT or SIGTERM stops reading; what was read is flushed (up to --timeout) and an exact
- * summary is printed. */
+ * SIGINT or SIGTERM stops reading (a thread waits for them, so that it can also wake a
+ * lc_log() blocked on a full queue while the server is away); what was read is flushed (up to
+ * --timeout) and an exact summary is printed. */
 #include "client/follow.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,12 +44,25 @@
 #define PROGRESS_MS   1000
 #define LINE_MAX_SEND LC_MAX_MESSAGE
 
-static volatile sig_atomic_t stop_flag;
+#define ROTATE_GRACE_MS 1000    /* A renamed file is read until it has been quiet this long. */
+#define CONNECT_MAX_MS  3600000 /* The library's limit for connect_timeout_ms. */
 
-static void on_stop(int sig)
+static atomic_bool stop_flag;
+
+/* Waits for SIGINT or SIGTERM (blocked in every other thread), then stops the follower. */
+static void *signal_thread(void *arg)
 {
-    (void)sig;
-    stop_flag = 1;
+    lc_client *lc = arg;
+    sigset_t set;
+    int sig;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    if (sigwait(&set, &sig) == 0 && !atomic_load(&stop_flag)) {
+        atomic_store(&stop_flag, true);
+        lc_interrupt(lc);
+    }
+    return NULL;
 }
 
 static int64_t mono_ms(void)
@@ -66,6 +84,8 @@ struct follower {
     uint64_t lines;  /* Lines handed to the library. */
     uint64_t failed; /* Lines the library would not take. */
     bool waiting_said;
+    bool skipping;     /* The rest of a line longer than a message. */
+    int64_t last_data; /* mono_ms of the last read that returned bytes. */
 };
 
 static void send_line(struct follower *f, const char *p, size_t n)
@@ -80,9 +100,10 @@ static void send_line(struct follower *f, const char *p, size_t n)
         if (level < 0)
             level = LC_LOG_INFO;
     }
-    if (lc_log_raw(f->lc, level, 0, p, n) == 0)
+    int rc = lc_log_raw(f->lc, level, 0, p, n);
+    if (rc == 0)
         f->lines++;
-    else
+    else if (rc != -EINTR) /* -EINTR: stopping; the line was never sent. */
         f->failed++;
 }
 
@@ -94,12 +115,17 @@ static void send_lines(struct follower *f)
         char *nl = memchr(f->buf + start, '\n', f->len - start);
         if (!nl)
             break;
-        send_line(f, f->buf + start, (size_t)(nl - (f->buf + start)));
+        if (!f->skipping)
+            send_line(f, f->buf + start, (size_t)(nl - (f->buf + start)));
+        f->skipping = false;
         start = (size_t)(nl - f->buf) + 1;
     }
-    if (start == 0 && f->len >= LINE_MAX_SEND) {
-        /* A line longer than a message can be: send what fits (the library flags the cut). */
-        send_line(f, f->buf, f->len);
+    if (f->len - start >= LINE_MAX_SEND || (f->skipping && start < f->len)) {
+        /* A line longer than a message can be: its first LINE_MAX_SEND bytes go as one entry
+         * (the library counts the cut), the rest up to its newline is skipped. */
+        if (!f->skipping)
+            send_line(f, f->buf + start, LINE_MAX_SEND);
+        f->skipping = true;
         start = f->len;
     }
     memmove(f->buf, f->buf + start, f->len - start);
@@ -121,17 +147,24 @@ static ssize_t read_some(struct follower *f)
     if (k > 0) {
         f->len += (size_t)k;
         f->pos += k;
+        f->last_data = mono_ms();
         send_lines(f);
     }
     return k;
 }
 
+/* The buffered partial line will get no newline now: send it as it is. */
+static void send_partial(struct follower *f)
+{
+    if (f->len && !f->skipping)
+        send_line(f, f->buf, f->len);
+    f->len = 0;
+    f->skipping = false;
+}
+
 static void close_file(struct follower *f)
 {
-    if (f->len) { /* Its last line never got a newline: it never will now. */
-        send_line(f, f->buf, f->len);
-        f->len = 0;
-    }
+    send_partial(f);
     if (f->fd >= 0)
         close(f->fd);
     f->fd = -1;
@@ -160,6 +193,7 @@ static bool open_file(struct follower *f, bool at_end)
     if (f->pos < 0)
         f->pos = 0;
     f->waiting_said = false;
+    f->last_data = mono_ms();
     return true;
 }
 
@@ -170,14 +204,15 @@ static void check_rotation(struct follower *f)
     if (stat(f->fo->path, &st) < 0)
         return; /* Gone for now: keep the open file, look again later. */
     if (st.st_dev != f->dev || st.st_ino != f->ino) {
-        while (read_some(f) > 0) /* The old file's last lines, written before the switch. */
-            ;
+        /* Renamed away: its writer may still add lines until it reopens the path. */
+        if (mono_ms() - f->last_data < ROTATE_GRACE_MS)
+            return;
         close_file(f);
         if (open_file(f, false))
             lcc_warn("%s was rotated: following the new file", f->fo->path);
     } else if (st.st_size < f->pos) {
         lcc_warn("%s was truncated: reading it from the start", f->fo->path);
-        f->len = 0;
+        send_partial(f);
         f->pos = lseek(f->fd, 0, SEEK_SET);
     }
 }
@@ -213,33 +248,46 @@ static void url_value(const char *s, char *out, size_t cap)
 
 int lcc_follow(const struct lcc_opts *o, const struct lcc_follow_opts *fo)
 {
-    char url[1024], tok[600] = "";
-    if (o->token) {
-        char enc[560];
-        url_value(o->token, enc, sizeof(enc));
-        snprintf(tok, sizeof(tok), "&token=%s", enc);
+    size_t tlen = o->token ? strlen(o->token) : 0;
+    size_t cap = strlen(o->host) + 3 * tlen + 160;
+    char *url = malloc(cap), *enc = malloc(3 * tlen + 1);
+    if (!url || !enc) {
+        free(url);
+        free(enc);
+        lcc_warn("out of memory");
+        return LCC_EXIT_FAIL;
     }
+    url_value(o->token ? o->token : "", enc, 3 * tlen + 1);
     bool v6 = strchr(o->host, ':') != NULL;
-    snprintf(url, sizeof(url),
-             "logcaster://%s%s%s:%d?on_full=block&flush_timeout_ms=0&connect_timeout_ms=%d%s",
-             v6 ? "[" : "", o->host, v6 ? "]" : "", o->log_port, o->timeout_ms, tok);
+    int connect_ms = o->timeout_ms < CONNECT_MAX_MS ? o->timeout_ms : CONNECT_MAX_MS;
+    snprintf(url, cap,
+             "logcaster://%s%s%s:%d?on_full=block&flush_timeout_ms=0&connect_timeout_ms=%d%s%s",
+             v6 ? "[" : "", o->host, v6 ? "]" : "", o->log_port, connect_ms, tlen ? "&token=" : "",
+             enc);
+    /* SIGINT and SIGTERM go to signal_thread only (the library's threads block them too). */
+    sigset_t stops, old;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stops, &old);
+    signal(SIGPIPE, SIG_IGN);
     lc_client *lc = lc_open(url);
-    if (!lc) {
+    free(url);
+    free(enc);
+    pthread_t sig_thread;
+    if (!lc || pthread_create(&sig_thread, NULL, signal_thread, lc) != 0) {
         lcc_warn("cannot start the client library: %s", strerror(errno));
+        lc_close(lc);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         return LCC_EXIT_FAIL;
     }
     struct follower f = {.fo = fo, .lc = lc, .fd = -1};
-    struct sigaction sa = {.sa_handler = on_stop};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     bool tty = isatty(STDOUT_FILENO);
     int64_t t0 = mono_ms(), last_progress = t0;
     open_file(&f, !fo->from_start);
     int rc = 0;
-    while (!stop_flag) {
+    while (!atomic_load(&stop_flag)) {
         ssize_t k = f.fd >= 0 ? read_some(&f) : 0;
         if (k < 0) {
             lcc_warn("reading %s: %s", fo->path, strerror(errno));
@@ -260,7 +308,12 @@ int lcc_follow(const struct lcc_opts *o, const struct lcc_follow_opts *fo)
         }
     }
     if (f.fd >= 0)
-        close_file(&f);
+        close_file(&f); /* A partial last line too: following ends here. */
+    if (!atomic_load(&stop_flag)) {
+        atomic_store(&stop_flag, true);
+        pthread_kill(sig_thread, SIGTERM); /* Ends its sigwait. */
+    }
+    pthread_join(sig_thread, NULL);
     int flushed = lc_flush(lc, o->timeout_ms);
     struct lc_counters k;
     lc_counters(lc, &k);
@@ -275,6 +328,7 @@ int lcc_follow(const struct lcc_opts *o, const struct lcc_follow_opts *fo)
     bool unreachable = flushed < 0 && k.acked == 0 && k.reconnects == 0 && *why;
     lc_close(lc);
     free(f.buf);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (unreachable)
         return LCC_EXIT_UNREACHABLE;
     return rc < 0 || flushed < 0 || k.rejected || f.failed ? LCC_EXIT_FAIL : LCC_EXIT_OK;

@@ -105,6 +105,7 @@ struct conn {
     bool tls_only;       /* The listener accepts TLS connections only. */
     bool tls_want_write; /* TLS must write before it can read on. */
     int64_t last_active; /* mono_ms of the last byte read or written. */
+    int64_t last_read;   /* mono_ms of the last byte read. */
     bool busy;           /* Protocol has pending work; input waits. */
     bool read_eof;       /* Peer finished sending (or we stopped reading for good). */
     bool eof_delivered;  /* proto->input saw eof=true. */
@@ -451,12 +452,19 @@ void conn_set_busy(struct conn *c, bool busy)
 /* ------------------------------------------------------------------------------------------ */
 /* Input. */
 
+int64_t conn_last_read_ms(const struct conn *c)
+{
+    return c->last_read;
+}
+
 static size_t input_cap(const struct conn *c)
 {
     /* Room for one longest line plus a full read, so a protocol always sees max_line + 1
-     * bytes before having to decide that a line is too long; and for the largest binary
-     * frame whatever --max-line is, so a frame can always wait until it is whole. */
-    size_t line = c->r->srv->cfg->max_line;
+     * bytes before having to decide that a line is too long, with headroom for a frame's
+     * own header in front of max_line bytes of message (length prefix, octet count); and
+     * for the largest binary frame whatever --max-line is, so a frame can always wait until
+     * it is whole. */
+    size_t line = c->r->srv->cfg->max_line + 16;
     if (line < CONN_MIN_INPUT)
         line = CONN_MIN_INPUT;
     return line + READ_CHUNK + 1;
@@ -556,7 +564,7 @@ static int conn_read(struct conn *c)
         ssize_t n = conn_recv(c, c->in.data + c->in.end, room);
         if (n > 0) {
             c->in.end += (size_t)n;
-            c->last_active = mono_ms();
+            c->last_active = c->last_read = mono_ms();
             CNT_ADD(bytes_in, (uint64_t)n);
             CNT_ADD(bytes_in_by_proto[c->proto->slot], (uint64_t)n);
             conn_process_input(c);
@@ -726,7 +734,7 @@ static void conn_start(struct reactor *r, int fd, const char *peer,
     c->proto = proto;
     c->pick = pick;
     c->sniffing = pick != NULL;
-    c->last_active = mono_ms();
+    c->last_active = c->last_read = mono_ms();
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     c->peer_len = strlen(c->peer);
     if (in) {

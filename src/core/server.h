@@ -108,6 +108,8 @@ const char *conn_peer(const struct conn *c, size_t *len);
 bool conn_draining(const struct conn *c);
 /* The peer's address (for access policies). */
 const struct sockaddr *conn_sockaddr(const struct conn *c);
+/* mono_ms of the connection's latest read: when the newest buffered input arrived. */
+int64_t conn_last_read_ms(const struct conn *c);
 
 /* Queue reply bytes. Never blocks: bytes are sent as the socket allows. Returns 0 or -ENOMEM
  * (then the connection is closed). */

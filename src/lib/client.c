@@ -310,9 +310,14 @@ static int enqueue(lc_client *lc, struct lcl_rec *r)
             goto out; /* A sender takes it back when there is room. */
         }
         atomic_fetch_add(&lc->room_waiters, 1);
-        while (atomic_load(&lc->held) >= lc->cfg.queue && !atomic_load(&lc->stop))
+        while (atomic_load(&lc->held) >= lc->cfg.queue && !atomic_load(&lc->stop) &&
+               !atomic_load(&lc->interrupted))
             pthread_cond_wait(&lc->room_cv, &lc->mu);
         atomic_fetch_sub(&lc->room_waiters, 1);
+        if (atomic_load(&lc->held) >= lc->cfg.queue && atomic_load(&lc->interrupted)) {
+            rc = -EINTR; /* Not taken, not counted as dropped: the caller is stopping. */
+            goto out;
+        }
     }
     r->ticket = lc->next_ticket++;
     lcl_list_push(&lc->pending, r);
@@ -334,6 +339,8 @@ out:
         free(r);
         if (rc == -EAGAIN)
             atomic_fetch_add(&lc->n_dropped, 1);
+        else if (rc == -EINTR)
+            atomic_fetch_sub(&lc->n_logged, 1); /* Given back to the caller, not logged. */
     }
     return rc;
 }
@@ -518,6 +525,14 @@ int lc_flush(lc_client *lc, int timeout_ms)
     atomic_fetch_sub(&lc->flush_waiters, 1);
     pthread_mutex_unlock(&lc->mu);
     return rc;
+}
+
+void lc_interrupt(lc_client *lc)
+{
+    atomic_store(&lc->interrupted, true);
+    pthread_mutex_lock(&lc->mu);
+    pthread_cond_broadcast(&lc->room_cv);
+    pthread_mutex_unlock(&lc->mu);
 }
 
 void lc_counters(lc_client *lc, struct lc_counters *out)

@@ -141,6 +141,7 @@ struct lc_client {
     _Atomic size_t held;     /* Records in memory: pending, unsent and in flight. */
     _Atomic int room_waiters, flush_waiters;
     _Atomic bool stop;
+    _Atomic bool interrupted; /* lc_interrupt(): blocked lc_log calls give up. */
     _Atomic uint64_t n_logged, n_acked, n_dropped, n_spilled, n_resent, n_rejected, n_reconnects,
         n_spill_queued, n_truncated;
     pthread_mutex_t err_mu;

@@ -91,7 +91,8 @@ LC_API lc_client *lc_open(const char *url);
 /* Log one printf-formatted line at level (LC_LOG_TRACE..LC_LOG_FATAL), timestamped now (ms).
  * Never blocks on the network; with on_full=block it waits for room in the queue. Returns 0
  * when the entry is queued or spilled, -EAGAIN when it was dropped (queue full), -EINVAL for
- * a bad level or format or an empty message (the server refuses those), -ENOMEM. */
+ * a bad level or format or an empty message (the server refuses those), -ENOMEM, or -EINTR
+ * after lc_interrupt() when it would have waited for room (the entry is not logged). */
 LC_API int lc_log(lc_client *lc, int level, const char *fmt, ...) LC_PRINTF(3, 4);
 LC_API int lc_logv(lc_client *lc, int level, const char *fmt, va_list ap) LC_PRINTF(3, 0);
 
@@ -109,6 +110,11 @@ LC_API int lc_flush(lc_client *lc, int timeout_ms);
  * (before the ones already there), for the next process that opens it. Without one they are
  * lost (the return value says so). lc_close(NULL) returns 0. */
 LC_API int lc_close(lc_client *lc);
+
+/* From any thread (not from a signal handler): from now on, an lc_log*() waiting for room
+ * with on_full=block returns -EINTR instead of waiting, without logging the entry or counting
+ * it as dropped. For a program that is stopping while the server is away. Sticky. */
+LC_API void lc_interrupt(lc_client *lc);
 
 /* Fill *out with the client's counters. */
 LC_API void lc_counters(lc_client *lc, struct lc_counters *out);

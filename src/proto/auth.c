@@ -7,22 +7,15 @@
 #include "core/log.h"
 #include "core/server.h"
 
-int auth_first_line(struct conn *c, enum policy_role role, const char *line, size_t len,
-                    const char *ok_reply, bool any_case)
+int auth_check_line(struct conn *c, enum policy_role role, const char *line, size_t len,
+                    bool any_case, const char **why)
 {
-    static const char required[] = "ERROR|authentication required: send AUTH <token> first\n";
-    static const char failed[] = "ERROR|authentication failed\n";
     bool is_auth =
         len >= 5 && (any_case ? strncasecmp(line, "AUTH ", 5) == 0 : memcmp(line, "AUTH ", 5) == 0);
-    if (!policy_auth_required(role)) {
-        if (!is_auth)
-            return 1;
-        if (ok_reply)
-            conn_write(c, ok_reply, strlen(ok_reply));
-        return 0;
-    }
+    if (!policy_auth_required(role))
+        return is_auth ? 0 : 1;
     if (!is_auth) {
-        conn_write(c, required, sizeof(required) - 1);
+        *why = "authentication required: send AUTH <token> first";
         return -1;
     }
     size_t tl = len - 5;
@@ -33,10 +26,20 @@ int auth_first_line(struct conn *c, enum policy_role role, const char *line, siz
         size_t plen;
         log_warn("%s: authentication failed from %s", role == ROLE_LOG ? "ingest" : "query",
                  conn_peer(c, &plen));
-        conn_write(c, failed, sizeof(failed) - 1);
+        *why = "authentication failed";
         return -1;
     }
-    if (ok_reply)
-        conn_write(c, ok_reply, strlen(ok_reply));
     return 0;
+}
+
+int auth_first_line(struct conn *c, enum policy_role role, const char *line, size_t len,
+                    const char *ok_reply, bool any_case)
+{
+    const char *why = NULL;
+    int a = auth_check_line(c, role, line, len, any_case, &why);
+    if (a < 0)
+        conn_printf(c, "ERROR|%s\n", why);
+    else if (a == 0 && ok_reply)
+        conn_write(c, ok_reply, strlen(ok_reply));
+    return a;
 }

@@ -17,4 +17,9 @@ struct conn;
 int auth_first_line(struct conn *c, enum policy_role role, const char *line, size_t len,
                     const char *ok_reply, bool any_case);
 
+/* The same decision without writing anything: 0 an AUTH line that passed (or needed no
+ * checking), 1 an ordinary line, -1 refused with *why set (static text, no "ERROR|"). */
+int auth_check_line(struct conn *c, enum policy_role role, const char *line, size_t len,
+                    bool any_case, const char **why);
+
 #endif

@@ -43,8 +43,8 @@ const char *bin_log_parse(uint8_t command, const unsigned char *payload, size_t 
         if (len < 9)
             return "LOG_MS payload shorter than its 9-byte head";
         uint64_t ts = bin_get64(payload + 1);
-        if (ts > (uint64_t)INT64_MAX)
-            return "LOG_MS timestamp out of range";
+        if (ts > BIN_TS_MS_MAX)
+            return "LOG_MS timestamp past the year 2286";
         out->ts_ms = ts ? (int64_t)ts : INT64_MIN;
         out->msg = (const char *)payload + 9;
         out->msg_len = len - 9;

@@ -50,7 +50,8 @@
 #define BIN_VERSION     1
 #define BIN_HEADER      8
 #define BIN_PAYLOAD_MAX 65535
-#define BIN_FRAME_MAX   (1024 * 1024) /* Length-prefixed payload cap (seed 5.2). */
+#define BIN_FRAME_MAX   (1024 * 1024)    /* Length-prefixed payload cap (seed 5.2). */
+#define BIN_TS_MS_MAX   9999999999999ull /* LOG_MS: the text forms' last second, in 2286. */
 
 enum bin_cmd {
     BIN_LOG = 0x01,

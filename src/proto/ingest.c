@@ -154,6 +154,7 @@ static struct batch *batch_get(size_t max_line)
 struct origin {
     struct ingest_conn *ic; /* Set only where continuation lines join (--multiline). */
     const struct config *cfg;
+    int64_t read_ms; /* mono_ms when the input arrived. */
     struct server_counters *cnt;
     const char *peer;
     size_t peer_len;
@@ -161,7 +162,12 @@ struct origin {
 
 static struct origin origin_of(struct conn *c)
 {
-    struct origin o = {conn_state(c), conn_config(c), server_counters(conn_server(c)), NULL, 0};
+    struct origin o = {conn_state(c),
+                       conn_config(c),
+                       conn_last_read_ms(c),
+                       server_counters(conn_server(c)),
+                       NULL,
+                       0};
     if (!conn_config(c)->multiline || ((struct ingest_conn *)o.ic)->mode != MODE_LINES)
         o.ic = NULL; /* Only newline-framed text joins continuation lines. */
     o.peer = conn_peer(c, &o.peer_len);
@@ -234,6 +240,12 @@ static void write_reply(struct conn *c, const struct owed *o, const char *err)
     }
 }
 
+/* Does a reply answer a stored entry (text lines, LOG, LOG_MS), rather than PING or AUTH? */
+static bool answers_entry(uint8_t bin_cmd)
+{
+    return !bin_cmd || bin_cmd == BIN_LOG || bin_cmd == BIN_LOG_MS;
+}
+
 /* Send the owed replies whose fate is known, in order; wait for the store for the rest. */
 static void release_replies(struct conn *c)
 {
@@ -242,7 +254,7 @@ static void release_replies(struct conn *c)
     while (ic->head < ic->len) {
         const struct owed *o = &ic->owed[ic->head];
         const char *err = o->error;
-        if (!err) {
+        if (!err && answers_entry(o->bin_cmd)) {
             enum store_id_state state = store_id_state(st, o->id);
             if (state == STORE_PENDING)
                 break;
@@ -279,8 +291,8 @@ static void batch_flush(struct conn *c, struct batch *b)
     }
     for (size_t i = 0; i < b->nreplies; i++) {
         const struct reply *r = &b->replies[i];
-        const char *err = r->error ? r->error : store_error;
-        bool logs = !r->bin_cmd || r->bin_cmd == BIN_LOG || r->bin_cmd == BIN_LOG_MS;
+        bool logs = answers_entry(r->bin_cmd);
+        const char *err = r->error ? r->error : logs ? store_error : NULL;
         uint64_t id = err || !logs ? 0 : b->entries[r->entry].id;
         uint8_t code = r->error ? r->code : BIN_E_STORE;
         if (owe(ic, (struct owed){id, err, r->seq, (uint8_t)r->form, r->bin_cmd, code}) < 0) {
@@ -316,7 +328,9 @@ static void flush_held(struct conn *c, bool closing);
 static void ingest_tick(struct conn *c, int64_t now)
 {
     struct ingest_conn *ic = conn_state(c);
-    if (ic && ic->held && ic->held->active &&
+    /* Not while input waits unread (throttled, or the store is behind): continuations may be
+     * among it, and they count from when they arrived. */
+    if (ic && ic->held && ic->held->active && !ic->throttled && !must_pause(c) &&
         now - ic->held->last_mono > conn_config(c)->multiline_window_ms)
         flush_held(c, false);
     if (ic && ic->throttled && refill(ic)) {
@@ -348,11 +362,11 @@ static void add_bin_reply(struct batch *b, uint8_t cmd, uint32_t seq, uint8_t co
     b->replies[b->nreplies++] = (struct reply){INGEST_PLAIN, error, b->nentries, seq, cmd, code};
 }
 
-/* An RFC 6587 octet-counted frame at s ("LEN <PRI>...", LEN of 1 to 9 digits): its total
- * length, with the message at s[*off..] of which the first *body bytes are here to keep
- * (all of it, or max when the frame is longer: the caller skips the rest). 0 while more bytes
- * are needed to tell or to complete the kept part; -1 when s is a plain line (the length must
- * be followed by a syslog PRI, so "12 apples" stays a line). */
+/* An RFC 6587 octet-counted frame at s ("LEN <PRI>...", LEN of 1 to 9 digits, PRI of 1 to 3
+ * digits): its total length, with the message at s[*off..] of which the first *body bytes are
+ * here to keep (all of it, or max when the frame is longer: the caller skips the rest, once
+ * the kept part has parsed as syslog). 0 while more bytes are needed to tell or to complete
+ * the kept part; -1 when s is a plain line ("12 apples", "20240501 <WARN> disk full"). */
 static long octet_frame(const char *s, size_t n, size_t max, size_t *off, size_t *body, bool eof)
 {
     size_t i = 0, len = 0;
@@ -360,12 +374,26 @@ static long octet_frame(const char *s, size_t n, size_t max, size_t *off, size_t
         len = len * 10 + (size_t)(s[i++] - '0');
     if (i == 10 || s[0] == '0')
         return -1;
-    if (i + 1 >= n)
+    if (i == n)
         return eof ? -1 : 0;
-    if (s[i] != ' ' || s[i + 1] != '<')
+    if (s[i] != ' ')
+        return -1;
+    size_t j = i + 1; /* The PRI: '<', 1 to 3 digits, '>'. */
+    if (j == n)
+        return eof ? -1 : 0;
+    if (s[j] != '<')
+        return -1;
+    size_t digits = ++j;
+    while (j < n && j < digits + 3 && s[j] >= '0' && s[j] <= '9')
+        j++;
+    if (j == n)
+        return eof ? -1 : 0;
+    if (j == digits || s[j] != '>')
         return -1;
     *off = i + 1;
     *body = len < max ? len : max;
+    if (*body < j + 1 - *off)
+        return -1; /* Shorter than its own PRI. */
     if (n - *off < *body)
         return eof ? -1 : 0;
     return (long)(*off + len);
@@ -488,7 +516,7 @@ static bool hold_line(const struct origin *o, struct batch *b, const struct inge
     if (!ic->held && !(ic->held = calloc(1, sizeof(*ic->held))))
         return false;
     struct held *h = ic->held;
-    int64_t mono = mono_ms();
+    int64_t mono = o->read_ms; /* When the bytes arrived, not when they are looked at. */
     if (h->active && mono - h->last_mono <= o->cfg->multiline_window_ms &&
         is_continuation(o->cfg, b, line, len)) {
         size_t room = max > h->len ? max - h->len : 0;
@@ -510,7 +538,10 @@ static bool hold_line(const struct origin *o, struct batch *b, const struct inge
     memcpy(h->text, il->msg, il->msg_len);
     h->len = il->msg_len;
     h->truncated = truncated;
-    h->level = il->level;
+    /* The first line's level, not one a continuation happens to name. */
+    h->level = il->level >= 0 ? il->level : line_detect_level(il->msg, il->msg_len);
+    if (h->level < 0)
+        h->level = LC_INFO;
     h->ts_ms = il->ts_ms;
     h->recv_ms = now;
     h->last_mono = mono;
@@ -605,6 +636,8 @@ static void flush_held(struct conn *c, bool closing)
     /* No replies to send: a held line is plain text. */
     if (store_append(conn_store(c), b->entries, b->nentries) == 0)
         counter_add(c, &o.cnt->lines_by_proto[SLOT_INGEST][b->entries[0].level], 1);
+    else
+        counter_add(c, &o.cnt->lines_rejected, 1);
     b->nentries = b->nreplies = b->esc_used = 0;
 }
 
@@ -663,10 +696,13 @@ static size_t input_lines(struct conn *c, struct batch *b, const char *p, size_t
             long fl = octet_frame(s, avail, cfg->max_line, &off, &body, eof);
             if (fl == 0)
                 break; /* The rest of the frame is still on its way. */
+            bool cut = fl > 0 && off + body < (size_t)fl;
+            struct syslog_msg sm;
+            if (cut && syslog_parse(s + off, body, now, &sm) < 0)
+                fl = -1; /* Skipping a long way on a guess: only for real syslog. */
             if (fl > 0) {
                 ic->authed = true; /* The first frame: no AUTH line was needed. */
                 batch_room(c, b);
-                bool cut = off + body < (size_t)fl;
                 take_line(&org, b, s + off, body, cut, now);
                 if (cut) { /* Kept cut and flagged, like a long plain line; the rest skipped. */
                     counter_add(c, &server_counters(conn_server(c))->lines_truncated, 1);
@@ -687,8 +723,10 @@ static size_t input_lines(struct conn *c, struct batch *b, const char *p, size_t
                 break;          /* Wait for the rest of the line. */
             take = len = avail; /* The peer's last line has no newline: keep it anyway. */
         }
-        if (!ic->authed && !too_long) {
-            int a = auth_first_line(c, ROLE_LOG, s, len, NULL, false);
+        if (!ic->authed) {
+            /* An over-long first line is judged by its first max_line bytes: it is no way
+             * around authentication. */
+            int a = auth_first_line(c, ROLE_LOG, s, too_long ? cfg->max_line : len, NULL, false);
             if (a < 0) {
                 batch_flush(c, b);
                 conn_close_after_flush(c);
@@ -696,7 +734,8 @@ static size_t input_lines(struct conn *c, struct batch *b, const char *p, size_t
             }
             ic->authed = true;
             if (a == 0) {
-                used += take;
+                used += take ? take : avail;
+                ic->discarding = !take && !eof; /* The rest of an over-long AUTH line. */
                 continue;
             }
         }
@@ -756,15 +795,20 @@ static size_t input_length(struct conn *c, struct batch *b, const char *p, size_
         if (len == 0)
             continue;
         if (!ic->authed) {
-            int a = auth_first_line(c, ROLE_LOG, s + 4, body, NULL, false);
-            if (a < 0) {
+            const char *why = NULL;
+            int a = auth_check_line(c, ROLE_LOG, s + 4, body, false, &why);
+            if (a < 0) { /* Said in a frame, as every reply on this connection. */
                 batch_flush(c, b);
+                if (owe(ic, (struct owed){0, why, 0, INGEST_PIPE, 0, 0}) == 0)
+                    release_replies(c);
                 conn_close_after_flush(c);
                 return n;
             }
             ic->authed = true;
-            if (a == 0)
+            if (a == 0) {
+                ic->skip = len - body; /* The rest of an over-long AUTH frame. */
                 continue;
+            }
         }
         batch_room(c, b);
         if (len > max) {
@@ -936,7 +980,7 @@ void ingest_datagram(struct server *srv, const char *p, size_t n, const char *pe
     struct batch *b = batch_get(max_line);
     if (!b)
         return;
-    struct origin o = {NULL, server_config(srv), server_counters(srv), peer, peer_len};
+    struct origin o = {NULL, server_config(srv), mono_ms(), server_counters(srv), peer, peer_len};
     int64_t now = now_ms();
     /* A syslog datagram is one message, newlines and all (RFC 5426); other datagrams hold one
      * line or several separated by newlines (a trailing newline or not). */

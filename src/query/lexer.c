@@ -5,8 +5,9 @@
  * literal only when its first unescaped closing '/' is followed by an optional 'i' and a
  * delimiter; otherwise it is a word, so paths such as /var/log/syslog stay searchable. A '-'
  * glued to the next term or '(' negates it; a lone '-' is a word. "name:" where name is a known
- * field makes a field token; any other name (a letter or '_', then letters, digits, '_', '.'
- * or '-') followed by ':' and a value makes a pair token ("host:web1", "app:\"my app\"").
+ * field makes a field token; any other name (a letter or '_', then letters, digits, '_', '.',
+ * '-' or '@') followed by ':' and a value makes a pair token ("host:web1", "app:\"my app\"");
+ * with an unterminated quote it is a word, as a quote inside a word always is.
  * Nothing is copied: escapes in phrases are resolved by the parser. */
 #include <errno.h>
 #include <string.h>
@@ -173,13 +174,13 @@ int lex_next(struct lexer *lx, struct token *t, char *err)
         size_t k = name_end;
         while (k < lx->len &&
                (((s[k] | 0x20) >= 'a' && (s[k] | 0x20) <= 'z') || (s[k] >= '0' && s[k] <= '9') ||
-                s[k] == '_' || s[k] == '.' || s[k] == '-'))
+                s[k] == '_' || s[k] == '.' || s[k] == '-' || s[k] == '@'))
             k++;
         if (k + 1 < lx->len && s[k] == ':' && !is_delim(s[k + 1])) {
             t->kind = TK_PAIR;
             t->name = s + start;
             t->name_len = k - start;
-            if (s[k + 1] == '"') {
+            if (s[k + 1] == '"' && close_quote(s, lx->len, k + 1) < lx->len) {
                 t->quoted = true;
                 return lex_quoted(lx, k + 1, &t->text, &t->len, err);
             }

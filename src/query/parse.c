@@ -242,14 +242,11 @@ static char *memdup0(const char *s, size_t len)
     return d;
 }
 
-/* name:value as the message's " name=value" field, written the way the inputs write fields
- * (syslog.c, json_line.c): bare, or in double quotes with '"' and '\' escaped when the value
- * holds a space, tab, quote or backslash. */
-static struct qnode *pair_node(const char *name, size_t name_len, const char *value, size_t len)
+/* One written form of the field name=value: bare, or in double quotes with '"' and '\'
+ * escaped. open: a prefix, so a quoted form has no closing quote and the value may go on. */
+static struct qnode *pair_node(const char *name, size_t name_len, const char *value, size_t len,
+                               bool quote, bool open)
 {
-    bool quote = len == 0;
-    for (size_t i = 0; i < len; i++)
-        quote |= value[i] == ' ' || value[i] == '\t' || value[i] == '"' || value[i] == '\\';
     char *text = malloc(name_len + 1 + 2 * len + 3);
     if (!text)
         return NULL;
@@ -264,42 +261,62 @@ static struct qnode *pair_node(const char *name, size_t name_len, const char *va
             text[n++] = '\\';
         text[n++] = value[i];
     }
-    if (quote)
+    if (quote && !open)
         text[n++] = '"';
     text[n] = '\0';
     struct qnode *k = keyword_node(text, n, false);
-    if (k)
+    if (k) {
         k->kw.pair = true;
+        k->kw.prefix = open;
+    }
     return k;
 }
 
-/* A name:value pair token: the key=value field, or (unquoted) the literal word as before
- * fields existed, so "user:admin" still finds text that says exactly that. A value ending in
- * '*' matches fields whose value starts with the rest. */
+/* Add alternative b to the OR in *acc (NULL at first); false when out of memory (*acc is
+ * freed then). */
+static bool either(struct qnode **acc, struct qnode *b)
+{
+    if (!b) {
+        qnode_free(*acc);
+        *acc = NULL;
+        return false;
+    }
+    *acc = *acc ? combine(QN_OR, *acc, b) : b;
+    return *acc != NULL;
+}
+
+/* A name:value pair token: the field name=value as the inputs write it (syslog.c, json_line.c:
+ * in quotes when the value holds a space, tab or quote; a value with a backslash is quoted by
+ * syslog, bare in JSON, so both forms count). Unquoted, the literal word too, as before fields
+ * existed, so "user:admin" still finds text that says exactly that. A value ending in '*'
+ * matches fields whose value starts with the rest, bare or quoted. */
 static struct qnode *pair_term(const struct token *t)
 {
     size_t len = t->len;
     char *value = t->quoted ? unescape(t->text, t->len, &len) : memdup0(t->text, t->len);
     if (!value)
         return NULL;
-    /* host:web* : fields whose value starts with "web". */
     bool prefix = !t->quoted && len > 1 && value[len - 1] == '*';
-    struct qnode *pair = pair_node(t->name, t->name_len, value, prefix ? len - 1 : len);
-    free(value);
-    if (pair && prefix) {
-        pair->kw.prefix = true;
-        return pair;
+    if (prefix)
+        len--;
+    bool must_quote = len == 0, backslash = false;
+    for (size_t i = 0; i < len; i++) {
+        must_quote |= value[i] == ' ' || value[i] == '\t' || value[i] == '"';
+        backslash |= value[i] == '\\';
     }
-    if (!pair || t->quoted)
-        return pair;
+    struct qnode *n = NULL;
+    bool ok = true;
+    if (!must_quote)
+        ok = either(&n, pair_node(t->name, t->name_len, value, len, false, prefix));
+    if (ok && (must_quote || backslash || prefix))
+        ok = either(&n, pair_node(t->name, t->name_len, value, len, true, prefix));
+    free(value);
+    if (!ok || t->quoted || prefix)
+        return n;
     size_t wlen = (size_t)(t->text + t->len - t->name);
     char *word = memdup0(t->name, wlen);
-    struct qnode *lit = word ? keyword_node(word, wlen, false) : NULL;
-    if (!lit) {
-        qnode_free(pair);
-        return NULL;
-    }
-    return combine(QN_OR, pair, lit);
+    either(&n, word ? keyword_node(word, wlen, false) : NULL);
+    return n;
 }
 
 static struct qnode *time_node(int64_t from_ms, int64_t to_ms)

@@ -234,10 +234,14 @@ def test_log_and_log_ms_acked_and_stored(server):
 
 def test_log_ms_timestamp_edges(server):
     s = server()
-    edges = [1, 999, 253402300799999, (1 << 62), (1 << 63) - 1]
+    edges = [1, 999, 1700000000123, 9999999999999]   # The last: the text forms' limit (2286).
     with BinConn(s.log_port) as c:
         for i, ts in enumerate(edges):
             assert c.log_ms(2, ts, "edge %d" % ts, seq=i) == i + 1
+        # Later ones would pin age retention for ever: refused (code 3), the stream goes on.
+        for i, ts in enumerate([9999999999999 + 1, 253402300799999, (1 << 63) - 1]):
+            c.send(frame(LOG_MS, log_ms_payload(2, ts, "too late"), 100 + i))
+            assert "2286" in c.expect_error(100 + i, E_MALFORMED)
     assert [(r.ts_ms, r.msg) for r in bin_rows(s)] == [(ts, b"edge %d" % ts) for ts in edges]
     assert [(r.ts, r.msg) for r in s.search("edge")] == [(ts // 1000, "edge %d" % ts)
                                                          for ts in edges]
@@ -808,3 +812,38 @@ def test_empty_message_is_refused_like_the_text_forms(server):
         assert c.expect_error(2, E_MALFORMED) == "empty message"
         c.ping(3)
     assert s.count("") == 0
+
+
+# Found in review -------------------------------------------------------------------------------
+
+def test_length_prefixed_auth_answers_in_frames_and_skips_a_long_auth(server):
+    s = server("--log-auth", "on", "--log-token", "T0k", "--max-line", "100")
+    with BinConn(s.log_port) as c:                     # No AUTH first: a framed refusal.
+        c.send(lp("hello"))
+        assert read_lp(c) == b"ERROR|authentication required: send AUTH <token> first"
+        c.assert_closed()
+    with BinConn(s.log_port) as c:
+        c.send(lp("AUTH nope"))
+        assert read_lp(c) == b"ERROR|authentication failed"
+        c.assert_closed()
+    with BinConn(s.log_port) as c:
+        # An AUTH frame longer than --max-line: its tail must not be read as frames.
+        tail = lp("LOG|ERROR|1700000000|INJECTED")
+        c.send(lp(b"AUTH T0k" + b" " * 150 + tail) + lp("LOG|INFO|1700000000|real"))
+        assert read_lp(c).startswith(b"OK|")
+    assert [r.msg for r in s.search("")] == ["real"]
+
+
+def test_frames_of_max_line_bytes_wait_whole_across_reads(server):
+    """With --max-line over the largest binary frame, a length-prefixed or octet-counted
+    message of max_line bytes arrives in pieces with pauses: the server waits, never closes."""
+    s = server("--max-line", "100000")
+    body = "<14>1 - h app - - - " + "y" * (100000 - 20)
+    for data in (lp("z" * 100000), b"%d %s" % (len(body), body.encode())):
+        with BinConn(s.log_port) as c:
+            c.send(data[:100002])
+            time.sleep(0.3)
+            c.send(data[100002:])
+    wait_rows(s, 2)
+    assert s.count("zzzz") == 1 and s.count("yyyy") == 1
+    assert "cannot frame" not in s.stderr()

@@ -227,3 +227,82 @@ def test_unreachable_server_exit_status(follower, tmp_path):
     rc, err = f.stop()
     assert rc == 2, err
     assert "undelivered 1" in err, err
+
+
+def test_stops_promptly_while_blocked_on_a_full_queue(follower, tmp_path):
+    """The server is away and the library's queue (65,536 entries) is full: Ctrl-C still ends
+    it within --timeout, with an exact summary."""
+    log = tmp_path / "big.log"
+    with open(log, "w") as fh:
+        for i in range(70000):
+            fh.write("line %d\n" % i)
+
+    class Dead:
+        log_port = closed_port()
+    f = follower(Dead, log, "--from-start")
+    time.sleep(1.5)
+    t0 = time.monotonic()
+    rc, err = f.stop(signal.SIGTERM)
+    assert time.monotonic() - t0 < 10, err
+    assert rc == 2, err
+    m = re.search(r"sent (\d+) lines, acknowledged 0, refused 0, undelivered (\d+)", err)
+    assert m and m.group(1) == m.group(2), err
+
+
+def test_a_line_longer_than_a_message_is_one_cut_entry(server, follower, tmp_path):
+    s = server("--max-line", "1M")
+    log = tmp_path / "app.log"
+    log.write_text("")
+    f = follower(s, log)
+    time.sleep(0.3)
+    append(log, "x" * 300000, "after the long one")
+    wait_for(s, 2)
+    rc, err = f.stop()
+    assert rc == 0, err
+    got = messages(s)
+    assert len(got) == 2 and got[0] == "x" * 65526 and got[1] == "after the long one"
+
+
+def test_writes_to_the_renamed_file_after_rotation_are_kept(server, follower, tmp_path):
+    """A writer keeps appending to the renamed file until it reopens the path (logrotate's
+    postrotate HUP comes later): those lines are read before the new file."""
+    s = server()
+    log = tmp_path / "app.log"
+    log.write_text("")
+    f = follower(s, log)
+    time.sleep(0.3)
+    with open(log, "a") as w:                 # The application's open descriptor.
+        w.write("one\n")
+        w.flush()
+        wait_for(s, 1)
+        os.rename(log, tmp_path / "app.log.1")
+        append(log, "first in the new file")
+        for word in ("two", "three"):
+            time.sleep(0.3)                   # Within the grace period of each other.
+            w.write(word + "\n")
+            w.flush()
+        w.write("half a li")                  # Its last line never gets a newline.
+        w.flush()
+    wait_for(s, 5)
+    rc, err = f.stop()
+    assert rc == 0, err
+    assert messages(s) == ["one", "two", "three", "half a li", "first in the new file"]
+
+
+def test_copytruncate_sends_the_partial_line_it_had(server, follower, tmp_path):
+    s = server()
+    log = tmp_path / "app.log"
+    log.write_text("")
+    f = follower(s, log)
+    time.sleep(0.3)
+    with open(log, "a") as fh:
+        fh.write("complete\npartial without newline")
+    wait_for(s, 1)
+    time.sleep(0.3)
+    with open(log, "r+") as fh:
+        fh.truncate(0)
+    time.sleep(0.4)
+    append(log, "after truncation")
+    wait_for(s, 3)
+    f.stop()
+    assert messages(s) == ["complete", "partial without newline", "after truncation"]

@@ -293,7 +293,7 @@ def test_shared_library_example(server):
     nm = subprocess.run(["nm", "-D", "--defined-only", so], stdout=subprocess.PIPE, check=True)
     names = sorted(l.split()[-1] for l in nm.stdout.decode().splitlines() if l.strip())
     assert names == sorted(["lc_open", "lc_log", "lc_logv", "lc_log_raw", "lc_flush", "lc_close",
-                            "lc_counters", "lc_last_error", "lc_level_str"]), names
+                            "lc_counters", "lc_last_error", "lc_level_str", "lc_interrupt"]), names
     head = subprocess.run(["readelf", "-d", so], stdout=subprocess.PIPE, check=True).stdout
     assert b"Library soname: [liblogcaster.so.1]" in head
 

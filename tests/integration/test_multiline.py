@@ -98,3 +98,20 @@ def test_bad_pattern_is_a_clear_start_up_error(tmp_path):
                        capture_output=True, text=True, timeout=10, env=server_env())
     assert p.returncode != 0
     assert "--multiline-pattern: missing closing parenthesis at offset 1" in p.stderr
+
+
+def test_level_is_the_first_lines(server):
+    s = server("--multiline")
+    s.send(["request failed", "  ERROR code 5"])
+    s.wait_count(1, timeout=10)
+    assert [(r.level, r.msg) for r in s.search("")] == [("INFO", "request failed\\x0a  ERROR code 5")]
+
+
+def test_throttled_continuations_still_join(server):
+    """Found in review: with --log-line-rate the continuation lines wait unread; they count from
+    when they arrived, so the trace stays one entry."""
+    s = server("--multiline", "--multiline-window", "300", "--log-line-rate", "4")
+    s.send(["trace %d head\n  at a\n  at b" % i for i in range(4)])
+    s.wait_count(4, timeout=20)
+    assert [r.msg for r in s.search("")] == ["trace %d head\\x0a  at a\\x0a  at b" % i
+                                            for i in range(4)]

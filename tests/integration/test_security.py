@@ -1393,3 +1393,15 @@ def test_running_out_of_descriptors_does_not_spin_or_flood_the_log(daemon):
     assert n1 - n0 <= 2 * 5 * (window + 1), "%d EMFILE warnings in %.1f s" % (n1 - n0, window)
     assert c1 - c0 <= 0.5 * window, "%.2f s of CPU in %.1f s while out of descriptors" % (
         c1 - c0, window)
+
+
+def test_an_over_long_first_line_is_no_way_around_log_auth(server):
+    """Found in review: the AUTH check skipped a first line longer than --max-line."""
+    s = server("--log-auth", "on", "--log-token", "s3cret", "--max-line", "1024")
+    with s.connect_log() as c:
+        c.sendall(b"UNAUTHENTICATED " + b"x" * 2000 + b"\nsecond line\n")
+        assert c.readline().startswith(b"ERROR|authentication required")
+    with s.connect_log() as c:
+        c.sendall(b"AUTH s3cret" + b" " * 2000 + b"\nafter a long AUTH line\n")
+        s.wait_count(1, timeout=10)
+    assert [r.msg for r in s.search("")] == ["after a long AUTH line"]

@@ -39,7 +39,8 @@ def test_logger_rfc5424(server, octets):
     assert lvl == "DEBUG", msg
     # The fields are searchable as words (app=nginx) and as field:value queries.
     assert [m for _, m in rows(s, '"app=nginx"')] == [rows(s, '"upstream timed out"')[0][1]]
-    assert [m for _, m in rows(s, 'app:nginx msgid:ID47 zoo@32473.tiger:hungry')] == []
+    assert [m for _, m in rows(s, 'app:nginx msgid:ID47 zoo@32473.tiger:hungry')] == \
+        [rows(s, '"upstream timed out"')[0][1]]
     assert [m for _, m in rows(s, 'app:nginx msgid:ID47')] == [rows(s, '"upstream timed out"')[0][1]]
     assert [lvl for lvl, _ in rows(s, 'app:app')] == ["DEBUG"]
     assert rows(s, 'app:ngin') == [] and len(rows(s, 'app:ngin*')) == 1
@@ -201,3 +202,15 @@ def test_rsyslog_forwards_over_tcp_octet_counted_and_udp(server, tmp_path):
         except subprocess.TimeoutExpired:
             rs.kill()
             rs.wait(timeout=10)
+
+
+def test_lines_that_only_look_octet_counted_stay_lines(server):
+    """Found in review: a date-like number, a space and '<' must not start a frame (which would
+    skip the next ~20 MB of the stream), and a bare number at the end of a read is a line."""
+    s = server("--line-timeout", "2")
+    with s.connect_log() as c:
+        c.sendall(b"20240501 <WARN> disk full\n" + b"".join(b"after %d\n" % i for i in range(100)))
+        c.sendall(b"12345\n")
+        time.sleep(0.3)                    # "12345\n" is complete: no need to wait for more.
+        s.wait_count(102, timeout=10)
+    assert s.count('"disk full"') == 1 and s.count("12345") == 1

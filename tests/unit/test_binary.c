@@ -302,15 +302,17 @@ TEST(log_ms_timestamps)
     size_t n = make_log_ms(p, 2, 0, "x", 1);
     CHECK(parse(BIN_LOG_MS, p, n, &bl, NULL) == NULL);
     CHECK(bl.ts_ms == INT64_MIN);
-    n = make_log_ms(p, 2, (uint64_t)INT64_MAX, "x", 1);
+    n = make_log_ms(p, 2, BIN_TS_MS_MAX, "x", 1);
     CHECK(parse(BIN_LOG_MS, p, n, &bl, NULL) == NULL);
-    CHECK(bl.ts_ms == INT64_MAX);
-    n = make_log_ms(p, 2, (uint64_t)INT64_MAX - 1, "x", 1);
+    CHECK(bl.ts_ms == BIN_TS_MS_MAX);
+    n = make_log_ms(p, 2, BIN_TS_MS_MAX - 1, "x", 1);
     CHECK(parse(BIN_LOG_MS, p, n, &bl, NULL) == NULL);
-    CHECK(bl.ts_ms == INT64_MAX - 1);
-    /* Past INT64_MAX it would be a negative time: refused. */
-    static const uint64_t bad[] = {(uint64_t)INT64_MAX + 1, 0x8000000000000001ull,
-                                   0xFFFFFFFF00000000ull, UINT64_MAX};
+    CHECK(bl.ts_ms == BIN_TS_MS_MAX - 1);
+    /* Past the text forms' last second (year 2286), and past INT64_MAX (a negative time):
+     * refused, so one entry cannot pin age retention for ever. */
+    static const uint64_t bad[] = {BIN_TS_MS_MAX + 1,       (uint64_t)INT64_MAX,
+                                   (uint64_t)INT64_MAX + 1, 0x8000000000000001ull,
+                                   0xFFFFFFFF00000000ull,   UINT64_MAX};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         n = make_log_ms(p, 2, bad[i], "x", 1);
         CHECK(parse(BIN_LOG_MS, p, n, &bl, NULL) != NULL);

@@ -422,6 +422,19 @@ TEST(key_value_fields)
     CHECK(m("host:web2 OR host:web1", &e));
     CHECK(m("sd.origin-ip:10.0.0.1",
             &(struct lc_entry){.msg = "x sd.origin-ip=10.0.0.1", .msg_len = 23}));
+    /* RFC 5424 private SD-IDs hold an '@'. */
+    struct lc_entry sd = msg("x exampleSDID@32473.iut=3 y");
+    CHECK(m("exampleSDID@32473.iut:3", &sd));
+    /* A backslash: quoted by syslog, bare in JSON; both are found. */
+    struct lc_entry js = msg("m path=C:\\temp\\x");
+    CHECK(m("path:C:\\temp\\x", &js));
+    struct lc_entry sy = msg("m path=\"C:\\\\temp\\\\x\"");
+    CHECK(m("path:C:\\temp\\x", &sy));
+    /* A prefix finds quoted values too, and has no literal fallback. */
+    CHECK(m("app:my*", &q));
+    CHECK(!m("app:my*", &(struct lc_entry){.msg = "text app:my*", .msg_len = 12}));
+    /* An unterminated quote keeps the word literal (a quote inside a word is a byte). */
+    CHECK(m("msg:\"hello", &(struct lc_entry){.msg = "say msg:\"hello", .msg_len = 14}));
     /* Blocks whose trigram summary lacks "host=web1" are skipped. */
     struct qry *qq = NULL;
     char err[QRY_ERR_MAX];
