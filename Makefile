@@ -62,12 +62,23 @@ test: deps
 unit: $(patsubst %.c,$(BA)/%,$(UNIT_SRCS))
 	@for t in $^; do $$t || exit 1; done
 
-FUZZ_CFLAGS = -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -Itests/unit \
-              $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(HDRS) $(WEB_FILES)
+# The library is compiled once for every fuzzer (coverage-instrumented, not linked with the
+# fuzzer's main), then each target is one small compile and a link.
+FUZZ_FLAGS  = -std=gnu11 -g -O1 -Isrc -Itests/unit $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
+FUZZ_OBJS   = $(patsubst %.S,build/fuzz/obj/%.o,$(patsubst %.c,build/fuzz/obj/%.o,$(LIB_SRCS)))
+build/fuzz/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+build/fuzz/obj/%.o: %.S $(WEB_FILES)
+	@mkdir -p $(dir $@)
+	clang -c $< -o $@
+build/fuzz/lib.a: $(FUZZ_OBJS)
+	rm -f $@ && ar rcs $@ $^
+build/fuzz/%: tests/fuzz/%.c build/fuzz/lib.a $(HDRS)
 	@mkdir -p build/fuzz
-	clang $(FUZZ_CFLAGS) $< $(LIB_SRCS) -o $@ $(LIBS)
-fuzz: $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined $< build/fuzz/lib.a -o $@ $(LIBS)
+FUZZ_BINS   = $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
+fuzz: $(FUZZ_BINS)
 	@for f in $^; do n=$$(basename $$f); mkdir -p tests/fuzz/corpus/$$n; \
 	  $$f -max_total_time=$${FUZZ_SECONDS:-60} -timeout=5 tests/fuzz/corpus/$$n || exit 1; done
 

@@ -39,6 +39,10 @@ failed=$((failed + f))
 
 echo "== fuzzers (${FUZZ_SECONDS:=15} s each)"
 if command -v clang >/dev/null; then
+    # Build them all first, in parallel (they share one instrumented library); a target that
+    # fails to build is reported below.
+    targets=$(for src in tests/fuzz/fuzz_*.c; do echo "build/fuzz/$(basename "$src" .c)"; done)
+    make --no-print-directory -s -j"$(nproc)" $targets >/dev/null 2>&1
     for src in tests/fuzz/fuzz_*.c; do
         [ -f "$src" ] || continue
         name=$(basename "$src" .c)
