@@ -614,17 +614,25 @@ static bool put_field(char *out, size_t cap, size_t *len, const char *k1, size_t
     return true;
 }
 
+/* Facility names as syslog senders and rsyslog write them (RFC 5424 table 1). */
+static const char *const facility_names[24] = {
+    "kern",   "user",   "mail",     "daemon", "auth",   "syslog", "lpr",    "news",
+    "uucp",   "cron",   "authpriv", "ftp",    "ntp",    "audit",  "alert",  "clock",
+    "local0", "local1", "local2",   "local3", "local4", "local5", "local6", "local7"};
+
 size_t syslog_fields(const struct syslog_msg *m, char *out, size_t cap)
 {
+    const char *fac = m->facility >= 0 && m->facility < 24 ? facility_names[m->facility] : "";
     const struct {
         const char *key, *v;
         size_t v_len;
-    } hdr[4] = {{"host", m->host, m->host_len},
+    } hdr[5] = {{"host", m->host, m->host_len},
                 {"app", m->app, m->app_len},
                 {"procid", m->procid, m->procid_len},
-                {"msgid", m->msgid, m->msgid_len}};
+                {"msgid", m->msgid, m->msgid_len},
+                {"facility", fac, strlen(fac)}};
     size_t len = 0;
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < 5; k++)
         if (hdr[k].v_len > 0 && !put_field(out, cap, &len, hdr[k].key, strlen(hdr[k].key), NULL, 0,
                                            hdr[k].v, hdr[k].v_len, false))
             return len;

@@ -47,8 +47,9 @@ int syslog_parse(const char *p, size_t n, int64_t now_ms, struct syslog_msg *out
  * newline-framed line) or MSG-LEN exceeds max. */
 long syslog_octet_frame(const char *p, size_t n, size_t max, size_t *msg_off);
 
-/* The message's metadata as fields for the stored text: " host=H app=A procid=P msgid=M"
- * (absent parts left out) followed by each SD-PARAM as " SDID.name=value" (values with
+/* The message's metadata as fields for the stored text: " host=H app=A procid=P msgid=M
+ * facility=F" (absent parts left out; F a name such as local0 or daemon) followed by each
+ * SD-PARAM as " SDID.name=value" (values with
  * spaces, quotes or backslashes are written in double quotes with \" and \\ escaped; the
  * SD escapes \" \\ \] are decoded first). Writes at most cap bytes (never cutting a field in
  * half) and returns the length written. */

@@ -456,7 +456,8 @@ def test_max_connections(server):
                 answers.append(c.recv(100))
             except (ConnectionResetError, BrokenPipeError):
                 answers.append(b"")
-        assert answers == [b"PONG\n"] * 4 + [b""] * 2, answers
+        # Two reactor threads accept concurrently, so which two are refused is not fixed.
+        assert sorted(answers) == [b""] * 2 + [b"PONG\n"] * 4, answers
     finally:
         for c in conns:
             c.close()

@@ -43,6 +43,9 @@ def test_logger_rfc5424(server, octets):
         [rows(s, '"upstream timed out"')[0][1]]
     assert [m for _, m in rows(s, 'app:nginx msgid:ID47')] == [rows(s, '"upstream timed out"')[0][1]]
     assert [lvl for lvl, _ in rows(s, 'app:app')] == ["DEBUG"]
+    # PRI's facility is a field too: local0.err and user.debug.
+    assert [lvl for lvl, _ in rows(s, 'facility:local0')] == ["ERROR"]
+    assert [lvl for lvl, _ in rows(s, 'facility:user')] == ["DEBUG"]
     assert rows(s, 'app:ngin') == [] and len(rows(s, 'app:ngin*')) == 1
 
 

@@ -231,15 +231,21 @@ def local_host():
     return socket.gethostname().split(".")[0]
 
 
+FACILITIES = ["kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+              "authpriv", "ftp", "ntp", "audit", "alert", "clock"] + \
+    ["local%d" % i for i in range(8)]
+
+
 def expected_text(m, rfc5424):
     """The stored message, without syslog-ng's own [meta sequenceId=...] element."""
-    _, _, host, app, procid, msgid, sd, text, _ = m
+    fac, _, host, app, procid, msgid, sd, text, _ = m
     out = "%s host=%s app=%s" % (text, host, app)
     if procid != "-":
         out += " procid=" + procid
-    if rfc5424:     # The BSD format carries neither MSGID nor structured data.
-        if msgid != "-":
-            out += " msgid=" + msgid
+    if rfc5424 and msgid != "-":    # The BSD format carries neither MSGID nor structured data.
+        out += " msgid=" + msgid
+    out += " facility=" + FACILITIES[fac]
+    if rfc5424:
         out += SD_FIELDS.get(sd, "")
     return out
 
@@ -284,11 +290,12 @@ def test_every_severity_host_and_app_arrive(server, syslog_ng, name):
     (r,) = s.search('"%s"' % ltext)
     assert r.level == llevel, r
     assert re.fullmatch(re.escape("%s host=%s app=%s" % (ltext, local_host(), tag)) +
-                        r"( procid=\d+)?" + meta, r.msg), (r.msg, local_host())
+                        r"( procid=\d+)? facility=daemon" + meta, r.msg), (r.msg, local_host())
     assert abs(r.ts - time.time()) < 120, r
 
     # The fields and the non-ASCII text are searchable; levels come from the severities.
     assert s.count('"app=nginx"') == 1 and s.count('"host=db-2"') == 2
+    assert s.count("facility:local0") == 1 and s.count("facility:kern") == 1
     assert s.count('"日本語"') == 1 and s.count("köln") == 1
     assert [s.count("level:" + l) for l in ("FATAL", "ERROR", "WARN", "INFO", "DEBUG")] == \
         [3, 1, 2, 2, 1]
@@ -353,7 +360,7 @@ def test_a_thousand_messages_in_order(server, syslog_ng, names):
     seen = {}
     for r in s.search('"app=bulk"'):
         m = re.fullmatch(r"sngbulk seq=(\d{4}) padding x* host=bulkhost app=bulk procid=(\d+)"
-                         r"( meta\.sequenceId=\d+)?", r.msg)
+                         r" facility=user( meta\.sequenceId=\d+)?", r.msg)
         assert m and m.group(1) == "%04d" % int(m.group(2)), r.msg
         i = int(m.group(2))
         assert r.level == levels[i % 8] and r.ts == t0, r

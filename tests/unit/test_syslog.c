@@ -149,7 +149,7 @@ TEST(rfc5424_examples)
     CHECK_EQ_STR(MSGID(m), "ID47");
     CHECK_EQ_INT(m.sd_len, 0);
     CHECK_EQ_STR(MSG(m), "'su root' failed for lonvick on /dev/pts/8");
-    CHECK_EQ_STR(fields(&m), " host=mymachine.example.com app=su msgid=ID47");
+    CHECK_EQ_STR(fields(&m), " host=mymachine.example.com app=su msgid=ID47 facility=auth");
 
     m = parse("<165>1 2003-08-24T05:14:15.000003-07:00 192.0.2.1 myproc 8710 - - %% It's time to "
               "make the do-nothing.");
@@ -164,7 +164,7 @@ TEST(rfc5424_examples)
     CHECK_EQ_INT(m.msgid_len, 0);
     CHECK_EQ_INT(m.sd_len, 0);
     CHECK_EQ_STR(MSG(m), "%% It's time to make the do-nothing.");
-    CHECK_EQ_STR(fields(&m), " host=192.0.2.1 app=myproc procid=8710");
+    CHECK_EQ_STR(fields(&m), " host=192.0.2.1 app=myproc procid=8710 facility=local4");
 
     m = parse("<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 "
               "[exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"] "
@@ -176,7 +176,7 @@ TEST(rfc5424_examples)
     CHECK_EQ_STR(SD(m), "[exampleSDID@32473 iut=\"3\" eventSource=\"Application\" "
                         "eventID=\"1011\"]");
     CHECK_EQ_STR(MSG(m), "An application event log entry...");
-    CHECK_EQ_STR(fields(&m), " host=mymachine.example.com app=evntslog msgid=ID47 "
+    CHECK_EQ_STR(fields(&m), " host=mymachine.example.com app=evntslog msgid=ID47 facility=local4 "
                              "exampleSDID@32473.iut=3 exampleSDID@32473.eventSource=Application "
                              "exampleSDID@32473.eventID=1011");
 
@@ -187,7 +187,7 @@ TEST(rfc5424_examples)
     CHECK_EQ_STR(SD(m), "[exampleSDID@32473 iut=\"3\" eventSource=\"Application\" "
                         "eventID=\"1011\"][examplePriority@32473 class=\"high\"]");
     CHECK_EQ_INT(m.msg_len, 0);
-    CHECK_EQ_STR(fields(&m), " host=mymachine.example.com app=evntslog msgid=ID47 "
+    CHECK_EQ_STR(fields(&m), " host=mymachine.example.com app=evntslog msgid=ID47 facility=local4 "
                              "exampleSDID@32473.iut=3 exampleSDID@32473.eventSource=Application "
                              "exampleSDID@32473.eventID=1011 examplePriority@32473.class=high");
 }
@@ -199,7 +199,7 @@ TEST(rfc5424_nil_and_missing_parts)
     CHECK_EQ_INT(m.ts_ms, INT64_MIN);
     CHECK(m.host_len == 0 && m.app_len == 0 && m.procid_len == 0 && m.msgid_len == 0);
     CHECK(m.sd_len == 0 && m.msg_len == 0);
-    CHECK_EQ_STR(fields(&m), "");
+    CHECK_EQ_STR(fields(&m), " facility=user");
     m = parse("<13>1 - - - - - - hello world");
     CHECK_EQ_INT(m.format, SYSLOG_5424);
     CHECK_EQ_STR(MSG(m), "hello world");
@@ -309,12 +309,12 @@ TEST(rfc5424_structured_data)
               "g=\"has space\" h=\"\xc3\xbcn\xc3\xaf\" i=\"x]y\" j=\"a=b\"] m");
     CHECK_EQ_INT(m.format, SYSLOG_5424);
     CHECK_EQ_STR(MSG(m), "m");
-    CHECK_EQ_STR(fields(&m), " a.b=\"x\\\"y\" a.c=\"p\\\\q\" a.d=r]s a.e=\"t\\\\nu\" a.f=\"\" "
-                             "a.g=\"has space\" a.h=\xc3\xbcn\xc3\xaf a.i=x]y a.j=a=b");
+    CHECK_EQ_STR(fields(&m), " facility=user a.b=\"x\\\"y\" a.c=\"p\\\\q\" a.d=r]s a.e=\"t\\\\nu\" "
+                             "a.f=\"\" a.g=\"has space\" a.h=ünï a.i=x]y a.j=a=b");
     /* Elements without parameters are kept in sd and give no fields. */
     m = parse("<13>1 - - - - - [a][b c=\"1\"][d] m");
     CHECK_EQ_STR(SD(m), "[a][b c=\"1\"][d]");
-    CHECK_EQ_STR(fields(&m), " b.c=1");
+    CHECK_EQ_STR(fields(&m), " facility=user b.c=1");
     /* Names of exactly 32 bytes. */
     char buf[256];
     snprintf(buf, sizeof(buf), "<13>1 - - - - - [%.32s %.32s=\"v\"]",
@@ -353,7 +353,7 @@ TEST(rfc5424_structured_data)
         CHECK_EQ_STR(HOST(m), "h");
         CHECK_EQ_INT(m.sd_len, 0);
         CHECK_EQ_STR(MSG(m), bad[i]);
-        CHECK_EQ_STR(fields(&m), " host=h");
+        CHECK_EQ_STR(fields(&m), " host=h facility=user");
     }
 }
 
@@ -417,7 +417,7 @@ TEST(rfc3164_examples)
     CHECK_EQ_INT(m.msgid_len, 0);
     CHECK_EQ_INT(m.sd_len, 0);
     CHECK_EQ_STR(MSG(m), "'su root' failed for lonvick on /dev/pts/8");
-    CHECK_EQ_STR(fields(&m), " host=mymachine app=su");
+    CHECK_EQ_STR(fields(&m), " host=mymachine app=su facility=auth");
     /* A relay's addition to "Use the BFG!": a hostname, and no tag. */
     m = parse("<13>Feb  5 17:32:18 10.0.0.99 Use the BFG!");
     CHECK_EQ_INT(m.ts_ms, utc(2026, 2, 5, 17, 32, 18, 0));
@@ -532,14 +532,16 @@ TEST(logger_formats)
     CHECK_EQ_INT(m.msgid_len, 0);
     CHECK_EQ_STR(SD(m), "[timeQuality tzKnown=\"1\" isSynced=\"0\"]");
     CHECK_EQ_STR(MSG(m), "msg");
-    CHECK_EQ_STR(fields(&m), " host=host app=user timeQuality.tzKnown=1 timeQuality.isSynced=0");
+    CHECK_EQ_STR(fields(&m),
+                 " host=host app=user facility=user timeQuality.tzKnown=1 timeQuality.isSynced=0");
     m = parse("<14>1 2026-11-26T10:00:00.123456+01:00 web1 deploy 4242 - [timeQuality "
               "tzKnown=\"1\" isSynced=\"1\" syncAccuracy=\"218500\"] release 1.2 done");
     CHECK_EQ_INT(m.ts_ms, utc(2026, 11, 26, 9, 0, 0, 123));
     CHECK_EQ_STR(PROCID(m), "4242");
     CHECK_EQ_STR(MSG(m), "release 1.2 done");
-    CHECK_EQ_STR(fields(&m), " host=web1 app=deploy procid=4242 timeQuality.tzKnown=1 "
-                             "timeQuality.isSynced=1 timeQuality.syncAccuracy=218500");
+    CHECK_EQ_STR(fields(&m),
+                 " host=web1 app=deploy procid=4242 facility=user timeQuality.tzKnown=1 "
+                 "timeQuality.isSynced=1 timeQuality.syncAccuracy=218500");
     m = parse("<13>Nov 26 10:00:00 host user: msg");
     CHECK_EQ_INT(m.format, SYSLOG_3164);
     CHECK_EQ_INT(m.ts_ms, utc(2026, 11, 26, 10, 0, 0, 0));
@@ -556,12 +558,12 @@ TEST(logger_formats)
     CHECK_EQ_STR(APP(m), "user");
     CHECK_EQ_STR(PROCID(m), "4242");
     CHECK_EQ_STR(MSG(m), "msg");
-    CHECK_EQ_STR(fields(&m), " app=user procid=4242");
+    CHECK_EQ_STR(fields(&m), " app=user procid=4242 facility=user");
     m = parse("<13>Nov  6 10:00:00 host user[4242]: msg");
     CHECK_EQ_STR(HOST(m), "host");
     CHECK_EQ_STR(APP(m), "user");
     CHECK_EQ_STR(PROCID(m), "4242");
-    CHECK_EQ_STR(fields(&m), " host=host app=user procid=4242");
+    CHECK_EQ_STR(fields(&m), " host=host app=user procid=4242 facility=user");
 }
 
 /* rsyslog's forwarding templates. */
@@ -616,7 +618,8 @@ TEST(rsyslog_templates)
               "Accepted publickey");
     CHECK_EQ_STR(SD(m), "[origin ip=\"10.0.0.1\"]");
     CHECK_EQ_STR(MSG(m), "Accepted publickey");
-    CHECK_EQ_STR(fields(&m), " host=web1 app=sshd procid=4242 origin.ip=10.0.0.1");
+    CHECK_EQ_STR(fields(&m),
+                 " host=web1 app=sshd procid=4242 facility=authpriv origin.ip=10.0.0.1");
 }
 
 /* What real senders send beyond the RFCs. */
@@ -770,20 +773,20 @@ TEST(fields_quoting_and_escaping)
     /* Header fields are values like any other. */
     struct syslog_msg m = parse("<13>1 - a\"b c\\d e=f g - -");
     CHECK_EQ_INT(m.format, SYSLOG_5424);
-    CHECK_EQ_STR(fields(&m), " host=\"a\\\"b\" app=\"c\\\\d\" procid=e=f msgid=g");
+    CHECK_EQ_STR(fields(&m), " host=\"a\\\"b\" app=\"c\\\\d\" procid=e=f msgid=g facility=user");
     /* Control bytes and invalid UTF-8 in SD values are written as \xHH inside quotes. */
     m = parse("<13>1 - - - - - [a b=\"1\x01\x7f\t\n\r\" c=\"\xff\xc3\" d=\"\xe2\x82\xac\" "
               "e=\"\xc0\xaf\" f=\"\xed\xa0\x80\" g=\"\xf4\x90\x80\x80\" h=\"\xf0\x9f\x98\x80\"]");
     CHECK_EQ_INT(m.format, SYSLOG_5424);
-    CHECK_EQ_STR(fields(&m), " a.b=\"1\\x01\\x7f\\x09\\x0a\\x0d\" a.c=\"\\xff\\xc3\" "
-                             "a.d=\xe2\x82\xac a.e=\"\\xc0\\xaf\" a.f=\"\\xed\\xa0\\x80\" "
-                             "a.g=\"\\xf4\\x90\\x80\\x80\" a.h=\xf0\x9f\x98\x80");
+    CHECK_EQ_STR(fields(&m),
+                 " facility=user a.b=\"1\\x01\\x7f\\x09\\x0a\\x0d\" a.c=\"\\xff\\xc3\" a.d=€ "
+                 "a.e=\"\\xc0\\xaf\" a.f=\"\\xed\\xa0\\x80\" a.g=\"\\xf4\\x90\\x80\\x80\" a.h=😀");
     /* A literal backslash before another byte stays, and is escaped on output. */
     m = parse("<13>1 - - - - - [a p=\"C:\\dir\\\\x\"]");
-    CHECK_EQ_STR(fields(&m), " a.p=\"C:\\\\dir\\\\x\"");
+    CHECK_EQ_STR(fields(&m), " facility=user a.p=\"C:\\\\dir\\\\x\"");
     /* BSD fields. */
     m = parse("<13>Nov 26 10:00:00 host tag[42]: msg");
-    CHECK_EQ_STR(fields(&m), " host=host app=tag procid=42");
+    CHECK_EQ_STR(fields(&m), " host=host app=tag procid=42 facility=user");
     /* A struct built by hand, with bytes the parser never returns: still safe text. */
     struct syslog_msg h = {.format = SYSLOG_3164,
                            .host = "a\nb",
@@ -792,14 +795,14 @@ TEST(fields_quoting_and_escaping)
                            .app_len = 3,
                            .sd = "[broken",
                            .sd_len = 7};
-    CHECK_EQ_STR(fields(&h), " host=\"a\\x0ab\" app=\"x y\"");
+    CHECK_EQ_STR(fields(&h), " host=\"a\\x0ab\" app=\"x y\" facility=kern");
     struct syslog_msg z = {0};
-    CHECK_EQ_STR(fields(&z), "");
+    CHECK_EQ_STR(fields(&z), " facility=kern");
     h.sd = "[a b=\"1\"][c"; /* Parameters before the damage are written. */
     h.sd_len = strlen(h.sd);
     h.host_len = 0;
     h.app_len = 0;
-    CHECK_EQ_STR(fields(&h), " a.b=1");
+    CHECK_EQ_STR(fields(&h), " facility=kern a.b=1");
 }
 
 /* Output is cut only between fields, never past cap, and is always a prefix of the whole. */
@@ -807,24 +810,25 @@ TEST(fields_cap)
 {
     struct syslog_msg m =
         parse("<13>1 - host app 42 ID [x a=\"1\" b=\"two words\" c=\"\"][y z=\"q\\\"\"]");
-    static const char *parts[] = {" host=host", " app=app",      " procid=42",
-                                  " msgid=ID",  " x.a=1",        " x.b=\"two words\"",
-                                  " x.c=\"\"",  " y.z=\"q\\\"\""};
+    static const char *parts[] = {" host=host",         " app=app",       " procid=42",
+                                  " msgid=ID",          " facility=user", " x.a=1",
+                                  " x.b=\"two words\"", " x.c=\"\"",      " y.z=\"q\\\"\""};
     char full[256];
     full[0] = 0;
-    size_t bound[9] = {0};
-    for (int i = 0; i < 8; i++) {
+    size_t bound[10] = {0};
+    for (int i = 0; i < 9; i++) {
         strcat(full, parts[i]);
         bound[i + 1] = strlen(full);
     }
-    CHECK_EQ_STR(fields(&m), full);
+    CHECK_EQ_STR(fields(&m), " host=host app=app procid=42 msgid=ID facility=user x.a=1 x.b=\"two "
+                             "words\" x.c=\"\" y.z=\"q\\\"\"");
     size_t total = strlen(full);
     for (size_t cap = 0; cap <= total + 2; cap++) {
         char out[300];
         memset(out, '#', sizeof(out));
         size_t n = syslog_fields(&m, out, cap);
         size_t want = 0;
-        for (int i = 0; i <= 8; i++)
+        for (int i = 0; i <= 9; i++)
             if (bound[i] <= cap)
                 want = bound[i];
         CHECK_EQ_INT(n, want);
