@@ -325,7 +325,9 @@ int lcc_follow(const struct lcc_opts *o, const struct lcc_follow_opts *fo)
     if (flushed < 0)
         fprintf(stderr, ", undelivered %" PRIu64 "%s%s", k.queued, *why ? ": " : "", why);
     fputc('\n', stderr);
-    bool unreachable = flushed < 0 && k.acked == 0 && k.reconnects == 0 && *why;
+    /* Never reached (exit 2) is not the same as reached and refused (exit 1). */
+    bool unreachable =
+        flushed < 0 && k.acked == 0 && k.reconnects == 0 && *why && !strstr(why, "authentication");
     lc_close(lc);
     free(f.buf);
     pthread_sigmask(SIG_SETMASK, &old, NULL);

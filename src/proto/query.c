@@ -156,7 +156,10 @@ static void start(struct query_conn *qc, struct qry *q, enum qstyle style)
     qc->t0 = mono_ns();
     qc->x = qexec_new(conn_store(qc->c), q, style == QSTYLE_COUNT);
     if (!qc->x) {
-        conn_printf(qc->c, "ERROR: out of memory\n");
+        if (qc->binary)
+            bin_send_error(qc->c, qc->seq, BIN_E_INTERNAL, "out of memory");
+        else
+            conn_printf(qc->c, "ERROR: out of memory\n");
         return;
     }
     conn_set_busy(qc->c, true);

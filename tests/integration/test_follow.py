@@ -306,3 +306,17 @@ def test_copytruncate_sends_the_partial_line_it_had(server, follower, tmp_path):
     wait_for(s, 3)
     f.stop()
     assert messages(s) == ["complete", "partial without newline", "after truncation"]
+
+
+def test_a_wrong_token_exits_1_with_the_reason(server, follower, tmp_path):
+    s = server("--log-auth", "on", "--log-token", "right")
+    log = tmp_path / "app.log"
+    log.write_text("")
+    f = follower(s, log, "--token", "wrong")
+    time.sleep(0.3)
+    append(log, "refused line")
+    time.sleep(1.0)
+    rc, err = f.stop()
+    assert rc == 1, err
+    assert re.search(r"undelivered 1: .*authentication failed", err), err
+    assert s.count("") == 0
