@@ -74,7 +74,7 @@ build/fuzz/obj/%.o: %.S $(WEB_FILES)
 	clang -c $< -o $@
 build/fuzz/lib.a: $(FUZZ_OBJS)
 	rm -f $@ && ar rcs $@ $^
-build/fuzz/%: tests/fuzz/%.c build/fuzz/lib.a $(HDRS)
+build/fuzz/%: tests/fuzz/%.c build/fuzz/lib.a $(HDRS) $(wildcard tests/fuzz/*.inc)
 	@mkdir -p build/fuzz
 	clang $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined $< build/fuzz/lib.a -o $@ $(LIBS)
 FUZZ_BINS   = $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))

@@ -1,5 +1,5 @@
 /* json_line.h - one JSON log line ({"level":..,"message":..,"ts":.., other fields}) into the
- * parts of a log entry. Parsed with yajl (Debian's libyajl).
+ * parts of a log entry. Parsed with yajl's callbacks (Debian's libyajl), without a tree.
  *
  * Field names, the first present wins:
  *   message  message, msg, log   (absent: the whole line is the message)
