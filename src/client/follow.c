@@ -48,8 +48,10 @@
 #define CONNECT_MAX_MS  3600000 /* The library's limit for connect_timeout_ms. */
 
 static atomic_bool stop_flag;
+static atomic_bool signals_done; /* Set before signal_thread is woken to end. */
 
-/* Waits for SIGINT or SIGTERM (blocked in every other thread), then stops the follower. */
+/* Waits for SIGINT or SIGTERM (blocked in every other thread). The first stops the follower,
+ * which then waits for the server's acknowledgements; a second ends the process at once. */
 static void *signal_thread(void *arg)
 {
     lc_client *lc = arg;
@@ -58,9 +60,16 @@ static void *signal_thread(void *arg)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
-    if (sigwait(&set, &sig) == 0 && !atomic_load(&stop_flag)) {
-        atomic_store(&stop_flag, true);
-        lc_interrupt(lc);
+    while (sigwait(&set, &sig) == 0 && !atomic_load(&signals_done)) {
+        if (!atomic_exchange(&stop_flag, true)) {
+            lc_interrupt(lc);
+            continue;
+        }
+        static const char msg[] = "logcaster: interrupted again: not waiting for "
+                                  "acknowledgements\n";
+        ssize_t w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+        (void)w;
+        _exit(128 + sig); /* As the shell reports a death by that signal. */
     }
     return NULL;
 }
@@ -308,13 +317,17 @@ int lcc_follow(const struct lcc_opts *o, const struct lcc_follow_opts *fo)
         }
     }
     if (f.fd >= 0)
-        close_file(&f); /* A partial last line too: following ends here. */
-    if (!atomic_load(&stop_flag)) {
-        atomic_store(&stop_flag, true);
-        pthread_kill(sig_thread, SIGTERM); /* Ends its sigwait. */
-    }
-    pthread_join(sig_thread, NULL);
+        close_file(&f);             /* A partial last line too: following ends here. */
+    atomic_store(&stop_flag, true); /* From here a signal means "stop waiting". */
     int flushed = lc_flush(lc, o->timeout_ms);
+    atomic_store(&signals_done, true);
+    pthread_kill(sig_thread, SIGTERM); /* Ends its sigwait. */
+    pthread_join(sig_thread, NULL);
+    /* A signal that came after that stays pending: take it, so that restoring the mask does
+     * not kill the process before its summary. */
+    struct timespec none = {0, 0};
+    while (sigtimedwait(&stops, NULL, &none) > 0)
+        ;
     struct lc_counters k;
     lc_counters(lc, &k);
     if (tty)

@@ -65,8 +65,17 @@ enum ingest_mode {
     MODE_BINARY, /* The binary protocol (first byte 0x01). */
 };
 
+/* Whether a MODE_LINES connection sends RFC 6587 octet-counted frames, from its first
+ * message: a sender frames every message the same way. */
+enum octet_use {
+    OCTET_UNKNOWN, /* Nothing taken yet: a frame needs a strict syslog header to count. */
+    OCTET_YES,     /* Frames seen: later ones need only "LEN <PRI>". */
+    OCTET_NO,      /* A plain line came first: digits start lines, never frames. */
+};
+
 struct ingest_conn {
     uint8_t mode;      /* enum ingest_mode */
+    uint8_t octet;     /* enum octet_use */
     bool discarding;   /* Skipping the rest of an over-long line. */
     size_t skip;       /* Framed modes: payload bytes of a refused frame still to drop. */
     struct held *held; /* --multiline: the last plain line, while continuations may follow. */
@@ -116,7 +125,8 @@ static void batch_free(void *p)
 
 static void batch_key_init(void)
 {
-    pthread_key_create(&batch_key, batch_free);
+    if (pthread_key_create(&batch_key, batch_free) != 0)
+        abort(); /* Only when the process has run out of keys: nothing sensible to do. */
 }
 
 static struct batch *batch_get(size_t max_line)
@@ -362,12 +372,38 @@ static void add_bin_reply(struct batch *b, uint8_t cmd, uint32_t seq, uint8_t co
     b->replies[b->nreplies++] = (struct reply){INGEST_PLAIN, error, b->nentries, seq, cmd, code};
 }
 
+/* Whether s[0..n) starts like the syslog message after a frame's PRI: an RFC 5424 VERSION
+ * ("1 "), an RFC 3164 month ("May "), or an ISO date ("2024-"). 1 yes, 0 no, -1 too short. */
+static int syslog_header_follows(const char *s, size_t n)
+{
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    if (n >= 1 && s[0] == '1')
+        return n < 2 ? -1 : s[1] == ' ';
+    if (n >= 1 && s[0] >= '2' && s[0] <= '9') {
+        for (size_t i = 1; i < 5; i++) {
+            if (i == n)
+                return -1;
+            if (i < 4 ? s[i] < '0' || s[i] > '9' : s[i] != '-')
+                return 0;
+        }
+        return 1;
+    }
+    if (n < 4)
+        return n && (s[0] < 'A' || s[0] > 'S') ? 0 : -1;
+    for (const char *m = months; *m; m += 3)
+        if (memcmp(s, m, 3) == 0)
+            return s[3] == ' ';
+    return 0;
+}
+
 /* An RFC 6587 octet-counted frame at s ("LEN <PRI>...", LEN of 1 to 9 digits, PRI of 1 to 3
- * digits): its total length, with the message at s[*off..] of which the first *body bytes are
- * here to keep (all of it, or max when the frame is longer: the caller skips the rest, once
- * the kept part has parsed as syslog). 0 while more bytes are needed to tell or to complete
- * the kept part; -1 when s is a plain line ("12 apples", "20240501 <WARN> disk full"). */
-static long octet_frame(const char *s, size_t n, size_t max, size_t *off, size_t *body, bool eof)
+ * digits; with strict, a syslog header after the PRI too): its total length, with the message
+ * at s[*off..] of which the first *body bytes are here to keep (all of it, or max when the
+ * frame is longer: the caller skips the rest, once the kept part has parsed as syslog). 0 while
+ * more bytes are needed to tell or to complete the kept part; -1 when s is a plain line
+ * ("12 apples", "20240501 <WARN> disk full", "404 <3> GET /"). */
+static long octet_frame(const char *s, size_t n, size_t max, bool strict, size_t *off, size_t *body,
+                        bool eof)
 {
     size_t i = 0, len = 0;
     while (i < n && i < 10 && s[i] >= '0' && s[i] <= '9')
@@ -391,9 +427,20 @@ static long octet_frame(const char *s, size_t n, size_t max, size_t *off, size_t
     if (j == digits || s[j] != '>')
         return -1;
     *off = i + 1;
+    if (len < j + 1 - *off)
+        return -1; /* Shorter than its own PRI. */
+    if (strict) {
+        size_t hdr = *off + len - (j + 1); /* The frame's bytes after the PRI. */
+        size_t here = n - (j + 1);
+        int h = syslog_header_follows(s + j + 1, here < hdr ? here : hdr);
+        if (h == 0 || (h < 0 && (eof || here >= hdr)))
+            return -1;
+        if (h < 0)
+            return 0;
+    }
     *body = len < max ? len : max;
     if (*body < j + 1 - *off)
-        return -1; /* Shorter than its own PRI. */
+        return -1; /* A PRI longer than --max-line: never a frame worth skipping for. */
     if (n - *off < *body)
         return eof ? -1 : 0;
     return (long)(*off + len);
@@ -689,11 +736,13 @@ static size_t input_lines(struct conn *c, struct batch *b, const char *p, size_t
                 ic->discarding = false;
             continue;
         }
-        if (*s >= '1' && *s <= '9' && (ic->authed || !policy_auth_required(ROLE_LOG))) {
+        if (*s >= '1' && *s <= '9' && ic->octet != OCTET_NO &&
+            (ic->authed || !policy_auth_required(ROLE_LOG))) {
             /* Syslog over TCP with octet counting (RFC 6587): "LEN <PRI>..." frames, which
              * may hold newlines. Any other line starting with a digit is a line. */
             size_t off = 0, body = 0;
-            long fl = octet_frame(s, avail, cfg->max_line, &off, &body, eof);
+            long fl =
+                octet_frame(s, avail, cfg->max_line, ic->octet == OCTET_UNKNOWN, &off, &body, eof);
             if (fl == 0)
                 break; /* The rest of the frame is still on its way. */
             bool cut = fl > 0 && off + body < (size_t)fl;
@@ -702,6 +751,7 @@ static size_t input_lines(struct conn *c, struct batch *b, const char *p, size_t
                 fl = -1; /* Skipping a long way on a guess: only for real syslog. */
             if (fl > 0) {
                 ic->authed = true; /* The first frame: no AUTH line was needed. */
+                ic->octet = OCTET_YES;
                 batch_room(c, b);
                 take_line(&org, b, s + off, body, cut, now);
                 if (cut) { /* Kept cut and flagged, like a long plain line; the rest skipped. */
@@ -723,7 +773,9 @@ static size_t input_lines(struct conn *c, struct batch *b, const char *p, size_t
                 break;          /* Wait for the rest of the line. */
             take = len = avail; /* The peer's last line has no newline: keep it anyway. */
         }
-        if (!ic->authed) {
+        if (!ic->authed && too_long && !policy_auth_required(ROLE_LOG)) {
+            ic->authed = true; /* Too long to be an AUTH line sent out of habit: a line. */
+        } else if (!ic->authed) {
             /* An over-long first line is judged by its first max_line bytes: it is no way
              * around authentication. */
             int a = auth_first_line(c, ROLE_LOG, s, too_long ? cfg->max_line : len, NULL, false);
@@ -739,6 +791,8 @@ static size_t input_lines(struct conn *c, struct batch *b, const char *p, size_t
                 continue;
             }
         }
+        if (ic->octet == OCTET_UNKNOWN)
+            ic->octet = OCTET_NO;
         batch_room(c, b);
         if (too_long) {
             take_too_long(c, b, &org, s, avail, now);

@@ -60,18 +60,34 @@ struct jparse {
 
 static __thread struct jparse *tls_jp;
 
+#define JP_KEEP (256 * 1024) /* Scratch bytes a thread keeps between lines. */
+
 static size_t nul_len(const unsigned char *s, size_t n)
 {
     const unsigned char *z = memchr(s, 0, n);
     return z ? (size_t)(z - s) : n;
 }
 
+/* Append to the scratch text; a failure is remembered and ends the parse. */
+static void put(struct jparse *p, const void *s, size_t n)
+{
+    if (!p->oom && buf_append(&p->text, s, n) < 0)
+        p->oom = true;
+}
+
+/* Append a string as JSON text. */
+static void put_json_str(struct jparse *p, const char *s, size_t n)
+{
+    if (!p->oom && json_str(&p->text, s, n) < 0)
+        p->oom = true;
+}
+
 /* Append bytes and a NUL; returns the offset. */
 static size_t put0(struct jparse *p, const void *s, size_t n)
 {
     size_t off = p->text.end;
-    if (buf_append(&p->text, s, n) < 0 || buf_append(&p->text, "", 1) < 0)
-        p->oom = true;
+    put(p, s, n);
+    put(p, "", 1);
     return off;
 }
 
@@ -81,7 +97,7 @@ static void sep(struct jparse *p)
     if (p->depth < 2)
         return;
     if (!p->first[p->depth])
-        buf_append(&p->text, ",", 1);
+        put(p, ",", 1);
     p->first[p->depth] = 0;
 }
 
@@ -99,10 +115,10 @@ static int scalar(struct jparse *p, enum kind kind, const char *s, size_t n)
     }
     sep(p);
     if (kind == K_STR)
-        json_str(&p->text, s, n);
+        put_json_str(p, s, n);
     else
-        buf_append(&p->text, s, n);
-    return 1;
+        put(p, s, n);
+    return !p->oom;
 }
 
 static int on_null(void *ctx)
@@ -143,14 +159,16 @@ static int open_container(struct jparse *p, char c)
     if ((size_t)p->depth >= p->first_cap) {
         size_t cap = p->first_cap ? 2 * p->first_cap : 64;
         unsigned char *f = realloc(p->first, cap);
-        if (!f)
+        if (!f) {
+            p->oom = true;
             return 0;
+        }
         p->first = f;
         p->first_cap = cap;
     }
     p->first[p->depth] = 1;
-    buf_append(&p->text, &c, 1);
-    return 1;
+    put(p, &c, 1);
+    return !p->oom;
 }
 
 static int close_container(struct jparse *p, char c)
@@ -159,7 +177,7 @@ static int close_container(struct jparse *p, char c)
         p->depth = 0;
         return 1;
     }
-    buf_append(&p->text, &c, 1);
+    put(p, &c, 1);
     if (--p->depth == 1) {
         struct member *m = &p->m[p->n - 1];
         m->val_len = p->text.end - m->val_off;
@@ -194,16 +212,18 @@ static int on_key(void *ctx, const unsigned char *s, size_t n)
     n = nul_len(s, n);
     if (p->depth > 1) {
         sep(p);
-        json_str(&p->text, (const char *)s, n);
-        buf_append(&p->text, ":", 1);
+        put_json_str(p, (const char *)s, n);
+        put(p, ":", 1);
         p->first[p->depth] = 1; /* Its value needs no comma. */
-        return 1;
+        return !p->oom;
     }
     if (p->n == p->cap) {
         size_t cap = p->cap ? 2 * p->cap : 32;
         struct member *m = realloc(p->m, cap * sizeof(*m));
-        if (!m)
+        if (!m) {
+            p->oom = true;
             return 0;
+        }
         p->m = m;
         p->cap = cap;
     }
@@ -239,7 +259,8 @@ static void jp_free(void *v)
 
 static void jp_key_init(void)
 {
-    pthread_key_create(&jp_key, jp_free);
+    if (pthread_key_create(&jp_key, jp_free) != 0)
+        abort(); /* Only when the process has run out of keys: nothing sensible to do. */
 }
 
 /* This thread's parse state, emptied for a new line. */
@@ -255,6 +276,7 @@ static struct jparse *jp_get(void)
         tls_jp = p;
     }
     buf_consume(&p->text, buf_len(&p->text));
+    buf_shrink(&p->text, JP_KEEP); /* One huge line does not pin its memory for good. */
     p->n = 0;
     p->depth = 0;
     p->root_object = p->oom = false;
@@ -336,17 +358,16 @@ static int64_t time_of(const struct jparse *p, const struct member *m)
     return INT64_MIN;
 }
 
-/* " key=value": a string bare when it has no space, tab or quote, else as JSON. */
-static void put_field(struct buf *b, const struct jparse *p, const struct member *m)
+/* " key=value": a string bare when it has no space, tab or quote, else as JSON. Returns 0 or
+ * -ENOMEM. */
+static int put_field(struct buf *b, const struct jparse *p, const struct member *m)
 {
-    buf_printf(b, " %s=", key_of(p, m));
+    if (buf_printf(b, " %s=", key_of(p, m)) < 0)
+        return -ENOMEM;
     const char *v = val_of(p, m);
-    if (m->kind == K_STR && *v && !strpbrk(v, " \t\""))
-        buf_append(b, v, m->val_len);
-    else if (m->kind == K_STR)
-        json_str(b, v, m->val_len);
-    else
-        buf_append(b, v, m->val_len);
+    if (m->kind == K_STR && !(*v && !strpbrk(v, " \t\"")))
+        return json_str(b, v, m->val_len) < 0 ? -ENOMEM : 0;
+    return buf_append(b, v, m->val_len);
 }
 
 int json_line_parse(const char *line, size_t len, struct buf *out, struct json_line *jl, char *err,
@@ -397,18 +418,20 @@ int json_line_parse(const char *line, size_t len, struct buf *out, struct json_l
         else if (jl->ts_ms == INT64_MIN && key_is(k, time_keys) && time_of(p, m) != INT64_MIN)
             jl->ts_ms = time_of(p, m);
     }
-    if (msg)
-        buf_append(out, val_of(p, msg), msg->val_len);
-    else
-        buf_append(out, line, whole);
-    for (size_t i = 0; msg && i < p->n; i++) {
+    int rc = msg ? buf_append(out, val_of(p, msg), msg->val_len) : buf_append(out, line, whole);
+    for (size_t i = 0; msg && i < p->n && rc == 0; i++) {
         const struct member *m = &p->m[i];
         const char *k = key_of(p, m);
         bool used = m == msg ||
                     (jl->level >= 0 && key_is(k, level_keys) && level_of(p, m) == jl->level) ||
                     (key_is(k, time_keys) && time_of(p, m) == jl->ts_ms && jl->ts_ms != INT64_MIN);
         if (!used)
-            put_field(out, p, m);
+            rc = put_field(out, p, m);
+    }
+    if (rc < 0) {
+        out->end = jl->msg_off;
+        snprintf(err, errcap, "out of memory");
+        return -1;
     }
     jl->msg_len = out->end - jl->msg_off;
     return 0;

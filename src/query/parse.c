@@ -287,9 +287,10 @@ static bool either(struct qnode **acc, struct qnode *b)
 
 /* A name:value pair token: the field name=value as the inputs write it (syslog.c, json_line.c:
  * in quotes when the value holds a space, tab or quote; a value with a backslash is quoted by
- * syslog, bare in JSON, so both forms count). Unquoted, the literal word too, as before fields
- * existed, so "user:admin" still finds text that says exactly that. A value ending in '*'
- * matches fields whose value starts with the rest, bare or quoted. */
+ * syslog, bare in JSON, so both forms count; a JSON object or array is bare, quotes and all).
+ * Unquoted, the literal word too, as before fields existed, so "user:admin" still finds text that
+ * says exactly that. A value ending in '*' matches fields whose value starts with the rest, bare or
+ * quoted. */
 static struct qnode *pair_term(const struct token *t)
 {
     size_t len = t->len;
@@ -299,16 +300,20 @@ static struct qnode *pair_term(const struct token *t)
     bool prefix = !t->quoted && len > 1 && value[len - 1] == '*';
     if (prefix)
         len--;
-    bool must_quote = len == 0, backslash = false;
+    bool blank = false, quote = false, backslash = false;
     for (size_t i = 0; i < len; i++) {
-        must_quote |= value[i] == ' ' || value[i] == '\t' || value[i] == '"';
+        blank |= value[i] == ' ' || value[i] == '\t';
+        quote |= value[i] == '"';
         backslash |= value[i] == '\\';
     }
+    /* JSON lines write nested objects and arrays bare whatever they hold. */
+    bool container = len > 0 && (value[0] == '{' || value[0] == '[');
+    bool must_quote = len == 0 || blank || (quote && !container);
     struct qnode *n = NULL;
     bool ok = true;
-    if (!must_quote)
+    if (len > 0 && (!blank || container))
         ok = either(&n, pair_node(t->name, t->name_len, value, len, false, prefix));
-    if (ok && (must_quote || backslash || prefix))
+    if (ok && (must_quote || quote || backslash || prefix))
         ok = either(&n, pair_node(t->name, t->name_len, value, len, true, prefix));
     free(value);
     if (!ok || t->quoted || prefix)

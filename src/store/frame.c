@@ -226,7 +226,8 @@ static void zctx_free(void *p)
 
 static void zctx_key_init(void)
 {
-    pthread_key_create(&ctx_key, zctx_free);
+    if (pthread_key_create(&ctx_key, zctx_free) != 0)
+        abort(); /* Only when the process has run out of keys: nothing sensible to do. */
 }
 
 static struct zctx *zctx_get(void)

@@ -249,6 +249,27 @@ def test_stops_promptly_while_blocked_on_a_full_queue(follower, tmp_path):
     assert m and m.group(1) == m.group(2), err
 
 
+def test_a_second_signal_stops_the_wait_for_acknowledgements(follower, tmp_path):
+    """Found in review: a second Ctrl-C stayed pending and killed the process only after the
+    wait. The first waits for acknowledgements (up to --timeout), the second ends it at once."""
+    log = tmp_path / "app.log"
+    log.write_text("")
+
+    class Dead:
+        log_port = closed_port()
+    f = follower(Dead, log)
+    time.sleep(0.3)
+    append(log, "nobody listens")
+    time.sleep(0.3)
+    f.proc.send_signal(signal.SIGINT)
+    time.sleep(1.0)
+    assert f.proc.poll() is None          # Still waiting for the server (--timeout 5).
+    t0 = time.monotonic()
+    rc, err = f.stop(signal.SIGINT)
+    assert time.monotonic() - t0 < 2, err
+    assert rc == 128 + signal.SIGINT and "interrupted again" in err, (rc, err)
+
+
 def test_a_line_longer_than_a_message_is_one_cut_entry(server, follower, tmp_path):
     s = server("--max-line", "1M")
     log = tmp_path / "app.log"

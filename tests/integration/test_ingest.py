@@ -359,6 +359,9 @@ def test_json_lines_on_the_ingest_port(server):
     e, = s.search('"payment failed"')
     assert e.level == "ERROR" and e.ts == 1795687200   # 2026-11-26T10:00:00Z
     assert e.msg == 'payment failed order=42 user={"id":7}', e.msg
+    # A nested object is written bare, quotes and all, and found as written (found in review).
+    assert s.count('user:{"id":7}') == 1 and s.count('user:"{\\"id\\":7}"') == 1
+    assert s.count('user:{"id":8}') == 0
     e, = s.search('"disk at 91%"')
     assert e.level == "WARN" and e.msg == "disk at 91% host=db-2" and e.ts == 1795000000
     e, = s.search('"no level here"')

@@ -1395,6 +1395,17 @@ def test_running_out_of_descriptors_does_not_spin_or_flood_the_log(daemon):
         c1 - c0, window)
 
 
+def test_an_over_long_first_line_starting_with_auth_is_a_line_when_auth_is_off(server):
+    """Found in review: it was dropped whole, as if it were an AUTH line sent out of habit."""
+    s = server("--max-line", "1024")
+    with s.connect_log() as c:
+        c.sendall(b"AUTH " + b"x" * 2000 + b"\nsecond line\n")
+        s.wait_count(2, timeout=10)
+    first = s.search("xxxx")
+    assert len(first) == 1 and first[0].msg.startswith("AUTH xxx"), first
+    assert s.count('"second line"') == 1 and int(s.stats()["truncated"]) == 1
+
+
 def test_an_over_long_first_line_is_no_way_around_log_auth(server):
     """Found in review: the AUTH check skipped a first line longer than --max-line."""
     s = server("--log-auth", "on", "--log-token", "s3cret", "--max-line", "1024")

@@ -217,3 +217,32 @@ def test_lines_that_only_look_octet_counted_stay_lines(server):
         time.sleep(0.3)                    # "12345\n" is complete: no need to wait for more.
         s.wait_count(102, timeout=10)
     assert s.count('"disk full"') == 1 and s.count("12345") == 1
+
+
+@pytest.mark.parametrize("first", [b"404 <3> GET /index.html", b"20240501 <4> disk full",
+                                   b"12 <13>hello wor"])
+def test_a_plain_first_line_shaped_like_a_frame_is_a_line(server, first):
+    """Found in review: "LEN <PRI>" with any text after it was taken as a frame, so a plain line
+    such as "404 <3> GET /" waited for 404 bytes and swallowed the lines after it. A connection's
+    first frame needs a syslog header after its PRI; after a plain line, digits start lines."""
+    s = server()
+    with s.connect_log() as c:
+        c.sendall(first + b"\n" + b"".join(b"after %d\n" % i for i in range(5)) +
+                  b"30 <13>1 - h a - - - not a frame\n")
+        s.wait_count(7, timeout=10)
+    assert s.count('"%s"' % first.decode()) == 1
+    assert s.count("after") == 5 and s.count('"30 <13>1 - h a"') == 1
+
+
+def test_a_strict_first_frame_then_lenient_ones(server):
+    """rsyslog's and logger's frames start "<PRI>1 " (RFC 5424), "<PRI>Mmm " (RFC 3164) or
+    "<PRI>2026-" (an ISO date): the first frame may arrive in pieces that end anywhere."""
+    s = server()
+    body = b"<13>Nov 26 10:00:00 web1 app: bsd frame"
+    frames = b"%d %s" % (len(body), body) + b"9 <14>x y z"
+    with s.connect_log() as c:
+        for i in range(len(frames)):
+            c.sendall(frames[i:i + 1])
+            time.sleep(0.001)
+    s.wait_count(2, timeout=10)
+    assert s.count('"bsd frame"') == 1 and s.count('"x y z"') == 1
