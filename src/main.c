@@ -138,6 +138,7 @@ int main(int argc, char **argv)
         .fsync_interval_ms = cfg.fsync_interval_ms,
         .segment_size = cfg.segment_size,
         .compression_level = cfg.compression_level,
+        .archive_level = cfg.archive_level,
         .retention_size = cfg.retention_size,
         .retention_age_ms = cfg.retention_age_ms,
         .retention_min_free = cfg.retention_min_free,

@@ -41,6 +41,7 @@ void config_defaults(struct config *c)
         .fsync_interval_ms = 50,
         .segment_size = (size_t)64 << 20,
         .compression_level = 1,
+        .archive_level = 9,
         .retention_size = 0,
         .retention_age_ms = 0,
         .retention_min_free = (uint64_t)256 << 20,
@@ -127,6 +128,8 @@ static const char usage[] =
     "  --fsync-interval MS      longest wait for the fsync of --fsync=batch (default 50)\n"
     "  --segment-size SIZE      seal a segment file at this size (default 64M)\n"
     "  --compression-level N    zstd level for stored blocks, 0 = none (default 1)\n"
+    "  --archive-level N        re-compress sealed segments at this zstd level, 0 = no\n"
+    "                           (default 9)\n"
     "  --retention-size SIZE    delete the oldest segments beyond this total, 0 = no limit\n"
     "                           (default 0)\n"
     "  --retention-age AGE      delete segments older than this (e.g. 7d, 12h), 0 = forever\n"
@@ -281,6 +284,7 @@ enum {
     OPT_FSYNC_INTERVAL,
     OPT_SEGMENT_SIZE,
     OPT_COMPRESSION,
+    OPT_ARCHIVE_LEVEL,
     OPT_RET_SIZE,
     OPT_RET_AGE,
     OPT_RET_FREE,
@@ -413,6 +417,7 @@ static const struct option base_opts[] = {
     {"fsync-interval", required_argument, NULL, OPT_FSYNC_INTERVAL},
     {"segment-size", required_argument, NULL, OPT_SEGMENT_SIZE},
     {"compression-level", required_argument, NULL, OPT_COMPRESSION},
+    {"archive-level", required_argument, NULL, OPT_ARCHIVE_LEVEL},
     {"retention-size", required_argument, NULL, OPT_RET_SIZE},
     {"retention-age", required_argument, NULL, OPT_RET_AGE},
     {"retention-min-free", required_argument, NULL, OPT_RET_FREE},
@@ -814,6 +819,9 @@ static int apply(struct config *c, int o, const char *optarg)
         break;
     case OPT_COMPRESSION:
         r = parse_int("compression-level", optarg, 0, 19, &c->compression_level);
+        break;
+    case OPT_ARCHIVE_LEVEL:
+        r = parse_int("archive-level", optarg, 0, 19, &c->archive_level);
         break;
     case OPT_RET_SIZE:
     case OPT_RET_FREE:

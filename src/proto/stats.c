@@ -75,6 +75,7 @@ size_t stats_collect(struct conn *c, struct stat_kv *out)
     U("segments", st.segments);
     U("blocks", st.blocks);
     U("segments_deleted", st.segments_deleted);
+    U("segments_archived", st.segments_archived);
     out[n++] = (struct stat_kv){.key = "fsync_policy", .kind = STAT_STR, .s = st.fsync_policy};
     U("fsyncs", st.fsyncs);
     I("last_fsync_us", st.last_fsync_us);

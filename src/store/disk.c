@@ -7,9 +7,14 @@
  * policy, publishes each frame as a block (queryable at once from the cache) and then advances
  * done_id and wakes the reactors, which release acknowledgements for ids <= done_id.
  *
+ * An archiver thread (--archive-level) rewrites sealed segments at a higher zstd level, frame
+ * for frame, and swaps each new file in for the old one (see archive_segment).
+ *
  * Locks: q_mu guards the pending queue; list_lock (rw) guards the block and segment arrays,
- * held for reading through one scan call and for writing only to publish or delete; cache_mu
- * guards the LRU and block->cache pointers; f_mu guards the failed-id ranges. */
+ * held for reading through one scan call and for writing only to publish, delete or swap in an
+ * archived file; cache_mu guards the LRU and block->cache pointers; f_mu guards the failed-id
+ * ranges; arch_mu keeps a segment from being deleted while the archiver swaps it (taken before
+ * list_lock). */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -21,8 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -46,7 +53,9 @@
 
 struct segment {
     uint64_t first_id;
-    bool removed; /* Its file vanished under us: readable through fd, never written again. */
+    bool removed;        /* Its file vanished under us: readable through fd, never written again. */
+    bool archived;       /* Rewritten at --archive-level (the archiver's; see archive_segment). */
+    bool archive_failed; /* The archiver could not read it whole: left as it is. */
     int fd;
     uint64_t size;      /* Valid bytes (header + whole frames). */
     uint64_t indexed;   /* Bytes covered by its index file; 0 = none. */
@@ -103,6 +112,13 @@ struct store {
     bool writer_started;
     pthread_t encoders[8]; /* Extra threads building frames alongside the writer. */
     int nencoders;
+
+    /* The archiver. */
+    pthread_mutex_t arch_mu;
+    pthread_cond_t arch_cond;
+    pthread_t archiver;
+    bool archiver_started;
+    _Atomic bool arch_stop;
 
     /* Progress seen by reactors. */
     _Atomic uint64_t done_id;
@@ -181,6 +197,8 @@ static void bigbuf_drain(void)
         free(pool[--npool]);
     pthread_mutex_unlock(&pool_mu);
 }
+
+static size_t find_block(const struct store *s, uint64_t id);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Small helpers. */
@@ -471,9 +489,11 @@ static void block_free(struct store *s, struct block *b)
 /* Delete the oldest segment with its blocks and files. Never the active (last) one. */
 static void delete_oldest_segment(struct store *s, const char *why)
 {
+    pthread_mutex_lock(&s->arch_mu);
     pthread_rwlock_wrlock(&s->list_lock);
     if (s->nsegs < 2) {
         pthread_rwlock_unlock(&s->list_lock);
+        pthread_mutex_unlock(&s->arch_mu);
         return;
     }
     struct segment *seg = s->segs[0];
@@ -483,6 +503,7 @@ static void delete_oldest_segment(struct store *s, const char *why)
     struct block **gone = malloc((nb ? nb : 1) * sizeof(*gone));
     if (!gone) {
         pthread_rwlock_unlock(&s->list_lock);
+        pthread_mutex_unlock(&s->arch_mu);
         return;
     }
     memcpy(gone, s->blocks, nb * sizeof(*gone));
@@ -500,6 +521,7 @@ static void delete_oldest_segment(struct store *s, const char *why)
     if (unlink(seg->path) < 0 && errno != ENOENT)
         log_warn("store: removing %s: %s", seg->path, strerror(errno));
     unlink(idx);
+    pthread_mutex_unlock(&s->arch_mu);
     log_info("store: deleted segment %s (%s): %" PRIu64 " entries, %" PRIu64 " bytes", seg->path,
              why, seg->entries, seg->size);
     atomic_fetch_add(&s->segments_deleted, 1);
@@ -622,6 +644,8 @@ static void maybe_roll(struct store *s, uint64_t next_first)
         close(ns->fd);
         free(ns);
     }
+    if (seg)
+        pthread_cond_signal(&s->arch_cond); /* One more sealed segment to archive. */
     if (seg)
         retention(s); /* Sizes only grow a segment at a time: check each time one is sealed. */
 }
@@ -941,6 +965,240 @@ static void *writer_main(void *arg)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* The archiver: sealed segments rewritten at --archive-level.
+ *
+ * Frames are written at a fast level so ingest keeps up; once a segment is sealed, a low
+ * priority thread re-compresses each of its frames at the archive level into NAME.arch (same
+ * ids, same blocks, only smaller), fsyncs it, and renames it over the segment. The swap is
+ * atomic for every reader: a crash leaves either the old file or the new one, both whole, and
+ * the index is removed before the rename, so a stale one is never read (it is rebuilt). */
+
+struct arch_frame {
+    uint64_t first_id;
+    uint32_t count, raw_len;
+    uint64_t offset, new_offset;
+    uint32_t frame_len, new_len;
+};
+
+/* The segment whose first id is first_id, if it is held and sealed; list_lock held. */
+static struct segment *sealed_segment(struct store *s, uint64_t first_id)
+{
+    for (size_t i = 0; i + 1 < s->nsegs; i++)
+        if (s->segs[i]->first_id == first_id)
+            return s->segs[i];
+    return NULL;
+}
+
+/* The frames of the oldest sealed segment still to archive, with a file descriptor of its
+ * own (a deletion meanwhile does not pull the file from under the archiver). */
+static struct arch_frame *archive_pick(struct store *s, uint64_t *first_id, size_t *n, int *fd)
+{
+    struct arch_frame *f = NULL;
+    pthread_rwlock_rdlock(&s->list_lock);
+    struct segment *seg = NULL;
+    for (size_t i = 0; i + 1 < s->nsegs && !seg; i++) {
+        struct segment *c = s->segs[i];
+        if (!c->archived && !c->archive_failed && !c->removed && c->entries)
+            seg = c;
+    }
+    if (seg) {
+        size_t bi = find_block(s, seg->first_id), k = 0;
+        while (bi + k < s->nblocks && s->blocks[bi + k]->seg == seg)
+            k++;
+        f = k ? calloc(k, sizeof(*f)) : NULL;
+        for (size_t j = 0; f && j < k; j++) {
+            const struct block *b = s->blocks[bi + j];
+            f[j] = (struct arch_frame){.first_id = b->first_id,
+                                       .count = b->count,
+                                       .raw_len = b->raw_len,
+                                       .offset = b->offset,
+                                       .frame_len = b->frame_len};
+        }
+        *fd = f ? dup(seg->fd) : -1;
+        if (*fd < 0) {
+            free(f);
+            f = NULL;
+        }
+        *first_id = seg->first_id;
+        *n = k;
+    }
+    pthread_rwlock_unlock(&s->list_lock);
+    return f;
+}
+
+/* Read, check and re-encode one frame at the archive level into out (bigbuf of *cap bytes). */
+static int archive_frame(struct store *s, int fd, const struct arch_frame *a, char **out,
+                         size_t *cap, size_t *len)
+{
+    char *frame = malloc(a->frame_len);
+    char *cols = bigbuf_get(a->raw_len);
+    struct frame_hdr h;
+    int rc = -EIO;
+    if (frame && cols && pread(fd, frame, a->frame_len, (off_t)a->offset) == a->frame_len &&
+        frame_parse_header(frame, &h) == 0 && FRAME_HDR_LEN + h.payload_len == a->frame_len &&
+        frame_verify(&h, frame) && h.first_id == a->first_id && h.count == a->count &&
+        h.raw_len == a->raw_len && frame_decode(&h, frame, cols) == 0) {
+        size_t need = frame_bound(a->raw_len);
+        if (need > *cap) {
+            bigbuf_put(*out, *cap);
+            *out = bigbuf_get(need);
+            *cap = *out ? need : 0;
+        }
+        rc = *out ? frame_encode(cols, a->raw_len, a->first_id, a->count, s->cfg.archive_level,
+                                 *out, *cap, len)
+                  : -ENOMEM;
+        /* Some data (random hex, say) comes out larger at higher levels: keep the smaller. */
+        if (rc == 0 && *len >= a->frame_len && a->frame_len <= *cap) {
+            memcpy(*out, frame, a->frame_len);
+            *len = a->frame_len;
+        }
+    }
+    free(frame);
+    bigbuf_put(cols, a->raw_len);
+    return rc;
+}
+
+static int write_all(int fd, const char *p, size_t n, uint64_t off)
+{
+    while (n) {
+        ssize_t w = pwrite(fd, p, n, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? -errno : -EIO;
+        p += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
+/* Swap the archived file in: list_lock and arch_mu taken here. Returns 0, or -1 when the
+ * segment went (deleted by retention) or changed meanwhile. */
+static int archive_swap(struct store *s, uint64_t first_id, struct arch_frame *f, size_t n,
+                        const char *tmp, int tfd, uint64_t size, uint64_t *old_size)
+{
+    pthread_rwlock_wrlock(&s->list_lock);
+    struct segment *seg = sealed_segment(s, first_id);
+    size_t bi = seg ? find_block(s, first_id) : 0;
+    bool same = seg != NULL && bi + n <= s->nblocks;
+    for (size_t j = 0; same && j < n; j++) {
+        const struct block *b = s->blocks[bi + j];
+        same = b->seg == seg && b->first_id == f[j].first_id && b->offset == f[j].offset;
+    }
+    same = same && (bi + n == s->nblocks || s->blocks[bi + n]->seg != seg);
+    char idx[4200];
+    seg_path(s, first_id, "idx", idx, sizeof(idx));
+    if (!same || (unlink(idx) < 0 && errno != ENOENT) || rename(tmp, seg->path) < 0) {
+        pthread_rwlock_unlock(&s->list_lock);
+        return -1;
+    }
+    for (size_t j = 0; j < n; j++) {
+        struct block *b = s->blocks[bi + j];
+        b->offset = f[j].new_offset;
+        b->frame_len = f[j].new_len;
+    }
+    int old = seg->fd;
+    seg->fd = tfd;
+    *old_size = seg->size;
+    seg->size = size;
+    seg->indexed = 0;
+    seg->archived = true;
+    pthread_rwlock_unlock(&s->list_lock);
+    close(old);
+    return 0;
+}
+
+/* Rewrite the oldest sealed segment not yet archived. Returns false when there is none. */
+static bool archive_segment(struct store *s)
+{
+    uint64_t first_id = 0;
+    size_t n = 0;
+    int fd = -1;
+    struct arch_frame *f = archive_pick(s, &first_id, &n, &fd);
+    if (!f)
+        return false;
+    char tmp[4200];
+    seg_path(s, first_id, "arch", tmp, sizeof(tmp));
+    int tfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    char *out = NULL;
+    size_t cap = 0, len = 0;
+    uint64_t off = SEG_HDR_LEN;
+    int rc = tfd < 0 ? -errno : write_all(tfd, seg_magic_archived, SEG_HDR_LEN, 0);
+    for (size_t j = 0; rc == 0 && j < n; j++) {
+        if (atomic_load(&s->arch_stop)) {
+            rc = -ECANCELED;
+            break;
+        }
+        rc = archive_frame(s, fd, &f[j], &out, &cap, &len);
+        if (rc == 0)
+            rc = write_all(tfd, out, len, off);
+        f[j].new_offset = off;
+        f[j].new_len = (uint32_t)len;
+        off += len;
+    }
+    bigbuf_put(out, cap);
+    close(fd);
+    if (rc == 0 && fdatasync(tfd) < 0)
+        rc = -errno;
+    uint64_t old_size = 0;
+    pthread_mutex_lock(&s->arch_mu);
+    if (rc == 0 && archive_swap(s, first_id, f, n, tmp, tfd, off, &old_size) == 0) {
+        int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+        struct segment *seg = sealed_segment(s, first_id); /* Held: arch_mu bars deletion. */
+        if (seg)
+            write_index(s, seg);
+        pthread_mutex_unlock(&s->arch_mu);
+        log_info("store: archived %020" PRIu64 ".seg at zstd level %d: %" PRIu64 " -> %" PRIu64
+                 " bytes",
+                 first_id, s->cfg.archive_level, old_size, off);
+        free(f);
+        return true;
+    }
+    if (rc < 0 && rc != -ECANCELED) {
+        /* Unreadable (damaged) or unwritable: leave it as it is. A full disk is retried. */
+        pthread_rwlock_rdlock(&s->list_lock);
+        struct segment *seg = sealed_segment(s, first_id);
+        if (seg && rc != -ENOSPC)
+            seg->archive_failed = true;
+        pthread_rwlock_unlock(&s->list_lock);
+        log_warn("store: cannot archive %020" PRIu64 ".seg: %s", first_id, strerror(-rc));
+    }
+    pthread_mutex_unlock(&s->arch_mu);
+    if (tfd >= 0) {
+        close(tfd);
+        unlink(tmp);
+    }
+    free(f);
+    return rc == 0 || rc == -ECANCELED ? !atomic_load(&s->arch_stop) : false;
+}
+
+static void *archiver_main(void *arg)
+{
+    struct store *s = arg;
+    /* Ingest and queries first: archiving uses what CPU is left. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) < 0)
+        log_warn("store: archiver priority: %s", strerror(errno));
+    while (!atomic_load(&s->arch_stop)) {
+        if (archive_segment(s))
+            continue;
+        pthread_mutex_lock(&s->arch_mu);
+        if (!atomic_load(&s->arch_stop)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&s->arch_cond, &s->arch_mu, &ts);
+        }
+        pthread_mutex_unlock(&s->arch_mu);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Appending (reactor threads). */
 
 int store_append(struct store *s, struct lc_entry *e, size_t n)
@@ -1201,8 +1459,10 @@ void store_get_stats(struct store *s, struct store_stats *st)
         if (b->max_ts > st->newest_ts_ms)
             st->newest_ts_ms = b->max_ts;
     }
-    for (size_t i = 0; i < s->nsegs; i++)
+    for (size_t i = 0; i < s->nsegs; i++) {
         st->disk_bytes += s->segs[i]->size;
+        st->segments_archived += s->segs[i]->archived;
+    }
     if (s->nblocks) {
         st->first_id = s->blocks[0]->first_id;
         st->last_id = s->blocks[s->nblocks - 1]->first_id + s->blocks[s->nblocks - 1]->count - 1;
@@ -1344,6 +1604,13 @@ static int recover(struct store *s)
     while ((de = readdir(d))) {
         char *end;
         uint64_t id = strtoull(de->d_name, &end, 10);
+        if (end == de->d_name + 20 && strcmp(end, ".arch") == 0) {
+            /* An archiver's file that was never swapped in (a crash or a stop meanwhile). */
+            char tmp[4200];
+            seg_path(s, id, "arch", tmp, sizeof(tmp));
+            unlink(tmp);
+            continue;
+        }
         if (end != de->d_name + 20 || strcmp(end, ".seg") != 0)
             continue;
         if (n == cap) {
@@ -1372,8 +1639,9 @@ static int recover(struct store *s)
         seg_path(s, ids[i], "seg", seg->path, sizeof(seg->path));
         seg->fd = open(seg->path, O_RDWR | O_CLOEXEC);
         char magic[SEG_HDR_LEN];
-        if (seg->fd < 0 || pread(seg->fd, magic, SEG_HDR_LEN, 0) != SEG_HDR_LEN ||
-            memcmp(magic, seg_magic, SEG_HDR_LEN) != 0) {
+        bool ok_hdr = seg->fd >= 0 && pread(seg->fd, magic, SEG_HDR_LEN, 0) == SEG_HDR_LEN;
+        seg->archived = ok_hdr && memcmp(magic, seg_magic_archived, SEG_HDR_LEN) == 0;
+        if (!ok_hdr || (!seg->archived && memcmp(magic, seg_magic, SEG_HDR_LEN) != 0)) {
             log_error("store: %s is not a LogCaster segment (or unreadable: %s); skipping it",
                       seg->path, seg->fd < 0 ? strerror(errno) : "bad header");
             if (seg->fd >= 0)
@@ -1443,6 +1711,8 @@ struct store *store_open(const struct store_config *cfg)
     pthread_cond_init(&s->q_cond, NULL);
     pthread_mutex_init(&s->f_mu, NULL);
     pthread_mutex_init(&s->cache_mu, NULL);
+    pthread_mutex_init(&s->arch_mu, NULL);
+    pthread_cond_init(&s->arch_cond, NULL);
     pthread_rwlockattr_t attr;
     pthread_rwlockattr_init(&attr);
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -1498,6 +1768,12 @@ struct store *store_open(const struct store_config *cfg)
     for (int i = 0; i < want; i++)
         if (pthread_create(&s->encoders[s->nencoders], NULL, encoder_main, s) == 0)
             s->nencoders++;
+    if (s->cfg.archive_level > 0) {
+        s->archiver_started = pthread_create(&s->archiver, NULL, archiver_main, s) == 0;
+        if (!s->archiver_started)
+            log_warn("store: cannot start the archiver; segments stay at level %d",
+                     s->cfg.compression_level);
+    }
     return s;
 }
 
@@ -1505,6 +1781,13 @@ void store_close(struct store *s)
 {
     if (!s)
         return;
+    if (s->archiver_started) { /* First: it may be in the middle of a segment; it gives up. */
+        pthread_mutex_lock(&s->arch_mu);
+        atomic_store(&s->arch_stop, true);
+        pthread_cond_broadcast(&s->arch_cond);
+        pthread_mutex_unlock(&s->arch_mu);
+        pthread_join(s->archiver, NULL);
+    }
     if (s->writer_started) {
         pthread_mutex_lock(&s->q_mu);
         s->stopping = true;
@@ -1537,6 +1820,8 @@ void store_close(struct store *s)
     pthread_cond_destroy(&s->q_cond);
     pthread_mutex_destroy(&s->f_mu);
     pthread_mutex_destroy(&s->cache_mu);
+    pthread_mutex_destroy(&s->arch_mu);
+    pthread_cond_destroy(&s->arch_cond);
     pthread_rwlock_destroy(&s->list_lock);
     free(s);
     bigbuf_drain();

@@ -9,6 +9,7 @@
 #include <zstd.h>
 
 const char seg_magic[SEG_HDR_LEN] = {'L', 'C', 'S', 'E', 'G', 0, 0, 1};
+const char seg_magic_archived[SEG_HDR_LEN] = {'L', 'C', 'S', 'E', 'G', 0, 0, 1, 'A'};
 
 static void put32(char *p, uint32_t v)
 {

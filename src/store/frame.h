@@ -36,6 +36,8 @@
 #define REC_HDR_LEN   23
 
 extern const char seg_magic[SEG_HDR_LEN];
+/* The header of a segment rewritten by the archiver (its frames at --archive-level). */
+extern const char seg_magic_archived[SEG_HDR_LEN];
 
 struct frame_hdr {
     uint32_t payload_len;

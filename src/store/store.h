@@ -26,6 +26,7 @@ struct store_config {
     int fsync_interval_ms;       /* FSYNC_BATCH: longest time written data waits for fsync. */
     size_t segment_size;         /* A segment is sealed once it reaches this many bytes. */
     int compression_level;       /* zstd level of frames; 0 stores them uncompressed. */
+    int archive_level;           /* Rewrite sealed segments' frames at this zstd level; 0 = no. */
     uint64_t retention_size;     /* Delete oldest segments beyond this total; 0 = no limit. */
     int64_t retention_age_ms;    /* Delete segments whose newest entry is older; 0 = forever. */
     uint64_t retention_min_free; /* Keep this much disk free: delete, then refuse writes. */
@@ -42,6 +43,7 @@ struct store_stats {
     uint64_t raw_bytes, disk_bytes;     /* Serialized records, and their files on disk. */
     uint64_t segments, blocks;
     uint64_t segments_deleted; /* By retention since start. */
+    uint64_t segments_archived; /* Held now, rewritten at --archive-level. */
     uint64_t write_errors;     /* Batches that could not be stored. */
     uint64_t failed_entries;   /* Entries answered with an error for that reason. */
     uint64_t damaged_bytes;    /* Found corrupt at start-up and skipped. */

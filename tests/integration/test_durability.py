@@ -5,6 +5,7 @@ ingest, a full disk (a small tmpfs made by the test) and a segment removed under
 Every server runs on a data directory shared across restarts: each start gets its own run
 directory (for its stderr) whose "data" entry is a symlink to the shared directory."""
 import os
+import random
 import re
 import signal
 import socket
@@ -819,3 +820,105 @@ def test_active_segment_removed(stores, history):
         problems.append("exit code %s after SIGTERM; stderr:\n%s" % (rc, a_err[-2500:]))
     assert not problems, "\n".join(problems)
     assert_clean_stderr(a_err)
+
+
+# Archiving (--archive-level) ------------------------------------------------------------------
+
+def loglike_msgs(tag, n):
+    """Lines shaped like real logs (words from small sets, numbers, an id): what a higher zstd
+    level wins on. (Mostly random hex is no good: level 1 stores it smaller than 3 to 12.)"""
+    rng = random.Random(n)
+    paths = ["/api/v1/users", "/api/v1/orders", "/login", "/static/app.js", "/api/v2/search"]
+    users = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"]
+    return ["%s %d %s %s %d %dms user=%s shard=%d region=eu-west-%d req=%08x" % (
+        tag, i, rng.choice(["GET", "POST"]), rng.choice(paths), rng.choice([200, 200, 404, 500]),
+        rng.randrange(1, 900), rng.choice(users), rng.randrange(64), rng.randrange(1, 4),
+        rng.getrandbits(32)) for i in range(n)]
+
+
+def archived_segs(st):
+    out = []
+    for f in st.segs():
+        with open(st.path(f), "rb") as fh:
+            if fh.read(9)[8:9] == b"A":
+                out.append(f)
+    return out
+
+
+def all_archived(s):
+    st = s.stats()
+    assert int(st["segments"]) >= 3, "too little data to seal two segments: %s" % st
+    return int(st["segments_archived"]) == int(st["segments"]) - 1
+
+
+def test_archiver_recompresses_sealed_segments_losslessly(stores):
+    """Sealed segments are rewritten at --archive-level: the same ids, entries and answers,
+    fewer bytes on disk; a restart reads them from their new indexes."""
+    msgs = loglike_msgs("arch", 160000)
+    plain_store = stores()
+    plain = plain_store.start("--segment-size", "1M")
+    assert ingest_ok(plain, msgs) == list(range(1, len(msgs) + 1))
+    st = stores()
+    args = ["--segment-size", "1M", "--archive-level", "12"]
+    a = st.start(*args)
+    assert ingest_ok(a, msgs) == list(range(1, len(msgs) + 1))
+    wait_for(lambda: all_archived(a), 60, "every sealed segment archived")
+    segs = st.segs()
+    assert archived_segs(st) == segs[:-1], "not archived: %s" % (set(segs[:-1]) -
+                                                                 set(archived_segs(st)))
+    for f in segs:
+        frames_of(st.path(f))          # Whole frames only, after the rewrite too.
+    assert not [f for f in os.listdir(st.data) if f.endswith(".arch")]
+    sp, sa = plain.stats(), a.stats()
+    assert sa["raw_bytes"] == sp["raw_bytes"] and sa["entries"] == sp["entries"]
+    assert int(sa["disk_bytes"]) < 0.9 * int(sp["disk_bytes"]), (sa["disk_bytes"],
+                                                                  sp["disk_bytes"])
+    assert "archived 00000000000000000001.seg at zstd level 12" in a.stderr()
+
+    def answers(s):
+        strip = lambda rows: [(r[0], r[1], r[3]) for r in rows]   # Receive times differ.
+        return {q: (strip(search(s, q)), s.count(q)) for q in
+                ["", "login", "user:bob -POST", "/ 1[0-9]ms /", "arch-nothing"]}
+    want = answers(plain)
+    assert answers(a) == want
+    stop_clean(a)
+    b = st.start(*args)
+    assert re.search(r"recovered .*\(0 unindexed bytes read\)", b.stderr()), b.stderr()[-2000:]
+    assert answers(b) == want
+    # Kept across the restart (the segment written before it is archived now too).
+    assert int(b.stats()["segments_archived"]) >= int(sa["segments_archived"])
+    assert b.log("INFO", "-", "after the archive") == len(msgs) + 1
+
+
+@pytest.mark.parametrize("kill_after", [0.05, 0.4, 1.5])
+def test_kill_during_archiving_loses_nothing(stores, kill_after):
+    """kill -9 while sealed segments are being rewritten (level 19 is slow): every entry is
+    there after the restart, each segment whole in its old or its new form."""
+    msgs = loglike_msgs("k9", 100000)
+    st = stores()
+    a = st.start("--segment-size", "1M", "--archive-level", "19")
+    ids = ingest_ok(a, msgs)
+    time.sleep(kill_after)
+    kill9(a)
+    b = st.start("--segment-size", "1M")
+    assert not [f for f in os.listdir(st.data) if f.endswith(".arch")], "a stale .arch file"
+    rows = search(b)
+    assert [(r[0], r[3]) for r in rows] == list(zip(ids, msgs))
+    assert b.stats()["damaged_bytes"] == "0"
+    for f in st.segs():
+        frames_of(st.path(f))
+
+
+def test_queries_while_archiving_see_every_entry(stores):
+    msgs = loglike_msgs("live", 160000)
+    st = stores()
+    a = st.start("--segment-size", "1M", "--archive-level", "15")
+    ingest_ok(a, msgs)
+    logins = sum(" /login " in m for m in msgs)
+    seen = 0
+    while not all_archived(a):
+        assert a.count("") == len(msgs)
+        assert a.count("login") == logins
+        seen += 1
+        assert seen < 2000, "archiving did not finish"
+    assert a.count("req") == len(msgs) and logins > 0
