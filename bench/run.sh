@@ -294,8 +294,22 @@ if [[ $store_lines -gt 0 ]]; then
     echo "  load: $load"
     stats=$(client stats)
     stat() { awk -v k="$1" '$1 == k { print $2 }' <<<"$stats"; }
-    awk -v raw="$(stat raw_bytes)" -v disk="$(stat disk_bytes)" -v sent="$(stat bytes_received)" \
-        -v seg="$(stat segments)" 'BEGIN { printf "  on disk: %.0f MB in %d segments for %.0f MB of lines received: %.1f%% of the lines, %.1f%% of the stored records\n", disk / 1e6, seg, sent / 1e6, 100 * disk / sent, 100 * disk / raw }'
+    on_disk() {
+        awk -v raw="$(stat raw_bytes)" -v disk="$(stat disk_bytes)" -v sent="$(stat bytes_received)" \
+            -v seg="$(stat segments)" -v arch="$(stat segments_archived)" -v when="$1" 'BEGIN { printf "  on disk %s: %.0f MB in %d segments (%d archived) for %.0f MB of lines received: %.1f%% of the lines, %.1f%% of the stored records\n", when, disk / 1e6, seg, arch, sent / 1e6, 100 * disk / sent, 100 * disk / raw }'
+    }
+    on_disk "when loaded"
+    # The archiver re-compresses sealed segments in the background (--archive-level): wait for
+    # it (at most 10 minutes), so the queries below run on the data as it stays.
+    t0=$(date +%s.%N)
+    for _ in $(seq 600); do
+        stats=$(client stats)
+        [[ $(stat segments_archived) -ge $(($(stat segments) - 1)) ]] && break
+        sleep 1
+    done
+    t1=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "  archiver done %.0f s after the load\n", b - a }'
+    on_disk "after archiving"
     printf '%-36s %10s %10s %10s %10s\n' "request" "p50 ms" "p99 ms" "max ms" "results"
     query_row "SEARCH $rare_word limit:100" -- "$rare_word limit:100"
     query_row "COUNT level:ERROR" --count -- 'level:ERROR'

@@ -856,13 +856,13 @@ def test_archiver_recompresses_sealed_segments_losslessly(stores):
     fewer bytes on disk; a restart reads them from their new indexes."""
     msgs = loglike_msgs("arch", 160000)
     plain_store = stores()
-    plain = plain_store.start("--segment-size", "1M")
+    plain = plain_store.start("--segment-size", "1M", "--archive-level", "0")
     assert ingest_ok(plain, msgs) == list(range(1, len(msgs) + 1))
     st = stores()
     args = ["--segment-size", "1M", "--archive-level", "12"]
     a = st.start(*args)
     assert ingest_ok(a, msgs) == list(range(1, len(msgs) + 1))
-    wait_for(lambda: all_archived(a), 60, "every sealed segment archived")
+    wait_for(lambda: all_archived(a), 180, "every sealed segment archived")
     segs = st.segs()
     assert archived_segs(st) == segs[:-1], "not archived: %s" % (set(segs[:-1]) -
                                                                  set(archived_segs(st)))
@@ -900,7 +900,7 @@ def test_kill_during_archiving_loses_nothing(stores, kill_after):
     ids = ingest_ok(a, msgs)
     time.sleep(kill_after)
     kill9(a)
-    b = st.start("--segment-size", "1M")
+    b = st.start("--segment-size", "1M", "--archive-level", "0")
     assert not [f for f in os.listdir(st.data) if f.endswith(".arch")], "a stale .arch file"
     rows = search(b)
     assert [(r[0], r[3]) for r in rows] == list(zip(ids, msgs))
@@ -915,10 +915,10 @@ def test_queries_while_archiving_see_every_entry(stores):
     a = st.start("--segment-size", "1M", "--archive-level", "15")
     ingest_ok(a, msgs)
     logins = sum(" /login " in m for m in msgs)
-    seen = 0
+    # The archiver runs at nice 19: on a busy machine it waits for idle CPU.
+    deadline = time.monotonic() + 180
     while not all_archived(a):
         assert a.count("") == len(msgs)
         assert a.count("login") == logins
-        seen += 1
-        assert seen < 2000, "archiving did not finish"
+        assert time.monotonic() < deadline, "archiving did not finish in 180 s"
     assert a.count("req") == len(msgs) and logins > 0
