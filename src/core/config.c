@@ -41,7 +41,7 @@ void config_defaults(struct config *c)
         .fsync_interval_ms = 50,
         .segment_size = (size_t)64 << 20,
         .compression_level = 1,
-        .archive_level = 9,
+        .archive_level = 16,
         .retention_size = 0,
         .retention_age_ms = 0,
         .retention_min_free = (uint64_t)256 << 20,
@@ -129,7 +129,7 @@ static const char usage[] =
     "  --segment-size SIZE      seal a segment file at this size (default 64M)\n"
     "  --compression-level N    zstd level for stored blocks, 0 = none (default 1)\n"
     "  --archive-level N        re-compress sealed segments at this zstd level, 0 = no\n"
-    "                           (default 9)\n"
+    "                           (default 16)\n"
     "  --retention-size SIZE    delete the oldest segments beyond this total, 0 = no limit\n"
     "                           (default 0)\n"
     "  --retention-age AGE      delete segments older than this (e.g. 7d, 12h), 0 = forever\n"

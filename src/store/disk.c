@@ -56,6 +56,7 @@ struct segment {
     bool removed;        /* Its file vanished under us: readable through fd, never written again. */
     bool archived;       /* Rewritten at --archive-level (the archiver's; see archive_segment). */
     bool archive_failed; /* The archiver could not read it whole: left as it is. */
+    bool archiving;      /* An archiver thread is on it (under arch_mu). */
     int fd;
     uint64_t size;      /* Valid bytes (header + whole frames). */
     uint64_t indexed;   /* Bytes covered by its index file; 0 = none. */
@@ -116,8 +117,8 @@ struct store {
     /* The archiver. */
     pthread_mutex_t arch_mu;
     pthread_cond_t arch_cond;
-    pthread_t archiver;
-    bool archiver_started;
+    pthread_t archivers[4]; /* One per core: they take only idle CPU (nice 19). */
+    int narchivers;
     _Atomic bool arch_stop;
 
     /* Progress seen by reactors. */
@@ -265,10 +266,10 @@ int store_add_waker(struct store *s, int efd)
 
 /* Fill a block's summary (time range, levels, trigram filter) from its columns. Returns 0,
  * -EINVAL if they are malformed, or -ENOMEM. */
-static int summarize(struct block *b, const char *cols)
+static int summarize(struct block *b, const char *cols, int layout)
 {
     struct col_summary cs;
-    if (columns_summary(cols, b->raw_len, b->count, &cs) < 0)
+    if (columns_summary(cols, b->raw_len, b->count, layout, &cs) < 0)
         return -EINVAL;
     b->min_ts = cs.min_ts;
     b->max_ts = cs.max_ts;
@@ -400,7 +401,7 @@ static char *read_block(struct store *s, struct block *b)
               FRAME_HDR_LEN + (size_t)h.payload_len == b->frame_len && frame_verify(&h, frame) &&
               h.raw_len == b->raw_len && h.count == b->count &&
               frame_decode(&h, frame, cols) == 0 &&
-              columns_to_rows(cols, b->raw_len, b->count, raw) == 0;
+              columns_to_rows(cols, b->raw_len, b->count, (int)h.layout, raw) == 0;
     bigbuf_put(cols, b->raw_len);
     if (!ok) {
         __atomic_store_n(&b->bad, true, __ATOMIC_RELAXED);
@@ -728,13 +729,14 @@ static void encode_chunk(struct store *s, struct pchunk *p)
         p->offs = malloc(((size_t)p->count + 1) * sizeof(uint32_t));
         rc = p->offs ? rows_to_columns(p->buf, p->len, p->count, cols, p->offs) : -ENOMEM;
     }
-    if (rc == 0)
-        rc = summarize(b, cols);
+    int layout = rc;
+    if (rc >= 0)
+        rc = summarize(b, cols, layout);
     if (rc == 0) {
         p->fcap = frame_bound(p->len);
         p->frame = bigbuf_get(p->fcap);
         rc = p->frame ? frame_encode(cols, p->len, p->first_id, p->count, s->cfg.compression_level,
-                                     p->frame, p->fcap, &p->flen)
+                                     layout, p->frame, p->fcap, &p->flen)
                       : -ENOMEM;
     }
     bigbuf_put(cols, p->len);
@@ -969,7 +971,8 @@ static void *writer_main(void *arg)
  *
  * Frames are written at a fast level so ingest keeps up; once a segment is sealed, a low
  * priority thread re-compresses each of its frames at the archive level into NAME.arch (same
- * ids, same blocks, only smaller), fsyncs it, and renames it over the segment. The swap is
+ * ids, same blocks, only smaller; frames of the older COL_LENGTHS layout become COL_LINES where
+ * they can), fsyncs it, and renames it over the segment. The swap is
  * atomic for every reader: a crash leaves either the old file or the new one, both whole, and
  * the index is removed before the rename, so a stale one is never read (it is rebuilt). */
 
@@ -989,8 +992,9 @@ static struct segment *sealed_segment(struct store *s, uint64_t first_id)
     return NULL;
 }
 
-/* The frames of the oldest sealed segment still to archive, with a file descriptor of its
- * own (a deletion meanwhile does not pull the file from under the archiver). */
+/* The frames of the oldest sealed segment still to archive and not taken by another archiver
+ * thread, with a file descriptor of its own (a deletion meanwhile does not pull the file from
+ * under the archiver). arch_mu held. */
 static struct arch_frame *archive_pick(struct store *s, uint64_t *first_id, size_t *n, int *fd)
 {
     struct arch_frame *f = NULL;
@@ -998,7 +1002,7 @@ static struct arch_frame *archive_pick(struct store *s, uint64_t *first_id, size
     struct segment *seg = NULL;
     for (size_t i = 0; i + 1 < s->nsegs && !seg; i++) {
         struct segment *c = s->segs[i];
-        if (!c->archived && !c->archive_failed && !c->removed && c->entries)
+        if (!c->archived && !c->archive_failed && !c->removed && !c->archiving && c->entries)
             seg = c;
     }
     if (seg) {
@@ -1021,6 +1025,7 @@ static struct arch_frame *archive_pick(struct store *s, uint64_t *first_id, size
         }
         *first_id = seg->first_id;
         *n = k;
+        seg->archiving = f != NULL;
     }
     pthread_rwlock_unlock(&s->list_lock);
     return f;
@@ -1038,15 +1043,24 @@ static int archive_frame(struct store *s, int fd, const struct arch_frame *a, ch
         frame_parse_header(frame, &h) == 0 && FRAME_HDR_LEN + h.payload_len == a->frame_len &&
         frame_verify(&h, frame) && h.first_id == a->first_id && h.count == a->count &&
         h.raw_len == a->raw_len && frame_decode(&h, frame, cols) == 0) {
+        int layout = (int)h.layout;
+        if (layout == COL_LENGTHS) { /* Written before COL_LINES existed: re-lay it out. */
+            char *rows = bigbuf_get(a->raw_len);
+            layout = rows && columns_to_rows(cols, a->raw_len, a->count, layout, rows) == 0
+                         ? rows_to_columns(rows, a->raw_len, a->count, cols, NULL)
+                         : -1;
+            bigbuf_put(rows, a->raw_len);
+        }
         size_t need = frame_bound(a->raw_len);
         if (need > *cap) {
             bigbuf_put(*out, *cap);
             *out = bigbuf_get(need);
             *cap = *out ? need : 0;
         }
-        rc = *out ? frame_encode(cols, a->raw_len, a->first_id, a->count, s->cfg.archive_level,
-                                 *out, *cap, len)
-                  : -ENOMEM;
+        rc = layout < 0 ? -EIO
+             : *out ? frame_encode(cols, a->raw_len, a->first_id, a->count, s->cfg.archive_level,
+                                   layout, *out, *cap, len)
+                    : -ENOMEM;
         /* Some data (random hex, say) comes out larger at higher levels: keep the smaller. */
         if (rc == 0 && *len >= a->frame_len && a->frame_len <= *cap) {
             memcpy(*out, frame, a->frame_len);
@@ -1115,7 +1129,9 @@ static bool archive_segment(struct store *s)
     uint64_t first_id = 0;
     size_t n = 0;
     int fd = -1;
+    pthread_mutex_lock(&s->arch_mu);
     struct arch_frame *f = archive_pick(s, &first_id, &n, &fd);
+    pthread_mutex_unlock(&s->arch_mu);
     if (!f)
         return false;
     char tmp[4200];
@@ -1150,8 +1166,10 @@ static bool archive_segment(struct store *s)
             close(dfd);
         }
         struct segment *seg = sealed_segment(s, first_id); /* Held: arch_mu bars deletion. */
-        if (seg)
+        if (seg) {
+            seg->archiving = false;
             write_index(s, seg);
+        }
         pthread_mutex_unlock(&s->arch_mu);
         log_info("store: archived %020" PRIu64 ".seg at zstd level %d: %" PRIu64 " -> %" PRIu64
                  " bytes",
@@ -1168,6 +1186,11 @@ static bool archive_segment(struct store *s)
         pthread_rwlock_unlock(&s->list_lock);
         log_warn("store: cannot archive %020" PRIu64 ".seg: %s", first_id, strerror(-rc));
     }
+    pthread_rwlock_rdlock(&s->list_lock);
+    struct segment *left = sealed_segment(s, first_id);
+    if (left)
+        left->archiving = false;
+    pthread_rwlock_unlock(&s->list_lock);
     pthread_mutex_unlock(&s->arch_mu);
     if (tfd >= 0) {
         close(tfd);
@@ -1526,7 +1549,8 @@ static int recover_frames(struct store *s, struct segment *seg, uint64_t from, b
                 b->first_id = h.first_id;
                 b->count = h.count;
                 b->raw_len = h.raw_len;
-                ok = summarize(b, raw) == 0; /* Also checks the columns add up. */
+                /* Also checks the columns add up. */
+                ok = summarize(b, raw, (int)h.layout) == 0;
             }
         }
         if (!ok) {
@@ -1768,12 +1792,13 @@ struct store *store_open(const struct store_config *cfg)
     for (int i = 0; i < want; i++)
         if (pthread_create(&s->encoders[s->nencoders], NULL, encoder_main, s) == 0)
             s->nencoders++;
-    if (s->cfg.archive_level > 0) {
-        s->archiver_started = pthread_create(&s->archiver, NULL, archiver_main, s) == 0;
-        if (!s->archiver_started)
-            log_warn("store: cannot start the archiver; segments stay at level %d",
-                     s->cfg.compression_level);
-    }
+    int narch = s->cfg.archive_level > 0 ? (int)(cpus > 4 ? 4 : cpus < 1 ? 1 : cpus) : 0;
+    for (int i = 0; i < narch; i++)
+        if (pthread_create(&s->archivers[s->narchivers], NULL, archiver_main, s) == 0)
+            s->narchivers++;
+    if (narch && !s->narchivers)
+        log_warn("store: cannot start the archiver; segments stay at level %d",
+                 s->cfg.compression_level);
     return s;
 }
 
@@ -1781,12 +1806,13 @@ void store_close(struct store *s)
 {
     if (!s)
         return;
-    if (s->archiver_started) { /* First: it may be in the middle of a segment; it gives up. */
+    if (s->narchivers) { /* First: they may be in the middle of a segment; they give up. */
         pthread_mutex_lock(&s->arch_mu);
         atomic_store(&s->arch_stop, true);
         pthread_cond_broadcast(&s->arch_cond);
         pthread_mutex_unlock(&s->arch_mu);
-        pthread_join(s->archiver, NULL);
+        for (int i = 0; i < s->narchivers; i++)
+            pthread_join(s->archivers[i], NULL);
     }
     if (s->writer_started) {
         pthread_mutex_lock(&s->q_mu);

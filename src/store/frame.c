@@ -82,27 +82,31 @@ int payload_index(const char *raw, size_t raw_len, uint32_t count, uint32_t *off
 
 /* Column offsets of a block of count records whose sources take src_total bytes. */
 struct cols {
-    size_t ts, recv, len, level, flags, srclen, src, msg;
+    size_t ts, recv, len, level, flags, srclen, pad, src, msg;
 };
 
-static struct cols col_layout(uint32_t count, size_t src_total)
+static struct cols col_layout(uint32_t count, size_t src_total, int layout)
 {
+    size_t n = count;
     struct cols c;
     c.ts = 0;
-    c.recv = c.ts + 8 * (size_t)count;
-    c.len = c.recv + 8 * (size_t)count;
-    c.level = c.len + 4 * (size_t)count;
-    c.flags = c.level + count;
-    c.srclen = c.flags + count;
-    c.src = c.srclen + count;
+    c.recv = c.ts + 8 * n;
+    c.len = c.recv + 8 * n;
+    c.level = c.len + (layout == COL_LENGTHS ? 4 * n : 0);
+    c.flags = c.level + n;
+    c.srclen = c.flags + n;
+    c.pad = c.srclen + n;
+    c.src = c.pad + (layout == COL_LINES ? 3 * n : 0);
     c.msg = c.src + src_total;
     return c;
 }
 
 int rows_to_columns(const char *rows, size_t len, uint32_t count, char *cols, uint32_t *offs)
 {
-    /* First pass: sizes, to place the variable-length columns. */
+    /* First pass: sizes, to place the variable-length columns, and whether any message holds
+     * a newline (then the lengths must be stored). */
     size_t off = 0, src_total = 0;
+    int layout = COL_LINES;
     for (uint32_t i = 0; i < count; i++) {
         struct lc_entry e;
         size_t n = rec_get(rows + off, len - off, &e);
@@ -111,15 +115,19 @@ int rows_to_columns(const char *rows, size_t len, uint32_t count, char *cols, ui
         if (offs)
             offs[i] = (uint32_t)off;
         src_total += e.source_len;
+        if (layout == COL_LINES && memchr(e.msg, '\n', e.msg_len))
+            layout = COL_LENGTHS;
         off += n;
     }
     if (off != len)
         return -1;
     if (offs)
         offs[count] = (uint32_t)len;
-    struct cols c = col_layout(count, src_total);
+    struct cols c = col_layout(count, src_total, layout);
     size_t src = c.src, msg = c.msg;
     int64_t prev_ts = 0;
+    if (layout == COL_LINES)
+        memset(cols + c.pad, 0, 3 * (size_t)count);
     off = 0;
     for (uint32_t i = 0; i < count; i++) {
         struct lc_entry e;
@@ -128,7 +136,8 @@ int rows_to_columns(const char *rows, size_t len, uint32_t count, char *cols, ui
         /* Receive time relative to the event time: zero for plain lines. */
         put64(cols + c.recv + 8 * (size_t)i, (uint64_t)e.recv_ms - (uint64_t)e.ts_ms);
         prev_ts = e.ts_ms;
-        put32(cols + c.len + 4 * (size_t)i, (uint32_t)e.msg_len);
+        if (layout == COL_LENGTHS)
+            put32(cols + c.len + 4 * (size_t)i, (uint32_t)e.msg_len);
         cols[c.level + i] = (char)e.level;
         cols[c.flags + i] = (char)e.flags;
         cols[c.srclen + i] = (char)e.source_len;
@@ -136,29 +145,47 @@ int rows_to_columns(const char *rows, size_t len, uint32_t count, char *cols, ui
         src += e.source_len;
         memcpy(cols + msg, e.msg, e.msg_len);
         msg += e.msg_len;
+        if (layout == COL_LINES)
+            cols[msg++] = '\n';
     }
-    return 0;
+    return layout;
 }
 
 /* Check a column block's lengths add up; returns the layout through *c. */
-static int col_check(const char *cols, size_t len, uint32_t count, struct cols *c)
+static int col_check(const char *cols, size_t len, uint32_t count, int layout, struct cols *c)
 {
-    if ((uint64_t)count * REC_HDR_LEN > len)
+    if ((uint64_t)count * REC_HDR_LEN > len || (layout != COL_LENGTHS && layout != COL_LINES))
         return -1;
     size_t src_total = 0, msg_total = 0;
-    struct cols l = col_layout(count, 0);
+    struct cols l = col_layout(count, 0, layout);
     for (uint32_t i = 0; i < count; i++) {
         src_total += (unsigned char)cols[l.srclen + i];
-        msg_total += get32(cols + l.len + 4 * (size_t)i);
+        if (layout == COL_LENGTHS)
+            msg_total += get32(cols + l.len + 4 * (size_t)i);
     }
-    *c = col_layout(count, src_total);
-    return c->msg + msg_total == len ? 0 : -1;
+    *c = col_layout(count, src_total, layout);
+    if (layout == COL_LENGTHS)
+        return c->msg + msg_total == len ? 0 : -1;
+    /* Lines: zero padding, then exactly count newline-terminated messages. */
+    if (c->msg > len)
+        return -1;
+    for (size_t i = 0; i < 3 * (size_t)count; i++)
+        if (cols[c->pad + i])
+            return -1;
+    const char *p = cols + c->msg, *end = cols + len;
+    for (uint32_t i = 0; i < count; i++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            return -1;
+        p = nl + 1;
+    }
+    return p == end ? 0 : -1;
 }
 
-int columns_to_rows(const char *cols, size_t len, uint32_t count, char *rows)
+int columns_to_rows(const char *cols, size_t len, uint32_t count, int layout, char *rows)
 {
     struct cols c;
-    if (col_check(cols, len, count, &c) < 0)
+    if (col_check(cols, len, count, layout, &c) < 0)
         return -1;
     size_t src = c.src, msg = c.msg;
     /* Unsigned (wrapping) arithmetic: damaged deltas must not be undefined behaviour. */
@@ -167,6 +194,10 @@ int columns_to_rows(const char *cols, size_t len, uint32_t count, char *rows)
     for (uint32_t i = 0; i < count; i++) {
         ts += get64(cols + c.ts + 8 * (size_t)i);
         uint64_t recv = ts + get64(cols + c.recv + 8 * (size_t)i);
+        size_t msg_len =
+            layout == COL_LENGTHS
+                ? get32(cols + c.len + 4 * (size_t)i)
+                : (size_t)((const char *)memchr(cols + msg, '\n', len - msg) - (cols + msg));
         struct lc_entry e = {
             .ts_ms = (int64_t)ts,
             .recv_ms = (int64_t)recv,
@@ -175,19 +206,20 @@ int columns_to_rows(const char *cols, size_t len, uint32_t count, char *rows)
             .source = cols + src,
             .source_len = (unsigned char)cols[c.srclen + i],
             .msg = cols + msg,
-            .msg_len = get32(cols + c.len + 4 * (size_t)i),
+            .msg_len = msg_len,
         };
         src += e.source_len;
-        msg += e.msg_len;
+        msg += e.msg_len + (layout == COL_LINES);
         p = rec_put(p, &e);
     }
     return 0;
 }
 
-int columns_summary(const char *cols, size_t len, uint32_t count, struct col_summary *out)
+int columns_summary(const char *cols, size_t len, uint32_t count, int layout,
+                    struct col_summary *out)
 {
     struct cols c;
-    if (col_check(cols, len, count, &c) < 0)
+    if (col_check(cols, len, count, layout, &c) < 0)
         return -1;
     memset(out, 0, sizeof(*out));
     out->min_ts = INT64_MAX;
@@ -262,7 +294,7 @@ size_t frame_bound(size_t raw_len)
 }
 
 int frame_encode(const char *raw, size_t raw_len, uint64_t first_id, uint32_t count, int level,
-                 char *f, size_t cap, size_t *out_len)
+                 int layout, char *f, size_t cap, size_t *out_len)
 {
     if (cap < frame_bound(raw_len))
         return -ENOBUFS;
@@ -286,7 +318,7 @@ int frame_encode(const char *raw, size_t raw_len, uint64_t first_id, uint32_t co
     put32(f + 24, count);
     put32(f + 28, (uint32_t)raw_len);
     put32(f + 32, codec);
-    put32(f + 36, 0);
+    put32(f + 36, (uint32_t)layout);
     put64(f + 8, frame_sum(f, plen));
     *out_len = FRAME_HDR_LEN + plen;
     return 0;
@@ -302,8 +334,10 @@ int frame_parse_header(const char *hdr, struct frame_hdr *h)
     h->count = get32(hdr + 24);
     h->raw_len = get32(hdr + 28);
     h->codec = get32(hdr + 32);
-    if (h->codec > 1 || h->raw_len > FRAME_MAX_RAW || h->count == 0 || h->first_id == 0 ||
-        h->payload_len > FRAME_MAX_RAW || (h->codec == 0 && h->payload_len != h->raw_len) ||
+    h->layout = get32(hdr + 36);
+    if (h->codec > 1 || h->layout > COL_LINES || h->raw_len > FRAME_MAX_RAW || h->count == 0 ||
+        h->first_id == 0 || h->payload_len > FRAME_MAX_RAW ||
+        (h->codec == 0 && h->payload_len != h->raw_len) ||
         (uint64_t)h->count * REC_HDR_LEN > h->raw_len)
         return -1;
     return 0;

@@ -28,11 +28,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *cols = malloc(h.raw_len ? h.raw_len : 1), *rows = malloc(h.raw_len ? h.raw_len : 1);
         if (frame_decode(&h, f, cols) == 0) {
             struct col_summary cs;
-            if (columns_summary(cols, h.raw_len, h.count, &cs) == 0) {
+            int layout = (int)h.layout;
+            if (columns_summary(cols, h.raw_len, h.count, layout, &cs) == 0) {
                 lc_assert(cs.msgs >= cols && cs.msgs + cs.msgs_len == cols + h.raw_len);
-                lc_assert(columns_to_rows(cols, h.raw_len, h.count, rows) == 0);
+                lc_assert(columns_to_rows(cols, h.raw_len, h.count, layout, rows) == 0);
                 uint32_t *offs = malloc(((size_t)h.count + 1) * sizeof(uint32_t));
                 lc_assert(payload_index(rows, h.raw_len, h.count, offs) == 0);
+                /* And back: the same columns, in the same layout. */
+                char *again = malloc(h.raw_len ? h.raw_len : 1);
+                lc_assert(rows_to_columns(rows, h.raw_len, h.count, again, NULL) == layout ||
+                          layout == COL_LENGTHS);
+                free(again);
                 free(offs);
             }
         }

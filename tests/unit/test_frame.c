@@ -1,4 +1,5 @@
 /* test_frame.c - records, columns and frames: round trips and damage detection. */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,30 +30,66 @@ static char *make_rows(uint32_t n, size_t *len)
     return rows;
 }
 
-TEST(columns_round_trip)
+/* Both layouts: newline-terminated messages, and lengths once a message holds a newline. */
+static void columns_round_trip_as(int want_layout)
 {
     size_t len;
     char *rows = make_rows(1000, &len);
+    if (want_layout == COL_LENGTHS) {
+        char *m = memmem(rows, len, "line 500 ", 9);
+        CHECK(m != NULL);
+        m[4] = '\n'; /* "line\n500 ..." */
+    }
     char *cols = malloc(len), *back = malloc(len);
     uint32_t *offs = malloc(1001 * sizeof(uint32_t)), *want = malloc(1001 * sizeof(uint32_t));
-    CHECK_EQ_INT(rows_to_columns(rows, len, 1000, cols, offs), 0);
+    CHECK_EQ_INT(rows_to_columns(rows, len, 1000, cols, offs), want_layout);
     CHECK_EQ_INT(payload_index(rows, len, 1000, want), 0);
     CHECK(memcmp(offs, want, 1001 * sizeof(uint32_t)) == 0);
     free(offs);
     free(want);
-    CHECK_EQ_INT(columns_to_rows(cols, len, 1000, back), 0);
+    CHECK_EQ_INT(columns_to_rows(cols, len, 1000, want_layout, back), 0);
     CHECK(memcmp(rows, back, len) == 0);
     struct col_summary cs;
-    CHECK_EQ_INT(columns_summary(cols, len, 1000, &cs), 0);
+    CHECK_EQ_INT(columns_summary(cols, len, 1000, want_layout, &cs), 0);
     CHECK_EQ_INT(cs.min_ts, 1700000000000LL - 4000);
     CHECK_EQ_INT(cs.max_ts, 1700000000000LL + 999 * 13);
     CHECK_EQ_INT(cs.level_counts[LC_ERROR],
                  1000 / LC_LEVEL_COUNT + (1000 % LC_LEVEL_COUNT > LC_ERROR));
     CHECK(cs.msgs_len > 0 && memcmp(cs.msgs, "line 0 level=ERROR", 18) == 0);
-    /* A wrong count or length is caught, never misread. */
+    CHECK(cs.msgs + cs.msgs_len == cols + len);
+    /* A wrong count, length or layout is caught, never misread. */
     CHECK_EQ_INT(rows_to_columns(rows, len, 999, cols, NULL), -1);
-    CHECK_EQ_INT(columns_to_rows(cols, len - 1, 1000, back), -1);
-    CHECK_EQ_INT(columns_summary(cols, len, 1001, &cs), -1);
+    CHECK_EQ_INT(columns_to_rows(cols, len - 1, 1000, want_layout, back), -1);
+    CHECK_EQ_INT(columns_summary(cols, len, 1001, want_layout, &cs), -1);
+    CHECK_EQ_INT(columns_to_rows(cols, len, 1000, 2, back), -1);
+    CHECK_EQ_INT(columns_to_rows(cols, len, 1000, !want_layout, back), -1);
+    free(rows);
+    free(cols);
+    free(back);
+}
+
+TEST(columns_round_trip)
+{
+    columns_round_trip_as(COL_LINES);
+    columns_round_trip_as(COL_LENGTHS);
+}
+
+TEST(lines_layout_rejects_a_missing_newline_or_padding)
+{
+    size_t len;
+    char *rows = make_rows(50, &len);
+    char *cols = malloc(len), *back = malloc(len);
+    CHECK_EQ_INT(rows_to_columns(rows, len, 50, cols, NULL), COL_LINES);
+    CHECK_EQ_INT(cols[len - 1], '\n');
+    cols[len - 1] = 'x'; /* The last message loses its terminator. */
+    CHECK_EQ_INT(columns_to_rows(cols, len, 50, COL_LINES, back), -1);
+    cols[len - 1] = '\n';
+    size_t pad = (8 + 8 + 3) * 50; /* The first byte of the zero padding. */
+    cols[pad] = 1;
+    CHECK_EQ_INT(columns_to_rows(cols, len, 50, COL_LINES, back), -1);
+    cols[pad] = 0;
+    CHECK_EQ_INT(columns_to_rows(cols, len, 50, COL_LINES, back), 0);
+    CHECK(memcmp(rows, back, len) == 0);
     free(rows);
     free(cols);
     free(back);
@@ -63,12 +100,13 @@ TEST(frame_round_trip_and_damage)
     size_t len;
     char *rows = make_rows(500, &len);
     char *cols = malloc(len);
-    CHECK_EQ_INT(rows_to_columns(rows, len, 500, cols, NULL), 0);
+    int layout = rows_to_columns(rows, len, 500, cols, NULL);
+    CHECK_EQ_INT(layout, COL_LINES);
     for (int level = 0; level <= 3; level += 3) {
         size_t flen, fcap = frame_bound(len);
         char *f = malloc(fcap);
-        CHECK_EQ_INT(frame_encode(cols, len, 77, 500, level, f, fcap - 1, &flen), -ENOBUFS);
-        CHECK_EQ_INT(frame_encode(cols, len, 77, 500, level, f, fcap, &flen), 0);
+        CHECK_EQ_INT(frame_encode(cols, len, 77, 500, level, layout, f, fcap - 1, &flen), -ENOBUFS);
+        CHECK_EQ_INT(frame_encode(cols, len, 77, 500, level, layout, f, fcap, &flen), 0);
         if (level)
             CHECK(flen < len / 2); /* repetitive text compresses */
         struct frame_hdr h;
@@ -76,6 +114,7 @@ TEST(frame_round_trip_and_damage)
         CHECK_EQ_INT(h.first_id, 77);
         CHECK_EQ_INT(h.count, 500);
         CHECK_EQ_INT(h.raw_len, len);
+        CHECK_EQ_INT(h.layout, COL_LINES);
         CHECK_EQ_INT(FRAME_HDR_LEN + h.payload_len, flen);
         CHECK(frame_verify(&h, f));
         char *out = malloc(len);
@@ -116,6 +155,7 @@ TEST(trigram_filter)
 int main(void)
 {
     RUN(columns_round_trip);
+    RUN(lines_layout_rejects_a_missing_newline_or_padding);
     RUN(frame_round_trip_and_damage);
     RUN(trigram_filter);
     return check_summary("test_frame");
