@@ -13,8 +13,7 @@
  * Locks: q_mu guards the pending queue; list_lock (rw) guards the block and segment arrays,
  * held for reading through one scan call and for writing only to publish, delete or swap in an
  * archived file; cache_mu guards the LRU and block->cache pointers; f_mu guards the failed-id
- * ranges; arch_mu keeps a segment from being deleted while the archiver swaps it (taken before
- * list_lock). */
+ * ranges; arch_mu guards the archiver threads' claims on segments (taken before list_lock). */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -56,7 +55,8 @@ struct segment {
     bool removed;        /* Its file vanished under us: readable through fd, never written again. */
     bool archived;       /* Rewritten at --archive-level (the archiver's; see archive_segment). */
     bool archive_failed; /* The archiver could not read it whole: left as it is. */
-    bool archiving;      /* An archiver thread is on it (under arch_mu). */
+    bool archiving;      /* An archiver thread is on it. */
+    int64_t archive_after; /* Put off until then (mono ms) after a transient failure. */
     int fd;
     uint64_t size;      /* Valid bytes (header + whole frames). */
     uint64_t indexed;   /* Bytes covered by its index file; 0 = none. */
@@ -490,11 +490,9 @@ static void block_free(struct store *s, struct block *b)
 /* Delete the oldest segment with its blocks and files. Never the active (last) one. */
 static void delete_oldest_segment(struct store *s, const char *why)
 {
-    pthread_mutex_lock(&s->arch_mu);
     pthread_rwlock_wrlock(&s->list_lock);
     if (s->nsegs < 2) {
         pthread_rwlock_unlock(&s->list_lock);
-        pthread_mutex_unlock(&s->arch_mu);
         return;
     }
     struct segment *seg = s->segs[0];
@@ -504,7 +502,6 @@ static void delete_oldest_segment(struct store *s, const char *why)
     struct block **gone = malloc((nb ? nb : 1) * sizeof(*gone));
     if (!gone) {
         pthread_rwlock_unlock(&s->list_lock);
-        pthread_mutex_unlock(&s->arch_mu);
         return;
     }
     memcpy(gone, s->blocks, nb * sizeof(*gone));
@@ -522,7 +519,6 @@ static void delete_oldest_segment(struct store *s, const char *why)
     if (unlink(seg->path) < 0 && errno != ENOENT)
         log_warn("store: removing %s: %s", seg->path, strerror(errno));
     unlink(idx);
-    pthread_mutex_unlock(&s->arch_mu);
     log_info("store: deleted segment %s (%s): %" PRIu64 " entries, %" PRIu64 " bytes", seg->path,
              why, seg->entries, seg->size);
     atomic_fetch_add(&s->segments_deleted, 1);
@@ -865,11 +861,33 @@ static void *encoder_main(void *arg)
 }
 
 /* Periodic duties: retention and disk space, a due batch fsync. Writer thread, no lock. */
+/* Write the index of a sealed segment that lacks one (the archiver swapped its file), or of
+ * every such segment. Writer thread: the only one that deletes segments, so a segment stays
+ * while it is indexed. */
+static void index_sealed(struct store *s, bool all)
+{
+    for (;;) {
+        struct segment *todo = NULL;
+        pthread_rwlock_rdlock(&s->list_lock);
+        for (size_t i = 0; i + 1 < s->nsegs && !todo; i++)
+            if (s->segs[i]->indexed != s->segs[i]->size && s->segs[i]->entries &&
+                !s->segs[i]->removed)
+                todo = s->segs[i];
+        pthread_rwlock_unlock(&s->list_lock);
+        if (!todo)
+            return;
+        write_index(s, todo);
+        if (!all || todo->indexed != todo->size) /* One a round; or it failed (logged). */
+            return;
+    }
+}
+
 static void writer_duties(struct store *s)
 {
     if (mono_ms() - s->last_free_check >= FREE_CHECK_MS) {
         s->last_free_check = mono_ms();
         retention(s);
+        index_sealed(s, false);
     }
     maybe_roll(s, 0);
     struct segment *seg = active_segment(s);
@@ -963,18 +981,27 @@ static void *writer_main(void *arg)
         do_fsync(s, seg);
         write_index(s, seg); /* A clean stop leaves nothing to rebuild at the next start. */
     }
+    index_sealed(s, true); /* The archivers have stopped (store_close). */
     return NULL;
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* The archiver: sealed segments rewritten at --archive-level.
  *
- * Frames are written at a fast level so ingest keeps up; once a segment is sealed, a low
- * priority thread re-compresses each of its frames at the archive level into NAME.arch (same
+ * Frames are written at a fast level so ingest keeps up; once a segment is sealed, low
+ * priority threads re-compress each of its frames at the archive level into NAME.arch (same
  * ids, same blocks, only smaller; frames of the older COL_LENGTHS layout become COL_LINES where
- * they can), fsyncs it, and renames it over the segment. The swap is
- * atomic for every reader: a crash leaves either the old file or the new one, both whole, and
- * the index is removed before the rename, so a stale one is never read (it is rebuilt). */
+ * they can), fsync it, and rename it over the segment. The swap is atomic for every reader: a
+ * crash leaves either the old file or the new one, both whole, and the index is removed before
+ * the rename, so a stale one is never read. The writer thread writes the new index (it is the
+ * only thread that deletes segments, so the segment cannot go from under it).
+ *
+ * The archive-only segment fields (archiving, archive_failed, archive_after) are read and
+ * written under arch_mu with list_lock held; the segment's file fields under list_lock. */
+
+#define ARCHIVE_RETRY_MS    30000       /* After a transient failure (space, memory, files). */
+#define ARCHIVE_SPACE_SLACK (16u << 20) /* Free space kept beyond the copy and min-free. */
+#define ARCHIVE_CHECK_EVERY 32          /* Frames between checks that the segment is still held. */
 
 struct arch_frame {
     uint64_t first_id;
@@ -992,54 +1019,107 @@ static struct segment *sealed_segment(struct store *s, uint64_t first_id)
     return NULL;
 }
 
-/* The frames of the oldest sealed segment still to archive and not taken by another archiver
- * thread, with a file descriptor of its own (a deletion meanwhile does not pull the file from
- * under the archiver). arch_mu held. */
-static struct arch_frame *archive_pick(struct store *s, uint64_t *first_id, size_t *n, int *fd)
+/* Whether the segment is still held (retention may delete it meanwhile). */
+static bool segment_held(struct store *s, uint64_t first_id)
 {
-    struct arch_frame *f = NULL;
     pthread_rwlock_rdlock(&s->list_lock);
-    struct segment *seg = NULL;
-    for (size_t i = 0; i + 1 < s->nsegs && !seg; i++) {
-        struct segment *c = s->segs[i];
-        if (!c->archived && !c->archive_failed && !c->removed && !c->archiving && c->entries)
-            seg = c;
-    }
-    if (seg) {
-        size_t bi = find_block(s, seg->first_id), k = 0;
-        while (bi + k < s->nblocks && s->blocks[bi + k]->seg == seg)
-            k++;
-        f = k ? calloc(k, sizeof(*f)) : NULL;
-        for (size_t j = 0; f && j < k; j++) {
-            const struct block *b = s->blocks[bi + j];
-            f[j] = (struct arch_frame){.first_id = b->first_id,
-                                       .count = b->count,
-                                       .raw_len = b->raw_len,
-                                       .offset = b->offset,
-                                       .frame_len = b->frame_len};
-        }
-        *fd = f ? dup(seg->fd) : -1;
-        if (*fd < 0) {
-            free(f);
-            f = NULL;
-        }
-        *first_id = seg->first_id;
-        *n = k;
-        seg->archiving = f != NULL;
-    }
+    bool held = sealed_segment(s, first_id) != NULL;
     pthread_rwlock_unlock(&s->list_lock);
+    return held;
+}
+
+/* Take one sealed segment to archive (arch_mu and list_lock held): its frames, and a file
+ * descriptor of its own. NULL when it cannot be taken now; it may be marked failed or put off. */
+static struct arch_frame *archive_take(struct store *s, struct segment *seg, uint64_t free_bytes,
+                                       size_t *n, int *fd)
+{
+    int64_t now = mono_ms();
+    /* Its copy must fit beside --retention-min-free: archiving must never make retention delete
+     * data, nor take the space ingest needs. */
+    if (free_bytes < s->cfg.retention_min_free + seg->size + ARCHIVE_SPACE_SLACK) {
+        seg->archive_after = now + ARCHIVE_RETRY_MS;
+        return NULL;
+    }
+    size_t bi = find_block(s, seg->first_id), k = 0;
+    uint64_t entries = 0;
+    while (bi + k < s->nblocks && s->blocks[bi + k]->seg == seg)
+        entries += s->blocks[bi + k++]->count;
+    if (k == 0 || entries != seg->entries) {
+        /* A frame on disk has no block (never published): rewriting would drop it. */
+        log_warn("store: %s holds frames the index lacks; not archiving it", seg->path);
+        seg->archive_failed = true;
+        return NULL;
+    }
+    struct arch_frame *f = calloc(k, sizeof(*f));
+    *fd = f ? dup(seg->fd) : -1;
+    if (*fd < 0) {
+        free(f);
+        seg->archive_after = now + ARCHIVE_RETRY_MS;
+        return NULL;
+    }
+    for (size_t j = 0; j < k; j++) {
+        const struct block *b = s->blocks[bi + j];
+        f[j] = (struct arch_frame){.first_id = b->first_id,
+                                   .count = b->count,
+                                   .raw_len = b->raw_len,
+                                   .offset = b->offset,
+                                   .frame_len = b->frame_len};
+    }
+    seg->archiving = true;
+    *n = k;
     return f;
 }
 
-/* Read, check and re-encode one frame at the archive level into out (bigbuf of *cap bytes). */
+/* The oldest sealed segment that is to be archived and that no other archiver thread has. */
+static struct arch_frame *archive_pick(struct store *s, uint64_t *first_id, size_t *n, int *fd)
+{
+    uint64_t free_bytes = disk_free(s);
+    int64_t now = mono_ms();
+    struct arch_frame *f = NULL;
+    pthread_mutex_lock(&s->arch_mu);
+    pthread_rwlock_rdlock(&s->list_lock);
+    for (size_t i = 0; i + 1 < s->nsegs && !f; i++) {
+        struct segment *c = s->segs[i];
+        if (c->archived || c->archive_failed || c->removed || c->archiving || !c->entries ||
+            c->archive_after > now)
+            continue;
+        f = archive_take(s, c, free_bytes, n, fd);
+        if (f)
+            *first_id = c->first_id;
+    }
+    pthread_rwlock_unlock(&s->list_lock);
+    pthread_mutex_unlock(&s->arch_mu);
+    return f;
+}
+
+/* After an archive that did not swap: the segment (if still held) is free for another try,
+ * now (rc 0: it changed meanwhile), later (transient errors) or never (it is unreadable). */
+static void archive_release(struct store *s, uint64_t first_id, int rc)
+{
+    pthread_mutex_lock(&s->arch_mu);
+    pthread_rwlock_rdlock(&s->list_lock);
+    struct segment *seg = sealed_segment(s, first_id);
+    if (seg) {
+        seg->archiving = false;
+        if (rc == -EIO || rc == -EBADMSG)
+            seg->archive_failed = true;
+        else if (rc < 0 && rc != -ECANCELED)
+            seg->archive_after = mono_ms() + ARCHIVE_RETRY_MS;
+    }
+    pthread_rwlock_unlock(&s->list_lock);
+    pthread_mutex_unlock(&s->arch_mu);
+}
+
+/* Read, check and re-encode one frame at the archive level into out (bigbuf of *cap bytes).
+ * Returns 0, -EBADMSG when the frame is unreadable or damaged, or -ENOMEM. */
 static int archive_frame(struct store *s, int fd, const struct arch_frame *a, char **out,
                          size_t *cap, size_t *len)
 {
     char *frame = malloc(a->frame_len);
     char *cols = bigbuf_get(a->raw_len);
     struct frame_hdr h;
-    int rc = -EIO;
-    if (frame && cols && pread(fd, frame, a->frame_len, (off_t)a->offset) == a->frame_len &&
+    int rc = frame && cols ? -EBADMSG : -ENOMEM;
+    if (rc == -EBADMSG && pread(fd, frame, a->frame_len, (off_t)a->offset) == a->frame_len &&
         frame_parse_header(frame, &h) == 0 && FRAME_HDR_LEN + h.payload_len == a->frame_len &&
         frame_verify(&h, frame) && h.first_id == a->first_id && h.count == a->count &&
         h.raw_len == a->raw_len && frame_decode(&h, frame, cols) == 0) {
@@ -1057,7 +1137,7 @@ static int archive_frame(struct store *s, int fd, const struct arch_frame *a, ch
             *out = bigbuf_get(need);
             *cap = *out ? need : 0;
         }
-        rc = layout < 0 ? -EIO
+        rc = layout < 0 ? -EBADMSG
              : *out ? frame_encode(cols, a->raw_len, a->first_id, a->count, s->cfg.archive_level,
                                    layout, *out, *cap, len)
                     : -ENOMEM;
@@ -1087,12 +1167,26 @@ static int write_all(int fd, const char *p, size_t n, uint64_t off)
     return 0;
 }
 
-/* Swap the archived file in: list_lock and arch_mu taken here. Returns 0, or -1 when the
- * segment went (deleted by retention) or changed meanwhile. */
+/* The block list's write lock, without queueing ahead of readers for long: a nice-19 thread
+ * waiting for it would hold up every query behind it (the lock prefers writers). */
+static void archive_wrlock(struct store *s)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (pthread_rwlock_trywrlock(&s->list_lock) == 0)
+            return;
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    pthread_rwlock_wrlock(&s->list_lock);
+}
+
+/* Swap the archived file in for the segment. Returns 0; 1 when the segment went (deleted by
+ * retention) or changed meanwhile; -errno when the files could not be swapped. */
 static int archive_swap(struct store *s, uint64_t first_id, struct arch_frame *f, size_t n,
                         const char *tmp, int tfd, uint64_t size, uint64_t *old_size)
 {
-    pthread_rwlock_wrlock(&s->list_lock);
+    pthread_mutex_lock(&s->arch_mu);
+    archive_wrlock(s);
     struct segment *seg = sealed_segment(s, first_id);
     size_t bi = seg ? find_block(s, first_id) : 0;
     bool same = seg != NULL && bi + n <= s->nblocks;
@@ -1101,26 +1195,37 @@ static int archive_swap(struct store *s, uint64_t first_id, struct arch_frame *f
         same = b->seg == seg && b->first_id == f[j].first_id && b->offset == f[j].offset;
     }
     same = same && (bi + n == s->nblocks || s->blocks[bi + n]->seg != seg);
+    int rc = same ? 0 : 1;
     char idx[4200];
     seg_path(s, first_id, "idx", idx, sizeof(idx));
-    if (!same || (unlink(idx) < 0 && errno != ENOENT) || rename(tmp, seg->path) < 0) {
-        pthread_rwlock_unlock(&s->list_lock);
-        return -1;
+    if (rc == 0 && unlink(idx) < 0 && errno != ENOENT)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, seg->path) < 0) {
+        rc = -errno;
+        seg->indexed = 0; /* Its index is gone: the writer writes it again. */
     }
-    for (size_t j = 0; j < n; j++) {
-        struct block *b = s->blocks[bi + j];
-        b->offset = f[j].new_offset;
-        b->frame_len = f[j].new_len;
+    if (seg) {
+        seg->archiving = false;
+        if (rc < 0)
+            seg->archive_failed = true; /* The file system refuses: not again and again. */
     }
-    int old = seg->fd;
-    seg->fd = tfd;
-    *old_size = seg->size;
-    seg->size = size;
-    seg->indexed = 0;
-    seg->archived = true;
+    if (rc == 0) {
+        for (size_t j = 0; j < n; j++) {
+            struct block *b = s->blocks[bi + j];
+            b->offset = f[j].new_offset;
+            b->frame_len = f[j].new_len;
+        }
+        int old = seg->fd;
+        seg->fd = tfd;
+        *old_size = seg->size;
+        seg->size = size;
+        seg->indexed = 0; /* The writer writes the new index (index_sealed). */
+        seg->archived = true;
+        close(old);
+    }
     pthread_rwlock_unlock(&s->list_lock);
-    close(old);
-    return 0;
+    pthread_mutex_unlock(&s->arch_mu);
+    return rc;
 }
 
 /* Rewrite the oldest sealed segment not yet archived. Returns false when there is none. */
@@ -1129,9 +1234,7 @@ static bool archive_segment(struct store *s)
     uint64_t first_id = 0;
     size_t n = 0;
     int fd = -1;
-    pthread_mutex_lock(&s->arch_mu);
     struct arch_frame *f = archive_pick(s, &first_id, &n, &fd);
-    pthread_mutex_unlock(&s->arch_mu);
     if (!f)
         return false;
     char tmp[4200];
@@ -1142,8 +1245,9 @@ static bool archive_segment(struct store *s)
     uint64_t off = SEG_HDR_LEN;
     int rc = tfd < 0 ? -errno : write_all(tfd, seg_magic_archived, SEG_HDR_LEN, 0);
     for (size_t j = 0; rc == 0 && j < n; j++) {
-        if (atomic_load(&s->arch_stop)) {
-            rc = -ECANCELED;
+        if (atomic_load(&s->arch_stop) ||
+            (j % ARCHIVE_CHECK_EVERY == 0 && j && !segment_held(s, first_id))) {
+            rc = -ECANCELED; /* Stopping, or deleted by retention: its copy goes at once. */
             break;
         }
         rc = archive_frame(s, fd, &f[j], &out, &cap, &len);
@@ -1158,46 +1262,29 @@ static bool archive_segment(struct store *s)
     if (rc == 0 && fdatasync(tfd) < 0)
         rc = -errno;
     uint64_t old_size = 0;
-    pthread_mutex_lock(&s->arch_mu);
-    if (rc == 0 && archive_swap(s, first_id, f, n, tmp, tfd, off, &old_size) == 0) {
+    int swapped = rc == 0 ? archive_swap(s, first_id, f, n, tmp, tfd, off, &old_size) : rc;
+    free(f);
+    if (swapped == 0) {
         int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0) {
-            fsync(dfd);
+            fsync(dfd); /* The rename, durable. */
             close(dfd);
         }
-        struct segment *seg = sealed_segment(s, first_id); /* Held: arch_mu bars deletion. */
-        if (seg) {
-            seg->archiving = false;
-            write_index(s, seg);
-        }
-        pthread_mutex_unlock(&s->arch_mu);
         log_info("store: archived %020" PRIu64 ".seg at zstd level %d: %" PRIu64 " -> %" PRIu64
                  " bytes",
                  first_id, s->cfg.archive_level, old_size, off);
-        free(f);
         return true;
     }
-    if (rc < 0 && rc != -ECANCELED) {
-        /* Unreadable (damaged) or unwritable: leave it as it is. A full disk is retried. */
-        pthread_rwlock_rdlock(&s->list_lock);
-        struct segment *seg = sealed_segment(s, first_id);
-        if (seg && rc != -ENOSPC)
-            seg->archive_failed = true;
-        pthread_rwlock_unlock(&s->list_lock);
-        log_warn("store: cannot archive %020" PRIu64 ".seg: %s", first_id, strerror(-rc));
-    }
-    pthread_rwlock_rdlock(&s->list_lock);
-    struct segment *left = sealed_segment(s, first_id);
-    if (left)
-        left->archiving = false;
-    pthread_rwlock_unlock(&s->list_lock);
-    pthread_mutex_unlock(&s->arch_mu);
+    if (swapped < 0 && swapped != -ECANCELED)
+        log_warn("store: cannot archive %020" PRIu64 ".seg: %s%s", first_id, strerror(-swapped),
+                 swapped == -EBADMSG ? " (left as it is)" : "");
+    if (rc < 0) /* archive_swap released the segment itself. */
+        archive_release(s, first_id, rc);
     if (tfd >= 0) {
         close(tfd);
         unlink(tmp);
     }
-    free(f);
-    return rc == 0 || rc == -ECANCELED ? !atomic_load(&s->arch_stop) : false;
+    return swapped == 1 || (swapped == -ECANCELED && !atomic_load(&s->arch_stop));
 }
 
 static void *archiver_main(void *arg)
@@ -1665,7 +1752,8 @@ static int recover(struct store *s)
         char magic[SEG_HDR_LEN];
         bool ok_hdr = seg->fd >= 0 && pread(seg->fd, magic, SEG_HDR_LEN, 0) == SEG_HDR_LEN;
         seg->archived = ok_hdr && memcmp(magic, seg_magic_archived, SEG_HDR_LEN) == 0;
-        if (!ok_hdr || (!seg->archived && memcmp(magic, seg_magic, SEG_HDR_LEN) != 0)) {
+        if (!ok_hdr || (!seg->archived && memcmp(magic, seg_magic, SEG_HDR_LEN) != 0 &&
+                        memcmp(magic, seg_magic_v1, SEG_HDR_LEN) != 0)) {
             log_error("store: %s is not a LogCaster segment (or unreadable: %s); skipping it",
                       seg->path, seg->fd < 0 ? strerror(errno) : "bad header");
             if (seg->fd >= 0)
@@ -1792,7 +1880,11 @@ struct store *store_open(const struct store_config *cfg)
     for (int i = 0; i < want; i++)
         if (pthread_create(&s->encoders[s->nencoders], NULL, encoder_main, s) == 0)
             s->nencoders++;
-    int narch = s->cfg.archive_level > 0 ? (int)(cpus > 4 ? 4 : cpus < 1 ? 1 : cpus) : 0;
+    /* Not at a level no higher than the frames' own: that would copy them for nothing. */
+    int narch = s->cfg.archive_level > s->cfg.compression_level ? (int)(cpus > 4   ? 4
+                                                                        : cpus < 1 ? 1
+                                                                                   : cpus)
+                                                                : 0;
     for (int i = 0; i < narch; i++)
         if (pthread_create(&s->archivers[s->narchivers], NULL, archiver_main, s) == 0)
             s->narchivers++;

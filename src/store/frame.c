@@ -8,8 +8,9 @@
 #include <xxhash.h>
 #include <zstd.h>
 
-const char seg_magic[SEG_HDR_LEN] = {'L', 'C', 'S', 'E', 'G', 0, 0, 1};
-const char seg_magic_archived[SEG_HDR_LEN] = {'L', 'C', 'S', 'E', 'G', 0, 0, 1, 'A'};
+const char seg_magic_v1[SEG_HDR_LEN] = {'L', 'C', 'S', 'E', 'G', 0, 0, 1};
+const char seg_magic[SEG_HDR_LEN] = {'L', 'C', 'S', 'E', 'G', 0, 0, 2};
+const char seg_magic_archived[SEG_HDR_LEN] = {'L', 'C', 'S', 'E', 'G', 0, 0, 2, 'A'};
 
 static void put32(char *p, uint32_t v)
 {

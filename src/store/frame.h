@@ -46,7 +46,10 @@
 
 enum { COL_LENGTHS = 0, COL_LINES = 1 }; /* Column layouts (see above). */
 
+/* Version 2 segments may hold COL_LINES frames, which version 1 readers would take for damage
+ * (and cut from the newest segment as a torn tail): they skip version 2 files instead. */
 extern const char seg_magic[SEG_HDR_LEN];
+extern const char seg_magic_v1[SEG_HDR_LEN]; /* COL_LENGTHS frames only; still read. */
 /* The header of a segment rewritten by the archiver (its frames at --archive-level). */
 extern const char seg_magic_archived[SEG_HDR_LEN];
 

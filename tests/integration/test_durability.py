@@ -18,7 +18,7 @@ import pytest
 
 from conftest import IO_TIMEOUT, Server, assert_clean_stderr, decode
 
-SEG_HDR = b"LCSEG\0\0\x01"
+SEG_HDR = b"LCSEG\0\0\x02"           # version 2; byte 8 is 'A' once archived
 FRAME_HDR = struct.Struct("<4sIQQIIII")  # magic, payload_len, checksum, first_id, count,
 assert FRAME_HDR.size == 40             # raw_len, codec, reserved
 OK_RE = re.compile(r"^OK\|(\d+)$")
@@ -922,3 +922,24 @@ def test_queries_while_archiving_see_every_entry(stores):
         assert a.count("login") == logins
         assert time.monotonic() < deadline, "archiving did not finish in 180 s"
     assert a.count("req") == len(msgs) and logins > 0
+
+
+def test_archiver_keeps_out_of_the_space_retention_keeps_free(stores, tmp_path):
+    """Found in review: the archiver's copy of a segment could push free space under
+    --retention-min-free, and retention then deleted data to make room for it. It starts a copy
+    only when the copy fits beside min-free (and 16 MiB of slack)."""
+    fs = Tmpfs(tmp_path / "mnt", "64m")
+    try:
+        st = stores(os.path.join(fs.path, "data"))
+        # 64 MB free at first; the sealed segments leave about 60 MB, under 50M + 1M + 16 MiB.
+        a = st.start("--segment-size", "1M", "--archive-level", "12",
+                     "--retention-min-free", "50M")
+        ingest_ok(a, loglike_msgs("space", 160000))
+        time.sleep(2.5)                  # The archivers look every second.
+        s1 = a.stats()
+        assert int(s1["segments"]) >= 3, s1
+        assert s1["segments_archived"] == "0" and s1["segments_deleted"] == "0", s1
+        assert not [f for f in os.listdir(st.data) if f.endswith(".arch")]
+        kill_all(st)
+    finally:
+        fs.umount()
