@@ -1002,6 +1002,7 @@ static void *writer_main(void *arg)
 #define ARCHIVE_RETRY_MS    30000       /* After a transient failure (space, memory, files). */
 #define ARCHIVE_SPACE_SLACK (16u << 20) /* Free space kept beyond the copy and min-free. */
 #define ARCHIVE_CHECK_EVERY 32          /* Frames between checks that the segment is still held. */
+#define ARCHIVE_BUSY_BYTES  (4u << 20)  /* Pending ingest beyond which no segment is started. */
 
 struct arch_frame {
     uint64_t first_id;
@@ -1073,6 +1074,10 @@ static struct arch_frame *archive_take(struct store *s, struct segment *seg, uin
 /* The oldest sealed segment that is to be archived and that no other archiver thread has. */
 static struct arch_frame *archive_pick(struct store *s, uint64_t *first_id, size_t *n, int *fd)
 {
+    /* A writer with a backlog has the machine's attention: archiving starts when it has caught
+     * up (a moment between batches is enough), and meanwhile takes no memory either. */
+    if (atomic_load(&s->pending_bytes) > ARCHIVE_BUSY_BYTES)
+        return NULL;
     uint64_t free_bytes = disk_free(s);
     int64_t now = mono_ms();
     struct arch_frame *f = NULL;
