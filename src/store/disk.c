@@ -237,6 +237,32 @@ static void clear_error(struct store *s)
         log_info("store: writing again");
 }
 
+/* Write all of p[0..n) at off. Returns 0 or -errno (-EIO when the write made no progress). */
+static int write_all(int fd, const char *p, size_t n, uint64_t off)
+{
+    while (n) {
+        ssize_t w = pwrite(fd, p, n, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? -errno : -EIO;
+        p += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
+/* Make renames and new names in the data directory durable. */
+static void fsync_dir(const struct store *s)
+{
+    int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+}
+
 static void seg_path(const struct store *s, uint64_t first_id, const char *ext, char *out, size_t n)
 {
     snprintf(out, n, "%s/%020" PRIu64 ".%s", s->dir, first_id, ext);
@@ -388,6 +414,16 @@ static struct cblock *cblock_new(struct block *b, char *raw, size_t raw_cap, uin
     return c;
 }
 
+/* Read the frame of len bytes at off into frame and decompress its columns into cols,
+ * checking it is whole and the one expected (count entries, raw_len bytes). */
+static bool load_frame(int fd, uint64_t off, uint32_t len, uint32_t count, uint32_t raw_len,
+                       char *frame, char *cols, struct frame_hdr *h)
+{
+    return pread(fd, frame, len, (off_t)off) == (ssize_t)len && frame_parse_header(frame, h) == 0 &&
+           FRAME_HDR_LEN + (size_t)h->payload_len == len && frame_verify(h, frame) &&
+           h->raw_len == raw_len && h->count == count && frame_decode(h, frame, cols) == 0;
+}
+
 /* Read and decompress a block's frame. Returns the raw payload (malloc'ed) or NULL. */
 static char *read_block(struct store *s, struct block *b)
 {
@@ -395,13 +431,10 @@ static char *read_block(struct store *s, struct block *b)
     char *cols = bigbuf_get(b->raw_len);
     char *raw = bigbuf_get(b->raw_len);
     struct frame_hdr h;
-    ssize_t n =
-        frame && raw && cols ? pread(b->seg->fd, frame, b->frame_len, (off_t)b->offset) : -1;
-    bool ok = n == (ssize_t)b->frame_len && frame_parse_header(frame, &h) == 0 &&
-              FRAME_HDR_LEN + (size_t)h.payload_len == b->frame_len && frame_verify(&h, frame) &&
-              h.raw_len == b->raw_len && h.count == b->count &&
-              frame_decode(&h, frame, cols) == 0 &&
-              columns_to_rows(cols, b->raw_len, b->count, (int)h.layout, raw) == 0;
+    bool ok =
+        frame && raw && cols &&
+        load_frame(b->seg->fd, b->offset, b->frame_len, b->count, b->raw_len, frame, cols, &h) &&
+        columns_to_rows(cols, b->raw_len, b->count, (int)h.layout, raw) == 0;
     bigbuf_put(cols, b->raw_len);
     if (!ok) {
         __atomic_store_n(&b->bad, true, __ATOMIC_RELAXED);
@@ -556,12 +589,7 @@ static struct segment *segment_create(struct store *s, uint64_t first_id)
         return NULL;
     }
     seg->size = SEG_HDR_LEN;
-    /* Make the new file's name durable too, so fsync'ed frames in it can be found. */
-    int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
+    fsync_dir(s); /* The new file's name too, so fsync'ed frames in it can be found. */
     return seg;
 }
 
@@ -760,19 +788,13 @@ static int write_chunk(struct store *s, struct pchunk *p)
             set_error(s, "no segment to write to in %s", s->dir);
         goto fail;
     }
-    size_t done = 0;
-    while (done < p->flen) {
-        ssize_t n = pwrite(seg->fd, p->frame + done, p->flen - done, (off_t)(seg->size + done));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            set_error(s, "cannot write %s: %s", seg->path, n < 0 ? strerror(errno) : "no progress");
-            /* Leave no partial frame behind: the file ends with whole frames only. */
-            if (ftruncate(seg->fd, (off_t)seg->size) < 0)
-                log_warn("store: ftruncate %s: %s", seg->path, strerror(errno));
-            goto fail;
-        }
-        done += (size_t)n;
+    int wrc = write_all(seg->fd, p->frame, p->flen, seg->size);
+    if (wrc < 0) {
+        set_error(s, "cannot write %s: %s", seg->path, strerror(-wrc));
+        /* Leave no partial frame behind: the file ends with whole frames only. */
+        if (ftruncate(seg->fd, (off_t)seg->size) < 0)
+            log_warn("store: ftruncate %s: %s", seg->path, strerror(errno));
+        goto fail;
     }
     /* A segment deleted under us would take acknowledged data with it: check before acking. */
     struct stat st;
@@ -1124,10 +1146,9 @@ static int archive_frame(struct store *s, int fd, const struct arch_frame *a, ch
     char *cols = bigbuf_get(a->raw_len);
     struct frame_hdr h;
     int rc = frame && cols ? -EBADMSG : -ENOMEM;
-    if (rc == -EBADMSG && pread(fd, frame, a->frame_len, (off_t)a->offset) == a->frame_len &&
-        frame_parse_header(frame, &h) == 0 && FRAME_HDR_LEN + h.payload_len == a->frame_len &&
-        frame_verify(&h, frame) && h.first_id == a->first_id && h.count == a->count &&
-        h.raw_len == a->raw_len && frame_decode(&h, frame, cols) == 0) {
+    if (rc == -EBADMSG &&
+        load_frame(fd, a->offset, a->frame_len, a->count, a->raw_len, frame, cols, &h) &&
+        h.first_id == a->first_id) {
         int layout = (int)h.layout;
         if (layout == COL_LENGTHS) { /* Written before COL_LINES existed: re-lay it out. */
             char *rows = bigbuf_get(a->raw_len);
@@ -1155,21 +1176,6 @@ static int archive_frame(struct store *s, int fd, const struct arch_frame *a, ch
     free(frame);
     bigbuf_put(cols, a->raw_len);
     return rc;
-}
-
-static int write_all(int fd, const char *p, size_t n, uint64_t off)
-{
-    while (n) {
-        ssize_t w = pwrite(fd, p, n, (off_t)off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return w < 0 ? -errno : -EIO;
-        p += w;
-        n -= (size_t)w;
-        off += (uint64_t)w;
-    }
-    return 0;
 }
 
 /* The block list's write lock, without queueing ahead of readers for long: a nice-19 thread
@@ -1270,11 +1276,7 @@ static bool archive_segment(struct store *s)
     int swapped = rc == 0 ? archive_swap(s, first_id, f, n, tmp, tfd, off, &old_size) : rc;
     free(f);
     if (swapped == 0) {
-        int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd); /* The rename, durable. */
-            close(dfd);
-        }
+        fsync_dir(s); /* The rename, durable. */
         log_info("store: archived %020" PRIu64 ".seg at zstd level %d: %" PRIu64 " -> %" PRIu64
                  " bytes",
                  first_id, s->cfg.archive_level, old_size, off);

@@ -42,12 +42,12 @@ struct store_stats {
     int64_t oldest_ts_ms, newest_ts_ms; /* Event-time range held; 0 when empty. */
     uint64_t raw_bytes, disk_bytes;     /* Serialized records, and their files on disk. */
     uint64_t segments, blocks;
-    uint64_t segments_deleted; /* By retention since start. */
+    uint64_t segments_deleted;  /* By retention since start. */
     uint64_t segments_archived; /* Held now, rewritten at --archive-level. */
-    uint64_t write_errors;     /* Batches that could not be stored. */
-    uint64_t failed_entries;   /* Entries answered with an error for that reason. */
-    uint64_t damaged_bytes;    /* Found corrupt at start-up and skipped. */
-    int64_t last_fsync_us;     /* Duration of the latest fsync; -1 = none yet. */
+    uint64_t write_errors;      /* Batches that could not be stored. */
+    uint64_t failed_entries;    /* Entries answered with an error for that reason. */
+    uint64_t damaged_bytes;     /* Found corrupt at start-up and skipped. */
+    int64_t last_fsync_us;      /* Duration of the latest fsync; -1 = none yet. */
     uint64_t fsyncs;
     uint64_t pending_bytes; /* Accepted, not yet written. */
     const char *fsync_policy;
