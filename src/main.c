@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/server.h"
 #include "core/tls.h"
+#include "ingest/pipeline.h"
 #include "proto/irc.h"
 #include "proto/protocols.h"
 #include "store/store.h"
@@ -148,6 +149,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "logcasterd: cannot open the store\n");
         return 1;
     }
+    ingest_init(store);
     irc_init(store, &cfg);
     struct listener_spec listeners[4 + CONFIG_MAX_LISTEN] = {
         {"log", role_bind(&cfg, ROLE_LOG, "log"), cfg.log_port, &proto_ingest, proto_pick, ROLE_LOG,

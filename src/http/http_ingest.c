@@ -1,5 +1,6 @@
-/* http_ingest.c - POST /api/v1/logs: a body of newline-separated log lines, plain text (as on
- * the ingest port) or JSON objects, stored as one batch and acknowledged only once durable.
+/* http_ingest.c - POST /api/v1/logs: a body of newline-separated log lines in any form the log
+ * port takes (plain text, syslog, JSON objects, the seed's framed forms), parsed by the same
+ * code (ingest/batch.h), stored as one batch and acknowledged only once durable.
  *
  * All or nothing: the whole body is parsed before anything is stored, so a malformed JSON line
  * gets a 400 naming its line number and nothing of the request is kept. The reply,
@@ -15,13 +16,12 @@
 #include "core/log.h"
 #include "core/server.h"
 #include "http/http.h"
-#include "proto/ingest_parse.h"
-#include "proto/json_line.h"
+#include "ingest/batch.h"
+#include "ingest/pipeline.h"
 #include "proto/line.h"
-#include "store/store.h"
 
 struct post_job {
-    uint64_t first_id, last_id;
+    struct ingest_ticket t;
     size_t n;
 };
 
@@ -33,63 +33,22 @@ static void post_cleanup(struct http_conn *h)
 static void post_wait(struct http_conn *h)
 {
     struct post_job *j = h->hs;
-    switch (store_range_state(conn_store(h->c), j->first_id, j->last_id)) {
-    case STORE_PENDING:
+    switch (ingest_ticket_state(&j->t)) {
+    case INGEST_PENDING:
         conn_wait_store(h->c);
         return;
-    case STORE_FAILED:
+    case INGEST_FAILED:
         http_reply_error(h, 503, "store unavailable: the entries were not stored");
         return;
-    case STORE_DURABLE: {
+    case INGEST_DURABLE: {
         char body[128];
         int k = snprintf(body, sizeof(body),
                          "{\"stored\":%zu,\"first_id\":%" PRIu64 ",\"last_id\":%" PRIu64 "}\n",
-                         j->n, j->first_id, j->last_id);
+                         j->n, j->t.first_id, j->t.last_id);
         http_reply(h, 200, "application/json", body, (size_t)k);
         return;
     }
     }
-}
-
-/* Parsed lines: messages live in text (offsets until the batch is complete). */
-struct batch {
-    struct lc_entry *e;
-    size_t n, cap;
-    struct buf text;
-};
-
-static int batch_add(struct batch *b, struct conn *c, int64_t now, int level, int64_t ts_ms,
-                     const char *msg, size_t len)
-{
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        struct lc_entry *e = realloc(b->e, cap * sizeof(*e));
-        if (!e)
-            return -ENOMEM;
-        b->e = e;
-        b->cap = cap;
-    }
-    /* text may move while it grows: messages are offsets until the batch is complete. */
-    if (buf_reserve(&b->text, 4 * len + 1) < 0)
-        return -ENOMEM;
-    size_t off = b->text.end;
-    if (line_is_clean(msg, len)) {
-        memcpy(b->text.data + off, msg, len);
-        b->text.end += len;
-    } else {
-        b->text.end += line_escape(msg, len, b->text.data + off);
-    }
-    struct lc_entry *e = &b->e[b->n++];
-    memset(e, 0, sizeof(*e));
-    e->recv_ms = now;
-    e->ts_ms = ts_ms == INT64_MIN ? now : ts_ms;
-    e->source = conn_peer(c, &e->source_len);
-    e->msg = (const char *)(uintptr_t)off;
-    e->msg_len = b->text.end - off;
-    if (level < 0)
-        level = line_detect_level(b->text.data + off, e->msg_len);
-    e->level = (uint8_t)(level >= 0 ? level : LC_INFO);
-    return 0;
 }
 
 static bool json_only(const struct http_conn *h)
@@ -101,82 +60,64 @@ static bool json_only(const struct http_conn *h)
                   http_list_has(ct, len, "application/jsonlines"));
 }
 
-void http_post_logs(struct http_conn *h)
+/* Parse the whole body into the thread's batch. Returns 0, or an HTTP status with the reason
+ * in err (nothing of the request is kept then). */
+static int parse_body(struct http_conn *h, struct ingest_batch *b, int64_t now, size_t *lines,
+                      char *err, size_t errcap)
 {
-    struct conn *c = h->c;
-    const struct config *cfg = conn_config(c);
-    struct batch b = {0};
-    struct buf scratch = {0};
-    bool strict_json = json_only(h);
+    const struct config *cfg = conn_config(h->c);
+    unsigned flags = INGEST_JSON_STRICT | (json_only(h) ? INGEST_JSON_ONLY : 0);
+    size_t peer_len;
+    const char *peer = conn_peer(h->c, &peer_len);
     const char *p = buf_head(&h->body);
-    size_t n = buf_len(&h->body), line_no = 0;
-    int64_t now = now_ms();
-    char err[200] = "";
-    int status = 0;
-    while (n > 0 && !status) {
+    size_t n = buf_len(&h->body);
+    while (n > 0) {
         size_t len, take = line_next(p, n, &len);
         if (!take)
             take = len = n; /* The last line needs no newline. */
-        line_no++;
+        ++*lines;
         if (len > cfg->max_line) {
-            snprintf(err, sizeof(err), "line %zu is longer than --max-line (%zu bytes)", line_no,
+            snprintf(err, errcap, "line %zu is longer than --max-line (%zu bytes)", *lines,
                      cfg->max_line);
-            status = 413;
-        } else if (len == 0) {
-            /* Blank lines carry nothing. */
-        } else if (strict_json || json_line_looks(p, len)) {
-            struct json_line jl;
-            char why[160];
-            buf_consume(&scratch, buf_len(&scratch));
-            if (json_line_parse(p, len, &scratch, &jl, why, sizeof(why)) < 0) {
-                snprintf(err, sizeof(err), "line %zu: %s", line_no, why);
-                status = 400;
-            } else if (batch_add(&b, c, now, jl.level, jl.ts_ms, scratch.data + jl.msg_off,
-                                 jl.msg_len) < 0) {
-                status = 500;
-            }
-        } else {
-            struct ingest_line il;
-            ingest_parse(p, len, &il);
-            if (il.error) {
-                snprintf(err, sizeof(err), "line %zu: %s", line_no, il.error);
-                status = 400;
-            } else if (batch_add(&b, c, now, il.level, il.ts_ms, il.msg, il.msg_len) < 0) {
-                status = 500;
-            }
+            return 413;
         }
+        struct ingest_msg m;
+        int r = ingest_parse_msg(b, p, len, now, flags, &m);
+        if (r < 0) {
+            snprintf(err, errcap, "line %zu: %s", *lines, m.error);
+            return 400;
+        }
+        if (r == 0 && !ingest_batch_add(b, &m, peer, peer_len, now))
+            return 500;
         p += take;
         n -= take;
     }
-    buf_free(&scratch);
+    return 0;
+}
+
+void http_post_logs(struct http_conn *h)
+{
+    struct conn *c = h->c;
     struct server_counters *k = server_counters(conn_server(c));
-    atomic_fetch_add_explicit((_Atomic uint64_t *)&k->lines_in, line_no, memory_order_relaxed);
-    struct post_job *j = status ? NULL : calloc(1, sizeof(*j));
-    if (!status && !j)
-        status = 500;
-    if (!status && b.n) {
-        for (size_t i = 0; i < b.n; i++)
-            b.e[i].msg = b.text.data + (uintptr_t)b.e[i].msg;
-        if (store_append(conn_store(c), b.e, b.n) < 0) {
+    struct ingest_batch *b = ingest_batch_get(conn_config(c)->max_line);
+    struct post_job *j = calloc(1, sizeof(*j));
+    char err[200] = "";
+    size_t lines = 0;
+    int status = b && j ? parse_body(h, b, now_ms(), &lines, err, sizeof(err)) : 500;
+    atomic_fetch_add_explicit((_Atomic uint64_t *)&k->lines_in, lines, memory_order_relaxed);
+    if (!status) {
+        j->n = ingest_batch_count(b);
+        if (ingest_submit(b, k, SLOT_HTTP, &j->t) < 0) {
             status = 503;
             snprintf(err, sizeof(err), "store unavailable");
-        } else {
-            j->n = b.n;
-            j->first_id = b.e[0].id;
-            j->last_id = b.e[b.n - 1].id;
-            uint64_t per_level[LC_LEVEL_COUNT] = {0};
-            for (size_t i = 0; i < b.n; i++)
-                per_level[b.e[i].level]++;
-            for (int l = 0; l < LC_LEVEL_COUNT; l++)
-                atomic_fetch_add_explicit((_Atomic uint64_t *)&k->lines_by_proto[SLOT_HTTP][l],
-                                          per_level[l], memory_order_relaxed);
+            lines = 0; /* Counted as rejected by the pipeline. */
         }
     }
-    free(b.e);
-    buf_free(&b.text);
     if (status) {
+        if (b)
+            ingest_batch_reset(b);
         free(j);
-        atomic_fetch_add_explicit((_Atomic uint64_t *)&k->lines_rejected, line_no,
+        atomic_fetch_add_explicit((_Atomic uint64_t *)&k->lines_rejected, lines,
                                   memory_order_relaxed);
         http_reply_error(h, status, err[0] ? err : "out of memory");
         return;

@@ -14,6 +14,8 @@
 #include "core/log.h"
 #include "core/policy.h"
 #include "core/server.h"
+#include "ingest/batch.h"
+#include "ingest/pipeline.h"
 #include "proto/auth.h"
 #include "proto/binary.h"
 #include "proto/ingest_parse.h"
@@ -21,13 +23,9 @@
 #include "proto/line.h"
 #include "proto/protocols.h"
 #include "proto/syslog.h"
-#include "store/store.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
-
-#define BATCH_MAX         4096
-#define SYSLOG_FIELDS_MAX 2048 /* Bytes of host=, app=, ... fields a syslog line may gain. */
 
 static const char ERR_TOO_LONG[] = "line too long"; /* Replies add the limit. */
 
@@ -88,7 +86,7 @@ struct ingest_conn {
     size_t head, len, cap;
 };
 
-/* What to answer for line i of a batch, in order. */
+/* What to answer for message i of a batch, in order. */
 struct reply {
     enum ingest_form form;
     const char *error; /* NULL: success. */
@@ -97,16 +95,12 @@ struct reply {
     uint8_t bin_cmd, code;
 };
 
-/* Per-thread scratch, reused across calls so the hot path never allocates. */
+/* A connection's input call: the thread's entry batch and the replies its messages are owed.
+ * Per thread, reused across calls, so the hot path never allocates. */
 struct batch {
-    struct lc_entry entries[BATCH_MAX];
-    struct reply replies[BATCH_MAX];
-    size_t nentries, nreplies;
-    char *esc; /* Escaped messages. */
-    size_t esc_used, esc_cap;
-    char *compose; /* A syslog message with its fields, before escaping. */
-    size_t compose_cap;
-    struct buf json;         /* A JSON line's message with its fields, before escaping. */
+    struct ingest_batch *ib;
+    struct reply replies[INGEST_BATCH_MAX];
+    size_t nreplies;
     pcre2_match_data *ml_md; /* For --multiline-pattern. */
 };
 static __thread struct batch *tls_batch;
@@ -116,9 +110,6 @@ static pthread_once_t batch_key_once = PTHREAD_ONCE_INIT;
 static void batch_free(void *p)
 {
     struct batch *b = p;
-    free(b->esc);
-    free(b->compose);
-    buf_free(&b->json);
     pcre2_match_data_free(b->ml_md);
     free(b);
 }
@@ -132,8 +123,6 @@ static void batch_key_init(void)
 static struct batch *batch_get(size_t max_line)
 {
     struct batch *b = tls_batch;
-    /* Room for one more escaped line (a syslog line gains its fields) beyond the flush mark. */
-    size_t want = 8 * (max_line + SYSLOG_FIELDS_MAX) + 4 * 65536;
     if (!b) {
         b = calloc(1, sizeof(*b));
         if (!b)
@@ -142,21 +131,10 @@ static struct batch *batch_get(size_t max_line)
         pthread_setspecific(batch_key, b);
         tls_batch = b;
     }
-    if (b->esc_cap < want) {
-        char *e = realloc(b->esc, want);
-        if (!e)
-            return NULL;
-        b->esc = e;
-        b->esc_cap = want;
-    }
-    if (b->compose_cap < max_line + SYSLOG_FIELDS_MAX) {
-        char *m = realloc(b->compose, max_line + SYSLOG_FIELDS_MAX);
-        if (!m)
-            return NULL;
-        b->compose = m;
-        b->compose_cap = max_line + SYSLOG_FIELDS_MAX;
-    }
-    b->nentries = b->nreplies = b->esc_used = 0;
+    b->ib = ingest_batch_get(max_line);
+    if (!b->ib)
+        return NULL;
+    b->nreplies = 0;
     return b;
 }
 
@@ -260,15 +238,14 @@ static bool answers_entry(uint8_t bin_cmd)
 static void release_replies(struct conn *c)
 {
     struct ingest_conn *ic = conn_state(c);
-    struct store *st = conn_store(c);
     while (ic->head < ic->len) {
         const struct owed *o = &ic->owed[ic->head];
         const char *err = o->error;
         if (!err && answers_entry(o->bin_cmd)) {
-            enum store_id_state state = store_id_state(st, o->id);
-            if (state == STORE_PENDING)
+            enum ingest_state state = ingest_ticket_state(&(struct ingest_ticket){o->id, o->id});
+            if (state == INGEST_PENDING)
                 break;
-            if (state == STORE_FAILED)
+            if (state == INGEST_FAILED)
                 err = "store unavailable";
         }
         write_reply(c, o, err);
@@ -286,24 +263,15 @@ static void release_replies(struct conn *c)
 static void batch_flush(struct conn *c, struct batch *b)
 {
     struct ingest_conn *ic = conn_state(c);
+    struct ingest_ticket t;
     const char *store_error = NULL;
-    if (b->nentries && store_append(conn_store(c), b->entries, b->nentries) < 0)
+    if (ingest_submit(b->ib, server_counters(conn_server(c)), SLOT_INGEST, &t) < 0)
         store_error = "store unavailable";
-    if (!store_error && b->nentries) {
-        /* Per level, once per batch: an atomic add per line would cost more than the line. */
-        uint64_t per_level[LC_LEVEL_COUNT] = {0};
-        for (size_t i = 0; i < b->nentries; i++)
-            per_level[b->entries[i].level]++;
-        struct server_counters *k = server_counters(conn_server(c));
-        for (int l = 0; l < LC_LEVEL_COUNT; l++)
-            if (per_level[l])
-                counter_add(c, &k->lines_by_proto[SLOT_INGEST][l], per_level[l]);
-    }
     for (size_t i = 0; i < b->nreplies; i++) {
         const struct reply *r = &b->replies[i];
         bool logs = answers_entry(r->bin_cmd);
         const char *err = r->error ? r->error : logs ? store_error : NULL;
-        uint64_t id = err || !logs ? 0 : b->entries[r->entry].id;
+        uint64_t id = err || !logs ? 0 : t.first_id + r->entry;
         uint8_t code = r->error ? r->code : BIN_E_STORE;
         if (owe(ic, (struct owed){id, err, r->seq, (uint8_t)r->form, r->bin_cmd, code}) < 0) {
             log_error("out of memory queueing replies; closing %s", conn_peer(c, &(size_t){0}));
@@ -311,7 +279,7 @@ static void batch_flush(struct conn *c, struct batch *b)
             break;
         }
     }
-    b->nentries = b->nreplies = b->esc_used = 0;
+    b->nreplies = 0;
     release_replies(c);
 }
 
@@ -319,7 +287,7 @@ static void batch_flush(struct conn *c, struct batch *b)
 static bool must_pause(struct conn *c)
 {
     struct ingest_conn *ic = conn_state(c);
-    return store_backlogged(conn_store(c)) || ic->len - ic->head >= OWED_MAX;
+    return ingest_backlogged() || ic->len - ic->head >= OWED_MAX;
 }
 
 /* Refill the line bucket; true when at least one line may be sent. */
@@ -363,13 +331,14 @@ static void ingest_resume(struct conn *c)
 
 static void add_reply(struct batch *b, enum ingest_form form, const char *error)
 {
-    b->replies[b->nreplies++] = (struct reply){form, error, b->nentries, 0, 0, 0};
+    b->replies[b->nreplies++] = (struct reply){form, error, ingest_batch_count(b->ib), 0, 0, 0};
 }
 
 static void add_bin_reply(struct batch *b, uint8_t cmd, uint32_t seq, uint8_t code,
                           const char *error)
 {
-    b->replies[b->nreplies++] = (struct reply){INGEST_PLAIN, error, b->nentries, seq, cmd, code};
+    b->replies[b->nreplies++] =
+        (struct reply){INGEST_PLAIN, error, ingest_batch_count(b->ib), seq, cmd, code};
 }
 
 /* Whether s[0..n) starts like the syslog message after a frame's PRI: an RFC 5424 VERSION
@@ -446,68 +415,17 @@ static long octet_frame(const char *s, size_t n, size_t max, bool strict, size_t
     return (long)(*off + len);
 }
 
-/* Fill the batch's next entry (the caller counts it in b->nentries). The text is escaped into
- * the batch, or borrowed when it is clean and may be (it lives in the read buffer until the
- * batch is appended). ts_ms INT64_MIN: the receive time; level < 0: detected from the text. */
-static struct lc_entry *next_entry(const struct origin *o, struct batch *b, int64_t now,
-                                   int64_t ts_ms, int level, bool truncated, const char *text,
-                                   size_t n, bool borrow)
-{
-    struct lc_entry *e = &b->entries[b->nentries];
-    e->id = 0;
-    e->recv_ms = now;
-    e->ts_ms = ts_ms == INT64_MIN ? now : ts_ms;
-    e->flags = truncated ? LC_ENTRY_TRUNCATED : 0;
-    e->source = o->peer;
-    e->source_len = o->peer_len;
-    if (borrow && line_is_clean(text, n)) {
-        e->msg = text;
-        e->msg_len = n;
-    } else {
-        char *dst = b->esc + b->esc_used;
-        e->msg_len = line_escape(text, n, dst);
-        e->msg = dst;
-        b->esc_used += e->msg_len;
-    }
-    if (level < 0)
-        level = line_detect_level(e->msg, e->msg_len);
-    e->level = (uint8_t)(level >= 0 ? level : LC_INFO);
-    return e;
-}
+static const char ERR_NO_MEMORY[] = "out of memory";
 
-static void take_syslog(const struct origin *o, struct batch *b, const struct syslog_msg *m,
-                        bool truncated, int64_t now)
-{
-    /* Senders' framing artefacts are not text: rsyslog's templates add a space before the
-     * message and a newline inside octet-counted frames. */
-    const char *msg = m->msg;
-    size_t len = m->msg_len;
-    while (len && (*msg == ' ' || *msg == '\t'))
-        msg++, len--;
-    while (len && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
-        len--;
-    size_t n = len < b->compose_cap - SYSLOG_FIELDS_MAX ? len : b->compose_cap - SYSLOG_FIELDS_MAX;
-    memcpy(b->compose, msg, n);
-    n += syslog_fields(m, b->compose + n, SYSLOG_FIELDS_MAX);
-    next_entry(o, b, now, m->ts_ms, m->level, truncated, b->compose, n, false);
-    b->nentries++;
-}
-
-/* A JSON object line: its message, level and time fields, the other fields as key=value
- * (json_line.h). False when the line only looks like JSON: then it is a plain line. */
-static bool take_json(const struct origin *o, struct batch *b, const char *line, size_t len,
+/* Add a parsed message as the batch's next entry, from the origin's sender. False when out of
+ * memory: the caller answers or counts it as refused. */
+static bool add_entry(const struct origin *o, struct batch *b, const struct ingest_msg *m,
                       int64_t now)
 {
-    struct json_line jl;
-    char why[8];
-    buf_consume(&b->json, buf_len(&b->json));
-    if (json_line_parse(line, len, &b->json, &jl, why, sizeof(why)) < 0)
-        return false;
-    counter_add(NULL, &o->cnt->lines_in, 1);
-    size_t n = jl.msg_len < b->compose_cap ? jl.msg_len : b->compose_cap;
-    next_entry(o, b, now, jl.ts_ms, jl.level, n < jl.msg_len, b->json.data + jl.msg_off, n, false);
-    b->nentries++;
-    return true;
+    if (ingest_batch_add(b->ib, m, o->peer, o->peer_len, now))
+        return true;
+    counter_add(NULL, &o->cnt->lines_rejected, 1);
+    return false;
 }
 
 /* --multiline-pattern, compiled once (config.c has checked that it compiles). */
@@ -550,14 +468,19 @@ static void release_held(const struct origin *o, struct batch *b)
     if (!h || !h->active)
         return;
     h->active = false;
-    next_entry(o, b, h->recv_ms, h->ts_ms, h->level, h->truncated, h->text, h->len, false);
-    b->nentries++;
+    struct ingest_msg m = {.kind = INGEST_TEXT,
+                           .level = h->level,
+                           .ts_ms = h->ts_ms,
+                           .text = h->text,
+                           .len = h->len,
+                           .truncated = h->truncated};
+    add_entry(o, b, &m, h->recv_ms);
 }
 
 /* Hold a plain line, or join it to the held one. False when out of memory (then the caller
  * stores the line on its own). */
-static bool hold_line(const struct origin *o, struct batch *b, const struct ingest_line *il,
-                      bool truncated, int64_t now, const char *line, size_t len, size_t max)
+static bool hold_line(const struct origin *o, struct batch *b, const struct ingest_msg *m,
+                      int64_t now, const char *line, size_t len, size_t max)
 {
     struct ingest_conn *ic = o->ic;
     if (!ic->held && !(ic->held = calloc(1, sizeof(*ic->held))))
@@ -573,7 +496,7 @@ static bool hold_line(const struct origin *o, struct batch *b, const struct inge
             memcpy(h->text + h->len + 1, line, add - 1);
             h->len += add;
         }
-        h->truncated |= add < 1 + len || truncated;
+        h->truncated |= add < 1 + len || m->truncated;
         h->last_mono = mono;
         return true;
     }
@@ -582,56 +505,48 @@ static bool hold_line(const struct origin *o, struct batch *b, const struct inge
         h->cap = 0;
         return false;
     }
-    memcpy(h->text, il->msg, il->msg_len);
-    h->len = il->msg_len;
-    h->truncated = truncated;
+    memcpy(h->text, m->text, m->len);
+    h->len = m->len;
+    h->truncated = m->truncated;
     /* The first line's level, not one a continuation happens to name. */
-    h->level = il->level >= 0 ? il->level : line_detect_level(il->msg, il->msg_len);
+    h->level = m->level >= 0 ? m->level : line_detect_level(m->text, m->len);
     if (h->level < 0)
         h->level = LC_INFO;
-    h->ts_ms = il->ts_ms;
+    h->ts_ms = m->ts_ms;
     h->recv_ms = now;
     h->last_mono = mono;
     h->active = true;
     return true;
 }
 
+/* One message from a TCP stream or a UDP datagram: stored (or held, --multiline), and the
+ * reply its form asks for queued. */
 static void take_line(const struct origin *o, struct batch *b, const char *line, size_t len,
                       bool truncated, int64_t now)
 {
-    struct server_counters *cnt = o->cnt;
-    struct syslog_msg sm;
-    if (len > 3 && line[0] == '<' && syslog_parse(line, len, now, &sm) == 0) {
-        release_held(o, b); /* Entries keep their order. */
-        counter_add(NULL, &cnt->lines_in, 1);
-        take_syslog(o, b, &sm, truncated, now);
+    struct ingest_msg m;
+    int r = ingest_parse_msg(b->ib, line, len, now, truncated ? INGEST_TRUNCATED : 0, &m);
+    counter_add(NULL, &o->cnt->lines_in, 1);
+    if (r < 0) {
+        counter_add(NULL, &o->cnt->lines_rejected, 1);
+        add_reply(b, m.form, m.error);
         return;
     }
-    if (len > 1 && line[0] == '{' && !truncated) {
-        release_held(o, b);
-        if (take_json(o, b, line, len, now))
-            return;
-    }
-    struct ingest_line il;
-    ingest_parse(line, len, &il);
-    counter_add(NULL, &cnt->lines_in, 1);
-    if (il.error) {
-        counter_add(NULL, &cnt->lines_rejected, 1);
-        add_reply(b, il.form, il.error);
-        return;
-    }
-    if (il.form == INGEST_PLAIN && len == 0)
+    if (r > 0)
         return; /* Blank lines carry nothing. */
-    if (o->ic && il.form == INGEST_PLAIN &&
-        hold_line(o, b, &il, truncated, now, line, len, o->cfg->max_line))
+    if (o->ic && m.kind == INGEST_TEXT && m.form == INGEST_PLAIN &&
+        hold_line(o, b, &m, now, line, len, o->cfg->max_line))
         return;
-    release_held(o, b);
-    next_entry(o, b, now, il.ts_ms, il.level, truncated, il.msg, il.msg_len, true);
-    if (il.form != INGEST_PLAIN)
-        add_reply(b, il.form, NULL);
-    b->nentries++;
+    release_held(o, b); /* Entries keep their order. */
+    if (!add_entry(o, b, &m, now)) {
+        if (m.form != INGEST_PLAIN)
+            add_reply(b, m.form, ERR_NO_MEMORY);
+        return;
+    }
+    if (m.form != INGEST_PLAIN) /* Answers the entry just added. */
+        b->replies[b->nreplies++] =
+            (struct reply){m.form, NULL, ingest_batch_count(b->ib) - 1, 0, 0, 0};
 }
-
 static int ingest_open(struct conn *c)
 {
     struct ingest_conn *ic = calloc(1, sizeof(*ic));
@@ -659,8 +574,7 @@ static void ingest_close(struct conn *c)
  * that it may release. */
 static void batch_room(struct conn *c, struct batch *b)
 {
-    if (b->nreplies == BATCH_MAX || b->nentries + 2 > BATCH_MAX ||
-        b->esc_used + 8 * (conn_config(c)->max_line + SYSLOG_FIELDS_MAX) > b->esc_cap)
+    if (b->nreplies == INGEST_BATCH_MAX || ingest_batch_full(b->ib))
         batch_flush(c, b);
 }
 
@@ -681,11 +595,8 @@ static void flush_held(struct conn *c, bool closing)
         return;
     }
     /* No replies to send: a held line is plain text. */
-    if (store_append(conn_store(c), b->entries, b->nentries) == 0)
-        counter_add(c, &o.cnt->lines_by_proto[SLOT_INGEST][b->entries[0].level], 1);
-    else
-        counter_add(c, &o.cnt->lines_rejected, 1);
-    b->nentries = b->nreplies = b->esc_used = 0;
+    struct ingest_ticket t;
+    ingest_submit(b->ib, o.cnt, SLOT_INGEST, &t);
 }
 
 /* Spend one line of the --log-line-rate bucket; true when reading must stop for now. */
@@ -937,9 +848,18 @@ static size_t input_binary(struct conn *c, struct batch *b, const char *p, size_
                               why == ERR_TOO_LONG ? BIN_E_TOO_LONG : BIN_E_MALFORMED, why);
                 break;
             }
-            next_entry(&org, b, now, bl.ts_ms, bl.level, false, bl.msg, bl.msg_len, true);
-            add_bin_reply(b, h.command, h.seq, 0, NULL);
-            b->nentries++;
+            struct ingest_msg m = {.kind = INGEST_TEXT,
+                                   .level = bl.level,
+                                   .ts_ms = bl.ts_ms,
+                                   .text = bl.msg,
+                                   .len = bl.msg_len,
+                                   .borrowed = true};
+            if (!add_entry(&org, b, &m, now)) {
+                add_bin_reply(b, h.command, h.seq, BIN_E_STORE, ERR_NO_MEMORY);
+                break;
+            }
+            b->replies[b->nreplies++] = (struct reply){
+                INGEST_PLAIN, NULL, ingest_batch_count(b->ib) - 1, h.seq, h.command, 0};
             if (spend_token(c, ic))
                 return used;
             break;
@@ -1009,60 +929,6 @@ static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
     }
     batch_flush(c, b);
     return used;
-}
-
-/* Append a datagram's batch (no replies: UDP has nobody to answer). */
-static void datagram_flush(struct server *srv, struct batch *b)
-{
-    struct server_counters *k = server_counters(srv);
-    if (b->nentries && store_append(server_store(srv), b->entries, b->nentries) == 0) {
-        uint64_t per_level[LC_LEVEL_COUNT] = {0};
-        for (size_t i = 0; i < b->nentries; i++)
-            per_level[b->entries[i].level]++;
-        for (int l = 0; l < LC_LEVEL_COUNT; l++)
-            if (per_level[l])
-                counter_add(NULL, &k->lines_by_proto[SLOT_INGEST][l], per_level[l]);
-    } else if (b->nentries) {
-        counter_add(NULL, &k->lines_rejected, b->nentries);
-    }
-    b->nentries = b->nreplies = b->esc_used = 0;
-}
-
-void ingest_datagram(struct server *srv, const char *p, size_t n, const char *peer, size_t peer_len)
-{
-    size_t max_line = server_config(srv)->max_line;
-    struct batch *b = batch_get(max_line);
-    if (!b)
-        return;
-    struct origin o = {NULL, server_config(srv), mono_ms(), server_counters(srv), peer, peer_len};
-    int64_t now = now_ms();
-    /* A syslog datagram is one message, newlines and all (RFC 5426); other datagrams hold one
-     * line or several separated by newlines (a trailing newline or not). */
-    bool whole = n > 3 && p[0] == '<';
-    if (whole) {
-        struct syslog_msg sm;
-        size_t k = n;
-        while (k && (p[k - 1] == '\n' || p[k - 1] == '\r'))
-            k--;
-        whole = syslog_parse(p, k < max_line ? k : max_line, now, &sm) == 0;
-    }
-    while (n > 0) {
-        size_t len, take = whole ? 0 : line_next(p, n, &len);
-        if (!take)
-            take = len = n;
-        while (whole && len && (p[len - 1] == '\n' || p[len - 1] == '\r'))
-            len--;
-        bool cut = len > max_line;
-        if (b->nentries == BATCH_MAX || b->nreplies == BATCH_MAX ||
-            b->esc_used + 4 * (max_line + SYSLOG_FIELDS_MAX) > b->esc_cap)
-            datagram_flush(srv, b);
-        take_line(&o, b, p, cut ? max_line : len, cut, now);
-        if (cut)
-            counter_add(NULL, &o.cnt->lines_truncated, 1);
-        p += take;
-        n -= take;
-    }
-    datagram_flush(srv, b);
 }
 
 const struct proto proto_ingest = {
