@@ -19,11 +19,19 @@ HDRS        = $(filter-out src/lib/lc_internal.h, $(wildcard src/*/*.h))
 B  = build/rel
 BA = build/asan
 
-.PHONY: all run test unit integration fuzz fuzz-long bench deps clean format
+.PHONY: all run test unit integration fuzz fuzz-long bench deps deps-test clean format
 all: $(B)/logcasterd $(B)/logcaster
 
+# The Debian packages, when missing (scripts/install-deps.sh says which and why):
+#   deps       building and running (scripts/debian-packages.txt): `make run`, `make install`;
+#   deps-test  that and what the tests and benchmarks add (scripts/debian-packages-test.txt):
+#              `make bench`, `make test-syslog-ng`, the cluster tests.
+# `make test` also asks for a system log daemon for the real-sender tests, which is installed
+# (rsyslog) only on a machine that has none; a machine's own log daemon is never replaced.
 deps:
-	@scripts/install-deps.sh
+	@scripts/install-deps.sh run
+deps-test:
+	@scripts/install-deps.sh test
 
 define build_tree
 $(1)/lib.a: $(patsubst %.S,$(1)/%.o,$(patsubst %.c,$(1)/%.o,$(LIB_SRCS)))
@@ -49,12 +57,19 @@ $(eval $(call build_tree,$(BA),$(SAN)))
 TEST_EXTRA =
 include $(wildcard mk/*.mk)
 
-run: deps $(B)/logcasterd $(B)/logcaster
-	$(B)/logcasterd
+# `make run` keeps its data in build/data, inside the ignored build tree, so the clone stays
+# clean (and `make clean` removes it). RUN_ARGS adds server options: make run RUN_ARGS="-v".
+# The packages come first, then the build (a sub-make, so `make -j` cannot start compiling
+# before they are there).
+RUN_ARGS ?=
+run: deps
+	@$(MAKE) --no-print-directory $(B)/logcasterd $(B)/logcaster
+	$(B)/logcasterd --data-dir build/data $(RUN_ARGS)
 
 # The whole suite, against the ASan+UBSan build: unit tests, integration tests over real
 # sockets, and a short run of every fuzzer. Prints one summary line at the end.
-test: deps
+test:
+	@scripts/install-deps.sh test --log-daemon
 	@$(MAKE) --no-print-directory $(BA)/logcasterd $(BA)/logcaster $(patsubst %.c,$(BA)/%,$(UNIT_SRCS)) \
 	    $(TEST_EXTRA)
 	@scripts/run-tests.sh $(BA)
@@ -78,11 +93,15 @@ build/fuzz/%: tests/fuzz/%.c build/fuzz/lib.a $(HDRS) $(wildcard tests/fuzz/*.in
 	@mkdir -p build/fuzz
 	clang $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined $< build/fuzz/lib.a -o $@ $(LIBS)
 FUZZ_BINS   = $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
+# New inputs go to build/fuzz/corpus/NAME (libFuzzer writes to its first corpus directory
+# only); the seeds in tests/fuzz/corpus/ are read, never written.
 fuzz: $(FUZZ_BINS)
-	@for f in $^; do n=$$(basename $$f); mkdir -p tests/fuzz/corpus/$$n; \
-	  $$f -max_total_time=$${FUZZ_SECONDS:-60} -timeout=5 tests/fuzz/corpus/$$n || exit 1; done
+	@for f in $^; do n=$$(basename $$f); mkdir -p build/fuzz/corpus/$$n tests/fuzz/corpus/$$n; \
+	  $$f -max_total_time=$${FUZZ_SECONDS:-60} -timeout=5 build/fuzz/corpus/$$n \
+	      tests/fuzz/corpus/$$n || exit 1; done
 
-bench: deps $(B)/logcasterd $(B)/logcaster
+bench: deps-test
+	@$(MAKE) --no-print-directory $(B)/logcasterd $(B)/logcaster
 	@bench/run.sh $(B)
 
 format:

@@ -36,8 +36,11 @@ INSTALLED_FILES = $(SBINDIR)/logcasterd $(BINDIR)/logcaster \
 
 .PHONY: install uninstall
 
-# `lib` (mk/lib.mk) builds the client library: build/rel/liblogcaster.a and .so.1.
-install: all lib
+# The build packages first (only those `make run` needs: scripts/debian-packages.txt), then
+# `all` and `lib` (mk/lib.mk: build/rel/liblogcaster.a and .so.1) in a sub-make, so `make -j`
+# cannot start compiling before the packages are there.
+install: deps
+	@$(MAKE) --no-print-directory all lib
 	install -D -m 0755 $(B)/logcasterd $(DESTDIR)$(SBINDIR)/logcasterd
 	install -D -m 0755 $(B)/logcaster $(DESTDIR)$(BINDIR)/logcaster
 	install -D -m 0644 man/logcasterd.8 $(DESTDIR)$(MANDIR)/man8/logcasterd.8

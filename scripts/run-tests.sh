@@ -28,14 +28,20 @@ done
 
 echo "== integration tests"
 export LOGCASTERD="$root/$build/logcasterd" LOGCASTER="$root/$build/logcaster"
-out=$(/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1)
-rc=$?
-echo "$out" | tail -n 40
-p=$(echo "$out" | grep -Eo '[0-9]+ passed' | tail -n 1 | grep -Eo '[0-9]+' || echo 0)
-f=$(echo "$out" | grep -Eo '[0-9]+ (failed|error)' | awk '{s+=$1} END {print s+0}')
-[ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
-passed=$((passed + p))
-failed=$((failed + f))
+# -rs: every skipped test says why in one line (a real sender that is not installed, say).
+# tests/syslog-ng runs in a pytest of its own (it has its own conftest.py); it runs where
+# syslog-ng is the machine's log daemon and is skipped in one line elsewhere.
+for dir in tests/integration tests/syslog-ng; do
+    out=$(/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider "$dir" 2>&1)
+    rc=$?
+    echo "$out" | tail -n 40
+    p=$(echo "$out" | grep -Eo '[0-9]+ passed' | tail -n 1 | grep -Eo '[0-9]+' || echo 0)
+    f=$(echo "$out" | grep -Eo '[0-9]+ (failed|error)' | awk '{s+=$1} END {print s+0}')
+    # Exit 5 is "no tests ran": syslog-ng's module skipped as a whole.
+    [ $rc -ne 0 ] && [ $rc -ne 5 ] && [ "$f" -eq 0 ] && f=1
+    passed=$((passed + p))
+    failed=$((failed + f))
+done
 
 echo "== fuzzers (${FUZZ_SECONDS:=15} s each)"
 if command -v clang >/dev/null; then

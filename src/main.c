@@ -21,10 +21,32 @@
 #include "proto/protocols.h"
 #include "store/store.h"
 
-/* Create the data directory and lock it, so two servers never share one. */
+/* mkdir -p for the parents of dir. The parents are made owner-only (0700): they exist only to
+ * hold the data directory, and nobody else needs to look inside. */
+static int make_parents(const char *dir)
+{
+    char path[4096];
+    if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = path[0] ? strchr(path + 1, '/') : NULL; p; p = strchr(p + 1, '/')) {
+        if (p[-1] == '/' || p[1] == '\0')
+            continue; /* "a//b" and a trailing "/" name no new directory. */
+        *p = '\0';
+        int rc = mkdir(path, 0700);
+        *p = '/';
+        if (rc < 0 && errno != EEXIST)
+            return -1;
+    }
+    return 0;
+}
+
+/* Create the data directory (and its missing parents) and lock it, so two servers never share
+ * one. */
 static int lock_data_dir(const char *dir)
 {
-    if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+    if (make_parents(dir) < 0 || (mkdir(dir, 0750) < 0 && errno != EEXIST)) {
         fprintf(stderr, "logcasterd: cannot create data directory %s: %s\n", dir, strerror(errno));
         return -1;
     }
@@ -179,11 +201,14 @@ int main(int argc, char **argv)
         store_close(store);
         return 1;
     }
+    /* The absolute path, so the log says where the data is whatever directory we started in. */
+    char *data_abs = realpath(cfg.data_dir, NULL);
     log_info("logcasterd started: %d threads, cache %zu MiB, data dir %s, fsync %s", cfg.threads,
-             cfg.memory_limit >> 20, cfg.data_dir,
+             cfg.memory_limit >> 20, data_abs ? data_abs : cfg.data_dir,
              cfg.fsync_policy == 0   ? "always"
              : cfg.fsync_policy == 1 ? "batch"
                                      : "never");
+    free(data_abs);
 
     int sig = 0;
     for (;;) {

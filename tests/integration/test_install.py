@@ -234,7 +234,7 @@ def test_systemd_analyze_accepts_the_unit(tmp_path):
     man page exist where the unit says."""
     if not shutil.which("systemd-analyze"):
         pytest.skip("systemd-analyze is not installed (package systemd is not in "
-                    "scripts/debian-packages.txt)")
+                    "scripts/debian-packages-test.txt)")
     prefix = str(tmp_path / "usr")
     make("install", "PREFIX=" + prefix)
     unit = os.path.join(prefix, "lib", "systemd", "system", "logcaster.service")

@@ -31,7 +31,7 @@ def screen_until(sock, needle, timeout=8.0):
 
 
 @pytest.mark.skipif(not shutil.which("irssi") or not shutil.which("tmux"),
-                    reason="irssi and tmux come from scripts/debian-packages.txt")
+                    reason="irssi and tmux come from scripts/debian-packages-test.txt")
 def test_irssi_sees_logs_and_queries(server, tmp_path):
     s = server()
     sock = "lc-" + uuid.uuid4().hex[:8]

@@ -6,23 +6,30 @@ tests of this directory get the same `server` fixture: a logcasterd (normally th
 build) on ephemeral loopback ports with a private data directory, stopped with SIGTERM at
 teardown and checked for a clean exit and a clean sanitizer report.
 
-These tests are not part of `make test`: Debian's syslog-ng-core conflicts with the rsyslog
-that suite uses. `make test-syslog-ng` swaps the packages, runs this directory and swaps back.
+`make test` runs this directory too, where syslog-ng is the machine's log daemon (Debian's
+syslog-ng-core and rsyslog conflict; the tests skip in one line elsewhere). `make
+test-syslog-ng` installs it when missing, runs this directory and swaps back.
 """
 import importlib.util
 import os
 import sys
 
-_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration",
-                     "conftest.py")
-_NAME = "logcaster_integration_conftest"
-if _NAME in sys.modules:
-    _lc = sys.modules[_NAME]
-else:
-    _spec = importlib.util.spec_from_file_location(_NAME, _PATH)
-    _lc = importlib.util.module_from_spec(_spec)
-    sys.modules[_NAME] = _lc
-    _spec.loader.exec_module(_lc)
+_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration")
+
+
+def _load(name, filename):
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, os.path.join(_DIR, filename))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_lc = _load("logcaster_integration_conftest", "conftest.py")
+# Which system log daemon the machine has, for the skip reason.
+logdaemon = _load("logdaemon", "logdaemon.py")
 
 # The fixtures (pytest finds them by name in this module) and the helpers the tests use.
 server = _lc.server

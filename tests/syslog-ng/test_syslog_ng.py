@@ -14,8 +14,11 @@ loopback: RFC 5424 over TCP with octet counting (syslog()), RFC 5424 over TCP ne
 UDP and TCP. Every message must arrive once, with its level (from the severity), its host, app
 and other fields, and its own timestamp.
 
-Run with `make test-syslog-ng`, which installs syslog-ng-core (removing rsyslog) and puts
-rsyslog back afterwards. $SYSLOG_NG names another syslog-ng binary.
+`make test` runs them where syslog-ng is the machine's system log daemon, and skips them in one
+line elsewhere (Debian's syslog-ng-core and rsyslog conflict, and `make test` never swaps them).
+`make test-syslog-ng` runs them anywhere: it installs syslog-ng-core when missing (removing
+rsyslog) and puts back the machine's own log daemon afterwards. $SYSLOG_NG names another
+syslog-ng binary.
 """
 import calendar
 import json
@@ -32,7 +35,7 @@ import urllib.request
 
 import pytest
 
-from conftest import HOST, IO_TIMEOUT
+from conftest import HOST, IO_TIMEOUT, logdaemon
 
 
 def find_syslog_ng():
@@ -46,8 +49,9 @@ SYSLOG_NG = find_syslog_ng()
 # `make test-syslog-ng` sets this: there, a missing syslog-ng is a failure, not a skip.
 REQUIRED = os.environ.get("LOGCASTER_REQUIRE_SYSLOG_NG") == "1"
 
-pytestmark = pytest.mark.skipif(SYSLOG_NG is None and not REQUIRED,
-                                reason="syslog-ng missing (make test-syslog-ng installs it)")
+if SYSLOG_NG is None and not REQUIRED:
+    # One skip for the whole module, so the report says why in one line.
+    pytest.skip(logdaemon.skip_reason("syslog-ng"), allow_module_level=True)
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
