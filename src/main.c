@@ -16,7 +16,7 @@
 #include "core/log.h"
 #include "core/server.h"
 #include "core/tls.h"
-#include "proto/irc.h"
+#include "irc/irc.h"
 #include "proto/protocols.h"
 #include "store/store.h"
 

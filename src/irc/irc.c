@@ -1,7 +1,7 @@
 /* irc.c - the IRC server (port 6667): framing, registration with CAP negotiation, and the
  * commands, dispatched from a table. Log channels and LogBot live in irc_logs.c. */
 #define _GNU_SOURCE
-#include "proto/irc.h"
+#include "irc/irc.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -15,7 +15,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/policy.h"
-#include "proto/irc_parse.h"
+#include "irc/irc_parse.h"
 #include "proto/protocols.h"
 #include "query/qry.h"
 #include "store/store.h"

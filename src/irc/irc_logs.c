@@ -15,7 +15,7 @@
 #include <time.h>
 
 #include "core/log.h"
-#include "proto/irc.h"
+#include "irc/irc.h"
 #include "query/exec.h"
 #include "query/qry.h"
 #include "store/store.h"
