@@ -1,133 +1,18 @@
-/* irc.h - the IRC server's state, shared by its files (irc.c: connections, registration and
- * commands; irc_logs.c: log channels, LogBot and the live stream).
- *
- * Every IRC connection lives on the first reactor (the listener is one_loop), so this state
- * is touched by one thread only and needs no locks. */
+/* irc.h - the IRC server (default port 6667: chat, log channels and LogBot), as main.c wires it:
+ * set up before the listeners start, freed after they stop. The protocol object itself is
+ * proto_irc (proto/protocols.h); the server's own files share irc_internal.h. */
 #ifndef LC_IRC_H
 #define LC_IRC_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
+struct config;
+struct store;
 
-#include "core/buf.h"
-
-#include "core/server.h"
-#include "store/entry.h"
-
-#define IRC_NICKLEN    30
-#define IRC_CHANLEN    50
-#define IRC_MAXCHANS   50 /* Channels one client may be on. */
-#define IRC_LINE_MAX   512
-#define IRC_MAXTARGETS 4  /* Targets of one PRIVMSG/NOTICE. */
-#define IRC_MAXINVITES 16 /* Pending invitations per channel. */
-
-struct irc_chan;
-struct qry;
-
-struct irc_client {
-    struct conn *c;
-    char nick[IRC_NICKLEN + 1];
-    char user[16];
-    char realname[64];
-    char host[64];
-    bool registered, got_user, got_nick, pass_ok;
-    bool cap_negotiating;
-    bool cap_server_time, cap_message_tags, cap_multi_prefix;
-    bool logstream_off; /* !logstream off: no live log lines for this client. */
-    /* Live log lines are best effort: while the client's unsent output is above half of
-     * --out-limit they are skipped and counted here, and it is told how many once it has
-     * caught up. behind_ms is when it fell behind (0: it has not). */
-    uint64_t stream_skipped;
-    int64_t behind_ms;
-    unsigned flush_gen; /* The pump that last tried an immediate flush for this client. */
-    bool closing;
-    bool discarding; /* Dropping the rest of an endless line. */
-    char away[128];
-    struct irc_chan *chans[IRC_MAXCHANS];
-    int nchans;
-    int64_t last_seen_ms; /* Last line received, for PING timeouts. */
-    bool ping_sent;
-    double flood_tokens; /* Input flood control: a token bucket. */
-    int64_t flood_ms;
-    struct irc_client *next;
-};
-
-struct irc_member {
-    struct irc_client *cl;
-    bool op;
-};
-
-struct irc_chan {
-    char name[IRC_CHANLEN + 1];
-    char topic[300];
-    struct irc_member *members;
-    int nmembers, capmembers;
-    bool mode_n, mode_t, mode_m, mode_i;
-    char key[32];
-    int limit;
-    struct irc_client *invited[IRC_MAXINVITES]; /* May join despite +i (once). */
-    int ninvited;
-    bool is_log;        /* A #logs-* channel: LogBot is its operator and streams into it. */
-    struct qry *filter; /* Which entries it streams; NULL = none (custom channel, no filter). */
-    char filter_text[256];
-    int64_t window_ms; /* Stream rate limit: lines sent in the current second. */
-    int window_lines, suppressed;
-    /* The entries of the current pump, rendered once per tag variant its members use, and
-     * where each entry ends; then copied to each member in one piece (irc_logs.c). */
-    struct buf pump[4];
-    uint32_t *pump_ends[4];
-    uint32_t pump_lines;
-    unsigned pump_variants;
-    struct irc_chan *next;
-};
-
-struct irc_state {
-    struct irc_client *clients;
-    struct irc_chan *chans;
-    struct store *store;
-    const struct config *cfg;
-    const char *name;   /* Server name. */
-    uint64_t stream_id; /* Last entry id streamed into log channels. */
-    int64_t started_ms;
-};
-
-extern struct irc_state irc;
-
-/* Output. Lines are cut to IRC's 512-byte limit. */
-void irc_send(struct irc_client *cl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void irc_numeric(struct irc_client *cl, int num, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-void irc_send_raw(struct irc_client *cl, const char *line, size_t len);
-/* As irc_send_raw for a line that starts with IRCv3 tags (allowed past 512 bytes). */
-void irc_send_tagged(struct irc_client *cl, const char *line, size_t len);
-/* Queue complete CRLF-terminated lines as they are (the log stream's hot path). */
-void irc_send_wire(struct irc_client *cl, const char *bytes, size_t len);
-/* Drop cl with "SendQ exceeded": it cannot keep up with what it is sent. */
-void irc_sendq_exceeded(struct irc_client *cl);
+/* Called once by main before the listener starts: the log channels are created and the live
+ * stream starts after the entries already stored. store and cfg are borrowed for the life of
+ * the server. */
 void irc_init(struct store *store, const struct config *cfg);
 
-/* Case-mapped (rfc1459) comparison of names. */
-bool irc_name_eq(const char *a, const char *b);
-
-struct irc_chan *irc_chan_find(const char *name);
-struct irc_chan *irc_chan_get(const char *name); /* Find or create (log channels set up). */
-void irc_chan_broadcast(struct irc_chan *ch, struct irc_client *except, const char *line,
-                        size_t len);
-struct irc_member *irc_chan_member(struct irc_chan *ch, struct irc_client *cl);
-
-/* irc_logs.c */
-void irc_logs_init(void);
-bool irc_chan_name_is_log(const char *name);
-void irc_logs_setup_chan(struct irc_chan *ch); /* Give a new #logs-* channel its filter. */
-void irc_logbot_command(struct irc_client *cl, const char *target, const char *text);
-void irc_logs_pump(void);                /* Stream entries stored since the last call. */
-void irc_logs_tick(int64_t now_mono_ms); /* Report suppressed lines once a second. */
-/* A client's share of the stream: tell it about skipped lines once it has caught up, or drop
- * it (SendQ) when it has been behind for IRC_STREAM_BEHIND_MS. True if it was dropped. */
-bool irc_logs_client_tick(struct irc_client *cl, int64_t now_mono_ms);
-void irc_logs_chan_free(struct irc_chan *ch); /* The channel's pump buffers. */
-void irc_logs_replay(struct irc_client *cl, struct irc_chan *ch, int n);
-void irc_logs_free(void);
+/* Free every channel, at shutdown once the reactors have stopped. */
+void irc_free(void);
 
 #endif

@@ -1,0 +1,204 @@
+/* irc_internal.h - the IRC server's state and the calls its files share. Only src/irc/ includes
+ * it; main.c takes irc.h.
+ *
+ * The files, one per concern, as ngIRCd splits its commands:
+ *   irc.c          the protocol object: connections, framing, flood control, time-outs, output,
+ *                  nick look-up, and the command table (the one place that lists every command)
+ *   irc_parse.c    the line tokenizer
+ *   irc_login.c    registration and leaving: CAP, PASS, NICK, USER, PING, PONG, QUIT
+ *   irc_channel.c  channels, and JOIN, PART, TOPIC, NAMES, LIST, KICK, INVITE
+ *   irc_mode.c     MODE and AWAY
+ *   irc_message.c  PRIVMSG and NOTICE
+ *   irc_info.c     WHO, WHOIS, USERHOST, ISON, LUSERS, MOTD, VERSION, TIME, and ISUPPORT
+ *   irc_logbot.c   LogBot's !commands
+ *   irc_stream.c   log channels: their filters, the live log stream, and replay
+ *
+ * Every IRC connection lives on the first reactor (the listener is one_loop), so this state
+ * is touched by one thread only and needs no locks. */
+#ifndef LC_IRC_INTERNAL_H
+#define LC_IRC_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+#include "core/server.h"
+#include "store/entry.h"
+
+#define IRC_NICKLEN    30
+#define IRC_CHANLEN    50
+#define IRC_MAXCHANS   50 /* Channels one client may be on. */
+#define IRC_LINE_MAX   512
+#define IRC_MAXTARGETS 4  /* Targets of one PRIVMSG/NOTICE. */
+#define IRC_MAXINVITES 16 /* Pending invitations per channel. */
+
+struct irc_chan;
+struct qry;
+
+struct irc_client {
+    struct conn *c;
+    char nick[IRC_NICKLEN + 1];
+    char user[16];
+    char realname[64];
+    char host[64];
+    bool registered, got_user, got_nick, pass_ok;
+    bool cap_negotiating;
+    bool cap_server_time, cap_message_tags, cap_multi_prefix;
+    bool logstream_off; /* !logstream off: no live log lines for this client. */
+    /* Live log lines are best effort: while the client's unsent output is above half of
+     * --out-limit they are skipped and counted here, and it is told how many once it has
+     * caught up. behind_ms is when it fell behind (0: it has not). */
+    uint64_t stream_skipped;
+    int64_t behind_ms;
+    unsigned flush_gen; /* The pump that last tried an immediate flush for this client. */
+    bool closing;
+    bool discarding; /* Dropping the rest of an endless line. */
+    char away[128];
+    struct irc_chan *chans[IRC_MAXCHANS];
+    int nchans;
+    int64_t last_seen_ms; /* Last line received, for PING timeouts. */
+    bool ping_sent;
+    double flood_tokens; /* Input flood control: a token bucket. */
+    int64_t flood_ms;
+    struct irc_client *next;
+};
+
+struct irc_member {
+    struct irc_client *cl;
+    bool op;
+};
+
+struct irc_chan {
+    char name[IRC_CHANLEN + 1];
+    char topic[300];
+    struct irc_member *members;
+    int nmembers, capmembers;
+    bool mode_n, mode_t, mode_m, mode_i;
+    char key[32];
+    int limit;
+    struct irc_client *invited[IRC_MAXINVITES]; /* May join despite +i (once). */
+    int ninvited;
+    bool is_log;        /* A #logs-* channel: LogBot is its operator and streams into it. */
+    struct qry *filter; /* Which entries it streams; NULL = none (custom channel, no filter). */
+    char filter_text[256];
+    int64_t window_ms; /* Stream rate limit: lines sent in the current second. */
+    int window_lines, suppressed;
+    /* The entries of the current pump, rendered once per tag variant its members use, and
+     * where each entry ends; then copied to each member in one piece (irc_stream.c). */
+    struct buf pump[4];
+    uint32_t *pump_ends[4];
+    uint32_t pump_lines;
+    unsigned pump_variants;
+    struct irc_chan *next;
+};
+
+struct irc_state {
+    struct irc_client *clients;
+    struct irc_chan *chans;
+    struct store *store;
+    const struct config *cfg;
+    const char *name;   /* Server name. */
+    uint64_t stream_id; /* Last entry id streamed into log channels. */
+    int64_t started_ms;
+};
+
+extern struct irc_state irc;
+
+/* irc.c: output. Lines are cut to IRC's 512-byte limit. */
+void irc_send(struct irc_client *cl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void irc_numeric(struct irc_client *cl, int num, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void irc_send_raw(struct irc_client *cl, const char *line, size_t len);
+/* As irc_send_raw for a line that starts with IRCv3 tags (allowed past 512 bytes). */
+void irc_send_tagged(struct irc_client *cl, const char *line, size_t len);
+/* Queue complete CRLF-terminated lines as they are (the log stream's hot path). */
+void irc_send_wire(struct irc_client *cl, const char *bytes, size_t len);
+/* Drop cl with "SendQ exceeded": it cannot keep up with what it is sent. */
+void irc_sendq_exceeded(struct irc_client *cl);
+
+/* irc.c: names. Case-mapped (rfc1459) comparison of names. */
+bool irc_name_eq(const char *a, const char *b);
+/* The client with this nick (case-mapped), or NULL. */
+struct irc_client *irc_client_find(const char *nick);
+
+/* irc_login.c: take cl out of every channel and invitation, telling its channels' members
+ * "QUIT :reason" if it was registered. The caller closes the connection. */
+void irc_client_quit(struct irc_client *cl, const char *reason);
+
+/* irc_channel.c */
+struct irc_chan *irc_chan_find(const char *name);
+struct irc_chan *irc_chan_get(const char *name); /* Find or create (log channels set up). */
+void irc_chan_broadcast(struct irc_chan *ch, struct irc_client *except, const char *line,
+                        size_t len);
+struct irc_member *irc_chan_member(struct irc_chan *ch, struct irc_client *cl);
+/* Take cl off ch; an ordinary channel goes with its last member, a log channel stays. */
+void irc_chan_remove(struct irc_chan *ch, struct irc_client *cl);
+void irc_chan_free(struct irc_chan *ch); /* Unlink it from irc.chans and free it. */
+
+/* irc_info.c: the parts of the welcome that commands also send. */
+void irc_send_isupport(struct irc_client *cl); /* 005 */
+void irc_send_motd(struct irc_client *cl);     /* 375, 372, 376 */
+
+/* irc_stream.c: log channels and the live stream. */
+#define IRC_LOGBOT    ":LogBot!log@system" /* LogBot's prefix. */
+#define IRC_SPLIT_MAX 4096 /* Text of one entry sent over IRC; longer is cut, with a marker. */
+
+/* One entry formatted for IRC once, then rendered per tag variant. */
+struct irc_formatted {
+    char chan[IRC_CHANLEN + 1];
+    char text[IRC_SPLIT_MAX]; /* "[time] source message" */
+    size_t text_len;
+    char time_tag[48]; /* time=... */
+    char tags[1200];   /* +logcaster/... */
+};
+
+void irc_logs_init(void);
+bool irc_chan_name_is_log(const char *name);
+void irc_logs_setup_chan(struct irc_chan *ch); /* Give a new #logs-* channel its filter. */
+void irc_logs_set_topic(struct irc_chan *ch);  /* The topic that tells its filter. */
+void irc_format_entry(const struct lc_entry *e, const char *chan, struct irc_formatted *f);
+void irc_logs_pump(void);                /* Stream entries stored since the last call. */
+void irc_logs_tick(int64_t now_mono_ms); /* Report suppressed lines once a second. */
+/* A client's share of the stream: tell it about skipped lines once it has caught up, or drop
+ * it (SendQ) when it has been behind for IRC_STREAM_BEHIND_MS. True if it was dropped. */
+bool irc_logs_client_tick(struct irc_client *cl, int64_t now_mono_ms);
+void irc_logs_chan_free(struct irc_chan *ch); /* The channel's pump buffers. */
+void irc_logs_replay(struct irc_client *cl, struct irc_chan *ch, int n);
+
+/* irc_logbot.c: a !command sent to target (a log channel, or "LogBot" in private). */
+void irc_logbot_command(struct irc_client *cl, const char *target, const char *text);
+
+/* The command handlers, one family per file, called only from the table in irc.c once the
+ * client may send the command and has given at least its minimum number of parameters. argv
+ * holds the parameters, the trailing one last; it points into the received line, which the
+ * handler may change and must not keep. */
+void irc_cmd_cap(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_pass(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_nick(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_user(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_ping(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_pong(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_quit(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_join(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_part(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_topic(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_names(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_list(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_kick(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_invite(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_mode(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_away(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_privmsg(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_notice(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_who(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_whois(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_userhost(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_ison(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_lusers(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_motd(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_version(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_time(struct irc_client *cl, int argc, char **argv);
+
+#endif
