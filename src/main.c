@@ -17,7 +17,7 @@
 #include "core/server.h"
 #include "core/tls.h"
 #include "ingest/pipeline.h"
-#include "proto/irc.h"
+#include "irc/irc.h"
 #include "proto/protocols.h"
 #include "store/store.h"
 
@@ -223,7 +223,7 @@ int main(int argc, char **argv)
     struct store_stats st;
     store_get_stats(store, &st);
     log_info("stopped cleanly; %llu entries held", (unsigned long long)st.entries);
-    irc_logs_free();
+    irc_free();
     store_close(store); /* Before server_free: the store's writer signals the reactors' fds. */
     server_free(srv);
     close(lock_fd);

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "proto/irc_parse.h"
+#include "irc/irc_parse.h"
 
 /* The tokenizer of dispatch() before it moved to irc_parse.c, unchanged but for returning what
  * it found instead of running the command. Returns false where dispatch() returned early. */

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "proto/irc_parse.h"
+#include "irc/irc_parse.h"
 
 #define NOPE NULL /* Expected tags or prefix: absent. */
 

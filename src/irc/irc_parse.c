@@ -2,7 +2,7 @@
  *
  * It keeps the exact behaviour of the tokenizer that used to live inline in irc.c's dispatch(),
  * quirks included (see irc_parse.h), so that moving it changed nothing a client can see. */
-#include "proto/irc_parse.h"
+#include "irc/irc_parse.h"
 
 #include <errno.h>
 #include <string.h>

@@ -1,10 +1,22 @@
-/* irc.h - the IRC server's state, shared by its files (irc.c: connections, registration and
- * commands; irc_logs.c: log channels, LogBot and the live stream).
+/* irc_internal.h - the IRC server's state and the calls its files share. Only src/irc/ includes
+ * it; main.c takes irc.h.
+ *
+ * The files, one per concern, as ngIRCd splits its commands:
+ *   irc.c          the protocol object: connections, framing, flood control, time-outs, output,
+ *                  nick look-up, and the command table (the one place that lists every command)
+ *   irc_parse.c    the line tokenizer
+ *   irc_login.c    registration and leaving: CAP, PASS, NICK, USER, PING, PONG, QUIT
+ *   irc_channel.c  channels, and JOIN, PART, TOPIC, NAMES, LIST, KICK, INVITE
+ *   irc_mode.c     MODE and AWAY
+ *   irc_message.c  PRIVMSG and NOTICE
+ *   irc_info.c     WHO, WHOIS, USERHOST, ISON, LUSERS, MOTD, VERSION, TIME, and ISUPPORT
+ *   irc_logbot.c   LogBot's !commands
+ *   irc_stream.c   log channels: their filters, the live log stream, and replay
  *
  * Every IRC connection lives on the first reactor (the listener is one_loop), so this state
  * is touched by one thread only and needs no locks. */
-#ifndef LC_IRC_H
-#define LC_IRC_H
+#ifndef LC_IRC_INTERNAL_H
+#define LC_IRC_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -74,7 +86,7 @@ struct irc_chan {
     int64_t window_ms; /* Stream rate limit: lines sent in the current second. */
     int window_lines, suppressed;
     /* The entries of the current pump, rendered once per tag variant its members use, and
-     * where each entry ends; then copied to each member in one piece (irc_logs.c). */
+     * where each entry ends; then copied to each member in one piece (irc_stream.c). */
     struct buf pump[4];
     uint32_t *pump_ends[4];
     uint32_t pump_lines;
@@ -94,7 +106,7 @@ struct irc_state {
 
 extern struct irc_state irc;
 
-/* Output. Lines are cut to IRC's 512-byte limit. */
+/* irc.c: output. Lines are cut to IRC's 512-byte limit. */
 void irc_send(struct irc_client *cl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void irc_numeric(struct irc_client *cl, int num, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -105,22 +117,48 @@ void irc_send_tagged(struct irc_client *cl, const char *line, size_t len);
 void irc_send_wire(struct irc_client *cl, const char *bytes, size_t len);
 /* Drop cl with "SendQ exceeded": it cannot keep up with what it is sent. */
 void irc_sendq_exceeded(struct irc_client *cl);
-void irc_init(struct store *store, const struct config *cfg);
 
-/* Case-mapped (rfc1459) comparison of names. */
+/* irc.c: names. Case-mapped (rfc1459) comparison of names. */
 bool irc_name_eq(const char *a, const char *b);
+/* The client with this nick (case-mapped), or NULL. */
+struct irc_client *irc_client_find(const char *nick);
 
+/* irc_login.c: take cl out of every channel and invitation, telling its channels' members
+ * "QUIT :reason" if it was registered. The caller closes the connection. */
+void irc_client_quit(struct irc_client *cl, const char *reason);
+
+/* irc_channel.c */
 struct irc_chan *irc_chan_find(const char *name);
 struct irc_chan *irc_chan_get(const char *name); /* Find or create (log channels set up). */
 void irc_chan_broadcast(struct irc_chan *ch, struct irc_client *except, const char *line,
                         size_t len);
 struct irc_member *irc_chan_member(struct irc_chan *ch, struct irc_client *cl);
+/* Take cl off ch; an ordinary channel goes with its last member, a log channel stays. */
+void irc_chan_remove(struct irc_chan *ch, struct irc_client *cl);
+void irc_chan_free(struct irc_chan *ch); /* Unlink it from irc.chans and free it. */
 
-/* irc_logs.c */
+/* irc_info.c: the parts of the welcome that commands also send. */
+void irc_send_isupport(struct irc_client *cl); /* 005 */
+void irc_send_motd(struct irc_client *cl);     /* 375, 372, 376 */
+
+/* irc_stream.c: log channels and the live stream. */
+#define IRC_LOGBOT    ":LogBot!log@system" /* LogBot's prefix. */
+#define IRC_SPLIT_MAX 4096 /* Text of one entry sent over IRC; longer is cut, with a marker. */
+
+/* One entry formatted for IRC once, then rendered per tag variant. */
+struct irc_formatted {
+    char chan[IRC_CHANLEN + 1];
+    char text[IRC_SPLIT_MAX]; /* "[time] source message" */
+    size_t text_len;
+    char time_tag[48]; /* time=... */
+    char tags[1200];   /* +logcaster/... */
+};
+
 void irc_logs_init(void);
 bool irc_chan_name_is_log(const char *name);
 void irc_logs_setup_chan(struct irc_chan *ch); /* Give a new #logs-* channel its filter. */
-void irc_logbot_command(struct irc_client *cl, const char *target, const char *text);
+void irc_logs_set_topic(struct irc_chan *ch);  /* The topic that tells its filter. */
+void irc_format_entry(const struct lc_entry *e, const char *chan, struct irc_formatted *f);
 void irc_logs_pump(void);                /* Stream entries stored since the last call. */
 void irc_logs_tick(int64_t now_mono_ms); /* Report suppressed lines once a second. */
 /* A client's share of the stream: tell it about skipped lines once it has caught up, or drop
@@ -128,6 +166,39 @@ void irc_logs_tick(int64_t now_mono_ms); /* Report suppressed lines once a secon
 bool irc_logs_client_tick(struct irc_client *cl, int64_t now_mono_ms);
 void irc_logs_chan_free(struct irc_chan *ch); /* The channel's pump buffers. */
 void irc_logs_replay(struct irc_client *cl, struct irc_chan *ch, int n);
-void irc_logs_free(void);
+
+/* irc_logbot.c: a !command sent to target (a log channel, or "LogBot" in private). */
+void irc_logbot_command(struct irc_client *cl, const char *target, const char *text);
+
+/* The command handlers, one family per file, called only from the table in irc.c once the
+ * client may send the command and has given at least its minimum number of parameters. argv
+ * holds the parameters, the trailing one last; it points into the received line, which the
+ * handler may change and must not keep. */
+void irc_cmd_cap(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_pass(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_nick(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_user(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_ping(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_pong(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_quit(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_join(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_part(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_topic(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_names(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_list(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_kick(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_invite(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_mode(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_away(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_privmsg(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_notice(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_who(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_whois(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_userhost(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_ison(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_lusers(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_motd(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_version(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_time(struct irc_client *cl, int argc, char **argv);
 
 #endif

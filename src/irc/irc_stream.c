@@ -1,5 +1,6 @@
-/* irc_logs.c - log channels and LogBot: every stored entry is relayed to the #logs-* channels
- * whose filter it matches, and LogBot answers !commands.
+/* irc_stream.c - log channels and the live log stream: every stored entry is relayed to the
+ * #logs-* channels whose filter it matches; joining one (or LogBot's !tail) replays the newest
+ * entries first. LogBot's !commands are in irc_logbot.c.
  *
  * The stream follows the store: each time the store reports progress, the entries stored
  * since the last pump are read back (in id order) and sent, with IRCv3 server-time and
@@ -7,30 +8,27 @@
  * of suppressed lines instead; a client that cannot keep up is dropped (SendQ), never waited
  * for, so IRC never slows ingestion. */
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
+#include "core/config.h"
 #include "core/log.h"
-#include "proto/irc.h"
-#include "query/exec.h"
+#include "irc/irc_internal.h"
 #include "query/qry.h"
 #include "store/store.h"
 
 #define IRC_STREAM_BEHIND_MS 2000 /* A client behind the stream this long is dropped (SendQ). */
 #define PUMP_MAX             20000 /* Entries relayed per pump; beyond that the oldest are skipped. */
-#define QUERY_SHOW           5     /* Rows !query prints. */
-#define LOGBOT               ":LogBot!log@system"
 
 bool irc_chan_name_is_log(const char *name)
 {
     return strncasecmp(name, "#logs-", 6) == 0 && name[6];
 }
 
-static void set_topic(struct irc_chan *ch)
+void irc_logs_set_topic(struct irc_chan *ch)
 {
     if (ch->filter)
         snprintf(ch->topic, sizeof(ch->topic), "Live logs matching: %s | !help for commands",
@@ -54,7 +52,7 @@ void irc_logs_setup_chan(struct irc_chan *ch)
         snprintf(ch->filter_text, sizeof(ch->filter_text), "level:%s",
                  lc_level_name(lc_level_parse(suffix, strlen(suffix))));
     }
-    set_topic(ch);
+    irc_logs_set_topic(ch);
 }
 
 void irc_logs_init(void)
@@ -64,18 +62,6 @@ void irc_logs_init(void)
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         irc_chan_get(fixed[i]);
     irc.stream_id = store_done_id(irc.store);
-}
-
-void irc_logs_free(void)
-{
-    while (irc.chans) {
-        struct irc_chan *ch = irc.chans;
-        irc.chans = ch->next;
-        qry_free(ch->filter);
-        irc_logs_chan_free(ch);
-        free(ch->members);
-        free(ch);
-    }
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -107,16 +93,6 @@ static size_t tag_escape(char *out, size_t cap, const char *s, size_t n)
     out[o] = 0;
     return o;
 }
-
-#define SPLIT_MAX 4096 /* Text of one entry sent over IRC; longer is cut, with a marker. */
-
-struct formatted {
-    char chan[IRC_CHANLEN + 1];
-    char text[SPLIT_MAX]; /* "[time] source message" */
-    size_t text_len;
-    char time_tag[48]; /* time=... */
-    char tags[1200];   /* +logcaster/... */
-};
 
 /* The entry's fields as tags: every logfmt pair " key=value" in the message (how JSON lines
  * store their other fields, and what most structured loggers print), up to FIELD_TAGS of them,
@@ -168,7 +144,7 @@ static void field_tags(const char *m, size_t n, char *out, size_t cap)
     }
 }
 
-static void format_entry(const struct lc_entry *e, const char *chan, struct formatted *f)
+void irc_format_entry(const struct lc_entry *e, const char *chan, struct irc_formatted *f)
 {
     time_t t = (time_t)(e->ts_ms / 1000);
     struct tm tm;
@@ -208,16 +184,17 @@ static int tag_variant(const struct irc_client *cl)
 /* One entry as the wire bytes of one or more PRIVMSGs (CRLF-terminated), for one tag variant.
  * Text longer than IRC's 512-byte line is split at UTF-8 boundaries; every piece carries the
  * same tags and starts with the entry's "[time]", the later ones followed by "...", so each
- * line reads as part of a log entry. Returns the bytes written to out (cap >= 2 * SPLIT_MAX). */
-static size_t render_entry(const struct formatted *f, int variant, char *out, size_t cap)
+ * line reads as part of a log entry. Returns the bytes written to out (cap >= 2 * IRC_SPLIT_MAX).
+ */
+static size_t render_entry(const struct irc_formatted *f, int variant, char *out, size_t cap)
 {
     char head[1400];
     size_t tagl = 0;
     if (variant)
         tagl = (size_t)snprintf(head, sizeof(head), "@%s%s%s ", variant & 1 ? f->time_tag : "",
                                 variant == 3 ? ";" : "", variant & 2 ? f->tags : "");
-    size_t pre =
-        tagl + (size_t)snprintf(head + tagl, sizeof(head) - tagl, LOGBOT " PRIVMSG %s :", f->chan);
+    size_t pre = tagl + (size_t)snprintf(head + tagl, sizeof(head) - tagl,
+                                         IRC_LOGBOT " PRIVMSG %s :", f->chan);
     const size_t stamp = 21; /* "[YYYY-MM-DD HH:MM:SS]" */
     size_t o = 0;
     for (size_t off = 0; off < f->text_len;) {
@@ -247,9 +224,9 @@ static size_t render_entry(const struct formatted *f, int variant, char *out, si
     return o;
 }
 
-#define RENDER_CAP (2 * SPLIT_MAX + 4 * 1400)
+#define RENDER_CAP (2 * IRC_SPLIT_MAX + 4 * 1400)
 
-static void send_entry(struct irc_client *cl, const struct formatted *f)
+static void send_entry(struct irc_client *cl, const struct irc_formatted *f)
 {
     static char out[RENDER_CAP];
     size_t n = render_entry(f, tag_variant(cl), out, sizeof(out));
@@ -268,8 +245,8 @@ static void roll_window(struct irc_chan *ch, int64_t now)
     if (ch->suppressed) {
         char line[200];
         int n = snprintf(line, sizeof(line),
-                         LOGBOT " NOTICE %s :%d lines suppressed in the last %.1f s "
-                                "(over %d lines/s); use the query port or !query",
+                         IRC_LOGBOT " NOTICE %s :%d lines suppressed in the last %.1f s "
+                                    "(over %d lines/s); use the query port or !query",
                          ch->name, ch->suppressed, (double)(now - ch->window_ms) / 1000.0,
                          irc.cfg->irc_stream_rate);
         irc_chan_broadcast(ch, NULL, line, (size_t)n);
@@ -292,8 +269,8 @@ static void tell_skipped(struct irc_client *cl)
 {
     if (cl->stream_skipped)
         irc_send(cl,
-                 LOGBOT " NOTICE %s :%" PRIu64 " log lines were not sent to you: your "
-                        "connection fell behind the stream. Use !query or the query port.",
+                 IRC_LOGBOT " NOTICE %s :%" PRIu64 " log lines were not sent to you: your "
+                            "connection fell behind the stream. Use !query or the query port.",
                  cl->nick, cl->stream_skipped);
     cl->stream_skipped = 0;
     cl->behind_ms = 0;
@@ -369,8 +346,8 @@ static bool stream_visit(void *arg, const struct lc_entry *e)
             continue;
         }
         ch->window_lines++;
-        struct formatted f;
-        format_entry(e, ch->name, &f);
+        struct irc_formatted f;
+        irc_format_entry(e, ch->name, &f);
         static char wire[RENDER_CAP];
         for (int v = 0; v < 4; v++) {
             if (!(ch->pump_variants & (1u << v)))
@@ -475,7 +452,7 @@ void irc_logs_pump(void)
 /* Replay and queries. */
 
 struct collect {
-    struct formatted *rows;
+    struct irc_formatted *rows;
     size_t n, max;
     const char *chan;
 };
@@ -483,7 +460,7 @@ struct collect {
 static bool collect_visit(void *arg, const struct lc_entry *e)
 {
     struct collect *c = arg;
-    format_entry(e, c->chan, &c->rows[c->n++]);
+    irc_format_entry(e, c->chan, &c->rows[c->n++]);
     return c->n < c->max;
 }
 
@@ -492,7 +469,7 @@ void irc_logs_replay(struct irc_client *cl, struct irc_chan *ch, int n)
     if (!ch->filter || n <= 0)
         return;
     irc_logs_pump(); /* Catch the live stream up first, so nothing is sent twice. */
-    struct collect c = {calloc((size_t)n, sizeof(struct formatted)), 0, (size_t)n, ch->name};
+    struct collect c = {calloc((size_t)n, sizeof(struct irc_formatted)), 0, (size_t)n, ch->name};
     if (!c.rows)
         return;
     uint64_t done = store_done_id(irc.store), resume;
@@ -501,170 +478,4 @@ void irc_logs_replay(struct irc_client *cl, struct irc_chan *ch, int n)
     for (size_t i = c.n; i-- > 0;) /* Oldest first. */
         send_entry(cl, &c.rows[i]);
     free(c.rows);
-}
-
-static void bot_say(const char *target, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static struct irc_client *bot_to; /* Who asked (for private replies). */
-
-static void bot_say(const char *target, const char *fmt, ...)
-{
-    char text[IRC_LINE_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
-    va_end(ap);
-    char line[IRC_LINE_MAX + 64];
-    int n = snprintf(line, sizeof(line), LOGBOT " PRIVMSG %s :%s", target, text);
-    size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
-    if (target[0] == '#') {
-        struct irc_chan *ch = irc_chan_find(target);
-        if (ch)
-            irc_chan_broadcast(ch, NULL, line, len);
-    } else if (bot_to) {
-        irc_send_raw(bot_to, line, len);
-    }
-}
-
-struct qrun {
-    uint64_t n;
-    struct formatted rows[QUERY_SHOW];
-    size_t nrows;
-    const char *target;
-};
-
-static void q_count(void *arg, uint64_t n)
-{
-    ((struct qrun *)arg)->n = n;
-}
-
-static bool q_row(void *arg, const struct lc_entry *e)
-{
-    struct qrun *r = arg;
-    if (r->nrows < QUERY_SHOW)
-        format_entry(e, r->target, &r->rows[r->nrows++]);
-    return true;
-}
-
-static void bot_query(const char *target, const char *expr)
-{
-    bool count_only = false;
-    if (strncasecmp(expr, "COUNT", 5) == 0 && (expr[5] == ' ' || expr[5] == 0)) {
-        count_only = true;
-        expr += 5;
-        while (*expr == ' ')
-            expr++;
-    }
-    char err[QRY_ERR_MAX];
-    struct qry *q = NULL;
-    if (qry_compile(expr, strlen(expr), now_ms(), &q, err) < 0) {
-        bot_say(target, "error: %s", err);
-        return;
-    }
-    struct qrun r = {.target = target};
-    static const struct qexec_sink sink = {q_count, q_row};
-    uint64_t total = 0;
-    if (!count_only) {
-        /* The total first (the count pass), then the newest few rows. */
-        struct qry *all = NULL;
-        qry_compile(expr, strlen(expr), now_ms(), &all, err);
-        struct qexec *cx = all ? qexec_new(irc.store, all, true) : NULL;
-        while (cx && qexec_step(cx, 1u << 20, &sink, &r) != QX_DONE)
-            ;
-        qexec_free(cx);
-        total = r.n;
-        if (qry_limit(q) == 0 || qry_limit(q) > QUERY_SHOW)
-            qry_set_limit(q, QUERY_SHOW);
-    }
-    struct qexec *x = qexec_new(irc.store, q, count_only);
-    if (!x) {
-        bot_say(target, "error: out of memory");
-        return;
-    }
-    while (qexec_step(x, 1u << 20, &sink, &r) != QX_DONE)
-        ;
-    qexec_free(x);
-    if (!count_only)
-        r.n = total;
-    if (count_only) {
-        bot_say(target, "COUNT %s: %" PRIu64, expr[0] ? expr : "(everything)", r.n);
-        return;
-    }
-    bot_say(target, "%" PRIu64 " match%s%s", r.n, r.n == 1 ? "" : "es",
-            r.n ? " (newest shown; the query port or HTTP gives all)" : "");
-    for (size_t i = 0; i < r.nrows; i++)
-        bot_say(target, "%.*s", (int)(r.rows[i].text_len > 400 ? 400 : r.rows[i].text_len),
-                r.rows[i].text);
-}
-
-void irc_logbot_command(struct irc_client *cl, const char *target, const char *text)
-{
-    /* Private messages to LogBot are answered privately. */
-    const char *reply_to = target[0] == '#' ? target : cl->nick;
-    bot_to = cl;
-    const char *arg = strchr(text, ' ');
-    size_t cmdlen = arg ? (size_t)(arg - text) : strlen(text);
-    while (arg && *arg == ' ')
-        arg++;
-    if (!arg)
-        arg = "";
-#define IS(name) (cmdlen == strlen(name) && strncasecmp(text, name, cmdlen) == 0)
-    if (IS("!query")) {
-        bot_query(reply_to, arg);
-    } else if (IS("!stats")) {
-        struct store_stats st;
-        store_get_stats(irc.store, &st);
-        bot_say(reply_to,
-                "entries %" PRIu64 ", errors %" PRIu64 ", warnings %" PRIu64 ", on disk %" PRIu64
-                " MB, uptime %lld s",
-                st.entries, st.per_level[LC_ERROR] + st.per_level[LC_FATAL], st.per_level[LC_WARN],
-                st.disk_bytes >> 20, (long long)((now_ms() - irc.started_ms) / 1000));
-    } else if (IS("!help")) {
-        bot_say(reply_to, "!query <expr> (or !query COUNT <expr>): search stored logs, e.g. "
-                          "!query level:ERROR since:1h");
-        bot_say(reply_to, "!stats | !logstream on|off | !logfilter <expr> (in a #logs-<name> "
-                          "channel) | !tail <n>");
-        bot_say(reply_to, "Channels: #logs-all, #logs-error, #logs-warn, #logs-info, "
-                          "#logs-debug, #logs-trace, #logs-fatal, or any #logs-<name>");
-    } else if (IS("!logstream")) {
-        if (strcasecmp(arg, "off") == 0)
-            cl->logstream_off = true;
-        else if (strcasecmp(arg, "on") == 0)
-            cl->logstream_off = false;
-        bot_say(reply_to, "%s: live log lines are %s for you", cl->nick,
-                cl->logstream_off ? "off" : "on");
-    } else if (IS("!logfilter")) {
-        struct irc_chan *ch = target[0] == '#' ? irc_chan_find(target) : NULL;
-        if (!ch || !ch->is_log) {
-            bot_say(reply_to, "!logfilter works in a #logs-<name> channel");
-        } else if (!arg[0]) {
-            bot_say(reply_to, "filter: %s",
-                    ch->filter ? (ch->filter_text[0] ? ch->filter_text : "everything") : "none");
-        } else {
-            char err[QRY_ERR_MAX];
-            struct qry *q = NULL;
-            if (qry_compile(arg, strlen(arg), now_ms(), &q, err) < 0) {
-                bot_say(reply_to, "error: %s", err);
-            } else {
-                qry_free(ch->filter);
-                ch->filter = q;
-                snprintf(ch->filter_text, sizeof(ch->filter_text), "%s", arg);
-                set_topic(ch);
-                char line[IRC_LINE_MAX];
-                int n = snprintf(line, sizeof(line), LOGBOT " TOPIC %s :%s", ch->name, ch->topic);
-                irc_chan_broadcast(ch, NULL, line, (size_t)n);
-            }
-        }
-    } else if (IS("!tail")) {
-        struct irc_chan *ch = target[0] == '#' ? irc_chan_find(target) : irc_chan_find("#logs-all");
-        int n = atoi(arg);
-        if (n <= 0 || n > 50)
-            n = 10;
-        if (ch)
-            irc_logs_replay(cl, ch, n);
-    } else if (target[0] != '#') {
-        bot_say(reply_to, "unknown command; try !help");
-    }
-#undef IS
-    bot_to = NULL;
 }
