@@ -23,11 +23,19 @@
 struct post_job {
     struct ingest_ticket t;
     size_t n;
+    struct ingest_waiter waiter; /* Until the whole ticket is decided. */
 };
 
 static void post_cleanup(struct http_conn *h)
 {
-    free(h->hs);
+    struct post_job *j = h->hs;
+    ingest_wait_cancel(&j->waiter);
+    free(j);
+}
+
+static void post_woke(struct ingest_waiter *w)
+{
+    conn_schedule_resume(w->arg);
 }
 
 static void post_wait(struct http_conn *h)
@@ -35,7 +43,10 @@ static void post_wait(struct http_conn *h)
     struct post_job *j = h->hs;
     switch (ingest_ticket_state(&j->t)) {
     case INGEST_PENDING:
-        conn_wait_store(h->c);
+        j->waiter.wake = post_woke;
+        j->waiter.arg = h->c;
+        if (ingest_wait(conn_loop(h->c), &j->waiter, j->t.last_id) < 0)
+            http_reply_error(h, 503, "out of memory waiting for the store");
         return;
     case INGEST_FAILED:
         http_reply_error(h, 503, "store unavailable: the entries were not stored");

@@ -1,16 +1,143 @@
-/* pipeline.c - submit batches to the writer; the fate of tickets (see pipeline.h). */
+/* pipeline.c - submit batches to the writer; commits pushed to the reactors (see pipeline.h).
+ *
+ * Each thread that submits gets a reactor record: an inbox the writer thread fills (under the
+ * record's mutex) with the ranges each write run decided, and an eventfd it writes to wake the
+ * thread. The thread drains its inbox in one go into lock-free local state -- the highest
+ * decided id and the recent failed ranges -- and wakes the waiters those ranges cover, from a
+ * heap ordered by the id each waits for. */
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
+#include "core/ev.h"
+#include "core/log.h"
 #include "ingest/pipeline.h"
 #include "store/store.h"
 
+#define FAILED_KEEP 64 /* Failed ranges a reactor remembers (as the store does). */
+
+struct reactor {
+    struct ev_io io; /* The eventfd, once a waiter has named the thread's loop. */
+    struct ev_loop *loop;
+    struct reactor *next; /* In the registry. */
+
+    pthread_mutex_t mu; /* Guards the inbox: the writer thread fills it. */
+    uint64_t in_done;   /* Every id up to this is decided. */
+    struct store_range *in_failed;
+    size_t nin_failed, capin_failed;
+
+    /* The thread's own, read without a lock. */
+    uint64_t done;
+    struct store_range failed[FAILED_KEEP];
+    size_t nfailed, failed_pos;
+    struct ingest_waiter **heap; /* Min-heap on id (0 first: "the next commit"). */
+    size_t nheap, capheap;
+};
+
 static struct store *sink; /* Set once by main, before any carrier runs. */
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct reactor *registry;
+
+static __thread struct reactor *tls_reactor;
+static pthread_key_t reactor_key; /* Its destructor leaves the registry when a thread ends. */
+static pthread_once_t reactor_key_once = PTHREAD_ONCE_INIT;
+
+static void reactor_free(void *p)
+{
+    struct reactor *r = p;
+    pthread_mutex_lock(&registry_mu);
+    for (struct reactor **at = &registry; *at; at = &(*at)->next)
+        if (*at == r) {
+            *at = r->next;
+            break;
+        }
+    pthread_mutex_unlock(&registry_mu);
+    if (r->loop)
+        ev_io_set(r->loop, &r->io, 0);
+    close(r->io.fd);
+    pthread_mutex_destroy(&r->mu);
+    free(r->in_failed);
+    free(r->heap);
+    free(r);
+}
+
+static void reactor_key_init(void)
+{
+    if (pthread_key_create(&reactor_key, reactor_free) != 0)
+        abort(); /* Only when the process has run out of keys: nothing sensible to do. */
+}
+
+/* The calling thread's record, made on first use; NULL when out of resources. */
+static struct reactor *reactor_get(void)
+{
+    struct reactor *r = tls_reactor;
+    if (r)
+        return r;
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->io.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (r->io.fd < 0) {
+        log_error("ingest: eventfd: %s", strerror(errno));
+        free(r);
+        return NULL;
+    }
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_once(&reactor_key_once, reactor_key_init);
+    pthread_setspecific(reactor_key, r);
+    pthread_mutex_lock(&registry_mu);
+    /* Under the registry lock, so no commit falls between reading done and joining. */
+    r->done = r->in_done = store_done_id(sink);
+    r->next = registry;
+    registry = r;
+    pthread_mutex_unlock(&registry_mu);
+    tls_reactor = r;
+    return r;
+}
+
+/* The writer thread, after each write run: every reactor learns the run's ranges. */
+static void on_commit(void *arg, const struct store_range *ranges, size_t n)
+{
+    (void)arg;
+    if (n == 0)
+        return;
+    uint64_t one = 1;
+    pthread_mutex_lock(&registry_mu);
+    for (struct reactor *r = registry; r; r = r->next) {
+        pthread_mutex_lock(&r->mu);
+        r->in_done = ranges[n - 1].hi;
+        for (size_t i = 0; i < n; i++) {
+            if (!ranges[i].failed)
+                continue;
+            if (r->nin_failed == r->capin_failed) {
+                size_t cap = r->capin_failed ? 2 * r->capin_failed : 8;
+                struct store_range *grown = realloc(r->in_failed, cap * sizeof(*grown));
+                if (!grown) { /* Keep the newest: the oldest matter least. */
+                    memmove(r->in_failed, r->in_failed + 1, (r->nin_failed - 1) * sizeof(*grown));
+                    r->nin_failed--;
+                } else {
+                    r->in_failed = grown;
+                    r->capin_failed = cap;
+                }
+            }
+            r->in_failed[r->nin_failed++] = ranges[i];
+        }
+        pthread_mutex_unlock(&r->mu);
+        if (write(r->io.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+            log_warn("ingest: waking a reactor: %s", strerror(errno));
+    }
+    pthread_mutex_unlock(&registry_mu);
+}
 
 void ingest_init(struct store *s)
 {
     sink = s;
+    store_on_commit(s, on_commit, NULL);
 }
 
 static void count(uint64_t *field, uint64_t n)
@@ -26,6 +153,11 @@ int ingest_submit(struct ingest_batch *b, struct server_counters *cnt, int slot,
     *t = (struct ingest_ticket){0, 0};
     if (n == 0)
         return 0;
+    if (!reactor_get()) { /* Nobody could be told when these are durable. */
+        count(&cnt->lines_rejected, n);
+        ingest_batch_reset(b);
+        return -ENOMEM;
+    }
     int r = store_append(sink, e, n);
     if (r < 0) {
         count(&cnt->lines_rejected, n);
@@ -49,18 +181,144 @@ int ingest_submit(struct ingest_batch *b, struct server_counters *cnt, int slot,
 enum ingest_state ingest_ticket_state(const struct ingest_ticket *t)
 {
     if (t->first_id == 0)
-        return INGEST_DURABLE; /* Nothing was stored: nothing to wait for. */
-    switch (store_range_state(sink, t->first_id, t->last_id)) {
-    case STORE_PENDING:
+        return INGEST_DURABLE;       /* Nothing was stored: nothing to wait for. */
+    struct reactor *r = tls_reactor; /* Made by the submit that issued the ticket. */
+    assert(r);
+    if (t->last_id > r->done)
         return INGEST_PENDING;
-    case STORE_FAILED:
-        return INGEST_FAILED;
-    default:
-        return INGEST_DURABLE;
-    }
+    for (size_t i = 0; i < r->nfailed; i++)
+        if (t->first_id <= r->failed[i].hi && r->failed[i].lo <= t->last_id)
+            return INGEST_FAILED;
+    return INGEST_DURABLE;
 }
 
 bool ingest_backlogged(void)
 {
     return store_backlogged(sink);
+}
+
+/* ---- Waiters: a min-heap on the id each waits for. ---- */
+
+static void heap_swap(struct reactor *r, size_t i, size_t j)
+{
+    struct ingest_waiter *w = r->heap[i];
+    r->heap[i] = r->heap[j];
+    r->heap[j] = w;
+    r->heap[i]->slot = i + 1;
+    r->heap[j]->slot = j + 1;
+}
+
+static void heap_up(struct reactor *r, size_t i)
+{
+    while (i > 0 && r->heap[(i - 1) / 2]->id > r->heap[i]->id) {
+        heap_swap(r, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_down(struct reactor *r, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < r->nheap && r->heap[l]->id < r->heap[m]->id)
+            m = l;
+        if (l + 1 < r->nheap && r->heap[l + 1]->id < r->heap[m]->id)
+            m = l + 1;
+        if (m == i)
+            return;
+        heap_swap(r, i, m);
+        i = m;
+    }
+}
+
+static void heap_remove(struct reactor *r, struct ingest_waiter *w)
+{
+    size_t i = w->slot - 1;
+    w->slot = 0;
+    if (i != --r->nheap) {
+        r->heap[i] = r->heap[r->nheap];
+        r->heap[i]->slot = i + 1;
+        heap_down(r, i);
+        heap_up(r, i);
+    }
+}
+
+/* The eventfd: take the inbox, then wake every waiter the decided ids now cover. */
+static void reactor_wake(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    (void)loop;
+    (void)events;
+    struct reactor *r = tls_reactor;
+    uint64_t n;
+    if (read(io->fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+        log_warn("ingest: reading the commit eventfd: %s", strerror(errno));
+    bool committed;
+    pthread_mutex_lock(&r->mu);
+    committed = r->in_done != r->done;
+    r->done = r->in_done;
+    for (size_t i = 0; i < r->nin_failed; i++) {
+        r->failed[r->failed_pos] = r->in_failed[i];
+        r->failed_pos = (r->failed_pos + 1) % FAILED_KEEP;
+        if (r->nfailed < FAILED_KEEP)
+            r->nfailed++;
+    }
+    r->nin_failed = 0;
+    pthread_mutex_unlock(&r->mu);
+    /* A waiter may wait again from its wake: only those due now are taken, once each. */
+    size_t due = 0;
+    struct ingest_waiter *batch[64];
+    do {
+        due = 0;
+        while (r->nheap && due < 64 && r->heap[0]->id <= r->done &&
+               (r->heap[0]->id != 0 || committed)) {
+            struct ingest_waiter *w = r->heap[0];
+            heap_remove(r, w);
+            batch[due++] = w;
+        }
+        for (size_t i = 0; i < due; i++)
+            if (batch[i]->slot == 0) /* Not cancelled by an earlier wake of this round. */
+                batch[i]->wake(batch[i]);
+    } while (due == 64);
+}
+
+int ingest_wait(struct ev_loop *loop, struct ingest_waiter *w, uint64_t id)
+{
+    struct reactor *r = reactor_get();
+    if (!r)
+        return -ENOMEM;
+    if (!r->loop) {
+        r->loop = loop;
+        r->io.cb = reactor_wake;
+        if (ev_io_set(loop, &r->io, EV_READ) < 0) {
+            r->loop = NULL;
+            return -ENOMEM;
+        }
+    }
+    assert(r->loop == loop); /* A thread runs one loop. */
+    if (w->slot)
+        heap_remove(r, w);
+    if (r->nheap == r->capheap) {
+        size_t cap = r->capheap ? 2 * r->capheap : 64;
+        struct ingest_waiter **grown = realloc(r->heap, cap * sizeof(*grown));
+        if (!grown)
+            return -ENOMEM;
+        r->heap = grown;
+        r->capheap = cap;
+    }
+    w->id = id;
+    r->heap[r->nheap++] = w;
+    w->slot = r->nheap;
+    heap_up(r, r->nheap - 1);
+    if (id != 0 && id <= r->done) { /* Decided already: wake it on the next turn. */
+        uint64_t one = 1;
+        if (write(r->io.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+            log_warn("ingest: waking this reactor: %s", strerror(errno));
+    }
+    return 0;
+}
+
+void ingest_wait_cancel(struct ingest_waiter *w)
+{
+    if (w->slot)
+        heap_remove(tls_reactor, w);
 }

@@ -3,7 +3,11 @@
  * Every carrier (TCP, UDP, HTTP, later the cluster's stream consumer) builds a batch
  * (batch.h) and hands it to ingest_submit, which gives the batch's entries their ids and
  * answers with a ticket: the id range the batch occupies. A carrier that owes its sender an
- * answer keeps the ticket and asks ingest_ticket_state when it is woken. */
+ * answer keeps the ticket and waits (ingest_wait) on its reactor thread.
+ *
+ * Durability is pushed, not polled: the writer publishes the id ranges each write run decided
+ * (written, or failed) once; they reach every reactor thread's inbox, and the reactor wakes
+ * exactly the waiters whose ids those ranges cover, which then answer in request order. */
 #ifndef LC_INGEST_PIPELINE_H
 #define LC_INGEST_PIPELINE_H
 
@@ -13,6 +17,7 @@
 #include "core/server.h"
 #include "ingest/batch.h"
 
+struct ev_loop;
 struct store;
 
 /* The id range a submitted batch occupies; first_id 0: nothing was stored. */
@@ -26,21 +31,39 @@ enum ingest_state {
     INGEST_FAILED,  /* Could not be stored (disk full, I/O error): report an error. */
 };
 
-/* Where submitted batches go. Called once by main before any listener starts. */
+/* Where submitted batches go. Called once by main before any listener starts: it subscribes
+ * to the store's commits, which are pushed to the reactor threads from then on. */
 void ingest_init(struct store *sink);
 
 /* Submit the batch's entries, in order, to the writer, and reset the batch. The batch's
- * entry i has id t->first_id + i (ids are consecutive). slot (enum in server.h) is the carrier's
- * protocol, for the per-protocol counters in cnt. Returns 0, or -errno when nothing was
- * accepted (the entries are counted as rejected). Never blocks on disk. */
+ * entry i has id t->first_id + i (ids are consecutive). slot (enum in server.h) is the
+ * carrier's protocol, for the per-protocol counters in cnt. Returns 0, or -errno when nothing
+ * was accepted (the entries are counted as rejected). Never blocks on disk. */
 int ingest_submit(struct ingest_batch *b, struct server_counters *cnt, int slot,
                   struct ingest_ticket *t);
 
-/* The fate of a ticket's entries together: PENDING until all are decided, then FAILED if any
- * failed, else DURABLE. */
+/* The fate of a ticket's entries together, as the calling thread knows it from the commits
+ * pushed to it so far (no lock): PENDING until all are decided, then FAILED if any failed,
+ * else DURABLE. Call it on the thread that submitted, or after being woken there. */
 enum ingest_state ingest_ticket_state(const struct ingest_ticket *t);
 
 /* True while the writer's queue is over its bound: carriers stop reading until woken. */
 bool ingest_backlogged(void);
+
+/* A carrier waiting for the writer, on its reactor thread. */
+struct ingest_waiter {
+    void (*wake)(struct ingest_waiter *w); /* Runs on the loop's thread; may wait again. */
+    void *arg;                             /* The carrier's (a connection, a request). */
+    uint64_t id;                           /* Set by ingest_wait. */
+    size_t slot;                           /* Heap position + 1; 0: not waiting. */
+};
+
+/* Call w->wake once every id <= id is decided (durable or failed), or, with id 0, after the
+ * writer's next commit (new entries to follow, or the backlog may have cleared). Replaces an
+ * earlier wait of w. loop is the calling thread's reactor loop. Returns 0 or -ENOMEM. */
+int ingest_wait(struct ev_loop *loop, struct ingest_waiter *w, uint64_t id);
+
+/* Stop waiting (the carrier goes away). A waiter not waiting is a no-op. */
+void ingest_wait_cancel(struct ingest_waiter *w);
 
 #endif

@@ -84,6 +84,7 @@ struct ingest_conn {
     int64_t refill_ms;
     struct owed *owed; /* FIFO: [head, len) still to send. */
     size_t head, len, cap;
+    struct ingest_waiter waiter; /* For the writer: a reply's id, or room in its queue. */
 };
 
 /* What to answer for message i of a batch, in order. */
@@ -234,17 +235,35 @@ static bool answers_entry(uint8_t bin_cmd)
     return !bin_cmd || bin_cmd == BIN_LOG || bin_cmd == BIN_LOG_MS;
 }
 
+/* Woken by the writer: continue on the connection's next turn. */
+static void writer_woke(struct ingest_waiter *w)
+{
+    conn_schedule_resume(w->arg);
+}
+
+/* Be resumed once every id up to id is decided, or (0) after the writer's next commit. */
+static int wait_writer(struct conn *c, uint64_t id)
+{
+    struct ingest_conn *ic = conn_state(c);
+    ic->waiter.wake = writer_woke;
+    ic->waiter.arg = c;
+    return ingest_wait(conn_loop(c), &ic->waiter, id);
+}
+
 /* Send the owed replies whose fate is known, in order; wait for the store for the rest. */
 static void release_replies(struct conn *c)
 {
     struct ingest_conn *ic = conn_state(c);
+    uint64_t pending = 0;
     while (ic->head < ic->len) {
         const struct owed *o = &ic->owed[ic->head];
         const char *err = o->error;
         if (!err && answers_entry(o->bin_cmd)) {
             enum ingest_state state = ingest_ticket_state(&(struct ingest_ticket){o->id, o->id});
-            if (state == INGEST_PENDING)
+            if (state == INGEST_PENDING) {
+                pending = o->id;
                 break;
+            }
             if (state == INGEST_FAILED)
                 err = "store unavailable";
         }
@@ -255,8 +274,10 @@ static void release_replies(struct conn *c)
         ic->head = ic->len = 0;
     bool owing = ic->len > ic->head;
     conn_hold(c, owing);
-    if (owing)
-        conn_wait_store(c);
+    if (owing && wait_writer(c, pending) < 0) {
+        log_error("out of memory waiting for the store; closing %s", conn_peer(c, &(size_t){0}));
+        conn_abort(c, NULL);
+    }
 }
 
 /* Append everything batched, then queue the replies in order. */
@@ -324,7 +345,7 @@ static void ingest_resume(struct conn *c)
     if (conn_draining(c))
         ic->throttled = false; /* Shutting down: what was sent is taken at full speed. */
     if (must_pause(c))
-        conn_wait_store(c);
+        wait_writer(c, 0);
     else if (!ic->throttled)
         conn_set_busy(c, false);
 }
@@ -566,6 +587,7 @@ static void ingest_close(struct conn *c)
     if (ic->held)
         free(ic->held->text);
     free(ic->held);
+    ingest_wait_cancel(&ic->waiter);
     free(ic->owed);
     free(ic);
 }
@@ -899,7 +921,7 @@ static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
     }
     if (must_pause(c)) {
         conn_set_busy(c, true);
-        conn_wait_store(c);
+        wait_writer(c, 0);
         return 0;
     }
     if (ic->line_rate > 0 && !conn_draining(c) && !refill(ic)) {

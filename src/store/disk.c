@@ -128,6 +128,10 @@ struct store {
     size_t nfailed, failed_pos;
     int wakers[256];
     _Atomic int nwakers;
+    store_commit_fn on_commit; /* Told each write run's decided ranges (writer thread). */
+    void *on_commit_arg;
+    struct store_range *run; /* The ranges of the current write run. */
+    size_t nrun, caprun;
 
     /* Blocks and segments. */
     pthread_rwlock_t list_lock;
@@ -275,6 +279,38 @@ static void wake_all(struct store *s)
     for (int i = 0; i < n; i++)
         if (write(s->wakers[i], &one, sizeof(one)) < 0 && errno != EAGAIN)
             log_warn("store: waking a reactor: %s", strerror(errno));
+}
+
+void store_on_commit(struct store *s, store_commit_fn fn, void *arg)
+{
+    s->on_commit = fn;
+    s->on_commit_arg = arg;
+}
+
+/* Note that [lo, hi] was decided in this write run, merging it into the run's last range when
+ * it continues it with the same fate. Out of memory, it merges anyway, and a failure wins: an
+ * error may then be reported for lines that were stored, never success for lost ones. */
+static void run_note(struct store *s, uint64_t lo, uint64_t hi, bool failed)
+{
+    struct store_range *last = s->nrun ? &s->run[s->nrun - 1] : NULL;
+    if (last && last->hi + 1 == lo && last->failed == failed) {
+        last->hi = hi;
+        return;
+    }
+    if (s->nrun == s->caprun) {
+        size_t cap = s->caprun ? 2 * s->caprun : 16;
+        struct store_range *grown = realloc(s->run, cap * sizeof(*grown));
+        if (!grown && last) {
+            last->hi = hi;
+            last->failed |= failed;
+            return;
+        }
+        if (!grown)
+            abort(); /* Not even 16 ranges: nothing can be acknowledged. */
+        s->run = grown;
+        s->caprun = cap;
+    }
+    s->run[s->nrun++] = (struct store_range){lo, hi, failed};
 }
 
 int store_add_waker(struct store *s, int efd)
@@ -923,23 +959,31 @@ static void write_run(struct store *s, struct pchunk *list)
 {
     bool any_ok = false, any_failed = false;
     uint64_t first_id = list->first_id, last_id = 0;
+    s->nrun = 0;
     for (struct pchunk *p = list, *next; p; p = next) {
         next = p->next;
-        if (write_chunk(s, p) == 0)
+        bool ok = write_chunk(s, p) == 0;
+        if (ok)
             any_ok = true;
         else
             any_failed = true;
         last_id = p->first_id + p->count - 1;
+        run_note(s, p->first_id, last_id, !ok);
         pchunk_free(s, p);
         maybe_roll(s, next ? next->first_id : last_id + 1);
     }
     struct segment *seg = active_segment(s);
     /* Under "always" an acknowledgement promises the fsync: if it failed, so did the lines. */
-    if (seg && s->dirty && s->cfg.fsync == FSYNC_ALWAYS && do_fsync(s, seg) < 0 && any_ok)
+    if (seg && s->dirty && s->cfg.fsync == FSYNC_ALWAYS && do_fsync(s, seg) < 0 && any_ok) {
         mark_failed(s, first_id, last_id);
+        s->nrun = 0;
+        run_note(s, first_id, last_id, true);
+    }
     if (any_ok && !any_failed && !s->disk_low)
         clear_error(s);
     atomic_store(&s->done_id, last_id);
+    if (s->on_commit)
+        s->on_commit(s->on_commit_arg, s->run, s->nrun);
     wake_all(s);
 }
 
@@ -1944,6 +1988,7 @@ void store_close(struct store *s)
     pthread_mutex_destroy(&s->q_mu);
     pthread_cond_destroy(&s->q_cond);
     pthread_mutex_destroy(&s->f_mu);
+    free(s->run);
     pthread_mutex_destroy(&s->cache_mu);
     pthread_mutex_destroy(&s->arch_mu);
     pthread_cond_destroy(&s->arch_cond);

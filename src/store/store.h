@@ -81,6 +81,19 @@ uint64_t store_done_id(struct store *s);
 /* True while the write queue is over its bound: ingest should stop reading until woken. */
 bool store_backlogged(struct store *s);
 
+/* An id range the writer decided in one write run: written (durable per the policy, and
+ * queryable), or failed. */
+struct store_range {
+    uint64_t lo, hi;
+    bool failed;
+};
+
+/* Called on the writer thread after each write run with the ranges it decided, in id order
+ * and together covering every id up to the new done id. The callback must not block and must
+ * not call back into the store. Set once, before the first append. */
+typedef void (*store_commit_fn)(void *arg, const struct store_range *r, size_t n);
+void store_on_commit(struct store *s, store_commit_fn fn, void *arg);
+
 /* Register an eventfd that the store writes to whenever entries become durable or failed, or
  * the backlog clears. Returns 0 or -errno. */
 int store_add_waker(struct store *s, int eventfd);
