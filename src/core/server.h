@@ -1,8 +1,10 @@
 /* server.h - listeners, reactor threads and connections: the transport under every protocol.
  *
- * A protocol is a table of four callbacks (struct proto). Adding a listener with its own
- * protocol is one entry in the listener list given to server_start. Each reactor thread owns
- * the connections it accepted; a connection's callbacks always run on that thread. */
+ * A protocol is a table of callbacks (struct proto); the server knows no protocol's wire
+ * format, and asks the protocol even for the words with which a connection is refused or
+ * timed out. Adding a listener with its own protocol is one entry in the listener list given
+ * to server_start. Each reactor thread owns the connections it accepted; a connection's
+ * callbacks always run on that thread. */
 #ifndef LC_SERVER_H
 #define LC_SERVER_H
 
@@ -12,6 +14,7 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "core/policy.h"
 
 struct conn;
 struct server;
@@ -33,6 +36,16 @@ struct proto {
     void (*close)(struct conn *c);
     /* About four times a second, for protocol timers (IRC pings). May be NULL. */
     void (*tick)(struct conn *c, int64_t now_mono_ms);
+    /* A connection to this protocol is refused by its access policy for v, at accept or once
+     * detected as this protocol: write the protocol's own refusal, naming the reason
+     * (policy_verdict_text), into out[0..cap). peer is "ip:port". Returns what snprintf
+     * returns (the server sends at most cap - 1 bytes, once, without waiting, then closes);
+     * <= 0 closes without a word. May be NULL (close without a word). */
+    int (*refuse)(char *out, size_t cap, const struct config *cfg, const char *peer,
+                  enum policy_verdict v);
+    /* c is closed because a line did not complete within --line-timeout: its last words into
+     * out[0..cap), as refuse. May be NULL (close without a word). */
+    int (*timeout)(struct conn *c, char *out, size_t cap);
     /* All its connections live on the first reactor (shared state, no locks); a connection
      * detected as this protocol on another reactor moves there. */
     bool one_loop;

@@ -1,11 +1,15 @@
-/* tls.c - OpenSSL behind the few calls the connection layer needs (see tls.h). */
+/* tls.c - the TLS transport (transport.h): OpenSSL behind the calls of struct transport, and
+ * the one context every listener shares (see tls.h). */
 #include "core/tls.h"
 
+#include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include "core/log.h"
+#include "core/transport.h"
 
 static SSL_CTX *ctx;
 
@@ -57,40 +61,72 @@ void tls_cleanup(void)
     ctx = NULL;
 }
 
-SSL *tls_new(int fd)
+static ssize_t tls_read(struct stream *s, void *buf, size_t n);
+static ssize_t tls_write(struct stream *s, const void *buf, size_t n);
+static size_t tls_pending(const struct stream *s);
+static void tls_shutdown(struct stream *s);
+
+static const struct transport transport_tls = {
+    .name = "tls",
+    .read = tls_read,
+    .write = tls_write,
+    .pending = tls_pending,
+    .shutdown = tls_shutdown,
+    .short_read_drains = false, /* SSL_read returns one record; more may wait behind it. */
+};
+
+/* A server-side session on s's socket that expects the client's handshake. */
+static int tls_start(struct stream *s)
 {
     SSL *ssl = ctx ? SSL_new(ctx) : NULL;
-    if (ssl && SSL_set_fd(ssl, fd) != 1) {
+    if (ssl && SSL_set_fd(ssl, s->fd) != 1) {
         SSL_free(ssl);
-        return NULL;
+        ssl = NULL;
     }
-    if (ssl)
-        SSL_set_accept_state(ssl);
-    return ssl;
+    if (!ssl)
+        return -ENOMEM;
+    SSL_set_accept_state(ssl);
+    s->tp = &transport_tls;
+    s->session = ssl;
+    return 0;
 }
 
-void tls_free(SSL *ssl)
+int tls_detect(struct stream *s)
 {
+    unsigned char b;
+    ssize_t k = recv(s->fd, &b, 1, MSG_PEEK);
+    if (k < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    if (k == 1 && b == 0x16 && ctx)
+        return tls_start(s) < 0 ? -ENOMEM : 1;
+    return 0;
+}
+
+static void tls_shutdown(struct stream *s)
+{
+    SSL *ssl = s->session;
     if (!ssl)
         return;
     if (SSL_is_init_finished(ssl))
         SSL_shutdown(ssl); /* One try: the socket is non-blocking and closes next anyway. */
     SSL_free(ssl);
+    s->session = NULL;
 }
 
-static ssize_t result(SSL *ssl, int r, int *want, bool reading)
+/* An SSL_read or SSL_write result as the transport reports it (transport.h). */
+static ssize_t result(struct stream *s, int r, bool reading)
 {
     if (r > 0)
         return r;
-    switch (SSL_get_error(ssl, r)) {
+    switch (SSL_get_error(s->session, r)) {
     case SSL_ERROR_WANT_READ:
-        *want = TLS_WANT_READ;
-        return -2;
+        return -EAGAIN;
     case SSL_ERROR_WANT_WRITE:
-        *want = TLS_WANT_WRITE;
-        return -2;
+        /* Only a read tells its caller: a write waits for EPOLLOUT anyway. */
+        s->read_wants_write = reading;
+        return -EAGAIN;
     case SSL_ERROR_ZERO_RETURN:
-        return reading ? 0 : -1;
+        return reading ? 0 : -EPIPE;
     default: {
         unsigned long e = ERR_get_error();
         if (e) {
@@ -99,24 +135,25 @@ static ssize_t result(SSL *ssl, int r, int *want, bool reading)
             log_debug("tls: %s", msg);
         }
         ERR_clear_error();
-        return -1;
+        return -EPROTO;
     }
     }
 }
 
-ssize_t tls_recv(SSL *ssl, void *buf, size_t n, int *want)
+static ssize_t tls_read(struct stream *s, void *buf, size_t n)
 {
     ERR_clear_error();
-    return result(ssl, SSL_read(ssl, buf, n > 1 << 30 ? 1 << 30 : (int)n), want, true);
+    s->read_wants_write = false;
+    return result(s, SSL_read(s->session, buf, n > 1 << 30 ? 1 << 30 : (int)n), true);
 }
 
-ssize_t tls_send(SSL *ssl, const void *buf, size_t n, int *want)
+static ssize_t tls_write(struct stream *s, const void *buf, size_t n)
 {
     ERR_clear_error();
-    return result(ssl, SSL_write(ssl, buf, n > 1 << 30 ? 1 << 30 : (int)n), want, false);
+    return result(s, SSL_write(s->session, buf, n > 1 << 30 ? 1 << 30 : (int)n), false);
 }
 
-size_t tls_pending(SSL *ssl)
+static size_t tls_pending(const struct stream *s)
 {
-    return (size_t)SSL_pending(ssl);
+    return (size_t)SSL_pending(s->session);
 }

@@ -471,6 +471,24 @@ static void http_tick(struct conn *c, int64_t now)
     }
 }
 
+/* A connection refused by the access policy: 403 for who it is, 429 (retry in a second) for
+ * how many. A line timeout closes without a word: a request has its own 408 (http_tick). */
+static int http_refuse(char *out, size_t cap, const struct config *cfg, const char *peer,
+                       enum policy_verdict v)
+{
+    (void)cfg;
+    (void)peer;
+    const char *why = policy_verdict_text(v);
+    int status = v == POLICY_DENIED || v == POLICY_LOCAL_ONLY ? 403 : 429;
+    char body[160];
+    int blen = snprintf(body, sizeof(body), "{\"error\":\"%s\"}\n", why);
+    return snprintf(out, cap,
+                    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                    "Connection: close\r\n%s\r\n%s",
+                    status, status == 403 ? "Forbidden" : "Too Many Requests", blen,
+                    status == 429 ? "Retry-After: 1\r\n" : "", body);
+}
+
 const struct proto proto_http = {
     .name = "http",
     .open = http_open,
@@ -478,5 +496,6 @@ const struct proto proto_http = {
     .resume = http_resume,
     .close = http_close,
     .tick = http_tick,
+    .refuse = http_refuse,
     .slot = SLOT_HTTP,
 };

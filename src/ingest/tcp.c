@@ -960,5 +960,7 @@ const struct proto proto_ingest = {
     .resume = ingest_resume,
     .close = ingest_close,
     .tick = ingest_tick,
+    .refuse = auth_refuse,
+    .timeout = auth_line_timeout,
     .slot = SLOT_INGEST,
 };

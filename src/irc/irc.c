@@ -343,6 +343,21 @@ static void irc_tick(struct conn *c, int64_t now)
     }
 }
 
+/* A connection refused by the access policy: ERR_PASSWDMISMATCH-style 465, then ERROR. */
+static int irc_refuse(char *out, size_t cap, const struct config *cfg, const char *peer,
+                      enum policy_verdict v)
+{
+    const char *why = policy_verdict_text(v);
+    return snprintf(out, cap, ":%s 465 * :%s\r\nERROR :Closing Link: %s (%s)\r\n",
+                    cfg->irc_server_name, why, peer, why);
+}
+
+static int irc_line_timeout(struct conn *c, char *out, size_t cap)
+{
+    size_t len;
+    return snprintf(out, cap, "ERROR :Closing Link: %s (Line timeout)\r\n", conn_peer(c, &len));
+}
+
 const struct proto proto_irc = {
     .name = "irc",
     .open = irc_open,
@@ -350,6 +365,8 @@ const struct proto proto_irc = {
     .resume = irc_resume,
     .close = irc_close,
     .tick = irc_tick,
+    .refuse = irc_refuse,
+    .timeout = irc_line_timeout,
     .one_loop = true,
     .slot = SLOT_IRC,
 };

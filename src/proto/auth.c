@@ -1,9 +1,11 @@
-/* auth.c - the AUTH first line (see auth.h). */
+/* auth.c - the AUTH first line, refusals and line timeouts of the line protocols (auth.h). */
 #include "proto/auth.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "core/config.h"
 #include "core/log.h"
 #include "core/server.h"
 
@@ -42,4 +44,18 @@ int auth_first_line(struct conn *c, enum policy_role role, const char *line, siz
     else if (a == 0 && ok_reply)
         conn_write(c, ok_reply, strlen(ok_reply));
     return a;
+}
+
+int auth_refuse(char *out, size_t cap, const struct config *cfg, const char *peer,
+                enum policy_verdict v)
+{
+    (void)cfg;
+    (void)peer;
+    return snprintf(out, cap, "ERROR|%s\n", policy_verdict_text(v));
+}
+
+int auth_line_timeout(struct conn *c, char *out, size_t cap)
+{
+    return snprintf(out, cap, "ERROR|line not completed within %d s\n",
+                    conn_config(c)->line_timeout_s);
 }

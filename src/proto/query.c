@@ -427,5 +427,7 @@ const struct proto proto_query = {
     .input = query_input,
     .resume = query_resume,
     .close = query_close,
+    .refuse = auth_refuse,
+    .timeout = auth_line_timeout,
     .slot = SLOT_QUERY,
 };

@@ -579,7 +579,7 @@ def test_port_in_use(tmp_path):
         args = ["--log-port", str(port)]
         rc, lines = start_fails(tmp_path, ["--query-port", "0"] + args)
     assert rc == 1
-    # The error, and server.c's hint on what to do about it.
+    # The error, and listener.c's hint on what to do about it.
     assert lines[0] == "logcasterd: cannot listen on %s port %d for log: Address already in use" \
         % (HOST, port), lines
     assert lines[1:] == ["logcasterd: another process uses that port; pick another with "

@@ -1107,6 +1107,24 @@ def test_tls_only_listener(daemon, cert):
         assert_irc_welcomed(c, "plainok")
 
 
+def test_tls_client_refused_after_detection_is_answered_inside_tls(server, cert):
+    """A TLS client whose protocol, detected on the log port, refuses it gets that protocol's
+    refusal inside its TLS session (not plaintext on the encrypted stream)."""
+    s = server("--tls-cert", cert[0], "--tls-key", cert[1], "--threads", "2",
+               "--irc-deny", "127.0.0.2", "--http-deny", "127.0.0.2")
+    ctx = tlsutil.client_context(cert[0])
+    with Conn(s.log_port, "127.0.0.2", tls=ctx) as c:
+        c.sendall("NICK tlsrefused\r\nUSER tlsrefused 0 * :x\r\n")
+        assert c.read_until_closed() == irc_refusal("127.0.0.2", c.local_port, DENIED)
+    with Conn(s.log_port, "127.0.0.2", tls=ctx) as c:
+        c.sendall("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = Resp(c.read_until_closed())
+    assert r.status == 403 and r.json() == {"error": DENIED}, r
+    # The log role itself still serves that address over TLS.
+    with Conn(s.log_port, "127.0.0.2", tls=ctx) as c:
+        assert len(c.framed(["after the refusals"])) == 1
+
+
 def test_tls_below_1_2_is_refused(server, cert):
     s = server("--tls-cert", cert[0], "--tls-key", cert[1])
     tried = []
