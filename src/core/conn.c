@@ -108,8 +108,6 @@ void conn_unlink(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     c->r->nconns--;
-    if (c->waiting_store)
-        store_wait_cancel(c);
     CNT_SUB(srv, conns_current, 1);
     if (ev_defer(c->r->loop, conn_free_deferred, c) < 0)
         log_error("out of memory freeing a connection; leaking it");

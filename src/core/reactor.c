@@ -180,65 +180,9 @@ static void *reactor_main(void *arg)
     return NULL;
 }
 
-/* ------------------------------------------------------------------------------------------ */
-/* Store wake-ups: a connection whose replies wait on durability sleeps on its reactor's
- * waiting list until the store signals progress on the reactor's eventfd. */
-
 struct store *conn_store(const struct conn *c)
 {
     return c->r->srv->store;
-}
-
-void conn_wait_store(struct conn *c)
-{
-    if (c->waiting_store || c->closed)
-        return;
-    c->waiting_store = true;
-    c->wait_next = c->r->waiting;
-    c->r->waiting = c;
-}
-
-void store_wait_cancel(struct conn *c)
-{
-    for (struct conn **pp = &c->r->waiting; *pp; pp = &(*pp)->wait_next) {
-        if (*pp == c) {
-            *pp = c->wait_next;
-            break;
-        }
-    }
-}
-
-/* The store made progress: every waiting connection gets its resume call. */
-static void store_wake_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
-{
-    (void)loop;
-    (void)events;
-    drain_eventfd(io->fd);
-    struct reactor *r = this_reactor;
-    struct conn *list = r->waiting;
-    r->waiting = NULL;
-    while (list) {
-        struct conn *c = list;
-        list = c->wait_next;
-        c->waiting_store = false;
-        c->wait_next = NULL;
-        if (c->proto->resume)
-            c->proto->resume(c);
-        if (c->closed)
-            continue;
-        conn_process_input(c);
-        conn_after_work(c);
-    }
-}
-
-/* Create r's store eventfd, watch it, and register it with the store. Returns 0 or -1. */
-static int store_wake_init(struct reactor *r, struct store *store)
-{
-    r->store_wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    r->store_wake.cb = store_wake_cb;
-    if (r->store_wake.fd < 0 || ev_io_set(r->loop, &r->store_wake, EV_READ) < 0)
-        return -1;
-    return store_add_waker(store, r->store_wake.fd) < 0 ? -1 : 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -335,7 +279,7 @@ struct server *server_start(const struct config *cfg, struct store *store,
         goto fail;
     s->nallocated = s->nreactors;
     for (int i = 0; i < s->nreactors; i++) {
-        s->reactors[i].wake.fd = s->reactors[i].store_wake.fd = s->reactors[i].inbox_wake.fd = -1;
+        s->reactors[i].wake.fd = s->reactors[i].inbox_wake.fd = -1;
         pthread_mutex_init(&s->reactors[i].inbox_mu, NULL);
     }
     for (int i = 0; i < s->nreactors; i++) {
@@ -348,8 +292,7 @@ struct server *server_start(const struct config *cfg, struct store *store,
         r->inbox_wake.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         r->inbox_wake.cb = inbox_cb;
         if (!r->loop || r->wake.fd < 0 || ev_io_set(r->loop, &r->wake, EV_READ) < 0 ||
-            r->inbox_wake.fd < 0 || ev_io_set(r->loop, &r->inbox_wake, EV_READ) < 0 ||
-            store_wake_init(r, store) < 0) {
+            r->inbox_wake.fd < 0 || ev_io_set(r->loop, &r->inbox_wake, EV_READ) < 0) {
             fprintf(stderr, "logcasterd: cannot create event loop: %s\n", strerror(errno));
             goto fail;
         }
@@ -410,8 +353,6 @@ void server_free(struct server *s)
         ev_free(s->reactors[i].loop);
         if (s->reactors[i].wake.fd >= 0)
             close(s->reactors[i].wake.fd);
-        if (s->reactors[i].store_wake.fd >= 0)
-            close(s->reactors[i].store_wake.fd);
         if (s->reactors[i].inbox_wake.fd >= 0)
             close(s->reactors[i].inbox_wake.fd);
         for (struct handoff *h = s->reactors[i].inbox, *next; h; h = next) {

@@ -140,9 +140,6 @@ size_t conn_out_pending(const struct conn *c);
 void conn_set_busy(struct conn *c, bool busy);
 /* Ask for resume at the end of this loop turn (a slice of long work). */
 void conn_schedule_resume(struct conn *c);
-/* Call resume once the store reports progress (entries durable or failed, backlog cleared):
- * for replies that wait on durability. One call arms one wake-up. */
-void conn_wait_store(struct conn *c);
 /* While held, the connection stays open after its peer finished, even with nothing to send:
  * replies it still owes (waiting for durability) will be written. */
 void conn_hold(struct conn *c, bool held);

@@ -53,11 +53,9 @@ struct reactor {
     pthread_t thread;
     struct ev_loop *loop;
     struct ev_io wake;       /* eventfd: shutdown requests. */
-    struct ev_io store_wake; /* eventfd: the store made progress. */
     struct ev_io inbox_wake; /* eventfd: connections were handed to this reactor. */
     pthread_mutex_t inbox_mu;
     struct handoff *inbox;
-    struct conn *waiting; /* Connections waiting for store progress. */
     bool accept_paused;   /* Out of file descriptors: listeners unwatched for a moment. */
     int64_t accept_resume_at, last_emfile_log, last_refusal_log;
     struct ev_io lio[MAX_LISTENERS]; /* This loop's watch on each shared listener. */
@@ -100,7 +98,6 @@ struct conn {
     bool close_after_flush;
     bool closed; /* Freed at the end of this turn. */
     bool resume_queued;
-    bool waiting_store;    /* On the reactor's waiting list. */
     bool held;             /* Owes replies: do not close yet. */
     bool flush_queued;     /* A flush at the end of this turn is scheduled. */
     bool opened;           /* proto->open succeeded: proto->close is due. */
@@ -109,7 +106,6 @@ struct conn {
     int64_t partial_since; /* An incomplete line has waited since (0: none waits). */
     int64_t sniff_since;   /* When its first byte arrived. */
     proto_pick_fn pick;
-    struct conn *wait_next;
     bool out_was_full;
     struct conn *prev, *next;
 };
@@ -160,6 +156,5 @@ bool conn_pick(struct conn *c);
 /* Move c, whose protocol lives on the first reactor, there with what it sent. */
 void reactor_handoff(struct conn *c);
 /* Take c off its reactor's list of connections waiting for the store. */
-void store_wait_cancel(struct conn *c);
 
 #endif

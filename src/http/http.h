@@ -54,7 +54,7 @@ void http_send(struct http_conn *h, const void *p, size_t n);
 void http_end(struct http_conn *h);
 
 /* Park the handler: resume runs when the connection's output has room, the store made
- * progress (if it called conn_wait_store) or after conn_schedule_resume; cleanup frees hs
+ * progress (it waited with ingest_wait_conn) or after conn_schedule_resume; cleanup frees hs
  * when the request ends or the connection closes. */
 void http_park(struct http_conn *h, void (*resume)(struct http_conn *h),
                void (*cleanup)(struct http_conn *h), void *hs);

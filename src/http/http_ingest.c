@@ -33,19 +33,12 @@ static void post_cleanup(struct http_conn *h)
     free(j);
 }
 
-static void post_woke(struct ingest_waiter *w)
-{
-    conn_schedule_resume(w->arg);
-}
-
 static void post_wait(struct http_conn *h)
 {
     struct post_job *j = h->hs;
     switch (ingest_ticket_state(&j->t)) {
     case INGEST_PENDING:
-        j->waiter.wake = post_woke;
-        j->waiter.arg = h->c;
-        if (ingest_wait(conn_loop(h->c), &j->waiter, j->t.last_id) < 0)
+        if (ingest_wait_conn(h->c, &j->waiter, j->t.last_id) < 0)
             http_reply_error(h, 503, "out of memory waiting for the store");
         return;
     case INGEST_FAILED:

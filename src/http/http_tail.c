@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/server.h"
 #include "http/http.h"
+#include "ingest/pipeline.h"
 #include "proto/json.h"
 #include "query/qry.h"
 #include "store/store.h"
@@ -34,6 +35,7 @@ struct tail_job {
     int64_t last_write_ms;
     int64_t stalled_ms; /* Since when the output has been full (0: it is not). */
     struct buf out;
+    struct ingest_waiter waiter; /* For the writer's next commit. */
 };
 
 static bool tail_visit(void *arg, const struct lc_entry *e)
@@ -95,7 +97,8 @@ static void tail_resume(struct http_conn *h)
         }
     }
     tail_send(h);
-    conn_wait_store(h->c);
+    if (ingest_wait_conn(h->c, &j->waiter, 0) < 0)
+        conn_abort(h->c, NULL); /* Out of memory: a tail that can never wake is no tail. */
 }
 
 static void tail_tick(struct http_conn *h, int64_t now)
@@ -117,6 +120,7 @@ static void tail_tick(struct http_conn *h, int64_t now)
 static void tail_cleanup(struct http_conn *h)
 {
     struct tail_job *j = h->hs;
+    ingest_wait_cancel(&j->waiter);
     qry_free(j->q);
     buf_free(&j->out);
     free(j);

@@ -317,6 +317,18 @@ int ingest_wait(struct ev_loop *loop, struct ingest_waiter *w, uint64_t id)
     return 0;
 }
 
+static void resume_conn(struct ingest_waiter *w)
+{
+    conn_schedule_resume(w->arg);
+}
+
+int ingest_wait_conn(struct conn *c, struct ingest_waiter *w, uint64_t id)
+{
+    w->wake = resume_conn;
+    w->arg = c;
+    return ingest_wait(conn_loop(c), w, id);
+}
+
 void ingest_wait_cancel(struct ingest_waiter *w)
 {
     if (w->slot)

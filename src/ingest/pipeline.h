@@ -63,6 +63,9 @@ struct ingest_waiter {
  * earlier wait of w. loop is the calling thread's reactor loop. Returns 0 or -ENOMEM. */
 int ingest_wait(struct ev_loop *loop, struct ingest_waiter *w, uint64_t id);
 
+/* ingest_wait for a connection: its protocol's resume runs on the loop turn after the wake. */
+int ingest_wait_conn(struct conn *c, struct ingest_waiter *w, uint64_t id);
+
 /* Stop waiting (the carrier goes away). A waiter not waiting is a no-op. */
 void ingest_wait_cancel(struct ingest_waiter *w);
 

@@ -235,19 +235,11 @@ static bool answers_entry(uint8_t bin_cmd)
     return !bin_cmd || bin_cmd == BIN_LOG || bin_cmd == BIN_LOG_MS;
 }
 
-/* Woken by the writer: continue on the connection's next turn. */
-static void writer_woke(struct ingest_waiter *w)
-{
-    conn_schedule_resume(w->arg);
-}
-
 /* Be resumed once every id up to id is decided, or (0) after the writer's next commit. */
 static int wait_writer(struct conn *c, uint64_t id)
 {
     struct ingest_conn *ic = conn_state(c);
-    ic->waiter.wake = writer_woke;
-    ic->waiter.arg = c;
-    return ingest_wait(conn_loop(c), &ic->waiter, id);
+    return ingest_wait_conn(c, &ic->waiter, id);
 }
 
 /* Send the owed replies whose fate is known, in order; wait for the store for the rest. */

@@ -227,8 +227,9 @@ static int irc_open(struct conn *c)
     cl->next = irc.clients;
     irc.clients = cl;
     conn_set_state(c, cl);
-    irc_logs_pump();    /* Entries stored before anyone listened are history, not news. */
-    conn_wait_store(c); /* Be woken for new log entries. */
+    irc_logs_pump(); /* Entries stored before anyone listened are history, not news. */
+    /* Be woken for new log entries (out of memory: on its next resume instead). */
+    (void)ingest_wait_conn(c, &cl->log_waiter, 0);
     return 0;
 }
 
@@ -237,6 +238,7 @@ static void irc_close(struct conn *c)
     struct irc_client *cl = conn_state(c);
     if (!cl)
         return;
+    ingest_wait_cancel(&cl->log_waiter);
     if (!cl->closing)
         irc_client_quit(cl, "Connection closed");
     for (struct irc_client **pp = &irc.clients; *pp; pp = &(*pp)->next) {
@@ -314,8 +316,8 @@ static void irc_resume(struct conn *c)
     if (!cl)
         return;
     irc_logs_pump();
-    if (!cl->closing)
-        conn_wait_store(c);
+    if (!cl->closing && ingest_wait_conn(c, &cl->log_waiter, 0) < 0)
+        conn_abort(c, NULL); /* Out of memory: it would never hear of new lines. */
 }
 
 /* Silent clients are pinged, and dropped if the PING goes unanswered. */

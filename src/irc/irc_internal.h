@@ -25,6 +25,7 @@
 #include "core/buf.h"
 
 #include "core/server.h"
+#include "ingest/pipeline.h"
 #include "store/entry.h"
 
 #define IRC_NICKLEN    30
@@ -39,6 +40,7 @@ struct qry;
 
 struct irc_client {
     struct conn *c;
+    struct ingest_waiter log_waiter; /* For the writer's next commit: new log lines. */
     char nick[IRC_NICKLEN + 1];
     char user[16];
     char realname[64];

@@ -4,8 +4,9 @@
  *
  * Data flow: reactors serialize entries into the pending queue (ids assigned in order, no
  * disk I/O); the writer thread takes the queue, writes one frame per pending chunk, fsyncs per
- * policy, publishes each frame as a block (queryable at once from the cache) and then advances
- * done_id and wakes the reactors, which release acknowledgements for ids <= done_id.
+ * policy, publishes each frame as a block (queryable at once from the cache), then advances
+ * done_id and tells its commit listener (the ingest pipeline) which ranges the run decided;
+ * the pipeline pushes them to the reactors, which release the acknowledgements they cover.
  *
  * An archiver thread (--archive-level) rewrites sealed segments at a higher zstd level, frame
  * for frame, and swaps each new file in for the old one (see archive_segment).
@@ -126,8 +127,6 @@ struct store {
     pthread_mutex_t f_mu;
     struct id_range failed[FAILED_RANGES];
     size_t nfailed, failed_pos;
-    int wakers[256];
-    _Atomic int nwakers;
     store_commit_fn on_commit; /* Told each write run's decided ranges (writer thread). */
     void *on_commit_arg;
     struct store_range *run; /* The ranges of the current write run. */
@@ -272,15 +271,6 @@ static void seg_path(const struct store *s, uint64_t first_id, const char *ext, 
     snprintf(out, n, "%s/%020" PRIu64 ".%s", s->dir, first_id, ext);
 }
 
-static void wake_all(struct store *s)
-{
-    int n = atomic_load(&s->nwakers);
-    uint64_t one = 1;
-    for (int i = 0; i < n; i++)
-        if (write(s->wakers[i], &one, sizeof(one)) < 0 && errno != EAGAIN)
-            log_warn("store: waking a reactor: %s", strerror(errno));
-}
-
 void store_on_commit(struct store *s, store_commit_fn fn, void *arg)
 {
     s->on_commit = fn;
@@ -313,15 +303,6 @@ static void run_note(struct store *s, uint64_t lo, uint64_t hi, bool failed)
     s->run[s->nrun++] = (struct store_range){lo, hi, failed};
 }
 
-int store_add_waker(struct store *s, int efd)
-{
-    int n = atomic_load(&s->nwakers);
-    if (n >= (int)(sizeof(s->wakers) / sizeof(s->wakers[0])))
-        return -ENOSPC;
-    s->wakers[n] = efd;
-    atomic_store(&s->nwakers, n + 1);
-    return 0;
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Block summaries and the cache. */
@@ -984,7 +965,6 @@ static void write_run(struct store *s, struct pchunk *list)
     atomic_store(&s->done_id, last_id);
     if (s->on_commit)
         s->on_commit(s->on_commit_arg, s->run, s->nrun);
-    wake_all(s);
 }
 
 static void *writer_main(void *arg)

@@ -94,10 +94,6 @@ struct store_range {
 typedef void (*store_commit_fn)(void *arg, const struct store_range *r, size_t n);
 void store_on_commit(struct store *s, store_commit_fn fn, void *arg);
 
-/* Register an eventfd that the store writes to whenever entries become durable or failed, or
- * the backlog clears. Returns 0 or -errno. */
-int store_add_waker(struct store *s, int eventfd);
-
 /* Visit matching entries with ids in [from_id, to_id], oldest first when forward, else
  * newest first. Blocks the query rules out are skipped without reading. visit returns true
  * to go on, false to stop. At most `budget` entries are examined per call (skipped blocks cost
