@@ -354,80 +354,6 @@ static void add_bin_reply(struct batch *b, uint8_t cmd, uint32_t seq, uint8_t co
         (struct reply){INGEST_PLAIN, error, ingest_batch_count(b->ib), seq, cmd, code};
 }
 
-/* Whether s[0..n) starts like the syslog message after a frame's PRI: an RFC 5424 VERSION
- * ("1 "), an RFC 3164 month ("May "), or an ISO date ("2024-"). 1 yes, 0 no, -1 too short. */
-static int syslog_header_follows(const char *s, size_t n)
-{
-    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    if (n >= 1 && s[0] == '1')
-        return n < 2 ? -1 : s[1] == ' ';
-    if (n >= 1 && s[0] >= '2' && s[0] <= '9') {
-        for (size_t i = 1; i < 5; i++) {
-            if (i == n)
-                return -1;
-            if (i < 4 ? s[i] < '0' || s[i] > '9' : s[i] != '-')
-                return 0;
-        }
-        return 1;
-    }
-    if (n < 4)
-        return n && (s[0] < 'A' || s[0] > 'S') ? 0 : -1;
-    for (const char *m = months; *m; m += 3)
-        if (memcmp(s, m, 3) == 0)
-            return s[3] == ' ';
-    return 0;
-}
-
-/* An RFC 6587 octet-counted frame at s ("LEN <PRI>...", LEN of 1 to 9 digits, PRI of 1 to 3
- * digits; with strict, a syslog header after the PRI too): its total length, with the message
- * at s[*off..] of which the first *body bytes are here to keep (all of it, or max when the
- * frame is longer: the caller skips the rest, once the kept part has parsed as syslog). 0 while
- * more bytes are needed to tell or to complete the kept part; -1 when s is a plain line
- * ("12 apples", "20240501 <WARN> disk full", "404 <3> GET /"). */
-static long octet_frame(const char *s, size_t n, size_t max, bool strict, size_t *off, size_t *body,
-                        bool eof)
-{
-    size_t i = 0, len = 0;
-    while (i < n && i < 10 && s[i] >= '0' && s[i] <= '9')
-        len = len * 10 + (size_t)(s[i++] - '0');
-    if (i == 10 || s[0] == '0')
-        return -1;
-    if (i == n)
-        return eof ? -1 : 0;
-    if (s[i] != ' ')
-        return -1;
-    size_t j = i + 1; /* The PRI: '<', 1 to 3 digits, '>'. */
-    if (j == n)
-        return eof ? -1 : 0;
-    if (s[j] != '<')
-        return -1;
-    size_t digits = ++j;
-    while (j < n && j < digits + 3 && s[j] >= '0' && s[j] <= '9')
-        j++;
-    if (j == n)
-        return eof ? -1 : 0;
-    if (j == digits || s[j] != '>')
-        return -1;
-    *off = i + 1;
-    if (len < j + 1 - *off)
-        return -1; /* Shorter than its own PRI. */
-    if (strict) {
-        size_t hdr = *off + len - (j + 1); /* The frame's bytes after the PRI. */
-        size_t here = n - (j + 1);
-        int h = syslog_header_follows(s + j + 1, here < hdr ? here : hdr);
-        if (h == 0 || (h < 0 && (eof || here >= hdr)))
-            return -1;
-        if (h < 0)
-            return 0;
-    }
-    *body = len < max ? len : max;
-    if (*body < j + 1 - *off)
-        return -1; /* A PRI longer than --max-line: never a frame worth skipping for. */
-    if (n - *off < *body)
-        return eof ? -1 : 0;
-    return (long)(*off + len);
-}
-
 static const char ERR_NO_MEMORY[] = "out of memory";
 
 /* Add a parsed message as the batch's next entry, from the origin's sender. False when out of
@@ -666,8 +592,8 @@ static size_t input_lines(struct conn *c, struct batch *b, const char *p, size_t
             /* Syslog over TCP with octet counting (RFC 6587): "LEN <PRI>..." frames, which
              * may hold newlines. Any other line starting with a digit is a line. */
             size_t off = 0, body = 0;
-            long fl =
-                octet_frame(s, avail, cfg->max_line, ic->octet == OCTET_UNKNOWN, &off, &body, eof);
+            long fl = syslog_octet_frame(s, avail, cfg->max_line, ic->octet == OCTET_UNKNOWN, eof,
+                                         &off, &body);
             if (fl == 0)
                 break; /* The rest of the frame is still on its way. */
             bool cut = fl > 0 && off + body < (size_t)fl;
@@ -756,10 +682,9 @@ static size_t input_length(struct conn *c, struct batch *b, const char *p, size_
             used += k;
             continue;
         }
-        if (avail < 4)
-            break;
-        size_t len = bin_get32((const unsigned char *)s);
-        if (len > BIN_FRAME_MAX) {
+        size_t len;
+        long fl = bin_length_frame((const unsigned char *)s, avail, max, &len);
+        if (fl < 0) {
             /* The stream cannot be trusted past a length this wrong: say so and close. */
             batch_flush(c, b);
             if (owe(ic, (struct owed){0, ERR_FRAME_TOO_LARGE, 0, INGEST_PIPE, 0, 0}) == 0)
@@ -767,10 +692,10 @@ static size_t input_length(struct conn *c, struct batch *b, const char *p, size_
             conn_close_after_flush(c);
             return n;
         }
-        size_t body = len > max ? max : len;
-        if (avail - 4 < body)
+        if (fl == 0)
             break; /* The rest of the frame is on its way. */
-        used += 4 + body;
+        size_t body = (size_t)fl - 4;
+        used += (size_t)fl;
         if (len == 0)
             continue;
         if (!ic->authed) {
@@ -826,10 +751,9 @@ static size_t input_binary(struct conn *c, struct batch *b, const char *p, size_
     while (used < n) {
         const unsigned char *s = (const unsigned char *)p + used;
         size_t avail = n - used;
-        if (avail < BIN_HEADER)
-            break;
-        struct bin_header h = bin_header_read(s);
-        if (!bin_request_known(&h)) {
+        struct bin_header h;
+        int fr = bin_frame_next(s, avail, &h);
+        if (fr < 0) {
             bool version = h.version != BIN_VERSION;
             return binary_fail(c, b, h.seq, h.command, version ? BIN_E_VERSION : BIN_E_COMMAND,
                                version ? "unsupported protocol version (this server speaks 1); "
@@ -837,7 +761,7 @@ static size_t input_binary(struct conn *c, struct batch *b, const char *p, size_
                                        : "unknown command; closing",
                                n);
         }
-        if (avail - BIN_HEADER < h.length)
+        if (fr == 0)
             break; /* The rest of the frame is on its way. */
         batch_room(c, b);
         if (!ic->authed && policy_auth_required(ROLE_LOG) && h.command != BIN_AUTH &&

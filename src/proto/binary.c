@@ -26,6 +26,27 @@ bool bin_request_known(const struct bin_header *h)
     return h->version == BIN_VERSION && h->command >= BIN_LOG && h->command <= BIN_LOG_MS;
 }
 
+int bin_frame_next(const unsigned char *s, size_t n, struct bin_header *h)
+{
+    if (n < BIN_HEADER)
+        return 0;
+    *h = bin_header_read(s);
+    if (!bin_request_known(h))
+        return -1;
+    return n - BIN_HEADER >= h->length ? 1 : 0;
+}
+
+long bin_length_frame(const unsigned char *s, size_t n, size_t max, size_t *len)
+{
+    if (n < 4)
+        return 0;
+    *len = bin_get32(s);
+    if (*len > BIN_FRAME_MAX)
+        return -1;
+    size_t body = *len > max ? max : *len;
+    return n - 4 >= body ? (long)(4 + body) : 0;
+}
+
 const char *bin_log_parse(uint8_t command, const unsigned char *payload, size_t len,
                           struct bin_log *out)
 {

@@ -90,6 +90,18 @@ void bin_header_write(unsigned char *out, uint8_t command, uint16_t length, uint
 /* True when h can be trusted to delimit a frame (version 1, a known request command). */
 bool bin_request_known(const struct bin_header *h);
 
+/* The next binary-protocol frame at s[0..n), as the log port walks a stream: 1 when it is whole
+ * (payload at s + BIN_HEADER, h->length bytes), 0 when more bytes are needed (h is filled once
+ * the header is here), -1 when the header cannot be trusted (the stream ends there; h says
+ * what to answer). */
+int bin_frame_next(const unsigned char *s, size_t n, struct bin_header *h);
+
+/* The next length-prefixed frame at s[0..n) ([u32 BE length][one message]): its payload length
+ * in *len, of which the first min(*len, max) bytes follow the prefix. Returns the bytes of
+ * prefix and kept payload once they are here, 0 while they are not, and -1 when the length is
+ * over BIN_FRAME_MAX (the stream cannot be trusted past it). */
+long bin_length_frame(const unsigned char *s, size_t n, size_t max, size_t *len);
+
 struct bin_log {
     int level;       /* 0..5 */
     int64_t ts_ms;   /* INT64_MIN: the receive time. */

@@ -9,6 +9,7 @@
  * the process's time zone. Everything returned points into the caller's bytes. */
 #include "proto/syslog.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "store/entry.h"
@@ -489,28 +490,72 @@ int syslog_parse(const char *p, size_t n, int64_t now_ms, struct syslog_msg *out
     return 0;
 }
 
-long syslog_octet_frame(const char *p, size_t n, size_t max, size_t *msg_off)
+/* Whether s[0..n) starts like the syslog message after a frame's PRI: an RFC 5424 VERSION
+ * ("1 "), an RFC 3164 month ("May "), or an ISO date ("2024-"). 1 yes, 0 no, -1 too short. */
+static int syslog_header_follows(const char *s, size_t n)
+{
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    if (n >= 1 && s[0] == '1')
+        return n < 2 ? -1 : s[1] == ' ';
+    if (n >= 1 && s[0] >= '2' && s[0] <= '9') {
+        for (size_t i = 1; i < 5; i++) {
+            if (i == n)
+                return -1;
+            if (i < 4 ? s[i] < '0' || s[i] > '9' : s[i] != '-')
+                return 0;
+        }
+        return 1;
+    }
+    if (n < 4)
+        return n && (s[0] < 'A' || s[0] > 'S') ? 0 : -1;
+    for (const char *m = months; *m; m += 3)
+        if (memcmp(s, m, 3) == 0)
+            return s[3] == ' ';
+    return 0;
+}
+
+long syslog_octet_frame(const char *s, size_t n, size_t max, bool strict, bool eof, size_t *off,
+                        size_t *body)
 {
     size_t i = 0, len = 0;
-    if (n == 0)
-        return 0;
-    if (p[0] < '1' || p[0] > '9')
+    while (i < n && i < 10 && s[i] >= '0' && s[i] <= '9')
+        len = len * 10 + (size_t)(s[i++] - '0');
+    if (i == 10 || s[0] == '0')
         return -1;
-    for (; i < n && is_digit(p[i]); i++) {
-        if (i == 9)
-            return -1;
-        len = len * 10 + (size_t)(p[i] - '0');
-        if (len > max)
-            return -1; /* More digits only make it larger. */
-    }
     if (i == n)
-        return 0;
-    if (p[i] != ' ')
+        return eof ? -1 : 0;
+    if (s[i] != ' ')
         return -1;
-    if (n - i - 1 < len)
-        return 0;
-    *msg_off = i + 1;
-    return (long)(i + 1 + len);
+    size_t j = i + 1; /* The PRI: '<', 1 to 3 digits, '>'. */
+    if (j == n)
+        return eof ? -1 : 0;
+    if (s[j] != '<')
+        return -1;
+    size_t digits = ++j;
+    while (j < n && j < digits + 3 && s[j] >= '0' && s[j] <= '9')
+        j++;
+    if (j == n)
+        return eof ? -1 : 0;
+    if (j == digits || s[j] != '>')
+        return -1;
+    *off = i + 1;
+    if (len < j + 1 - *off)
+        return -1; /* Shorter than its own PRI. */
+    if (strict) {
+        size_t hdr = *off + len - (j + 1); /* The frame's bytes after the PRI. */
+        size_t here = n - (j + 1);
+        int h = syslog_header_follows(s + j + 1, here < hdr ? here : hdr);
+        if (h == 0 || (h < 0 && (eof || here >= hdr)))
+            return -1;
+        if (h < 0)
+            return 0;
+    }
+    *body = len < max ? len : max;
+    if (*body < j + 1 - *off)
+        return -1; /* A PRI longer than --max-line: never a frame worth skipping for. */
+    if (n - *off < *body)
+        return eof ? -1 : 0;
+    return (long)(*off + len);
 }
 
 /* ---- Fields ---- */

@@ -41,11 +41,16 @@ struct syslog_msg {
  * message). Returns -1 when p is not a syslog message (no valid PRI). */
 int syslog_parse(const char *p, size_t n, int64_t now_ms, struct syslog_msg *out);
 
-/* RFC 6587 octet counting: p starts with MSG-LEN (1-9 digits, no leading zero) and a space.
- * Returns the frame's total length (prefix included) and sets *msg_off to where the message
- * starts; 0 when more bytes are needed to tell; -1 when p is not octet-counted (so it is a
- * newline-framed line) or MSG-LEN exceeds max. */
-long syslog_octet_frame(const char *p, size_t n, size_t max, size_t *msg_off);
+/* RFC 6587 octet counting, as the log port frames it: an octet-counted frame at s ("LEN <PRI>...",
+ * LEN of 1 to 9 digits without a leading zero, PRI of 1 to 3 digits; with strict, a syslog
+ * header after the PRI too: "1 ", a month, or an ISO date). Returns the frame's total length,
+ * with the message at s[*off..], of which the first *body bytes are here to keep: all of it, or
+ * max when the frame is longer (the caller skips the rest, once the kept part has parsed as
+ * syslog). Returns 0 while more bytes are needed to tell or to complete the kept part (never
+ * when eof: the input ends at n), and -1 when s is a plain line ("12 apples", "20240501 <WARN>
+ * disk full", "404 <3> GET /"). */
+long syslog_octet_frame(const char *s, size_t n, size_t max, bool strict, bool eof, size_t *off,
+                        size_t *body);
 
 /* The message's metadata as fields for the stored text: " host=H app=A procid=P msgid=M
  * facility=F" (absent parts left out; F a name such as local0 or daemon) followed by each

@@ -1,5 +1,6 @@
 /* fuzz_binary.c - arbitrary bytes as a binary-protocol stream and as length-prefixed frames
- * (binary.h), walked the way the log port walks them (ingest.c).
+ * (binary.h), walked with the functions the log port walks them with (bin_frame_next,
+ * bin_length_frame), each answer checked against an independent reading of the bytes.
  *
  * Binary: header, length, payload, frame after frame; an untrusted header (bin_request_known
  * false) ends the stream as the server closes there, and a partial frame ends it as the server
@@ -86,9 +87,14 @@ struct frame {
 static bool walk_binary(const uint8_t *data, size_t n, size_t *at, struct frame *fr, size_t *nfr,
                         bool check)
 {
-    while (n - *at >= BIN_HEADER) {
+    for (;;) {
         const unsigned char *s = data + *at;
-        struct bin_header h = bin_header_read(s);
+        struct bin_header h;
+        int got = bin_frame_next(s, n - *at, &h);
+        if (n - *at < BIN_HEADER) {
+            FUZZ_ASSERT(got == 0);
+            return true;
+        }
         FUZZ_ASSERT(h.version == s[0] && h.command == s[1]);
         FUZZ_ASSERT(h.length == (s[2] << 8 | s[3]));
         FUZZ_ASSERT(h.seq == bin_get32(s + 4));
@@ -99,9 +105,10 @@ static bool walk_binary(const uint8_t *data, size_t n, size_t *at, struct frame 
             bin_header_write(w, h.command, h.length, h.seq);
             FUZZ_ASSERT(w[0] == BIN_VERSION && memcmp(w + 1, s + 1, BIN_HEADER - 1) == 0);
         }
+        FUZZ_ASSERT(got == (!known ? -1 : n - *at - BIN_HEADER < h.length ? 0 : 1));
         if (!known)
             return false; /* The server answers and closes. */
-        if (n - *at - BIN_HEADER < h.length)
+        if (got == 0)
             return true; /* Partial: the server waits for the rest. */
         if (*nfr < FRAMES_MAX)
             fr[*nfr] = (struct frame){*at, h};
@@ -113,7 +120,6 @@ static bool walk_binary(const uint8_t *data, size_t n, size_t *at, struct frame 
         *at += BIN_HEADER + h.length;
         FUZZ_ASSERT(*at <= n);
     }
-    return true;
 }
 
 static void fuzz_binary_frames(const uint8_t *data, size_t size)
@@ -139,12 +145,23 @@ static void fuzz_binary_frames(const uint8_t *data, size_t size)
 static void fuzz_length_frames(const uint8_t *data, size_t size)
 {
     size_t at = 0, frames = 0, bytes = 0;
-    while (size - at >= 4) {
-        size_t len = bin_get32(data + at);
-        if (len > BIN_FRAME_MAX)
+    size_t max = size ? 1 + data[size - 1] * 4 : 1; /* --max-line, sometimes under a frame */
+    for (;;) {
+        size_t len = 0;
+        long fl = bin_length_frame(data + at, size - at, max, &len);
+        if (size - at < 4) {
+            FUZZ_ASSERT(fl == 0);
+            break;
+        }
+        FUZZ_ASSERT(len == bin_get32(data + at));
+        if (len > BIN_FRAME_MAX) {
+            FUZZ_ASSERT(fl == -1);
             break; /* "frame too large" and the connection closes. */
+        }
+        size_t kept = len < max ? len : max;
+        FUZZ_ASSERT(fl == (size - at - 4 < kept ? 0 : (long)(4 + kept)));
         if (size - at - 4 < len)
-            break; /* Partial. */
+            break; /* Partial (or cut at max: the rest is skipped as it arrives). */
         at += 4;
         if (len) {
             char *p = malloc(len);

@@ -2,6 +2,7 @@
  * STRUCTURED-DATA: the parser's slices stay inside the input and within the RFC 5424 field
  * limits, the fields text stays within its cap and is clean text cut only between fields, and
  * octet framing answers consistently for every prefix. Builds with syslog.c alone. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,37 +140,40 @@ static void check_msg(const char *p, size_t n, int64_t now)
     free(full);
 }
 
-/* Octet framing: the answer for a prefix is final once it is not 0 (need more). */
-static void check_frame(const char *p, size_t n, size_t max)
+/* Octet framing, as the log port calls it (syslog_octet_frame, both first-frame strictness
+ * and later frames): a frame's fields lie in the input and agree with its digits; the answer
+ * for a prefix is final once it is not 0 (need more); at the end of input it is never 0. */
+static void check_frame(const char *p, size_t n, size_t max, bool strict)
 {
-    size_t off = 0;
-    long r = syslog_octet_frame(p, n, max, &off);
+    size_t off = 0, body = 0;
+    long r = syslog_octet_frame(p, n, max, strict, false, &off, &body);
     fz_assert(r >= -1);
     if (r > 0) {
-        fz_assert(off >= 2 && off <= 10 && (size_t)r <= n && (size_t)r >= off);
-        fz_assert(p[0] >= '1' && p[0] <= '9' && p[off - 1] == ' ');
+        fz_assert(off >= 2 && off <= 10 && off + body <= n && (size_t)r >= off + body);
+        fz_assert(p[0] >= '1' && p[0] <= '9' && p[off - 1] == ' ' && p[off] == '<');
         size_t len = 0;
         for (size_t i = 0; i + 1 < off; i++) {
             fz_assert(p[i] >= '0' && p[i] <= '9');
             len = len * 10 + (size_t)(p[i] - '0');
         }
-        fz_assert(len == (size_t)r - off && len <= max);
-        size_t off2 = 0;
-        fz_assert(syslog_octet_frame(p, (size_t)r, max, &off2) == r && off2 == off);
-        fz_assert(syslog_octet_frame(p, (size_t)r - 1, max, &off2) == 0);
-        check_msg(p + off, (size_t)r - off, 1764158400000LL);
+        fz_assert(len == (size_t)r - off && body == (len < max ? len : max));
+        /* The kept part is all it needs (strict may have looked at more to see the header). */
+        size_t off2 = 0, body2 = 0;
+        if (!strict)
+            fz_assert(syslog_octet_frame(p, off + body, max, false, false, &off2, &body2) == r &&
+                      off2 == off && body2 == body);
+        check_msg(p + off, body, 1764158400000LL);
     }
     long prev = 0;
-    for (size_t k = 0; k <= n && k <= 16; k++) {
-        long rk = syslog_octet_frame(p, k, max, &off);
+    for (size_t k = 1; k <= n && k <= 24; k++) {
+        long rk = syslog_octet_frame(p, k, max, strict, false, &off, &body);
+        fz_assert(syslog_octet_frame(p, k, max, strict, true, &off, &body) != 0);
         if (prev == -1)
             fz_assert(rk == -1);
         if (prev > 0)
             fz_assert(rk == prev);
         prev = rk;
     }
-    if (r == 0)
-        fz_assert(prev == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -185,7 +189,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t span = (uint64_t)(TS_MAX - TS_MIN) + 4 * (uint64_t)MS_PER_DAY;
     check_msg(p, size, TS_MIN - 2 * MS_PER_DAY + (int64_t)(h % span));
     static const size_t maxes[4] = {0, 64, 8192, (size_t)-1};
-    check_frame(p, size, maxes[h >> 62]);
+    check_frame(p, size, maxes[h >> 62], h & 1);
     /* The bytes as STRUCTURED-DATA and header fields of a struct built by hand. */
     struct syslog_msg m = {.format = SYSLOG_5424,
                            .host = p,

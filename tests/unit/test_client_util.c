@@ -341,10 +341,13 @@ TEST(generator_syslog)
         CHECK(end - q > 4 && memcmp(q, "- - ", 4) == 0);
         text += (size_t)(end - q - 4);
         /* And the server's own parsers agree: one frame, RFC 5424, the level, the time. */
-        size_t msg_off = 0;
+        size_t msg_off = 0, body = 0;
         struct syslog_msg m;
         const char *rec = g.data + g.off[i];
-        CHECK_EQ_INT(syslog_octet_frame(rec, (size_t)(end - rec), 1 << 20, &msg_off), end - rec);
+        CHECK_EQ_INT(
+            syslog_octet_frame(rec, (size_t)(end - rec), 1 << 20, true, true, &msg_off, &body),
+            end - rec);
+        CHECK_EQ_INT(body, (size_t)(end - rec) - msg_off);
         CHECK_EQ_INT(syslog_parse(rec + msg_off, (size_t)(end - rec) - msg_off, 0, &m), 0);
         CHECK_EQ_INT(m.format, SYSLOG_5424);
         CHECK_EQ_INT(m.facility, 16); /* local0 */

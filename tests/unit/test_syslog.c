@@ -839,52 +839,62 @@ TEST(fields_cap)
     CHECK_EQ_INT(syslog_fields(&m, NULL, 0), 0);
 }
 
+/* The framer the log port calls (tcp.c): syslog_octet_frame. */
+static long frame(const char *f, size_t max, bool strict, bool eof, size_t *off, size_t *body)
+{
+    /* In a buffer of exactly its size, so ASan sees any read past it. */
+    size_t n = strlen(f);
+    char *b = malloc(n ? n : 1);
+    memcpy(b, f, n);
+    long r = syslog_octet_frame(b, n, max, strict, eof, off, body);
+    free(b);
+    return r;
+}
+
 TEST(octet_frame)
 {
     const char *f = "17 <13>1 - - - - - -";
-    size_t off = 0, n = strlen(f);
-    CHECK_EQ_INT(syslog_octet_frame(f, n, 8192, &off), 20);
+    size_t off = 0, body = 0, n = strlen(f);
+    CHECK_EQ_INT(frame(f, 8192, true, false, &off, &body), 20);
     CHECK_EQ_INT(off, 3);
+    CHECK_EQ_INT(body, 17);
     struct syslog_msg m;
-    CHECK_EQ_INT(syslog_parse(f + off, 17, NOW, &m), 0);
+    CHECK_EQ_INT(syslog_parse(f + off, body, NOW, &m), 0);
     CHECK_EQ_INT(m.format, SYSLOG_5424);
-    /* Need more at every prefix, each in a buffer of exactly its size. */
-    for (size_t k = 0; k < n; k++) {
-        char *b = malloc(k ? k : 1);
-        memcpy(b, f, k);
-        off = 99;
-        CHECK_EQ_INT(syslog_octet_frame(b, k, 8192, &off), 0);
-        CHECK_EQ_INT(off, 99);
-        free(b);
+    /* Need more at every prefix, and a plain line when the input ends there. */
+    for (size_t k = 1; k < n; k++) {
+        char pre[32];
+        memcpy(pre, f, k);
+        pre[k] = 0;
+        CHECK_EQ_INT(frame(pre, 8192, true, false, &off, &body), 0);
+        CHECK_EQ_INT(frame(pre, 8192, true, true, &off, &body), -1);
     }
-    /* Bytes after the frame belong to the next one. */
-    const char *two = "12 <13>1 - - - 4 <0>x";
-    CHECK_EQ_INT(syslog_octet_frame(two, strlen(two), 8192, &off), 15);
+    /* Bytes after the frame belong to the next one; later frames need no header (not strict). */
+    const char *two = "12 <13>1 - - - 9 <14>x y z";
+    CHECK_EQ_INT(frame(two, 8192, true, false, &off, &body), 15);
+    CHECK_EQ_INT(frame(two + 15, 8192, false, false, &off, &body), 11);
+    CHECK_EQ_INT(off, 2);
+    CHECK_EQ_INT(body, 9);
+    CHECK_EQ_INT(frame(two + 15, 8192, true, false, &off, &body), -1); /* "x y" is no header */
+    /* Plain lines that start with digits. */
+    CHECK_EQ_INT(frame("12 apples and 3 pears", 8192, false, false, &off, &body), -1);
+    CHECK_EQ_INT(frame("20240501 <4> disk full", 8192, true, false, &off, &body), -1);
+    CHECK_EQ_INT(frame("404 <3> GET /", 8192, true, false, &off, &body), -1);
+    CHECK_EQ_INT(frame("012 <13>1 x", 8192, false, false, &off, &body), -1);    /* leading zero */
+    CHECK_EQ_INT(frame("1000000000 <1>", 8192, false, false, &off, &body), -1); /* 10 digits */
+    CHECK_EQ_INT(frame("3 <13>", 8192, false, false, &off, &body), -1);   /* shorter than PRI */
+    CHECK_EQ_INT(frame("6 <1234>", 8192, false, false, &off, &body), -1); /* 4-digit PRI */
+    /* RFC 3164 and ISO headers count as syslog for the first frame. */
+    CHECK_EQ_INT(frame("13 <13>May 1 x y", 8192, true, false, &off, &body), 16);
+    CHECK_EQ_INT(frame("15 <13>2024-05-01 x", 8192, true, false, &off, &body), 18);
+    /* Longer than max: the first max bytes are kept, the frame's length says what to skip. */
+    CHECK_EQ_INT(frame("20 <13>1 abcdefghijklmno", 10, true, false, &off, &body), 23);
     CHECK_EQ_INT(off, 3);
-    CHECK_EQ_INT(syslog_octet_frame(two + 15, strlen(two) - 15, 8192, &off), 6);
-    CHECK_EQ_INT(off, 2);
-    CHECK_EQ_INT(syslog_octet_frame(two + 15, strlen(two) - 16, 8192, &off), 0);
-    CHECK_EQ_INT(syslog_octet_frame("1 x", 3, 8192, &off), 3);
-    CHECK_EQ_INT(off, 2);
-    CHECK_EQ_INT(syslog_octet_frame("1 \n", 3, 8192, &off), 3); /* any bytes */
-    /* MSG-LEN equal to max, one over, far over before the space arrives. */
-    CHECK_EQ_INT(syslog_octet_frame("5 abcde", 7, 5, &off), 7);
-    CHECK_EQ_INT(syslog_octet_frame("6 abcdef", 8, 5, &off), -1);
-    CHECK_EQ_INT(syslog_octet_frame("6", 1, 5, &off), -1);
-    CHECK_EQ_INT(syslog_octet_frame("99999", 5, 8192, &off), -1);
-    CHECK_EQ_INT(syslog_octet_frame("8192 ", 5, 8192, &off), 0);
-    CHECK_EQ_INT(syslog_octet_frame("8193", 4, 8192, &off), -1);
-    /* Nine digits at most. */
-    CHECK_EQ_INT(syslog_octet_frame("999999999", 9, (size_t)-1, &off), 0);
-    CHECK_EQ_INT(syslog_octet_frame("999999999 ", 10, (size_t)-1, &off), 0);
-    CHECK_EQ_INT(syslog_octet_frame("1000000000", 10, (size_t)-1, &off), -1);
-    CHECK_EQ_INT(syslog_octet_frame("1000000000 x", 12, (size_t)-1, &off), -1);
-    /* Not octet-counted: a leading zero, a non-digit, no space after the digits. */
-    static const char *bad[] = {
-        "0 ", "012 <13>x", "<13>1 - - - - - -", " 12 x", "12x", "12\n", "-1 x", "a", "1a 2"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        CHECK_EQ_INT(syslog_octet_frame(bad[i], strlen(bad[i]), 8192, &off), -1);
-    CHECK_EQ_INT(syslog_octet_frame("12  x", 5, 8192, &off), 0); /* The MSG starts with a space. */
+    CHECK_EQ_INT(body, 10);
+    CHECK_EQ_INT(frame("20 <13>1 abcdef", 10, true, false, &off, &body), 23); /* kept part here */
+    CHECK_EQ_INT(frame("20 <13>1 ab", 10, true, false, &off, &body), 0);
+    /* A PRI longer than max is never worth skipping a frame for. */
+    CHECK_EQ_INT(frame("10 <134>1 abcde", 3, true, false, &off, &body), -1);
 }
 
 int main(void)
