@@ -181,3 +181,45 @@ def test_http_refuses_what_tcp_answers_with_an_error(server, line, status):
     assert resp.startswith(b"HTTP/1.1 %d" % status), resp
     assert b"line 2" in resp, resp
     assert s.count("zzref") == 0
+
+
+def test_acknowledgements_are_pushed_to_every_reactor_in_request_order(server):
+    """Durability is pushed: writers on several reactors (TCP framed lines and HTTP posts at
+    once) each get exactly their replies, in request order, and an acknowledged line can be
+    found the moment its reply arrives."""
+    s = server("--threads", "2")
+    results = {}
+
+    def tcp_client(k):
+        with s.connect_log() as c:
+            ids = []
+            for burst in range(20):
+                lines = [b"LOG|INFO|1700000000|push c%d b%d n%d" % (k, burst, i)
+                         for i in range(50)]
+                c.sendall(b"".join(l + b"\n" for l in lines))
+                for r in c.readlines(50):
+                    assert r.startswith(b"OK|"), r
+                    ids.append(int(r[3:]))
+            results[("tcp", k)] = ids
+
+    def http_client(k):
+        for burst in range(10):
+            body = [b"push h%d b%d n%d" % (k, burst, i) for i in range(30)]
+            send_http(s, body)
+        results[("http", k)] = True
+
+    import threading
+    threads = [threading.Thread(target=tcp_client, args=(k,)) for k in range(6)] + \
+        [threading.Thread(target=http_client, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+        assert not t.is_alive()
+    for k in range(6):
+        ids = results[("tcp", k)]
+        assert len(ids) == 1000 and ids == sorted(ids) and len(set(ids)) == 1000
+        # The last acknowledged line of each client is already queryable.
+        assert s.count('"push c%d b19 n49"' % k) == 1
+    assert results[("http", 0)] and results[("http", 1)]
+    assert s.count("push") == 6 * 1000 + 2 * 10 * 30
