@@ -20,6 +20,8 @@
 #   BENCH_QUERY_RUNS [20]        requests per query benchmark
 #   LOGCASTERD_ARGS []           extra server options, e.g. "--threads 2"
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 build=${1:?usage: bench/run.sh BUILD_DIR}
 server_bin=$build/logcasterd
@@ -40,85 +42,9 @@ for f in "$server_bin" "$client_bin"; do
     [[ -x $f ]] || { echo "bench: $f not found; run make first" >&2; exit 1; }
 done
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/logcaster-bench.XXXXXX")
-server_pid=
-log_port=
-query_port=
-run_no=0
+bench_init
 
-stop_server() {
-    if [[ -n $server_pid ]]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=
-    fi
-}
-cleanup() {
-    stop_server
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-die() {
-    echo "bench: $*" >&2
-    exit 1
-}
-
-# Start a fresh server and wait (10 s at most) for both "listening" lines on its stdout.
-start_server() {
-    run_no=$((run_no + 1))
-    local dir=${reuse_dir:-$work/data.$run_no} out=$work/server.$run_no.out
-    local err=$work/server.$run_no.err
-    last_dir=$dir
-    mkdir -p "$dir"
-    "$server_bin" --bind 127.0.0.1 --log-port 0 --query-port 0 --irc-port -1 --http-port -1 \
-        --log-conn-rate 0 --query-conn-rate 0 --irc-conn-rate 0 --http-conn-rate 0 \
-        --data-dir "$dir" \
-        ${server_extra[@]+"${server_extra[@]}"} ${run_extra[@]+"${run_extra[@]}"} >"$out" \
-        2>"$err" &
-    server_pid=$!
-    for _ in $(seq 200); do
-        if ! kill -0 "$server_pid" 2>/dev/null; then
-            wait "$server_pid" 2>/dev/null || true
-            server_pid=
-            cat "$err" >&2
-            die "logcasterd exited during start-up"
-        fi
-        log_port=$(sed -n 's/^listening log .*:\([0-9][0-9]*\)$/\1/p' "$out" | head -n1)
-        query_port=$(sed -n 's/^listening query .*:\([0-9][0-9]*\)$/\1/p' "$out" | head -n1)
-        http_port=$(sed -n 's/^listening http .*:\([0-9][0-9]*\)$/\1/p' "$out" | head -n1)
-        [[ -n $log_port && -n $query_port ]] && return 0
-        sleep 0.05
-    done
-    die "logcasterd did not print both 'listening' lines within 10 s"
-}
-
-# Peak resident set size of the running server, in MB.
-server_peak_mb() {
-    awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$server_pid/status" 2>/dev/null || echo "?"
-}
-
-# Run the client against the current server; stdout is returned, stderr kept for errors.
-client() {
-    local err=$work/client.err rc=0 out
-    out=$(timeout "$step_timeout" "$client_bin" --log-port "$log_port" --query-port "$query_port" \
-        --timeout 10 "$@" 2>"$err") || rc=$?
-    if [[ $rc -ne 0 ]]; then
-        echo "bench: logcaster $* failed (exit $rc):" >&2
-        sed 's/^/  /' "$err" >&2
-        kill -0 "$server_pid" 2>/dev/null || echo "  (logcasterd is no longer running)" >&2
-    fi
-    cat "$err" >>"$work/client.log"
-    printf '%s\n' "$out"
-    return $rc
-}
-
-# Pick key=value out of a result line.
-field() { sed -n "s|.*[[:space:]]$1=\([^[:space:]]*\).*|\1|p" <<<"$2"; }
-
-cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || true)
-echo "LogCaster benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs${cpu:+ ($cpu)}, $build"
+echo "LogCaster benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(bench_machine), $build"
 echo "Client and server share the machine; the client sends from one epoll thread."
 echo "Each ingest run starts a fresh server and sends $lines lines of about 120 bytes; each row"
 echo "is the median (by lines/s) of $repeat runs. 'seconds' runs from the first byte until COUNT"
@@ -351,7 +277,6 @@ if [[ $irc_clients -gt 0 ]]; then
     echo
     echo "IRC: $irc_clients clients joined to #logs-all"
     run_extra=(--irc-port 0 --irc-stream-rate 1000000)
-    irc_port_of() { sed -n 's/^listening irc .*:\([0-9][0-9]*\)$/\1/p' "$work/server.$run_no.out" | head -n1; }
     start_server
     res=$(client bench-irc --irc-port "$(irc_port_of)" --clients "$irc_clients" --rate 20000 \
         --seconds 5) || true
@@ -381,7 +306,6 @@ if [[ $irc_clients -gt 0 ]]; then
         stop_server
     done
     run_extra=()
-    median_of() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
     base=$(median_of "${bases[@]}")
     with=$(median_of "${withs[@]}")
     echo "  ingest lines/s without IRC clients ($repeat runs): ${bases[*]}; median $base"
