@@ -2,12 +2,13 @@
  *
  * Each event is `id: <entry id>`, `event: log`, `data: <entry JSON>`. A reconnecting
  * EventSource sends Last-Event-ID and continues after that entry (at most BACKLOG_MAX entries
- * back). The stream follows the store: every time entries become durable the tail scans the
- * new ones with its query and sends them as fast as the reader takes them. A reader whose
- * unsent output stays at --out-limit for STALL_MS is disconnected, and one more than
- * BACKLOG_MAX entries behind skips ahead (an "event: skipped"): it never slows ingest or
- * anyone else. A comment line every 15 s keeps proxies and the idle timeout from closing a
- * quiet stream. */
+ * back). A tail subscribes to the ingest fan-out (ingest/fanout.h): committed entries arrive
+ * in its queue once, are matched with its query and sent as fast as the reader takes them.
+ * Only history is read from the store: what Last-Event-ID asks for, and the entries that were
+ * already on their way when the tail subscribed. A reader whose unsent output stays at
+ * --out-limit for STALL_MS is disconnected, and one more than BACKLOG_MAX entries behind skips
+ * ahead (an "event: skipped"): it never slows ingest or anyone else. A comment line every 15 s
+ * keeps proxies and the idle timeout from closing a quiet stream. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "core/log.h"
 #include "core/server.h"
 #include "http/http.h"
+#include "ingest/fanout.h"
 #include "ingest/pipeline.h"
 #include "proto/json.h"
 #include "query/qry.h"
@@ -35,7 +37,9 @@ struct tail_job {
     int64_t last_write_ms;
     int64_t stalled_ms; /* Since when the output has been full (0: it is not). */
     struct buf out;
-    struct ingest_waiter waiter; /* For the writer's next commit. */
+    struct ingest_sub sub;       /* Committed entries, as they come. */
+    bool fed;                    /* The queue has delivered: no more waiting for commits. */
+    struct ingest_waiter waiter; /* Until then: the writer's next commit. */
 };
 
 static bool tail_visit(void *arg, const struct lc_entry *e)
@@ -63,41 +67,69 @@ static void tail_send(struct http_conn *h)
     j->last_write_ms = mono_ms();
 }
 
+/* An entry from the queue: sent if it is news to this tail and matches. */
+static bool tail_take(void *arg, const struct lc_entry *e)
+{
+    struct tail_job *j = arg;
+    if (e->id < j->next_id)
+        return true; /* Read from the store already. */
+    j->next_id = e->id + 1;
+    return qry_match(j->q, e) ? tail_visit(j, e) : true;
+}
+
+/* Read [next_id, hi] from the store: history, or entries on their way at subscription. True
+ * when more is to come on the next turn. */
+static bool tail_history(struct http_conn *h, uint64_t hi)
+{
+    struct tail_job *j = h->hs;
+    if (hi - j->next_id >= BACKLOG_MAX) {
+        uint64_t skip = hi - j->next_id + 1 - BACKLOG_MAX;
+        buf_printf(&j->out, "event: skipped\ndata: {\"skipped\":%" PRIu64 "}\n\n", skip);
+        j->next_id += skip;
+    }
+    uint64_t resume = 0;
+    int rc = store_scan(conn_store(h->c), j->q, j->next_id, hi, true, TAIL_BUDGET, tail_visit, j,
+                        &resume);
+    j->next_id = j->chunk_full ? j->last_seen + 1 : rc == 1 ? hi + 1 : resume;
+    return j->chunk_full || rc == 0;
+}
+
 /* Send what is new, a chunk at a time, as fast as the reader takes it. A full output pauses
  * the tail until it drains (resume); the tick drops a reader that stays full. */
 static void tail_resume(struct http_conn *h)
 {
     struct tail_job *j = h->hs;
-    struct store *st = conn_store(h->c);
     if (conn_out_full(h->c)) {
         if (!j->stalled_ms)
             j->stalled_ms = mono_ms();
         return;
     }
     j->stalled_ms = 0;
-    uint64_t done = store_done_id(st);
-    if (done >= j->next_id && done - j->next_id >= BACKLOG_MAX) {
-        uint64_t skip = done - j->next_id + 1 - BACKLOG_MAX;
-        buf_printf(&j->out, "event: skipped\ndata: {\"skipped\":%" PRIu64 "}\n\n", skip);
-        j->next_id += skip;
+    j->chunk_full = false;
+    uint64_t dropped;
+    ingest_sub_take(&j->sub, 0, NULL, NULL, &dropped);
+    uint64_t first = ingest_sub_next_id(&j->sub);
+    if (dropped) { /* It fell BACKLOG_MAX behind: the queue let the oldest go. */
+        buf_printf(&j->out, "event: skipped\ndata: {\"skipped\":%" PRIu64 "}\n\n", dropped);
+        if (j->next_id < first)
+            j->next_id = first;
     }
-    if (done >= j->next_id) {
-        uint64_t resume = 0;
-        j->chunk_full = false;
-        int rc = store_scan(st, j->q, j->next_id, done, true, TAIL_BUDGET, tail_visit, j, &resume);
-        j->next_id = j->chunk_full ? j->last_seen + 1 : rc == 1 ? done + 1 : resume;
-        tail_send(h);
-        if (conn_out_full(h->c)) {
-            j->stalled_ms = mono_ms();
-            return; /* Continues when the output drains. */
-        }
-        if (j->chunk_full || rc == 0) {
-            conn_schedule_resume(h->c); /* More to send: on the next turn. */
-            return;
-        }
+    /* Everything before the queue's first entry is decided: the store has it. */
+    uint64_t hi = first ? first - 1 : store_done_id(conn_store(h->c));
+    bool more = j->next_id <= hi && tail_history(h, hi);
+    if (!more && first) {
+        j->fed = true;
+        ingest_sub_take(&j->sub, SIZE_MAX, tail_take, j, &dropped);
+        more = j->chunk_full;
     }
     tail_send(h);
-    if (ingest_wait_conn(h->c, &j->waiter, 0) < 0)
+    if (conn_out_full(h->c)) {
+        j->stalled_ms = mono_ms();
+        return; /* Continues when the output drains. */
+    }
+    if (more)
+        conn_schedule_resume(h->c); /* More to send: on the next turn. */
+    else if (!j->fed && ingest_wait_conn(h->c, &j->waiter, 0) < 0)
         conn_abort(h->c, NULL); /* Out of memory: a tail that can never wake is no tail. */
 }
 
@@ -117,10 +149,16 @@ static void tail_tick(struct http_conn *h, int64_t now)
     }
 }
 
+static void tail_notify(struct ingest_sub *sub)
+{
+    conn_schedule_resume(sub->arg);
+}
+
 static void tail_cleanup(struct http_conn *h)
 {
     struct tail_job *j = h->hs;
     ingest_wait_cancel(&j->waiter);
+    ingest_unsubscribe(&j->sub);
     qry_free(j->q);
     buf_free(&j->out);
     free(j);
@@ -166,6 +204,15 @@ void http_get_tail(struct http_conn *h)
             j->next_id = id + 1;
     }
     j->last_write_ms = mono_ms();
+    j->sub.notify = tail_notify;
+    j->sub.arg = h->c;
+    j->sub.max_entries = BACKLOG_MAX;
+    if (ingest_subscribe(conn_loop(h->c), &j->sub) < 0) {
+        qry_free(q);
+        free(j);
+        http_reply_error(h, 503, "out of memory subscribing to new entries");
+        return;
+    }
     http_park(h, tail_resume, tail_cleanup, j);
     h->on_tick = tail_tick;
     http_begin(h, 200, "text/event-stream", "X-Accel-Buffering: no\r\n");

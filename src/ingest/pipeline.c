@@ -16,34 +16,15 @@
 
 #include "core/ev.h"
 #include "core/log.h"
+#include "ingest/ingest_internal.h"
 #include "ingest/pipeline.h"
 #include "store/store.h"
-
-#define FAILED_KEEP 64 /* Failed ranges a reactor remembers (as the store does). */
-
-struct reactor {
-    struct ev_io io; /* The eventfd, once a waiter has named the thread's loop. */
-    struct ev_loop *loop;
-    struct reactor *next; /* In the registry. */
-
-    pthread_mutex_t mu; /* Guards the inbox: the writer thread fills it. */
-    uint64_t in_done;   /* Every id up to this is decided. */
-    struct store_range *in_failed;
-    size_t nin_failed, capin_failed;
-
-    /* The thread's own, read without a lock. */
-    uint64_t done;
-    struct store_range failed[FAILED_KEEP];
-    size_t nfailed, failed_pos;
-    struct ingest_waiter **heap; /* Min-heap on id (0 first: "the next commit"). */
-    size_t nheap, capheap;
-};
 
 static struct store *sink; /* Set once by main, before any carrier runs. */
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct reactor *registry;
 
-static __thread struct reactor *tls_reactor;
+__thread struct reactor *tls_reactor;
 static pthread_key_t reactor_key; /* Its destructor leaves the registry when a thread ends. */
 static pthread_once_t reactor_key_once = PTHREAD_ONCE_INIT;
 
@@ -60,6 +41,7 @@ static void reactor_free(void *p)
     if (r->loop)
         ev_io_set(r->loop, &r->io, 0);
     close(r->io.fd);
+    fanout_reactor_free(r);
     pthread_mutex_destroy(&r->mu);
     free(r->in_failed);
     free(r->heap);
@@ -73,7 +55,7 @@ static void reactor_key_init(void)
 }
 
 /* The calling thread's record, made on first use; NULL when out of resources. */
-static struct reactor *reactor_get(void)
+struct reactor *reactor_get(void)
 {
     struct reactor *r = tls_reactor;
     if (r)
@@ -100,16 +82,19 @@ static struct reactor *reactor_get(void)
     return r;
 }
 
-/* The writer thread, after each write run: every reactor learns the run's ranges. */
+/* The writer thread, after each write run: every reactor learns the run's ranges, and those
+ * with subscribers get the commits they decided. */
 static void on_commit(void *arg, const struct store_range *ranges, size_t n)
 {
     (void)arg;
     if (n == 0)
         return;
     uint64_t one = 1;
+    struct ingest_commit *decided = fanout_decided(ranges[n - 1].hi);
     pthread_mutex_lock(&registry_mu);
     for (struct reactor *r = registry; r; r = r->next) {
         pthread_mutex_lock(&r->mu);
+        fanout_post(r, decided);
         r->in_done = ranges[n - 1].hi;
         for (size_t i = 0; i < n; i++) {
             if (!ranges[i].failed)
@@ -132,6 +117,7 @@ static void on_commit(void *arg, const struct store_range *ranges, size_t n)
             log_warn("ingest: waking a reactor: %s", strerror(errno));
     }
     pthread_mutex_unlock(&registry_mu);
+    fanout_release(decided);
 }
 
 void ingest_init(struct store *s)
@@ -158,7 +144,7 @@ int ingest_submit(struct ingest_batch *b, struct server_counters *cnt, int slot,
         ingest_batch_reset(b);
         return -ENOMEM;
     }
-    int r = store_append(sink, e, n);
+    int r = fanout_append(sink, e, n);
     if (r < 0) {
         count(&cnt->lines_rejected, n);
         ingest_batch_reset(b);
@@ -263,7 +249,9 @@ static void reactor_wake(struct ev_loop *loop, struct ev_io *io, uint32_t events
             r->nfailed++;
     }
     r->nin_failed = 0;
+    struct commit_vec arrived = fanout_take_inbox(r);
     pthread_mutex_unlock(&r->mu);
+    fanout_deliver(r, arrived);
     /* A waiter may wait again from its wake: only those due now are taken, once each. */
     size_t due = 0;
     struct ingest_waiter *batch[64];
@@ -281,20 +269,28 @@ static void reactor_wake(struct ev_loop *loop, struct ev_io *io, uint32_t events
     } while (due == 64);
 }
 
-int ingest_wait(struct ev_loop *loop, struct ingest_waiter *w, uint64_t id)
+struct reactor *reactor_attach(struct ev_loop *loop)
 {
     struct reactor *r = reactor_get();
     if (!r)
-        return -ENOMEM;
+        return NULL;
     if (!r->loop) {
         r->loop = loop;
         r->io.cb = reactor_wake;
         if (ev_io_set(loop, &r->io, EV_READ) < 0) {
             r->loop = NULL;
-            return -ENOMEM;
+            return NULL;
         }
     }
     assert(r->loop == loop); /* A thread runs one loop. */
+    return r;
+}
+
+int ingest_wait(struct ev_loop *loop, struct ingest_waiter *w, uint64_t id)
+{
+    struct reactor *r = reactor_attach(loop);
+    if (!r)
+        return -ENOMEM;
     if (w->slot)
         heap_remove(r, w);
     if (r->nheap == r->capheap) {

@@ -227,9 +227,7 @@ static int irc_open(struct conn *c)
     cl->next = irc.clients;
     irc.clients = cl;
     conn_set_state(c, cl);
-    irc_logs_pump(); /* Entries stored before anyone listened are history, not news. */
-    /* Be woken for new log entries (out of memory: on its next resume instead). */
-    (void)ingest_wait_conn(c, &cl->log_waiter, 0);
+    irc.loop = conn_loop(c);
     return 0;
 }
 
@@ -238,7 +236,6 @@ static void irc_close(struct conn *c)
     struct irc_client *cl = conn_state(c);
     if (!cl)
         return;
-    ingest_wait_cancel(&cl->log_waiter);
     if (!cl->closing)
         irc_client_quit(cl, "Connection closed");
     for (struct irc_client **pp = &irc.clients; *pp; pp = &(*pp)->next) {
@@ -316,8 +313,6 @@ static void irc_resume(struct conn *c)
     if (!cl)
         return;
     irc_logs_pump();
-    if (!cl->closing && ingest_wait_conn(c, &cl->log_waiter, 0) < 0)
-        conn_abort(c, NULL); /* Out of memory: it would never hear of new lines. */
 }
 
 /* Silent clients are pinged, and dropped if the PING goes unanswered. */

@@ -25,6 +25,7 @@
 #include "core/buf.h"
 
 #include "core/server.h"
+#include "ingest/fanout.h"
 #include "ingest/pipeline.h"
 #include "store/entry.h"
 
@@ -40,7 +41,6 @@ struct qry;
 
 struct irc_client {
     struct conn *c;
-    struct ingest_waiter log_waiter; /* For the writer's next commit: new log lines. */
     char nick[IRC_NICKLEN + 1];
     char user[16];
     char realname[64];
@@ -101,8 +101,10 @@ struct irc_state {
     struct irc_chan *chans;
     struct store *store;
     const struct config *cfg;
-    const char *name;   /* Server name. */
-    uint64_t stream_id; /* Last entry id streamed into log channels. */
+    const char *name;      /* Server name. */
+    uint64_t stream_id;    /* Last entry id streamed into log channels (or replayed up to). */
+    struct ingest_sub sub; /* Committed entries, while any log channel has members. */
+    struct ev_loop *loop;  /* The one loop every IRC connection lives on. */
     int64_t started_ms;
 };
 

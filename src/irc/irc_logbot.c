@@ -163,6 +163,7 @@ void irc_logbot_command(struct irc_client *cl, const char *target, const char *t
                 ch->filter = q;
                 snprintf(ch->filter_text, sizeof(ch->filter_text), "%s", arg);
                 irc_logs_set_topic(ch);
+                irc_logs_pump(); /* A channel that now shows logs: the stream follows. */
                 char line[IRC_LINE_MAX];
                 int n =
                     snprintf(line, sizeof(line), IRC_LOGBOT " TOPIC %s :%s", ch->name, ch->topic);

@@ -2,11 +2,11 @@
  * #logs-* channels whose filter it matches; joining one (or LogBot's !tail) replays the newest
  * entries first. LogBot's !commands are in irc_logbot.c.
  *
- * The stream follows the store: each time the store reports progress, the entries stored
- * since the last pump are read back (in id order) and sent, with IRCv3 server-time and
- * message-tags for clients that asked for them. A channel over its rate limit sends a count
- * of suppressed lines instead; a client that cannot keep up is dropped (SendQ), never waited
- * for, so IRC never slows ingestion. */
+ * The stream is a subscriber of the ingest fan-out (ingest/fanout.h) while any log channel
+ * has members: each committed batch arrives once, in id order, and its entries are sent, with
+ * IRCv3 server-time and message-tags for clients that asked for them. A channel over its rate limit
+ * sends a count of suppressed lines instead; a client that cannot keep up is dropped (SendQ), never
+ * waited for, so IRC never slows ingestion. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -402,32 +402,65 @@ void irc_logs_chan_free(struct irc_chan *ch)
     }
 }
 
+static void stream_notify(struct ingest_sub *sub)
+{
+    (void)sub;
+    irc_logs_pump();
+}
+
+/* Whether some log channel has members: only then are committed entries worth copying. */
+static bool stream_wanted(void)
+{
+    for (struct irc_chan *ch = irc.chans; ch; ch = ch->next)
+        if (ch->is_log && ch->filter && ch->nmembers > 0)
+            return true;
+    return false;
+}
+
+/* Subscribe to committed entries while anyone listens, and not otherwise. Entries decided
+ * before the subscription are history (replay and !tail read them from the store). */
+static bool stream_follow(void)
+{
+    bool want = stream_wanted() && irc.loop;
+    if (!want && irc.sub.active)
+        ingest_unsubscribe(&irc.sub);
+    if (!want || irc.sub.active)
+        return want;
+    irc.sub.notify = stream_notify;
+    irc.sub.max_entries = PUMP_MAX;
+    if (ingest_subscribe(irc.loop, &irc.sub) < 0) {
+        log_warn("irc: out of memory subscribing to the log stream; live lines wait");
+        return false;
+    }
+    irc.stream_id = store_done_id(irc.store);
+    return true;
+}
+
+/* One committed entry from the subscription: relayed unless replayed already. arg: whether
+ * any channel has a listening member (else it is only passed over). */
+static bool pump_visit(void *arg, const struct lc_entry *e)
+{
+    if (e->id <= irc.stream_id)
+        return true; /* Sent by a replay (or !tail) that caught up with the store. */
+    irc.stream_id = e->id;
+    return *(bool *)arg ? stream_visit(NULL, e) : true;
+}
+
 void irc_logs_pump(void)
 {
-    uint64_t done = store_done_id(irc.store);
-    if (done <= irc.stream_id)
+    if (!stream_follow() || !ingest_sub_next_id(&irc.sub))
         return;
-    bool listening = false;
-    for (struct irc_chan *ch = irc.chans; ch && !listening; ch = ch->next)
-        listening = ch->is_log && ch->filter && ch->nmembers > 0;
-    uint64_t from = irc.stream_id + 1;
-    irc.stream_id = done;
     pump_gen++;
-    if (!listening)
-        return;
-    if (done - from + 1 > PUMP_MAX) {
-        /* A burst beyond what IRC can carry: relay the newest, count the rest. */
-        uint64_t skipped = done - from + 1 - PUMP_MAX;
+    bool ready = pump_prepare();
+    uint64_t dropped;
+    /* The queue holds about PUMP_MAX entries (its bound): take them all. */
+    ingest_sub_take(&irc.sub, SIZE_MAX, pump_visit, &ready, &dropped);
+    if (dropped) /* A burst beyond what IRC can carry: the newest go out, the rest are counted. */
         for (struct irc_chan *ch = irc.chans; ch; ch = ch->next)
             if (ch->is_log && ch->nmembers)
-                ch->suppressed += (int)(skipped > 1000000000 ? 1000000000 : skipped);
-        from = done - PUMP_MAX + 1;
-    }
-    if (!pump_prepare())
+                ch->suppressed += (int)(dropped > 1000000000 ? 1000000000 : dropped);
+    if (!ready)
         return;
-    uint64_t resume;
-    store_scan(irc.store, NULL, from, done, true, (size_t)PUMP_MAX + 1, stream_visit, NULL,
-               &resume);
     /* Each channel's entries go to each member in one copy. */
     int64_t now = mono_ms();
     for (struct irc_chan *ch = irc.chans; ch; ch = ch->next) {
@@ -466,13 +499,16 @@ static bool collect_visit(void *arg, const struct lc_entry *e)
 
 void irc_logs_replay(struct irc_client *cl, struct irc_chan *ch, int n)
 {
+    /* Catch the live stream up first (subscribing it, if this is its first listener); the
+     * replay then ends where the stream stands, and whatever comes after arrives live:
+     * nothing twice, nothing missed. */
+    irc_logs_pump();
     if (!ch->filter || n <= 0)
         return;
-    irc_logs_pump(); /* Catch the live stream up first, so nothing is sent twice. */
     struct collect c = {calloc((size_t)n, sizeof(struct irc_formatted)), 0, (size_t)n, ch->name};
     if (!c.rows)
         return;
-    uint64_t done = store_done_id(irc.store), resume;
+    uint64_t done = irc.sub.active ? irc.stream_id : store_done_id(irc.store), resume;
     if (done)
         store_scan(irc.store, ch->filter, 1, done, false, 1u << 22, collect_visit, &c, &resume);
     for (size_t i = c.n; i-- > 0;) /* Oldest first. */

@@ -14,6 +14,7 @@ import os
 import re
 import socket
 import subprocess
+import threading
 import time
 import urllib.parse
 
@@ -1378,6 +1379,74 @@ def test_tail_resumes_after_last_event_id(server):
         assert [e[0] for e in ev] == ids[2:5] + new
     finally:
         t.close()
+
+
+def test_tails_started_mid_stream_miss_nothing_and_repeat_nothing(server):
+    """The fan-out: tails that start while lines stream in get every matching entry from their
+    first one on, once each, in id order -- including entries that were on their way when the
+    tail subscribed, which only the store has (--fsync=always keeps batches on their way to
+    the writer longer)."""
+    s = server("--fsync", "always")
+    acked = []
+    stop = threading.Event()
+
+    lock = threading.Lock()
+
+    def sender(k):
+        # Two batches in flight at a time, so some are always on their way to the writer.
+        with LineConn(s.log_port) as c:
+            sent = []
+            for b in range(k, 400, 4):
+                if stop.is_set():
+                    return
+                level = "ERROR" if b % 2 else "INFO"
+                c.sendall("".join("LOG|%s|-|midstream %d.%d\n" % (level, b, i)
+                                  for i in range(50)))
+                sent.append(level)
+                time.sleep(0.01)
+                if len(sent) == 2:
+                    got = [c.readline().decode() for _ in range(50)]
+                    assert all(r.startswith("OK|") for r in got), got
+                    with lock:
+                        acked.extend((int(r[3:]), sent[0]) for r in got)
+                    sent.pop(0)
+            for level in sent:
+                got = [c.readline().decode() for _ in range(50)]
+                with lock:
+                    acked.extend((int(r[3:]), level) for r in got)
+
+    senders = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
+    for t in senders:
+        t.start()
+    tails = []
+    try:
+        for query in ("midstream", "midstream level:ERROR"):
+            time.sleep(0.2)
+            # Continue after the newest acknowledged line: everything after it must arrive,
+            # from the store (decided before the tail subscribed, or on its way then) or from
+            # the fan-out.
+            with lock:
+                last = max(i for i, _ in acked)
+            tail = Tail(s.http_port, query, headers=[("Last-Event-ID", str(last))])
+            tail.start()
+            tails.append((query, tail, last))
+        for t in senders:
+            t.join(60)
+            assert not t.is_alive()
+        assert len(acked) == 400 * 50
+        for query, tail, last in tails:
+            want_all = sorted(i for i, lvl in acked if query == "midstream" or lvl == "ERROR")
+            want = [i for i in want_all if i > last]
+            ev = tail.wait_events(len(want), timeout=30)
+            ids = [e[0] for e in ev]
+            assert ids == want, (query, len(ids), len(want), sorted(set(want) - set(ids))[:5])
+            assert 0 < len(want) < len(want_all), "the tail started while lines streamed in"
+    finally:
+        stop.set()
+        for t in senders:
+            t.join(10)
+        for _, tail, _ in tails:
+            tail.close()
 
 
 def test_tail_never_reading_client_is_dropped(server):

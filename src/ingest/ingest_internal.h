@@ -1,0 +1,68 @@
+/* ingest_internal.h - what pipeline.c and fanout.c share: the per-thread reactor record. */
+#ifndef LC_INGEST_INTERNAL_H
+#define LC_INGEST_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "core/ev.h"
+#include "ingest/fanout.h"
+#include "ingest/pipeline.h"
+#include "store/store.h"
+
+#define FAILED_KEEP 64 /* Failed ranges a reactor remembers (as the store does). */
+
+struct commit_vec {
+    struct ingest_commit **v;
+    size_t n, cap;
+};
+
+/* A thread that submits, waits or subscribes. The writer thread fills its inbox; the thread
+ * itself drains it when its eventfd fires. */
+struct reactor {
+    struct ev_io io; /* The eventfd, once the thread's loop is known. */
+    struct ev_loop *loop;
+    struct reactor *next; /* In the registry. */
+
+    pthread_mutex_t mu; /* Guards the inbox. */
+    uint64_t in_done;   /* Every id up to this is decided. */
+    struct store_range *in_failed;
+    size_t nin_failed, capin_failed;
+    struct commit_vec in_commits; /* Decided, for the subscribers. */
+    _Atomic bool has_subs;        /* Worth posting commits to. */
+
+    /* The thread's own, read without a lock. */
+    uint64_t done;
+    struct store_range failed[FAILED_KEEP];
+    size_t nfailed, failed_pos;
+    struct ingest_waiter **heap; /* Min-heap on id (0 first: "the next commit"). */
+    size_t nheap, capheap;
+    struct ingest_sub *subs;
+};
+
+extern __thread struct reactor *tls_reactor;
+
+/* The calling thread's record, made on first use; NULL when out of resources. */
+struct reactor *reactor_get(void);
+/* reactor_get, with the thread's loop watching the record's eventfd. */
+struct reactor *reactor_attach(struct ev_loop *loop);
+
+/* fanout.c: the submit path -- store_append, with a shared copy of the batch while anyone
+ * subscribes. */
+int fanout_append(struct store *sink, struct lc_entry *e, size_t n);
+/* The writer thread: the commits whose ids are all decided (up to hi), taken off the pending
+ * list, as a list to post and then release. */
+struct ingest_commit *fanout_decided(uint64_t hi);
+/* Under r->mu: give r a reference to each commit of the list, if it has subscribers. */
+void fanout_post(struct reactor *r, struct ingest_commit *list);
+/* Drop the list's references (fanout_decided's). */
+void fanout_release(struct ingest_commit *list);
+/* Under r->mu: take the commits posted to r (the inbox is left empty). */
+struct commit_vec fanout_take_inbox(struct reactor *r);
+/* On r's thread, after r->failed is up to date: queue the commits for r's subscribers and
+ * notify them; releases the commits and the vector. */
+void fanout_deliver(struct reactor *r, struct commit_vec arrived);
+/* The thread ends: release what it still holds. */
+void fanout_reactor_free(struct reactor *r);
+
+#endif
