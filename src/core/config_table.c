@@ -237,6 +237,11 @@ const struct opt config_opts[] = {
      .help = "require authentication; on without a token means: listen on loopback only"},
     {"conn-rate", .type = OPT_RATE, POL(conn_rate), .arg = "N", .def = {"100", "100", "20", "200"},
      .help = "new connections per second per source address, 0 = no limit"},
+    {"conn-burst", .type = OPT_INT, POL(conn_burst), .arg = "N", .def = {"2000", "0", "0", "0"},
+     RANGE(0, 10000000),
+     .help = "new connections a source address may open at once, before --ROLE-conn-rate "
+             "applies (the size of its token bucket); 0 = the rate, as for a --ROLE-conn-rate "
+             "given without --ROLE-conn-burst"},
     {"max-conns-per-ip", .type = OPT_INT, POL(max_conns_per_ip), .arg = "N", .def = {"0"},
      RANGE(0, 10000000), .help = "concurrent connections per source address, 0 = no limit"},
     {"max-conns", .type = OPT_INT, POL(max_conns), .arg = "N", .def = {"0"}, RANGE(0, 10000000),
@@ -363,5 +368,12 @@ int config_table_check(struct config *c)
             return -1;
         }
     }
+    /* The log role's default burst belongs to its default rate: a rate someone chose keeps
+     * the meaning it always had (a burst of the rate) unless they chose a burst too, so no
+     * configured policy loosens with this default. */
+    const struct opt *rate = config_find("conn-rate"), *burst = config_find("conn-burst");
+    for (int r = 0; r < ROLE_COUNT; r++)
+        if (config_given(c, rate, r) && !config_given(c, burst, r))
+            c->policy[r].conn_burst = 0;
     return 0;
 }

@@ -283,7 +283,11 @@ enum policy_verdict policy_admit(enum policy_role role, const struct sockaddr *s
             goto out;
         }
         if (p->conn_rate > 0) {
-            double burst = p->conn_rate < 1 ? 1 : p->conn_rate;
+            /* A token bucket: a source may open conn_burst connections at once (a NAT, or
+             * every client reconnecting after a restart), then conn_rate a second. */
+            double burst = p->conn_burst > 0 ? p->conn_burst : p->conn_rate;
+            if (burst < 1)
+                burst = 1;
             if (!e->filled) {
                 e->tokens = burst;
                 e->filled = true;
