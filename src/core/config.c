@@ -150,7 +150,7 @@ static const char *flag_name(const struct opt *o, int role, char *buf)
     return buf;
 }
 
-void *config_field(struct config *c, const struct opt *o, int role)
+static void *config_field(struct config *c, const struct opt *o, int role)
 {
     char *base = o->flags & OPTF_ROLE ? (char *)&c->policy[role] : (char *)c;
     return base + o->off;
@@ -250,12 +250,13 @@ static int set_value(struct config *c, const struct opt *o, int role, const char
     case OPT_SIZE: {
         uint64_t n;
         if (parse_size(v, &n) < 0 || n < (uint64_t)o->lo || (o->hi && n > (uint64_t)o->hi)) {
-            char lo[32], hi[48] = "";
+            char lo[32], hi[32], most[48] = "";
             if (o->hi)
-                snprintf(hi, sizeof(hi), ", at most %s", fmt_size((uint64_t)o->hi, lo, 32));
+                snprintf(most, sizeof(most), ", at most %s",
+                         fmt_size((uint64_t)o->hi, hi, sizeof(hi)));
             fprintf(stderr,
                     "logcasterd: invalid size '%s' for --%s (e.g. 65536, 64K, 1G; at least %s%s)\n",
-                    v, name, fmt_size((uint64_t)o->lo, lo, sizeof(lo)), hi);
+                    v, name, fmt_size((uint64_t)o->lo, lo, sizeof(lo)), most);
             return -1;
         }
         put_int(f, o->size, (long long)n);

@@ -72,7 +72,6 @@ extern const char *const config_role_names[ROLE_COUNT];
 int config_table_check(struct config *c);
 
 /* The machinery (config.c), for the table's own setters and rules. */
-void *config_field(struct config *c, const struct opt *o, int role);
 const struct opt *config_find(const char *name);
 bool config_given(const struct config *c, const struct opt *o, int role);
 void config_usage(FILE *out); /* --help. */
