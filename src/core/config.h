@@ -1,4 +1,9 @@
-/* config.h - every setting of logcasterd, its default, and the command-line parser. */
+/* config.h - every setting of logcasterd, read from the command line and an INI file.
+ *
+ * Each option is described once, in the option table (config_table.c): its flag and INI key,
+ * its type, the field it sets, its default, its range and its help text. That table drives
+ * the flags, the configuration file, the defaults, --help and the --check-config print-out;
+ * config.c is the machinery that reads it. Other modules see only struct config. */
 #ifndef LC_CONFIG_H
 #define LC_CONFIG_H
 
@@ -12,6 +17,7 @@
 #define LC_VERSION "0.2.0"
 
 #define CONFIG_MAX_LISTEN 4
+#define CONFIG_MAX_OPTS   80 /* Room in the option table (config.c asserts it fits). */
 
 struct config {
     const char *bind_addr;      /* Address every listener binds to. */
@@ -35,7 +41,6 @@ struct config {
     const char *config_file;          /* --config: read before the other flags apply. */
     bool check_config;                /* --check-config: validate, print, exit. */
     const char *irc_server_name;      /* The IRC server name (prefix of its messages). */
-    const char *irc_password;         /* Required with PASS when set. */
     int irc_stream_rate;              /* Lines per second per log channel before suppression. */
     int irc_replay;                   /* Entries replayed on joining a log channel. */
     const char *data_dir;             /* Created if missing; holds the lock file. */
@@ -66,22 +71,23 @@ struct config {
     int rcvbuf, sndbuf;     /* SO_RCVBUF / SO_SNDBUF; 0 = kernel default (autotuning). */
     int shutdown_timeout_s; /* Longest graceful-shutdown flush. */
     int verbosity;
+    /* Which options the file or the flags set: bit (1 << role) of the option's slot (bit 0
+     * for options that are not per role). Kept by config.c, for rules such as "a rate set
+     * without a burst gets the burst of its rate". */
+    uint8_t given[CONFIG_MAX_OPTS];
 };
 
+/* Every option's default (the option table's). */
 void config_defaults(struct config *c);
 
-/* Parse argv into c. Returns 0 to run, 1 when --help/--version was printed, or -1 after
- * printing one clear error line to stderr. */
+/* Read --config FILE (if given), then the other flags, into c. Returns 0 to run, 1 when
+ * --help/--version was printed, or -1 after printing each error (one clear line that names
+ * the option, with FILE:LINE for the file's) to stderr. Strings in c point into argv or into
+ * copies kept for the life of the process. */
 int config_parse(struct config *c, int argc, char **argv);
 
-/* Read an INI file into c (see --help). Returns 0, or -1 after printing every error with its
- * file and line. */
-int config_load_file(struct config *c, const char *file);
-
-/* The effective configuration, INI-style (for --check-config). */
+/* The effective configuration, INI-style, one line per option of the table, secrets not shown
+ * (for --check-config). */
 void config_print(const struct config *c, FILE *out);
-
-/* Parse "123", "64K", "1.5G" (binary units) into bytes. Returns 0 or -EINVAL. */
-int parse_size(const char *s, size_t *out);
 
 #endif

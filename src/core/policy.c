@@ -26,7 +26,8 @@ struct addr_state {
     uint8_t role;
     uint8_t family;
     uint8_t addr[16];
-    double tokens;
+    bool filled;   /* The bucket was filled on first use. */
+    double tokens; /* Connections left in the bucket. */
     int64_t refill_ms, last_ms;
     int conns;
     int fails;
@@ -184,7 +185,6 @@ static struct addr_state *lookup(uint8_t role, int family, const uint8_t addr[16
             e->family = (uint8_t)family;
             memcpy(e->addr, addr, 16);
             e->refill_ms = e->last_ms = now;
-            e->tokens = -1; /* Filled on first use. */
             used++;
             return e;
         }
@@ -283,13 +283,24 @@ enum policy_verdict policy_admit(enum policy_role role, const struct sockaddr *s
             goto out;
         }
         if (p->conn_rate > 0) {
-            double burst = p->conn_rate < 1 ? 1 : p->conn_rate;
-            if (e->tokens < 0)
+            /* A token bucket: a source may open conn_burst connections at once (a NAT, or
+             * every client reconnecting after a restart), then conn_rate a second. */
+            double burst = p->conn_burst > 0 ? p->conn_burst : p->conn_rate;
+            if (burst < 1)
+                burst = 1;
+            if (!e->filled) {
                 e->tokens = burst;
-            e->tokens += (double)(now - e->refill_ms) * p->conn_rate / 1000.0;
+                e->filled = true;
+            }
+            /* Reactors read their clocks before taking the lock, so now may be a little older
+             * than the last refill: that refills nothing (and must not empty the bucket below
+             * zero, which once read as "never filled" and refilled it whole under a flood). */
+            if (now > e->refill_ms) {
+                e->tokens += (double)(now - e->refill_ms) * p->conn_rate / 1000.0;
+                e->refill_ms = now;
+            }
             if (e->tokens > burst)
                 e->tokens = burst;
-            e->refill_ms = now;
             if (e->tokens < 1) {
                 v = POLICY_RATE;
                 goto out;

@@ -35,6 +35,7 @@ struct policy {
     char tokens[POLICY_MAX_TOKENS][POLICY_TOKEN_MAX]; /* ...with one of these secrets. */
     int ntokens;
     double conn_rate;     /* New connections per second per source address; 0 = no limit. */
+    int conn_burst;       /* New connections at once per source address; 0 = conn_rate. */
     int max_conns_per_ip; /* 0 = no limit. */
     int max_conns;        /* Concurrent connections on the role's listeners; 0 = no limit. */
     double line_rate;     /* Ingest lines per second per connection; 0 = no limit. */

@@ -176,12 +176,13 @@ class Row:
 
 
 class Server:
-    def __init__(self, tmp_path, args, expect_exit=0):
+    def __init__(self, tmp_path, args, expect_exit=0, rate_limits=False):
+        """rate_limits: keep the built-in connection rate limits (test_conn_rate.py)."""
         self.data_dir = str(tmp_path / "data")
         self.stderr_path = str(tmp_path / "stderr.txt")
         self.args = [LOGCASTERD, "--bind", HOST, "--log-port", "0", "--query-port", "0",
                      "--irc-port", "0", "--http-port", "0", "--data-dir", self.data_dir] + \
-            NO_RATE_LIMITS + list(args)
+            ([] if rate_limits else NO_RATE_LIMITS) + list(args)
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self._stderr,
                                      stdin=subprocess.DEVNULL, env=server_env())

@@ -919,7 +919,7 @@ def test_check_config_prints_the_effective_configuration(tmp_path):
     assert ini["log"]["allow"] == "127.0.0.2/32,10.0.0.0/8"
     assert ini["log"]["conn-rate"] == "7"                   # The flag wins over the file.
     assert ini["log"]["line-rate"] == "300"
-    assert ini["query"]["tokens"].startswith("1 ")
+    assert ini["query"]["token"].startswith("1 ")
     assert ini["query"]["max-conns-per-ip"] == "4"
     assert ini["query"]["auth"] == "on"
     assert ini["irc"]["auth"] == "off"
@@ -961,7 +961,7 @@ def test_check_config_flags_override_the_files_lists(tmp_path):
     p = check_config("--config", cfg, "--log-allow", "127.0.0.3", "--query-token", "new-secret")
     assert p.returncode == 0, p
     ini = parse_ini(p.stdout.decode())
-    assert ini["log"]["allow"] == "127.0.0.3/32" and ini["query"]["tokens"].startswith("1 "), ini
+    assert ini["log"]["allow"] == "127.0.0.3/32" and ini["query"]["token"].startswith("1 "), ini
 
 
 def test_check_config_shows_tls_listeners(cert, tmp_path):
