@@ -172,6 +172,7 @@ int main(int argc, char **argv)
         return 1;
     }
     ingest_init(store);
+    protocols_set_store(store);
     irc_init(store, &cfg);
     struct listener_spec listeners[4 + CONFIG_MAX_LISTEN] = {
         {"log", role_bind(&cfg, ROLE_LOG, "log"), cfg.log_port, &proto_ingest, proto_pick, ROLE_LOG,
@@ -196,7 +197,7 @@ int main(int argc, char **argv)
         listeners[nlisteners++] = (struct listener_spec){
             l->role, l->addr, l->port, role_protos[role], proto_pick, role, l->tls, NULL};
     }
-    struct server *srv = server_start(&cfg, store, listeners, nlisteners);
+    struct server *srv = server_start(&cfg, listeners, nlisteners);
     if (!srv) {
         store_close(store);
         return 1;

@@ -1,9 +1,9 @@
 /* reactor.c - the reactor threads: one epoll loop each, the periodic sweep (idle and line
  * timeouts, buffer trimming, protocol ticks), the shutdown drain, connections handed from one
- * reactor to another, wake-ups from the store, and server_start/stop.
+ * reactor to another, and server_start/stop.
  *
  * A reactor owns its connections; other threads reach it only through its eventfds (shutdown,
- * store progress, inbox) and its inbox under a mutex. */
+ * inbox) and its inbox under a mutex. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -15,7 +15,6 @@
 #include "core/log.h"
 #include "core/policy.h"
 #include "core/server_internal.h"
-#include "store/store.h"
 
 __thread struct reactor *this_reactor;
 
@@ -25,10 +24,6 @@ __thread struct reactor *this_reactor;
 struct server_counters *server_counters(struct server *s)
 {
     return &s->counters;
-}
-struct store *server_store(struct server *s)
-{
-    return s->store;
 }
 const struct config *server_config(const struct server *s)
 {
@@ -180,11 +175,6 @@ static void *reactor_main(void *arg)
     return NULL;
 }
 
-struct store *conn_store(const struct conn *c)
-{
-    return c->r->srv->store;
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* Hand-over between reactors. */
 
@@ -249,14 +239,13 @@ static void inbox_cb(struct ev_loop *loop, struct ev_io *io, uint32_t events)
 /* ------------------------------------------------------------------------------------------ */
 /* Starting and stopping. */
 
-struct server *server_start(const struct config *cfg, struct store *store,
-                            const struct listener_spec *specs, size_t nspecs)
+struct server *server_start(const struct config *cfg, const struct listener_spec *specs,
+                            size_t nspecs)
 {
     struct server *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     s->cfg = cfg;
-    s->store = store;
     s->started_ms = now_ms();
     lc_assert(nspecs <= MAX_LISTENERS);
     for (size_t i = 0; i < nspecs; i++) {

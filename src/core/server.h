@@ -18,7 +18,6 @@
 
 struct conn;
 struct server;
-struct store;
 struct ev_loop;
 
 struct proto {
@@ -96,21 +95,19 @@ struct server_counters {
 
 /* Bind every listener (printing "listening ROLE ADDR" for each) and start the reactor
  * threads. Returns NULL after logging a clear error if a listener cannot be bound. */
-struct server *server_start(const struct config *cfg, struct store *store,
-                            const struct listener_spec *specs, size_t nspecs);
+struct server *server_start(const struct config *cfg, const struct listener_spec *specs,
+                            size_t nspecs);
 /* Stop accepting, finish what was received, flush replies (at most shutdown_timeout_s),
  * close everything and join the threads. */
 void server_stop(struct server *s);
 void server_free(struct server *s); /* NULL is a no-op. */
 
 struct server_counters *server_counters(struct server *s);
-struct store *server_store(struct server *s);
 const struct config *server_config(const struct server *s);
 int64_t server_started_ms(const struct server *s);
 
 /* ---- What a protocol may do with its connection. ---- */
 struct server *conn_server(const struct conn *c);
-struct store *conn_store(const struct conn *c);
 const struct config *conn_config(const struct conn *c);
 struct ev_loop *conn_loop(const struct conn *c);
 void *conn_state(const struct conn *c);

@@ -3,7 +3,7 @@
  *   listener.c  binding TCP and UDP sockets, accepting, refusals, picking a protocol;
  *   conn.c      a connection's life and I/O: buffers, reads, writes, backpressure, closing;
  *   reactor.c   the reactor threads: loops, ticks, shutdown drain, hand-over between reactors,
- *               store wake-ups, and server_start/stop.
+ *               and server_start/stop.
  *
  * Every struct here belongs to one reactor thread at a time, except struct server (read-only
  * once started, counters atomic) and a reactor's inbox (under its mutex). */
@@ -67,7 +67,6 @@ struct reactor {
 
 struct server {
     const struct config *cfg;
-    struct store *store;
     struct listener listeners[MAX_LISTENERS];
     size_t nlisteners;
     struct reactor *reactors;
@@ -155,6 +154,5 @@ bool conn_pick(struct conn *c);
 
 /* Move c, whose protocol lives on the first reactor, there with what it sent. */
 void reactor_handoff(struct conn *c);
-/* Take c off its reactor's list of connections waiting for the store. */
 
 #endif

@@ -16,6 +16,7 @@
 #include "core/server.h"
 #include "http/http.h"
 #include "proto/json.h"
+#include "proto/protocols.h"
 #include "proto/stats.h"
 #include "query/qry.h"
 #include "store/store.h"
@@ -56,7 +57,7 @@ void http_get_asset(struct http_conn *h)
 void http_get_healthz(struct http_conn *h)
 {
     struct store_stats st;
-    store_get_stats(conn_store(h->c), &st);
+    store_get_stats(protocols_store(), &st);
     if (st.error) {
         char msg[200];
         int n = snprintf(msg, sizeof(msg), "store unavailable: %s\n", st.error);
@@ -74,7 +75,7 @@ void http_get_stats(struct http_conn *h)
     struct stat_kv kv[STATS_MAX];
     size_t n = stats_collect(h->c, kv);
     struct store_stats st;
-    store_get_stats(conn_store(h->c), &st);
+    store_get_stats(protocols_store(), &st);
     struct buf b = {0};
     buf_append(&b, "{", 1);
     for (size_t i = 0; i < n; i++) {
@@ -119,7 +120,7 @@ void http_get_metrics(struct http_conn *h)
 {
     struct server_counters *k = server_counters(conn_server(h->c));
     struct store_stats st;
-    store_get_stats(conn_store(h->c), &st);
+    store_get_stats(protocols_store(), &st);
     struct buf b = {0};
 #define LOAD(f) atomic_load_explicit((_Atomic uint64_t *)&(f), memory_order_relaxed)
     metric_head(&b, "logcaster_ingested_lines_total", "counter",
@@ -376,7 +377,7 @@ static void query_step(struct http_conn *h)
         return;
     }
     uint64_t resume = 0;
-    int rc = store_scan(conn_store(h->c), j->q, j->lo, j->hi, false, SLICE_BUDGET, query_visit, h,
+    int rc = store_scan(protocols_store(), j->q, j->lo, j->hi, false, SLICE_BUDGET, query_visit, h,
                         &resume);
     if (j->paused) {
         /* Output full: continue below the last entry sent once it drains (resume). */
@@ -449,7 +450,7 @@ void http_get_query(struct http_conn *h)
         limit = qry_limit(j->q);
     j->limit = limit;
     struct store_stats st;
-    store_get_stats(conn_store(h->c), &st);
+    store_get_stats(protocols_store(), &st);
     j->lo = st.first_id ? st.first_id : 1;
     j->hi = st.last_id;
     if (br == 0 && before <= j->hi)
@@ -515,7 +516,7 @@ static void histo_step(struct http_conn *h)
 {
     struct histo_job *j = h->hs;
     uint64_t resume = 0;
-    int rc = j->hi >= j->lo ? store_scan(conn_store(h->c), j->q, j->lo, j->hi, true, SLICE_BUDGET,
+    int rc = j->hi >= j->lo ? store_scan(protocols_store(), j->q, j->lo, j->hi, true, SLICE_BUDGET,
                                          histo_visit, j, &resume)
                             : 1;
     if (rc == 1) {
@@ -631,7 +632,7 @@ void http_get_histogram(struct http_conn *h)
     }
     j->q = qry_and(j->q, range);
     struct store_stats st;
-    store_get_stats(conn_store(h->c), &st);
+    store_get_stats(protocols_store(), &st);
     j->lo = st.first_id ? st.first_id : 1;
     j->hi = st.last_id;
     http_park(h, histo_step, histo_cleanup, j);

@@ -20,6 +20,7 @@
 #include "ingest/fanout.h"
 #include "ingest/pipeline.h"
 #include "proto/json.h"
+#include "proto/protocols.h"
 #include "query/qry.h"
 #include "store/store.h"
 
@@ -88,7 +89,7 @@ static bool tail_history(struct http_conn *h, uint64_t hi)
         j->next_id += skip;
     }
     uint64_t resume = 0;
-    int rc = store_scan(conn_store(h->c), j->q, j->next_id, hi, true, TAIL_BUDGET, tail_visit, j,
+    int rc = store_scan(protocols_store(), j->q, j->next_id, hi, true, TAIL_BUDGET, tail_visit, j,
                         &resume);
     j->next_id = j->chunk_full ? j->last_seen + 1 : rc == 1 ? hi + 1 : resume;
     return j->chunk_full || rc == 0;
@@ -115,7 +116,7 @@ static void tail_resume(struct http_conn *h)
             j->next_id = first;
     }
     /* Everything before the queue's first entry is decided: the store has it. */
-    uint64_t hi = first ? first - 1 : store_done_id(conn_store(h->c));
+    uint64_t hi = first ? first - 1 : store_done_id(protocols_store());
     bool more = j->next_id <= hi && tail_history(h, hi);
     if (!more && first) {
         j->fed = true;
@@ -190,7 +191,7 @@ void http_get_tail(struct http_conn *h)
         return;
     }
     j->q = q;
-    uint64_t done = store_done_id(conn_store(h->c));
+    uint64_t done = store_done_id(protocols_store());
     j->next_id = done + 1;
     size_t len;
     const char *last = http_header(&h->req, "Last-Event-ID", &len);

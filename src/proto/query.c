@@ -154,7 +154,7 @@ static void start(struct query_conn *qc, struct qry *q, enum qstyle style)
 {
     qc->style = style;
     qc->t0 = mono_ns();
-    qc->x = qexec_new(conn_store(qc->c), q, style == QSTYLE_COUNT);
+    qc->x = qexec_new(protocols_store(), q, style == QSTYLE_COUNT);
     if (!qc->x) {
         if (qc->binary)
             bin_send_error(qc->c, qc->seq, BIN_E_INTERNAL, "out of memory");

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/policy.h"
 #include "core/server.h"
+#include "proto/protocols.h"
 #include "store/store.h"
 
 static long rss_bytes(void)
@@ -30,7 +31,7 @@ size_t stats_collect(struct conn *c, struct stat_kv *out)
     struct server *srv = conn_server(c);
     struct server_counters *k = server_counters(srv);
     struct store_stats st;
-    store_get_stats(conn_store(c), &st);
+    store_get_stats(protocols_store(), &st);
     size_t n = 0;
 #define LOAD(f)    atomic_load_explicit((_Atomic uint64_t *)&k->f, memory_order_relaxed)
 #define U(name, v) out[n++] = (struct stat_kv){.key = (name), .kind = STAT_U64, .u = (v)}

@@ -1,6 +1,19 @@
-/* pick.c - a connection's protocol from its first bytes (detect.h), for every listener. */
-#include "proto/detect.h"
+/* protocols.c - what the protocols share: a connection's protocol from its first bytes
+ * (detect.h), for every listener, and the store they read from. */
 #include "proto/protocols.h"
+#include "proto/detect.h"
+
+static struct store *store; /* Set once by main, before any listener starts. */
+
+void protocols_set_store(struct store *s)
+{
+    store = s;
+}
+
+struct store *protocols_store(void)
+{
+    return store;
+}
 
 const struct proto *proto_pick(const char *p, size_t n, bool eof, const struct proto *dflt)
 {
