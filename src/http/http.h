@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
-#include "proto/http_parse.h"
+#include "http/http_parse.h"
 
 struct conn;
 

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "proto/detect.h"
-#include "proto/http_parse.h"
+#include "http/http_parse.h"
 
 #define FUZZ_ASSERT(cond)                                                                          \
     do {                                                                                           \

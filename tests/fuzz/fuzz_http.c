@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/http_parse.h"
+#include "http/http_parse.h"
 
 #define FUZZ_ASSERT(cond)                                                                          \
     do {                                                                                           \

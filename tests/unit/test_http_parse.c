@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "proto/http_parse.h"
+#include "http/http_parse.h"
 
 #define MAX_HEAD   8192
 #define MAX_TARGET 2048

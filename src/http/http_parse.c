@@ -27,7 +27,7 @@
  *     caller's body limit would count.
  *   - The percent decoders accept "%00" and write a NUL byte: the returned length is the
  *     value's length, not strlen(out). */
-#include "proto/http_parse.h"
+#include "http/http_parse.h"
 
 #include <string.h>
 
