@@ -99,6 +99,10 @@ static void on_commit(void *arg, const struct store_range *ranges, size_t n)
         for (size_t i = 0; i < n; i++) {
             if (!ranges[i].failed)
                 continue;
+            if (r->nin_failed == FAILED_KEEP) { /* A thread that never drains: keep the newest. */
+                memmove(r->in_failed, r->in_failed + 1, (FAILED_KEEP - 1) * sizeof(*r->in_failed));
+                r->nin_failed--;
+            }
             if (r->nin_failed == r->capin_failed) {
                 size_t cap = r->capin_failed ? 2 * r->capin_failed : 8;
                 struct store_range *grown = realloc(r->in_failed, cap * sizeof(*grown));
