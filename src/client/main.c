@@ -23,6 +23,7 @@ static const struct command {
 } commands[] = {
     {"send", lcc_cmd_send, lcc_send_help, "send lines from files or stdin (acknowledged)"},
     {"query", lcc_cmd_query, lcc_query_help, "search entries and print them"},
+    {"tail", lcc_cmd_tail, lcc_tail_help, "follow new matching entries as they arrive"},
     {"count", lcc_cmd_count, lcc_count_help, "print how many entries match"},
     {"stats", lcc_cmd_stats, lcc_stats_help, "print server statistics"},
     {"ping", lcc_cmd_ping, lcc_ping_help, "check that the query port answers"},
@@ -111,8 +112,19 @@ int main(int argc, char **argv)
                          .log_port = 9999,
                          .query_port = 9998,
                          .timeout_ms = 5000,
+                         .http_port = 8080,
                          .token = getenv("LOGCASTER_TOKEN")};
     struct lcc_argp p;
+    const char *env_host = getenv("LOGCASTER_HOST");
+
+    if (o.token && !*o.token)
+        o.token = NULL;
+    if (env_host && *env_host) {
+        static char host[256];
+        if (lcc_split_host(env_host, host, sizeof(host), &o.query_port) < 0)
+            return lcc_usage(NULL, "bad LOGCASTER_HOST (NAME, NAME:PORT or [IPV6]:PORT)", env_host);
+        o.host = host;
+    }
 
     /* SIGPIPE keeps its default: `logcaster query x | head` should end quietly when head
      * does. Socket writes use MSG_NOSIGNAL, so a dead server is an error code, not a
