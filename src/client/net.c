@@ -53,6 +53,8 @@ int lcc_wait_fd(int fd, short events, int64_t deadline_ms)
         int64_t left = deadline_ms - lcc_now_ms();
         int rc;
 
+        if (lcc_interrupted)
+            return -EINTR; /* The signal came before the wait: do not start one. */
         if (left < 0)
             left = 0;
         rc = poll(&pf, 1, (int)(left > 1000000000 ? 1000000000 : left));

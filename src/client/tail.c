@@ -170,8 +170,11 @@ static int follow_once(const struct lcc_opts *o, const struct lcc_qargs *a, cons
     snprintf(hdr, sizeof(hdr), "Accept: text/event-stream\r\nLast-Event-ID: %" PRIu64 "\r\n",
              *last);
     rc = lcc_http_get(&h, o, target, hdr, err, sizeof(err));
-    if (lcc_interrupted)
+    if (lcc_interrupted) {
+        if (rc == 0)
+            lcc_http_close(&h);
         goto stopped;
+    }
     if (rc < 0 && !*connected) {
         lcc_warn("%s", err);
         return 2 + LCC_EXIT_UNREACHABLE;
