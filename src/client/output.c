@@ -361,8 +361,9 @@ bad:
 void lcc_table_print(FILE *f, const struct lcc_output *o, const struct lcc_table *t)
 {
     if (o->format == LCC_OUT_TEXT || o->format == LCC_OUT_AUTO) {
-        for (size_t c = 0; c < t->ncols; c++)
-            fprintf(f, "%s%s%-*s", c ? "  " : "", o->color ? "\033[1m" : "",
+        for (size_t c = 0; c < t->ncols; c++) /* Headers aligned as their column. */
+            fprintf(f, t->numeric[c] ? "%s%s%*s" : "%s%s%-*s", c ? "  " : "",
+                    o->color ? "\033[1m" : "",
                     c + 1 < t->ncols || t->numeric[c] ? (int)t->width[c] : 0, t->cols[c]);
         fputs(o->color ? "\033[0m\n" : "\n", f);
     }
