@@ -35,11 +35,15 @@ static const struct command {
 
 static const char global_help[] =
     "Global options (before or after the command):\n"
-    "  --host H         server name or address (default 127.0.0.1)\n"
+    "  --host H[:P]     server name or address, with the query port after ':' ([::1]:9998 for\n"
+    "                   IPv6) (default 127.0.0.1; or $LOGCASTER_HOST)\n"
     "  --log-port N     ingest port (default 9999)\n"
     "  --query-port N   query port (default 9998)\n"
+    "  --http-port N    HTTP port, for tail and query's text/json/logfmt output (default 8080)\n"
     "  --timeout SEC    connect timeout and longest wait for a reply (default 5)\n"
     "  --token T        send AUTH T first (servers that require it; or $LOGCASTER_TOKEN)\n"
+    "  --tls            query and HTTP connections over TLS, the certificate verified\n"
+    "  --tls-ca FILE    trust the CA certificates in FILE (PEM); implies --tls\n"
     "  -h, --help       help; 'logcaster COMMAND --help' for a command\n";
 
 static void print_main_help(FILE *f)
@@ -52,6 +56,7 @@ static void print_main_help(FILE *f)
     fprintf(f, "\nExamples:\n"
                "  tail -F app.log | logcaster send --level INFO\n"
                "  logcaster query 'level:>=WARN since:15m timeout'\n"
+               "  logcaster tail -n 20 'level:>=WARN host:web*'\n"
                "  logcaster count level:ERROR\n"
                "  logcaster bench --connections 4 --lines 2000000\n"
                "\nExit status: 0 success, 1 the server refused something or a check failed,\n"

@@ -189,7 +189,7 @@ static int parse_qargs_opt(struct lcc_argp *p, const char *cmd, struct lcc_qargs
         *(since ? &a->since : &a->until) = v;
         return 1;
     }
-    if (a->terms && !a->tail && lcc_argp_value(p, "--limit", &v)) {
+    if (a->outputs && !a->tail && lcc_argp_value(p, "--limit", &v)) {
         if (!v || lcc_parse_u64(v, 1, 10000000, &a->limit) < 0) {
             lcc_usage(cmd, "bad --limit (1..10000000)", v);
             return -1;
@@ -416,17 +416,28 @@ out:
 }
 
 const char lcc_query_help[] =
-    "usage: logcaster query [--raw] [options] [--] EXPR...\n"
+    "usage: logcaster query [output options] [--since D] [--until D] [--limit N] [options]\n"
+    "                       [--] EXPR...\n"
     "\n"
-    "Run SEARCH EXPR on the query port and print the matching entries, one per line, as\n"
-    "<id>|<LEVEL>|<unix_ts>|<message>. Several EXPR arguments are joined with spaces.\n"
+    "Print the entries that match EXPR, oldest first. Several EXPR arguments are joined\n"
+    "with spaces. Text, json and logfmt come from the HTTP API (--http-port); raw lines and\n"
+    "the rows of a piped query (stats, top) from SEARCH on the query port.\n"
     "\n"
-    "  --raw        print the protocol reply verbatim (RESULT|n ... END)\n"
+    "  --output F   text: local time with ms, level, source, message (the default on a\n"
+    "               terminal); json: one object per line, the API's fields; logfmt;\n"
+    "               raw: <id>|<LEVEL>|<unix_ts>|<message> (the default when stdout is not\n"
+    "               a terminal, for scripts)\n"
+    "  --color C    auto, always or never (auto: on a terminal, unless NO_COLOR is set)\n"
+    "  --utc        times in UTC instead of the local time zone\n"
+    "  --since D    adds since:D for a duration (15m, 1h30m), else from:D (a time)\n"
+    "  --until D    adds until:D for a duration, else to:D\n"
+    "  --limit N    adds limit:N: the newest N matches\n"
+    "  --raw        print the query port's reply verbatim (RESULT|n ... END)\n"
     "  --           end of options; needed before an expression that starts with '-'\n"
     "\n"
     "Query language: words are ANDed, OR, -word negates, \"a phrase\", level:ERROR,\n"
     "level:>=WARN, source:PREFIX, since:15m, from:/to: (unix seconds or ISO-8601),\n"
-    "/regex/, limit:N.\n"
+    "/regex/, limit:N, host:web* (a name=value field of the message).\n"
     "\n"
     "Exit status: 0 success, 1 the server answered ERROR (printed on stderr),\n"
     "2 the server could not be reached or the connection failed.\n";
@@ -462,14 +473,17 @@ int lcc_cmd_query(struct lcc_opts *o, int argc, char **argv)
     return rc;
 }
 
-const char lcc_count_help[] = "usage: logcaster count [--raw] [options] [--] [EXPR...]\n"
-                              "\n"
-                              "Print how many entries match EXPR (all entries when EXPR is\n"
-                              "omitted), from COUNT on the query port.\n"
-                              "\n"
-                              "  --raw        print the reply line verbatim (COUNT|n)\n"
-                              "\n"
-                              "Exit status as for query.\n";
+const char lcc_count_help[] =
+    "usage: logcaster count [--since D] [--until D] [--raw] [options] [--] [EXPR...]\n"
+    "\n"
+    "Print just the number of entries that match EXPR (all entries when EXPR is omitted),\n"
+    "from COUNT on the query port.\n"
+    "\n"
+    "  --since D    adds since:D for a duration (15m, 1h30m), else from:D (a time)\n"
+    "  --until D    adds until:D for a duration, else to:D\n"
+    "  --raw        print the reply line verbatim (COUNT|n)\n"
+    "\n"
+    "Exit status as for query.\n";
 
 int lcc_cmd_count(struct lcc_opts *o, int argc, char **argv)
 {
