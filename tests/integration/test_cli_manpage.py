@@ -7,6 +7,7 @@ import subprocess
 from conftest import LOGCASTER, ROOT
 
 MAN = os.path.join(ROOT, "man", "logcaster.1")
+COMPLETION = os.path.join(ROOT, "etc", "logcaster.bash-completion")
 
 
 def helptext(*args):
@@ -55,3 +56,27 @@ def test_same_options_per_command():
         assert not missing, "man page documents %s for %s, --help does not" % (sorted(missing), cmd)
         assert own <= documented, "%s --help has %s, its man section does not" % (
             cmd, sorted(own - documented))
+
+
+def complete(words):
+    """What the bash completion offers for the command line words (the last being completed)."""
+    script = 'source %s; COMP_WORDS=(%s); COMP_CWORD=%d; _logcaster; printf "%%s\\n" "${COMPREPLY[@]}"' % (
+        COMPLETION, " ".join("'%s'" % w for w in words), len(words) - 1)
+    r = subprocess.run(["bash", "--norc", "--noprofile", "-c", script], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return set(r.stdout.split())
+
+
+def test_bash_completion_knows_every_command_and_option():
+    cmds = commands_in_help()
+    assert set(cmds) <= complete(["logcaster", ""])
+    assert complete(["logcaster", "ta"]) == {"tail"}
+    glob = long_options(helptext("--help").split("Global options", 1)[1].split("\n\n", 1)[0])
+    assert glob <= complete(["logcaster", "--"])
+    for cmd in cmds:
+        own = long_options(helptext(cmd, "--help").split("Global options", 1)[0])
+        offered = complete(["logcaster", "--host", "h", cmd, "--"])
+        assert own | glob <= offered, (cmd, sorted((own | glob) - offered))
+    assert complete(["logcaster", "query", "--output", ""]) == {"text", "json", "logfmt", "raw"}
+    assert complete(["logcaster", "tail", "--color", "a"]) == {"auto", "always"}
