@@ -300,18 +300,35 @@ def test_tail_over_tls(server, tails, tmp_path):
     assert r.returncode == 2 and b"TLS" in r.stderr, r
 
 
+def read_lines_from(fd, n, timeout=WAIT, buf=b""):
+    """n lines from a pipe, waiting at most timeout; returns (lines, rest)."""
+    deadline = time.monotonic() + timeout
+    while buf.count(b"\n") < n:
+        left = deadline - time.monotonic()
+        assert left > 0, "got %d of %d lines" % (buf.count(b"\n"), n)
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            chunk = os.read(fd, 1 << 20)
+            assert chunk, "pipe closed after %d lines" % buf.count(b"\n")
+            buf += chunk
+    lines = buf.split(b"\n")
+    return [l.decode() for l in lines[:n]], b"\n".join(lines[n:])
+
+
 def test_undrained_tail_does_not_hold_up_ingest_or_others(server, tails):
     s = server("--out-limit", "256K")
-    # A tail whose stdout is a pipe nobody reads.
+    s.log("INFO", 1700000000, "probe start")
+    # A tail whose stdout is a pipe that nobody reads after its first line.
     r_fd, w_fd = os.pipe()
-    slow = subprocess.Popen([LOGCASTER] + [str(a) for a in ports(s)] + ["tail", "--output", "json"],
-                            stdout=w_fd, stderr=subprocess.DEVNULL, env=cli_env())
+    slow = subprocess.Popen([LOGCASTER] + [str(a) for a in ports(s)] +
+                            ["tail", "-n", "1", "--output", "json"],
+                            stdout=w_fd, stderr=subprocess.PIPE, env=cli_env())
     os.close(w_fd)
     try:
-        s.log("INFO", 1700000000, "probe start")
+        first, rest = read_lines_from(r_fd, 1)
+        assert json.loads(first[0])["message"] == "probe start"
         good = tails(ports(s) + ["tail", "-n", "1", "--output", "raw", "probe"])
         assert raw_msgs(good.take(1)) == ["probe start"]
-        time.sleep(0.5)
         big = "x" * 900
         t0 = time.monotonic()
         for batch in range(20):
@@ -322,8 +339,25 @@ def test_undrained_tail_does_not_hold_up_ingest_or_others(server, tails):
         assert raw_msgs(good.take(1)) == ["probe end"]
         assert s.count() == 10002
         assert slow.poll() is None, "the stuck tail should still be waiting, not dead"
+        # The server gives up on the stuck reader (it never waits for it)...
+        deadline = time.monotonic() + WAIT
+        while "dropping live tail" not in s.stderr():
+            assert time.monotonic() < deadline, "the stuck tail was never dropped"
+            time.sleep(0.2)
+        # ...and once its output moves again the tail resumes where it was: every line once,
+        # in order.
+        lines, _ = read_lines_from(r_fd, 10001, buf=rest)
+        objs = [json.loads(l) for l in lines]
+        ids = [o["id"] for o in objs]
+        assert ids == list(range(ids[0], ids[0] + 10001)), "gap or duplicate after the drop"
+        assert objs[0]["message"].startswith("filler 0 0 ") and objs[-1]["message"] == "probe end"
         assert good.interrupt() == 0
+        slow.send_signal(signal.SIGINT)
+        assert slow.wait(timeout=WAIT) == 0
+        err = slow.stderr.read().decode()
+        assert "reconnected" in err, err
     finally:
-        slow.kill()
-        slow.wait(timeout=WAIT)
+        if slow.poll() is None:
+            slow.kill()
+            slow.wait(timeout=WAIT)
         os.close(r_fd)
