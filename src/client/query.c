@@ -453,7 +453,7 @@ int lcc_cmd_query(struct lcc_opts *o, int argc, char **argv)
         return rc;
     /* Entries in text, json and logfmt need what only the HTTP API gives (milliseconds, the
      * source); raw lines and the rows of a piped query come from the query port. */
-    if (!a.raw && a.out.format != LCC_OUT_RAW && !strchr(a.expr, '|')) {
+    if (!a.raw && a.out.format != LCC_OUT_RAW && !lcc_has_pipe(a.expr)) {
         rc = lcc_http_query(o, &a);
         free(a.expr);
         return rc;

@@ -171,6 +171,23 @@ bool lcc_is_duration(const char *s)
     return true;
 }
 
+bool lcc_has_pipe(const char *expr)
+{
+    for (const char *s = expr; *s; s++) {
+        if (*s == '"' || (*s == '/' && (s == expr || s[-1] == ' ' || s[-1] == '('))) {
+            char close = *s; /* A phrase or a regex: skip to its end, past escapes. */
+            for (s++; *s && *s != close; s++)
+                if (*s == '\\' && s[1])
+                    s++;
+            if (!*s)
+                return false;
+        } else if (*s == '|') {
+            return true;
+        }
+    }
+    return false;
+}
+
 int lcc_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
     uint64_t v = 0;

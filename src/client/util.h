@@ -72,6 +72,10 @@ int lcc_split_host(const char *s, char *out, size_t cap, int *port);
  * combinable ("15m", "1h30m"). */
 bool lcc_is_duration(const char *s);
 
+/* True if expr has a pipe '|' outside "quotes" and /regexes/: a piped query (stats, top)
+ * whose answer is rows, not entries. */
+bool lcc_has_pipe(const char *expr);
+
 /* Parse a whole decimal string into [min, max]. Returns 0 or -EINVAL / -ERANGE. */
 int lcc_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 

@@ -183,6 +183,19 @@ TEST(host_and_duration)
     CHECK(!lcc_is_duration("15") && !lcc_is_duration("2024-01-02") && !lcc_is_duration("m"));
 }
 
+TEST(piped_queries)
+{
+    CHECK(lcc_has_pipe("* | stats by (level) count()"));
+    CHECK(lcc_has_pipe("level:ERROR|top 5 (source)"));
+    CHECK(lcc_has_pipe("\"a|b\" | stats count()"));
+    CHECK(!lcc_has_pipe("\"a|b\""));
+    CHECK(!lcc_has_pipe("/x|y/ disk"));
+    CHECK(!lcc_has_pipe("(/x|y/i OR z)"));
+    CHECK(!lcc_has_pipe("\"unterminated | x"));
+    CHECK(!lcc_has_pipe("disk full"));
+    CHECK(lcc_has_pipe("a/b | stats count()")); /* a '/' inside a word starts no regex */
+}
+
 int main(void)
 {
     RUN(table_text);
@@ -192,5 +205,6 @@ int main(void)
     RUN(entry_formats);
     RUN(resolve_and_parse);
     RUN(host_and_duration);
+    RUN(piped_queries);
     return check_summary("client_output");
 }
