@@ -41,7 +41,8 @@ static const char global_help[] =
     "  --query-port N   query port (default 9998)\n"
     "  --http-port N    HTTP port, for tail and query's text/json/logfmt output (default 8080)\n"
     "  --timeout SEC    connect timeout and longest wait for a reply (default 5)\n"
-    "  --token T        send AUTH T first (servers that require it; or $LOGCASTER_TOKEN)\n"
+    "  --token T        authenticate: AUTH T on the query port, Authorization: Bearer T on\n"
+    "                   HTTP (servers that require it; or $LOGCASTER_TOKEN)\n"
     "  --tls            query and HTTP connections over TLS, the certificate verified\n"
     "  --tls-ca FILE    trust the CA certificates in FILE (PEM); implies --tls\n"
     "  -h, --help       help; 'logcaster COMMAND --help' for a command\n";
