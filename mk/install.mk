@@ -1,5 +1,6 @@
 # install.mk - `make install` and `make uninstall`: the daemon, the client, the client library
-# with its pkg-config file, man pages, a sample configuration and the systemd unit.
+# with its pkg-config file, man pages, the client's bash completion, a sample configuration and
+# the systemd unit.
 #
 #   make install                          # under /usr/local, configuration in /usr/local/etc
 #   make install PREFIX=/usr              # under /usr, configuration in /etc
@@ -14,6 +15,8 @@ SBINDIR    ?= $(PREFIX)/sbin
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR     ?= $(PREFIX)/share/man
+# Where bash-completion looks for completions it loads on demand.
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 # /usr keeps its configuration in /etc; any other prefix in its own etc/.
 SYSCONFDIR ?= $(if $(filter /usr /usr/,$(PREFIX)),/etc,$(PREFIX)/etc)
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
@@ -30,6 +33,7 @@ INSTALL_SUBST = -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@SBINDIR@|$(SBINDIR)|g' \
 # What install writes, for uninstall (the configuration is handled apart).
 INSTALLED_FILES = $(SBINDIR)/logcasterd $(BINDIR)/logcaster \
                   $(MANDIR)/man8/logcasterd.8 $(MANDIR)/man1/logcaster.1 \
+                  $(BASHCOMPDIR)/logcaster \
                   $(UNITDIR)/logcaster.service \
                   $(INCLUDEDIR)/logcaster.h $(LIBDIR)/liblogcaster.a $(LIBDIR)/liblogcaster.so.1 \
                   $(LIBDIR)/liblogcaster.so $(LIBDIR)/pkgconfig/logcaster.pc
@@ -45,6 +49,7 @@ install: deps
 	install -D -m 0755 $(B)/logcaster $(DESTDIR)$(BINDIR)/logcaster
 	install -D -m 0644 man/logcasterd.8 $(DESTDIR)$(MANDIR)/man8/logcasterd.8
 	install -D -m 0644 man/logcaster.1 $(DESTDIR)$(MANDIR)/man1/logcaster.1
+	install -D -m 0644 etc/logcaster.bash-completion $(DESTDIR)$(BASHCOMPDIR)/logcaster
 	sed $(INSTALL_SUBST) etc/logcaster.service.in > $(B)/logcaster.service
 	install -D -m 0644 $(B)/logcaster.service $(DESTDIR)$(UNITDIR)/logcaster.service
 	@# An existing configuration is the administrator's: it is never overwritten.

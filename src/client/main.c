@@ -23,6 +23,7 @@ static const struct command {
 } commands[] = {
     {"send", lcc_cmd_send, lcc_send_help, "send lines from files or stdin (acknowledged)"},
     {"query", lcc_cmd_query, lcc_query_help, "search entries and print them"},
+    {"tail", lcc_cmd_tail, lcc_tail_help, "follow new matching entries as they arrive"},
     {"count", lcc_cmd_count, lcc_count_help, "print how many entries match"},
     {"stats", lcc_cmd_stats, lcc_stats_help, "print server statistics"},
     {"ping", lcc_cmd_ping, lcc_ping_help, "check that the query port answers"},
@@ -34,11 +35,16 @@ static const struct command {
 
 static const char global_help[] =
     "Global options (before or after the command):\n"
-    "  --host H         server name or address (default 127.0.0.1)\n"
+    "  --host H[:P]     server name or address, with the query port after ':' ([::1]:9998 for\n"
+    "                   IPv6) (default 127.0.0.1; or $LOGCASTER_HOST)\n"
     "  --log-port N     ingest port (default 9999)\n"
     "  --query-port N   query port (default 9998)\n"
+    "  --http-port N    HTTP port, for tail and query's text/json/logfmt output (default 8080)\n"
     "  --timeout SEC    connect timeout and longest wait for a reply (default 5)\n"
-    "  --token T        send AUTH T first (servers that require it; or $LOGCASTER_TOKEN)\n"
+    "  --token T        authenticate: AUTH T on the query port, Authorization: Bearer T on\n"
+    "                   HTTP (servers that require it; or $LOGCASTER_TOKEN)\n"
+    "  --tls            query and HTTP connections over TLS, the certificate verified\n"
+    "  --tls-ca FILE    trust the CA certificates in FILE (PEM); implies --tls\n"
     "  -h, --help       help; 'logcaster COMMAND --help' for a command\n";
 
 static void print_main_help(FILE *f)
@@ -51,6 +57,7 @@ static void print_main_help(FILE *f)
     fprintf(f, "\nExamples:\n"
                "  tail -F app.log | logcaster send --level INFO\n"
                "  logcaster query 'level:>=WARN since:15m timeout'\n"
+               "  logcaster tail -n 20 'level:>=WARN host:web*'\n"
                "  logcaster count level:ERROR\n"
                "  logcaster bench --connections 4 --lines 2000000\n"
                "\nExit status: 0 success, 1 the server refused something or a check failed,\n"
@@ -111,8 +118,19 @@ int main(int argc, char **argv)
                          .log_port = 9999,
                          .query_port = 9998,
                          .timeout_ms = 5000,
+                         .http_port = 8080,
                          .token = getenv("LOGCASTER_TOKEN")};
     struct lcc_argp p;
+    const char *env_host = getenv("LOGCASTER_HOST");
+
+    if (o.token && !*o.token)
+        o.token = NULL;
+    if (env_host && *env_host) {
+        static char host[256];
+        if (lcc_split_host(env_host, host, sizeof(host), &o.query_port) < 0)
+            return lcc_usage(NULL, "bad LOGCASTER_HOST (NAME, NAME:PORT or [IPV6]:PORT)", env_host);
+        o.host = host;
+    }
 
     /* SIGPIPE keeps its default: `logcaster query x | head` should end quietly when head
      * does. Socket writes use MSG_NOSIGNAL, so a dead server is an error code, not a

@@ -21,6 +21,8 @@
 
 #define READER_MIN_CAP 65536 /* First allocation; also the smallest read we ask for. */
 
+volatile sig_atomic_t lcc_interrupted;
+
 int64_t lcc_now_ms(void)
 {
     struct timespec ts;
@@ -44,18 +46,20 @@ void lcc_sleep_ms(int64_t ms)
 
 /* Wait until fd reports one of events or the deadline passes. Returns revents, or
  * -ETIMEDOUT, or another negative errno. */
-static int wait_fd(int fd, short events, int64_t deadline_ms)
+int lcc_wait_fd(int fd, short events, int64_t deadline_ms)
 {
     for (;;) {
         struct pollfd pf = {.fd = fd, .events = events};
         int64_t left = deadline_ms - lcc_now_ms();
         int rc;
 
+        if (lcc_interrupted)
+            return -EINTR; /* The signal came before the wait: do not start one. */
         if (left < 0)
             left = 0;
         rc = poll(&pf, 1, (int)(left > 1000000000 ? 1000000000 : left));
         if (rc < 0) {
-            if (errno == EINTR)
+            if (errno == EINTR && !lcc_interrupted)
                 continue;
             return -errno;
         }
@@ -82,7 +86,7 @@ static int connect_addr(const struct addrinfo *ai, int64_t deadline_ms)
         goto fail;
     }
     if (rc < 0) {
-        rc = wait_fd(fd, POLLOUT, deadline_ms);
+        rc = lcc_wait_fd(fd, POLLOUT, deadline_ms);
         if (rc < 0)
             goto fail;
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) {
@@ -148,7 +152,7 @@ int lcc_write_all(int fd, const void *buf, size_t len, int timeout_ms, bool drai
             continue;
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
             return -errno;
-        int rev = wait_fd(fd, POLLOUT | (drain ? POLLIN : 0), deadline);
+        int rev = lcc_wait_fd(fd, POLLOUT | (drain ? POLLIN : 0), deadline);
         if (rev < 0)
             return rev;
         if (drain && (rev & POLLIN)) {
@@ -220,10 +224,8 @@ int lcc_reader_rest(struct lcc_reader *r, char **line, size_t *len)
     return take_line(r, r->buf + r->end, line, len);
 }
 
-ssize_t lcc_reader_fill(struct lcc_reader *r, int fd)
+int lcc_reader_space(struct lcc_reader *r, char **p, size_t *n)
 {
-    ssize_t n;
-
     /* Move the unread tail to the front when that makes room; grow when it would not. */
     if (r->start > 0 && (r->start == r->end || r->cap - r->end < READER_MIN_CAP / 2)) {
         memmove(r->buf, r->buf + r->start, r->end - r->start);
@@ -238,8 +240,40 @@ ssize_t lcc_reader_fill(struct lcc_reader *r, int fd)
         r->buf = nb;
         r->cap = ncap;
     }
+    *p = r->buf + r->end;
+    *n = r->cap - r->end - 1; /* The spare byte takes the NUL of a last partial line. */
+    return 0;
+}
+
+int lcc_reader_append(struct lcc_reader *r, const void *src, size_t len)
+{
+    while (len > 0) {
+        char *p;
+        size_t room;
+        int rc = lcc_reader_space(r, &p, &room);
+        if (rc < 0)
+            return rc;
+        if (room > len)
+            room = len;
+        memcpy(p, src, room);
+        r->end += room;
+        src = (const char *)src + room;
+        len -= room;
+    }
+    return 0;
+}
+
+ssize_t lcc_reader_fill(struct lcc_reader *r, int fd)
+{
+    char *p;
+    size_t room;
+    ssize_t n;
+    int rc = lcc_reader_space(r, &p, &room);
+
+    if (rc < 0)
+        return rc;
     for (;;) {
-        n = read(fd, r->buf + r->end, r->cap - r->end - 1);
+        n = read(fd, p, room);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -264,7 +298,7 @@ int lcc_read_line(struct lcc_reader *r, int fd, int timeout_ms, char **line, siz
             return 0;
         if (n != -EAGAIN)
             return (int)n;
-        rev = wait_fd(fd, POLLIN, lcc_now_ms() + timeout_ms);
+        rev = lcc_wait_fd(fd, POLLIN, lcc_now_ms() + timeout_ms);
         if (rev < 0)
             return rev;
     }

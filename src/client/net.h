@@ -6,6 +6,7 @@
 #ifndef LCC_NET_H
 #define LCC_NET_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +23,15 @@ int lcc_connect(const char *host, int port, int timeout_ms, char *err, size_t er
  * thrown away so that a peer which answers cannot deadlock us. Returns 0 or a negative errno
  * (-ETIMEDOUT, -EPIPE, -ECONNRESET, ...). */
 int lcc_write_all(int fd, const void *buf, size_t len, int timeout_ms, bool drain);
+
+/* Set by a signal handler (tail's SIGINT) to make every wait return -EINTR instead of
+ * resuming. */
+extern volatile sig_atomic_t lcc_interrupted;
+
+/* Wait until fd reports one of events (poll flags) or the monotonic deadline_ms passes
+ * (INT64_MAX: no deadline). Returns the revents, -ETIMEDOUT, -EINTR once lcc_interrupted is
+ * set, or another negative errno. */
+int lcc_wait_fd(int fd, short events, int64_t deadline_ms);
 
 /* Milliseconds on the monotonic clock. */
 int64_t lcc_now_ms(void);
@@ -50,6 +60,13 @@ int lcc_reader_next(struct lcc_reader *r, char **line, size_t *len);
 
 /* After EOF: return 1 and whatever partial line is left (as lcc_reader_next), or 0. */
 int lcc_reader_rest(struct lcc_reader *r, char **line, size_t *len);
+
+/* Room for at least half a buffer of new bytes at *p (*n bytes; moving or growing the
+ * buffer as needed); the caller adds what it wrote to r->end. Returns 0 or -ENOMEM. */
+int lcc_reader_space(struct lcc_reader *r, char **p, size_t *n);
+
+/* Add len bytes to the buffer. Returns 0 or -ENOMEM. */
+int lcc_reader_append(struct lcc_reader *r, const void *src, size_t len);
 
 /* One read() from fd into the buffer (growing it when a line does not fit). Returns bytes
  * read, 0 at EOF, -EAGAIN when nothing is ready, or another negative errno. */

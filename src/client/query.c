@@ -13,40 +13,39 @@
 #include <unistd.h>
 
 #include "client/cli.h"
+#include "client/httpc.h"
 #include "client/net.h"
+#include "client/output.h"
+#include "client/stream.h"
 
 struct lcc_qconn {
-    int fd;
+    struct lcc_stream s;      /* Plain or TLS. */
     const struct lcc_opts *o; /* Borrowed. */
-    struct lcc_reader rd;
-    char *req; /* Request build buffer, grown as needed. */
+    char *req;                /* Request build buffer, grown as needed. */
     size_t req_cap;
 };
 
 struct lcc_qconn *lcc_qconn_open(const struct lcc_opts *o, char *err, size_t errlen)
 {
-    struct lcc_qconn *q;
-    int fd = lcc_connect(o->host, o->query_port, o->timeout_ms, err, errlen);
+    struct lcc_qconn *q = calloc(1, sizeof(*q));
 
-    if (fd < 0)
-        return NULL;
-    q = calloc(1, sizeof(*q));
     if (!q) {
-        close(fd);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    q->fd = fd;
+    if (lcc_stream_open(&q->s, o, o->query_port, err, errlen) < 0) {
+        free(q);
+        return NULL;
+    }
     q->o = o;
-    lcc_reader_init(&q->rd);
     if (o->token) {
         /* The server answers OK|authenticated, or ERROR|... and closes. */
         char line[256];
         char *reply;
         size_t rl;
         int n = snprintf(line, sizeof(line), "AUTH %s\n", o->token);
-        if (lcc_write_all(fd, line, (size_t)n, o->timeout_ms, false) < 0 ||
-            lcc_read_line(&q->rd, fd, o->timeout_ms, &reply, &rl) < 0) {
+        if (lcc_stream_write(&q->s, line, (size_t)n, o->timeout_ms) < 0 ||
+            lcc_stream_line(&q->s, o->timeout_ms, &reply, &rl) <= 0) {
             snprintf(err, errlen, "authentication: the server closed the connection");
             lcc_qconn_close(q);
             return NULL;
@@ -65,8 +64,7 @@ void lcc_qconn_close(struct lcc_qconn *q)
 {
     if (!q)
         return;
-    close(q->fd);
-    lcc_reader_free(&q->rd);
+    lcc_stream_close(&q->s);
     free(q->req);
     free(q);
 }
@@ -91,12 +89,12 @@ int lcc_qconn_send(struct lcc_qconn *q, const char *cmd, const char *arg)
         n += al;
     }
     q->req[n++] = '\n';
-    return lcc_write_all(q->fd, q->req, n, q->o->timeout_ms, false);
+    return lcc_stream_write(&q->s, q->req, n, q->o->timeout_ms);
 }
 
 int lcc_qconn_line(struct lcc_qconn *q, char **line, size_t *len)
 {
-    return lcc_read_line(&q->rd, q->fd, q->o->timeout_ms, line, len);
+    return lcc_stream_line(&q->s, q->o->timeout_ms, line, len);
 }
 
 /* Turn a failed read into a sentence: 0 means the server hung up. */
@@ -160,17 +158,81 @@ int lcc_qconn_stat(struct lcc_qconn *q, const char *key, uint64_t *value, char *
     }
 }
 
-/* Options shared by the simple commands; fills *expr from the positional arguments. */
-struct qargs {
-    bool raw;       /* --raw: print protocol lines verbatim. */
-    bool count;     /* --count (bench-query): run COUNT instead of SEARCH. */
-    uint64_t runs;  /* --runs (bench-query). */
-    bool need_expr; /* At least one positional argument is required. */
-    bool no_expr;   /* No positional argument is allowed. */
-    char *expr;     /* Joined positional arguments; malloc'd. */
-};
+static int parse_qargs_opt(struct lcc_argp *p, const char *cmd, struct lcc_qargs *a)
+{
+    const char *v;
 
-static int parse_qargs(struct lcc_opts *o, int argc, char **argv, const char *help, struct qargs *a)
+    if (a->outputs && lcc_argp_value(p, "--output", &v)) {
+        if (!v || lcc_parse_format(v, &a->out.format) < 0 || a->out.format == LCC_OUT_AUTO) {
+            lcc_usage(cmd, "bad --output (text, json, logfmt or raw)", v);
+            return -1;
+        }
+        return 1;
+    }
+    if (a->outputs && lcc_argp_value(p, "--color", &v)) {
+        if (!v || lcc_parse_color(v, &a->out.color_opt) < 0) {
+            lcc_usage(cmd, "bad --color (auto, always or never)", v);
+            return -1;
+        }
+        return 1;
+    }
+    if (a->outputs && lcc_argp_flag(p, "--utc")) {
+        a->out.utc = true;
+        return 1;
+    }
+    if (a->terms && (lcc_argp_value(p, "--since", &v) || lcc_argp_value(p, "--until", &v))) {
+        bool since = strncmp(p->arg, "--since", 7) == 0;
+        if (!v || !*v || strpbrk(v, " \r\n")) {
+            lcc_usage(cmd, "bad time (15m, 1h30m, unix seconds or ISO-8601)", v);
+            return -1;
+        }
+        *(since ? &a->since : &a->until) = v;
+        return 1;
+    }
+    if (a->outputs && !a->tail && lcc_argp_value(p, "--limit", &v)) {
+        if (!v || lcc_parse_u64(v, 1, 10000000, &a->limit) < 0) {
+            lcc_usage(cmd, "bad --limit (1..10000000)", v);
+            return -1;
+        }
+        return 1;
+    }
+    if (a->tail && (lcc_argp_value(p, "-n", &v) || lcc_argp_value(p, "--lines", &v))) {
+        if (!v || lcc_parse_u64(v, 0, 10000, &a->backfill) < 0) {
+            lcc_usage(cmd, "bad -n (0..10000)", v);
+            return -1;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* Add the --since/--until/--limit shortcuts to the expression as the language's terms. */
+static int add_terms(struct lcc_qargs *a)
+{
+    size_t cap = strlen(a->expr) + 128 + (a->since ? strlen(a->since) : 0) +
+                 (a->until ? strlen(a->until) : 0);
+    char *e = malloc(cap);
+    int n;
+
+    if (!e)
+        return -ENOMEM;
+    n = snprintf(e, cap, "%s", a->expr);
+    if (a->since)
+        n += snprintf(e + n, cap - (size_t)n, "%s%s:%s", n ? " " : "",
+                      lcc_is_duration(a->since) ? "since" : "from", a->since);
+    if (a->until)
+        n += snprintf(e + n, cap - (size_t)n, "%s%s:%s", n ? " " : "",
+                      lcc_is_duration(a->until) ? "until" : "to", a->until);
+    if (a->limit)
+        snprintf(e + n, cap - (size_t)n, "%slimit:%llu", n ? " " : "",
+                 (unsigned long long)a->limit);
+    free(a->expr);
+    a->expr = e;
+    return 0;
+}
+
+int lcc_qargs_parse(struct lcc_opts *o, int argc, char **argv, const char *help,
+                    struct lcc_qargs *a)
 {
     struct lcc_argp p;
     char **pos = calloc((size_t)argc + 1, sizeof(*pos));
@@ -186,12 +248,15 @@ static int parse_qargs(struct lcc_opts *o, int argc, char **argv, const char *he
             continue;
         }
         rc = lcc_common_opt(&p, o, argv[0], help);
+        if (rc == 0)
+            rc = parse_qargs_opt(&p, argv[0], a);
         if (rc < 0)
             goto usage;
         if (rc > 0)
             continue;
         if (lcc_argp_flag(&p, "--raw") && !a->no_expr) {
             a->raw = true;
+            a->out.format = LCC_OUT_RAW;
         } else if (lcc_argp_flag(&p, "--count") && a->runs) {
             a->count = true;
         } else if (a->runs && lcc_argp_value(&p, "--runs", &v)) {
@@ -204,7 +269,7 @@ static int parse_qargs(struct lcc_opts *o, int argc, char **argv, const char *he
             goto usage;
         }
     }
-    if (a->need_expr && npos == 0) {
+    if (a->need_expr && npos == 0 && !a->since && !a->until && !a->limit) {
         lcc_usage(argv[0], "missing query expression", NULL);
         goto usage;
     }
@@ -214,11 +279,15 @@ static int parse_qargs(struct lcc_opts *o, int argc, char **argv, const char *he
     }
     a->expr = lcc_join_args(npos, pos);
     free(pos);
-    if (!a->expr)
+    if (!a->expr || add_terms(a) < 0)
         return LCC_EXIT_FAIL;
     if (strpbrk(a->expr, "\r\n")) {
         free(a->expr);
         return lcc_usage(argv[0], "the expression must be a single line", NULL);
+    }
+    if (a->outputs) {
+        const char *nc = getenv("NO_COLOR");
+        lcc_output_resolve(&a->out, isatty(STDOUT_FILENO), nc && *nc);
     }
     return 0;
 usage:
@@ -260,10 +329,35 @@ static int send_or_warn(struct lcc_qconn *q, const char *cmd, const char *arg)
     return LCC_EXIT_UNREACHABLE;
 }
 
-/* Read one SEARCH reply. With out set, print the entries (or with raw every protocol line)
- * there. *n gets the number of entries. Returns 0 or an exit code. */
-static int read_search(struct lcc_qconn *q, FILE *out, bool raw, uint64_t *n)
+/* Print one entry line of the query port ("<id>|<LEVEL>|<unix_ts>|<message>") in out's format.
+ * The line has no milliseconds and no source: those come only over HTTP. */
+static void print_pipe_entry(const struct lcc_output *out, char *line, size_t len)
 {
+    char *p1 = memchr(line, '|', len), *p2, *p3;
+    struct lcc_entry e = {0};
+
+    if (out->format == LCC_OUT_RAW || !p1 || !(p2 = strchr(p1 + 1, '|')) ||
+        !(p3 = strchr(p2 + 1, '|'))) {
+        fwrite(line, 1, len, stdout);
+        putchar('\n');
+        return;
+    }
+    *p1 = *p2 = *p3 = '\0';
+    e.id = strtoull(line, NULL, 10);
+    e.level = p1 + 1;
+    e.ts_ms = strtoll(p2 + 1, NULL, 10) * 1000;
+    e.source = "";
+    e.message = p3 + 1;
+    e.message_len = len - (size_t)(p3 + 1 - line);
+    lcc_print_entry(stdout, out, &e);
+}
+
+/* Read one SEARCH reply. With out set, print the entries there in its format (with raw every
+ * protocol line verbatim); the rows of a piped query are gathered and printed as a table.
+ * *n gets the number of entries. Returns 0 or an exit code. */
+static int read_search(struct lcc_qconn *q, const struct lcc_output *out, bool raw, uint64_t *n)
+{
+    struct lcc_table *t = NULL;
     char *line;
     size_t len;
     int rc = reply_line(q, &line, &len);
@@ -279,54 +373,91 @@ static int read_search(struct lcc_qconn *q, FILE *out, bool raw, uint64_t *n)
         return LCC_EXIT_UNREACHABLE;
     }
     if (out && raw)
-        fprintf(out, "%s\n", line);
+        printf("%s\n", line);
     /* Count the entries rather than stop at "END", so a message that reads "END" is safe. */
     for (uint64_t i = 0; i < *n; i++) {
         rc = reply_line(q, &line, &len);
         if (rc)
-            return rc;
-        if (out) {
-            fwrite(line, 1, len, out);
-            putc('\n', out);
+            goto out;
+        if (!out)
+            continue;
+        if (raw) {
+            fwrite(line, 1, len, stdout);
+            putchar('\n');
+            continue;
+        }
+        if (i == 0 && lcc_is_row(line, len) && !(t = lcc_table_new())) {
+            rc = LCC_EXIT_FAIL;
+            goto out;
+        }
+        if (!t) {
+            print_pipe_entry(out, line, len);
+        } else if (lcc_table_add(t, line, len) < 0) {
+            lcc_warn("malformed row in the reply: %.200s", line);
+            rc = LCC_EXIT_UNREACHABLE;
+            goto out;
         }
     }
     rc = reply_line(q, &line, &len);
     if (rc)
-        return rc;
+        goto out;
     if (strcmp(line, "END") != 0) {
         lcc_warn("expected END after %llu entries, got: %.200s", (unsigned long long)*n, line);
-        return LCC_EXIT_UNREACHABLE;
+        rc = LCC_EXIT_UNREACHABLE;
+        goto out;
     }
+    if (t)
+        lcc_table_print(stdout, out, t);
     if (out && raw)
-        fprintf(out, "END\n");
-    return 0;
+        printf("END\n");
+out:
+    lcc_table_free(t);
+    return rc;
 }
 
 const char lcc_query_help[] =
-    "usage: logcaster query [--raw] [options] [--] EXPR...\n"
+    "usage: logcaster query [output options] [--since D] [--until D] [--limit N] [options]\n"
+    "                       [--] EXPR...\n"
     "\n"
-    "Run SEARCH EXPR on the query port and print the matching entries, one per line, as\n"
-    "<id>|<LEVEL>|<unix_ts>|<message>. Several EXPR arguments are joined with spaces.\n"
+    "Print the entries that match EXPR, oldest first. Several EXPR arguments are joined\n"
+    "with spaces. Text, json and logfmt come from the HTTP API (--http-port); raw lines and\n"
+    "the rows of a piped query (stats, top) from SEARCH on the query port.\n"
     "\n"
-    "  --raw        print the protocol reply verbatim (RESULT|n ... END)\n"
+    "  --output F   text: local time with ms, level, source, message (the default on a\n"
+    "               terminal); json: one object per line, the API's fields; logfmt;\n"
+    "               raw: <id>|<LEVEL>|<unix_ts>|<message> (the default when stdout is not\n"
+    "               a terminal, for scripts)\n"
+    "  --color C    auto, always or never (auto: on a terminal, unless NO_COLOR is set)\n"
+    "  --utc        times in UTC instead of the local time zone\n"
+    "  --since D    adds since:D for a duration (15m, 1h30m), else from:D (a time)\n"
+    "  --until D    adds until:D for a duration, else to:D\n"
+    "  --limit N    adds limit:N: the newest N matches\n"
+    "  --raw        print the query port's reply verbatim (RESULT|n ... END)\n"
     "  --           end of options; needed before an expression that starts with '-'\n"
     "\n"
     "Query language: words are ANDed, OR, -word negates, \"a phrase\", level:ERROR,\n"
     "level:>=WARN, source:PREFIX, since:15m, from:/to: (unix seconds or ISO-8601),\n"
-    "/regex/, limit:N.\n"
+    "/regex/, limit:N, host:web* (a name=value field of the message).\n"
     "\n"
     "Exit status: 0 success, 1 the server answered ERROR (printed on stderr),\n"
     "2 the server could not be reached or the connection failed.\n";
 
 int lcc_cmd_query(struct lcc_opts *o, int argc, char **argv)
 {
-    struct qargs a = {.need_expr = true};
+    struct lcc_qargs a = {.need_expr = true, .outputs = true, .terms = true};
     struct lcc_qconn *q;
     uint64_t n;
-    int rc = parse_qargs(o, argc, argv, lcc_query_help, &a);
+    int rc = lcc_qargs_parse(o, argc, argv, lcc_query_help, &a);
 
     if (rc)
         return rc;
+    /* Entries in text, json and logfmt need what only the HTTP API gives (milliseconds, the
+     * source); raw lines and the rows of a piped query come from the query port. */
+    if (!a.raw && a.out.format != LCC_OUT_RAW && !lcc_has_pipe(a.expr)) {
+        rc = lcc_http_query(o, &a);
+        free(a.expr);
+        return rc;
+    }
     q = open_or_warn(o);
     if (!q) {
         free(a.expr);
@@ -334,7 +465,7 @@ int lcc_cmd_query(struct lcc_opts *o, int argc, char **argv)
     }
     rc = send_or_warn(q, "SEARCH", a.expr);
     if (!rc)
-        rc = read_search(q, stdout, a.raw, &n);
+        rc = read_search(q, &a.out, a.raw, &n);
     lcc_qconn_close(q);
     free(a.expr);
     if (fflush(stdout) != 0 && !rc)
@@ -342,22 +473,25 @@ int lcc_cmd_query(struct lcc_opts *o, int argc, char **argv)
     return rc;
 }
 
-const char lcc_count_help[] = "usage: logcaster count [--raw] [options] [--] [EXPR...]\n"
-                              "\n"
-                              "Print how many entries match EXPR (all entries when EXPR is\n"
-                              "omitted), from COUNT on the query port.\n"
-                              "\n"
-                              "  --raw        print the reply line verbatim (COUNT|n)\n"
-                              "\n"
-                              "Exit status as for query.\n";
+const char lcc_count_help[] =
+    "usage: logcaster count [--since D] [--until D] [--raw] [options] [--] [EXPR...]\n"
+    "\n"
+    "Print just the number of entries that match EXPR (all entries when EXPR is omitted),\n"
+    "from COUNT on the query port.\n"
+    "\n"
+    "  --since D    adds since:D for a duration (15m, 1h30m), else from:D (a time)\n"
+    "  --until D    adds until:D for a duration, else to:D\n"
+    "  --raw        print the reply line verbatim (COUNT|n)\n"
+    "\n"
+    "Exit status as for query.\n";
 
 int lcc_cmd_count(struct lcc_opts *o, int argc, char **argv)
 {
-    struct qargs a = {0};
+    struct lcc_qargs a = {.terms = true};
     struct lcc_qconn *q;
     char err[512];
     uint64_t n;
-    int rc = parse_qargs(o, argc, argv, lcc_count_help, &a);
+    int rc = lcc_qargs_parse(o, argc, argv, lcc_count_help, &a);
 
     if (rc)
         return rc;
@@ -386,8 +520,8 @@ int lcc_cmd_count(struct lcc_opts *o, int argc, char **argv)
 static int open_without_expr(struct lcc_opts *o, int argc, char **argv, const char *help,
                              struct lcc_qconn **q)
 {
-    struct qargs a = {.no_expr = true};
-    int rc = parse_qargs(o, argc, argv, help, &a);
+    struct lcc_qargs a = {.no_expr = true};
+    int rc = lcc_qargs_parse(o, argc, argv, help, &a);
     if (rc)
         return rc;
     free(a.expr);
@@ -480,12 +614,12 @@ static int cmp_double(const void *a, const void *b)
 
 int lcc_cmd_bench_query(struct lcc_opts *o, int argc, char **argv)
 {
-    struct qargs a = {.runs = 20};
+    struct lcc_qargs a = {.runs = 20};
     struct lcc_qconn *q;
     double *lat;
     uint64_t n = 0;
     char err[512];
-    int rc = parse_qargs(o, argc, argv, lcc_bench_query_help, &a);
+    int rc = lcc_qargs_parse(o, argc, argv, lcc_bench_query_help, &a);
 
     if (rc)
         return rc;

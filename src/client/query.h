@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "client/output.h"
 #include "client/util.h"
 
 struct lcc_qconn;
@@ -32,6 +33,34 @@ int lcc_qconn_count(struct lcc_qconn *q, const char *expr, uint64_t *n, char *er
  * sentence in err. */
 int lcc_qconn_stat(struct lcc_qconn *q, const char *key, uint64_t *value, char *err, size_t errlen);
 
+/* The options of the commands that take an expression (query, count, tail, bench-query). */
+struct lcc_qargs {
+    bool raw;       /* --raw: print protocol lines verbatim (query: --output raw). */
+    bool count;     /* --count (bench-query): run COUNT instead of SEARCH. */
+    uint64_t runs;  /* --runs (bench-query). */
+    bool need_expr; /* At least one positional argument (or a term option) is required. */
+    bool no_expr;   /* No positional argument is allowed. */
+    bool outputs;   /* Takes --output, --color and --utc. */
+    bool terms;     /* Takes --since, --until (and --limit unless tail). */
+    bool tail;      /* Takes -n. */
+    struct lcc_output out;
+    const char *since; /* --since: since:D for a duration, else from:T. */
+    const char *until; /* --until: until:D for a duration, else to:T. */
+    uint64_t limit;    /* --limit N: limit:N; 0 when not given. */
+    uint64_t backfill; /* -n N (tail). */
+    char *expr;        /* The joined positional arguments and the terms; malloc'd. */
+};
+
+/* Parse a subcommand's arguments (argv[0] is its name) into a, whose flags say which options
+ * it takes; the output is resolved for stdout (a terminal, NO_COLOR). Returns 0, or the exit
+ * code after printing why (the help exits 0 at once). */
+int lcc_qargs_parse(struct lcc_opts *o, int argc, char **argv, const char *help,
+                    struct lcc_qargs *a);
+
+/* query's text, json and logfmt output: the entries of a.expr from the HTTP API, printed
+ * oldest first (tail.c). Returns an exit code. */
+int lcc_http_query(const struct lcc_opts *o, const struct lcc_qargs *a);
+
 /* Subcommand entry points: argv[0] is the subcommand name; o already holds the global
  * options given before it. Each returns a process exit code (LCC_EXIT_*). */
 int lcc_cmd_query(struct lcc_opts *o, int argc, char **argv);
@@ -39,8 +68,9 @@ int lcc_cmd_count(struct lcc_opts *o, int argc, char **argv);
 int lcc_cmd_stats(struct lcc_opts *o, int argc, char **argv);
 int lcc_cmd_ping(struct lcc_opts *o, int argc, char **argv);
 int lcc_cmd_bench_query(struct lcc_opts *o, int argc, char **argv);
+int lcc_cmd_tail(struct lcc_opts *o, int argc, char **argv);
 
 extern const char lcc_query_help[], lcc_count_help[], lcc_stats_help[], lcc_ping_help[],
-    lcc_bench_query_help[];
+    lcc_bench_query_help[], lcc_tail_help[];
 
 #endif

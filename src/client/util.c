@@ -75,10 +75,29 @@ bool lcc_argp_global(struct lcc_argp *p, struct lcc_opts *o)
     const char *v;
 
     if (lcc_argp_value(p, "--host", &v)) {
-        if (v && *v)
-            o->host = v;
+        static char host[256];
+        if (v && (!*v || lcc_split_host(v, host, sizeof(host), &o->query_port) < 0))
+            argp_fail(p, "bad host (NAME, NAME:PORT or [IPV6]:PORT)", v);
         else if (v)
-            argp_fail(p, "empty host", p->arg);
+            o->host = host;
+        return true;
+    }
+    if (lcc_argp_value(p, "--http-port", &v)) {
+        if (v && lcc_parse_port(v, &o->http_port) < 0)
+            argp_fail(p, "bad port number", v);
+        return true;
+    }
+    if (lcc_argp_flag(p, "--tls")) {
+        o->tls = true;
+        return true;
+    }
+    if (lcc_argp_value(p, "--tls-ca", &v)) {
+        if (v && !*v)
+            argp_fail(p, "empty file name", p->arg);
+        else if (v) {
+            o->tls_ca = v;
+            o->tls = true;
+        }
         return true;
     }
     if (lcc_argp_value(p, "--log-port", &v)) {
@@ -105,6 +124,66 @@ bool lcc_argp_global(struct lcc_argp *p, struct lcc_opts *o)
         else if (v)
             o->timeout_ms = (int)(s * 1000 + 0.5) > 0 ? (int)(s * 1000 + 0.5) : 1;
         return true;
+    }
+    return false;
+}
+
+int lcc_split_host(const char *s, char *out, size_t cap, int *port)
+{
+    const char *colon = strrchr(s, ':'), *end = s + strlen(s);
+    size_t n;
+
+    if (s[0] == '[') { /* [v6] or [v6]:port */
+        const char *rb = strchr(s, ']');
+        if (!rb || rb == s + 1 || (rb[1] && (rb[1] != ':' || lcc_parse_port(rb + 2, port) < 0)))
+            return -EINVAL;
+        s++;
+        end = rb;
+    } else if (colon && colon == strchr(s, ':')) { /* exactly one colon: host:port */
+        if (colon == s || lcc_parse_port(colon + 1, port) < 0)
+            return -EINVAL;
+        end = colon;
+    } /* no colon: a name; several: a bare IPv6 address */
+    n = (size_t)(end - s);
+    if (n == 0 || n >= cap)
+        return -EINVAL;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return 0;
+}
+
+bool lcc_is_duration(const char *s)
+{
+    if (!isdigit((unsigned char)*s))
+        return false;
+    while (*s) {
+        if (!isdigit((unsigned char)*s))
+            return false;
+        while (isdigit((unsigned char)*s))
+            s++;
+        if (s[0] == 'm' && s[1] == 's')
+            s += 2;
+        else if (*s && strchr("smhdw", *s))
+            s++;
+        else
+            return false;
+    }
+    return true;
+}
+
+bool lcc_has_pipe(const char *expr)
+{
+    for (const char *s = expr; *s; s++) {
+        if (*s == '"' || (*s == '/' && (s == expr || s[-1] == ' ' || s[-1] == '('))) {
+            char close = *s; /* A phrase or a regex: skip to its end, past escapes. */
+            for (s++; *s && *s != close; s++)
+                if (*s == '\\' && s[1])
+                    s++;
+            if (!*s)
+                return false;
+        } else if (*s == '|') {
+            return true;
+        }
     }
     return false;
 }

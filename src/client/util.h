@@ -12,11 +12,14 @@
 
 /* What every subcommand shares: where the server is and how long to wait for it. */
 struct lcc_opts {
-    const char *host;  /* Name or address; borrowed from argv. */
-    int log_port;      /* Ingest port, 9999 by default. */
-    int query_port;    /* Query port, 9998 by default. */
-    int timeout_ms;    /* Connect timeout and longest wait for any single reply. */
-    const char *token; /* Sent as "AUTH <token>" first on every connection, or NULL. */
+    const char *host;   /* Name or address; borrowed from argv. */
+    int log_port;       /* Ingest port, 9999 by default. */
+    int query_port;     /* Query port, 9998 by default. */
+    int timeout_ms;     /* Connect timeout and longest wait for any single reply. */
+    const char *token;  /* Sent as "AUTH <token>" first on every connection, or NULL. */
+    int http_port;      /* HTTP port (live tail, formatted query output), 8080 by default. */
+    bool tls;           /* --tls: query and HTTP connections are TLS, verified. */
+    const char *tls_ca; /* --tls-ca FILE: trust this PEM instead of the system's CAs. */
 };
 
 enum {
@@ -55,9 +58,23 @@ bool lcc_argp_flag(struct lcc_argp *p, const char *name);
  * from the next argument (consumed). A missing value sets p->error and *val = NULL. */
 bool lcc_argp_value(struct lcc_argp *p, const char *name, const char **val);
 
-/* Recognise --host, --log-port, --query-port and --timeout and store them in o. Returns true
- * if the current argument was one of them (check p->error for a bad value). */
+/* Recognise --host (NAME, NAME:PORT or [V6]:PORT, where PORT is the query port), --log-port,
+ * --query-port, --http-port, --timeout, --token, --tls and --tls-ca and store them in o.
+ * Returns true if the current argument was one of them (check p->error for a bad value).
+ * A --host with a port keeps a pointer into a static copy: the last one given wins. */
 bool lcc_argp_global(struct lcc_argp *p, struct lcc_opts *o);
+
+/* Split "host:port", "[v6]:port", "host" or a bare IPv6 address into a host (copied into
+ * out, cap bytes) and *port (left alone when there is none). Returns 0 or -EINVAL. */
+int lcc_split_host(const char *s, char *out, size_t cap, int *port);
+
+/* True if s is a relative duration of the query language: digits with ms/s/m/h/d/w units,
+ * combinable ("15m", "1h30m"). */
+bool lcc_is_duration(const char *s);
+
+/* True if expr has a pipe '|' outside "quotes" and /regexes/: a piped query (stats, top)
+ * whose answer is rows, not entries. */
+bool lcc_has_pipe(const char *expr);
 
 /* Parse a whole decimal string into [min, max]. Returns 0 or -EINVAL / -ERANGE. */
 int lcc_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);

@@ -74,6 +74,7 @@ def expected_files(prefix):
         p + "/bin/logcaster": 0o755,
         p + "/share/man/man8/logcasterd.8": 0o644,
         p + "/share/man/man1/logcaster.1": 0o644,
+        p + "/share/bash-completion/completions/logcaster": 0o644,
         p + "/lib/systemd/system/logcaster.service": 0o644,
         sysconfdir(prefix).lstrip("/") + "/logcaster/logcaster.conf": 0o644,
     }
@@ -146,6 +147,7 @@ def test_install_writes_the_whole_tree_with_modes(installed):
         p + "/bin/logcaster": "build/rel/logcaster",
         p + "/share/man/man8/logcasterd.8": "man/logcasterd.8",
         p + "/share/man/man1/logcaster.1": "man/logcaster.1",
+        p + "/share/bash-completion/completions/logcaster": "etc/logcaster.bash-completion",
         sysconfdir(prefix).lstrip("/") + "/logcaster/logcaster.conf": "etc/logcaster.conf",
     }
     if not library_missing():
