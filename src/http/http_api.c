@@ -377,8 +377,8 @@ static void query_step(struct http_conn *h)
         return;
     }
     uint64_t resume = 0;
-    int rc = store_scan(protocols_store(), j->q, j->lo, j->hi, false, SLICE_BUDGET, query_visit, h,
-                        &resume);
+    int rc = qry_scan(protocols_store(), j->q, j->lo, j->hi, false, SLICE_BUDGET, query_visit, h,
+                      &resume);
     if (j->paused) {
         /* Output full: continue below the last entry sent once it drains (resume). */
         j->hi = j->last_id - 1;
@@ -516,8 +516,8 @@ static void histo_step(struct http_conn *h)
 {
     struct histo_job *j = h->hs;
     uint64_t resume = 0;
-    int rc = j->hi >= j->lo ? store_scan(protocols_store(), j->q, j->lo, j->hi, true, SLICE_BUDGET,
-                                         histo_visit, j, &resume)
+    int rc = j->hi >= j->lo ? qry_scan(protocols_store(), j->q, j->lo, j->hi, true, SLICE_BUDGET,
+                                       histo_visit, j, &resume)
                             : 1;
     if (rc == 1) {
         histo_reply(h);

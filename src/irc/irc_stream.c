@@ -510,7 +510,7 @@ void irc_logs_replay(struct irc_client *cl, struct irc_chan *ch, int n)
         return;
     uint64_t done = irc.sub.active ? irc.stream_id : store_done_id(irc.store), resume;
     if (done)
-        store_scan(irc.store, ch->filter, 1, done, false, 1u << 22, collect_visit, &c, &resume);
+        qry_scan(irc.store, ch->filter, 1, done, false, 1u << 22, collect_visit, &c, &resume);
     for (size_t i = c.n; i-- > 0;) /* Oldest first. */
         send_entry(cl, &c.rows[i]);
     free(c.rows);

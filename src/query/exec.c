@@ -24,7 +24,6 @@ struct qexec {
     uint64_t n;      /* Matches counted. */
     uint64_t oldest; /* Oldest counted match: where rows start. */
     uint64_t emitted;
-    uint64_t pinned;            /* Id pinned in the store, 0 = none. */
     bool paused;                /* The sink asked to stop after the last row. */
     uint64_t ids[REMEMBER_MAX]; /* The first matches counted, in scan order. */
     size_t nids;
@@ -48,11 +47,6 @@ struct qexec *qexec_new(struct store *s, struct qry *q, bool count_only)
     store_get_stats(s, &st);
     x->lo = st.first_id ? st.first_id : 1;
     x->hi = st.last_id;
-    if (!count_only && st.last_id) {
-        /* Hold what we may stream until the rows are out. */
-        x->pinned = x->lo;
-        store_pin(s, x->pinned);
-    }
     /* Counting walks newest first when a limit applies (it stops early), else oldest first. */
     x->cursor = x->limit ? x->hi : x->lo;
     return x;
@@ -62,8 +56,6 @@ void qexec_free(struct qexec *x)
 {
     if (!x)
         return;
-    if (x->pinned)
-        store_unpin(x->store, x->pinned);
     qry_free(x->q);
     free(x);
 }
@@ -114,17 +106,6 @@ static enum qexec_status emit_missing(struct qexec *x)
     return QX_DONE;
 }
 
-/* Narrow the pin to where the rows start, so eviction can take everything older. */
-static void repin(struct qexec *x, uint64_t id)
-{
-    if (x->pinned == id)
-        return;
-    store_pin(x->store, id);
-    if (x->pinned)
-        store_unpin(x->store, x->pinned);
-    x->pinned = id;
-}
-
 enum qexec_status qexec_step(struct qexec *x, size_t budget, const struct qexec_sink *sink,
                              void *arg)
 {
@@ -136,13 +117,13 @@ enum qexec_status qexec_step(struct qexec *x, size_t budget, const struct qexec_
             uint64_t resume = 0;
             int done;
             if (x->limit)
-                done = store_scan(x->store, x->q, x->lo, x->cursor, false, budget, count_visit, x,
-                                  &resume);
+                done = qry_scan(x->store, x->q, x->lo, x->cursor, false, budget, count_visit, x,
+                                &resume);
             else if (x->count_only) /* The store may count without visiting. */
-                done = store_count(x->store, x->q, x->cursor, x->hi, budget, &x->n, &resume);
+                done = qry_count(x->store, x->q, x->cursor, x->hi, budget, &x->n, &resume);
             else
-                done = store_scan(x->store, x->q, x->cursor, x->hi, true, budget, count_visit, x,
-                                  &resume);
+                done = qry_scan(x->store, x->q, x->cursor, x->hi, true, budget, count_visit, x,
+                                &resume);
             if (!done) {
                 x->cursor = resume;
                 return QX_MORE;
@@ -155,7 +136,6 @@ enum qexec_status qexec_step(struct qexec *x, size_t budget, const struct qexec_
         }
         x->phase = PH_ROWS;
         x->cursor = x->oldest;
-        repin(x, x->oldest);
         if (x->n <= REMEMBER_MAX && x->limit) { /* Counted newest first: emit oldest first. */
             for (size_t i = 0; i < x->nids / 2; i++) {
                 uint64_t t = x->ids[i];
@@ -170,7 +150,7 @@ enum qexec_status qexec_step(struct qexec *x, size_t budget, const struct qexec_
         uint64_t resume;
         while (x->next_id < x->nids && !x->paused) {
             uint64_t id = x->ids[x->next_id++];
-            store_scan(x->store, NULL, id, id, true, 1, row_visit, x, &resume);
+            qry_scan(x->store, NULL, id, id, true, 1, row_visit, x, &resume);
         }
         if (x->emitted >= x->n) {
             x->phase = PH_DONE;
@@ -182,8 +162,7 @@ enum qexec_status qexec_step(struct qexec *x, size_t budget, const struct qexec_
     }
     if (x->phase == PH_ROWS) {
         uint64_t resume = 0;
-        int done =
-            store_scan(x->store, x->q, x->cursor, x->hi, true, budget, row_visit, x, &resume);
+        int done = qry_scan(x->store, x->q, x->cursor, x->hi, true, budget, row_visit, x, &resume);
         if (x->emitted >= x->n) {
             x->phase = PH_DONE;
             return QX_DONE;

@@ -34,6 +34,6 @@ enum qexec_status {
 struct qexec *qexec_new(struct store *s, struct qry *q, bool count_only);
 enum qexec_status qexec_step(struct qexec *x, size_t budget, const struct qexec_sink *sink,
                              void *arg);
-void qexec_free(struct qexec *x); /* NULL is a no-op. Releases the store pin. */
+void qexec_free(struct qexec *x); /* NULL is a no-op. */
 
 #endif

@@ -1,4 +1,5 @@
-/* qry.h - the LogCaster query language: compile once, match entries, skip blocks.
+/* qry.h - the LogCaster query language: compile once, match entries, skip blocks, and run a
+ * query over the store (scan.c).
  *
  * One language serves the query port, IRC !query and HTTP. Text form (README "Query
  * language"): terms separated by spaces are ANDed; OR between terms; '-' or NOT negates;
@@ -22,6 +23,7 @@
 #include "store/entry.h"
 
 struct qry;
+struct store;
 
 #define QRY_ERR_MAX 160 /* Size of the error buffers below. */
 
@@ -57,13 +59,29 @@ int64_t qry_block_count(const struct qry *q, const struct lc_block_info *b);
 uint64_t qry_limit(const struct qry *q); /* 0 = no limit. */
 
 /* True when the query has no filter at all (empty, or only limit:): every entry matches, so
- * a store can count without looking at entries. */
+ * a count needs no entries. */
 bool qry_matches_all(const struct qry *q);
 
 /* Inclusive event-time bounds implied by the query (INT64_MIN / INT64_MAX when open). */
 void qry_time_bounds(const struct qry *q, int64_t *from_ms, int64_t *to_ms);
 
 void qry_free(struct qry *q); /* NULL is a no-op. */
+
+/* Visit matching entries of the store with ids in [from_id, to_id], oldest first when forward,
+ * else newest first. Blocks the query rules out are skipped without reading. visit returns true
+ * to go on, false to stop. At most `budget` entries are examined per call (skipped blocks cost
+ * little); *resume is set to the id to pass as the new start (from_id when forward, to_id when
+ * backward) if the scan must continue. Returns 1 when the range is finished or visit stopped,
+ * 0 when the budget ran out. The entry passed to visit is valid only during the call; no store
+ * lock is held during it. q may be NULL (match all). */
+typedef bool (*qry_visit_fn)(void *arg, const struct lc_entry *e);
+int qry_scan(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to_id, bool forward,
+             size_t budget, qry_visit_fn visit, void *arg, uint64_t *resume);
+
+/* Add the number of matching entries in [from_id, to_id] to *count, with the same budget rules
+ * as qry_scan. Blocks whose summary tells the answer (qry_block_count) are not read. */
+int qry_count(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to_id, size_t budget,
+              uint64_t *count, uint64_t *resume);
 /* The language's value parsers, for other front ends (HTTP parameters): a time as unix
  * seconds (with a fraction) or ISO-8601, and a duration like 90s, 15m, 2h, 7d. Return 0, or
  * -EINVAL with one sentence in err. */

@@ -25,6 +25,9 @@ struct block {
     unsigned filter_log2;
     struct cblock *cache; /* Decompressed copy, or NULL (under the store's cache lock). */
     bool bad;             /* Found corrupt when read: no longer served or counted. */
+    bool deleted;         /* Taken off the index by retention (under list_lock): its file may
+                             be gone, only its summary is left for the readers that hold it. */
+    int refs;             /* The index's reference and one per reader's cursor (atomic). */
 };
 
 #endif

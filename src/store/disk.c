@@ -11,10 +11,15 @@
  * An archiver thread (--archive-level) rewrites sealed segments at a higher zstd level, frame
  * for frame, and swaps each new file in for the old one (see archive_segment).
  *
+ * Readers walk the block index with a cursor and open the blocks they need (store.h); they
+ * hold no lock between those calls, only references: a pinned block keeps its summary, an
+ * opened one its decoded entries, whatever retention or the cache do meanwhile.
+ *
  * Locks: q_mu guards the pending queue; list_lock (rw) guards the block and segment arrays,
- * held for reading through one scan call and for writing only to publish, delete or swap in an
- * archived file; cache_mu guards the LRU and block->cache pointers; f_mu guards the failed-id
- * ranges; arch_mu guards the archiver threads' claims on segments (taken before list_lock). */
+ * held for reading while a cursor steps or a block is read from its file, and for writing only
+ * to publish, delete or swap in an archived file; cache_mu guards the LRU, block->cache
+ * pointers and cached blocks' reference counts; err_mu guards the current error message;
+ * arch_mu guards the archiver threads' claims on segments (taken before list_lock). */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -35,7 +40,6 @@
 #include <xxhash.h>
 
 #include "core/log.h"
-#include "query/qry.h"
 #include "store/block.h"
 #include "store/filter.h"
 #include "store/frame.h"
@@ -47,8 +51,6 @@
  * cold rare-keyword query over 20M entries went from 96 ms to 25 ms going from 1 MiB to 256 KiB. */
 #define PCHUNK_TARGET (1u << 18)
 #define BACKLOG_MAX   (32u << 20) /* Pending bytes beyond which ingest pauses. */
-#define SKIP_COST     64          /* Budget units charged for ruling out a block. */
-#define FAILED_RANGES 256
 #define FREE_CHECK_MS 250
 
 struct segment {
@@ -95,10 +97,6 @@ struct pchunk {
     struct pchunk *next;
 };
 
-struct id_range {
-    uint64_t lo, hi;
-};
-
 struct store {
     struct store_config cfg;
     char dir[2048];
@@ -124,9 +122,6 @@ struct store {
 
     /* Progress seen by reactors. */
     _Atomic uint64_t done_id;
-    pthread_mutex_t f_mu;
-    struct id_range failed[FAILED_RANGES];
-    size_t nfailed, failed_pos;
     store_commit_fn on_commit; /* Told each write run's decided ranges (writer thread). */
     void *on_commit_arg;
     struct store_range *run; /* The ranges of the current write run. */
@@ -149,7 +144,8 @@ struct store {
     int64_t last_sync_ms;
     int64_t last_free_check;
     bool disk_low;
-    char error[160]; /* Current write problem; under f_mu. */
+    pthread_mutex_t err_mu;
+    char error[160]; /* Current write problem; under err_mu. */
 
     /* Statistics (atomics: read by STATS from any thread). */
     _Atomic uint64_t appended, segments_deleted, entries_deleted, write_errors, failed_entries,
@@ -222,20 +218,20 @@ static void set_error(struct store *s, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    pthread_mutex_lock(&s->f_mu);
+    pthread_mutex_lock(&s->err_mu);
     bool changed = strcmp(msg, s->error) != 0;
     snprintf(s->error, sizeof(s->error), "%s", msg);
-    pthread_mutex_unlock(&s->f_mu);
+    pthread_mutex_unlock(&s->err_mu);
     if (changed) /* Log a problem once, not once per batch. */
         log_error("store: %s", msg);
 }
 
 static void clear_error(struct store *s)
 {
-    pthread_mutex_lock(&s->f_mu);
+    pthread_mutex_lock(&s->err_mu);
     bool had = s->error[0] != 0;
     s->error[0] = 0;
-    pthread_mutex_unlock(&s->f_mu);
+    pthread_mutex_unlock(&s->err_mu);
     if (had)
         log_info("store: writing again");
 }
@@ -302,7 +298,6 @@ static void run_note(struct store *s, uint64_t lo, uint64_t hi, bool failed)
     }
     s->run[s->nrun++] = (struct store_range){lo, hi, failed};
 }
-
 
 /* ------------------------------------------------------------------------------------------ */
 /* Block summaries and the cache. */
@@ -527,14 +522,24 @@ static int publish_block(struct store *s, struct block *b)
     return rc;
 }
 
+/* Let go of a reference to a published block; the last one frees it. */
+static void block_unref(struct block *b)
+{
+    if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        free(b->filter);
+        free(b);
+    }
+}
+
+/* A block taken off the index: its cached entries go now (readers that opened them keep
+ * theirs), its summary when the last cursor on it moves on. */
 static void block_free(struct store *s, struct block *b)
 {
     pthread_mutex_lock(&s->cache_mu);
     if (b->cache)
         cache_drop(s, b->cache);
     pthread_mutex_unlock(&s->cache_mu);
-    free(b->filter);
-    free(b);
+    block_unref(b);
 }
 
 /* Delete the oldest segment with its blocks and files. Never the active (last) one. */
@@ -555,6 +560,8 @@ static void delete_oldest_segment(struct store *s, const char *why)
         return;
     }
     memcpy(gone, s->blocks, nb * sizeof(*gone));
+    for (size_t i = 0; i < nb; i++)
+        gone[i]->deleted = true; /* Its file goes below: a cursor holding it must not read. */
     memmove(s->blocks, s->blocks + nb, (s->nblocks - nb) * sizeof(*s->blocks));
     s->nblocks -= nb;
     memmove(s->segs, s->segs + 1, (s->nsegs - 1) * sizeof(*s->segs));
@@ -738,21 +745,10 @@ static void retention(struct store *s)
 /* ------------------------------------------------------------------------------------------ */
 /* The writer. */
 
+/* Count a failed batch for the statistics; its ids reach the commit listener through the
+ * write run (run_note). */
 static void mark_failed(struct store *s, uint64_t lo, uint64_t hi)
 {
-    pthread_mutex_lock(&s->f_mu);
-    /* Failures come in runs (a full disk fails every batch): extend the last range when this
-     * one continues it, so the ring remembers long runs. */
-    size_t last = (s->failed_pos + FAILED_RANGES - 1) % FAILED_RANGES;
-    if (s->nfailed && s->failed[last].hi + 1 == lo) {
-        s->failed[last].hi = hi;
-    } else {
-        s->failed[s->failed_pos] = (struct id_range){lo, hi};
-        s->failed_pos = (s->failed_pos + 1) % FAILED_RANGES;
-        if (s->nfailed < FAILED_RANGES)
-            s->nfailed++;
-    }
-    pthread_mutex_unlock(&s->f_mu);
     atomic_fetch_add(&s->write_errors, 1);
     atomic_fetch_add(&s->failed_entries, hi - lo + 1);
 }
@@ -764,6 +760,7 @@ static void encode_chunk(struct store *s, struct pchunk *p)
     char *cols = bigbuf_get(p->len);
     int rc = b && cols ? 0 : -ENOMEM;
     if (rc == 0) {
+        b->refs = 1; /* The index's, once published. */
         b->first_id = p->first_id;
         b->count = p->count;
         b->raw_len = (uint32_t)p->len;
@@ -1386,32 +1383,6 @@ int store_append(struct store *s, struct lc_entry *e, size_t n)
     return 0;
 }
 
-enum store_id_state store_id_state(struct store *s, uint64_t id)
-{
-    if (id > atomic_load_explicit(&s->done_id, memory_order_acquire))
-        return STORE_PENDING;
-    enum store_id_state st = STORE_DURABLE;
-    pthread_mutex_lock(&s->f_mu);
-    for (size_t i = 0; i < s->nfailed; i++)
-        if (id >= s->failed[i].lo && id <= s->failed[i].hi)
-            st = STORE_FAILED;
-    pthread_mutex_unlock(&s->f_mu);
-    return st;
-}
-
-enum store_id_state store_range_state(struct store *s, uint64_t lo, uint64_t hi)
-{
-    if (hi > atomic_load_explicit(&s->done_id, memory_order_acquire))
-        return STORE_PENDING;
-    enum store_id_state st = STORE_DURABLE;
-    pthread_mutex_lock(&s->f_mu);
-    for (size_t i = 0; i < s->nfailed; i++)
-        if (lo <= s->failed[i].hi && s->failed[i].lo <= hi)
-            st = STORE_FAILED;
-    pthread_mutex_unlock(&s->f_mu);
-    return st;
-}
-
 uint64_t store_done_id(struct store *s)
 {
     return atomic_load_explicit(&s->done_id, memory_order_acquire);
@@ -1440,145 +1411,98 @@ static size_t find_block(const struct store *s, uint64_t id)
     return lo;
 }
 
-int store_scan(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to_id, bool forward,
-               size_t budget, store_visit_fn visit, void *arg, uint64_t *resume)
+void store_cursor_init(struct store_cursor *c, uint64_t from_id, uint64_t to_id, bool forward)
 {
-    int done = 1;
-    if (from_id > to_id)
-        return 1;
-    pthread_rwlock_rdlock(&s->list_lock);
-    size_t spent = 0;
-    size_t bi = find_block(s, forward ? from_id : to_id);
-    if (!forward && (bi == s->nblocks || s->blocks[bi]->first_id > to_id)) {
-        if (bi == 0)
-            goto out;
-        bi--;
-    }
-    while (bi < s->nblocks) {
-        struct block *b = s->blocks[bi];
-        uint64_t last = b->first_id + b->count - 1;
-        uint64_t lo = from_id > b->first_id ? from_id : b->first_id;
-        uint64_t hi = to_id < last ? to_id : last;
-        if (lo > hi)
-            break; /* Past the range in scan order. */
-        if (spent >= budget) {
-            *resume = forward ? lo : hi;
-            done = 0;
-            goto out;
-        }
-        if (__atomic_load_n(&b->bad, __ATOMIC_RELAXED)) {
-            spent += SKIP_COST;
-            goto next;
-        }
-        if (q) {
-            struct lc_block_info info;
-            block_info(b, &info);
-            if (!qry_block_may_match(q, &info)) {
-                spent += SKIP_COST;
-                goto next;
-            }
-        }
-        struct cblock *c = block_get(s, b);
-        if (!c) {
-            spent += SKIP_COST;
-            goto next;
-        }
-        for (uint64_t k = 0; k <= hi - lo; k++) {
-            uint64_t id = forward ? lo + k : hi - k;
-            if (spent >= budget) {
-                cache_release(s, c);
-                *resume = id;
-                done = 0;
-                goto out;
-            }
-            spent++;
-            uint32_t i = (uint32_t)(id - b->first_id);
-            struct lc_entry e;
-            rec_get(c->raw + c->offs[i], c->offs[i + 1] - c->offs[i], &e);
-            e.id = id;
-            if (q && !qry_match(q, &e))
-                continue;
-            if (!visit(arg, &e)) {
-                cache_release(s, c);
-                goto out;
-            }
-        }
-        cache_release(s, c);
-    next:
-        if (forward)
-            bi++;
-        else if (bi-- == 0)
-            break;
-    }
-out:
-    pthread_rwlock_unlock(&s->list_lock);
-    return done;
+    *c = (struct store_cursor){.from_id = from_id, .to_id = to_id, .forward = forward};
 }
 
-static bool count_visit(void *arg, const struct lc_entry *e)
+/* The position of the block that follows c's current one in its order, or of its first block;
+ * SIZE_MAX when there is none. list_lock held. */
+static size_t cursor_step(const struct store *s, const struct store_cursor *c)
 {
-    (void)e;
-    (*(uint64_t *)arg)++;
-    return true;
+    const struct block *cur = c->b;
+    uint64_t id;
+    if (cur && c->pos < s->nblocks && s->blocks[c->pos] == cur) { /* Nothing moved it. */
+        if (c->forward)
+            return c->pos + 1;
+        return c->pos ? c->pos - 1 : SIZE_MAX;
+    }
+    if (!cur) {
+        id = c->forward ? c->from_id : c->to_id;
+    } else if (c->forward) {
+        id = cur->first_id + cur->count; /* Its successor, wherever the list now has it. */
+    } else {
+        if (cur->first_id == 0)
+            return SIZE_MAX;
+        id = cur->first_id - 1;
+    }
+    size_t bi = find_block(s, id);
+    if (!c->forward && (bi == s->nblocks || s->blocks[bi]->first_id > id))
+        return bi ? bi - 1 : SIZE_MAX; /* The last block that starts at or before id. */
+    return bi;
 }
 
-int store_count(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to_id,
-                size_t budget, uint64_t *count, uint64_t *resume)
+bool store_cursor_next(struct store *s, struct store_cursor *c)
 {
-    if (from_id > to_id)
-        return 1;
-    /* Whole blocks whose summary answers the question are counted from the index alone. */
-    pthread_rwlock_rdlock(&s->list_lock);
-    size_t spent = 0;
-    size_t bi = find_block(s, from_id);
-    while (bi < s->nblocks) {
-        struct block *b = s->blocks[bi];
-        uint64_t last = b->first_id + b->count - 1;
-        if (b->first_id > to_id)
-            break;
-        if (spent >= budget) {
-            *resume = from_id > b->first_id ? from_id : b->first_id;
-            pthread_rwlock_unlock(&s->list_lock);
-            return 0;
-        }
-        struct lc_block_info info;
-        block_info(b, &info);
-        int64_t n = (from_id <= b->first_id && to_id >= last) ? qry_block_count(q, &info) : -1;
-        if (__atomic_load_n(&b->bad, __ATOMIC_RELAXED))
-            n = 0;
-        if (n >= 0) {
-            *count += (uint64_t)n;
-            spent += 1;
-            bi++;
-            continue;
-        }
-        /* Read this block's entries. */
-        uint64_t lo = from_id > b->first_id ? from_id : b->first_id;
-        uint64_t hi = to_id < last ? to_id : last;
-        pthread_rwlock_unlock(&s->list_lock);
-        uint64_t r = 0;
-        int d = store_scan(s, q, lo, hi, true,
-                           budget - spent > hi - lo + 1 ? budget - spent : hi - lo + 1, count_visit,
-                           count, &r);
-        (void)d;
-        spent += hi - lo + 1;
+    struct block *prev = c->b, *b = NULL;
+    if (c->from_id <= c->to_id) {
         pthread_rwlock_rdlock(&s->list_lock);
-        bi = find_block(s, hi + 1);
+        size_t bi = cursor_step(s, c);
+        if (bi < s->nblocks) {
+            b = s->blocks[bi];
+            if (b->first_id > c->to_id || b->first_id + b->count - 1 < c->from_id)
+                b = NULL; /* Past the range in the cursor's order. */
+        }
+        if (b) {
+            __atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
+            c->pos = bi;
+            block_info(b, &c->info);
+            c->bad = __atomic_load_n(&b->bad, __ATOMIC_RELAXED);
+        }
+        pthread_rwlock_unlock(&s->list_lock);
     }
+    c->b = b;
+    if (prev)
+        block_unref(prev);
+    return b != NULL;
+}
+
+void store_cursor_end(struct store *s, struct store_cursor *c)
+{
+    if (c->b)
+        block_unref(c->b);
+    c->b = NULL;
+}
+
+int store_block_open(struct store *s, const struct store_cursor *c, struct store_block *blk)
+{
+    struct block *b = c->b;
+    lc_assert(b != NULL);
+    /* Under list_lock: retention cannot delete the block's file, nor the archiver swap it,
+     * while it is read; and a block read is cached only while the index holds it. */
+    pthread_rwlock_rdlock(&s->list_lock);
+    struct cblock *cb = b->deleted ? NULL : block_get(s, b);
+    int rc = cb ? 0 : b->deleted ? -ENOENT : -EIO;
     pthread_rwlock_unlock(&s->list_lock);
-    return 1;
+    *blk = (struct store_block){
+        .first_id = b->first_id, .last_id = b->first_id + b->count - 1, .cb = cb};
+    return rc;
 }
 
-void store_pin(struct store *s, uint64_t id)
+void store_block_entry(const struct store_block *blk, uint64_t id, struct lc_entry *e)
 {
-    (void)s; /* Disk data is deleted only by retention, a segment at a time. */
-    (void)id;
+    lc_assert(id >= blk->first_id && id <= blk->last_id);
+    const struct cblock *c = blk->cb;
+    uint32_t i = (uint32_t)(id - blk->first_id);
+    rec_get(c->raw + c->offs[i], c->offs[i + 1] - c->offs[i], e);
+    e->id = id;
 }
 
-void store_unpin(struct store *s, uint64_t id)
+void store_block_close(struct store *s, struct store_block *blk)
 {
-    (void)s;
-    (void)id;
+    if (blk->cb)
+        cache_release(s, blk->cb);
+    blk->cb = NULL;
 }
 
 void store_get_stats(struct store *s, struct store_stats *st)
@@ -1627,9 +1551,9 @@ void store_get_stats(struct store *s, struct store_stats *st)
                        : s->cfg.fsync == FSYNC_BATCH ? "batch"
                                                      : "never";
     static __thread char err[sizeof(s->error)];
-    pthread_mutex_lock(&s->f_mu);
+    pthread_mutex_lock(&s->err_mu);
     snprintf(err, sizeof(err), "%s", s->error);
-    pthread_mutex_unlock(&s->f_mu);
+    pthread_mutex_unlock(&s->err_mu);
     st->error = err[0] ? err : NULL;
 }
 
@@ -1664,6 +1588,7 @@ static int recover_frames(struct store *s, struct segment *seg, uint64_t from, b
             b = calloc(1, sizeof(*b));
             ok = b != NULL;
             if (ok) {
+                b->refs = 1; /* The index's. */
                 b->first_id = h.first_id;
                 b->count = h.count;
                 b->raw_len = h.raw_len;
@@ -1852,7 +1777,7 @@ struct store *store_open(const struct store_config *cfg)
     snprintf(s->dir, sizeof(s->dir), "%s", cfg->data_dir);
     pthread_mutex_init(&s->q_mu, NULL);
     pthread_cond_init(&s->q_cond, NULL);
-    pthread_mutex_init(&s->f_mu, NULL);
+    pthread_mutex_init(&s->err_mu, NULL);
     pthread_mutex_init(&s->cache_mu, NULL);
     pthread_mutex_init(&s->arch_mu, NULL);
     pthread_cond_init(&s->arch_cond, NULL);
@@ -1967,7 +1892,7 @@ void store_close(struct store *s)
     free(s->segs);
     pthread_mutex_destroy(&s->q_mu);
     pthread_cond_destroy(&s->q_cond);
-    pthread_mutex_destroy(&s->f_mu);
+    pthread_mutex_destroy(&s->err_mu);
     free(s->run);
     pthread_mutex_destroy(&s->cache_mu);
     pthread_mutex_destroy(&s->arch_mu);

@@ -1,10 +1,14 @@
-/* store.h - the store interface: append entries, scan them, report on them.
+/* store.h - the store interface: append entries, learn which were written, read blocks, report.
  *
- * This is the write path's one door: ingest hands batches to store_append and gets ids back.
- * The in-memory store (mem.c) implements it now; the durable engine and a replicated log can
- * implement the same calls later without the protocols noticing.
+ * This is the write path's one door: the ingest pipeline hands batches to store_append, gets
+ * ids back, and is told once per write run which id ranges were written or failed. Readers get
+ * blocks of entries with their summaries; the store knows no query language (src/query scans
+ * and counts with a query over these blocks). The durable engine (the other files of
+ * src/store) implements it; a replicated log can implement the same calls later without the
+ * protocols noticing.
  *
- * Thread safety: every call may be made from any thread at any time. */
+ * Thread safety: every call may be made from any thread at any time, except where a call says
+ * otherwise. */
 #ifndef LC_STORE_H
 #define LC_STORE_H
 
@@ -15,7 +19,6 @@
 #include "store/entry.h"
 
 struct store;
-struct qry;
 
 enum fsync_policy { FSYNC_ALWAYS, FSYNC_BATCH, FSYNC_NEVER };
 
@@ -60,19 +63,9 @@ struct store *store_open(const struct store_config *cfg);
 void store_close(struct store *s); /* NULL is a no-op. */
 
 /* Append n entries in order, copying their strings. Assigns e[i].id (increasing). Returns 0
- * or -errno; on error nothing was appended. An appended entry is not yet durable: ask
- * store_id_state before acknowledging it. Never blocks on disk. */
+ * or -errno; on error nothing was appended. An appended entry is not yet durable: the commit
+ * listener (store_on_commit) learns when it is. Never blocks on disk. */
 int store_append(struct store *s, struct lc_entry *e, size_t n);
-
-enum store_id_state {
-    STORE_PENDING, /* Accepted, not yet as durable as the policy promises. */
-    STORE_DURABLE, /* Durable per the policy (and queryable): acknowledge it. */
-    STORE_FAILED,  /* Could not be stored (disk full, I/O error): report an error. */
-};
-enum store_id_state store_id_state(struct store *s, uint64_t id);
-/* The state of every id in [lo, hi] together: PENDING until all are decided, then FAILED if
- * any of them failed, else DURABLE. */
-enum store_id_state store_range_state(struct store *s, uint64_t lo, uint64_t hi);
 
 /* The highest id whose fate is decided (written or failed): entries up to it that exist are
  * queryable. Cheap; for followers of new entries (IRC log channels, live tails). */
@@ -94,26 +87,57 @@ struct store_range {
 typedef void (*store_commit_fn)(void *arg, const struct store_range *r, size_t n);
 void store_on_commit(struct store *s, store_commit_fn fn, void *arg);
 
-/* Visit matching entries with ids in [from_id, to_id], oldest first when forward, else
- * newest first. Blocks the query rules out are skipped without reading. visit returns true
- * to go on, false to stop. At most `budget` entries are examined per call (skipped blocks cost
- * little); *resume is set to the id to pass as the new start (from_id when forward, to_id when
- * backward) if the scan must continue. Returns 1 when the range is finished or visit stopped,
- * 0 when the budget ran out. The entry passed to visit is valid only during the call.
- * q may be NULL (match all). */
-typedef bool (*store_visit_fn)(void *arg, const struct lc_entry *e);
-int store_scan(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to_id, bool forward,
-               size_t budget, store_visit_fn visit, void *arg, uint64_t *resume);
+/* Reading. Entries lie in blocks of consecutive ids, and the store keeps every block's summary
+ * (struct lc_block_info: ids, event times, levels, trigram filter) in memory, so a reader can
+ * rule a block out without decoding it. A reader walks the summaries with a cursor and opens
+ * the blocks it needs; skipping, matching and counting are the reader's (src/query). No store
+ * lock is held between these calls: a cursor pins its current block (its summary stays valid
+ * even if retention deletes the block meanwhile) and an opened block holds a reference on its
+ * decoded entries (the cache cannot free them). A cursor or an opened block belongs to one
+ * thread at a time; any number of them may be in use at once. */
+struct block;
+struct cblock;
 
-/* Count matching entries in [from_id, to_id] with the same budget rules as store_scan. */
-int store_count(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to_id,
-                size_t budget, uint64_t *count, uint64_t *resume);
+struct store_cursor {
+    struct lc_block_info info; /* The current block's summary; valid until the cursor moves. */
+    bool bad;                  /* Found unreadable: it serves no entries; count it as empty. */
+    /* The store's own. */
+    uint64_t from_id, to_id;
+    bool forward;
+    struct block *b; /* The current block, pinned; NULL before the first and after the last. */
+    size_t pos;      /* Where it was in the index (a hint for the next step). */
+};
 
-/* Keep entries with id >= id from eviction until store_unpin. A streaming reader pins the
- * range it promised to deliver; the memory budget may be exceeded meanwhile, by at most a
- * quarter: beyond that the oldest entries go even if pinned. */
-void store_pin(struct store *s, uint64_t id);
-void store_unpin(struct store *s, uint64_t id);
+/* Start a cursor over the blocks holding ids in [from_id, to_id], oldest first when forward,
+ * else newest first. Holds nothing yet. */
+void store_cursor_init(struct store_cursor *c, uint64_t from_id, uint64_t to_id, bool forward);
+
+/* Step to the next block of the range (the first one on the first call), pinning it and
+ * filling c->info and c->bad, and unpin the previous one. Returns false when there is none
+ * left; the cursor then holds nothing. Blocks published meanwhile are seen; ids the store has
+ * deleted meanwhile are not. */
+bool store_cursor_next(struct store *s, struct store_cursor *c);
+
+/* Unpin the cursor's block, if any: call it when leaving a walk before its end. */
+void store_cursor_end(struct store *s, struct store_cursor *c);
+
+/* A block opened for its entries: ids first_id..last_id, all present. */
+struct store_block {
+    uint64_t first_id, last_id;
+    struct cblock *cb; /* The store's: the decoded entries, referenced. */
+};
+
+/* Open the cursor's current block, from the cache or from its file. Returns 0; -ENOENT when
+ * retention deleted it after the cursor reached it; -EIO when it cannot be read now (a damaged
+ * block is then marked bad, and logged once). On error there is nothing to close. */
+int store_block_open(struct store *s, const struct store_cursor *c, struct store_block *blk);
+
+/* Entry `id` (first_id <= id <= last_id) of an opened block. Its strings are borrowed from the
+ * block: valid until store_block_close. */
+void store_block_entry(const struct store_block *blk, uint64_t id, struct lc_entry *e);
+
+/* Let go of an opened block. Safe to call twice. */
+void store_block_close(struct store *s, struct store_block *blk);
 
 void store_get_stats(struct store *s, struct store_stats *st);
 

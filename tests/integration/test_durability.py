@@ -645,6 +645,46 @@ def test_queries_during_ingest_are_consistent(stores):
     assert all(got.get(i) == m for i, m in acked.items())
 
 
+def test_queries_while_retention_deletes_read_whole_entries(stores):
+    """Readers hold blocks, not the store's lock: retention deletes segments under running
+    queries (and the cache is small, so blocks are read from their files). Every row is whole,
+    ids increase, a promised row deleted meanwhile comes as the marker row at the end, and the
+    server stays clean under the sanitizers."""
+    st = stores()
+    a = st.start("--segment-size", "1M", "--retention-size", "4M", "--compression-level", "0",
+                 "--memory-limit", "4M")
+    clients = [Pipeliner(a.log_port, k, window=4000, batch=200, pause=0) for k in range(2)]
+    q = a.connect_query(timeout=30)
+    marker = "(entry deleted before it could be sent)"
+    searches = 0
+    try:
+        deadline = time.monotonic() + 4.0
+        while time.monotonic() < deadline or int(a.stats()["segments_deleted"]) < 2:
+            assert time.monotonic() < deadline + 20, "retention never deleted two segments"
+            for expr in ("", "/c1-[0-9]*7-/", '"c0-" limit:500'):
+                q.sendall("SEARCH %s\n" % expr)
+                rows = [r for r in read_result(q)]
+                real = [r for r in rows if r[3] != marker]
+                assert rows[:len(real)] == real, "SEARCH %s: a marker row before a real one" % expr
+                rids = [r[0] for r in real]
+                assert all(x < y for x, y in zip(rids, rids[1:])), \
+                    "SEARCH %s: ids not strictly increasing" % expr
+                for r in real:
+                    assert r[1] == "INFO" and re.match(r"^c\d-\d+-[0-9a-f]+$", r[3]), \
+                        "garbled row %r" % (r,)
+                searches += 1
+            q.sendall('COUNT "c1-"\n')
+            assert re.match(r"^COUNT\|\d+$", decode(q.readline()))
+    finally:
+        q.close()
+        for c in clients:
+            c.finish()
+    assert searches >= 6
+    s = a.stats()
+    assert int(s["entries"]) + int(s["evicted"]) == int(s["appended"]), s
+    stop_clean(a)
+
+
 # 8. Disk full ----------------------------------------------------------------------------
 
 class Tmpfs:
