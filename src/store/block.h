@@ -1,5 +1,5 @@
 /* block.h - a block: one frame of a segment, as the store's index knows it. Internal to the
- * durable store (disk.c, index.c). */
+ * durable store (store_internal.h, index.c). */
 #ifndef LC_BLOCK_H
 #define LC_BLOCK_H
 

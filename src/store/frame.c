@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 #include <zstd.h>
 
@@ -360,4 +361,14 @@ int frame_decode(const struct frame_hdr *h, const char *frame, char *raw)
         zc ? ZSTD_decompressDCtx(zc->d, raw, h->raw_len, frame + FRAME_HDR_LEN, h->payload_len)
            : ZSTD_decompress(raw, h->raw_len, frame + FRAME_HDR_LEN, h->payload_len);
     return ZSTD_isError(n) || n != h->raw_len ? -1 : 0;
+}
+
+/* Read the frame of len bytes at off into frame and decompress its columns into cols,
+ * checking it is whole and the one expected (count entries, raw_len bytes). */
+bool frame_load(int fd, uint64_t off, uint32_t len, uint32_t count, uint32_t raw_len, char *frame,
+                char *cols, struct frame_hdr *h)
+{
+    return pread(fd, frame, len, (off_t)off) == (ssize_t)len && frame_parse_header(frame, h) == 0 &&
+           FRAME_HDR_LEN + (size_t)h->payload_len == len && frame_verify(h, frame) &&
+           h->raw_len == raw_len && h->count == count && frame_decode(h, frame, cols) == 0;
 }

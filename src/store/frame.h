@@ -118,4 +118,10 @@ bool frame_verify(const struct frame_hdr *h, const char *frame);
 /* Decompress the payload of a verified frame into raw (h->raw_len bytes). Returns 0 or -1. */
 int frame_decode(const struct frame_hdr *h, const char *frame, char *raw);
 
+/* Read the frame of len bytes at off of file fd into frame and decompress its columns into
+ * cols, checking it is whole and the one expected (count entries, raw_len bytes); *h is its
+ * header. False when it is not. */
+bool frame_load(int fd, uint64_t off, uint32_t len, uint32_t count, uint32_t raw_len, char *frame,
+                char *cols, struct frame_hdr *h);
+
 #endif

@@ -1,0 +1,291 @@
+/* cache.c - blocks in memory: their summaries and lifetimes, recycled big buffers, and the
+ * cache of decoded blocks.
+ *
+ * A block (block.h) is created by the writer or by recovery, published into the index, and
+ * freed when retention deletes it and the last cursor holding it moves on (refs). Its decoded
+ * entries (a cblock) live in an LRU cache bounded by --memory-limit; a reader that opened them
+ * holds a reference, so eviction only unlinks them. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "store/filter.h"
+#include "store/frame.h"
+#include "store/store_internal.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Megabyte buffers (pending chunks, column scratch, cached blocks) are recycled: freshly mapped
+ * memory costs a page fault per 4 KiB on first touch, and heap-allocated ones fragment. */
+
+#define BIGBUF    (PCHUNK_TARGET + 256 * 1024)
+#define POOL_KEEP 24
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static void *pool[POOL_KEEP];
+static size_t npool;
+
+/* A buffer of at least n bytes; pooled when n <= BIGBUF (give it back with bigbuf_put(p, n)). */
+void *bigbuf_get(size_t n)
+{
+    if (n > BIGBUF)
+        return malloc(n);
+    pthread_mutex_lock(&pool_mu);
+    void *p = npool ? pool[--npool] : NULL;
+    pthread_mutex_unlock(&pool_mu);
+    return p ? p : malloc(BIGBUF);
+}
+
+void bigbuf_put(void *p, size_t n)
+{
+    if (!p)
+        return;
+    if (n <= BIGBUF) {
+        pthread_mutex_lock(&pool_mu);
+        if (npool < POOL_KEEP) {
+            pool[npool++] = p;
+            p = NULL;
+        }
+        pthread_mutex_unlock(&pool_mu);
+    }
+    free(p);
+}
+
+void bigbuf_drain(void)
+{
+    pthread_mutex_lock(&pool_mu);
+    while (npool)
+        free(pool[--npool]);
+    pthread_mutex_unlock(&pool_mu);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The cache of decoded blocks. */
+
+static void cblock_free(struct cblock *c)
+{
+    bigbuf_put(c->raw, c->raw_cap);
+    free(c->offs);
+    free(c);
+}
+
+static void lru_unlink(struct store *s, struct cblock *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->lru_head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        s->lru_tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void lru_push(struct store *s, struct cblock *c)
+{
+    c->next = s->lru_head;
+    c->prev = NULL;
+    if (s->lru_head)
+        s->lru_head->prev = c;
+    s->lru_head = c;
+    if (!s->lru_tail)
+        s->lru_tail = c;
+}
+
+/* Drop a cached block from the cache (its memory goes when the last reader lets go). Called
+ * with cache_mu held. */
+static void cache_drop(struct store *s, struct cblock *c)
+{
+    lru_unlink(s, c);
+    c->cached = false;
+    c->owner->cache = NULL;
+    s->cache_bytes -= c->bytes;
+    if (--c->refs == 0)
+        cblock_free(c);
+}
+
+/* Insert c for its block (cache_mu held), evicting least recently used blocks past the
+ * budget. The newest block always stays. */
+static void cache_insert(struct store *s, struct cblock *c)
+{
+    c->refs++;
+    c->cached = true;
+    c->owner->cache = c;
+    lru_push(s, c);
+    s->cache_bytes += c->bytes;
+    while (s->cache_bytes > s->cfg.cache_size && s->lru_tail && s->lru_tail != c)
+        cache_drop(s, s->lru_tail);
+}
+
+/* Cache the entries of a block the writer has just written (cache_mu not held). */
+void cache_add_written(struct store *s, struct cblock *c)
+{
+    pthread_mutex_lock(&s->cache_mu);
+    c->refs = 0;
+    cache_insert(s, c);
+    pthread_mutex_unlock(&s->cache_mu);
+}
+
+void cache_release(struct store *s, struct cblock *c)
+{
+    pthread_mutex_lock(&s->cache_mu);
+    if (--c->refs == 0)
+        cblock_free(c);
+    pthread_mutex_unlock(&s->cache_mu);
+}
+
+/* offs: the rows' offsets if already known (taken over), or NULL to compute them. */
+struct cblock *cblock_new(struct block *b, char *raw, size_t raw_cap, uint32_t *offs)
+{
+    struct cblock *c = calloc(1, sizeof(*c));
+    bool known = offs != NULL;
+    if (!known)
+        offs = malloc(((size_t)b->count + 1) * sizeof(uint32_t));
+    if (!c || !offs || (!known && payload_index(raw, b->raw_len, b->count, offs) < 0)) {
+        free(c);
+        if (!known) /* Offsets handed in stay the caller's until success. */
+            free(offs);
+        return NULL;
+    }
+    c->owner = b;
+    c->raw = raw;
+    c->raw_cap = raw_cap;
+    c->offs = offs;
+    c->bytes = b->raw_len + ((size_t)b->count + 1) * sizeof(uint32_t) + sizeof(*c);
+    return c;
+}
+
+/* Read and decompress a block's frame. Returns its rows (a bigbuf of raw_len bytes), or NULL
+ * when unreadable: the block is then marked bad. */
+static char *read_block(struct block *b)
+{
+    char *frame = malloc(b->frame_len);
+    char *cols = bigbuf_get(b->raw_len);
+    char *raw = bigbuf_get(b->raw_len);
+    struct frame_hdr h;
+    bool ok =
+        frame && raw && cols &&
+        frame_load(b->seg->fd, b->offset, b->frame_len, b->count, b->raw_len, frame, cols, &h) &&
+        columns_to_rows(cols, b->raw_len, b->count, (int)h.layout, raw) == 0;
+    bigbuf_put(cols, b->raw_len);
+    if (!ok) {
+        __atomic_store_n(&b->bad, true, __ATOMIC_RELAXED);
+        log_error("store: block %" PRIu64 "..%" PRIu64 " in %s is unreadable or corrupt; "
+                  "skipping it",
+                  b->first_id, b->first_id + b->count - 1, b->seg->path);
+        free(frame);
+        bigbuf_put(raw, b->raw_len);
+        return NULL;
+    }
+    free(frame);
+    return raw;
+}
+
+/* A referenced decompressed block (release with cache_release), or NULL if unreadable. */
+struct cblock *cache_get(struct store *s, struct block *b)
+{
+    pthread_mutex_lock(&s->cache_mu);
+    struct cblock *c = b->cache;
+    if (c) {
+        c->refs++;
+        lru_unlink(s, c);
+        lru_push(s, c);
+        pthread_mutex_unlock(&s->cache_mu);
+        return c;
+    }
+    pthread_mutex_unlock(&s->cache_mu);
+    char *raw = read_block(b);
+    if (!raw)
+        return NULL;
+    struct cblock *nc = cblock_new(b, raw, b->raw_len, NULL);
+    if (!nc) {
+        bigbuf_put(raw, b->raw_len);
+        return NULL;
+    }
+    pthread_mutex_lock(&s->cache_mu);
+    if (b->cache) { /* Another reader got there first. */
+        c = b->cache;
+        c->refs++;
+        pthread_mutex_unlock(&s->cache_mu);
+        cblock_free(nc);
+        return c;
+    }
+    nc->refs = 1;
+    cache_insert(s, nc);
+    pthread_mutex_unlock(&s->cache_mu);
+    return nc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Blocks: summaries, the index, lifetimes. */
+
+/* Fill a block's summary (time range, levels, trigram filter) from its columns. Returns 0,
+ * -EINVAL if they are malformed, or -ENOMEM. */
+int block_summarize(struct block *b, const char *cols, int layout)
+{
+    struct col_summary cs;
+    if (columns_summary(cols, b->raw_len, b->count, layout, &cs) < 0)
+        return -EINVAL;
+    b->min_ts = cs.min_ts;
+    b->max_ts = cs.max_ts;
+    b->level_mask = 0;
+    for (int l = 0; l < LC_LEVEL_COUNT; l++) {
+        b->level_counts[l] = cs.level_counts[l];
+        if (cs.level_counts[l])
+            b->level_mask |= 1u << l;
+    }
+    b->filter_log2 = filter_log2_for(b->raw_len);
+    b->filter = calloc(1, ((size_t)1 << b->filter_log2) / 8);
+    if (!b->filter)
+        return -ENOMEM;
+    /* Messages are contiguous in the columns: one pass (a trigram spanning two messages only
+     * adds a harmless extra bit). */
+    filter_add(b->filter, b->filter_log2, cs.msgs, cs.msgs_len);
+    return 0;
+}
+
+int ptrs_push(void ***arr, size_t *n, size_t *cap, void *p)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        void **a = realloc(*arr, nc * sizeof(void *));
+        if (!a)
+            return -ENOMEM;
+        *arr = a;
+        *cap = nc;
+    }
+    (*arr)[(*n)++] = p;
+    return 0;
+}
+
+int block_publish(struct store *s, struct block *b)
+{
+    pthread_rwlock_wrlock(&s->list_lock);
+    int rc = ptrs_push((void ***)&s->blocks, &s->nblocks, &s->capblocks, b);
+    pthread_rwlock_unlock(&s->list_lock);
+    return rc;
+}
+
+/* Let go of a reference to a published block; the last one frees it. */
+void block_unref(struct block *b)
+{
+    if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        free(b->filter);
+        free(b);
+    }
+}
+
+/* A block taken off the index: its cached entries go now (readers that opened them keep
+ * theirs), its summary when the last cursor on it moves on. */
+void block_free(struct store *s, struct block *b)
+{
+    pthread_mutex_lock(&s->cache_mu);
+    if (b->cache)
+        cache_drop(s, b->cache);
+    pthread_mutex_unlock(&s->cache_mu);
+    block_unref(b);
+}

@@ -1,0 +1,219 @@
+/* store_internal.h - what the durable store's files share, and nothing outside src/store sees.
+ *
+ *   cache.c    blocks in memory: summaries, lifetimes, recycled big buffers, and the cache of
+ *              decoded blocks (LRU under --memory-limit);
+ *   segment.c  segment files: creation, fsync, index files, rolling over, retention and disk
+ *              space;
+ *   writer.c   the write path: the pending queue (store_append), the encoder threads, the
+ *              writer thread, group commit, the commit hook, write errors;
+ *   archive.c  the archiver: sealed segments rewritten at --archive-level;
+ *   read.c     readers: block cursors, opened blocks, statistics;
+ *   recover.c  opening (recovery of segments and their index files) and closing.
+ *
+ * Data flow: reactors serialize entries into the pending queue (ids assigned in order, no
+ * disk I/O); the writer thread takes the queue, writes one frame per pending chunk, fsyncs per
+ * policy, publishes each frame as a block (queryable at once from the cache), then advances
+ * done_id and tells its commit listener (the ingest pipeline) which ranges the run decided;
+ * the pipeline pushes them to the reactors, which release the acknowledgements they cover.
+ *
+ * Readers walk the block index with a cursor and open the blocks they need (store.h); they
+ * hold no lock between those calls, only references: a pinned block keeps its summary, an
+ * opened one its decoded entries, whatever retention or the cache do meanwhile.
+ *
+ * Locks: q_mu guards the pending queue; list_lock (rw) guards the block and segment arrays,
+ * held for reading while a cursor steps or a block is read from its file, and for writing only
+ * to publish, delete or swap in an archived file; cache_mu guards the LRU, block->cache
+ * pointers and cached blocks' reference counts; err_mu guards the current error message;
+ * arch_mu guards the archiver threads' claims on segments (taken before list_lock). */
+#ifndef LC_STORE_INTERNAL_H
+#define LC_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/block.h"
+#include "store/store.h"
+
+/* A frame holds about this many raw bytes. Smaller frames compress a little worse (1.6% more
+ * disk at zstd level 1) but a query that needs one line of a block decompresses less: the
+ * cold rare-keyword query over 20M entries went from 96 ms to 25 ms going from 1 MiB to 256 KiB. */
+#define PCHUNK_TARGET (1u << 18)
+
+struct segment {
+    uint64_t first_id;
+    bool removed;        /* Its file vanished under us: readable through fd, never written again. */
+    bool archived;       /* Rewritten at --archive-level (the archiver's; see archive_segment). */
+    bool archive_failed; /* The archiver could not read it whole: left as it is. */
+    bool archiving;      /* An archiver thread is on it. */
+    int64_t archive_after; /* Put off until then (mono ms) after a transient failure. */
+    int fd;
+    uint64_t size;      /* Valid bytes (header + whole frames). */
+    uint64_t indexed;   /* Bytes covered by its index file; 0 = none. */
+    uint64_t raw_bytes; /* Serialized records in it. */
+    int64_t max_ts;
+    uint64_t entries;
+    char path[4096];
+};
+
+struct cblock {
+    struct block *owner;
+    char *raw;
+    size_t raw_cap; /* What raw was allocated for (bigbuf_put). */
+    uint32_t *offs; /* count + 1 record offsets. */
+    size_t bytes;
+    int refs; /* Under cache_mu; the cache itself holds one. */
+    bool cached;
+    struct cblock *prev, *next; /* LRU, most recent at head. */
+};
+
+/* A pending chunk goes OPEN (reactors append) -> SEALED (full, or taken by the idle writer)
+ * -> ENCODING (a thread builds its frame) -> ENCODED (the writer may write it, in order). */
+enum { PC_OPEN, PC_SEALED, PC_ENCODING, PC_ENCODED };
+
+struct pchunk {
+    char *buf; /* Rows. */
+    size_t len, cap;
+    uint64_t first_id;
+    uint32_t count;
+    int state;
+    struct block *b; /* ENCODED: summary, filter; NULL if encoding failed. */
+    uint32_t *offs;  /* ENCODED: the rows' offsets, for the cache. */
+    char *frame;     /* ENCODED: the frame to write (a bigbuf of fcap bytes). */
+    size_t flen, fcap;
+    struct pchunk *next;
+};
+
+struct store {
+    struct store_config cfg;
+    char dir[2048];
+
+    /* Pending queue. */
+    pthread_mutex_t q_mu;
+    pthread_cond_t q_cond;
+    struct pchunk *q_head, *q_tail;
+    _Atomic uint64_t pending_bytes;
+    uint64_t next_id;
+    bool stopping;
+    pthread_t writer;
+    bool writer_started;
+    pthread_t encoders[8]; /* Extra threads building frames alongside the writer. */
+    int nencoders;
+
+    /* The archiver. */
+    pthread_mutex_t arch_mu;
+    pthread_cond_t arch_cond;
+    pthread_t archivers[4]; /* One per core: they take only idle CPU (nice 19). */
+    int narchivers;
+    _Atomic bool arch_stop;
+
+    /* Progress seen by reactors. */
+    _Atomic uint64_t done_id;
+    store_commit_fn on_commit; /* Told each write run's decided ranges (writer thread). */
+    void *on_commit_arg;
+    struct store_range *run; /* The ranges of the current write run. */
+    size_t nrun, caprun;
+
+    /* Blocks and segments. */
+    pthread_rwlock_t list_lock;
+    struct block **blocks;
+    size_t nblocks, capblocks;
+    struct segment **segs;
+    size_t nsegs, capsegs;
+
+    /* Cache. */
+    pthread_mutex_t cache_mu;
+    struct cblock *lru_head, *lru_tail;
+    size_t cache_bytes;
+
+    /* Writer-only state. */
+    bool dirty; /* Written since the last fsync. */
+    int64_t last_sync_ms;
+    int64_t last_free_check;
+    bool disk_low;
+    pthread_mutex_t err_mu;
+    char error[160]; /* Current write problem; under err_mu. */
+
+    /* Statistics (atomics: read by STATS from any thread). */
+    _Atomic uint64_t appended, segments_deleted, entries_deleted, write_errors, failed_entries,
+        damaged_bytes, fsyncs;
+    _Atomic int64_t last_fsync_us;
+};
+
+/* cache.c: blocks in memory. */
+/* Megabyte buffers (pending chunks, column scratch, cached blocks) come from a pool:
+ * bigbuf_get(n) gives at least n bytes, bigbuf_put(p, n) (NULL is a no-op) takes them back,
+ * bigbuf_drain frees the pool (a store closed). */
+void *bigbuf_get(size_t n);
+void bigbuf_put(void *p, size_t n);
+void bigbuf_drain(void);
+/* Fill a block's summary (time range, levels, trigram filter) from its columns. Returns 0,
+ * -EINVAL if they are malformed, or -ENOMEM. */
+int block_summarize(struct block *b, const char *cols, int layout);
+/* Append p to a growing array of pointers. 0 or -ENOMEM. */
+int ptrs_push(void ***arr, size_t *n, size_t *cap, void *p);
+/* Append a block to the index, queryable from then on (takes list_lock). 0 or -ENOMEM. */
+int block_publish(struct store *s, struct block *b);
+/* Drop one reference to a published block (a cursor's, or the index's); the last frees it. */
+void block_unref(struct block *b);
+/* A block taken off the index: drop its cached entries and the index's reference. */
+void block_free(struct store *s, struct block *b);
+/* The decoded form of block b: raw (rows, a bigbuf of raw_cap bytes) and, if known, offs (the
+ * rows' offsets; taken over on success), or NULL. Not cached yet. */
+struct cblock *cblock_new(struct block *b, char *raw, size_t raw_cap, uint32_t *offs);
+/* Cache the entries of a block the writer has just written. */
+void cache_add_written(struct store *s, struct cblock *c);
+/* Block b's decoded entries, referenced (cache_release them), read from its file on a miss;
+ * NULL when unreadable (b is then marked bad) or out of memory. list_lock held for reading. */
+struct cblock *cache_get(struct store *s, struct block *b);
+void cache_release(struct store *s, struct cblock *c);
+
+/* segment.c: segment files, retention and disk space (writer thread, or before it starts). */
+/* The name of the file of the segment first_id with extension ext ("seg", "idx", "arch"). */
+void seg_path(const struct store *s, uint64_t first_id, const char *ext, char *out, size_t n);
+/* Write all of p[0..n) at off. 0 or -errno (-EIO when the write made no progress). */
+int seg_write_at(int fd, const char *p, size_t n, uint64_t off);
+/* Make renames and new names in the data directory durable. */
+void seg_fsync_dir(const struct store *s);
+/* A new, empty segment file for ids from first_id, or NULL (the error is set). */
+struct segment *seg_create(struct store *s, uint64_t first_id);
+/* The segment being written (the last one), or NULL. */
+struct segment *seg_active(struct store *s);
+/* Append seg to the segment list (takes list_lock). 0 or -ENOMEM. */
+int seg_add(struct store *s, struct segment *seg);
+/* fdatasync the segment, timing it for the statistics. 0 or -errno (the error is set). */
+int seg_fsync(struct store *s, struct segment *seg);
+/* Write the index file of a segment's blocks (all of them, up to seg->size). */
+void seg_write_index(struct store *s, struct segment *seg);
+/* Write the index of a sealed segment that lacks one, or of every such segment (all). */
+void seg_index_sealed(struct store *s, bool all);
+/* Seal the active segment once it is full and start the next, named next_first (0: take the
+ * first id waiting in the queue). */
+void seg_maybe_roll(struct store *s, uint64_t next_first);
+/* Bytes free for us on the data directory's file system (UINT64_MAX when unknown). */
+uint64_t seg_disk_free(struct store *s);
+/* Delete the oldest segments beyond the retention limits; refuse writes while the disk is
+ * below --retention-min-free. */
+void seg_retention(struct store *s);
+
+/* writer.c: the write path. */
+/* Set the current write problem (shown in STATS), logging it when it changed. */
+void writer_error(struct store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void writer_error_clear(struct store *s); /* Writes succeed again. */
+/* Start the writer and the encoder threads. 0, or -EAGAIN when the writer cannot start. */
+int writer_start(struct store *s);
+/* Write what is queued, stop the threads, free what is left. */
+void writer_stop(struct store *s);
+
+/* archive.c: the archiver threads (none unless --archive-level is above the frames' level). */
+void archive_start(struct store *s);
+void archive_wake(struct store *s); /* A segment was sealed. */
+void archive_stop(struct store *s); /* Its current segment is given up. */
+
+/* read.c: readers. */
+/* Index of the first block whose last id is >= id (nblocks if none). list_lock held. */
+size_t block_find(const struct store *s, uint64_t id);
+
+#endif
