@@ -12,6 +12,7 @@
 #include "store/store.h"
 
 #define SKIP_COST 64 /* Budget units charged for ruling out a block (or failing to read it). */
+#define ENTRY_RUN 64 /* Entries decoded per call into the store. */
 
 enum block_end {
     BLOCK_DONE,   /* Every entry of the block's part of the range was examined. */
@@ -25,7 +26,7 @@ static enum block_end scan_block(struct store *s, const struct qry *q, const str
                                  uint64_t lo, uint64_t hi, size_t budget, size_t *spent,
                                  qry_visit_fn visit, void *arg, uint64_t *resume)
 {
-    if (c->bad || (q && !qry_block_may_match(q, &c->info))) {
+    if (c->bad || (q && !qry_block_may_match(q, c->info))) {
         *spent += SKIP_COST;
         return BLOCK_DONE;
     }
@@ -35,21 +36,28 @@ static enum block_end scan_block(struct store *s, const struct qry *q, const str
         return BLOCK_DONE;
     }
     enum block_end end = BLOCK_DONE;
-    for (uint64_t k = 0; k <= hi - lo; k++) {
-        uint64_t id = c->forward ? lo + k : hi - k;
+    struct lc_entry run[ENTRY_RUN];
+    uint64_t left = hi - lo + 1, next = c->forward ? lo : hi;
+    while (left && end == BLOCK_DONE) {
         if (*spent >= budget) {
-            *resume = id;
+            *resume = next;
             end = BLOCK_BUDGET;
             break;
         }
-        (*spent)++;
-        struct lc_entry e;
-        store_block_entry(&blk, id, &e);
-        if (q && !qry_match(q, &e))
-            continue;
-        if (!visit(arg, &e)) {
-            end = BLOCK_STOP;
-            break;
+        size_t n = left < ENTRY_RUN ? (size_t)left : ENTRY_RUN;
+        if (n > budget - *spent)
+            n = budget - *spent;
+        store_block_entries(&blk, next, c->forward, run, n);
+        *spent += n;
+        left -= n;
+        next = c->forward ? next + n : next - n;
+        for (size_t j = 0; j < n; j++) {
+            if (q && !qry_match(q, &run[j]))
+                continue;
+            if (!visit(arg, &run[j])) {
+                end = BLOCK_STOP;
+                break;
+            }
         }
     }
     store_block_close(s, &blk);
@@ -66,8 +74,8 @@ int qry_scan(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to
     size_t spent = 0;
     int done = 1;
     while (store_cursor_next(s, &c)) {
-        uint64_t lo = from_id > c.info.first_id ? from_id : c.info.first_id;
-        uint64_t hi = to_id < c.info.last_id ? to_id : c.info.last_id;
+        uint64_t lo = from_id > c.info->first_id ? from_id : c.info->first_id;
+        uint64_t hi = to_id < c.info->last_id ? to_id : c.info->last_id;
         if (spent >= budget) {
             *resume = forward ? lo : hi;
             done = 0;
@@ -99,7 +107,7 @@ int qry_count(struct store *s, const struct qry *q, uint64_t from_id, uint64_t t
     store_cursor_init(&c, from_id, to_id, true);
     size_t spent = 0;
     while (store_cursor_next(s, &c)) {
-        const struct lc_block_info *b = &c.info;
+        const struct lc_block_info *b = c.info;
         if (spent >= budget) {
             *resume = from_id > b->first_id ? from_id : b->first_id;
             store_cursor_end(s, &c);

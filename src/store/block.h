@@ -23,11 +23,11 @@ struct block {
     uint32_t frame_len; /* Header and payload. */
     uint8_t *filter;    /* Trigram filter, 2^filter_log2 bits; owned. */
     unsigned filter_log2;
-    struct cblock *cache; /* Decompressed copy, or NULL (under the store's cache lock). */
-    bool bad;             /* Found corrupt when read: no longer served or counted. */
-    bool deleted;         /* Taken off the index by retention (under list_lock): its file may
-                             be gone, only its summary is left for the readers that hold it. */
-    int refs;             /* The index's reference and one per reader's cursor (atomic). */
+    struct lc_block_info info; /* The summary as readers see it: set once it is in the index. */
+    struct cblock *cache;      /* Decompressed copy, or NULL (under the store's cache lock). */
+    bool bad;                  /* Found corrupt when read: no longer served or counted. */
+    bool deleted;              /* Taken off the index by retention (under list_lock): its file may
+                                  be gone, only its summary is left for the cursors that hold it. */
 };
 
 #endif

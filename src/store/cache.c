@@ -2,9 +2,9 @@
  * cache of decoded blocks.
  *
  * A block (block.h) is created by the writer or by recovery, published into the index, and
- * freed when retention deletes it and the last cursor holding it moves on (refs). Its decoded
- * entries (a cblock) live in an LRU cache bounded by --memory-limit; a reader that opened them
- * holds a reference, so eviction only unlinks them. */
+ * freed with its segment, when retention has deleted that and the last cursor on it has moved
+ * on (segment.c). Its decoded entries (a cblock) live in an LRU cache bounded by
+ * --memory-limit; a reader that opened them holds a reference, so eviction only unlinks them. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
@@ -185,8 +185,7 @@ static char *read_block(struct block *b)
     return raw;
 }
 
-/* A referenced decompressed block (release with cache_release), or NULL if unreadable. */
-struct cblock *cache_get(struct store *s, struct block *b)
+struct cblock *cache_lookup(struct store *s, struct block *b)
 {
     pthread_mutex_lock(&s->cache_mu);
     struct cblock *c = b->cache;
@@ -194,10 +193,16 @@ struct cblock *cache_get(struct store *s, struct block *b)
         c->refs++;
         lru_unlink(s, c);
         lru_push(s, c);
-        pthread_mutex_unlock(&s->cache_mu);
-        return c;
     }
     pthread_mutex_unlock(&s->cache_mu);
+    return c;
+}
+
+struct cblock *cache_get(struct store *s, struct block *b)
+{
+    struct cblock *c = cache_lookup(s, b);
+    if (c)
+        return c;
     char *raw = read_block(b);
     if (!raw)
         return NULL;
@@ -262,30 +267,39 @@ int ptrs_push(void ***arr, size_t *n, size_t *cap, void *p)
     return 0;
 }
 
+void block_set_info(struct block *b)
+{
+    b->info = (struct lc_block_info){
+        .first_id = b->first_id,
+        .last_id = b->first_id + b->count - 1,
+        .min_ts_ms = b->min_ts,
+        .max_ts_ms = b->max_ts,
+        .level_mask = b->level_mask,
+        .filter = b->filter,
+        .filter_log2 = b->filter_log2,
+        .level_counts = b->level_counts,
+    };
+}
+
 int block_publish(struct store *s, struct block *b)
 {
+    block_set_info(b);
     pthread_rwlock_wrlock(&s->list_lock);
     int rc = ptrs_push((void ***)&s->blocks, &s->nblocks, &s->capblocks, b);
     pthread_rwlock_unlock(&s->list_lock);
     return rc;
 }
 
-/* Let go of a reference to a published block; the last one frees it. */
-void block_unref(struct block *b)
-{
-    if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
-        free(b->filter);
-        free(b);
-    }
-}
-
-/* A block taken off the index: its cached entries go now (readers that opened them keep
- * theirs), its summary when the last cursor on it moves on. */
-void block_free(struct store *s, struct block *b)
+void block_uncache(struct store *s, struct block *b)
 {
     pthread_mutex_lock(&s->cache_mu);
     if (b->cache)
         cache_drop(s, b->cache);
     pthread_mutex_unlock(&s->cache_mu);
-    block_unref(b);
+}
+
+void block_destroy(struct block *b)
+{
+    free(b->filter);
+    free(b);
 }

@@ -48,25 +48,6 @@ char *rec_put(char *p, const struct lc_entry *e)
     return p + REC_HDR_LEN + src + e->msg_len;
 }
 
-size_t rec_get(const char *p, size_t avail, struct lc_entry *e)
-{
-    if (avail < REC_HDR_LEN)
-        return 0;
-    uint32_t msg_len = get32(p + 16);
-    size_t src = (unsigned char)p[22];
-    if (msg_len > avail - REC_HDR_LEN || src > avail - REC_HDR_LEN - msg_len)
-        return 0;
-    e->ts_ms = (int64_t)get64(p);
-    e->recv_ms = (int64_t)get64(p + 8);
-    e->level = (uint8_t)p[20] < LC_LEVEL_COUNT ? (uint8_t)p[20] : LC_INFO;
-    e->flags = (uint8_t)p[21];
-    e->source = p + REC_HDR_LEN;
-    e->source_len = src;
-    e->msg = p + REC_HDR_LEN + src;
-    e->msg_len = msg_len;
-    return REC_HDR_LEN + src + msg_len;
-}
-
 int payload_index(const char *raw, size_t raw_len, uint32_t count, uint32_t *offs)
 {
     size_t off = 0;
@@ -133,7 +114,10 @@ int rows_to_columns(const char *rows, size_t len, uint32_t count, char *cols, ui
     off = 0;
     for (uint32_t i = 0; i < count; i++) {
         struct lc_entry e;
-        off += rec_get(rows + off, len - off, &e);
+        size_t n = rec_get(rows + off, len - off, &e);
+        if (!n)
+            return -1; /* The first pass has checked every record: this never happens. */
+        off += n;
         put64(cols + c.ts + 8 * (size_t)i, (uint64_t)e.ts_ms - (uint64_t)prev_ts);
         /* Receive time relative to the event time: zero for plain lines. */
         put64(cols + c.recv + 8 * (size_t)i, (uint64_t)e.recv_ms - (uint64_t)e.ts_ms);

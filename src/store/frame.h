@@ -35,6 +35,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "store/entry.h"
 
@@ -74,8 +75,29 @@ static inline size_t rec_size(const struct lc_entry *e)
 char *rec_put(char *p, const struct lc_entry *e);
 
 /* Read the record at p[0..avail) into e (strings point into p). Returns its size, or 0 when
- * it does not fit or is malformed. */
-size_t rec_get(const char *p, size_t avail, struct lc_entry *e);
+ * it does not fit or is malformed. Inline: a query decodes every entry it examines. */
+static inline size_t rec_get(const char *p, size_t avail, struct lc_entry *e)
+{
+    if (avail < REC_HDR_LEN)
+        return 0;
+    uint32_t msg_len;
+    uint64_t ts, recv;
+    memcpy(&msg_len, p + 16, 4);
+    size_t src = (unsigned char)p[22];
+    if (msg_len > avail - REC_HDR_LEN || src > avail - REC_HDR_LEN - msg_len)
+        return 0;
+    memcpy(&ts, p, 8);
+    memcpy(&recv, p + 8, 8);
+    e->ts_ms = (int64_t)ts;
+    e->recv_ms = (int64_t)recv;
+    e->level = (uint8_t)p[20] < LC_LEVEL_COUNT ? (uint8_t)p[20] : LC_INFO;
+    e->flags = (uint8_t)p[21];
+    e->source = p + REC_HDR_LEN;
+    e->source_len = src;
+    e->msg = p + REC_HDR_LEN + src;
+    e->msg_len = msg_len;
+    return REC_HDR_LEN + src + msg_len;
+}
 
 /* Offsets of count records in raw[0..raw_len), plus raw_len at offs[count]. Returns 0, or -1
  * when the payload does not hold exactly count well-formed records. */

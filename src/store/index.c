@@ -109,7 +109,6 @@ int index_read(const char *path, struct segment *seg, uint64_t file_size, struct
         uint32_t log2 = 0;
         if (!k || off + BLOCK_FIXED > len - 8)
             goto bad_k;
-        k->refs = 1; /* The index's. */
         memcpy(&k->first_id, d + off, 8);
         memcpy(&k->count, d + off + 8, 4);
         memcpy(&k->raw_len, d + off + 12, 4);

@@ -1,8 +1,9 @@
 /* read.c - readers: block cursors over the index, opened blocks, statistics.
  *
- * A cursor holds one block at a time, pinned (block->refs), and steps under list_lock for a
- * moment only; an opened block holds a reference on its decoded entries (cache.c). So no lock
- * is held while a reader looks at a summary or an entry. */
+ * A cursor takes a batch of consecutive blocks of one segment under list_lock at a time and
+ * pins that segment (blocks are freed only with their segment: segment.c), so stepping costs
+ * neither a lock nor an atomic per block. An opened block holds a reference on its decoded
+ * entries (cache.c). No lock is held while a reader looks at a summary or an entry. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -11,6 +12,12 @@
 #include "core/log.h"
 #include "store/frame.h"
 #include "store/store_internal.h"
+
+/* The block whose summary a cursor handed out. */
+static struct block *info_block(const struct lc_block_info *info)
+{
+    return (struct block *)((char *)info - offsetof(struct block, info));
+}
 
 /* Index of the first block whose last id is >= id (nblocks if none). list_lock held. */
 size_t block_find(const struct store *s, uint64_t id)
@@ -27,44 +34,39 @@ size_t block_find(const struct store *s, uint64_t id)
     return lo;
 }
 
-static void block_info(const struct block *b, struct lc_block_info *bi)
-{
-    *bi = (struct lc_block_info){
-        .first_id = b->first_id,
-        .last_id = b->first_id + b->count - 1,
-        .min_ts_ms = b->min_ts,
-        .max_ts_ms = b->max_ts,
-        .level_mask = b->level_mask,
-        .filter = b->filter,
-        .filter_log2 = b->filter_log2,
-        .level_counts = b->level_counts,
-    };
-}
-
 void store_cursor_init(struct store_cursor *c, uint64_t from_id, uint64_t to_id, bool forward)
 {
-    *c = (struct store_cursor){.from_id = from_id, .to_id = to_id, .forward = forward};
+    /* Field by field: the batch arrays are written before they are read. */
+    c->info = NULL;
+    c->bad = false;
+    c->from_id = from_id;
+    c->to_id = to_id;
+    c->forward = forward;
+    c->done = from_id > to_id; /* An empty range. */
+    c->seg = NULL;
+    c->n = c->i = 0;
+    c->pos = 0;
 }
 
-/* The position of the block that follows c's current one in its order, or of its first block;
- * SIZE_MAX when there is none. list_lock held. */
-static size_t cursor_step(const struct store *s, const struct store_cursor *c)
+/* The position of the block that follows `last` in c's order, or of c's first block when last
+ * is NULL; SIZE_MAX when there is none. list_lock held; last, if any, pinned. */
+static size_t cursor_step(const struct store *s, const struct store_cursor *c,
+                          const struct block *last)
 {
-    const struct block *cur = c->b;
     uint64_t id;
-    if (cur && c->pos < s->nblocks && s->blocks[c->pos] == cur) { /* Nothing moved it. */
+    if (last && c->pos < s->nblocks && s->blocks[c->pos] == last) { /* Nothing moved it. */
         if (c->forward)
             return c->pos + 1;
         return c->pos ? c->pos - 1 : SIZE_MAX;
     }
-    if (!cur) {
+    if (!last) {
         id = c->forward ? c->from_id : c->to_id;
     } else if (c->forward) {
-        id = cur->first_id + cur->count; /* Its successor, wherever the list now has it. */
+        id = last->first_id + last->count; /* Its successor, wherever the list now has it. */
     } else {
-        if (cur->first_id == 0)
+        if (last->first_id == 0)
             return SIZE_MAX;
-        id = cur->first_id - 1;
+        id = last->first_id - 1;
     }
     size_t bi = block_find(s, id);
     if (!c->forward && (bi == s->nblocks || s->blocks[bi]->first_id > id))
@@ -72,60 +74,104 @@ static size_t cursor_step(const struct store *s, const struct store_cursor *c)
     return bi;
 }
 
-bool store_cursor_next(struct store *s, struct store_cursor *c)
+/* Refill the batch with the blocks that follow the last one in c's order (its first blocks at
+ * the start): up to STORE_CURSOR_BATCH of them, all of one segment, which is pinned; then let
+ * go of the previous segment. One lock and one pin serve the whole batch. */
+static void cursor_fill(struct store *s, struct store_cursor *c)
 {
-    struct block *prev = c->b, *b = NULL;
-    if (c->from_id <= c->to_id) {
-        pthread_rwlock_rdlock(&s->list_lock);
-        size_t bi = cursor_step(s, c);
-        if (bi < s->nblocks) {
-            b = s->blocks[bi];
-            if (b->first_id > c->to_id || b->first_id + b->count - 1 < c->from_id)
-                b = NULL; /* Past the range in the cursor's order. */
-        }
-        if (b) {
-            __atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
-            c->pos = bi;
-            block_info(b, &c->info);
-            c->bad = __atomic_load_n(&b->bad, __ATOMIC_RELAXED);
-        }
-        pthread_rwlock_unlock(&s->list_lock);
+    struct segment *prev = c->seg;
+    const struct block *last = c->n ? info_block(c->infos[c->n - 1]) : NULL;
+    c->n = c->i = 0;
+    c->seg = NULL;
+    pthread_rwlock_rdlock(&s->list_lock);
+    size_t bi = cursor_step(s, c, last);
+    /* Locals, so the stores into the batch do not make the compiler reload fields. */
+    struct block *const *blocks = s->blocks;
+    const size_t nblocks = s->nblocks;
+    const uint64_t from = c->from_id, to = c->to_id;
+    const bool forward = c->forward;
+    const struct segment *seg = bi < nblocks ? blocks[bi]->seg : NULL;
+    const struct lc_block_info **infos = c->infos;
+    bool *bads = c->bads;
+    size_t pos = c->pos;
+    unsigned n = 0;
+    while (bi < nblocks && n < STORE_CURSOR_BATCH) {
+        const struct block *b = blocks[bi];
+        if (b->info.first_id > to || b->info.last_id < from || b->seg != seg)
+            break; /* Past the range in the cursor's order, or into the next segment. */
+        infos[n] = &b->info;
+        bads[n++] = __atomic_load_n(&b->bad, __ATOMIC_RELAXED);
+        pos = bi;
+        if (forward)
+            bi++;
+        else if (bi-- == 0)
+            break;
     }
-    c->b = b;
+    c->pos = pos;
+    c->n = n;
+    if (n) {
+        c->seg = info_block(c->infos[0])->seg;
+        seg_ref(c->seg);
+    }
+    pthread_rwlock_unlock(&s->list_lock);
     if (prev)
-        block_unref(prev);
-    return b != NULL;
+        seg_unref(prev);
+}
+
+bool store_cursor_fill(struct store *s, struct store_cursor *c)
+{
+    if (!c->done)
+        cursor_fill(s, c);
+    if (!c->n) {
+        c->done = true;
+        c->info = NULL;
+        return false;
+    }
+    return true;
 }
 
 void store_cursor_end(struct store *s, struct store_cursor *c)
 {
-    if (c->b)
-        block_unref(c->b);
-    c->b = NULL;
+    if (c->seg)
+        seg_unref(c->seg);
+    c->seg = NULL;
+    c->info = NULL;
+    c->n = c->i = 0;
+    c->done = true;
 }
 
 int store_block_open(struct store *s, const struct store_cursor *c, struct store_block *blk)
 {
-    struct block *b = c->b;
-    lc_assert(b != NULL);
-    /* Under list_lock: retention cannot delete the block's file, nor the archiver swap it,
-     * while it is read; and a block read is cached only while the index holds it. */
-    pthread_rwlock_rdlock(&s->list_lock);
-    struct cblock *cb = b->deleted ? NULL : cache_get(s, b);
-    int rc = cb ? 0 : b->deleted ? -ENOENT : -EIO;
-    pthread_rwlock_unlock(&s->list_lock);
+    lc_assert(c->info != NULL);
+    struct block *b = info_block(c->info);
+    struct cblock *cb = cache_lookup(s, b);
+    int rc = 0;
+    if (!cb) {
+        /* Under list_lock: retention cannot delete the block's file, nor the archiver swap it,
+         * while it is read; and a block read is cached only while the index holds it. */
+        pthread_rwlock_rdlock(&s->list_lock);
+        cb = b->deleted ? NULL : cache_get(s, b);
+        rc = cb ? 0 : b->deleted ? -ENOENT : -EIO;
+        pthread_rwlock_unlock(&s->list_lock);
+    }
     *blk = (struct store_block){
         .first_id = b->first_id, .last_id = b->first_id + b->count - 1, .cb = cb};
     return rc;
 }
 
-void store_block_entry(const struct store_block *blk, uint64_t id, struct lc_entry *e)
+void store_block_entries(const struct store_block *blk, uint64_t id, bool forward,
+                         struct lc_entry *out, size_t n)
 {
-    lc_assert(id >= blk->first_id && id <= blk->last_id);
-    const struct cblock *c = blk->cb;
+    lc_assert(n == 0 || (forward ? id >= blk->first_id && id + (n - 1) <= blk->last_id
+                                 : id <= blk->last_id && id - (n - 1) >= blk->first_id));
+    const char *raw = blk->cb->raw;
+    const uint32_t *offs = blk->cb->offs;
     uint32_t i = (uint32_t)(id - blk->first_id);
-    rec_get(c->raw + c->offs[i], c->offs[i + 1] - c->offs[i], e);
-    e->id = id;
+    for (size_t k = 0; k < n; k++) {
+        rec_get(raw + offs[i], offs[i + 1] - offs[i], &out[k]);
+        out[k].id = blk->first_id + i;
+        i = forward ? i + 1 : i - 1;
+    }
 }
 
 void store_block_close(struct store *s, struct store_block *blk)

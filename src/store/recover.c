@@ -49,7 +49,6 @@ static int recover_frames(struct store *s, struct segment *seg, uint64_t from, b
             b = calloc(1, sizeof(*b));
             ok = b != NULL;
             if (ok) {
-                b->refs = 1; /* The index's. */
                 b->first_id = h.first_id;
                 b->count = h.count;
                 b->raw_len = h.raw_len;
@@ -164,6 +163,7 @@ static int recover(struct store *s)
             goto nomem;
         seg->first_id = ids[i];
         seg->max_ts = INT64_MIN;
+        seg->refs = 1; /* The list's. */
         seg_path(s, ids[i], "seg", seg->path, sizeof(seg->path));
         seg->fd = open(seg->path, O_RDWR | O_CLOEXEC);
         char magic[SEG_HDR_LEN];
@@ -207,6 +207,8 @@ static int recover(struct store *s)
             goto nomem;
     }
     free(ids);
+    for (size_t i = 0; i < s->nblocks; i++)
+        block_set_info(s->blocks[i]);
     if (s->nblocks) {
         const struct block *b = s->blocks[s->nblocks - 1];
         s->next_id = b->first_id + b->count;
@@ -299,8 +301,10 @@ void store_close(struct store *s)
         return;
     archive_stop(s); /* First: an archiver may be in the middle of a segment; it gives up. */
     writer_stop(s);
-    for (size_t i = 0; i < s->nblocks; i++)
-        block_free(s, s->blocks[i]);
+    for (size_t i = 0; i < s->nblocks; i++) { /* No reader is left. */
+        block_uncache(s, s->blocks[i]);
+        block_destroy(s->blocks[i]);
+    }
     free(s->blocks);
     for (size_t i = 0; i < s->nsegs; i++) {
         /* An empty segment (nothing written since start) is not worth keeping. */

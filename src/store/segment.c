@@ -69,6 +69,7 @@ struct segment *seg_create(struct store *s, uint64_t first_id)
         return NULL;
     seg->first_id = first_id;
     seg->max_ts = INT64_MIN;
+    seg->refs = 1; /* The list's. */
     seg_path(s, first_id, "seg", seg->path, sizeof(seg->path));
     if (mkdir(s->dir, 0750) < 0 && errno != EEXIST) {
         writer_error(s, "cannot create %s: %s", s->dir, strerror(errno));
@@ -104,6 +105,22 @@ int seg_add(struct store *s, struct segment *seg)
     int rc = ptrs_push((void ***)&s->segs, &s->nsegs, &s->capsegs, seg);
     pthread_rwlock_unlock(&s->list_lock);
     return rc;
+}
+
+void seg_ref(struct segment *seg)
+{
+    __atomic_add_fetch(&seg->refs, 1, __ATOMIC_RELAXED);
+}
+
+void seg_unref(struct segment *seg)
+{
+    if (__atomic_sub_fetch(&seg->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    for (size_t i = 0; i < seg->ngone; i++)
+        block_destroy(seg->gone[i]);
+    free(seg->gone);
+    close(seg->fd);
+    free(seg);
 }
 
 int seg_fsync(struct store *s, struct segment *seg)
@@ -223,9 +240,9 @@ static void delete_oldest_segment(struct store *s, const char *why)
     s->nsegs--;
     pthread_rwlock_unlock(&s->list_lock);
     for (size_t i = 0; i < nb; i++)
-        block_free(s, gone[i]);
-    free(gone);
-    close(seg->fd);
+        block_uncache(s, gone[i]); /* The memory now; the summaries with the segment. */
+    seg->gone = gone;
+    seg->ngone = nb;
     char idx[4200];
     seg_path(s, seg->first_id, "idx", idx, sizeof(idx));
     if (unlink(seg->path) < 0 && errno != ENOENT)
@@ -235,7 +252,7 @@ static void delete_oldest_segment(struct store *s, const char *why)
              why, seg->entries, seg->size);
     atomic_fetch_add(&s->segments_deleted, 1);
     atomic_fetch_add(&s->entries_deleted, seg->entries);
-    free(seg);
+    seg_unref(seg); /* The list's: freed now, or by the last cursor on it. */
 }
 
 static uint64_t disk_total(struct store *s)

@@ -91,34 +91,52 @@ void store_on_commit(struct store *s, store_commit_fn fn, void *arg);
  * (struct lc_block_info: ids, event times, levels, trigram filter) in memory, so a reader can
  * rule a block out without decoding it. A reader walks the summaries with a cursor and opens
  * the blocks it needs; skipping, matching and counting are the reader's (src/query). No store
- * lock is held between these calls: a cursor pins its current block (its summary stays valid
- * even if retention deletes the block meanwhile) and an opened block holds a reference on its
+ * lock is held between these calls: a cursor pins the blocks it hands out (their summaries stay
+ * valid even if retention deletes them meanwhile) and an opened block holds a reference on its
  * decoded entries (the cache cannot free them). A cursor or an opened block belongs to one
  * thread at a time; any number of them may be in use at once. */
-struct block;
 struct cblock;
+struct segment;
+
+#define STORE_CURSOR_BATCH 64
 
 struct store_cursor {
-    struct lc_block_info info; /* The current block's summary; valid until the cursor moves. */
-    bool bad;                  /* Found unreadable: it serves no entries; count it as empty. */
-    /* The store's own. */
+    const struct lc_block_info *info; /* The current block's summary, until the cursor moves. */
+    bool bad; /* Found unreadable: it serves no entries; count it as empty. */
+    /* The store's own. A batch of blocks is taken at a time, so a step costs neither a lock
+     * nor a call. */
     uint64_t from_id, to_id;
-    bool forward;
-    struct block *b; /* The current block, pinned; NULL before the first and after the last. */
-    size_t pos;      /* Where it was in the index (a hint for the next step). */
+    bool forward, done;
+    struct segment *seg; /* Pinned: it and its blocks stay, even if retention deletes it. */
+    const struct lc_block_info *infos[STORE_CURSOR_BATCH]; /* The next blocks of seg, in order, */
+    bool bads[STORE_CURSOR_BATCH];                         /* and their bad flags. */
+    unsigned n, i; /* Blocks in the batch, and the next one to step to. */
+    size_t pos;    /* Where the batch's last block was in the index (a hint). */
 };
 
 /* Start a cursor over the blocks holding ids in [from_id, to_id], oldest first when forward,
  * else newest first. Holds nothing yet. */
 void store_cursor_init(struct store_cursor *c, uint64_t from_id, uint64_t to_id, bool forward);
 
-/* Step to the next block of the range (the first one on the first call), pinning it and
- * filling c->info and c->bad, and unpin the previous one. Returns false when there is none
- * left; the cursor then holds nothing. Blocks published meanwhile are seen; ids the store has
- * deleted meanwhile are not. */
-bool store_cursor_next(struct store *s, struct store_cursor *c);
+/* The cursor's next batch (store_cursor_next's slow path; not for direct use). */
+bool store_cursor_fill(struct store *s, struct store_cursor *c);
 
-/* Unpin the cursor's block, if any: call it when leaving a walk before its end. */
+/* Step to the next block of the range (the first one on the first call), setting c->info and
+ * c->bad. Returns false when there is none left; the cursor then holds nothing. Blocks
+ * published meanwhile are seen; blocks deleted meanwhile may still be handed out (their
+ * summaries are intact; opening them fails with -ENOENT). */
+static inline bool store_cursor_next(struct store *s, struct store_cursor *c)
+{
+    if (c->i == c->n && !store_cursor_fill(s, c))
+        return false;
+    c->info = c->infos[c->i];
+    c->bad = c->bads[c->i];
+    c->i++;
+    return true;
+}
+
+/* Let go of what the cursor pins: call it when leaving a walk before its end (after the end it
+ * is a no-op). */
 void store_cursor_end(struct store *s, struct store_cursor *c);
 
 /* A block opened for its entries: ids first_id..last_id, all present. */
@@ -132,9 +150,11 @@ struct store_block {
  * block is then marked bad, and logged once). On error there is nothing to close. */
 int store_block_open(struct store *s, const struct store_cursor *c, struct store_block *blk);
 
-/* Entry `id` (first_id <= id <= last_id) of an opened block. Its strings are borrowed from the
- * block: valid until store_block_close. */
-void store_block_entry(const struct store_block *blk, uint64_t id, struct lc_entry *e);
+/* Entries id, id+1, ... (forward) or id, id-1, ... of an opened block into out[0..n), all of
+ * them within first_id..last_id. Their strings are borrowed from the block: valid until
+ * store_block_close. A run at a time, so a reader pays one call per run, not per entry. */
+void store_block_entries(const struct store_block *blk, uint64_t id, bool forward,
+                         struct lc_entry *out, size_t n);
 
 /* Let go of an opened block. Safe to call twice. */
 void store_block_close(struct store *s, struct store_block *blk);

@@ -17,8 +17,9 @@
  * the pipeline pushes them to the reactors, which release the acknowledgements they cover.
  *
  * Readers walk the block index with a cursor and open the blocks they need (store.h); they
- * hold no lock between those calls, only references: a pinned block keeps its summary, an
- * opened one its decoded entries, whatever retention or the cache do meanwhile.
+ * hold no lock between those calls, only references: a cursor pins the segment of the blocks
+ * it hands out (blocks are freed only with their segment), an opened block its decoded
+ * entries, whatever retention or the cache do meanwhile.
  *
  * Locks: q_mu guards the pending queue; list_lock (rw) guards the block and segment arrays,
  * held for reading while a cursor steps or a block is read from its file, and for writing only
@@ -55,6 +56,9 @@ struct segment {
     uint64_t raw_bytes; /* Serialized records in it. */
     int64_t max_ts;
     uint64_t entries;
+    int refs; /* The segment list's, and one per cursor on its blocks (atomic); see seg_unref. */
+    struct block **gone; /* Deleted: its blocks, freed with it. */
+    size_t ngone;
     char path[4096];
 };
 
@@ -154,17 +158,21 @@ void bigbuf_drain(void);
 int block_summarize(struct block *b, const char *cols, int layout);
 /* Append p to a growing array of pointers. 0 or -ENOMEM. */
 int ptrs_push(void ***arr, size_t *n, size_t *cap, void *p);
+/* Set b->info from the summary fields, before the block goes into the index. */
+void block_set_info(struct block *b);
 /* Append a block to the index, queryable from then on (takes list_lock). 0 or -ENOMEM. */
 int block_publish(struct store *s, struct block *b);
-/* Drop one reference to a published block (a cursor's, or the index's); the last frees it. */
-void block_unref(struct block *b);
-/* A block taken off the index: drop its cached entries and the index's reference. */
-void block_free(struct store *s, struct block *b);
+/* Drop a block's cached entries (readers that opened them keep theirs). */
+void block_uncache(struct store *s, struct block *b);
+/* Free a block that no index and no cursor holds any more. */
+void block_destroy(struct block *b);
 /* The decoded form of block b: raw (rows, a bigbuf of raw_cap bytes) and, if known, offs (the
  * rows' offsets; taken over on success), or NULL. Not cached yet. */
 struct cblock *cblock_new(struct block *b, char *raw, size_t raw_cap, uint32_t *offs);
 /* Cache the entries of a block the writer has just written. */
 void cache_add_written(struct store *s, struct cblock *c);
+/* Block b's decoded entries if cached, referenced (cache_release them), else NULL. */
+struct cblock *cache_lookup(struct store *s, struct block *b);
 /* Block b's decoded entries, referenced (cache_release them), read from its file on a miss;
  * NULL when unreadable (b is then marked bad) or out of memory. list_lock held for reading. */
 struct cblock *cache_get(struct store *s, struct block *b);
@@ -183,6 +191,11 @@ struct segment *seg_create(struct store *s, uint64_t first_id);
 struct segment *seg_active(struct store *s);
 /* Append seg to the segment list (takes list_lock). 0 or -ENOMEM. */
 int seg_add(struct store *s, struct segment *seg);
+/* Take a reference on a segment in the list (list_lock held): it and its blocks stay, even if
+ * retention deletes it, until seg_unref. */
+void seg_ref(struct segment *seg);
+/* Drop a reference; the last one (of a deleted segment) frees it with its blocks. */
+void seg_unref(struct segment *seg);
 /* fdatasync the segment, timing it for the statistics. 0 or -errno (the error is set). */
 int seg_fsync(struct store *s, struct segment *seg);
 /* Write the index file of a segment's blocks (all of them, up to seg->size). */

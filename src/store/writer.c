@@ -155,7 +155,6 @@ static void encode_chunk(struct store *s, struct pchunk *p)
     char *cols = bigbuf_get(p->len);
     int rc = b && cols ? 0 : -ENOMEM;
     if (rc == 0) {
-        b->refs = 1; /* The index's, once published. */
         b->first_id = p->first_id;
         b->count = p->count;
         b->raw_len = (uint32_t)p->len;

@@ -1,0 +1,337 @@
+/* test_store.c - the store's read interface against a real store in a temporary directory:
+ * cursors over block summaries both ways, a cursor that holds blocks retention deletes, an
+ * opened block the cache evicts, and qry_scan / qry_count sliced by budgets. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "core/log.h"
+#include "query/qry.h"
+#include "store/store.h"
+
+#define BATCH 200 /* Entries per append: one block each (the writer is idle between them). */
+#define MSG   40  /* Message bytes of every entry. */
+#define SRC   "10.0.0.1:5000"
+
+static char dir[64];
+
+static void wipe(void)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char path[512];
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        unlink(path);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+static struct store *open_store(size_t cache_size, size_t segment_size, uint64_t retention)
+{
+    snprintf(dir, sizeof(dir), "/tmp/lc-test-store-XXXXXX");
+    if (!mkdtemp(dir))
+        return NULL;
+    struct store_config cfg = {.data_dir = dir,
+                               .cache_size = cache_size,
+                               .fsync = FSYNC_NEVER,
+                               .segment_size = segment_size,
+                               .compression_level = 0,
+                               .retention_size = retention};
+    return store_open(&cfg);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* Append one batch (messages "b<batch>-<i> ...", every seventh entry ERROR) and wait until the
+ * writer has decided it. Returns its first id, 0 on failure. */
+static uint64_t append_batch(struct store *s, int batch)
+{
+    static char msgs[BATCH][MSG + 1];
+    struct lc_entry e[BATCH];
+    for (int i = 0; i < BATCH; i++) {
+        char head[32];
+        int hl = snprintf(head, sizeof(head), "b%03d-%05d ", batch % 1000, i);
+        memset(msgs[i], 'x', MSG);
+        memcpy(msgs[i], head, (size_t)hl);
+        msgs[i][MSG] = 0;
+        e[i] = (struct lc_entry){.ts_ms = 1700000000000LL + i,
+                                 .recv_ms = 1700000000000LL + i,
+                                 .level = i % 7 == 0 ? LC_ERROR : LC_INFO,
+                                 .source = SRC,
+                                 .source_len = strlen(SRC),
+                                 .msg = msgs[i],
+                                 .msg_len = MSG};
+    }
+    if (store_append(s, e, BATCH) < 0)
+        return 0;
+    for (int t = 0; t < 500 && store_done_id(s) < e[BATCH - 1].id; t++)
+        sleep_ms(10);
+    return store_done_id(s) >= e[BATCH - 1].id ? e[0].id : 0;
+}
+
+/* The id range a cursor walk sees, checking that blocks come in order and are whole. */
+static int walk(struct store *s, uint64_t from, uint64_t to, bool forward, uint64_t *first,
+                uint64_t *last)
+{
+    struct store_cursor c;
+    store_cursor_init(&c, from, to, forward);
+    int n = 0;
+    uint64_t prev_lo = 0, prev_hi = 0;
+    while (store_cursor_next(s, &c)) {
+        const struct lc_block_info *b = c.info;
+        CHECK(b->first_id <= to && b->last_id >= from);
+        if (n)
+            CHECK(forward ? b->first_id == prev_hi + 1 : b->last_id + 1 == prev_lo);
+        else
+            *first = forward ? b->first_id : b->last_id;
+        *last = forward ? b->last_id : b->first_id;
+        prev_lo = b->first_id;
+        prev_hi = b->last_id;
+        n++;
+    }
+    CHECK(!store_cursor_next(s, &c)); /* Stays at its end. */
+    store_cursor_end(s, &c);
+    return n;
+}
+
+TEST(cursor_walks_blocks_both_ways)
+{
+    struct store *s = open_store(64u << 20, 64u << 20, 0);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    uint64_t ids[5];
+    for (int i = 0; i < 5; i++)
+        CHECK((ids[i] = append_batch(s, i)) != 0);
+    uint64_t top = ids[4] + BATCH - 1, first = 0, last = 0;
+    CHECK_EQ_INT(walk(s, 1, top, true, &first, &last), 5);
+    CHECK_EQ_INT(first, ids[0]);
+    CHECK_EQ_INT(last, top);
+    CHECK_EQ_INT(walk(s, 1, top, false, &first, &last), 5);
+    CHECK_EQ_INT(first, top);
+    CHECK_EQ_INT(last, ids[0]);
+    /* A range inside blocks 1..3 sees exactly them. */
+    CHECK_EQ_INT(walk(s, ids[1] + 5, ids[3] + 5, true, &first, &last), 3);
+    CHECK_EQ_INT(walk(s, ids[1] + 5, ids[3] + 5, false, &first, &last), 3);
+    CHECK_EQ_INT(walk(s, top + 1, top + 10, true, &first, &last), 0);
+    CHECK_EQ_INT(walk(s, 5, 4, false, &first, &last), 0);
+
+    /* The summary tells the levels; the entries read back as written, in either order. */
+    struct store_cursor c;
+    store_cursor_init(&c, ids[2], ids[2], false);
+    CHECK(store_cursor_next(s, &c));
+    CHECK(c.info->level_counts && c.info->level_counts[LC_ERROR] == (BATCH + 6) / 7);
+    CHECK(c.info->level_mask == ((1u << LC_ERROR) | (1u << LC_INFO)));
+    CHECK(!c.bad);
+    struct store_block blk;
+    CHECK_EQ_INT(store_block_open(s, &c, &blk), 0);
+    struct lc_entry e[3];
+    store_block_entries(&blk, ids[2] + 9, false, e, 3);
+    for (int k = 0; k < 3; k++) {
+        char want[32];
+        snprintf(want, sizeof(want), "b002-%05d", 9 - k);
+        CHECK_EQ_INT(e[k].id, ids[2] + 9 - (uint64_t)k);
+        CHECK(e[k].msg_len == MSG && memcmp(e[k].msg, want, 10) == 0);
+        CHECK(e[k].source_len == strlen(SRC) && memcmp(e[k].source, SRC, e[k].source_len) == 0);
+        CHECK_EQ_INT(e[k].level, (9 - k) % 7 == 0 ? LC_ERROR : LC_INFO);
+    }
+    store_block_close(s, &blk);
+    store_block_close(s, &blk); /* Twice is harmless. */
+    store_cursor_end(s, &c);
+    store_cursor_end(s, &c);
+    store_close(s);
+    wipe();
+}
+
+/* A cursor's blocks outlive their deletion by retention: their summaries stay readable,
+ * opening them says -ENOENT, and the walk goes on with what the index still holds. */
+TEST(cursor_holds_blocks_retention_deletes)
+{
+    /* Every block is a segment of its own (one byte past the 16-byte header seals it); the
+     * limit keeps three of them: a segment is its header and one uncompressed frame. */
+    uint64_t seg_bytes = 16 + 40 + (uint64_t)BATCH * (23 + strlen(SRC) + MSG);
+    struct store *s = open_store(64u << 20, 17, 3 * seg_bytes + seg_bytes / 2);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    uint64_t ids[6];
+    for (int i = 0; i < 3; i++)
+        CHECK((ids[i] = append_batch(s, i)) != 0);
+    struct store_stats st;
+    store_get_stats(s, &st);
+    CHECK_EQ_INT(st.segments_deleted, 0);
+
+    struct store_cursor c;
+    store_cursor_init(&c, 1, UINT64_MAX, true);
+    CHECK(store_cursor_next(s, &c));
+    CHECK_EQ_INT(c.info->first_id, ids[0]);
+    for (int i = 3; i < 6; i++)
+        CHECK((ids[i] = append_batch(s, i)) != 0);
+    for (int t = 0; t < 300; t++) {
+        store_get_stats(s, &st);
+        if (st.first_id > ids[1])
+            break;
+        sleep_ms(10);
+    }
+    CHECK(st.first_id > ids[1]); /* Blocks 0 and 1 are gone from the index. */
+    CHECK(st.segments_deleted >= 2);
+
+    /* The summary the cursor holds is intact (ASan would object otherwise). */
+    CHECK_EQ_INT(c.info->first_id, ids[0]);
+    CHECK_EQ_INT(c.info->last_id, ids[0] + BATCH - 1);
+    CHECK(c.info->level_counts[LC_ERROR] == (BATCH + 6) / 7);
+    struct store_block blk;
+    CHECK_EQ_INT(store_block_open(s, &c, &blk), -ENOENT);
+    int seen = 0;
+    uint64_t next_first = 0;
+    while (store_cursor_next(s, &c)) {
+        if (!seen)
+            next_first = c.info->first_id;
+        CHECK_EQ_INT(store_block_open(s, &c, &blk), 0);
+        struct lc_entry e;
+        store_block_entries(&blk, c.info->first_id, true, &e, 1);
+        CHECK(e.msg_len == MSG && e.msg[0] == 'b');
+        store_block_close(s, &blk);
+        seen++;
+    }
+    CHECK_EQ_INT(next_first, st.first_id);
+    CHECK_EQ_INT(seen, 3); /* Blocks 3, 4 and 5: the limit keeps three. */
+    store_cursor_end(s, &c);
+
+    uint64_t n = 0, resume = 0;
+    CHECK_EQ_INT(qry_count(s, NULL, 1, ids[5] + BATCH - 1, SIZE_MAX, &n, &resume), 1);
+    CHECK_EQ_INT(n, st.entries);
+    store_close(s);
+    wipe();
+}
+
+/* An opened block keeps its entries while the cache (here: no room at all) evicts it. */
+TEST(opened_block_outlives_eviction)
+{
+    struct store *s = open_store(1, 64u << 20, 0);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    uint64_t a = append_batch(s, 0), b = append_batch(s, 1);
+    CHECK(a && b);
+    struct store_cursor c1, c2;
+    struct store_block k1, k2;
+    store_cursor_init(&c1, a, a, true);
+    store_cursor_init(&c2, b, b, true);
+    CHECK(store_cursor_next(s, &c1) && store_cursor_next(s, &c2));
+    CHECK_EQ_INT(store_block_open(s, &c1, &k1), 0); /* Read from its file: not cached. */
+    CHECK_EQ_INT(store_block_open(s, &c2, &k2), 0); /* Evicts block a from the cache. */
+    struct lc_entry e[BATCH];
+    store_block_entries(&k1, a, true, e, BATCH);
+    for (int i = 0; i < BATCH; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "b000-%05d", i);
+        CHECK(e[i].id == a + (uint64_t)i && memcmp(e[i].msg, want, 10) == 0);
+    }
+    store_block_close(s, &k1);
+    store_block_close(s, &k2);
+    store_cursor_end(s, &c1);
+    store_cursor_end(s, &c2);
+    store_close(s);
+    wipe();
+}
+
+struct ids {
+    uint64_t v[4 * BATCH];
+    size_t n;
+};
+
+static bool collect(void *arg, const struct lc_entry *e)
+{
+    struct ids *x = arg;
+    if (x->n < sizeof(x->v) / sizeof(x->v[0]))
+        x->v[x->n++] = e->id;
+    return true;
+}
+
+/* Scan [from, to] in slices of `budget`, resuming where each stopped. */
+static void scan_sliced(struct store *s, const struct qry *q, uint64_t from, uint64_t to,
+                        bool forward, size_t budget, struct ids *out)
+{
+    out->n = 0;
+    for (int guard = 0; guard < 100000; guard++) {
+        uint64_t resume = 0;
+        if (qry_scan(s, q, from, to, forward, budget, collect, out, &resume))
+            return;
+        if (forward)
+            from = resume;
+        else
+            to = resume;
+    }
+    CHECK(!"the scan never finished");
+}
+
+TEST(scan_and_count_sliced_by_budget)
+{
+    struct store *s = open_store(64u << 20, 64u << 20, 0);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    uint64_t ids[4];
+    for (int i = 0; i < 4; i++)
+        CHECK((ids[i] = append_batch(s, i)) != 0);
+    uint64_t lo = ids[0] + 3, hi = ids[3] + BATCH - 4;
+    char err[QRY_ERR_MAX];
+    struct qry *q = NULL, *kw = NULL;
+    CHECK_EQ_INT(qry_compile("level:ERROR", 11, 0, &q, err), 0);
+    CHECK_EQ_INT(qry_compile("b002-", 5, 0, &kw, err), 0);
+    const struct qry *qs[] = {NULL, q, kw};
+    for (size_t k = 0; k < 3; k++) {
+        for (int dir_ = 0; dir_ < 2; dir_++) {
+            static struct ids whole, sliced;
+            scan_sliced(s, qs[k], lo, hi, dir_ == 0, SIZE_MAX, &whole);
+            for (size_t budget = 1; budget <= 300; budget += 37) {
+                scan_sliced(s, qs[k], lo, hi, dir_ == 0, budget, &sliced);
+                CHECK(sliced.n == whole.n &&
+                      memcmp(sliced.v, whole.v, whole.n * sizeof(whole.v[0])) == 0);
+            }
+            for (size_t i = 1; i < whole.n; i++)
+                CHECK(dir_ == 0 ? whole.v[i] > whole.v[i - 1] : whole.v[i] < whole.v[i - 1]);
+            if (k == 2) /* Only batch 2 holds "b002-". */
+                CHECK(whole.n == BATCH);
+            uint64_t total = 0;
+            for (size_t budget = 1; budget <= 1000; budget = budget * 3 + 1) {
+                uint64_t n = 0, from = lo, resume = 0;
+                while (!qry_count(s, qs[k], from, hi, budget, &n, &resume))
+                    from = resume;
+                CHECK_EQ_INT(n, whole.n);
+                total = n;
+            }
+            CHECK_EQ_INT(total, whole.n);
+        }
+    }
+    qry_free(q);
+    qry_free(kw);
+    store_close(s);
+    wipe();
+}
+
+int main(void)
+{
+    log_verbosity = LOGV_WARN; /* The store's info lines (segments deleted) are expected here. */
+    RUN(cursor_walks_blocks_both_ways);
+    RUN(cursor_holds_blocks_retention_deletes);
+    RUN(opened_block_outlives_eviction);
+    RUN(scan_and_count_sliced_by_budget);
+    return check_summary("test_store");
+}
