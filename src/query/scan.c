@@ -12,7 +12,6 @@
 #include "store/store.h"
 
 #define SKIP_COST 64 /* Budget units charged for ruling out a block (or failing to read it). */
-#define ENTRY_RUN 64 /* Entries decoded per call into the store. */
 
 enum block_end {
     BLOCK_DONE,   /* Every entry of the block's part of the range was examined. */
@@ -36,28 +35,21 @@ static enum block_end scan_block(struct store *s, const struct qry *q, const str
         return BLOCK_DONE;
     }
     enum block_end end = BLOCK_DONE;
-    struct lc_entry run[ENTRY_RUN];
-    uint64_t left = hi - lo + 1, next = c->forward ? lo : hi;
-    while (left && end == BLOCK_DONE) {
+    for (uint64_t k = 0; k <= hi - lo; k++) {
+        uint64_t id = c->forward ? lo + k : hi - k;
         if (*spent >= budget) {
-            *resume = next;
+            *resume = id;
             end = BLOCK_BUDGET;
             break;
         }
-        size_t n = left < ENTRY_RUN ? (size_t)left : ENTRY_RUN;
-        if (n > budget - *spent)
-            n = budget - *spent;
-        store_block_entries(&blk, next, c->forward, run, n);
-        *spent += n;
-        left -= n;
-        next = c->forward ? next + n : next - n;
-        for (size_t j = 0; j < n; j++) {
-            if (q && !qry_match(q, &run[j]))
-                continue;
-            if (!visit(arg, &run[j])) {
-                end = BLOCK_STOP;
-                break;
-            }
+        (*spent)++;
+        struct lc_entry e;
+        store_block_entry(&blk, id, &e);
+        if (q && !qry_match(q, &e))
+            continue;
+        if (!visit(arg, &e)) {
+            end = BLOCK_STOP;
+            break;
         }
     }
     store_block_close(s, &blk);

@@ -9,13 +9,10 @@
  * The checksum is XXH3-64 of everything after itself (header fields and payload), so a torn or
  * corrupted frame is detected, never served.
  *
- * In memory a block's records are rows, back to back (what rec_put/rec_get read and write):
- *
- *   i64 ts_ms | i64 recv_ms | u32 msg_len | u8 level | u8 flags | u8 src_len | src | msg
- *
- * On disk the same bytes are stored column by column, which compresses far better (deltas of
- * nearby timestamps are mostly zero bytes, sources repeat, messages sit together). Layout
- * COL_LINES, when no message holds a newline:
+ * In memory a block's records are rows, back to back (store/record.h). On disk the same
+ * bytes are stored column by column, which compresses far better (deltas of nearby timestamps
+ * are mostly zero bytes, sources repeat, messages sit together). Layout COL_LINES, when no
+ * message holds a newline:
  *
  *   ts deltas (count x i64) | recv - ts (count x i64) | level (count) | flags (count) |
  *   src_len (count) | zeros (3 x count) | sources | each message followed by '\n'
@@ -35,15 +32,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
 #include "store/entry.h"
+#include "store/record.h"
 
 #define SEG_HDR_LEN   16
 #define FRAME_HDR_LEN 40
 #define FRAME_MAGIC   0x5246434cu  /* "LCFR" */
 #define FRAME_MAX_RAW (256u << 20) /* Larger frames are rejected as corrupt. */
-#define REC_HDR_LEN   23
 
 enum { COL_LENGTHS = 0, COL_LINES = 1 }; /* Column layouts (see above). */
 
@@ -63,41 +59,6 @@ struct frame_hdr {
     uint32_t codec;
     uint32_t layout; /* COL_LENGTHS or COL_LINES. */
 };
-
-/* Serialized size of one record. */
-static inline size_t rec_size(const struct lc_entry *e)
-{
-    size_t src = e->source_len > 255 ? 255 : e->source_len;
-    return REC_HDR_LEN + src + e->msg_len;
-}
-
-/* Write e at p (rec_size(e) bytes); returns the end. */
-char *rec_put(char *p, const struct lc_entry *e);
-
-/* Read the record at p[0..avail) into e (strings point into p). Returns its size, or 0 when
- * it does not fit or is malformed. Inline: a query decodes every entry it examines. */
-static inline size_t rec_get(const char *p, size_t avail, struct lc_entry *e)
-{
-    if (avail < REC_HDR_LEN)
-        return 0;
-    uint32_t msg_len;
-    uint64_t ts, recv;
-    memcpy(&msg_len, p + 16, 4);
-    size_t src = (unsigned char)p[22];
-    if (msg_len > avail - REC_HDR_LEN || src > avail - REC_HDR_LEN - msg_len)
-        return 0;
-    memcpy(&ts, p, 8);
-    memcpy(&recv, p + 8, 8);
-    e->ts_ms = (int64_t)ts;
-    e->recv_ms = (int64_t)recv;
-    e->level = (uint8_t)p[20] < LC_LEVEL_COUNT ? (uint8_t)p[20] : LC_INFO;
-    e->flags = (uint8_t)p[21];
-    e->source = p + REC_HDR_LEN;
-    e->source_len = src;
-    e->msg = p + REC_HDR_LEN + src;
-    e->msg_len = msg_len;
-    return REC_HDR_LEN + src + msg_len;
-}
 
 /* Offsets of count records in raw[0..raw_len), plus raw_len at offs[count]. Returns 0, or -1
  * when the payload does not hold exactly count well-formed records. */

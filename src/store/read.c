@@ -154,24 +154,12 @@ int store_block_open(struct store *s, const struct store_cursor *c, struct store
         rc = cb ? 0 : b->deleted ? -ENOENT : -EIO;
         pthread_rwlock_unlock(&s->list_lock);
     }
-    *blk = (struct store_block){
-        .first_id = b->first_id, .last_id = b->first_id + b->count - 1, .cb = cb};
+    *blk = (struct store_block){.first_id = b->first_id,
+                                .last_id = b->first_id + b->count - 1,
+                                .raw = cb ? cb->raw : NULL,
+                                .offs = cb ? cb->offs : NULL,
+                                .cb = cb};
     return rc;
-}
-
-void store_block_entries(const struct store_block *blk, uint64_t id, bool forward,
-                         struct lc_entry *out, size_t n)
-{
-    lc_assert(n == 0 || (forward ? id >= blk->first_id && id + (n - 1) <= blk->last_id
-                                 : id <= blk->last_id && id - (n - 1) >= blk->first_id));
-    const char *raw = blk->cb->raw;
-    const uint32_t *offs = blk->cb->offs;
-    uint32_t i = (uint32_t)(id - blk->first_id);
-    for (size_t k = 0; k < n; k++) {
-        rec_get(raw + offs[i], offs[i + 1] - offs[i], &out[k]);
-        out[k].id = blk->first_id + i;
-        i = forward ? i + 1 : i - 1;
-    }
 }
 
 void store_block_close(struct store *s, struct store_block *blk)

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "store/entry.h"
+#include "store/record.h"
 
 struct store;
 
@@ -142,7 +143,10 @@ void store_cursor_end(struct store *s, struct store_cursor *c);
 /* A block opened for its entries: ids first_id..last_id, all present. */
 struct store_block {
     uint64_t first_id, last_id;
-    struct cblock *cb; /* The store's: the decoded entries, referenced. */
+    /* The store's own. */
+    const char *raw;      /* The decoded rows (store/record.h), */
+    const uint32_t *offs; /* where each starts (last_id - first_id + 2 offsets), */
+    struct cblock *cb;    /* and the cache's block that holds them, referenced. */
 };
 
 /* Open the cursor's current block, from the cache or from its file. Returns 0; -ENOENT when
@@ -150,11 +154,15 @@ struct store_block {
  * block is then marked bad, and logged once). On error there is nothing to close. */
 int store_block_open(struct store *s, const struct store_cursor *c, struct store_block *blk);
 
-/* Entries id, id+1, ... (forward) or id, id-1, ... of an opened block into out[0..n), all of
- * them within first_id..last_id. Their strings are borrowed from the block: valid until
- * store_block_close. A run at a time, so a reader pays one call per run, not per entry. */
-void store_block_entries(const struct store_block *blk, uint64_t id, bool forward,
-                         struct lc_entry *out, size_t n);
+/* Entry `id` (first_id <= id <= last_id) of an opened block. Its strings are borrowed from the
+ * block: valid until store_block_close. Inline, and decoded just before it is looked at: a
+ * scan touches each row once, while the search of the previous one still runs. */
+static inline void store_block_entry(const struct store_block *blk, uint64_t id, struct lc_entry *e)
+{
+    uint32_t i = (uint32_t)(id - blk->first_id);
+    rec_get(blk->raw + blk->offs[i], blk->offs[i + 1] - blk->offs[i], e);
+    e->id = id;
+}
 
 /* Let go of an opened block. Safe to call twice. */
 void store_block_close(struct store *s, struct store_block *blk);

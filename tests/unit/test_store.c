@@ -141,7 +141,8 @@ TEST(cursor_walks_blocks_both_ways)
     struct store_block blk;
     CHECK_EQ_INT(store_block_open(s, &c, &blk), 0);
     struct lc_entry e[3];
-    store_block_entries(&blk, ids[2] + 9, false, e, 3);
+    for (int k = 0; k < 3; k++)
+        store_block_entry(&blk, ids[2] + 9 - (uint64_t)k, &e[k]);
     for (int k = 0; k < 3; k++) {
         char want[32];
         snprintf(want, sizeof(want), "b002-%05d", 9 - k);
@@ -204,7 +205,7 @@ TEST(cursor_holds_blocks_retention_deletes)
             next_first = c.info->first_id;
         CHECK_EQ_INT(store_block_open(s, &c, &blk), 0);
         struct lc_entry e;
-        store_block_entries(&blk, c.info->first_id, true, &e, 1);
+        store_block_entry(&blk, c.info->first_id, &e);
         CHECK(e.msg_len == MSG && e.msg[0] == 'b');
         store_block_close(s, &blk);
         seen++;
@@ -237,7 +238,8 @@ TEST(opened_block_outlives_eviction)
     CHECK_EQ_INT(store_block_open(s, &c1, &k1), 0); /* Read from its file: not cached. */
     CHECK_EQ_INT(store_block_open(s, &c2, &k2), 0); /* Evicts block a from the cache. */
     struct lc_entry e[BATCH];
-    store_block_entries(&k1, a, true, e, BATCH);
+    for (int i = 0; i < BATCH; i++)
+        store_block_entry(&k1, a + (uint64_t)i, &e[i]);
     for (int i = 0; i < BATCH; i++) {
         char want[32];
         snprintf(want, sizeof(want), "b000-%05d", i);
