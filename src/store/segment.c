@@ -119,7 +119,8 @@ void seg_unref(struct segment *seg)
     for (size_t i = 0; i < seg->ngone; i++)
         block_destroy(seg->gone[i]);
     free(seg->gone);
-    close(seg->fd);
+    if (seg->fd >= 0)
+        close(seg->fd);
     free(seg);
 }
 
@@ -243,6 +244,10 @@ static void delete_oldest_segment(struct store *s, const char *why)
         block_uncache(s, gone[i]); /* The memory now; the summaries with the segment. */
     seg->gone = gone;
     seg->ngone = nb;
+    /* No reader uses its file any more (they see `deleted` under list_lock): close it now, so
+     * its space comes back with the unlink, whatever cursors still hold the summaries. */
+    close(seg->fd);
+    seg->fd = -1;
     char idx[4200];
     seg_path(s, seg->first_id, "idx", idx, sizeof(idx));
     if (unlink(seg->path) < 0 && errno != ENOENT)
