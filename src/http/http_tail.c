@@ -90,7 +90,7 @@ static bool tail_history(struct http_conn *h, uint64_t hi)
     }
     uint64_t resume = 0;
     int rc = qry_scan(protocols_store(), j->q, j->next_id, hi, true, TAIL_BUDGET, tail_visit, j,
-                        &resume);
+                      &resume);
     j->next_id = j->chunk_full ? j->last_seen + 1 : rc == 1 ? hi + 1 : resume;
     return j->chunk_full || rc == 0;
 }
