@@ -8,7 +8,7 @@ LIBS    = $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8) -l
 OPT     ?= -O2 -g
 SAN     = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRCS    = $(filter-out src/main.c, $(wildcard src/core/*.c src/proto/*.c src/ingest/*.c src/irc/*.c \
+LIB_SRCS    = $(filter-out src/main.c, $(wildcard src/base/*.c src/core/*.c src/proto/*.c src/ingest/*.c src/irc/*.c \
                                                  src/store/*.c src/query/*.c src/http/*.c)) src/http/assets.S
 WEB_FILES   = web/index.html web/app.js web/app.css
 CLIENT_SRCS = $(wildcard src/client/*.c)

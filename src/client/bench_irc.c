@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "client/bench_irc.h"
 #include "client/cli.h"
 #include "client/net.h"
@@ -37,13 +38,6 @@ const char lcc_bench_irc_help[] =
     "  --seconds S      how long to send (default 5)\n"
     "  --hold S         send nothing: keep the clients joined and reading for S seconds (to\n"
     "                   measure another load, e.g. `logcaster bench`, with IRC watchers)\n";
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 struct ircc {
     int fd;

@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "client/cli.h"
 #include "logcaster.h"
 #include "proto/line.h"
@@ -72,13 +73,6 @@ static void *signal_thread(void *arg)
         _exit(128 + sig); /* As the shell reports a death by that signal. */
     }
     return NULL;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 struct follower {

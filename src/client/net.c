@@ -5,6 +5,7 @@
  * select() so that descriptors above FD_SETSIZE are fine, and getaddrinfo() so host names and
  * IPv6 work. */
 #include "client/net.h"
+#include "base/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,9 +26,7 @@ volatile sig_atomic_t lcc_interrupted;
 
 int64_t lcc_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return mono_ms();
 }
 
 double lcc_now_s(void)

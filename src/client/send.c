@@ -31,7 +31,7 @@
 #include "client/cli.h"
 #include "client/follow.h"
 #include "client/net.h"
-#include "store/entry.h"
+#include "base/entry.h"
 
 #define WINDOW_DEFAULT   4096   /* Lines in flight; enough to hide a loopback round trip. */
 #define WINDOW_MAX       262144 /* Upper bound for --window. */

@@ -22,10 +22,8 @@ void log_msg(int severity, const char *fmt, ...) __attribute__((format(printf, 2
 #define log_info(...)  log_msg(LOGV_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOGV_DEBUG, __VA_ARGS__)
 
-/* Wall-clock and monotonic time in milliseconds. */
-int64_t now_ms(void);
-int64_t mono_ms(void);
-int64_t mono_ns(void);
+/* The clocks every log line and timeout uses (shared with the client: base/clock.h). */
+#include "base/clock.h"
 
 /* An assertion that is never compiled out: invariants hold in release builds too. */
 #define lc_assert(cond)                                                                            \

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store/entry.h"
+#include "base/entry.h"
 
 struct ev_loop;
 struct ingest_commit;

@@ -27,7 +27,7 @@
 #include "core/server.h"
 #include "ingest/fanout.h"
 #include "ingest/pipeline.h"
-#include "store/entry.h"
+#include "base/entry.h"
 
 #define IRC_NICKLEN    30
 #define IRC_CHANLEN    50

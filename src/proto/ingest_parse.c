@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "store/entry.h"
+#include "base/entry.h"
 
 enum ingest_form ingest_form_of(const char *line, size_t len)
 {

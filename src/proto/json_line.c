@@ -12,7 +12,7 @@
 
 #include "proto/json.h"
 #include "query/qry.h"
-#include "store/entry.h"
+#include "base/entry.h"
 
 int json_line_looks(const char *line, size_t len)
 {

@@ -6,7 +6,7 @@
 #include <emmintrin.h>
 #endif
 
-#include "store/entry.h"
+#include "base/entry.h"
 
 size_t line_next(const char *p, size_t n, size_t *len)
 {

@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "store/entry.h"
+#include "base/entry.h"
 
 #define HOST_MAX   255 /* RFC 5424 field limits; the BSD TAG shares APP-NAME's. */
 #define APP_MAX    48

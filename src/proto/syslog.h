@@ -17,7 +17,7 @@ enum syslog_format { SYSLOG_NONE, SYSLOG_5424, SYSLOG_3164 };
 struct syslog_msg {
     enum syslog_format format;
     int facility, severity; /* From PRI. */
-    int level;              /* enum lc_level (store/entry.h), from the severity. */
+    int level;              /* enum lc_level (base/entry.h), from the severity. */
     int64_t ts_ms;          /* The message's own time, or INT64_MIN when absent/unparsable. */
     const char *host;
     size_t host_len;

@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store/entry.h"
+#include "store/store.h"
 
 struct qry;
 struct store;

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "store/entry.h"
+#include "store/store.h"
 
 struct segment;
 struct cblock;

@@ -33,7 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store/entry.h"
+#include "base/entry.h"
 #include "store/record.h"
 
 #define SEG_HDR_LEN   16

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "store/entry.h"
+#include "base/entry.h"
 
 #define REC_HDR_LEN 23
 

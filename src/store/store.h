@@ -16,8 +16,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store/entry.h"
+#include "base/entry.h"
 #include "store/record.h"
+
+/* What a store knows about a block of consecutive entries, so a query can skip the block
+ * without reading its entries. Fields a store cannot provide are set to "anything". */
+struct lc_block_info {
+    uint64_t first_id, last_id;   /* Inclusive id range. */
+    int64_t min_ts_ms, max_ts_ms; /* Inclusive event-time range. */
+    uint32_t level_mask;          /* Bit (1u << level) set for each level present. */
+    const char *text;             /* Every message byte of the block, or NULL if unknown. */
+    size_t text_len;
+    const uint8_t *filter; /* Trigram filter (store/filter.h), or NULL. */
+    unsigned filter_log2;
+    const uint32_t *level_counts; /* Entries per level (LC_LEVEL_COUNT), or NULL. */
+};
 
 struct store;
 

@@ -10,7 +10,7 @@
 #include "core/log.h"
 #include "proto/json.h"
 #include "proto/json_line.h"
-#include "store/entry.h"
+#include "base/entry.h"
 
 #include "json_line_tree.inc"
 

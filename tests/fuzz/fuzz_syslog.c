@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "proto/syslog.h"
-#include "store/entry.h"
+#include "base/entry.h"
 
 #define fz_assert(cond)                                                                            \
     do {                                                                                           \

@@ -15,7 +15,7 @@
 #include "proto/binary.h"
 #include "proto/json_line.h"
 #include "proto/syslog.h"
-#include "store/entry.h"
+#include "base/entry.h"
 
 TEST(parse_numbers)
 {

@@ -6,7 +6,7 @@
 #include "check.h"
 #include "proto/ingest_parse.h"
 #include "proto/line.h"
-#include "store/entry.h"
+#include "base/entry.h"
 
 TEST(framing_lf_and_crlf)
 {

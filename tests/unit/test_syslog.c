@@ -10,7 +10,7 @@
 
 #include "check.h"
 #include "proto/syslog.h"
-#include "store/entry.h"
+#include "base/entry.h"
 
 /* Milliseconds since the epoch of a UTC time, computed by the C library. */
 static int64_t utc(int y, int mo, int d, int h, int mi, int s, int ms)

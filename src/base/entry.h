@@ -1,9 +1,9 @@
-/* entry.h - the log entry as every module sees it: levels, the entry view, block summaries.
+/* entry.h - the shared vocabulary of server and client: levels and the log entry view.
  *
  * An entry view borrows its strings from whoever produced it (a read buffer during ingest, a
- * store block during a query); nothing here owns memory. */
-#ifndef LC_ENTRY_H
-#define LC_ENTRY_H
+ * store block during a query); nothing here owns memory. Depends on nothing but libc. */
+#ifndef LC_BASE_ENTRY_H
+#define LC_BASE_ENTRY_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -23,19 +23,6 @@ struct lc_entry {
     size_t source_len;
     const char *msg; /* Escaped message: printable ASCII and valid UTF-8 only, no '\n'; borrowed. */
     size_t msg_len;
-};
-
-/* What a store knows about a block of consecutive entries, so a query can skip the block
- * without reading its entries. Fields a store cannot provide are set to "anything". */
-struct lc_block_info {
-    uint64_t first_id, last_id;   /* Inclusive id range. */
-    int64_t min_ts_ms, max_ts_ms; /* Inclusive event-time range. */
-    uint32_t level_mask;          /* Bit (1u << level) set for each level present. */
-    const char *text;             /* Every message byte of the block, or NULL if unknown. */
-    size_t text_len;
-    const uint8_t *filter; /* Trigram filter (store/filter.h), or NULL. */
-    unsigned filter_log2;
-    const uint32_t *level_counts; /* Entries per level (LC_LEVEL_COUNT), or NULL. */
 };
 
 /* Level names as printed ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"). */

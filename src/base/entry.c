@@ -1,5 +1,5 @@
 /* entry.c - level names and their aliases. */
-#include "store/entry.h"
+#include "base/entry.h"
 
 #include <string.h>
 
