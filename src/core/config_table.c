@@ -220,6 +220,9 @@ const struct opt config_opts[] = {
      .help = "log lines per second per IRC log channel; beyond, LogBot counts suppressed lines"},
     {"irc-replay", .type = OPT_INT, CFG(irc_replay), .arg = "N", .def = {"10"}, RANGE(0, 1000),
      .help = "entries replayed on joining a log channel"},
+    {"irc-log-channels", .type = OPT_ENUM, CFG(irc_log_channels), .arg = "on|off",
+     .choices = auth_choices, .def = {"on"},
+     .help = "the #logs-* channels and LogBot; off gives a plain IRC server (conformance runs)"},
 
     /* Access, one policy per role. */
     {"allow", .type = OPT_CIDRS, POL(allow), .count_off = offsetof(struct policy, nallow),

@@ -374,7 +374,9 @@ void irc_init(struct store *store, const struct config *cfg)
     irc.cfg = cfg;
     irc.name = cfg->irc_server_name;
     irc.started_ms = now_ms();
-    irc_logs_init();
+    irc.log_channels = cfg->irc_log_channels != 0;
+    if (irc.log_channels)
+        irc_logs_init();
 }
 
 void irc_free(void)

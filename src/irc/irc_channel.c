@@ -45,7 +45,7 @@ struct irc_chan *irc_chan_get(const char *name)
     ch->mode_n = ch->mode_t = true;
     ch->next = irc.chans;
     irc.chans = ch;
-    if (irc_chan_name_is_log(name))
+    if (irc.log_channels && irc_chan_name_is_log(name))
         irc_logs_setup_chan(ch);
     return ch;
 }

@@ -55,7 +55,7 @@ void irc_cmd_whois(struct irc_client *cl, int argc, char **argv)
         return;
     }
     const char *nick = argv[argc - 1];
-    if (irc_name_eq(nick, "LogBot")) {
+    if (irc.log_channels && irc_name_eq(nick, "LogBot")) {
         irc_numeric(cl, 311, "LogBot log system * :LogCaster log relay");
         char chans[400];
         size_t n = 0;

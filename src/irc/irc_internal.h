@@ -106,6 +106,7 @@ struct irc_state {
     struct ingest_sub sub; /* Committed entries, while any log channel has members. */
     struct ev_loop *loop;  /* The one loop every IRC connection lives on. */
     int64_t started_ms;
+    bool log_channels; /* --irc-log-channels: #logs-* and LogBot exist; else a plain server. */
 };
 
 extern struct irc_state irc;

@@ -154,7 +154,7 @@ void irc_cmd_nick(struct irc_client *cl, int argc, char **argv)
         return;
     }
     const char *nick = argv[0];
-    if (!valid_nick(nick) || irc_name_eq(nick, "LogBot")) {
+    if (!valid_nick(nick) || (irc.log_channels && irc_name_eq(nick, "LogBot"))) {
         irc_numeric(cl, 432, "%s :Erroneous nickname", nick);
         return;
     }

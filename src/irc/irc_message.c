@@ -53,7 +53,7 @@ static void message(struct irc_client *cl, int argc, char **argv, const char *cm
             irc_chan_broadcast(ch, cl, line, len);
             if (bang && !notice && ch->is_log)
                 irc_logbot_command(cl, m ? ch->name : "LogBot", argv[1]);
-        } else if (irc_name_eq(t, "LogBot")) {
+        } else if (irc.log_channels && irc_name_eq(t, "LogBot")) {
             if (!notice)
                 irc_logbot_command(cl, "LogBot", argv[1]);
         } else {

@@ -919,6 +919,26 @@ def test_log_channels_exist_and_logbot(irc):
     a.expect_num(482)
 
 
+def test_log_channels_off_is_a_plain_server(server):
+    """--irc-log-channels off: no #logs-* channels, no LogBot; #logs-x is an ordinary channel."""
+    s = server("--irc-log-channels", "off")
+    a = Irc(s.irc_port)
+    try:
+        a.register("plain")
+        a.send("LIST")
+        _, before = a.expect(lambda l: parse(l)[2] == "323", what="323")
+        assert not [l for l in before if parse(l)[2] == "322"], before
+        a.send("WHOIS LogBot")
+        assert a.expect_num(401)[0] == "LogBot"
+        a.send("JOIN #logs-error")
+        names = a.expect_num(353)[2].split()
+        assert names == ["@plain"], names  # First member, operator; no LogBot.
+        a.send("NICK LogBot")
+        a.expect(r" NICK :LogBot$")
+    finally:
+        a.close()
+
+
 def test_error_line_reaches_logs_error_within_1s(irc, srv):
     a = irc(uniq("le"), nudge=False)
     b = irc(uniq("la"), nudge=False)
