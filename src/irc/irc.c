@@ -120,6 +120,36 @@ struct irc_client *irc_client_find(const char *nick)
     return NULL;
 }
 
+bool irc_mask_match(const char *mask, const char *s)
+{
+    /* Iterative glob with one back-track point: linear enough for 128-byte masks. */
+    const char *star = NULL, *retry = NULL;
+    while (*s) {
+        if (*mask == '*') {
+            star = ++mask;
+            retry = s;
+        } else if (*mask && (*mask == '?' || fold(*mask) == fold(*s))) {
+            mask++;
+            s++;
+        } else if (star) {
+            mask = star;
+            s = ++retry;
+        } else {
+            return false;
+        }
+    }
+    while (*mask == '*')
+        mask++;
+    return *mask == 0;
+}
+
+const char *irc_member_prefix(const struct irc_client *to, const struct irc_member *m)
+{
+    if (m->op && m->voice && to->cap_multi_prefix)
+        return "@+";
+    return m->op ? "@" : m->voice ? "+" : "";
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* The commands, as ngIRCd's My_Commands[]: the dispatcher checks when each may be sent and its
  * minimum number of parameters, so a handler starts with what it needs. */
@@ -169,6 +199,7 @@ static const struct {
     {"MOTD", irc_cmd_motd, REGISTERED, 0},
     {"VERSION", irc_cmd_version, REGISTERED, 0},
     {"TIME", irc_cmd_time, REGISTERED, 0},
+    {"INFO", irc_cmd_info, REGISTERED, 0},
 };
 
 /* One line: [@tags] [:prefix] COMMAND params... [:trailing] */
@@ -286,12 +317,22 @@ static size_t irc_input(struct conn *c, const char *p, size_t n, bool eof)
         cl->flood_tokens -= 1.0;
         cl->last_seen_ms = now;
         cl->ping_sent = false;
-        char line[IRC_LINE_MAX + 1];
-        size_t l = len;
+        /* IRCv3 message tags: up to IRC_TAGS_MAX bytes before the 512 of the message proper. */
+        char line[IRC_TAGS_MAX + 2 + IRC_LINE_MAX + 1];
+        size_t l = len, tl = 0;
         while (l && p[used + l - 1] == '\r')
             l--;
-        if (l > IRC_LINE_MAX - 2)
-            l = IRC_LINE_MAX - 2; /* IRC's limit: the rest of the line is dropped. */
+        if (l && p[used] == '@') {
+            const char *sp = memchr(p + used, ' ', l);
+            tl = sp ? (size_t)(sp - (p + used)) + 1 : l;
+            if (tl > IRC_TAGS_MAX + 2) { /* "@" and the space around the client's 4094. */
+                used += take;
+                irc_numeric(cl, 417, ":Input line was too long");
+                continue;
+            }
+        }
+        if (l > tl + IRC_LINE_MAX - 2)
+            l = tl + IRC_LINE_MAX - 2; /* IRC's limit: the rest of the line is dropped. */
         memcpy(line, p + used, l);
         line[l] = 0;
         /* A NUL in the line would end it early anyway; make it explicit. */

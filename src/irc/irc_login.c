@@ -31,7 +31,12 @@ static void welcome(struct irc_client *cl)
                 cl->host);
     irc_numeric(cl, 2, ":Your host is %s, running logcaster-0.1", irc.name);
     irc_numeric(cl, 3, ":This server was created at start-up of logcasterd");
-    irc_numeric(cl, 4, "%s logcaster-0.1 io imntklo", irc.name);
+    irc_numeric(cl, 4, "%s logcaster-0.1 iw beiklmnostv klbeov", irc.name);
+    int users = 0;
+    for (struct irc_client *o = irc.clients; o; o = o->next)
+        users += o->registered;
+    if (users > irc.max_users)
+        irc.max_users = users;
     irc_send_isupport(cl);
     irc_send_motd(cl);
 }
@@ -40,7 +45,7 @@ static void maybe_welcome(struct irc_client *cl)
 {
     if (cl->registered || !cl->got_nick || !cl->got_user || cl->cap_negotiating)
         return;
-    if (policy_auth_required(ROLE_IRC) && !cl->pass_ok) {
+    if ((policy_auth_required(ROLE_IRC) && !cl->pass_ok) || cl->pass_bad) {
         irc_numeric(cl, 464, ":Password incorrect");
         irc_send(cl, "ERROR :Closing Link: %s (Bad password)", cl->host);
         cl->closing = true;
@@ -133,17 +138,18 @@ void irc_cmd_cap(struct irc_client *cl, int argc, char **argv)
 
 void irc_cmd_pass(struct irc_client *cl, int argc, char **argv)
 {
+    if (cl->pass_bad)
+        return; /* One guess per connection. */
     cl->pass_ok =
         policy_check_token(ROLE_IRC, conn_sockaddr(cl->c), argv[0], strlen(argv[0]), mono_ms());
     if (!cl->pass_ok) {
-        /* One guess per connection: a wrong secret ends it at once (and counts towards the
-         * address's lock-out), so guessing costs a connection each time. */
+        /* A wrong secret counts towards the address's lock-out at once and ends the connection
+         * at registration (464, ERROR), as RFC 2812 says: the client's NICK and USER, already
+         * on their way, then meet an answer rather than a reset. Guessing costs a connection
+         * each time. */
         size_t plen;
         log_warn("irc: wrong PASS from %s", conn_peer(cl->c, &plen));
-        irc_numeric(cl, 464, ":Password incorrect");
-        irc_send(cl, "ERROR :Closing Link: %s (Bad password)", cl->host);
-        cl->closing = true;
-        conn_close_after_flush(cl->c);
+        cl->pass_bad = true;
     }
 }
 
@@ -158,6 +164,8 @@ void irc_cmd_nick(struct irc_client *cl, int argc, char **argv)
         irc_numeric(cl, 432, "%s :Erroneous nickname", nick);
         return;
     }
+    if (strcmp(nick, cl->nick) == 0)
+        return; /* No change: nothing to tell (a change of case alone is a change). */
     struct irc_client *other = irc_client_find(nick);
     if (other && other != cl) {
         irc_numeric(cl, 433, "%s :Nickname is already in use", nick);
@@ -175,6 +183,10 @@ void irc_cmd_nick(struct irc_client *cl, int argc, char **argv)
 
 void irc_cmd_user(struct irc_client *cl, int argc, char **argv)
 {
+    if (!argv[0][0] || !argv[3][0]) {
+        irc_numeric(cl, 461, "USER :Not enough parameters");
+        return;
+    }
     snprintf(cl->user, sizeof(cl->user), "~%.10s", argv[0]);
     snprintf(cl->realname, sizeof(cl->realname), "%s", argv[3]);
     cl->got_user = true;

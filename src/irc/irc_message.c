@@ -45,7 +45,8 @@ static void message(struct irc_client *cl, int argc, char **argv, const char *cm
             struct irc_member *m = irc_chan_member(ch, cl);
             bool bang = argv[1][0] == '!';
             /* LogBot commands always work in log channels; chat obeys +n and +m. */
-            if (!(bang && ch->is_log) && ((ch->mode_n && !m) || (ch->mode_m && (!m || !m->op)))) {
+            if (!(bang && ch->is_log) &&
+                ((ch->mode_n && !m) || (ch->mode_m && (!m || !(m->op || m->voice))))) {
                 if (!notice)
                     irc_numeric(cl, 404, "%s :Cannot send to channel", ch->name);
                 continue;

@@ -227,7 +227,7 @@ def test_registration_welcome_isupport_motd(srv):
         isupport = next(parse(l)[3] for l in before if parse(l)[2] == "005")
         assert isupport[0] == "Reg1"
         tokens = isupport[1:-1]
-        for t in ("CHANTYPES=#", "CASEMAPPING=rfc1459", "PREFIX=(o)@"):
+        for t in ("CHANTYPES=#", "CASEMAPPING=rfc1459", "PREFIX=(ov)@+"):
             assert t in tokens, tokens
         nicklen = [t for t in tokens if t.startswith("NICKLEN=")]
         assert nicklen and int(nicklen[0].split("=")[1]) >= 30, tokens
@@ -402,8 +402,9 @@ def test_join_several_names_and_first_member_op(irc):
     a.send("JOIN %s,%s" % (c1, c2))
     for ch in (c1, c2):
         a.expect(r"^:%s!~u@127\.0\.0\.1 JOIN %s$" % (re.escape(a.nick), re.escape(ch)))
-        a.expect_num(331)
-        names = a.expect_num(353)
+        _, before = a.expect(lambda l: parse(l)[2] == "353", what="353")
+        assert "331" not in numerics(before), before  # No topic: nothing said (RFC 2812).
+        names = parse(_)[3][1:]
         assert names[:2] == ["=", ch] and names[2].split() == ["@" + a.nick], names
         assert a.expect_num(366)[0] == ch
     b.join(c1)
@@ -513,9 +514,9 @@ def test_channel_modes(irc):
     # Non-operators cannot change modes.
     u.send("MODE %s +m" % chan)
     assert u.expect_num(482)[0] == chan
-    # +l
+    # +l; -k is echoed with a parameter, as CHANMODES type B says ("*": the key stays secret).
     op.send("MODE %s -k+l 2" % chan)
-    op.expect(r" MODE %s -k\+l 2$" % re.escape(chan))
+    op.expect(r" MODE %s -k\+l \* 2$" % re.escape(chan))
     v.send("JOIN " + chan)
     assert v.expect_num(471)[0] == chan
     op.send("MODE %s -l" % chan)
@@ -545,7 +546,11 @@ def test_channel_modes(irc):
     names = v.expect_num(353)[2].split()
     assert sorted(names) == sorted(["@" + op.nick, "@" + u.nick, v.nick]), names
     op.send("MODE %s +o nobody%d" % (chan, next(_uniq)))
-    op.expect_num(441)
+    op.expect_num(401)  # No such nick; 441 is for a user who is not on the channel.
+    op.send("MODE %s +v %s" % (chan, v.nick))
+    u.expect(r" MODE %s \+v %s$" % (re.escape(chan), re.escape(v.nick)))
+    v.send("PRIVMSG %s :voiced" % chan)  # +v may speak under +m.
+    u.expect(r"PRIVMSG %s :voiced$" % re.escape(chan))
     op.send("MODE %s +z" % chan)
     op.expect_num(472)
     op.send("MODE #" + uniq("nosuch"))
