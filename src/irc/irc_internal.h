@@ -51,7 +51,7 @@ struct irc_client {
     bool registered, got_user, got_nick, pass_ok;
     bool pass_bad; /* A wrong PASS: refused (464) when NICK and USER complete registration. */
     bool cap_negotiating;
-    bool cap_server_time, cap_message_tags, cap_multi_prefix;
+    bool cap_server_time, cap_message_tags, cap_multi_prefix, cap_echo_message;
     bool logstream_off; /* !logstream off: no live log lines for this client. */
     /* Live log lines are best effort: while the client's unsent output is above half of
      * --out-limit they are skipped and counted here, and it is told how many once it has

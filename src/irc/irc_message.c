@@ -3,8 +3,21 @@
  * (irc_logbot.c). NOTICE gets no error replies, as the RFC says. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include "core/log.h"
 #include "irc/irc_internal.h"
+
+/* One user message to one client: with "@time=" when it negotiated server-time. tagged is
+ * the line with that tag in front, line the tag-less one inside it. */
+static void deliver(struct irc_client *to, const char *tagged, size_t tagged_len, const char *line,
+                    size_t len)
+{
+    if (to->cap_server_time)
+        irc_send_tagged(to, tagged, tagged_len);
+    else
+        irc_send_raw(to, line, len);
+}
 
 static void message(struct irc_client *cl, int argc, char **argv, const char *cmd)
 {
@@ -29,12 +42,24 @@ static void message(struct irc_client *cl, int argc, char **argv, const char *cm
             irc_numeric(cl, 407, "%s :Too many recipients (at most %d)", argv[0], IRC_MAXTARGETS);
         return;
     }
+    /* "@time=2024-05-01T12:00:00.000Z " for server-time clients (IRCv3). */
+    char stamp[64];
+    int64_t now = now_ms();
+    time_t secs = (time_t)(now / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t sl = strftime(stamp, sizeof(stamp), "@time=%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(stamp + sl, sizeof(stamp) - sl, ".%03dZ ", (int)(now % 1000));
+    sl = strlen(stamp);
     char *save;
     for (char *t = strtok_r(targets, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        char line[IRC_LINE_MAX];
-        int n = snprintf(line, sizeof(line), ":%s!%s@%s %s %s :%s", cl->nick, cl->user, cl->host,
+        char tagged[64 + IRC_LINE_MAX];
+        memcpy(tagged, stamp, sl);
+        char *line = tagged + sl;
+        int n = snprintf(line, IRC_LINE_MAX, ":%s!%s@%s %s %s :%s", cl->nick, cl->user, cl->host,
                          cmd, t, argv[1]);
-        size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+        size_t len = (size_t)n < IRC_LINE_MAX - 2 ? (size_t)n : IRC_LINE_MAX - 2;
+        size_t tlen = sl + len;
         if (t[0] == '#') {
             struct irc_chan *ch = irc_chan_find(t);
             if (!ch) {
@@ -51,7 +76,11 @@ static void message(struct irc_client *cl, int argc, char **argv, const char *cm
                     irc_numeric(cl, 404, "%s :Cannot send to channel", ch->name);
                 continue;
             }
-            irc_chan_broadcast(ch, cl, line, len);
+            for (int i = 0; i < ch->nmembers; i++)
+                if (ch->members[i].cl != cl)
+                    deliver(ch->members[i].cl, tagged, tlen, line, len);
+            if (cl->cap_echo_message)
+                deliver(cl, tagged, tlen, line, len);
             if (bang && !notice && ch->is_log)
                 irc_logbot_command(cl, m ? ch->name : "LogBot", argv[1]);
         } else if (irc.log_channels && irc_name_eq(t, "LogBot")) {
@@ -64,7 +93,9 @@ static void message(struct irc_client *cl, int argc, char **argv, const char *cm
                     irc_numeric(cl, 401, "%s :No such nick/channel", t);
                 continue;
             }
-            irc_send_raw(to, line, len);
+            deliver(to, tagged, tlen, line, len);
+            if (cl->cap_echo_message)
+                deliver(cl, tagged, tlen, line, len);
             if (to->away[0] && !notice)
                 irc_numeric(cl, 301, "%s :%s", to->nick, to->away);
         }

@@ -562,6 +562,74 @@ def test_channel_modes(irc):
     op.expect_num(502)
 
 
+def test_bans_secret_and_invalid_mode_params(irc):
+    op, u = irc(uniq("bop")), irc(uniq("bu"))
+    chan = "#" + uniq("bans")
+    op.join(chan)
+    op.send("MODE " + chan)
+    op.expect_num(324)
+    assert op.expect_num(329)[0] == chan  # Creation time follows the modes.
+    op.send("MODE %s +b %s" % (chan, u.nick))  # A bare nick grows into nick!*@*.
+    op.expect(r" MODE %s \+b %s!\*@\*$" % (re.escape(chan), re.escape(u.nick)))
+    u.send("JOIN " + chan)
+    assert u.expect_num(474)[0] == chan
+    u.send("MODE %s +b" % chan)  # Anyone may read the list.
+    assert u.expect_num(367)[:3] == [chan, u.nick + "!*@*", op.nick]
+    assert u.expect_num(368)[0] == chan
+    op.send("MODE %s +e *!*@127.0.0.1" % chan)  # An exception lets u in again.
+    op.expect(r" MODE %s \+e " % re.escape(chan))
+    u.join(chan)
+    op.send("MODE %s +k :has space" % chan)
+    assert op.expect_num(696)[:2] == [chan, "k"]
+    op.send("MODE %s +l :abc" % chan)
+    assert op.expect_num(696)[:2] == [chan, "l"]
+    op.send("MODE %s +s" % chan)
+    op.expect(r" MODE %s \+s$" % re.escape(chan))
+    w = irc(uniq("bw"))
+    w.send("LIST")
+    _, before = w.expect(lambda l: parse(l)[2] == "323", what="323")
+    assert not [l for l in before if chan in l], before
+    u.send("NAMES " + chan)
+    assert u.expect_num(353)[0] == "@"  # The secret channel's symbol.
+
+
+def test_who_masks_invisible_lusers_and_long_tags(irc):
+    a, b = irc(uniq("wa")), irc(uniq("wb"))
+    mask = a.nick[:-1] + "*"
+    b.send("WHO " + mask)
+    rows = [parse(l)[3] for l in b.expect(lambda l: parse(l)[2] == "315")[1]
+            if parse(l)[2] == "352"]
+    assert [r[5] for r in rows] == [a.nick], rows
+    a.send("MODE %s +i" % a.nick)
+    a.expect(r" MODE %s \+i$" % re.escape(a.nick))
+    b.send("WHO " + mask)  # Invisible: hidden from masks...
+    assert "352" not in numerics(b.expect(lambda l: parse(l)[2] == "315")[1])
+    b.send("WHO " + a.nick)  # ...but not from its own nick.
+    assert "352" in numerics(b.expect(lambda l: parse(l)[2] == "315")[1])
+    b.send("WHO %s %%tnf,42" % a.nick)  # WHOX.
+    assert b.expect_num(354) == ["42", a.nick, "H"]
+    b.send("LUSERS")
+    local = b.expect_num(265)
+    assert int(local[0]) >= 2 and int(local[1]) >= int(local[0]), local
+    b.expect_num(266)
+    b.send("@+x=" + "a" * 4200 + " PRIVMSG %s :too long" % a.nick)
+    b.expect_num(417)
+    assert not [l for l in a.sync() if "too long" in l]
+
+
+def test_echo_message_and_server_time_on_user_messages(irc):
+    a = irc(uniq("ea"), caps=["echo-message", "server-time"])
+    b = irc(uniq("eb"))
+    a.send("PRIVMSG %s :hello" % b.nick)
+    line, _ = a.expect(r" PRIVMSG %s :hello$" % re.escape(b.nick))
+    assert parse(line)[0].get("time", "").endswith("Z"), line  # The echo, with its time.
+    line, _ = b.expect(r" PRIVMSG %s :hello$" % re.escape(b.nick))
+    assert line.startswith(":" + a.nick + "!"), line  # No tags for b: it asked for none.
+    b.send("PRIVMSG %s :back" % a.nick)
+    line, _ = a.expect(r" PRIVMSG %s :back$" % re.escape(a.nick))
+    assert "time" in parse(line)[0], line
+
+
 def test_kick(irc):
     op, u, w = irc(uniq("kop")), irc(uniq("ku")), irc(uniq("kw"))
     chan = "#" + uniq("kick")
