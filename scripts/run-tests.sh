@@ -51,7 +51,9 @@ irctest="$root/../shared/irctest"
 if [ -x "$irctest/run.sh" ]; then
     echo "== irctest (core profile, --irc-log-channels off)"
     work=$(mktemp -d)
-    out=$(LOGCASTER_EXTRA_ARGS="--http-port 0 --irc-log-channels off --irc-server-name My.Little.Server" \
+    args="--http-port 0 --irc-log-channels off --irc-server-name My.Little.Server"
+    args="$args --irc-oper operuser:operpassword" # The operator irctest's OPER tests log in as.
+    out=$(LOGCASTER_EXTRA_ARGS="$args" \
         OUT_DIR="$work/out" IRCTEST_DIR="$work/irctest" \
         timeout "${IRCTEST_SECONDS:=600}" "$irctest/run.sh" "$build/logcasterd" 2>&1)
     rc=$?

@@ -200,6 +200,11 @@ static const struct {
     {"VERSION", irc_cmd_version, REGISTERED, 0},
     {"TIME", irc_cmd_time, REGISTERED, 0},
     {"INFO", irc_cmd_info, REGISTERED, 0},
+    /* irc_oper.c */
+    {"OPER", irc_cmd_oper, REGISTERED, 2},
+    {"KILL", irc_cmd_kill, REGISTERED, 1},
+    {"WALLOPS", irc_cmd_wallops, REGISTERED, 1},
+    {"WHOWAS", irc_cmd_whowas, REGISTERED, 1},
 };
 
 /* One line: [@tags] [:prefix] COMMAND params... [:trailing] */

@@ -100,8 +100,8 @@ static void who_reply(struct irc_client *cl, struct irc_client *o, struct irc_ch
                       const char *fields, const char *token)
 {
     struct irc_member *m = ch ? irc_chan_member(ch, o) : NULL;
-    char flags[8];
-    snprintf(flags, sizeof(flags), "%c%s", o->away[0] ? 'G' : 'H',
+    char flags[12];
+    snprintf(flags, sizeof(flags), "%c%s%s", o->away[0] ? 'G' : 'H', o->oper ? "*" : "",
              m ? irc_member_prefix(cl, m) : "");
     const char *chan = ch ? ch->name : "*";
     if (fields)
@@ -188,6 +188,8 @@ void irc_cmd_whois(struct irc_client *cl, int argc, char **argv)
     if (n)
         irc_numeric(cl, 319, "%s :%s", o->nick, buf);
     irc_numeric(cl, 312, "%s %s :LogCaster", o->nick, irc.name);
+    if (o->oper)
+        irc_numeric(cl, 313, "%s :is an IRC operator", o->nick);
     if (o->away[0])
         irc_numeric(cl, 301, "%s :%s", o->nick, o->away);
     irc_numeric(cl, 318, "%s :End of /WHOIS list.", o->nick);
@@ -227,8 +229,9 @@ void irc_cmd_lusers(struct irc_client *cl, int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    int users = 0, invisible = 0, unknown = 0, chans = 0;
+    int users = 0, invisible = 0, unknown = 0, chans = 0, opers = 0;
     for (struct irc_client *o = irc.clients; o; o = o->next) {
+        opers += o->registered && o->oper;
         users += o->registered;
         invisible += o->registered && o->invisible;
         unknown += !o->registered;
@@ -239,6 +242,8 @@ void irc_cmd_lusers(struct irc_client *cl, int argc, char **argv)
         chans++;
     irc_numeric(cl, 251, ":There are %d users and %d invisible on 1 servers", users - invisible,
                 invisible);
+    if (opers)
+        irc_numeric(cl, 252, "%d :operator(s) online", opers);
     if (unknown)
         irc_numeric(cl, 253, "%d :unknown connection(s)", unknown);
     irc_numeric(cl, 254, "%d :channels formed", chans);

@@ -10,6 +10,7 @@
  *   irc_mode.c     MODE and AWAY
  *   irc_message.c  PRIVMSG and NOTICE
  *   irc_info.c     WHO, WHOIS, USERHOST, ISON, LUSERS, MOTD, VERSION, TIME, and ISUPPORT
+ *   irc_oper.c     OPER, KILL, WALLOPS, and WHOWAS with its history
  *   irc_logbot.c   LogBot's !commands
  *   irc_stream.c   log channels: their filters, the live log stream, and replay
  *
@@ -63,6 +64,8 @@ struct irc_client {
     bool discarding; /* Dropping the rest of an endless line. */
     char away[128];
     bool invisible; /* User mode +i: hidden from WHO masks of those sharing no channel. */
+    bool wallops;   /* User mode +w: receives WALLOPS. */
+    bool oper;      /* User mode +o: gave OPER the --irc-oper name and password. */
     struct irc_chan *chans[IRC_MAXCHANS];
     int nchans;
     int64_t last_seen_ms; /* Last line received, for PING timeouts. */
@@ -239,5 +242,12 @@ void irc_cmd_motd(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_version(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_time(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_info(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_oper(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_kill(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_wallops(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_whowas(struct irc_client *cl, int argc, char **argv);
+
+/* irc_oper.c: remember a registered client's nick for WHOWAS as it quits or changes nick. */
+void irc_whowas_remember(const struct irc_client *cl);
 
 #endif

@@ -74,6 +74,7 @@ static void tell_neighbours(struct irc_client *cl, const char *line, bool includ
 
 void irc_client_quit(struct irc_client *cl, const char *reason)
 {
+    irc_whowas_remember(cl);
     if (cl->registered) {
         char line[IRC_LINE_MAX];
         snprintf(line, sizeof(line), ":%s!%s@%s QUIT :%s", cl->nick, cl->user, cl->host, reason);
@@ -181,6 +182,7 @@ void irc_cmd_nick(struct irc_client *cl, int argc, char **argv)
         char line[IRC_LINE_MAX];
         snprintf(line, sizeof(line), ":%s!%s@%s NICK :%s", cl->nick, cl->user, cl->host, nick);
         tell_neighbours(cl, line, true);
+        irc_whowas_remember(cl);
     }
     snprintf(cl->nick, sizeof(cl->nick), "%s", nick);
     cl->got_nick = true;

@@ -85,37 +85,6 @@ static void send_list(struct irc_client *cl, struct irc_chan *ch, char mode)
 /* ------------------------------------------------------------------------------------------ */
 /* MODE. */
 
-static void user_mode(struct irc_client *cl, int argc, char **argv)
-{
-    struct irc_client *o = irc_client_find(argv[0]);
-    if (!o) {
-        irc_numeric(cl, 401, "%s :No such nick/channel", argv[0]);
-        return;
-    }
-    if (o != cl) {
-        irc_numeric(cl, 502, ":Can't change mode for other users");
-        return;
-    }
-    if (argc < 2) {
-        irc_numeric(cl, 221, "+%s", cl->invisible ? "i" : "");
-        return;
-    }
-    bool add = true, was = cl->invisible, unknown = false;
-    for (const char *m = argv[1]; *m; m++) {
-        if (*m == '+' || *m == '-')
-            add = *m == '+';
-        else if (*m == 'i')
-            cl->invisible = add;
-        else if (*m != 'w') /* Wallops: accepted, there are none to receive. */
-            unknown = true;
-    }
-    if (unknown)
-        irc_numeric(cl, 501, ":Unknown MODE flag");
-    if (was != cl->invisible)
-        irc_send(cl, ":%s!%s@%s MODE %s %ci", cl->nick, cl->user, cl->host, cl->nick,
-                 cl->invisible ? '+' : '-');
-}
-
 static void mode_is(struct irc_client *cl, struct irc_chan *ch)
 {
     char modes[16] = "+", args[64] = "";
@@ -165,6 +134,41 @@ static void out_add(struct mode_out *o, bool add, char c, const char *arg)
         size_t a = strlen(o->args);
         snprintf(o->args + a, sizeof(o->args) - a, " %s", arg);
     }
+}
+
+static void user_mode(struct irc_client *cl, int argc, char **argv)
+{
+    struct irc_client *o = irc_client_find(argv[0]);
+    if (!o) {
+        irc_numeric(cl, 401, "%s :No such nick/channel", argv[0]);
+        return;
+    }
+    if (o != cl) {
+        irc_numeric(cl, 502, ":Can't change mode for other users");
+        return;
+    }
+    if (argc < 2) {
+        irc_numeric(cl, 221, "+%s%s%s", cl->invisible ? "i" : "", cl->oper ? "o" : "",
+                    cl->wallops ? "w" : "");
+        return;
+    }
+    bool add = true, unknown = false;
+    struct mode_out out = {0};
+    for (const char *m = argv[1]; *m; m++) {
+        bool *flag = *m == 'i' ? &cl->invisible : *m == 'w' ? &cl->wallops : NULL;
+        if (*m == '+' || *m == '-')
+            add = *m == '+';
+        else if (*m == 'o' && !add && cl->oper) /* Only OPER gives +o; anyone may drop it. */
+            cl->oper = false, out_add(&out, add, 'o', NULL);
+        else if (flag && *flag != add)
+            *flag = add, out_add(&out, add, *m, NULL);
+        else if (!flag && *m != 'o')
+            unknown = true;
+    }
+    if (unknown)
+        irc_numeric(cl, 501, ":Unknown MODE flag");
+    if (out.modes[0])
+        irc_send(cl, ":%s!%s@%s MODE %s %s", cl->nick, cl->user, cl->host, cl->nick, out.modes);
 }
 
 /* RFC 2812's key: 1 to 23 characters, none of them a space, comma or control. */

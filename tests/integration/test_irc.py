@@ -1012,6 +1012,41 @@ def test_log_channels_off_is_a_plain_server(server):
         a.close()
 
 
+def test_oper_kill_wallops_and_whowas(server):
+    s = server("--irc-oper", "boss:hunter2")
+    op, w, v = Irc(s.irc_port), Irc(s.irc_port), Irc(s.irc_port)
+    try:
+        for c, n in ((op, "op1"), (w, "watch1"), (v, "victim1")):
+            c.register(n)
+        v.send("KILL watch1 :no")  # Not an operator.
+        v.expect_num(481)
+        op.send("OPER boss wrong")
+        op.expect_num(464)
+        op.send("OPER nobody hunter2")
+        op.expect_num(491)
+        op.send("OPER boss hunter2")
+        op.expect_num(381)
+        op.expect(r" MODE op1 :\+o$")
+        w.send("WHOIS op1")
+        assert w.expect_num(313)[0] == "op1"
+        w.send("MODE watch1 +w")
+        w.expect(r" MODE watch1 \+w$")
+        op.send("WALLOPS :maintenance at noon")
+        w.expect(r"^:op1!\S+ WALLOPS :maintenance at noon$")
+        assert not [l for l in v.sync() if "WALLOPS" in l]  # v has no +w.
+        op.send("KILL victim1 :bye now")
+        lines = v.drain_until_closed()
+        assert "Killed (op1 (bye now))" in lines[-1], lines
+        w.send("WHOWAS victim1")
+        assert w.expect_num(314)[:2] == ["victim1", "~u"]
+        w.expect_num(369)
+        w.send("WHOWAS nobody1")
+        w.expect_num(406)
+    finally:
+        for c in (op, w, v):
+            c.close()
+
+
 def test_error_line_reaches_logs_error_within_1s(irc, srv):
     a = irc(uniq("le"), nudge=False)
     b = irc(uniq("la"), nudge=False)
