@@ -190,6 +190,7 @@ static const struct {
     /* irc_message.c */
     {"PRIVMSG", irc_cmd_privmsg, REGISTERED, 0}, /* 411, 412 */
     {"NOTICE", irc_cmd_notice, REGISTERED, 0},
+    {"TAGMSG", irc_cmd_tagmsg, REGISTERED, 1},
     /* irc_info.c */
     {"WHO", irc_cmd_who, REGISTERED, 0},
     {"WHOIS", irc_cmd_whois, REGISTERED, 0}, /* 431 */
@@ -210,7 +211,7 @@ static const struct {
 /* One line: [@tags] [:prefix] COMMAND params... [:trailing] */
 static void dispatch(struct irc_client *cl, char *line)
 {
-    struct irc_msg m; /* Client tags and a prefix are accepted and ignored. */
+    struct irc_msg m; /* A prefix is accepted and ignored; tags go to the handler (irc.tags). */
     if (irc_parse_line(line, strlen(line), &m) != 0)
         return; /* No command (an empty line, say): ignored. */
     char *cmd = m.command;
@@ -225,8 +226,11 @@ static void dispatch(struct irc_client *cl, char *line)
             irc_numeric(cl, 462, ":You may not reregister");
         else if (m.argc < commands[i].min_params)
             irc_numeric(cl, 461, "%s :Not enough parameters", commands[i].name);
-        else
+        else {
+            irc.tags = m.tags;
             commands[i].fn(cl, m.argc, m.argv);
+            irc.tags = NULL;
+        }
         return;
     }
     if (cl->registered) {

@@ -146,12 +146,17 @@ static void names_reply(struct irc_client *cl, struct irc_chan *ch, bool end)
         const struct irc_member *m = &ch->members[i];
         if (!member && m->cl->invisible)
             continue;
-        if (n + strlen(m->cl->nick) + 3 > 400) {
+        char who[IRC_NICKLEN + 100];
+        if (cl->cap_userhost_in_names)
+            snprintf(who, sizeof(who), "%s%s!%s@%s", irc_member_prefix(cl, m), m->cl->nick,
+                     m->cl->user, m->cl->host);
+        else
+            snprintf(who, sizeof(who), "%s%s", irc_member_prefix(cl, m), m->cl->nick);
+        if (n + strlen(who) + 1 > 400) {
             irc_numeric(cl, 353, "%s %s :%s", sym, ch->name, buf);
             n = 0;
         }
-        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s%s", n ? " " : "",
-                              irc_member_prefix(cl, m), m->cl->nick);
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", n ? " " : "", who);
     }
     if (n)
         irc_numeric(cl, 353, "%s %s :%s", sym, ch->name, buf);

@@ -53,7 +53,8 @@ struct irc_client {
     bool pass_bad; /* A wrong PASS: refused (464) when NICK and USER complete registration. */
     bool cap_negotiating;
     bool cap_server_time, cap_message_tags, cap_multi_prefix, cap_echo_message;
-    bool logstream_off; /* !logstream off: no live log lines for this client. */
+    bool cap_userhost_in_names; /* NAMES shows nick!user@host. */
+    bool logstream_off;         /* !logstream off: no live log lines for this client. */
     /* Live log lines are best effort: while the client's unsent output is above half of
      * --out-limit they are skipped and counted here, and it is told how many once it has
      * caught up. behind_ms is when it fell behind (0: it has not). */
@@ -132,6 +133,7 @@ struct irc_state {
     int64_t started_ms;
     bool log_channels; /* --irc-log-channels: #logs-* and LogBot exist; else a plain server. */
     int max_users;     /* Most registered clients at once, for 265/266. */
+    const char *tags;  /* The handled line's IRCv3 tags (without '@'), or NULL; during it only. */
 };
 
 extern struct irc_state irc;
@@ -233,6 +235,7 @@ void irc_cmd_mode(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_away(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_privmsg(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_notice(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_tagmsg(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_who(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_whois(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_userhost(struct irc_client *cl, int argc, char **argv);

@@ -97,14 +97,17 @@ void irc_cmd_cap(struct irc_client *cl, int argc, char **argv)
     if (strcasecmp(argv[0], "LS") == 0) {
         if (!cl->registered)
             cl->cap_negotiating = true;
-        irc_send(cl, ":%s CAP %s LS :server-time message-tags multi-prefix echo-message", irc.name,
-                 nick);
+        irc_send(cl,
+                 ":%s CAP %s LS :server-time message-tags multi-prefix echo-message "
+                 "userhost-in-names",
+                 irc.name, nick);
     } else if (strcasecmp(argv[0], "LIST") == 0) {
-        irc_send(cl, ":%s CAP %s LIST :%s%s%s%s", irc.name, nick,
+        irc_send(cl, ":%s CAP %s LIST :%s%s%s%s%s", irc.name, nick,
                  cl->cap_server_time ? "server-time " : "",
                  cl->cap_message_tags ? "message-tags " : "",
                  cl->cap_multi_prefix ? "multi-prefix " : "",
-                 cl->cap_echo_message ? "echo-message" : "");
+                 cl->cap_echo_message ? "echo-message " : "",
+                 cl->cap_userhost_in_names ? "userhost-in-names" : "");
     } else if (strcasecmp(argv[0], "REQ") == 0 && argc >= 2) {
         if (!cl->registered)
             cl->cap_negotiating = true;
@@ -112,7 +115,7 @@ void irc_cmd_cap(struct irc_client *cl, int argc, char **argv)
         char tmp[IRC_LINE_MAX];
         snprintf(tmp, sizeof(tmp), "%s", argv[1]);
         bool st = cl->cap_server_time, mt = cl->cap_message_tags, mp = cl->cap_multi_prefix;
-        bool em = cl->cap_echo_message;
+        bool em = cl->cap_echo_message, uh = cl->cap_userhost_in_names;
         bool ok = true;
         for (char *save, *t = strtok_r(tmp, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
             bool off = t[0] == '-';
@@ -125,6 +128,8 @@ void irc_cmd_cap(struct irc_client *cl, int argc, char **argv)
                 mp = !off;
             else if (strcmp(name, "echo-message") == 0)
                 em = !off;
+            else if (strcmp(name, "userhost-in-names") == 0)
+                uh = !off;
             else
                 ok = false;
         }
@@ -133,6 +138,7 @@ void irc_cmd_cap(struct irc_client *cl, int argc, char **argv)
             cl->cap_message_tags = mt;
             cl->cap_multi_prefix = mp;
             cl->cap_echo_message = em;
+            cl->cap_userhost_in_names = uh;
         }
         irc_send(cl, ":%s CAP %s %s :%s", irc.name, nick, ok ? "ACK" : "NAK", argv[1]);
     } else if (strcasecmp(argv[0], "END") == 0) {

@@ -630,6 +630,30 @@ def test_echo_message_and_server_time_on_user_messages(irc):
     assert "time" in parse(line)[0], line
 
 
+def test_client_tags_msgid_tagmsg_and_userhost_in_names(irc):
+    a = irc(uniq("ta"), caps=["message-tags", "echo-message"])
+    b = irc(uniq("tb"), caps=["message-tags", "userhost-in-names"])
+    c = irc(uniq("tc"))
+    chan = "#" + uniq("tags")
+    for x in (a, b, c):
+        x.join(chan)
+    b.send("NAMES " + chan)
+    assert "%s!~u@127.0.0.1" % c.nick in b.expect_num(353)[2].split()
+    a.sync(), b.sync(), c.sync()
+    a.send("@+draft/react=ok;server=no PRIVMSG %s :tagged" % chan)
+    echo, _ = a.expect(r" PRIVMSG %s :tagged$" % re.escape(chan))
+    got, _ = b.expect(r" PRIVMSG %s :tagged$" % re.escape(chan))
+    tags = parse(got)[0]
+    assert tags.get("+draft/react") == "ok" and "server" not in tags, got
+    assert tags["msgid"] and parse(echo)[0]["msgid"] == tags["msgid"], (echo, got)
+    line, _ = c.expect(r" PRIVMSG %s :tagged$" % re.escape(chan))
+    assert line.startswith(":"), line  # No tags for a client without message-tags.
+    a.send("@+typing=active TAGMSG " + chan)
+    got, _ = b.expect(r" TAGMSG %s$" % re.escape(chan))
+    assert parse(got)[0].get("+typing") == "active", got
+    assert not [l for l in c.sync() if "TAGMSG" in l]
+
+
 def test_kick(irc):
     op, u, w = irc(uniq("kop")), irc(uniq("ku")), irc(uniq("kw"))
     chan = "#" + uniq("kick")
