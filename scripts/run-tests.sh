@@ -43,6 +43,33 @@ for dir in tests/integration tests/syslog-ng; do
     failed=$((failed + f))
 done
 
+# The public IRC conformance suite (irctest), core profile with the tests it leaves out by
+# default (OPER, multi-prefix: both supported), against a plain IRC server
+# (--irc-log-channels off). It lives beside the project in ../shared (CI has it); it is
+# someone else's code and is never copied into the project. irctest's controller does not
+# name the server, so the name its tests expect is passed here.
+irctest="$root/../shared/irctest"
+if [ -x "$irctest/run.sh" ]; then
+    echo "== irctest (core profile, --irc-log-channels off)"
+    work=$(mktemp -d)
+    args="--http-port 0 --irc-log-channels off --irc-server-name My.Little.Server"
+    args="$args --irc-oper operuser:operpassword" # The operator irctest's OPER tests log in as.
+    out=$(LOGCASTER_EXTRA_ARGS="$args" \
+        OUT_DIR="$work/out" IRCTEST_DIR="$work/irctest" \
+        timeout "${IRCTEST_SECONDS:=600}" "$irctest/run.sh" --keep-excluded "$build/logcasterd" 2>&1)
+    rc=$?
+    echo "$out" | tail -n 40
+    sum=$(echo "$out" | grep -E '^(=+ )?[0-9]+ (passed|failed)' | tail -n 1)
+    p=$(echo "$sum" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+' || echo 0)
+    f=$(echo "$sum" | grep -Eo '[0-9]+ (failed|error)' | awk '{s+=$1} END {print s+0}')
+    [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1 # Timed out, or the runner failed before pytest.
+    passed=$((passed + p))
+    failed=$((failed + f))
+    rm -rf "$work"
+else
+    echo "== irctest: skipped (no ../shared/irctest beside the project)"
+fi
+
 echo "== fuzzers (${FUZZ_SECONDS:=15} s each)"
 if command -v clang >/dev/null; then
     # Build them all first, in parallel (they share one instrumented library); a target that

@@ -43,6 +43,8 @@ struct config {
     const char *irc_server_name;      /* The IRC server name (prefix of its messages). */
     int irc_stream_rate;              /* Lines per second per log channel before suppression. */
     int irc_replay;                   /* Entries replayed on joining a log channel. */
+    int irc_log_channels;             /* 1: #logs-* channels and LogBot; 0: a plain server. */
+    const char *irc_oper;             /* "NAME:PASSWORD" of the one IRC operator, or NULL. */
     const char *data_dir;             /* Created if missing; holds the lock file. */
     int threads;                      /* Reactor threads. */
     size_t max_line;                  /* Longest accepted line in bytes. */

@@ -116,6 +116,28 @@ static int set_multiline_pattern(struct config *c, const struct opt *o, int role
     return 0;
 }
 
+/* NAME:PASSWORD, both parts non-empty: a typo is a start-up error, not a silent lock-out. */
+static int set_irc_oper(struct config *c, const struct opt *o, int role, const char *v)
+{
+    const char *colon = strchr(v, ':');
+    if (!colon || colon == v || !colon[1] || strchr(v, ' ')) {
+        fprintf(stderr, "logcasterd: --%s: expected NAME:PASSWORD, got '%s'\n", o->name, v);
+        return -1;
+    }
+    c->irc_oper = v;
+    return 0;
+}
+
+/* The password is a secret: --check-config shows the name only, as it does for tokens. */
+static void print_irc_oper(const struct config *c, const struct opt *o, int role, FILE *out)
+{
+    if (!c->irc_oper)
+        fprintf(out, "%s = (none)\n", o->name);
+    else
+        fprintf(out, "%s = %.*s (password not shown)\n", o->name,
+                (int)(strchr(c->irc_oper, ':') - c->irc_oper), c->irc_oper);
+}
+
 static void init_threads(struct config *c)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -220,6 +242,12 @@ const struct opt config_opts[] = {
      .help = "log lines per second per IRC log channel; beyond, LogBot counts suppressed lines"},
     {"irc-replay", .type = OPT_INT, CFG(irc_replay), .arg = "N", .def = {"10"}, RANGE(0, 1000),
      .help = "entries replayed on joining a log channel"},
+    {"irc-log-channels", .type = OPT_ENUM, CFG(irc_log_channels), .arg = "on|off",
+     .choices = auth_choices, .def = {"on"},
+     .help = "the #logs-* channels and LogBot; off gives a plain IRC server (conformance runs)"},
+    {"irc-oper", .type = OPT_STRING, CFG(irc_oper), .arg = "NAME:PASSWORD", .set = set_irc_oper,
+     .print = print_irc_oper,
+     .help = "an IRC operator: OPER NAME PASSWORD gives +o, for KILL and WALLOPS (default: none)"},
 
     /* Access, one policy per role. */
     {"allow", .type = OPT_CIDRS, POL(allow), .count_off = offsetof(struct policy, nallow),

@@ -120,6 +120,36 @@ struct irc_client *irc_client_find(const char *nick)
     return NULL;
 }
 
+bool irc_mask_match(const char *mask, const char *s)
+{
+    /* Iterative glob with one back-track point: linear enough for 128-byte masks. */
+    const char *star = NULL, *retry = NULL;
+    while (*s) {
+        if (*mask == '*') {
+            star = ++mask;
+            retry = s;
+        } else if (*mask && (*mask == '?' || fold(*mask) == fold(*s))) {
+            mask++;
+            s++;
+        } else if (star) {
+            mask = star;
+            s = ++retry;
+        } else {
+            return false;
+        }
+    }
+    while (*mask == '*')
+        mask++;
+    return *mask == 0;
+}
+
+const char *irc_member_prefix(const struct irc_client *to, const struct irc_member *m)
+{
+    if (m->op && m->voice && to->cap_multi_prefix)
+        return "@+";
+    return m->op ? "@" : m->voice ? "+" : "";
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* The commands, as ngIRCd's My_Commands[]: the dispatcher checks when each may be sent and its
  * minimum number of parameters, so a handler starts with what it needs. */
@@ -160,6 +190,7 @@ static const struct {
     /* irc_message.c */
     {"PRIVMSG", irc_cmd_privmsg, REGISTERED, 0}, /* 411, 412 */
     {"NOTICE", irc_cmd_notice, REGISTERED, 0},
+    {"TAGMSG", irc_cmd_tagmsg, REGISTERED, 1},
     /* irc_info.c */
     {"WHO", irc_cmd_who, REGISTERED, 0},
     {"WHOIS", irc_cmd_whois, REGISTERED, 0}, /* 431 */
@@ -169,12 +200,18 @@ static const struct {
     {"MOTD", irc_cmd_motd, REGISTERED, 0},
     {"VERSION", irc_cmd_version, REGISTERED, 0},
     {"TIME", irc_cmd_time, REGISTERED, 0},
+    {"INFO", irc_cmd_info, REGISTERED, 0},
+    /* irc_oper.c */
+    {"OPER", irc_cmd_oper, REGISTERED, 2},
+    {"KILL", irc_cmd_kill, REGISTERED, 1},
+    {"WALLOPS", irc_cmd_wallops, REGISTERED, 1},
+    {"WHOWAS", irc_cmd_whowas, REGISTERED, 1},
 };
 
 /* One line: [@tags] [:prefix] COMMAND params... [:trailing] */
 static void dispatch(struct irc_client *cl, char *line)
 {
-    struct irc_msg m; /* Client tags and a prefix are accepted and ignored. */
+    struct irc_msg m; /* A prefix is accepted and ignored; tags go to the handler (irc.tags). */
     if (irc_parse_line(line, strlen(line), &m) != 0)
         return; /* No command (an empty line, say): ignored. */
     char *cmd = m.command;
@@ -189,8 +226,11 @@ static void dispatch(struct irc_client *cl, char *line)
             irc_numeric(cl, 462, ":You may not reregister");
         else if (m.argc < commands[i].min_params)
             irc_numeric(cl, 461, "%s :Not enough parameters", commands[i].name);
-        else
+        else {
+            irc.tags = m.tags;
             commands[i].fn(cl, m.argc, m.argv);
+            irc.tags = NULL;
+        }
         return;
     }
     if (cl->registered) {
@@ -286,12 +326,22 @@ static size_t irc_input(struct conn *c, const char *p, size_t n, bool eof)
         cl->flood_tokens -= 1.0;
         cl->last_seen_ms = now;
         cl->ping_sent = false;
-        char line[IRC_LINE_MAX + 1];
-        size_t l = len;
+        /* IRCv3 message tags: up to IRC_TAGS_MAX bytes before the 512 of the message proper. */
+        char line[IRC_TAGS_MAX + 2 + IRC_LINE_MAX + 1];
+        size_t l = len, tl = 0;
         while (l && p[used + l - 1] == '\r')
             l--;
-        if (l > IRC_LINE_MAX - 2)
-            l = IRC_LINE_MAX - 2; /* IRC's limit: the rest of the line is dropped. */
+        if (l && p[used] == '@') {
+            const char *sp = memchr(p + used, ' ', l);
+            tl = sp ? (size_t)(sp - (p + used)) + 1 : l;
+            if (tl > IRC_TAGS_MAX + 2) { /* "@" and the space around the client's 4094. */
+                used += take;
+                irc_numeric(cl, 417, ":Input line was too long");
+                continue;
+            }
+        }
+        if (l > tl + IRC_LINE_MAX - 2)
+            l = tl + IRC_LINE_MAX - 2; /* IRC's limit: the rest of the line is dropped. */
         memcpy(line, p + used, l);
         line[l] = 0;
         /* A NUL in the line would end it early anyway; make it explicit. */
@@ -374,7 +424,9 @@ void irc_init(struct store *store, const struct config *cfg)
     irc.cfg = cfg;
     irc.name = cfg->irc_server_name;
     irc.started_ms = now_ms();
-    irc_logs_init();
+    irc.log_channels = cfg->irc_log_channels != 0;
+    if (irc.log_channels)
+        irc_logs_init();
 }
 
 void irc_free(void)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/log.h"
 #include "irc/irc_internal.h"
 #include "query/qry.h"
 
@@ -43,9 +44,10 @@ struct irc_chan *irc_chan_get(const char *name)
         return NULL;
     snprintf(ch->name, sizeof(ch->name), "%s", name);
     ch->mode_n = ch->mode_t = true;
+    ch->created_s = now_ms() / 1000;
     ch->next = irc.chans;
     irc.chans = ch;
-    if (irc_chan_name_is_log(name))
+    if (irc.log_channels && irc_chan_name_is_log(name))
         irc_logs_setup_chan(ch);
     return ch;
 }
@@ -77,6 +79,8 @@ void irc_chan_free(struct irc_chan *ch)
     qry_free(ch->filter);
     irc_logs_chan_free(ch);
     free(ch->members);
+    free(ch->bans.e);
+    free(ch->excepts.e);
     free(ch);
 }
 
@@ -111,29 +115,64 @@ static int chan_add(struct irc_chan *ch, struct irc_client *cl)
     }
     /* The first member of an ordinary channel is its operator; log channels have LogBot. */
     bool op = ch->nmembers == 0 && !ch->is_log;
-    ch->members[ch->nmembers++] = (struct irc_member){cl, op};
+    ch->members[ch->nmembers++] = (struct irc_member){.cl = cl, .op = op};
     cl->chans[cl->nchans++] = ch;
     return 0;
 }
 
-static void names_reply(struct irc_client *cl, struct irc_chan *ch)
+bool irc_chan_visible(struct irc_chan *ch, struct irc_client *cl)
+{
+    return !ch->mode_s || irc_chan_member(ch, cl);
+}
+
+bool irc_shares_chan(struct irc_client *cl, struct irc_client *o)
+{
+    for (int i = 0; i < cl->nchans; i++)
+        if (irc_chan_member(cl->chans[i], o))
+            return true;
+    return false;
+}
+
+/* 353s then 366; a secret channel (symbol @) shows nothing to those outside it. */
+static void names_reply(struct irc_client *cl, struct irc_chan *ch, bool end)
 {
     char buf[IRC_LINE_MAX];
     size_t n = 0;
+    bool member = irc_chan_member(ch, cl) != NULL;
+    const char *sym = ch->mode_s ? "@" : "=";
     if (ch->is_log)
         n = (size_t)snprintf(buf, sizeof(buf), "@LogBot");
-    for (int i = 0; i < ch->nmembers; i++) {
+    for (int i = 0; member || !ch->mode_s ? i < ch->nmembers : false; i++) {
         const struct irc_member *m = &ch->members[i];
-        if (n + strlen(m->cl->nick) + 3 > 400) {
-            irc_numeric(cl, 353, "= %s :%s", ch->name, buf);
+        if (!member && m->cl->invisible)
+            continue;
+        char who[IRC_NICKLEN + 100];
+        if (cl->cap_userhost_in_names)
+            snprintf(who, sizeof(who), "%s%s!%s@%s", irc_member_prefix(cl, m), m->cl->nick,
+                     m->cl->user, m->cl->host);
+        else
+            snprintf(who, sizeof(who), "%s%s", irc_member_prefix(cl, m), m->cl->nick);
+        if (n + strlen(who) + 1 > 400) {
+            irc_numeric(cl, 353, "%s %s :%s", sym, ch->name, buf);
             n = 0;
         }
-        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s%s", n ? " " : "", m->op ? "@" : "",
-                              m->cl->nick);
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", n ? " " : "", who);
     }
     if (n)
-        irc_numeric(cl, 353, "= %s :%s", ch->name, buf);
-    irc_numeric(cl, 366, "%s :End of /NAMES list.", ch->name);
+        irc_numeric(cl, 353, "%s %s :%s", sym, ch->name, buf);
+    if (end)
+        irc_numeric(cl, 366, "%s :End of /NAMES list.", ch->name);
+}
+
+static void topic_reply(struct irc_client *cl, struct irc_chan *ch, bool unset_too)
+{
+    if (ch->topic[0]) {
+        irc_numeric(cl, 332, "%s :%s", ch->name, ch->topic);
+        if (ch->topic_s)
+            irc_numeric(cl, 333, "%s %s %lld", ch->name, ch->topic_by, (long long)ch->topic_s);
+    } else if (unset_too) {
+        irc_numeric(cl, 331, "%s :No topic is set", ch->name);
+    }
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -153,6 +192,10 @@ static void join_one(struct irc_client *cl, const char *name, const char *key)
         return;
     }
     if (ch) {
+        if (irc_chan_banned(ch, cl)) {
+            irc_numeric(cl, 474, "%s :Cannot join channel (+b)", ch->name);
+            return;
+        }
         if (ch->key[0] && (!key || strcmp(key, ch->key) != 0)) {
             irc_numeric(cl, 475, "%s :Cannot join channel (+k)", ch->name);
             return;
@@ -179,11 +222,8 @@ static void join_one(struct irc_client *cl, const char *name, const char *key)
     char line[IRC_LINE_MAX];
     snprintf(line, sizeof(line), ":%s!%s@%s JOIN %s", cl->nick, cl->user, cl->host, ch->name);
     irc_chan_broadcast(ch, NULL, line, strlen(line));
-    if (ch->topic[0])
-        irc_numeric(cl, 332, "%s :%s", ch->name, ch->topic);
-    else
-        irc_numeric(cl, 331, "%s :No topic is set", ch->name);
-    names_reply(cl, ch);
+    topic_reply(cl, ch, false); /* RFC 2812: no 331 on JOIN, only on TOPIC. */
+    names_reply(cl, ch, true);
     if (ch->is_log)
         irc_logs_replay(cl, ch, irc.cfg->irc_replay);
 }
@@ -244,10 +284,10 @@ void irc_cmd_topic(struct irc_client *cl, int argc, char **argv)
     }
     struct irc_member *m = irc_chan_member(ch, cl);
     if (argc < 2) {
-        if (ch->topic[0])
-            irc_numeric(cl, 332, "%s :%s", ch->name, ch->topic);
+        if (!m && ch->mode_s)
+            irc_numeric(cl, 442, "%s :You're not on that channel", ch->name);
         else
-            irc_numeric(cl, 331, "%s :No topic is set", ch->name);
+            topic_reply(cl, ch, true);
         return;
     }
     if (!m) {
@@ -259,6 +299,8 @@ void irc_cmd_topic(struct irc_client *cl, int argc, char **argv)
         return;
     }
     snprintf(ch->topic, sizeof(ch->topic), "%s", argv[1]);
+    snprintf(ch->topic_by, sizeof(ch->topic_by), "%s", cl->nick);
+    ch->topic_s = now_ms() / 1000;
     char line[IRC_LINE_MAX];
     snprintf(line, sizeof(line), ":%s!%s@%s TOPIC %s :%s", cl->nick, cl->user, cl->host, ch->name,
              ch->topic);
@@ -267,32 +309,66 @@ void irc_cmd_topic(struct irc_client *cl, int argc, char **argv)
 
 void irc_cmd_names(struct irc_client *cl, int argc, char **argv)
 {
-    if (argc < 1) {
+    if (argc < 1) { /* Every channel the client may see, then one 366. */
+        for (struct irc_chan *ch = irc.chans; ch; ch = ch->next)
+            if (irc_chan_visible(ch, cl))
+                names_reply(cl, ch, false);
         irc_numeric(cl, 366, "* :End of /NAMES list.");
         return;
     }
     struct irc_chan *ch = irc_chan_find(argv[0]);
-    if (ch)
-        names_reply(cl, ch);
-    else
-        irc_numeric(cl, 366, "%s :End of /NAMES list.", argv[0]);
+    if (ch) {
+        names_reply(cl, ch, true);
+        return;
+    }
+    /* Several channels: their 353s, then one 366 naming them all (Modern). */
+    char names[IRC_LINE_MAX];
+    snprintf(names, sizeof(names), "%s", argv[0]);
+    char *save;
+    for (char *n = strtok_r(names, ",", &save); n; n = strtok_r(NULL, ",", &save))
+        if ((ch = irc_chan_find(n)) != NULL)
+            names_reply(cl, ch, false);
+    irc_numeric(cl, 366, "%s :End of /NAMES list.", argv[0]);
+}
+
+/* One LIST condition (ISUPPORT ELIST=MNU): a mask, "!mask", "<users" or ">users". */
+static bool list_wants(struct irc_chan *ch, int users, const char *cond)
+{
+    if (cond[0] == '<' || cond[0] == '>') {
+        int v = atoi(cond + 1);
+        return cond[0] == '<' ? users < v : users > v;
+    }
+    if (cond[0] == '!')
+        return !irc_mask_match(cond + 1, ch->name);
+    return irc_mask_match(cond, ch->name);
 }
 
 void irc_cmd_list(struct irc_client *cl, int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    char conds[IRC_LINE_MAX] = "";
+    if (argc)
+        snprintf(conds, sizeof(conds), "%s", argv[0]);
     irc_numeric(cl, 321, "Channel :Users  Name");
-    for (struct irc_chan *ch = irc.chans; ch; ch = ch->next)
-        irc_numeric(cl, 322, "%s %d :%s", ch->name, ch->nmembers + (ch->is_log ? 1 : 0), ch->topic);
+    for (struct irc_chan *ch = irc.chans; ch; ch = ch->next) {
+        if (!irc_chan_visible(ch, cl))
+            continue;
+        int users = ch->nmembers + (ch->is_log ? 1 : 0);
+        char tmp[IRC_LINE_MAX], *save;
+        memcpy(tmp, conds, sizeof(tmp));
+        bool want = true;
+        for (char *c = strtok_r(tmp, ",", &save); c && want; c = strtok_r(NULL, ",", &save))
+            want = list_wants(ch, users, c);
+        if (want)
+            irc_numeric(cl, 322, "%s %d :%s", ch->name, users, ch->topic);
+    }
     irc_numeric(cl, 323, ":End of /LIST");
 }
 
-void irc_cmd_kick(struct irc_client *cl, int argc, char **argv)
+static void kick_one(struct irc_client *cl, const char *chan, const char *nick, const char *why)
 {
-    struct irc_chan *ch = irc_chan_find(argv[0]);
+    struct irc_chan *ch = irc_chan_find(chan);
     if (!ch) {
-        irc_numeric(cl, 403, "%s :No such channel", argv[0]);
+        irc_numeric(cl, 403, "%s :No such channel", chan);
         return;
     }
     struct irc_member *me = irc_chan_member(ch, cl);
@@ -304,16 +380,38 @@ void irc_cmd_kick(struct irc_client *cl, int argc, char **argv)
         irc_numeric(cl, 482, "%s :You're not channel operator", ch->name);
         return;
     }
-    struct irc_client *o = irc_client_find(argv[1]);
-    if (!o || !irc_chan_member(ch, o)) {
-        irc_numeric(cl, 441, "%s %s :They aren't on that channel", argv[1], ch->name);
+    struct irc_client *o = irc_client_find(nick);
+    if (!o) {
+        irc_numeric(cl, 401, "%s :No such nick/channel", nick);
+        return;
+    }
+    if (!irc_chan_member(ch, o)) {
+        irc_numeric(cl, 441, "%s %s :They aren't on that channel", o->nick, ch->name);
         return;
     }
     char line[IRC_LINE_MAX];
     snprintf(line, sizeof(line), ":%s!%s@%s KICK %s %s :%s", cl->nick, cl->user, cl->host, ch->name,
-             o->nick, argc > 2 ? argv[2] : cl->nick);
+             o->nick, why);
     irc_chan_broadcast(ch, NULL, line, strlen(line));
     irc_chan_remove(ch, o);
+}
+
+/* KICK #chan a,b or KICK #a,#b a,b (pairs), up to IRC_MAXTARGETS users (TARGMAX). */
+void irc_cmd_kick(struct irc_client *cl, int argc, char **argv)
+{
+    char chans[IRC_LINE_MAX], nicks[IRC_LINE_MAX];
+    snprintf(chans, sizeof(chans), "%s", argv[0]);
+    snprintf(nicks, sizeof(nicks), "%s", argv[1]);
+    const char *why = argc > 2 && argv[2][0] ? argv[2] : cl->nick;
+    bool one_chan = strchr(chans, ',') == NULL;
+    char *cs, *ns, *c = strtok_r(chans, ",", &cs);
+    int n = 0;
+    for (char *nk = strtok_r(nicks, ",", &ns); nk && c && n < IRC_MAXTARGETS;
+         nk = strtok_r(NULL, ",", &ns), n++) {
+        kick_one(cl, c, nk, why);
+        if (!one_chan)
+            c = strtok_r(NULL, ",", &cs);
+    }
 }
 
 void irc_cmd_invite(struct irc_client *cl, int argc, char **argv)

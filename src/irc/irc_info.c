@@ -5,45 +5,146 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/log.h"
 #include "irc/irc_internal.h"
 
 void irc_send_isupport(struct irc_client *cl)
 {
+    /* Two lines: one 005 must stay within 512 bytes and 13 tokens (RFC 2812's 15 params). */
     irc_numeric(cl, 5,
                 "CHANTYPES=# CASEMAPPING=rfc1459 NICKLEN=%d CHANNELLEN=%d TOPICLEN=300 "
-                "PREFIX=(o)@ CHANMODES=,k,l,imnt MAXTARGETS=%d CHANLIMIT=#:%d NETWORK=LogCaster "
+                "PREFIX=(ov)@+ CHANMODES=be,k,l,imnst EXCEPTS=e MAXLIST=be:%d MODES=4 "
+                "NETWORK=LogCaster :are supported by this server",
+                IRC_NICKLEN, IRC_CHANLEN, IRC_MAXLIST);
+    irc_numeric(cl, 5,
+                "MAXTARGETS=%d CHANLIMIT=#:%d ELIST=MNU WHOX KEYLEN=%d "
+                "TARGMAX=JOIN:,PART:,NAMES:,LIST:,KICK:%d,WHOIS:1,PRIVMSG:%d,NOTICE:%d "
                 ":are supported by this server",
-                IRC_NICKLEN, IRC_CHANLEN, IRC_MAXTARGETS, IRC_MAXCHANS);
+                IRC_MAXTARGETS, IRC_MAXCHANS, IRC_KEYLEN, IRC_MAXTARGETS, IRC_MAXTARGETS,
+                IRC_MAXTARGETS);
 }
 
 void irc_send_motd(struct irc_client *cl)
 {
     irc_numeric(cl, 375, ":- %s Message of the day -", irc.name);
-    irc_numeric(cl, 372, ":- Live logs: JOIN #logs-all or #logs-error; !help for commands.");
+    if (irc.log_channels)
+        irc_numeric(cl, 372, ":- Live logs: JOIN #logs-all or #logs-error; !help for commands.");
+    else
+        irc_numeric(cl, 372, ":- LogCaster IRC server (log channels are off).");
     irc_numeric(cl, 376, ":End of /MOTD command.");
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Commands. */
 
+/* WHOX (IRCv3 "WHO mask %fields,token"): the fields in their fixed order t c u i h s n f d l a o
+ * r, whatever order they were asked in. */
+static void whox_reply(struct irc_client *cl, struct irc_client *o, const char *chan,
+                       const char *flags, const char *fields, const char *token)
+{
+    static const char order[] = "tcuihsnfdlaor";
+    char line[IRC_LINE_MAX];
+    size_t n = 0;
+    line[0] = 0;
+    for (const char *f = order; *f; f++) {
+        if (!strchr(fields, *f))
+            continue;
+        char v[IRC_LINE_MAX];
+        switch (*f) {
+        case 't':
+            snprintf(v, sizeof(v), "%s", token && token[0] ? token : "0");
+            break;
+        case 'c':
+            snprintf(v, sizeof(v), "%s", chan);
+            break;
+        case 'u':
+            snprintf(v, sizeof(v), "%s", o->user);
+            break;
+        case 'i':
+        case 'h':
+            snprintf(v, sizeof(v), "%s", o->host);
+            break;
+        case 's':
+            snprintf(v, sizeof(v), "%s", irc.name);
+            break;
+        case 'n':
+            snprintf(v, sizeof(v), "%s", o->nick);
+            break;
+        case 'f':
+            snprintf(v, sizeof(v), "%s", flags);
+            break;
+        case 'd':
+            snprintf(v, sizeof(v), "0");
+            break;
+        case 'l':
+            snprintf(v, sizeof(v), "%lld", (long long)((mono_ms() - o->last_seen_ms) / 1000));
+            break;
+        case 'a':
+            snprintf(v, sizeof(v), "0"); /* No accounts. */
+            break;
+        case 'o':
+            snprintf(v, sizeof(v), "n/a");
+            break;
+        case 'r':
+            snprintf(v, sizeof(v), ":%s", o->realname);
+            break;
+        }
+        n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s", n ? " " : "", v);
+        if (n >= sizeof(line))
+            break;
+    }
+    irc_numeric(cl, 354, "%s", line);
+}
+
+static void who_reply(struct irc_client *cl, struct irc_client *o, struct irc_chan *ch,
+                      const char *fields, const char *token)
+{
+    struct irc_member *m = ch ? irc_chan_member(ch, o) : NULL;
+    char flags[12];
+    snprintf(flags, sizeof(flags), "%c%s%s", o->away[0] ? 'G' : 'H', o->oper ? "*" : "",
+             m ? irc_member_prefix(cl, m) : "");
+    const char *chan = ch ? ch->name : "*";
+    if (fields)
+        whox_reply(cl, o, chan, flags, fields, token);
+    else
+        irc_numeric(cl, 352, "%s %s %s %s %s %s :0 %s", chan, o->user, o->host, irc.name, o->nick,
+                    flags, o->realname);
+}
+
 void irc_cmd_who(struct irc_client *cl, int argc, char **argv)
 {
-    const char *mask = argc ? argv[0] : "*";
-    struct irc_chan *ch = argc ? irc_chan_find(mask) : NULL;
+    const char *mask = argc && argv[0][0] ? argv[0] : "*";
+    const char *fields = NULL, *token = NULL;
+    char opts[64] = "";
+    if (argc > 1 && argv[1][0] == '%') {
+        snprintf(opts, sizeof(opts), "%s", argv[1] + 1);
+        char *comma = strchr(opts, ',');
+        if (comma) {
+            *comma = 0;
+            token = comma + 1;
+        }
+        fields = opts;
+    }
+    struct irc_chan *ch = mask[0] == '#' ? irc_chan_find(mask) : NULL;
     if (ch) {
-        if (ch->is_log)
+        if (ch->is_log && !fields)
             irc_numeric(cl, 352, "%s log system %s LogBot H@ :0 LogCaster log relay", ch->name,
                         irc.name);
-        for (int i = 0; i < ch->nmembers; i++) {
-            struct irc_client *o = ch->members[i].cl;
-            irc_numeric(cl, 352, "%s %s %s %s %s %c%s :0 %s", ch->name, o->user, o->host, irc.name,
-                        o->nick, o->away[0] ? 'G' : 'H', ch->members[i].op ? "@" : "", o->realname);
+        bool member = irc_chan_member(ch, cl) != NULL;
+        for (int i = 0; (member || !ch->mode_s) && i < ch->nmembers; i++)
+            if (member || !ch->members[i].cl->invisible)
+                who_reply(cl, ch->members[i].cl, ch, fields, token);
+    } else if (mask[0] != '#') {
+        /* A plain nick shows its user even if invisible; a mask shows the visible ones. */
+        bool glob = strpbrk(mask, "*?") != NULL || strcmp(mask, "0") == 0;
+        const char *pat = strcmp(mask, "0") == 0 ? "*" : mask;
+        for (struct irc_client *o = irc.clients; o; o = o->next) {
+            if (!o->registered || !irc_mask_match(pat, o->nick))
+                continue;
+            if (glob && o->invisible && o != cl && !irc_shares_chan(cl, o))
+                continue;
+            who_reply(cl, o, NULL, fields, token);
         }
-    } else if (argc) {
-        struct irc_client *o = irc_client_find(mask);
-        if (o)
-            irc_numeric(cl, 352, "* %s %s %s %s %c :0 %s", o->user, o->host, irc.name, o->nick,
-                        o->away[0] ? 'G' : 'H', o->realname);
     }
     irc_numeric(cl, 315, "%s :End of /WHO list.", mask);
 }
@@ -55,7 +156,7 @@ void irc_cmd_whois(struct irc_client *cl, int argc, char **argv)
         return;
     }
     const char *nick = argv[argc - 1];
-    if (irc_name_eq(nick, "LogBot")) {
+    if (irc.log_channels && irc_name_eq(nick, "LogBot")) {
         irc_numeric(cl, 311, "LogBot log system * :LogCaster log relay");
         char chans[400];
         size_t n = 0;
@@ -87,6 +188,8 @@ void irc_cmd_whois(struct irc_client *cl, int argc, char **argv)
     if (n)
         irc_numeric(cl, 319, "%s :%s", o->nick, buf);
     irc_numeric(cl, 312, "%s %s :LogCaster", o->nick, irc.name);
+    if (o->oper)
+        irc_numeric(cl, 313, "%s :is an IRC operator", o->nick);
     if (o->away[0])
         irc_numeric(cl, 301, "%s :%s", o->nick, o->away);
     irc_numeric(cl, 318, "%s :End of /WHOIS list.", o->nick);
@@ -126,14 +229,29 @@ void irc_cmd_lusers(struct irc_client *cl, int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    int users = 0, chans = 0;
-    for (struct irc_client *o = irc.clients; o; o = o->next)
+    int users = 0, invisible = 0, unknown = 0, chans = 0, opers = 0;
+    for (struct irc_client *o = irc.clients; o; o = o->next) {
+        opers += o->registered && o->oper;
         users += o->registered;
+        invisible += o->registered && o->invisible;
+        unknown += !o->registered;
+    }
+    if (users > irc.max_users)
+        irc.max_users = users;
     for (struct irc_chan *ch = irc.chans; ch; ch = ch->next)
         chans++;
-    irc_numeric(cl, 251, ":There are %d users and 1 services on 1 servers", users);
+    irc_numeric(cl, 251, ":There are %d users and %d invisible on 1 servers", users - invisible,
+                invisible);
+    if (opers)
+        irc_numeric(cl, 252, "%d :operator(s) online", opers);
+    if (unknown)
+        irc_numeric(cl, 253, "%d :unknown connection(s)", unknown);
     irc_numeric(cl, 254, "%d :channels formed", chans);
     irc_numeric(cl, 255, ":I have %d clients and 0 servers", users);
+    irc_numeric(cl, 265, "%d %d :Current local users %d, max %d", users, irc.max_users, users,
+                irc.max_users);
+    irc_numeric(cl, 266, "%d %d :Current global users %d, max %d", users, irc.max_users, users,
+                irc.max_users);
 }
 
 void irc_cmd_motd(struct irc_client *cl, int argc, char **argv)
@@ -148,6 +266,15 @@ void irc_cmd_version(struct irc_client *cl, int argc, char **argv)
     (void)argc;
     (void)argv;
     irc_numeric(cl, 351, "logcaster-0.1. %s :LogCaster log server", irc.name);
+}
+
+void irc_cmd_info(struct irc_client *cl, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    irc_numeric(cl, 371, ":LogCaster logcaster-0.1: a log server with an IRC face");
+    irc_numeric(cl, 371, ":Live logs in #logs-* channels, queries through LogBot");
+    irc_numeric(cl, 374, ":End of /INFO list.");
 }
 
 void irc_cmd_time(struct irc_client *cl, int argc, char **argv)

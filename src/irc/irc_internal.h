@@ -10,6 +10,7 @@
  *   irc_mode.c     MODE and AWAY
  *   irc_message.c  PRIVMSG and NOTICE
  *   irc_info.c     WHO, WHOIS, USERHOST, ISON, LUSERS, MOTD, VERSION, TIME, and ISUPPORT
+ *   irc_oper.c     OPER, KILL, WALLOPS, and WHOWAS with its history
  *   irc_logbot.c   LogBot's !commands
  *   irc_stream.c   log channels: their filters, the live log stream, and replay
  *
@@ -33,8 +34,11 @@
 #define IRC_CHANLEN    50
 #define IRC_MAXCHANS   50 /* Channels one client may be on. */
 #define IRC_LINE_MAX   512
-#define IRC_MAXTARGETS 4  /* Targets of one PRIVMSG/NOTICE. */
-#define IRC_MAXINVITES 16 /* Pending invitations per channel. */
+#define IRC_TAGS_MAX   4094 /* Client tags of one line (IRCv3 message-tags). */
+#define IRC_MAXTARGETS 4    /* Targets of one PRIVMSG/NOTICE. */
+#define IRC_MAXINVITES 16   /* Pending invitations per channel. */
+#define IRC_MAXLIST    100  /* Entries of one channel's ban (+b) or exception (+e) list. */
+#define IRC_KEYLEN     23   /* RFC 2812's longest channel key; longer ones are cut. */
 
 struct irc_chan;
 struct qry;
@@ -46,9 +50,11 @@ struct irc_client {
     char realname[64];
     char host[64];
     bool registered, got_user, got_nick, pass_ok;
+    bool pass_bad; /* A wrong PASS: refused (464) when NICK and USER complete registration. */
     bool cap_negotiating;
-    bool cap_server_time, cap_message_tags, cap_multi_prefix;
-    bool logstream_off; /* !logstream off: no live log lines for this client. */
+    bool cap_server_time, cap_message_tags, cap_multi_prefix, cap_echo_message;
+    bool cap_userhost_in_names; /* NAMES shows nick!user@host. */
+    bool logstream_off;         /* !logstream off: no live log lines for this client. */
     /* Live log lines are best effort: while the client's unsent output is above half of
      * --out-limit they are skipped and counted here, and it is told how many once it has
      * caught up. behind_ms is when it fell behind (0: it has not). */
@@ -58,6 +64,9 @@ struct irc_client {
     bool closing;
     bool discarding; /* Dropping the rest of an endless line. */
     char away[128];
+    bool invisible; /* User mode +i: hidden from WHO masks of those sharing no channel. */
+    bool wallops;   /* User mode +w: receives WALLOPS. */
+    bool oper;      /* User mode +o: gave OPER the --irc-oper name and password. */
     struct irc_chan *chans[IRC_MAXCHANS];
     int nchans;
     int64_t last_seen_ms; /* Last line received, for PING timeouts. */
@@ -69,7 +78,19 @@ struct irc_client {
 
 struct irc_member {
     struct irc_client *cl;
-    bool op;
+    bool op, voice; /* +o and +v: voice may speak in a +m channel. */
+};
+
+/* One entry of a channel's +b or +e list, as modern servers show it (367: mask, setter, time). */
+struct irc_listent {
+    char mask[128];
+    char setter[IRC_NICKLEN + 1];
+    int64_t set_s; /* Unix seconds. */
+};
+
+struct irc_list {
+    struct irc_listent *e;
+    int n;
 };
 
 struct irc_chan {
@@ -77,8 +98,12 @@ struct irc_chan {
     char topic[300];
     struct irc_member *members;
     int nmembers, capmembers;
-    bool mode_n, mode_t, mode_m, mode_i;
-    char key[32];
+    bool mode_n, mode_t, mode_m, mode_i, mode_s;
+    char key[IRC_KEYLEN + 1];
+    struct irc_list bans, excepts; /* +b and +e. */
+    int64_t created_s;             /* Unix seconds, for 329. */
+    char topic_by[IRC_NICKLEN + 1];
+    int64_t topic_s; /* When the topic was set (333), 0 for never. */
     int limit;
     struct irc_client *invited[IRC_MAXINVITES]; /* May join despite +i (once). */
     int ninvited;
@@ -106,6 +131,9 @@ struct irc_state {
     struct ingest_sub sub; /* Committed entries, while any log channel has members. */
     struct ev_loop *loop;  /* The one loop every IRC connection lives on. */
     int64_t started_ms;
+    bool log_channels; /* --irc-log-channels: #logs-* and LogBot exist; else a plain server. */
+    int max_users;     /* Most registered clients at once, for 265/266. */
+    const char *tags;  /* The handled line's IRCv3 tags (without '@'), or NULL; during it only. */
 };
 
 extern struct irc_state irc;
@@ -126,6 +154,10 @@ void irc_sendq_exceeded(struct irc_client *cl);
 bool irc_name_eq(const char *a, const char *b);
 /* The client with this nick (case-mapped), or NULL. */
 struct irc_client *irc_client_find(const char *nick);
+/* Glob match (* and ?) of s against mask, case-mapped as names are. */
+bool irc_mask_match(const char *mask, const char *s);
+/* The client's member prefix in ch: "@", "+", "" or with multi-prefix "@+". */
+const char *irc_member_prefix(const struct irc_client *to, const struct irc_member *m);
 
 /* irc_login.c: take cl out of every channel and invitation, telling its channels' members
  * "QUIT :reason" if it was registered. The caller closes the connection. */
@@ -140,6 +172,13 @@ struct irc_member *irc_chan_member(struct irc_chan *ch, struct irc_client *cl);
 /* Take cl off ch; an ordinary channel goes with its last member, a log channel stays. */
 void irc_chan_remove(struct irc_chan *ch, struct irc_client *cl);
 void irc_chan_free(struct irc_chan *ch); /* Unlink it from irc.chans and free it. */
+/* Whether cl may see that ch exists with its members (not +s, or cl is on it). */
+bool irc_chan_visible(struct irc_chan *ch, struct irc_client *cl);
+/* Whether cl shares at least one channel with o. */
+bool irc_shares_chan(struct irc_client *cl, struct irc_client *o);
+
+/* irc_mode.c: whether cl matches ch's ban list and not its exception list. */
+bool irc_chan_banned(struct irc_chan *ch, struct irc_client *cl);
 
 /* irc_info.c: the parts of the welcome that commands also send. */
 void irc_send_isupport(struct irc_client *cl); /* 005 */
@@ -196,6 +235,7 @@ void irc_cmd_mode(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_away(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_privmsg(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_notice(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_tagmsg(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_who(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_whois(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_userhost(struct irc_client *cl, int argc, char **argv);
@@ -204,5 +244,13 @@ void irc_cmd_lusers(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_motd(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_version(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_time(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_info(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_oper(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_kill(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_wallops(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_whowas(struct irc_client *cl, int argc, char **argv);
+
+/* irc_oper.c: remember a registered client's nick for WHOWAS as it quits or changes nick. */
+void irc_whowas_remember(const struct irc_client *cl);
 
 #endif

@@ -1,70 +1,154 @@
-/* irc_message.c - PRIVMSG and NOTICE to channels and nicks, up to IRC_MAXTARGETS targets each.
- * A "!" message in a log channel, or any message to LogBot, also goes to LogBot
- * (irc_logbot.c). NOTICE gets no error replies, as the RFC says. */
+/* irc_message.c - PRIVMSG, NOTICE and TAGMSG to channels and nicks, up to IRC_MAXTARGETS targets
+ * each. A "!" message in a log channel, or any message to LogBot, also goes to LogBot
+ * (irc_logbot.c). NOTICE gets no error replies, as the RFC says.
+ *
+ * IRCv3: each recipient gets the tags it negotiated: "time=" with server-time; "msgid=" and the
+ * sender's client-only tags ("+name=value") with message-tags; TAGMSG goes only to those with
+ * message-tags. The sender gets its own message back with echo-message. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include "core/log.h"
 #include "irc/irc_internal.h"
+
+/* One user message, rendered for each recipient by deliver(). */
+struct umsg {
+    char line[IRC_LINE_MAX]; /* ":nick!user@host CMD target :text", without tags. */
+    size_t len;
+    char time_tag[48];            /* "time=...Z" */
+    char msgid[32];               /* Unique per message, the same for every copy of it. */
+    char ctags[IRC_TAGS_MAX + 1]; /* The sender's client-only tags, ";"-separated. */
+    size_t ctags_len;
+    bool tags_only; /* TAGMSG: only for message-tags clients. */
+};
+
+static void deliver(struct irc_client *to, const struct umsg *u)
+{
+    bool t = to->cap_server_time, mt = to->cap_message_tags;
+    if (u->tags_only && !mt)
+        return;
+    if (!t && !mt) {
+        irc_send_raw(to, u->line, u->len);
+        return;
+    }
+    char buf[IRC_TAGS_MAX + IRC_LINE_MAX + 128];
+    int n = snprintf(buf, sizeof(buf), "@%s%s%s%s%s%.*s ", t ? u->time_tag : "", t && mt ? ";" : "",
+                     mt ? "msgid=" : "", mt ? u->msgid : "", mt && u->ctags_len ? ";" : "",
+                     mt ? (int)u->ctags_len : 0, u->ctags);
+    if (n < 0 || (size_t)n + u->len > sizeof(buf))
+        return;
+    memcpy(buf + n, u->line, u->len);
+    irc_send_tagged(to, buf, (size_t)n + u->len);
+}
+
+/* The client-only tags of the line being handled: those whose name starts with '+'. */
+static void client_tags(struct umsg *u)
+{
+    u->ctags_len = 0;
+    if (!irc.tags)
+        return;
+    const char *p = irc.tags;
+    while (*p) {
+        const char *end = strchr(p, ';');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (p[0] == '+' && len > 1 && u->ctags_len + len + 1 < sizeof(u->ctags)) {
+            if (u->ctags_len)
+                u->ctags[u->ctags_len++] = ';';
+            memcpy(u->ctags + u->ctags_len, p, len);
+            u->ctags_len += len;
+        }
+        p += len + (end != NULL);
+    }
+    u->ctags[u->ctags_len] = 0;
+}
+
+static void stamp(struct umsg *u)
+{
+    static uint64_t seq;
+    int64_t now = now_ms();
+    time_t secs = (time_t)(now / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t sl = strftime(u->time_tag, sizeof(u->time_tag), "time=%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(u->time_tag + sl, sizeof(u->time_tag) - sl, ".%03dZ", (int)(now % 1000));
+    snprintf(u->msgid, sizeof(u->msgid), "%" PRIx64 "-%" PRIu64, (uint64_t)irc.started_ms, ++seq);
+}
 
 static void message(struct irc_client *cl, int argc, char **argv, const char *cmd)
 {
-    bool notice = strcmp(cmd, "NOTICE") == 0;
+    bool notice = strcmp(cmd, "NOTICE") == 0, tagmsg = strcmp(cmd, "TAGMSG") == 0;
+    bool quiet = notice || tagmsg; /* No error replies. */
     if (argc < 1) {
-        if (!notice)
+        if (!quiet)
             irc_numeric(cl, 411, ":No recipient given (%s)", cmd);
         return;
     }
-    if (argc < 2 || !argv[1][0]) {
+    if (!tagmsg && (argc < 2 || !argv[1][0])) {
         if (!notice)
             irc_numeric(cl, 412, ":No text to send");
         return;
     }
+    const char *text = tagmsg ? "" : argv[1];
     char targets[IRC_LINE_MAX];
     snprintf(targets, sizeof(targets), "%s", argv[0]);
     int ntargets = 1;
     for (const char *c = targets; *c; c++)
         ntargets += *c == ',';
     if (ntargets > IRC_MAXTARGETS) {
-        if (!notice)
+        if (!quiet)
             irc_numeric(cl, 407, "%s :Too many recipients (at most %d)", argv[0], IRC_MAXTARGETS);
         return;
     }
+    static struct umsg u; /* 5 KiB: one thread runs IRC, and this is not re-entered. */
+    stamp(&u);
+    client_tags(&u);
+    u.tags_only = tagmsg;
     char *save;
     for (char *t = strtok_r(targets, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        char line[IRC_LINE_MAX];
-        int n = snprintf(line, sizeof(line), ":%s!%s@%s %s %s :%s", cl->nick, cl->user, cl->host,
-                         cmd, t, argv[1]);
-        size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+        int n = tagmsg ? snprintf(u.line, sizeof(u.line), ":%s!%s@%s TAGMSG %s", cl->nick, cl->user,
+                                  cl->host, t)
+                       : snprintf(u.line, sizeof(u.line), ":%s!%s@%s %s %s :%s", cl->nick, cl->user,
+                                  cl->host, cmd, t, text);
+        u.len = (size_t)n < IRC_LINE_MAX - 2 ? (size_t)n : IRC_LINE_MAX - 2;
         if (t[0] == '#') {
             struct irc_chan *ch = irc_chan_find(t);
             if (!ch) {
-                if (!notice)
+                if (!quiet)
                     irc_numeric(cl, 403, "%s :No such channel", t);
                 continue;
             }
             struct irc_member *m = irc_chan_member(ch, cl);
-            bool bang = argv[1][0] == '!';
+            bool bang = text[0] == '!';
             /* LogBot commands always work in log channels; chat obeys +n and +m. */
-            if (!(bang && ch->is_log) && ((ch->mode_n && !m) || (ch->mode_m && (!m || !m->op)))) {
-                if (!notice)
+            if (!(bang && ch->is_log) &&
+                ((ch->mode_n && !m) || (ch->mode_m && (!m || !(m->op || m->voice))))) {
+                if (!quiet)
                     irc_numeric(cl, 404, "%s :Cannot send to channel", ch->name);
                 continue;
             }
-            irc_chan_broadcast(ch, cl, line, len);
-            if (bang && !notice && ch->is_log)
-                irc_logbot_command(cl, m ? ch->name : "LogBot", argv[1]);
-        } else if (irc_name_eq(t, "LogBot")) {
-            if (!notice)
-                irc_logbot_command(cl, "LogBot", argv[1]);
+            for (int i = 0; i < ch->nmembers; i++)
+                if (ch->members[i].cl != cl)
+                    deliver(ch->members[i].cl, &u);
+            if (cl->cap_echo_message)
+                deliver(cl, &u);
+            if (bang && !quiet && ch->is_log)
+                irc_logbot_command(cl, m ? ch->name : "LogBot", text);
+        } else if (irc.log_channels && irc_name_eq(t, "LogBot")) {
+            if (!quiet)
+                irc_logbot_command(cl, "LogBot", text);
         } else {
             struct irc_client *to = irc_client_find(t);
             if (!to) {
-                if (!notice)
+                if (!quiet)
                     irc_numeric(cl, 401, "%s :No such nick/channel", t);
                 continue;
             }
-            irc_send_raw(to, line, len);
-            if (to->away[0] && !notice)
+            deliver(to, &u);
+            if (cl->cap_echo_message)
+                deliver(cl, &u);
+            if (to->away[0] && !quiet)
                 irc_numeric(cl, 301, "%s :%s", to->nick, to->away);
         }
     }
@@ -78,4 +162,9 @@ void irc_cmd_privmsg(struct irc_client *cl, int argc, char **argv)
 void irc_cmd_notice(struct irc_client *cl, int argc, char **argv)
 {
     message(cl, argc, argv, "NOTICE");
+}
+
+void irc_cmd_tagmsg(struct irc_client *cl, int argc, char **argv)
+{
+    message(cl, argc, argv, "TAGMSG");
 }

@@ -227,7 +227,7 @@ def test_registration_welcome_isupport_motd(srv):
         isupport = next(parse(l)[3] for l in before if parse(l)[2] == "005")
         assert isupport[0] == "Reg1"
         tokens = isupport[1:-1]
-        for t in ("CHANTYPES=#", "CASEMAPPING=rfc1459", "PREFIX=(o)@"):
+        for t in ("CHANTYPES=#", "CASEMAPPING=rfc1459", "PREFIX=(ov)@+"):
             assert t in tokens, tokens
         nicklen = [t for t in tokens if t.startswith("NICKLEN=")]
         assert nicklen and int(nicklen[0].split("=")[1]) >= 30, tokens
@@ -402,8 +402,9 @@ def test_join_several_names_and_first_member_op(irc):
     a.send("JOIN %s,%s" % (c1, c2))
     for ch in (c1, c2):
         a.expect(r"^:%s!~u@127\.0\.0\.1 JOIN %s$" % (re.escape(a.nick), re.escape(ch)))
-        a.expect_num(331)
-        names = a.expect_num(353)
+        _, before = a.expect(lambda l: parse(l)[2] == "353", what="353")
+        assert "331" not in numerics(before), before  # No topic: nothing said (RFC 2812).
+        names = parse(_)[3][1:]
         assert names[:2] == ["=", ch] and names[2].split() == ["@" + a.nick], names
         assert a.expect_num(366)[0] == ch
     b.join(c1)
@@ -513,9 +514,9 @@ def test_channel_modes(irc):
     # Non-operators cannot change modes.
     u.send("MODE %s +m" % chan)
     assert u.expect_num(482)[0] == chan
-    # +l
+    # +l; -k is echoed with a parameter, as CHANMODES type B says ("*": the key stays secret).
     op.send("MODE %s -k+l 2" % chan)
-    op.expect(r" MODE %s -k\+l 2$" % re.escape(chan))
+    op.expect(r" MODE %s -k\+l \* 2$" % re.escape(chan))
     v.send("JOIN " + chan)
     assert v.expect_num(471)[0] == chan
     op.send("MODE %s -l" % chan)
@@ -545,7 +546,11 @@ def test_channel_modes(irc):
     names = v.expect_num(353)[2].split()
     assert sorted(names) == sorted(["@" + op.nick, "@" + u.nick, v.nick]), names
     op.send("MODE %s +o nobody%d" % (chan, next(_uniq)))
-    op.expect_num(441)
+    op.expect_num(401)  # No such nick; 441 is for a user who is not on the channel.
+    op.send("MODE %s +v %s" % (chan, v.nick))
+    u.expect(r" MODE %s \+v %s$" % (re.escape(chan), re.escape(v.nick)))
+    v.send("PRIVMSG %s :voiced" % chan)  # +v may speak under +m.
+    u.expect(r"PRIVMSG %s :voiced$" % re.escape(chan))
     op.send("MODE %s +z" % chan)
     op.expect_num(472)
     op.send("MODE #" + uniq("nosuch"))
@@ -555,6 +560,98 @@ def test_channel_modes(irc):
     op.expect_num(221)
     op.send("MODE " + u.nick)
     op.expect_num(502)
+
+
+def test_bans_secret_and_invalid_mode_params(irc):
+    op, u = irc(uniq("bop")), irc(uniq("bu"))
+    chan = "#" + uniq("bans")
+    op.join(chan)
+    op.send("MODE " + chan)
+    op.expect_num(324)
+    assert op.expect_num(329)[0] == chan  # Creation time follows the modes.
+    op.send("MODE %s +b %s" % (chan, u.nick))  # A bare nick grows into nick!*@*.
+    op.expect(r" MODE %s \+b %s!\*@\*$" % (re.escape(chan), re.escape(u.nick)))
+    u.send("JOIN " + chan)
+    assert u.expect_num(474)[0] == chan
+    u.send("MODE %s +b" % chan)  # Anyone may read the list.
+    assert u.expect_num(367)[:3] == [chan, u.nick + "!*@*", op.nick]
+    assert u.expect_num(368)[0] == chan
+    op.send("MODE %s +e *!*@127.0.0.1" % chan)  # An exception lets u in again.
+    op.expect(r" MODE %s \+e " % re.escape(chan))
+    u.join(chan)
+    op.send("MODE %s +k :has space" % chan)
+    assert op.expect_num(696)[:2] == [chan, "k"]
+    op.send("MODE %s +l :abc" % chan)
+    assert op.expect_num(696)[:2] == [chan, "l"]
+    op.send("MODE %s +s" % chan)
+    op.expect(r" MODE %s \+s$" % re.escape(chan))
+    w = irc(uniq("bw"))
+    w.send("LIST")
+    _, before = w.expect(lambda l: parse(l)[2] == "323", what="323")
+    assert not [l for l in before if chan in l], before
+    u.send("NAMES " + chan)
+    assert u.expect_num(353)[0] == "@"  # The secret channel's symbol.
+
+
+def test_who_masks_invisible_lusers_and_long_tags(irc):
+    a, b = irc(uniq("wa")), irc(uniq("wb"))
+    mask = a.nick[:-1] + "*"
+    b.send("WHO " + mask)
+    rows = [parse(l)[3] for l in b.expect(lambda l: parse(l)[2] == "315")[1]
+            if parse(l)[2] == "352"]
+    assert [r[5] for r in rows] == [a.nick], rows
+    a.send("MODE %s +i" % a.nick)
+    a.expect(r" MODE %s \+i$" % re.escape(a.nick))
+    b.send("WHO " + mask)  # Invisible: hidden from masks...
+    assert "352" not in numerics(b.expect(lambda l: parse(l)[2] == "315")[1])
+    b.send("WHO " + a.nick)  # ...but not from its own nick.
+    assert "352" in numerics(b.expect(lambda l: parse(l)[2] == "315")[1])
+    b.send("WHO %s %%tnf,42" % a.nick)  # WHOX.
+    assert b.expect_num(354) == ["42", a.nick, "H"]
+    b.send("LUSERS")
+    local = b.expect_num(265)
+    assert int(local[0]) >= 2 and int(local[1]) >= int(local[0]), local
+    b.expect_num(266)
+    b.send("@+x=" + "a" * 4200 + " PRIVMSG %s :too long" % a.nick)
+    b.expect_num(417)
+    assert not [l for l in a.sync() if "too long" in l]
+
+
+def test_echo_message_and_server_time_on_user_messages(irc):
+    a = irc(uniq("ea"), caps=["echo-message", "server-time"])
+    b = irc(uniq("eb"))
+    a.send("PRIVMSG %s :hello" % b.nick)
+    line, _ = a.expect(r" PRIVMSG %s :hello$" % re.escape(b.nick))
+    assert parse(line)[0].get("time", "").endswith("Z"), line  # The echo, with its time.
+    line, _ = b.expect(r" PRIVMSG %s :hello$" % re.escape(b.nick))
+    assert line.startswith(":" + a.nick + "!"), line  # No tags for b: it asked for none.
+    b.send("PRIVMSG %s :back" % a.nick)
+    line, _ = a.expect(r" PRIVMSG %s :back$" % re.escape(a.nick))
+    assert "time" in parse(line)[0], line
+
+
+def test_client_tags_msgid_tagmsg_and_userhost_in_names(irc):
+    a = irc(uniq("ta"), caps=["message-tags", "echo-message"])
+    b = irc(uniq("tb"), caps=["message-tags", "userhost-in-names"])
+    c = irc(uniq("tc"))
+    chan = "#" + uniq("tags")
+    for x in (a, b, c):
+        x.join(chan)
+    b.send("NAMES " + chan)
+    assert "%s!~u@127.0.0.1" % c.nick in b.expect_num(353)[2].split()
+    a.sync(), b.sync(), c.sync()
+    a.send("@+draft/react=ok;server=no PRIVMSG %s :tagged" % chan)
+    echo, _ = a.expect(r" PRIVMSG %s :tagged$" % re.escape(chan))
+    got, _ = b.expect(r" PRIVMSG %s :tagged$" % re.escape(chan))
+    tags = parse(got)[0]
+    assert tags.get("+draft/react") == "ok" and "server" not in tags, got
+    assert tags["msgid"] and parse(echo)[0]["msgid"] == tags["msgid"], (echo, got)
+    line, _ = c.expect(r" PRIVMSG %s :tagged$" % re.escape(chan))
+    assert line.startswith(":"), line  # No tags for a client without message-tags.
+    a.send("@+typing=active TAGMSG " + chan)
+    got, _ = b.expect(r" TAGMSG %s$" % re.escape(chan))
+    assert parse(got)[0].get("+typing") == "active", got
+    assert not [l for l in c.sync() if "TAGMSG" in l]
 
 
 def test_kick(irc):
@@ -917,6 +1014,61 @@ def test_log_channels_exist_and_logbot(irc):
     a.expect_num(482)
     a.send("TOPIC #logs-debug :mine")
     a.expect_num(482)
+
+
+def test_log_channels_off_is_a_plain_server(server):
+    """--irc-log-channels off: no #logs-* channels, no LogBot; #logs-x is an ordinary channel."""
+    s = server("--irc-log-channels", "off")
+    a = Irc(s.irc_port)
+    try:
+        a.register("plain")
+        a.send("LIST")
+        _, before = a.expect(lambda l: parse(l)[2] == "323", what="323")
+        assert not [l for l in before if parse(l)[2] == "322"], before
+        a.send("WHOIS LogBot")
+        assert a.expect_num(401)[0] == "LogBot"
+        a.send("JOIN #logs-error")
+        names = a.expect_num(353)[2].split()
+        assert names == ["@plain"], names  # First member, operator; no LogBot.
+        a.send("NICK LogBot")
+        a.expect(r" NICK :LogBot$")
+    finally:
+        a.close()
+
+
+def test_oper_kill_wallops_and_whowas(server):
+    s = server("--irc-oper", "boss:hunter2")
+    op, w, v = Irc(s.irc_port), Irc(s.irc_port), Irc(s.irc_port)
+    try:
+        for c, n in ((op, "op1"), (w, "watch1"), (v, "victim1")):
+            c.register(n)
+        v.send("KILL watch1 :no")  # Not an operator.
+        v.expect_num(481)
+        op.send("OPER boss wrong")
+        op.expect_num(464)
+        op.send("OPER nobody hunter2")
+        op.expect_num(491)
+        op.send("OPER boss hunter2")
+        op.expect_num(381)
+        op.expect(r" MODE op1 :\+o$")
+        w.send("WHOIS op1")
+        assert w.expect_num(313)[0] == "op1"
+        w.send("MODE watch1 +w")
+        w.expect(r" MODE watch1 \+w$")
+        op.send("WALLOPS :maintenance at noon")
+        w.expect(r"^:op1!\S+ WALLOPS :maintenance at noon$")
+        assert not [l for l in v.sync() if "WALLOPS" in l]  # v has no +w.
+        op.send("KILL victim1 :bye now")
+        lines = v.drain_until_closed()
+        assert "Killed (op1 (bye now))" in lines[-1], lines
+        w.send("WHOWAS victim1")
+        assert w.expect_num(314)[:2] == ["victim1", "~u"]
+        w.expect_num(369)
+        w.send("WHOWAS nobody1")
+        w.expect_num(406)
+    finally:
+        for c in (op, w, v):
+            c.close()
 
 
 def test_error_line_reaches_logs_error_within_1s(irc, srv):
