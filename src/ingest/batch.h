@@ -13,9 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/entry.h"
 #include "core/buf.h"
 #include "proto/ingest_parse.h"
-#include "base/entry.h"
 
 #define INGEST_BATCH_MAX   4096       /* Entries a carrier puts in a batch before submitting. */
 #define INGEST_BATCH_BYTES (1u << 20) /* Escaped text a carrier batches before submitting. */

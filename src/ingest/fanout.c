@@ -109,12 +109,17 @@ void fanout_post(struct reactor *r, struct ingest_commit *list)
         return;
     for (struct ingest_commit *c = list; c; c = c->next) {
         struct commit_vec *in = &r->in_commits;
+        if (in->n == INBOX_MAX) { /* A reactor that does not drain: its subscribers are told. */
+            r->in_dropped += c->n;
+            continue;
+        }
         if (in->n == in->cap) {
             size_t cap = in->cap ? 2 * in->cap : 16;
             struct ingest_commit **grown = realloc(in->v, cap * sizeof(*grown));
             if (!grown) {
                 log_warn("ingest: out of memory posting a commit; live subscribers miss it");
-                return;
+                r->in_dropped += c->n;
+                continue;
             }
             in->v = grown;
             in->cap = cap;
@@ -136,7 +141,9 @@ void fanout_release(struct ingest_commit *list)
 struct commit_vec fanout_take_inbox(struct reactor *r)
 {
     struct commit_vec v = r->in_commits;
+    v.dropped = r->in_dropped;
     r->in_commits = (struct commit_vec){0};
+    r->in_dropped = 0;
     return v;
 }
 
@@ -179,7 +186,10 @@ void fanout_deliver(struct reactor *r, struct commit_vec arrived)
         commit_unref(arrived.v[i]);
     }
     free(arrived.v);
-    if (arrived.n == 0)
+    if (arrived.dropped)
+        for (struct ingest_sub *s = r->subs; s; s = s->next)
+            s->dropped += arrived.dropped;
+    if (arrived.n == 0 && arrived.dropped == 0)
         return;
     /* A notify may unsubscribe (itself only): take the next one first. */
     for (struct ingest_sub *s = r->subs, *next; s; s = next) {
@@ -227,8 +237,10 @@ int ingest_subscribe(struct ev_loop *loop, struct ingest_sub *s)
     s->next = r->subs;
     r->subs = s;
     s->active = true;
-    atomic_store(&r->has_subs, true);
     atomic_fetch_add(&nsubs, 1);
+    pthread_mutex_lock(&r->mu); /* So the next commit hook sees it. */
+    atomic_store(&r->has_subs, true);
+    pthread_mutex_unlock(&r->mu);
     return 0;
 }
 

@@ -32,8 +32,10 @@ struct ingest_sub {
     bool active;
 };
 
-/* Start receiving commits on the calling thread, whose loop is loop. Commits decided from now
- * on arrive; what was decided before is history (in the store). Returns 0 or -ENOMEM. */
+/* Start receiving commits on the calling thread, whose loop is loop. Batches submitted from now
+ * on arrive once decided. A batch already on its way when the subscription began may not: a
+ * subscriber that must miss nothing reads the ids below the queue's first (all decided by
+ * then) from the store. Returns 0 or -ENOMEM. */
 int ingest_subscribe(struct ev_loop *loop, struct ingest_sub *s);
 /* Stop, and release what is queued. Not subscribed: a no-op. */
 void ingest_unsubscribe(struct ingest_sub *s);

@@ -10,12 +10,19 @@
 #include "ingest/pipeline.h"
 #include "store/store.h"
 
-#define FAILED_KEEP 64 /* Failed ranges a reactor remembers (as the store does). */
+#define FAILED_KEEP 64   /* Failed ranges a reactor keeps apart (more are merged). */
+#define INBOX_MAX   4096 /* Commits a reactor's inbox holds; beyond, subscribers are told. */
 
 struct commit_vec {
     struct ingest_commit **v;
     size_t n, cap;
+    uint64_t dropped; /* Entries of commits that found the inbox full. */
 };
+
+/* Remember a failed range in a list of at most FAILED_KEEP, in id order. When full, the two
+ * oldest merge into one range covering both: an entry between them may then be reported as
+ * failed although it was stored -- never the other way round. */
+void failed_add(struct store_range *list, size_t *n, struct store_range r);
 
 /* A thread that submits, waits or subscribes. The writer thread fills its inbox; the thread
  * itself drains it when its eventfd fires. */
@@ -26,17 +33,22 @@ struct reactor {
 
     pthread_mutex_t mu; /* Guards the inbox. */
     uint64_t in_done;   /* Every id up to this is decided. */
-    struct store_range *in_failed;
-    size_t nin_failed, capin_failed;
+    struct store_range in_failed[FAILED_KEEP];
+    size_t nin_failed;
+    uint64_t in_dropped;          /* Commit entries not posted: the inbox was full. */
     struct commit_vec in_commits; /* Decided, for the subscribers. */
     _Atomic bool has_subs;        /* Worth posting commits to. */
 
     /* The thread's own, read without a lock. */
     uint64_t done;
-    struct store_range failed[FAILED_KEEP];
-    size_t nfailed, failed_pos;
-    struct ingest_waiter **heap; /* Min-heap on id (0 first: "the next commit"). */
+    struct store_range failed[FAILED_KEEP]; /* In id order; see failed_add. */
+    size_t nfailed;
+    struct ingest_waiter **heap; /* Min-heap on the id each waits for. */
     size_t nheap, capheap;
+    struct ingest_waiter **cw; /* Waiting for the next commit (id 0), whatever its ids. */
+    size_t ncw, capcw;
+    struct ingest_waiter **due; /* reactor_wake's scratch: the waiters it wakes. */
+    size_t capdue;
     struct ingest_sub *subs;
 };
 

@@ -43,7 +43,8 @@ static void reactor_free(void *p)
     close(r->io.fd);
     fanout_reactor_free(r);
     pthread_mutex_destroy(&r->mu);
-    free(r->in_failed);
+    free(r->cw);
+    free(r->due);
     free(r->heap);
     free(r);
 }
@@ -82,6 +83,16 @@ struct reactor *reactor_get(void)
     return r;
 }
 
+void failed_add(struct store_range *list, size_t *n, struct store_range r)
+{
+    if (*n == FAILED_KEEP) {
+        list[0].hi = list[1].hi; /* In id order: [0] and [1] are the oldest. */
+        memmove(list + 1, list + 2, (FAILED_KEEP - 2) * sizeof(*list));
+        --*n;
+    }
+    list[(*n)++] = r;
+}
+
 /* The writer thread, after each write run: every reactor learns the run's ranges, and those
  * with subscribers get the commits they decided. */
 static void on_commit(void *arg, const struct store_range *ranges, size_t n)
@@ -97,24 +108,8 @@ static void on_commit(void *arg, const struct store_range *ranges, size_t n)
         fanout_post(r, decided);
         r->in_done = ranges[n - 1].hi;
         for (size_t i = 0; i < n; i++) {
-            if (!ranges[i].failed)
-                continue;
-            if (r->nin_failed == FAILED_KEEP) { /* A thread that never drains: keep the newest. */
-                memmove(r->in_failed, r->in_failed + 1, (FAILED_KEEP - 1) * sizeof(*r->in_failed));
-                r->nin_failed--;
-            }
-            if (r->nin_failed == r->capin_failed) {
-                size_t cap = r->capin_failed ? 2 * r->capin_failed : 8;
-                struct store_range *grown = realloc(r->in_failed, cap * sizeof(*grown));
-                if (!grown) { /* Keep the newest: the oldest matter least. */
-                    memmove(r->in_failed, r->in_failed + 1, (r->nin_failed - 1) * sizeof(*grown));
-                    r->nin_failed--;
-                } else {
-                    r->in_failed = grown;
-                    r->capin_failed = cap;
-                }
-            }
-            r->in_failed[r->nin_failed++] = ranges[i];
+            if (ranges[i].failed)
+                failed_add(r->in_failed, &r->nin_failed, ranges[i]);
         }
         pthread_mutex_unlock(&r->mu);
         if (write(r->io.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
@@ -221,6 +216,47 @@ static void heap_down(struct reactor *r, size_t i)
     }
 }
 
+static void self_wake(struct reactor *r)
+{
+    uint64_t one = 1;
+    if (write(r->io.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_warn("ingest: waking this reactor: %s", strerror(errno));
+}
+
+/* Note w among the waiters reactor_wake wakes this round. 0, or -ENOMEM. */
+static int due_add(struct reactor *r, struct ingest_waiter *w, size_t *n)
+{
+    if (*n == r->capdue) {
+        size_t cap = r->capdue ? 2 * r->capdue : 64;
+        struct ingest_waiter **grown = realloc(r->due, cap * sizeof(*grown));
+        if (!grown)
+            return -ENOMEM;
+        r->due = grown;
+        r->capdue = cap;
+    }
+    r->due[(*n)++] = w;
+    return 0;
+}
+
+static void heap_remove(struct reactor *r, struct ingest_waiter *w);
+
+/* Take w off whichever list it waits on. */
+static void waiter_remove(struct reactor *r, struct ingest_waiter *w)
+{
+    if (!w->slot)
+        return;
+    if (w->id != 0) {
+        heap_remove(r, w);
+        return;
+    }
+    size_t i = w->slot - 1;
+    w->slot = 0;
+    if (i != --r->ncw) {
+        r->cw[i] = r->cw[r->ncw];
+        r->cw[i]->slot = i + 1;
+    }
+}
+
 static void heap_remove(struct reactor *r, struct ingest_waiter *w)
 {
     size_t i = w->slot - 1;
@@ -246,31 +282,27 @@ static void reactor_wake(struct ev_loop *loop, struct ev_io *io, uint32_t events
     pthread_mutex_lock(&r->mu);
     committed = r->in_done != r->done;
     r->done = r->in_done;
-    for (size_t i = 0; i < r->nin_failed; i++) {
-        r->failed[r->failed_pos] = r->in_failed[i];
-        r->failed_pos = (r->failed_pos + 1) % FAILED_KEEP;
-        if (r->nfailed < FAILED_KEEP)
-            r->nfailed++;
-    }
+    for (size_t i = 0; i < r->nin_failed; i++)
+        failed_add(r->failed, &r->nfailed, r->in_failed[i]);
     r->nin_failed = 0;
     struct commit_vec arrived = fanout_take_inbox(r);
     pthread_mutex_unlock(&r->mu);
     fanout_deliver(r, arrived);
-    /* A waiter may wait again from its wake: only those due now are taken, once each. */
-    size_t due = 0;
-    struct ingest_waiter *batch[64];
-    do {
-        due = 0;
-        while (r->nheap && due < 64 && r->heap[0]->id <= r->done &&
-               (r->heap[0]->id != 0 || committed)) {
-            struct ingest_waiter *w = r->heap[0];
-            heap_remove(r, w);
-            batch[due++] = w;
-        }
-        for (size_t i = 0; i < due; i++)
-            if (batch[i]->slot == 0) /* Not cancelled by an earlier wake of this round. */
-                batch[i]->wake(batch[i]);
-    } while (due == 64);
+    /* Every waiter due now is taken off first, then woken: a wake may wait again, and that
+     * wait is for a later round. */
+    size_t ndue = 0;
+    bool oom = false;
+    while (committed && r->ncw && !(oom = due_add(r, r->cw[r->ncw - 1], &ndue) < 0))
+        waiter_remove(r, r->cw[r->ncw - 1]);
+    while (!oom && r->nheap && r->heap[0]->id <= r->done &&
+           !(oom = due_add(r, r->heap[0], &ndue) < 0))
+        heap_remove(r, r->heap[0]);
+    for (size_t i = 0; i < ndue; i++)
+        r->due[i]->wake(r->due[i]);
+    if (oom) { /* The rest on the next turn (a commit waiter then waits for the one after). */
+        log_warn("ingest: out of memory waking waiters; retrying");
+        self_wake(r);
+    }
 }
 
 struct reactor *reactor_attach(struct ev_loop *loop)
@@ -290,30 +322,36 @@ struct reactor *reactor_attach(struct ev_loop *loop)
     return r;
 }
 
+/* Append w to a growable list of waiters, setting its slot. 0, or -ENOMEM. */
+static int list_add(struct ingest_waiter ***v, size_t *n, size_t *cap, struct ingest_waiter *w)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? 2 * *cap : 64;
+        struct ingest_waiter **grown = realloc(*v, c * sizeof(*grown));
+        if (!grown)
+            return -ENOMEM;
+        *v = grown;
+        *cap = c;
+    }
+    (*v)[(*n)++] = w;
+    w->slot = *n;
+    return 0;
+}
+
 int ingest_wait(struct ev_loop *loop, struct ingest_waiter *w, uint64_t id)
 {
     struct reactor *r = reactor_attach(loop);
     if (!r)
         return -ENOMEM;
-    if (w->slot)
-        heap_remove(r, w);
-    if (r->nheap == r->capheap) {
-        size_t cap = r->capheap ? 2 * r->capheap : 64;
-        struct ingest_waiter **grown = realloc(r->heap, cap * sizeof(*grown));
-        if (!grown)
-            return -ENOMEM;
-        r->heap = grown;
-        r->capheap = cap;
-    }
+    waiter_remove(r, w);
     w->id = id;
-    r->heap[r->nheap++] = w;
-    w->slot = r->nheap;
+    if (id == 0) /* The next commit, whatever it holds. */
+        return list_add(&r->cw, &r->ncw, &r->capcw, w);
+    if (list_add(&r->heap, &r->nheap, &r->capheap, w) < 0)
+        return -ENOMEM;
     heap_up(r, r->nheap - 1);
-    if (id != 0 && id <= r->done) { /* Decided already: wake it on the next turn. */
-        uint64_t one = 1;
-        if (write(r->io.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-            log_warn("ingest: waking this reactor: %s", strerror(errno));
-    }
+    if (id <= r->done) /* Decided already: wake it on the next turn. */
+        self_wake(r);
     return 0;
 }
 
@@ -332,5 +370,5 @@ int ingest_wait_conn(struct conn *c, struct ingest_waiter *w, uint64_t id)
 void ingest_wait_cancel(struct ingest_waiter *w)
 {
     if (w->slot)
-        heap_remove(tls_reactor, w);
+        waiter_remove(tls_reactor, w);
 }

@@ -55,7 +55,7 @@ struct ingest_waiter {
     void (*wake)(struct ingest_waiter *w); /* Runs on the loop's thread; may wait again. */
     void *arg;                             /* The carrier's (a connection, a request). */
     uint64_t id;                           /* Set by ingest_wait. */
-    size_t slot;                           /* Heap position + 1; 0: not waiting. */
+    size_t slot;                           /* Position + 1 (heap or next list); 0: not waiting. */
 };
 
 /* Call w->wake once every id <= id is decided (durable or failed), or, with id 0, after the

@@ -446,19 +446,38 @@ static bool pump_visit(void *arg, const struct lc_entry *e)
     return *(bool *)arg ? stream_visit(NULL, e) : true;
 }
 
+static void suppress_all(uint64_t n)
+{
+    for (struct irc_chan *ch = irc.chans; ch; ch = ch->next)
+        if (ch->is_log && ch->nmembers)
+            ch->suppressed += (int)(n > 1000000000 ? 1000000000 : n);
+}
+
 void irc_logs_pump(void)
 {
-    if (!stream_follow() || !ingest_sub_next_id(&irc.sub))
+    uint64_t first = stream_follow() ? ingest_sub_next_id(&irc.sub) : 0;
+    if (!first)
         return;
     pump_gen++;
     bool ready = pump_prepare();
     uint64_t dropped;
+    ingest_sub_take(&irc.sub, 0, NULL, NULL, &dropped);
+    if (dropped) {
+        suppress_all(dropped); /* A burst beyond what IRC can carry: the newest go out. */
+    } else if (first > irc.stream_id + 1) {
+        /* Batches that were on their way when the stream subscribed were not copied for it;
+         * they are decided now (the queue's first entry is): read them from the store. */
+        uint64_t from = irc.stream_id + 1, resume;
+        if (first - from > PUMP_MAX) {
+            suppress_all(first - from - PUMP_MAX);
+            from = first - PUMP_MAX;
+            irc.stream_id = from - 1;
+        }
+        qry_scan(irc.store, NULL, from, first - 1, true, (size_t)PUMP_MAX + 1, pump_visit, &ready,
+                 &resume);
+    }
     /* The queue holds about PUMP_MAX entries (its bound): take them all. */
     ingest_sub_take(&irc.sub, SIZE_MAX, pump_visit, &ready, &dropped);
-    if (dropped) /* A burst beyond what IRC can carry: the newest go out, the rest are counted. */
-        for (struct irc_chan *ch = irc.chans; ch; ch = ch->next)
-            if (ch->is_log && ch->nmembers)
-                ch->suppressed += (int)(dropped > 1000000000 ? 1000000000 : dropped);
     if (!ready)
         return;
     /* Each channel's entries go to each member in one copy. */

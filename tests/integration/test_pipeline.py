@@ -223,3 +223,47 @@ def test_acknowledgements_are_pushed_to_every_reactor_in_request_order(server):
         assert s.count('"push c%d b19 n49"' % k) == 1
     assert results[("http", 0)] and results[("http", 1)]
     assert s.count("push") == 6 * 1000 + 2 * 10 * 30
+
+
+def test_irc_join_mid_stream_replay_then_live_without_a_gap(server):
+    """A log channel's first listener subscribes the IRC stream to the fan-out while lines
+    stream in: the replay and the live lines after it meet without a gap or a repeat, even for
+    batches that were on their way when the stream subscribed (--fsync=always keeps them on
+    their way longer)."""
+    import re
+    import threading
+    s = server("--fsync", "always", "--irc-stream-rate", "1000000", "--irc-replay", "50")
+    stop = threading.Event()
+
+    def sender():
+        with socket.create_connection((HOST, s.log_port), timeout=10) as c:
+            for burst in range(4000):  # Until stopped; at most 2,000,000 lines.
+                if stop.is_set():
+                    return
+                c.sendall(b"".join(b"seq %d\n" % (burst * 500 + k) for k in range(500)))
+                time.sleep(0.004)
+
+    t = threading.Thread(target=sender)
+    t.start()
+    try:
+        time.sleep(1.0)
+        with socket.create_connection((HOST, s.irc_port), timeout=10) as c:
+            c.sendall(b"NICK gap\r\nUSER gap 0 * :gap\r\n")
+            time.sleep(0.3)
+            c.sendall(b"JOIN #logs-all\r\n")
+            buf, end = b"", time.monotonic() + 2.0
+            c.settimeout(0.2)
+            while time.monotonic() < end:
+                try:
+                    buf += c.recv(1 << 20)
+                except socket.timeout:
+                    pass
+    finally:
+        stop.set()
+        t.join(10)
+    seqs = [int(m) for m in re.findall(rb"PRIVMSG #logs-all :.*?seq (\d+)", buf)]
+    assert len(seqs) > 100, len(seqs)
+    gaps = [(a, b) for a, b in zip(seqs, seqs[1:]) if b != a + 1]
+    # A stream that cannot keep up says so (lines suppressed, not sent); only then may it skip.
+    if b"suppressed" not in buf and b"were not sent" not in buf:
+        assert gaps == [], gaps[:5]
