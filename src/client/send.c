@@ -28,10 +28,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/entry.h"
 #include "client/cli.h"
 #include "client/follow.h"
 #include "client/net.h"
-#include "base/entry.h"
 
 #define WINDOW_DEFAULT   4096   /* Lines in flight; enough to hide a loopback round trip. */
 #define WINDOW_MAX       262144 /* Upper bound for --window. */

@@ -56,7 +56,7 @@ struct reactor {
     struct ev_io inbox_wake; /* eventfd: connections were handed to this reactor. */
     pthread_mutex_t inbox_mu;
     struct handoff *inbox;
-    bool accept_paused;   /* Out of file descriptors: listeners unwatched for a moment. */
+    bool accept_paused; /* Out of file descriptors: listeners unwatched for a moment. */
     int64_t accept_resume_at, last_emfile_log, last_refusal_log;
     struct ev_io lio[MAX_LISTENERS]; /* This loop's watch on each shared listener. */
     struct conn *conns;              /* Doubly linked list of live connections. */

@@ -25,10 +25,10 @@
 
 #include "core/buf.h"
 
+#include "base/entry.h"
 #include "core/server.h"
 #include "ingest/fanout.h"
 #include "ingest/pipeline.h"
-#include "base/entry.h"
 
 #define IRC_NICKLEN    30
 #define IRC_CHANLEN    50

@@ -6,8 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/buf.h"
 #include "base/entry.h"
+#include "core/buf.h"
 
 /* Append s[0..n) as a JSON string literal (quotes included). Control bytes are escaped;
  * invalid UTF-8 becomes U+FFFD, so the output is always valid JSON. Returns 0 or -ENOMEM. */

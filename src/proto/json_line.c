@@ -10,9 +10,9 @@
 #include <string.h>
 #include <yajl/yajl_parse.h>
 
+#include "base/entry.h"
 #include "proto/json.h"
 #include "query/qry.h"
-#include "base/entry.h"
 
 int json_line_looks(const char *line, size_t len)
 {

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/detect.h"
 #include "http/http_parse.h"
+#include "proto/detect.h"
 
 #define FUZZ_ASSERT(cond)                                                                          \
     do {                                                                                           \

@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/entry.h"
 #include "core/log.h"
 #include "ingest/batch.h"
 #include "proto/ingest_parse.h"
 #include "proto/line.h"
-#include "base/entry.h"
 
 /* One line as a carrier hands it over: the entry is clean, in range, and borrowed only from
  * the line itself. */

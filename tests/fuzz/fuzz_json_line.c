@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/entry.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "proto/json.h"
 #include "proto/json_line.h"
-#include "base/entry.h"
 
 #include "json_line_tree.inc"
 

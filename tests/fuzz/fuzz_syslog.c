@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/syslog.h"
 #include "base/entry.h"
+#include "proto/syslog.h"
 
 #define fz_assert(cond)                                                                            \
     do {                                                                                           \

@@ -11,11 +11,11 @@
 
 #include <unistd.h>
 
+#include "base/entry.h"
 #include "check.h"
 #include "proto/binary.h"
 #include "proto/json_line.h"
 #include "proto/syslog.h"
-#include "base/entry.h"
 
 TEST(parse_numbers)
 {
