@@ -160,6 +160,53 @@ def decode(b):
     return b.decode("utf-8", "surrogateescape")
 
 
+_OK_ID = re.compile(rb"^OK\|(\d+)$")
+
+
+class SourceConn(LineConn):
+    """A LineConn from a chosen source address (127.0.0.x), optionally wrapped in TLS."""
+
+    def __init__(self, port, src=None, timeout=IO_TIMEOUT, tls=None, host=HOST):
+        sock = socket.create_connection((host, port), timeout=timeout,
+                                        source_address=(src, 0) if src else None)
+        if tls is not None:
+            try:
+                sock = tls.wrap_socket(sock, server_hostname="localhost")
+            except BaseException:
+                sock.close()
+                raise
+        sock.settimeout(timeout)
+        self.sock = sock
+        self.buf = b""
+        self.pos = 0
+
+    @property
+    def local_port(self):
+        return self.sock.getsockname()[1]
+
+    def read_exact(self, n):
+        while len(self.buf) - self.pos < n:
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                raise EOFError("closed with %d of %d bytes" % (len(self.buf) - self.pos, n))
+            self.buf = self.buf[self.pos:] + chunk
+            self.pos = 0
+        out = self.buf[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def framed(self, lines):
+        """Send framed LOG| lines; return their ids (every reply must be OK|<id>)."""
+        self.sendall("".join("LOG|INFO|-|%s\n" % l for l in lines))
+        ids = []
+        for l in lines:
+            reply = self.readline()
+            m = _OK_ID.match(reply)
+            assert m, "line %r answered %r" % (l, reply)
+            ids.append(int(m.group(1)))
+        return ids
+
+
 class Row:
     """One row of a RESULT|n answer: <id>|<LEVEL>|<ts>|<message>."""
 
@@ -396,11 +443,13 @@ class Server:
         pytest.fail("STATS %s stayed at %s, expected %d within %.0f s" % (key, got, n, timeout))
 
 
-def _server_factory(tmp_path_factory):
+def _server_factory(tmp_path_factory, **server_kw):
+    """start(*args) and finish(); server_kw goes to every Server (rate_limits=True keeps the
+    built-in access policy)."""
     started = []
 
     def start(*args):
-        s = Server(tmp_path_factory.mktemp("lc"), [str(a) for a in args])
+        s = Server(tmp_path_factory.mktemp("lc"), [str(a) for a in args], **server_kw)
         started.append(s)
         return s
 

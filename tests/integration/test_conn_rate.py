@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import HOST, IO_TIMEOUT, LineConn, Row, Server
+from conftest import HOST, Row, SourceConn, _server_factory
 
 DEFAULT_RATE, DEFAULT_BURST = 100, 2000   # The log role's defaults (src/core/config_table.c).
 RATE_REFUSAL = b"ERROR|too many connections per second from your address"
@@ -34,44 +34,12 @@ ANSWER_TIMEOUT = 60.0   # All senders answered within this (ASan build, 2 shared
 @pytest.fixture
 def default_server(tmp_path_factory):
     """Factory: a logcasterd with the built-in access policy; stopped and checked at teardown."""
-    started = []
-
-    def start(*args):
-        s = Server(tmp_path_factory.mktemp("lc"), [str(a) for a in args], rate_limits=True)
-        started.append(s)
-        return s
-
+    start, finish = _server_factory(tmp_path_factory, rate_limits=True)
     yield start
-    errors = []
-    for s in started:
-        try:
-            s.teardown()
-        except BaseException as e:  # Stop every server even if one fails its checks.
-            errors.append(e)
-    if errors:
-        raise errors[0]
+    finish()
 
 
-class Conn(LineConn):
-    """A LineConn from a chosen source address (127.0.0.x)."""
-
-    def __init__(self, port, src, timeout=IO_TIMEOUT):
-        self.sock = socket.create_connection((HOST, port), timeout=timeout,
-                                             source_address=(src, 0))
-        self.sock.settimeout(timeout)
-        self.buf = b""
-        self.pos = 0
-
-    def framed(self, lines):
-        """Send framed LOG| lines; return their ids (every reply must be OK|<id>)."""
-        self.sendall("".join("LOG|INFO|-|%s\n" % l for l in lines))
-        ids = []
-        for l in lines:
-            reply = self.readline()
-            m = OK_ID.match(reply)
-            assert m, "line %r answered %r" % (l, reply)
-            ids.append(int(m.group(1)))
-        return ids
+Conn = SourceConn
 
 
 def raise_nofile(n):

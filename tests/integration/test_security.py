@@ -32,8 +32,8 @@ import time
 
 import pytest
 
-from conftest import (HOST, IO_TIMEOUT, LOGCASTERD, NO_RATE_LIMITS, STARTUP_TIMEOUT, LineConn,
-                      Row, Server, decode, server_env)
+from conftest import (HOST, LOGCASTERD, NO_RATE_LIMITS, STARTUP_TIMEOUT,
+                      Row, Server, SourceConn, decode, server_env)
 import tlsutil
 
 SERVER_NAME = "logcaster.local"
@@ -50,48 +50,7 @@ SETTLE = 1.0        # How long a refused connection may take to be answered.
 
 # ---- clients --------------------------------------------------------------------------------
 
-class Conn(LineConn):
-    """A LineConn from a chosen source address (127.0.0.x), optionally wrapped in TLS."""
-
-    def __init__(self, port, src=None, timeout=IO_TIMEOUT, tls=None, host=HOST):
-        sock = socket.create_connection((host, port), timeout=timeout,
-                                        source_address=(src, 0) if src else None)
-        if tls is not None:
-            try:
-                sock = tls.wrap_socket(sock, server_hostname="localhost")
-            except BaseException:
-                sock.close()
-                raise
-        sock.settimeout(timeout)
-        self.sock = sock
-        self.buf = b""
-        self.pos = 0
-
-    @property
-    def local_port(self):
-        return self.sock.getsockname()[1]
-
-    def read_exact(self, n):
-        while len(self.buf) - self.pos < n:
-            chunk = self.sock.recv(1 << 16)
-            if not chunk:
-                raise EOFError("closed with %d of %d bytes" % (len(self.buf) - self.pos, n))
-            self.buf = self.buf[self.pos:] + chunk
-            self.pos = 0
-        out = self.buf[self.pos:self.pos + n]
-        self.pos += n
-        return out
-
-    def framed(self, lines):
-        """Send framed LOG| lines; return their ids (every reply must be OK|<id>)."""
-        self.sendall("".join("LOG|INFO|-|%s\n" % l for l in lines))
-        ids = []
-        for l in lines:
-            reply = self.readline()
-            m = OK_ID.match(reply)
-            assert m, "line %r answered %r" % (l, reply)
-            ids.append(int(m.group(1)))
-        return ids
+Conn = SourceConn
 
 
 def answer_and_close(port, src=None, timeout=5.0, host=HOST):
