@@ -47,7 +47,10 @@ done
 # default (OPER, multi-prefix: both supported), against a plain IRC server
 # (--irc-log-channels off). It lives beside the project in ../shared (CI has it); it is
 # someone else's code and is never copied into the project. irctest's controller does not
-# name the server, so the name its tests expect is passed here.
+# name the server, so the name its tests expect is passed here. The two Faketime LIST tests are
+# left out: they test ELIST C and T, which the server does not offer (they skip), and where
+# Debian's faketime is installed the suite runs the server under its LD_PRELOAD, which an
+# ASan binary refuses to start under.
 irctest="$root/../shared/irctest"
 if [ -x "$irctest/run.sh" ]; then
     echo "== irctest (core profile, --irc-log-channels off)"
@@ -56,7 +59,8 @@ if [ -x "$irctest/run.sh" ]; then
     args="$args --irc-oper operuser:operpassword" # The operator irctest's OPER tests log in as.
     out=$(LOGCASTER_EXTRA_ARGS="$args" \
         OUT_DIR="$work/out" IRCTEST_DIR="$work/irctest" \
-        timeout "${IRCTEST_SECONDS:=600}" "$irctest/run.sh" --keep-excluded "$build/logcasterd" 2>&1)
+        timeout "${IRCTEST_SECONDS:=600}" "$irctest/run.sh" --keep-excluded "$build/logcasterd" \
+        -- -k "not Faketime" 2>&1)
     rc=$?
     echo "$out" | tail -n 40
     sum=$(echo "$out" | grep -E '^(=+ )?[0-9]+ (passed|failed)' | tail -n 1)
