@@ -1,0 +1,77 @@
+/* pipe.h - the pipes after a query's filter, and the table they answer with.
+ *
+ * "level:ERROR | stats by (source) count() as n | sort by (n desc) | limit 5": the filter
+ * picks entries (qry.h), the pipes turn them into a table. Syntax follows VictoriaLogs'
+ * LogsQL where it fits (README "Pipes"): stats (count, count_uniq, sum, min, max, avg,
+ * quantile; by fields and by (_time:DURATION) buckets), top, sort, limit, fields,
+ * field_names. Fields of an entry: the built-ins _time, level, source, _msg, and every
+ * key=value (or key="quoted value") pair of its message.
+ *
+ * A run is split into parts that may run on different threads: each part feeds the entries
+ * of its share of the store into its own qagg, the parts are merged, and the merged run is
+ * finished into a table. Every part's memory is counted against a limit, so a query that
+ * would need too much ends with an error naming the limit instead of taking the server's
+ * memory. */
+#ifndef LC_QUERY_PIPE_H
+#define LC_QUERY_PIPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/entry.h"
+
+struct qry;
+struct qpipes; /* A compiled chain of pipes: immutable, shared by threads. */
+struct qagg;   /* One part of a run of the pipes. */
+
+/* True when the compiled query has pipes (then its answer is a table, not entries). */
+bool qry_has_pipes(const struct qry *q);
+const struct qpipes *qry_pipes(const struct qry *q); /* NULL without pipes. */
+
+/* True when the answer needs every matching entry (stats, top, sort); false when a limit
+ * lets a part stop early (only limit/fields on entries). */
+bool qpipes_needs_all(const struct qpipes *p);
+
+struct qcell {
+    const char *s; /* Owned by the table; NUL-terminated. */
+    size_t len;
+    bool num; /* A number: JSON writes it bare. */
+};
+
+struct qtable {
+    size_t ncols, nrows;
+    char **cols;         /* Column names, in order. */
+    struct qcell *cells; /* nrows * ncols, row-major. */
+};
+
+/* A part of a run, counting its memory against mem_limit bytes (0 = no limit). */
+struct qagg *qagg_new(const struct qpipes *p, size_t mem_limit);
+
+/* Feed one matching entry. Within a part, entries come in one id order (the caller's scan
+ * order); parts may overlap in time but not in ids. Returns false when this part needs no
+ * more entries: a limit is reached, or an error (qagg_error) stopped it. */
+bool qagg_add(struct qagg *a, const struct lc_entry *e);
+
+/* Fold part b into a (same pipes), freeing b. Returns 0, or -ENOMEM / -E2BIG (the memory
+ * limit; qagg_error(a) says so). */
+int qagg_merge(struct qagg *a, struct qagg *b);
+
+/* The sentence that stopped the run (e.g. "query needs more than 64 MiB (--query-memory)"),
+ * or NULL. */
+const char *qagg_error(const struct qagg *a);
+
+/* Apply the rest of the pipes and return the table; consumes a. On error returns NULL and
+ * writes one sentence to err (QRY_ERR_MAX bytes). */
+struct qtable *qagg_finish(struct qagg *a, char *err);
+
+void qagg_free(struct qagg *a);     /* NULL is a no-op. */
+void qtable_free(struct qtable *t); /* NULL is a no-op. */
+
+/* Write row r as the query port prints it: name=value pairs in column order separated by
+ * single spaces; a value that is empty or holds a space, '"' or '=' is double-quoted with \"
+ * and \\ escapes. Writes at most cap bytes (no NUL) and returns the full length, so a caller
+ * can grow its buffer and call again. */
+size_t qtable_row_kv(const struct qtable *t, size_t r, char *out, size_t cap);
+
+#endif
