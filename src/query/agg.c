@@ -786,7 +786,8 @@ struct qtable *qagg_finish(struct qagg *a, char *err)
     bool num[QP_MAX_COLS + 8] = {0};
     struct wtable t = {.ncols = p->necols, .names = (const char **)p->ecols, .num = num};
     prune(a);
-    qsort(a->rows, a->nrows, sizeof(*a->rows), id_asc);
+    if (a->nrows)
+        qsort(a->rows, a->nrows, sizeof(*a->rows), id_asc);
     t.rows = a->rows, t.nrows = a->nrows;
     a->rows = NULL, a->nrows = 0;
     size_t limit = a->limit;

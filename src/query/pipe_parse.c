@@ -280,6 +280,10 @@ static int parse_func(struct pp *p, struct qfunc *f)
     const char *args_start = p->s + p->tok.pos;
     size_t nargs = 0, phi_pos = 0;
     for (; p->tok.k != PT_RP; nargs++) {
+        if (p->tok.k == PT_EOF || p->tok.k == PT_BAR) {
+            qry_errf(p->err, "expected \")\" at %zu", p->tok.pos);
+            return -EINVAL;
+        }
         if (nargs > 0 && (rc = expect(p, PT_COMMA, "\",\" or \")\"")) < 0)
             return rc;
         if (f->kind == QF_QUANTILE && nargs == 0) {

@@ -2,10 +2,10 @@
  * table, and how its cells are written.
  *
  * Sorting is total and deterministic, so every split of a run into parts gives the same table:
- * numbers (val_number) come before other values and compare by value, equal numbers and other
- * values compare bytewise, and rows equal in every key keep their order (a part's pruning,
- * which has no order yet, breaks those ties by entry id, which is the order an entry table
- * starts in). */
+ * empty values (a missing field) come last in either direction; numbers (val_number) come
+ * before other values and compare by value, equal numbers and other values compare bytewise, and
+ * rows equal in every key keep their order (a part's pruning, which has no order yet, breaks those
+ * ties by entry id, which is the order an entry table starts in). */
 #define _GNU_SOURCE /* qsort_r */
 
 #include <errno.h>
@@ -70,6 +70,12 @@ static int sort_cmp(const void *pa, const void *pb, void *arg)
         size_t col = c->spec->col[k];
         bool an = c->isnum[i * nk + k], bn = c->isnum[j * nk + k];
         int r = 0;
+        bool ae = a->len[col] == 0, be = b->len[col] == 0;
+        if (ae || be) { /* Missing values last, whatever the direction. */
+            if (ae != be)
+                return ae ? 1 : -1;
+            continue;
+        }
         if (an && bn) {
             double x = c->x[i * nk + k], y = c->x[j * nk + k];
             r = x < y ? -1 : x > y ? 1 : 0;
