@@ -5,7 +5,9 @@
  * language"): terms separated by spaces are ANDed; OR between terms; '-' or NOT negates;
  * parentheses group; "quoted phrases"; level:ERROR, level:>=WARN (also >, <, <=);
  * source:PREFIX; since:15m / until:1h (relative: s m h d w), from:/to: absolute (unix
- * seconds or ISO-8601 UTC); /regex/ or regex:PATTERN (PCRE2); limit:N.
+ * seconds or ISO-8601 UTC); /regex/ or regex:PATTERN (PCRE2); limit:N; name:value fields of
+ * the message, and name:>N, >=, <, <=, [A,B] comparing one as a number with units (250ms, 10KiB);
+ * '*' alone for every entry; then " | " and pipes (pipe.h).
  *
  * Keyword semantics: a bare word or phrase matches case-insensitively as a substring of the
  * message, and a bare word that equals a level name (case-insensitively, aliases included)
