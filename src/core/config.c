@@ -78,7 +78,11 @@ static int parse_age(const char *s, int64_t *ms)
     if (errno || end == s || v < 0)
         return -EINVAL;
     int64_t mult = 1000;
-    for (size_t i = 0; *end && i < sizeof(age_units) / sizeof(age_units[0]); i++)
+    if (end[0] == 'm' && end[1] == 's') { /* Milliseconds: a timeout may be short. */
+        mult = 1;
+        end += 2;
+    }
+    for (size_t i = 0; *end && mult != 1 && i < sizeof(age_units) / sizeof(age_units[0]); i++)
         if (*end == age_units[i].unit) {
             mult = age_units[i].ms;
             end++;
@@ -97,7 +101,10 @@ static const char *fmt_age(int64_t ms, char *buf, size_t cap)
             snprintf(buf, cap, "%lld%c", (long long)(ms / age_units[i].ms), age_units[i].unit);
             return buf;
         }
-    snprintf(buf, cap, "%lld", (long long)(ms / 1000));
+    if (ms % 1000)
+        snprintf(buf, cap, "%lldms", (long long)ms);
+    else
+        snprintf(buf, cap, "%lld", (long long)(ms / 1000));
     return buf;
 }
 

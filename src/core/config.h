@@ -52,6 +52,10 @@ struct config {
     const char *multiline_pattern;    /* PCRE2: more continuation lines (NULL: indented only). */
     int multiline_window_ms;          /* A continuation must arrive within this. */
     size_t memory_limit;              /* Cache of decompressed blocks, bytes. */
+    int query_threads;                /* Query pool threads. */
+    int query_concurrency;            /* Queries running at once; more wait. */
+    int64_t query_timeout_ms;         /* A query ends with an error after this; 0 = never. */
+    size_t query_memory;              /* Memory one query's pipes may use, bytes. */
     int fsync_policy;                 /* enum fsync_policy (store.h). */
     int fsync_interval_ms;            /* Group-commit interval of --fsync=batch. */
     size_t segment_size;              /* Seal segments at this size. */

@@ -142,6 +142,7 @@ static void init_threads(struct config *c)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     c->threads = cpus > 0 ? (int)cpus : 1;
+    c->query_threads = c->threads;
 }
 
 static void init_verbosity(struct config *c)
@@ -329,6 +330,17 @@ const struct opt config_opts[] = {
      .help = "a continuation joins only if it arrives within this after the line before it"},
 
     /* Connections. */
+    {"query-threads", .type = OPT_INT, CFG(query_threads), .arg = "N", .init = init_threads,
+     .def_text = "cores", RANGE(1, 256), .group = "Queries:",
+     .help = "threads that run queries (every front end's), so no connection waits for a scan"},
+    {"query-concurrency", .type = OPT_INT, CFG(query_concurrency), .arg = "N", .def = {"16"},
+     RANGE(1, 4096), .help = "queries running at once; later ones wait in line"},
+    {"query-timeout", .type = OPT_AGE, CFG(query_timeout_ms), .arg = "AGE", .def = {"30s"},
+     .help = "a query still running after this ends with an error (500ms, 30s, 5m; 0: never)"},
+    {"query-memory", .type = OPT_SIZE, CFG(query_memory), .arg = "SIZE", .def = {"256M"},
+     RANGE(1 * MIB, 0),
+     .help = "memory one query's pipes (stats, sort, ...) may use; past it the query ends with "
+             "an error"},
     {"threads", .type = OPT_INT, CFG(threads), .arg = "N", .init = init_threads,
      .def_text = "cores", RANGE(1, 256),
      .group = "Connections:", .help = "reactor threads, each with its own epoll loop"},
