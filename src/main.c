@@ -172,6 +172,7 @@ int main(int argc, char **argv)
         return 1;
     }
     ingest_init(store);
+    ingest_set_line_time(cfg.time_from_line, cfg.time_back_ms, cfg.time_ahead_ms);
     protocols_set_store(store);
     irc_init(store, &cfg);
     struct listener_spec listeners[4 + CONFIG_MAX_LISTEN] = {
