@@ -212,14 +212,16 @@ static int month(const char *p)
 }
 
 /* The time of month mo, day d, ... in the year that puts it nearest recv_ms (ties: the
- * earlier), or INT64_MIN. Years up to four either side, so a 29th of February finds one. */
+ * earlier), or INT64_MIN. The nearest is this year's, last year's or next year's, but for a
+ * 29th of February, which may need four years either side. */
 static int64_t nearest_year(int64_t recv_ms, int mo, int d, int h, int mi, int s, int ms)
 {
     if (recv_ms < TS_MIN || recv_ms > TS_MAX)
         return INT64_MIN;
     int64_t year = year_of_days(recv_ms / MS_PER_DAY - (recv_ms % MS_PER_DAY < 0));
     int64_t best = INT64_MIN, best_dist = INT64_MAX;
-    for (int64_t y = year - 4; y <= year + 4; y++) {
+    int span = mo == 2 && d == 29 ? 4 : 1;
+    for (int64_t y = year - span; y <= year + span; y++) {
         int64_t t = civil_ms(y, mo, d, h, mi, s, ms);
         if (t == INT64_MIN)
             continue;
