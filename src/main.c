@@ -174,6 +174,7 @@ int main(int argc, char **argv)
         return 1;
     }
     ingest_init(store);
+    ingest_set_line_time(cfg.time_from_line, cfg.time_back_ms, cfg.time_ahead_ms);
     protocols_set_store(store);
     qrun_set_memory_limit(cfg.query_memory);
     struct qpool_cfg qcfg = {.threads = cfg.query_threads,

@@ -51,6 +51,9 @@ struct config {
     bool multiline;                   /* Join continuation lines to the entry before them. */
     const char *multiline_pattern;    /* PCRE2: more continuation lines (NULL: indented only). */
     int multiline_window_ms;          /* A continuation must arrive within this. */
+    int time_from_line;               /* 1: a leading time in the text is the entry's time. */
+    int64_t time_back_ms;             /* That time may lie this long before the arrival, */
+    int64_t time_ahead_ms;            /* and this long after it; else the arrival time counts. */
     size_t memory_limit;              /* Cache of decompressed blocks, bytes. */
     int query_threads;                /* Query pool threads. */
     int query_concurrency;            /* Queries running at once; more wait. */
