@@ -53,6 +53,14 @@ struct qagg *qagg_new(const struct qpipes *p, size_t mem_limit);
  * more entries: a limit is reached, or an error (qagg_error) stopped it. */
 bool qagg_add(struct qagg *a, const struct lc_entry *e);
 
+/* Add a whole block without reading it, when its summary answers: counts[l] of its entries
+ * have level l and match the filter, all with times in [min_ts, max_ts]. True when the part
+ * took the block (stats/top whose by-fields are level or _time buckets holding the whole
+ * block, and whose functions are all count()); false when it needs the entries (nothing was
+ * added then). */
+bool qagg_add_summary(struct qagg *a, const uint64_t counts[LC_LEVEL_COUNT], int64_t min_ts,
+                      int64_t max_ts);
+
 /* Fold part b into a (same pipes), freeing b. Returns 0, or -ENOMEM / -E2BIG (the memory
  * limit; qagg_error(a) says so). */
 int qagg_merge(struct qagg *a, struct qagg *b);
