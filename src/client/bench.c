@@ -17,7 +17,13 @@
  * counts only what the server really stored: COUNT (all entries) is read before sending and
  * polled afterwards until it has grown by the number of lines sent. A server that evicts old
  * entries under its memory limit shrinks COUNT, so the "evicted" counter of STATS, when the
- * server reports one, is added back. */
+ * server reports one, is added back.
+ *
+ * --ack-latency RATE measures something else with the same lines and connections: the time
+ * a writer waits for its acknowledgement. Each connection has one framed (or binary) line in
+ * flight and sends the next at its tick, RATE lines/s in all; the percentiles of the
+ * send-to-ack times are printed after the usual result line. bench/query.sh runs it with the
+ * server idle and while full-scan queries run. */
 #include "client/bench.h"
 
 #include <errno.h>
@@ -35,6 +41,7 @@
 #include "client/gen.h"
 #include "client/net.h"
 #include "client/query.h"
+#include "client/util.h"
 #include "proto/binary.h"
 
 #define BUF_LINES      100000       /* Lines per buffer: the rare word is 1 in 100000. */
@@ -56,6 +63,8 @@ struct bconn {
     unsigned char hdr[BIN_HEADER]; /* A reply header split over two recv()s (binary). */
     unsigned hlen;                 /* Bytes of it received so far. */
     uint32_t skip;                 /* Payload bytes of the current reply still to skip. */
+    double due;                    /* --ack-latency: when the next line may go. */
+    double t_send;                 /* --ack-latency: when the line in flight went. */
 };
 
 struct bench {
@@ -69,7 +78,15 @@ struct bench {
     int active;            /* Connections not yet done. */
     char *rbuf;            /* Scratch for recv(). */
     char first_error[256]; /* First refused reply, for the report. */
+    double *lat;           /* --ack-latency: ms from send to ack, one per acked line. */
+    size_t nlat, lat_cap;
 };
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
 
 static double tv_diff(const struct timeval *a, const struct timeval *b)
 {
@@ -352,10 +369,123 @@ static int run_loop(struct bench *b, double duration_s, double *t_first_done)
     return 0;
 }
 
+/* Send line k (counting from 0) of connection c: record k of the buffer, which repeats. With
+ * one line in flight and every earlier byte acknowledged, the socket's send buffer is empty,
+ * so a line of at most a few hundred bytes goes out whole; anything else is an error. */
+static int send_one(struct bench *b, struct bconn *c, uint64_t k)
+{
+    size_t i = (size_t)(k % b->g.lines), len = b->g.off[i + 1] - b->g.off[i];
+    ssize_t n;
+
+    do
+        n = send(c->fd, b->g.data + b->g.off[i], len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    if ((size_t)n != len)
+        return -EAGAIN;
+    c->sent += len;
+    return 0;
+}
+
+/* The timed phase of --ack-latency: every connection keeps at most one line in flight and
+ * sends its next one at its next tick (rate lines/s in all, the connections' ticks staggered),
+ * or as soon as the ack comes when that is later. The time from the send() to the ack's
+ * arrival is recorded per line. Pacing keeps the sender from becoming the load: the figure is
+ * what one writer waits for its acknowledgement, whatever else the server is doing. Returns 0,
+ * or -1 after reporting an error. */
+static int run_latency_loop(struct bench *b, double rate, double duration_s)
+{
+    struct epoll_event evs[64];
+    double t0 = lcc_now_s(), interval = b->nconn / rate;
+    bool cut = false;
+
+    for (int i = 0; i < b->nconn; i++) {
+        b->c[i].due = t0 + i / rate;
+        if (!b->c[i].done)
+            conn_mod(b, &b->c[i], EPOLLIN); /* Writes are paced, not driven by EPOLLOUT. */
+    }
+    while (b->active > 0) {
+        double now = lcc_now_s(), wait_s = 0.2;
+        int n;
+
+        for (int i = 0; i < b->nconn; i++) {
+            struct bconn *c = &b->c[i];
+            bool inflight = c->t_send > 0; /* cleared when the ack arrives */
+            if (c->done)
+                continue;
+            if (duration_s > 0 && !cut && now - t0 >= duration_s) {
+                /* Stop: the line in flight, if any, is the last one. */
+                c->lines = c->replies + (inflight ? 1 : 0);
+                c->wdone = true;
+                if (!inflight) {
+                    conn_finish(b, c);
+                    continue;
+                }
+            }
+            if (inflight) {
+                if (now - c->t_send > b->o->timeout_ms / 1000.0) {
+                    lcc_warn("connection %d: no acknowledgement within %.1f s", c->idx,
+                             b->o->timeout_ms / 1000.0);
+                    return -1;
+                }
+                continue;
+            }
+            if (now < c->due) {
+                if (c->due - now < wait_s)
+                    wait_s = c->due - now;
+                continue;
+            }
+            int rc = send_one(b, c, c->replies);
+            if (rc < 0) {
+                lcc_warn("connection %d: %s", c->idx, strerror(-rc));
+                return -1;
+            }
+            c->t_send = now;
+            if (c->replies + 1 >= c->lines)
+                c->wdone = true;
+            /* A late tick is not made up for with a burst: the schedule slips instead. */
+            c->due = c->due + interval > now ? c->due + interval : now;
+        }
+        if (duration_s > 0 && now - t0 >= duration_s)
+            cut = true;
+        if (b->active == 0)
+            break;
+        n = epoll_wait(b->ep, evs, 64, (int)(wait_s * 1000) + 1);
+        if (n < 0 && errno != EINTR) {
+            lcc_warn("epoll_wait: %s", strerror(errno));
+            return -1;
+        }
+        for (int i = 0; i < n; i++) {
+            struct bconn *c = evs[i].data.ptr;
+            uint64_t before = c->replies;
+            int rc;
+            if (c->done)
+                continue;
+            rc = conn_read(b, c);
+            if (c->replies > before && c->t_send > 0) {
+                if (b->nlat < b->lat_cap)
+                    b->lat[b->nlat++] = (lcc_now_s() - c->t_send) * 1000;
+                c->t_send = 0;
+            }
+            if (rc < 0) {
+                if (rc == -EPIPE)
+                    lcc_warn("connection %d: the server closed it after %llu lines", c->idx,
+                             (unsigned long long)c->replies);
+                else
+                    lcc_warn("connection %d: %s", c->idx, strerror(-rc));
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 const char lcc_bench_help[] =
     "usage: logcaster bench [--connections N] [--lines N] [--duration SEC]\n"
     "                       [--format plain|framed|syslog|json|binary] [--line-size B]\n"
-    "                       [--no-verify] [--verify-timeout SEC] [options]\n"
+    "                       [--ack-latency RATE] [--no-verify] [--verify-timeout SEC]\n"
+    "                       [options]\n"
     "\n"
     "Ingest load generator. Builds a buffer of 100000 realistic log lines (mixed levels,\n"
     "hosts, numbers; the word '" LCC_RARE_WORD "' in exactly one of them, about one in three\n"
@@ -382,6 +512,10 @@ const char lcc_bench_help[] =
     "                      --line-size bytes; the other fields come on top.\n"
     "  --framed            the same as --format framed\n"
     "  --line-size B       average line length in bytes, roughly (default 120)\n"
+    "  --ack-latency RATE  framed and binary only: send RATE lines/s in all, each connection\n"
+    "                      with one line in flight, and print the time from sending each\n"
+    "                      line to its acknowledgement (default length --duration 10):\n"
+    "                        ack latency: lines=N p50=Xms p99=Yms max=Zms\n"
     "  --no-verify         do not use the query port at all\n"
     "  --verify-timeout S  how long to wait for COUNT to catch up (default 30)\n";
 
@@ -390,7 +524,7 @@ int lcc_cmd_bench(struct lcc_opts *o, int argc, char **argv)
     struct bench b = {.o = o, .nconn = 4, .ep = -1};
     struct lcc_qconn *q = NULL;
     struct lcc_argp p;
-    uint64_t lines = 0, u, before = 0, after = 0, line_size = 120;
+    uint64_t lines = 0, u, before = 0, after = 0, line_size = 120, ack_rate = 0;
     double duration = 0, verify_timeout = 30, t0, t_sent, t_end, t_first = 0;
     uint64_t evicted0 = 0; /* STATS "evicted" before sending, if the server reports it. */
     bool verify = true, verified = false, has_evicted = false;
@@ -426,6 +560,9 @@ int lcc_cmd_bench(struct lcc_opts *o, int argc, char **argv)
         } else if (lcc_argp_value(&p, "--line-size", &v)) {
             if (!v || lcc_parse_u64(v, 16, 400, &line_size) < 0)
                 return lcc_usage(argv[0], "bad --line-size (16..400)", v);
+        } else if (lcc_argp_value(&p, "--ack-latency", &v)) {
+            if (!v || lcc_parse_u64(v, 1, 1000000, &ack_rate) < 0)
+                return lcc_usage(argv[0], "bad --ack-latency (lines/s, 1..1000000)", v);
         } else if (lcc_argp_value(&p, "--duration", &v)) {
             if (!v || lcc_parse_seconds(v, 86400, &duration) < 0 || duration <= 0)
                 return lcc_usage(argv[0], "bad --duration (seconds)", v);
@@ -436,8 +573,14 @@ int lcc_cmd_bench(struct lcc_opts *o, int argc, char **argv)
             return lcc_unknown_opt(&p, argv[0]);
         }
     }
-    if (lines == 0 && duration == 0)
-        lines = 1000000;
+    if (ack_rate && b.fmt != LCC_GEN_FRAMED && b.fmt != LCC_GEN_BINARY)
+        return lcc_usage(argv[0], "--ack-latency needs --format framed or binary", NULL);
+    if (lines == 0 && duration == 0) {
+        if (ack_rate)
+            duration = 10; /* A million paced lines would take minutes. */
+        else
+            lines = 1000000;
+    }
 
     /* Syslog, JSON and binary add their header fields (up to ~110 bytes) to the text. */
     size_t per_line = (size_t)line_size + 1 + (b.fmt >= LCC_GEN_SYSLOG ? 110 : 0);
@@ -465,7 +608,16 @@ int lcc_cmd_bench(struct lcc_opts *o, int argc, char **argv)
     b.rbuf = malloc(RECV_CHUNK);
     b.c = calloc((size_t)b.nconn, sizeof(*b.c));
     b.ep = epoll_create1(EPOLL_CLOEXEC);
-    if (!b.rbuf || !b.c || b.ep < 0) {
+    if (ack_rate) {
+        /* At most one latency per line sent: the lines given, or what the pace allows in
+         * --duration (each connection sends at most one more line than its share). */
+        double by_time = duration > 0 ? duration * (double)ack_rate + b.nconn + 1 : 0;
+        b.lat_cap = lines ? (size_t)lines : (size_t)by_time;
+        if (by_time > 0 && by_time < (double)b.lat_cap)
+            b.lat_cap = (size_t)by_time;
+        b.lat = malloc((b.lat_cap ? b.lat_cap : 1) * sizeof(*b.lat));
+    }
+    if (!b.rbuf || !b.c || b.ep < 0 || (ack_rate && !b.lat)) {
         lcc_warn("cannot set up: %s", strerror(errno));
         goto out;
     }
@@ -519,7 +671,10 @@ int lcc_cmd_bench(struct lcc_opts *o, int argc, char **argv)
 
     getrusage(RUSAGE_SELF, &ru0);
     t0 = lcc_now_s();
-    rc = run_loop(&b, duration, &t_first);
+    if (ack_rate)
+        rc = run_latency_loop(&b, (double)ack_rate, duration);
+    else
+        rc = run_loop(&b, duration, &t_first);
     t_sent = lcc_now_s();
     if (rc < 0) {
         ret = LCC_EXIT_UNREACHABLE;
@@ -569,6 +724,12 @@ int lcc_cmd_bench(struct lcc_opts *o, int argc, char **argv)
            !verify    ? "skipped"
            : verified ? "yes"
                       : "no");
+    if (ack_rate && b.nlat) {
+        qsort(b.lat, b.nlat, sizeof(*b.lat), cmp_double);
+        printf("ack latency: lines=%zu p50=%.3fms p99=%.3fms max=%.3fms\n", b.nlat,
+               lcc_percentile(b.lat, b.nlat, 50), lcc_percentile(b.lat, b.nlat, 99),
+               b.lat[b.nlat - 1]);
+    }
     fflush(stdout);
     fprintf(stderr,
             "bench: all sent%s after %.3f s (first connection done %.3f s), stored after %.3f "
@@ -593,6 +754,7 @@ out:
     lcc_qconn_close(q);
     free(b.c);
     free(b.rbuf);
+    free(b.lat);
     lcc_gen_free(&b.g);
     return ret;
 }
