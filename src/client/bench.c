@@ -20,10 +20,10 @@
  * server reports one, is added back.
  *
  * --ack-latency RATE measures something else with the same lines and connections: the time
- * a writer waits for its acknowledgement. Each connection has one framed (or binary) line in
- * flight and sends the next at its tick, RATE lines/s in all; the percentiles of the
- * send-to-ack times are printed after the usual result line. bench/query.sh runs it with the
- * server idle and while full-scan queries run. */
+ * a writer waits for its acknowledgement. The connections send framed (or binary) lines at
+ * a steady RATE lines/s in all, each at its time however many are still unacknowledged; the
+ * percentiles of the send-to-ack times are printed after the usual result line. bench/query.sh runs
+ * it with the server idle and while full-scan queries run. */
 #include "client/bench.h"
 
 #include <errno.h>
@@ -48,6 +48,7 @@
 #define BUF_MAX_BYTES  (48u << 20)  /* Fewer lines when --line-size would pass this. */
 #define RECV_CHUNK     (256 * 1024) /* Bytes per recv() of replies. */
 #define VERIFY_POLL_MS 10           /* Interval between COUNT polls after sending. */
+#define LAT_WINDOW     4096         /* --ack-latency: most lines in flight per connection. */
 
 struct bconn {
     int fd;
@@ -63,8 +64,11 @@ struct bconn {
     unsigned char hdr[BIN_HEADER]; /* A reply header split over two recv()s (binary). */
     unsigned hlen;                 /* Bytes of it received so far. */
     uint32_t skip;                 /* Payload bytes of the current reply still to skip. */
-    double due;                    /* --ack-latency: when the next line may go. */
-    double t_send;                 /* --ack-latency: when the line in flight went. */
+    double due;                    /* --ack-latency: when the next line is due. */
+    double *sent_at;               /* --ack-latency: send times of the lines in flight, a
+                                      ring of LAT_WINDOW indexed by line number. */
+    uint64_t nsent;                /* --ack-latency: lines sent whole. */
+    size_t part;                   /* --ack-latency: bytes of the next line already sent. */
 };
 
 struct bench {
@@ -369,35 +373,56 @@ static int run_loop(struct bench *b, double duration_s, double *t_first_done)
     return 0;
 }
 
-/* Send line k (counting from 0) of connection c: record k of the buffer, which repeats. With
- * one line in flight and every earlier byte acknowledged, the socket's send buffer is empty,
- * so a line of at most a few hundred bytes goes out whole; anything else is an error. */
-static int send_one(struct bench *b, struct bconn *c, uint64_t k)
+/* Send what is left of line k (counting from 0) of connection c: record k of the buffer,
+ * which repeats. Returns 1 once the line is out whole, 0 when the socket takes no more for
+ * now (c->part keeps how much went), or a negative errno. */
+static int send_line(struct bench *b, struct bconn *c, uint64_t k)
 {
-    size_t i = (size_t)(k % b->g.lines), len = b->g.off[i + 1] - b->g.off[i];
+    size_t i = (size_t)(k % b->g.lines), start = b->g.off[i] + c->part;
+    size_t len = b->g.off[i + 1] - start;
     ssize_t n;
 
     do
-        n = send(c->fd, b->g.data + b->g.off[i], len, MSG_NOSIGNAL);
+        n = send(c->fd, b->g.data + start, len, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     if (n < 0)
-        return -errno;
-    if ((size_t)n != len)
-        return -EAGAIN;
-    c->sent += len;
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+    c->sent += (uint64_t)n;
+    if ((size_t)n < len) {
+        c->part += (size_t)n;
+        return 0;
+    }
+    c->part = 0;
+    return 1;
+}
+
+/* Send the lines of connection c that are due by now; returns 0 or a negative errno. */
+static int send_due(struct bench *b, struct bconn *c, double now, double interval)
+{
+    while (c->nsent < c->lines && now >= c->due && c->nsent - c->replies < LAT_WINDOW) {
+        int rc = send_line(b, c, c->nsent);
+        if (rc <= 0)
+            return rc;
+        c->sent_at[c->nsent % LAT_WINDOW] = now;
+        c->nsent++;
+        c->due += interval;
+    }
+    if (c->nsent >= c->lines)
+        c->wdone = true;
     return 0;
 }
 
-/* The timed phase of --ack-latency: every connection keeps at most one line in flight and
- * sends its next one at its next tick (rate lines/s in all, the connections' ticks staggered),
- * or as soon as the ack comes when that is later. The time from the send() to the ack's
- * arrival is recorded per line. Pacing keeps the sender from becoming the load: the figure is
- * what one writer waits for its acknowledgement, whatever else the server is doing. Returns 0,
- * or -1 after reporting an error. */
+/* The timed phase of --ack-latency. Each connection sends a line at each of its ticks (rate
+ * lines/s in all, the connections' ticks staggered) whether or not the earlier ones are
+ * acknowledged yet (up to LAT_WINDOW in flight), and late ticks are caught up at once: a slow
+ * acknowledgement does not slow the sender, so it shows in the figures instead of hiding in
+ * fewer lines sent. The acknowledgements of a connection come in order, so the n-th one
+ * answers the n-th line, and the time from its send() to the ack's arrival is recorded.
+ * Returns 0, or -1 after reporting an error. */
 static int run_latency_loop(struct bench *b, double rate, double duration_s)
 {
     struct epoll_event evs[64];
-    double t0 = lcc_now_s(), interval = b->nconn / rate;
+    double t0 = lcc_now_s(), interval = b->nconn / rate, limit = b->o->timeout_ms / 1000.0;
     bool cut = false;
 
     for (int i = 0; i < b->nconn; i++) {
@@ -409,53 +434,42 @@ static int run_latency_loop(struct bench *b, double rate, double duration_s)
         double now = lcc_now_s(), wait_s = 0.2;
         int n;
 
+        if (duration_s > 0 && !cut && now - t0 >= duration_s) {
+            /* Stop at a line boundary: a line partly sent is finished first. */
+            cut = true;
+            for (int i = 0; i < b->nconn; i++) {
+                struct bconn *c = &b->c[i];
+                if (c->done)
+                    continue;
+                c->lines = c->nsent + (c->part ? 1 : 0);
+                c->wdone = c->part == 0;
+                if (c->replies >= c->lines)
+                    conn_finish(b, c);
+            }
+        }
         for (int i = 0; i < b->nconn; i++) {
             struct bconn *c = &b->c[i];
-            bool inflight = c->t_send > 0; /* cleared when the ack arrives */
+            int rc;
             if (c->done)
                 continue;
-            if (duration_s > 0 && !cut && now - t0 >= duration_s) {
-                /* Stop: the line in flight, if any, is the last one. */
-                c->lines = c->replies + (inflight ? 1 : 0);
-                c->wdone = true;
-                if (!inflight) {
-                    conn_finish(b, c);
-                    continue;
-                }
+            if (c->replies < c->nsent && now - c->sent_at[c->replies % LAT_WINDOW] > limit) {
+                lcc_warn("connection %d: no acknowledgement within %.1f s", c->idx, limit);
+                return -1;
             }
-            if (inflight) {
-                if (now - c->t_send > b->o->timeout_ms / 1000.0) {
-                    lcc_warn("connection %d: no acknowledgement within %.1f s", c->idx,
-                             b->o->timeout_ms / 1000.0);
-                    return -1;
-                }
-                continue;
-            }
-            if (now < c->due) {
-                if (c->due - now < wait_s)
-                    wait_s = c->due - now;
-                continue;
-            }
-            int rc = send_one(b, c, c->replies);
+            rc = send_due(b, c, now, interval);
             if (rc < 0) {
                 lcc_warn("connection %d: %s", c->idx, strerror(-rc));
                 return -1;
             }
-            c->t_send = now;
-            if (c->replies + 1 >= c->lines)
-                c->wdone = true;
-            /* A late tick is not made up for with a burst: the schedule slips instead. */
-            c->due = c->due + interval > now ? c->due + interval : now;
+            if (c->nsent < c->lines && c->due - now < wait_s)
+                wait_s = c->due - now; /* may be past: the socket was full */
         }
-        if (duration_s > 0 && now - t0 >= duration_s)
-            cut = true;
-        if (b->active == 0)
-            break;
-        n = epoll_wait(b->ep, evs, 64, (int)(wait_s * 1000) + 1);
+        n = epoll_wait(b->ep, evs, 64, wait_s > 0 ? (int)(wait_s * 1000) + 1 : 1);
         if (n < 0 && errno != EINTR) {
             lcc_warn("epoll_wait: %s", strerror(errno));
             return -1;
         }
+        now = lcc_now_s();
         for (int i = 0; i < n; i++) {
             struct bconn *c = evs[i].data.ptr;
             uint64_t before = c->replies;
@@ -463,11 +477,9 @@ static int run_latency_loop(struct bench *b, double rate, double duration_s)
             if (c->done)
                 continue;
             rc = conn_read(b, c);
-            if (c->replies > before && c->t_send > 0) {
+            for (uint64_t k = before; k < c->replies && k < c->nsent; k++)
                 if (b->nlat < b->lat_cap)
-                    b->lat[b->nlat++] = (lcc_now_s() - c->t_send) * 1000;
-                c->t_send = 0;
-            }
+                    b->lat[b->nlat++] = (now - c->sent_at[k % LAT_WINDOW]) * 1000;
             if (rc < 0) {
                 if (rc == -EPIPE)
                     lcc_warn("connection %d: the server closed it after %llu lines", c->idx,
@@ -512,9 +524,10 @@ const char lcc_bench_help[] =
     "                      --line-size bytes; the other fields come on top.\n"
     "  --framed            the same as --format framed\n"
     "  --line-size B       average line length in bytes, roughly (default 120)\n"
-    "  --ack-latency RATE  framed and binary only: send RATE lines/s in all, each connection\n"
-    "                      with one line in flight, and print the time from sending each\n"
-    "                      line to its acknowledgement (default length --duration 10):\n"
+    "  --ack-latency RATE  framed and binary only: send RATE lines/s in all, paced, each line\n"
+    "                      at its time whether or not the earlier ones are acknowledged,\n"
+    "                      and print the time from sending each line to its\n"
+    "                      acknowledgement (default length --duration 10):\n"
     "                        ack latency: lines=N p50=Xms p99=Yms max=Zms\n"
     "  --no-verify         do not use the query port at all\n"
     "  --verify-timeout S  how long to wait for COUNT to catch up (default 30)\n";
@@ -621,8 +634,13 @@ int lcc_cmd_bench(struct lcc_opts *o, int argc, char **argv)
         lcc_warn("cannot set up: %s", strerror(errno));
         goto out;
     }
-    for (int i = 0; i < b.nconn; i++)
+    for (int i = 0; i < b.nconn; i++) {
         b.c[i].fd = -1;
+        if (ack_rate && !(b.c[i].sent_at = malloc(LAT_WINDOW * sizeof(double)))) {
+            lcc_warn("cannot set up: %s", strerror(errno));
+            goto out;
+        }
+    }
 
     if (verify) {
         q = lcc_qconn_open(o, err, sizeof(err));
@@ -746,9 +764,11 @@ int lcc_cmd_bench(struct lcc_opts *o, int argc, char **argv)
     ret = (refused || (verify && !verified)) ? LCC_EXIT_FAIL : LCC_EXIT_OK;
 out:
     if (b.c)
-        for (int i = 0; i < b.nconn; i++)
+        for (int i = 0; i < b.nconn; i++) {
             if (b.c[i].fd >= 0)
                 close(b.c[i].fd);
+            free(b.c[i].sent_at);
+        }
     if (b.ep >= 0)
         close(b.ep);
     lcc_qconn_close(q);

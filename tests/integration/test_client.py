@@ -152,7 +152,7 @@ def test_send_waits_for_a_server_that_starts_later(server, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["framed", "binary"])
 def test_bench_ack_latency(server, fmt):
-    """bench --ack-latency paces the lines, one in flight per connection, and reports the
+    """bench --ack-latency paces the lines, acknowledged or not, and reports the
     send-to-acknowledgement times of every line, all of them stored."""
     s = server()
     t0 = time.monotonic()
