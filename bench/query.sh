@@ -233,8 +233,9 @@ done
 label_of() { if [[ $1 == old ]]; then echo "$old_label"; else echo "$new_label"; fi; }
 md() { echo "${1//|/\\|}"; } # a pipe inside a Markdown cell
 echo
-echo "$nlines lines, $(stat -c %s "$F" | awk '{ printf "%.0f MB", $1 / 1e6 }'); medians of $runs \
-runs after one warm-up; finished $(date -u '+%Y-%m-%d %H:%M UTC'), $(($(date +%s) - t_start)) s in all"
+echo "$nlines lines, $(stat -c %s "$F" | awk '{ printf "%.0f MB", $1 / 1e6 }');" \
+    "medians of $runs runs after one warm-up; finished $(date -u '+%Y-%m-%d %H:%M UTC')," \
+    "$(($(date +%s) - t_start)) s in all"
 for side in "${sides[@]}"; do echo "loaded into $(label_of "$side"): ${load[$side]}"; done
 echo
 hdr="| query |"
@@ -265,7 +266,8 @@ done
 [[ -n ${rg_stats:-} ]] && echo && echo "stats by level, rg: $rg_stats"
 for s in ${lc_stats[@]+"${lc_stats[@]}"}; do echo "stats by level, LogCaster $s"; done
 echo
-echo "| framed line → OK, $ack_conns connections, $ack_rate lines/s for $ack_secs s | p50 ms | p99 ms | max ms |"
+echo "| framed line → OK, $ack_conns connections, $ack_rate lines/s for $ack_secs s |" \
+    "p50 ms | p99 ms | max ms |"
 echo "|---|---|---|---|"
 for side in "${sides[@]}"; do
     for k in idle scan; do
@@ -274,7 +276,8 @@ for side in "${sides[@]}"; do
         [[ $k == scan ]] && what="while 2 connections loop \`COUNT $scan\` (${ack[$side|scans]} scans)"
         [[ ${#sides[@]} -gt 1 ]] && what="$(label_of "$side"): $what"
         if [[ -n $res ]]; then
-            echo "| $what | $(field p50 "$res" | tr -d ms) | $(field p99 "$res" | tr -d ms) | $(field max "$res" | tr -d ms) |"
+            printf '| %s | %s | %s | %s |\n' "$what" "$(field p50 "$res" | tr -d ms)" \
+                "$(field p99 "$res" | tr -d ms)" "$(field max "$res" | tr -d ms)"
         else
             echo "| $what | FAILED | | |"
         fi

@@ -21,9 +21,9 @@
  *
  * --ack-latency RATE measures something else with the same lines and connections: the time
  * a writer waits for its acknowledgement. The connections send framed (or binary) lines at
- * a steady RATE lines/s in all, each at its time however many are still unacknowledged; the
- * percentiles of the send-to-ack times are printed after the usual result line. bench/query.sh runs
- * it with the server idle and while full-scan queries run. */
+ * a steady RATE lines/s in all, each at its time however many are still unacknowledged;
+ * the percentiles of the send-to-ack times are printed after the usual result line.
+ * bench/query.sh runs it with the server idle and while full-scan queries run. */
 #include "client/bench.h"
 
 #include <errno.h>
