@@ -188,6 +188,14 @@ static void bot_query(const char *target, const char *expr)
         bot_say(target, "error: %s", err);
         return;
     }
+    if (count_only && qry_has_pipes(q)) {
+        bot_say(target,
+                "error: COUNT takes a filter without pipes (a pipe at %zu); use !query "
+                "<expr> | <pipes> for a table",
+                qpipes_bar(qry_pipes(q)));
+        qry_free(q);
+        return;
+    }
     struct bot_job *j = calloc(1, sizeof(*j));
     if (!j) {
         qry_free(q);

@@ -545,7 +545,9 @@ struct qrun *qrun_start(struct ev_loop *home, struct store *s, struct qry *q, bo
         return NULL;
     const struct qpipes *pipes = qry_pipes(q);
     if (pipes && count_only) {
-        snprintf(r->err, sizeof(r->err), "COUNT takes a filter without pipes; use SEARCH");
+        snprintf(r->err, sizeof(r->err),
+                 "COUNT takes a filter without pipes (a pipe at %zu); use SEARCH for a table",
+                 qpipes_bar(pipes));
         return run_submit(r, RUN_COUNT);
     }
     if (pipes) {

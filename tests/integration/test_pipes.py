@@ -792,25 +792,19 @@ def test_count_refuses_pipes(data):
     assert data.srv.query("PING") == ["PONG"]
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: COUNT with pipes answers "
-                   "'ERROR|COUNT takes a filter without pipes; use SEARCH' without the "
-                   "position of the first pipe, unlike every other query error")
 def test_count_with_pipes_names_the_position(data):
     lines = data.srv.query("COUNT status:>=500 | stats count()")
-    assert len(lines) == 1 and re.search(r" at 14\b", lines[0]), lines
+    # 0-based, as every position in an error: the "|" is the 14th byte.
+    assert len(lines) == 1 and re.search(r" at 13\b", lines[0]), lines
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: a default column name holds a space "
-                   "('quantile(0.9, latency_ms)') and the query port writes names unquoted, "
-                   "so the row cannot be split at its single spaces (logcaster's own row "
-                   "parser, src/client/output.c, stops a name at a space)")
 def test_default_column_names_are_unambiguous_on_the_wire(data):
     lines = data.srv.query("SEARCH * | stats quantile(0.9, latency_ms), sum(bytes)")
     assert lines[0] == "RESULT|1", lines
-    pairs = re.findall(r'([^ ="]+)=("(?:[^"\\]|\\.)*"|[^ ]*)', lines[1])
+    # A name that holds a space is quoted like a value.
+    pairs = re.findall(r'("(?:[^"\\]|\\.)*"|[^ ="]+)=("(?:[^"\\]|\\.)*"|[^ ]*)', lines[1])
     assert " ".join("%s=%s" % p for p in pairs) == lines[1], lines[1]
-    assert [p[0] for p in pairs][-1] == "sum(bytes)"
-    assert len(pairs) == 2, pairs
+    assert [p[0] for p in pairs] == ['"quantile(0.9, latency_ms)"', "sum(bytes)"], pairs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -886,9 +880,6 @@ def test_irc_query_with_pipes(data):
         c.close()
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: IRC '!query COUNT * | stats count()' "
-                   "drops the COUNT and answers the table ('1 row', 'count()=3000'), where the "
-                   "query port's COUNT refuses pipes with an error")
 def test_irc_query_count_refuses_pipes(data):
     c = Irc(data.srv.irc_port, "pipes2")
     try:
