@@ -1055,7 +1055,9 @@
     const m = /(?:^|[(,\s])_time:(\w+)/.exec(splitPipes(view.q || '').pipes);
     if (m) step = parseDur(m[1]) || 0;
     if (!step) for (let i = 1; i < times.length; i++) { const d = times[i] - times[i - 1]; if (d > 0 && (!step || d < step)) step = d; }
-    const isCount = /^count\(/.test(sp.value);
+    const esc = sp.value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const isCount = /^count(_uniq)?\(/.test(sp.value) ||
+      new RegExp('\\bcount(_uniq)?\\([^)]*\\)\\s+(as\\s+)?' + esc + '(?=\\s*(,|\\||$))').test(view.q || '');
     let xs = times;
     if (step && isCount && times.length > 1 && (times[times.length - 1] - times[0]) / step <= 2000) {
       xs = [];
@@ -1157,6 +1159,8 @@
       } catch (e) {
         res = { ok: false, body: { error: e.name === 'AbortError' ? null : String(e.message || e) } };
       }
+      // A server without pipes answers entries: no table, so no fields to list.
+      if (res.ok && !Array.isArray(res.body.columns)) res = { ok: false, status: 501, body: { error: 'this server has no pipes' } };
       if (gen === fst.gen) done(res);
     });
     pumpFields();
@@ -1181,7 +1185,7 @@
     fieldsRequest('field_names', (res) => {
       if (!res.ok) {
         fst.names = [];
-        el.fieldsInfo.textContent = res.status === 400 ? '' : (res.body.error || '');
+        el.fieldsInfo.textContent = res.status === 400 || !res.body.error ? '' : res.body.error;
         renderFields();
         return;
       }
