@@ -493,7 +493,9 @@ static bool add_field_names(struct qagg *a, const struct lc_entry *e)
     return true;
 }
 
-static bool add_group(struct qagg *a, const struct lc_entry *e)
+/* The function states of e's group (its by-values as the key), created when new; NULL when
+ * the memory limit or the allocator said no (rc is set). */
+static struct fstate *group_states(struct qagg *a, const struct lc_entry *e)
 {
     const struct qpipe *g = a->agg;
     a->key.len = 0;
@@ -502,21 +504,27 @@ static bool add_group(struct qagg *a, const struct lc_entry *e)
         bool present;
         uint32_t n;
         if (!buf_room(a, &a->key, sizeof(n)))
-            return false;
+            return NULL;
         a->key.len += sizeof(n);
         if (!append_value(a, &a->key, e, g->by[i].name, g->by[i].len, g->by[i].step_ms, &present))
-            return false;
+            return NULL;
         n = (uint32_t)(a->key.len - at - sizeof(n));
         memcpy(a->key.p + at, &n, sizeof(n));
     }
     bool created;
     const char *k = a->key.p ? a->key.p : "";
     struct qslot *s = map_get(a, &a->groups, k, a->key.len, XXH3_64bits(k, a->key.len), &created);
-    if (!s)
+    if (!s || (created && !(s->val = xalloc(a, g->nfuncs * sizeof(struct fstate)))))
+        return NULL;
+    return s->val;
+}
+
+static bool add_group(struct qagg *a, const struct lc_entry *e)
+{
+    const struct qpipe *g = a->agg;
+    struct fstate *st = group_states(a, e);
+    if (!st)
         return false;
-    if (created && !(s->val = xalloc(a, g->nfuncs * sizeof(struct fstate))))
-        return false;
-    struct fstate *st = s->val;
     for (size_t i = 0; i < g->nfuncs; i++)
         if (!fstate_add(a, &st[i], &g->funcs[i], e))
             return false;
@@ -576,27 +584,9 @@ bool qagg_add_summary(struct qagg *a, const uint64_t counts[LC_LEVEL_COUNT], int
         /* A stand-in entry with the level and time the whole block shares: its group key
          * is the one each of its entries would have. */
         struct lc_entry e = {.level = (uint8_t)l, .ts_ms = min_ts, .msg = "", .source = ""};
-        a->key.len = 0;
-        for (size_t i = 0; i < g->nby; i++) {
-            size_t at = a->key.len;
-            bool present;
-            uint32_t n;
-            if (!buf_room(a, &a->key, sizeof(n)))
-                return true; /* rc is set: the run ends with the memory error. */
-            a->key.len += sizeof(n);
-            if (!append_value(a, &a->key, &e, g->by[i].name, g->by[i].len, g->by[i].step_ms,
-                              &present))
-                return true;
-            n = (uint32_t)(a->key.len - at - sizeof(n));
-            memcpy(a->key.p + at, &n, sizeof(n));
-        }
-        bool created;
-        const char *k = a->key.p ? a->key.p : "";
-        struct qslot *sl =
-            map_get(a, &a->groups, k, a->key.len, XXH3_64bits(k, a->key.len), &created);
-        if (!sl || (created && !(sl->val = xalloc(a, g->nfuncs * sizeof(struct fstate)))))
-            return true;
-        struct fstate *st = sl->val;
+        struct fstate *st = group_states(a, &e);
+        if (!st)
+            return true; /* rc is set: the run ends with the memory error. */
         for (size_t i = 0; i < g->nfuncs; i++)
             st[i].n += counts[l];
     }
