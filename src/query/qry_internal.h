@@ -3,8 +3,8 @@
  * The lexer (lexer.c) cuts a query text into tokens that are slices of the text; the parser
  * (parse.c) turns them into a tree of qnodes with every value already decoded (lowercase-
  * insensitive needles prepared, level masks, absolute millisecond bounds, compiled regexes,
- * done by value.c); the matcher (match.c) walks the tree per entry and per block without
- * allocating. cisearch.c holds the substring search both the matcher and the stores use. */
+ * done by value.c); the matcher (match.c) walks the tree per entry, and skip.c per block,
+ * without allocating. cisearch.c holds the substring search both the matcher and the stores use. */
 #ifndef LC_QRY_INTERNAL_H
 #define LC_QRY_INTERNAL_H
 
@@ -88,7 +88,7 @@ int lex_next(struct lexer *lx, struct token *t, char *err);
 /* Field names for messages ("level", "since", ...). */
 const char *lex_field_name(enum qry_field f);
 
-/* ---- The tree (parse.c builds it, match.c walks it) ---- */
+/* ---- The tree (parse.c builds it, match.c and skip.c walk it) ---- */
 
 enum qnode_kind {
     QN_TRUE, /* Matches everything: an empty query, or one holding only limit:N. */
