@@ -3,9 +3,166 @@
  *
  * The walk reads the tree only, so any number of threads may run it on one query at once; it
  * does not allocate. The tree's depth is bounded by the parser's nesting limit, so recursion
- * is safe. */
+ * is safe.
+ *
+ * Token filters (store/tokfilter.h). A keyword is a case-insensitive substring of the message,
+ * so what it says about the message's words depends on where it is cut. Split the needle into
+ * pieces, maximal runs of word bytes: where a piece has a non-word byte beside it inside the
+ * needle, the message has one there too, so the message's word ends there. Hence:
+ *   - a piece with such a byte on both sides is a whole word of the message;
+ *   - a piece with one only after it (the needle starts inside a word) ends a word, one with
+ *     one only before it starts a word; neither says where it sits in the word's windows,
+ *     except that a word's start is window-aligned: its windows are known exactly;
+ *   - otherwise the piece lies anywhere inside a word: for each of the TOKF_STRIDE alignments
+ *     its aligned windows are known, and one alignment must hold.
+ * A pair (key:value) starts a space-delimited field, and unless it is a prefix (key:val*) ends
+ * one: its edges are word edges too, and its space-separated parts holding '=' are whole
+ * fields ("key=value") or, for the open end, a field's "key=". Every clause follows from the
+ * needle occurring, so a block without one holds no match: results never change. */
+#include <errno.h>
+#include <stdlib.h>
+
 #include "query/qry_internal.h"
 #include "store/filter.h"
+#include "store/tokfilter.h"
+
+/* Add a clause of alts alternatives of per hashes each, the hashes of fold[off(a, j)..+len)
+ * for alternative a and index j (off = first + a + j * step). Returns false when full (then
+ * nothing is added; leaving clauses out only makes the filter rule out fewer blocks). */
+static bool plan_add(struct tok_plan *t, const char *fold, size_t first, unsigned alts,
+                     unsigned per, size_t step, size_t len)
+{
+    if (t->nclause == TOKP_CLAUSES || t->nhash + alts * per > TOKP_HASHES || !alts || !per)
+        return false;
+    t->clause[t->nclause].at = (uint16_t)t->nhash;
+    t->clause[t->nclause].alts = (uint8_t)alts;
+    t->clause[t->nclause].per = (uint8_t)per;
+    t->nclause++;
+    for (unsigned a = 0; a < alts; a++)
+        for (unsigned j = 0; j < per; j++)
+            t->hash[t->nhash++] = tokf_hash(fold + first + a + j * step, len);
+    return true;
+}
+
+/* The windows of a piece fold[i..i+p) that starts at a word's start: those at its aligned
+ * offsets, most TOKP_WIN_PER of them, spread over the piece. */
+#define TOKP_WIN_PER 4
+
+static void plan_piece(struct tok_plan *t, const char *fold, size_t i, size_t p, bool open_l,
+                       bool open_r)
+{
+    if (!open_l && !open_r) {
+        plan_add(t, fold, i, 1, 1, 0, p);
+        return;
+    }
+    if (!open_l) { /* Starts a word: windows at offsets 0, S, 2S, ... */
+        if (p < TOKF_WIN)
+            return;
+        size_t n = (p - TOKF_WIN) / TOKF_STRIDE + 1, step = 1;
+        while (n > TOKP_WIN_PER) /* Every other aligned window, and so on. */
+            n = ((n - 1) / 2) + 1, step *= 2;
+        plan_add(t, fold, i, 1, (unsigned)n, step * TOKF_STRIDE, TOKF_WIN);
+        return;
+    }
+    /* Anywhere in a word: alignment a has windows at a, a + S, ...; the alternative with the
+     * fewest bounds how many each may test. */
+    if (p < TOKF_WIN + TOKF_STRIDE - 1)
+        return;
+    size_t n = (p - TOKF_WIN - (TOKF_STRIDE - 1)) / TOKF_STRIDE + 1, step = 1;
+    while (n > TOKP_WIN_PER)
+        n = ((n - 1) / 2) + 1, step *= 2;
+    plan_add(t, fold, i, TOKF_STRIDE, (unsigned)n, step * TOKF_STRIDE, TOKF_WIN);
+}
+
+/* The plan of one keyword; NULL in *out when nothing constrains it. */
+static int plan_keyword(struct qnode *n)
+{
+    size_t len = n->kw.needle.len;
+    bool pair = n->kw.pair, open_end = !pair || n->kw.prefix;
+    char *fold = malloc(len ? len : 1);
+    struct tok_plan *t = calloc(1, sizeof(*t));
+    if (!fold || !t) {
+        free(fold);
+        free(t);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < len; i++)
+        fold[i] = (char)filter_fold((unsigned char)n->kw.text[i]);
+    /* Whole fields first: for a pair they are the most selective clauses. */
+    for (size_t i = 0; pair && i < len;) {
+        if (fold[i] == ' ') {
+            i++;
+            continue;
+        }
+        size_t j = i, eq = 0;
+        while (j < len && fold[j] != ' ') {
+            if (fold[j] == '=' && !eq)
+                eq = j + 1;
+            j++;
+        }
+        if (eq && (j < len || !open_end))
+            plan_add(t, fold, i, 1, 1, 0, j - i);
+        else if (eq)
+            plan_add(t, fold, i, 1, 1, 0, eq - i);
+        i = j;
+    }
+    for (size_t i = 0; i < len;) {
+        if (!tokf_is_word((unsigned char)fold[i])) {
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j < len && tokf_is_word((unsigned char)fold[j]))
+            j++;
+        plan_piece(t, fold, i, j - i, i == 0 && !pair, j == len && open_end);
+        i = j;
+    }
+    free(fold);
+    if (!t->nclause) {
+        free(t);
+        t = NULL;
+    }
+    free(n->kw.tok);
+    n->kw.tok = t;
+    return 0;
+}
+
+int skip_prepare(struct qnode *n)
+{
+    int rc = 0;
+    switch (n->kind) {
+    case QN_AND:
+    case QN_OR:
+        for (size_t i = 0; i < n->list.n && rc == 0; i++)
+            rc = skip_prepare(n->list.kids[i]);
+        return rc;
+    case QN_NOT:
+        return skip_prepare(n->child);
+    case QN_KEYWORD:
+        return n->kw.needle.len ? plan_keyword(n) : 0;
+    default:
+        return 0;
+    }
+}
+
+/* Whether a block whose token filter is bits[0..nbits) may hold the keyword. */
+static bool tokens_may_contain(const struct tok_plan *t, const uint64_t *bits, uint32_t nbits)
+{
+    for (unsigned c = 0; c < t->nclause; c++) {
+        const uint64_t *h = t->hash + t->clause[c].at;
+        unsigned per = t->clause[c].per;
+        bool any = false;
+        for (unsigned a = 0; a < t->clause[c].alts && !any; a++, h += per) {
+            unsigned j = 0;
+            while (j < per && tokf_may_have(bits, nbits, h[j]))
+                j++;
+            any = j == per;
+        }
+        if (!any)
+            return false;
+    }
+    return true;
+}
 
 /* What a block's summary tells about a node: no entry matches, some may, or all do. */
 enum tri { T_NONE, T_SOME, T_ALL };
@@ -21,6 +178,8 @@ static bool text_may_contain(const struct qnode *n, const struct lc_block_info *
 {
     if (b->text)
         return ci_needle_find(&n->kw.needle, b->text, b->text_len) != NULL;
+    if (b->tokens && n->kw.tok && !tokens_may_contain(n->kw.tok, b->tokens, b->tokens_nbits))
+        return false;
     if (b->filter)
         return filter_may_contain(b->filter, b->filter_log2, n->kw.text, n->kw.needle.len);
     return true;

@@ -23,6 +23,9 @@ struct block {
     uint32_t frame_len; /* Header and payload. */
     uint8_t *filter;    /* Trigram filter, 2^filter_log2 bits; owned. */
     unsigned filter_log2;
+    uint64_t *tokens; /* Token filter (tokfilter.h), tokens_nbits bits; owned. NULL when the
+                         block was indexed before token filters existed. */
+    uint32_t tokens_nbits;
     struct lc_block_info info; /* The summary as readers see it: set once it is in the index. */
     struct cblock *cache;      /* Decompressed copy, or NULL (under the store's cache lock). */
     bool bad;                  /* Found corrupt when read: no longer served or counted. */

@@ -16,6 +16,7 @@
 #include "store/filter.h"
 #include "store/frame.h"
 #include "store/store_internal.h"
+#include "store/tokfilter.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Megabyte buffers (pending chunks, column scratch, cached blocks) are recycled: freshly mapped
@@ -228,8 +229,8 @@ struct cblock *cache_get(struct store *s, struct block *b)
 /* ------------------------------------------------------------------------------------------ */
 /* Blocks: summaries, the index, lifetimes. */
 
-/* Fill a block's summary (time range, levels, trigram filter) from its columns. Returns 0,
- * -EINVAL if they are malformed, or -ENOMEM. */
+/* Fill a block's summary (time range, levels, trigram and token filters) from its columns. Returns
+ * 0, -EINVAL if they are malformed, or -ENOMEM. */
 int block_summarize(struct block *b, const char *cols, int layout)
 {
     struct col_summary cs;
@@ -250,7 +251,7 @@ int block_summarize(struct block *b, const char *cols, int layout)
     /* Messages are contiguous in the columns: one pass (a trigram spanning two messages only
      * adds a harmless extra bit). */
     filter_add(b->filter, b->filter_log2, cs.msgs, cs.msgs_len);
-    return 0;
+    return tokf_build(cs.msgs, cs.msgs_len, cs.msg_lens, b->count, &b->tokens, &b->tokens_nbits);
 }
 
 int ptrs_push(void ***arr, size_t *n, size_t *cap, void *p)
@@ -277,6 +278,8 @@ void block_set_info(struct block *b)
         .level_mask = b->level_mask,
         .filter = b->filter,
         .filter_log2 = b->filter_log2,
+        .tokens = b->tokens,
+        .tokens_nbits = b->tokens_nbits,
         .level_counts = b->level_counts,
     };
 }
@@ -300,6 +303,9 @@ void block_uncache(struct store *s, struct block *b)
 
 void block_destroy(struct block *b)
 {
+    if (!b)
+        return;
     free(b->filter);
+    free(b->tokens);
     free(b);
 }

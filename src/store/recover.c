@@ -59,9 +59,7 @@ static int recover_frames(struct store *s, struct segment *seg, uint64_t from, b
         if (!ok) {
             free(frame);
             free(raw);
-            if (b)
-                free(b->filter);
-            free(b);
+            block_destroy(b);
             if (!in_bad) {
                 in_bad = true;
                 bad_start = off;
@@ -82,8 +80,7 @@ static int recover_frames(struct store *s, struct segment *seg, uint64_t from, b
         if (ptrs_push((void ***)&s->blocks, &s->nblocks, &s->capblocks, b) < 0) {
             free(frame);
             free(raw);
-            free(b->filter);
-            free(b);
+            block_destroy(b);
             return -ENOMEM;
         }
         seg->raw_bytes += b->raw_len;
@@ -207,8 +204,12 @@ static int recover(struct store *s)
             goto nomem;
     }
     free(ids);
-    for (size_t i = 0; i < s->nblocks; i++)
+    uint64_t tri_bytes = 0, tok_bytes = 0;
+    for (size_t i = 0; i < s->nblocks; i++) {
         block_set_info(s->blocks[i]);
+        tri_bytes += ((uint64_t)1 << s->blocks[i]->filter_log2) / 8;
+        tok_bytes += s->blocks[i]->tokens_nbits / 8;
+    }
     if (s->nblocks) {
         const struct block *b = s->blocks[s->nblocks - 1];
         s->next_id = b->first_id + b->count;
@@ -223,8 +224,10 @@ static int recover(struct store *s)
             seg_write_index(s, s->segs[i]);
     if (n)
         log_info("store: recovered %zu segments, %zu blocks, ids up to %" PRIu64
-                 " in %lld ms (%" PRIu64 " unindexed bytes read)",
-                 s->nsegs, s->nblocks, s->next_id - 1, (long long)(mono_ms() - t0), rebuilt);
+                 " in %lld ms (%" PRIu64 " unindexed bytes read; filters: %" PRIu64
+                 " KiB of trigrams, %" PRIu64 " KiB of tokens)",
+                 s->nsegs, s->nblocks, s->next_id - 1, (long long)(mono_ms() - t0), rebuilt,
+                 tri_bytes >> 10, tok_bytes >> 10);
     return 0;
 nomem:
     free(ids);

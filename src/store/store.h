@@ -29,6 +29,8 @@ struct lc_block_info {
     size_t text_len;
     const uint8_t *filter; /* Trigram filter (store/filter.h), or NULL. */
     unsigned filter_log2;
+    const uint64_t *tokens; /* Token filter (store/tokfilter.h), or NULL. */
+    uint32_t tokens_nbits;
     const uint32_t *level_counts; /* Entries per level (LC_LEVEL_COUNT), or NULL. */
 };
 
@@ -102,9 +104,9 @@ typedef void (*store_commit_fn)(void *arg, const struct store_range *r, size_t n
 void store_on_commit(struct store *s, store_commit_fn fn, void *arg);
 
 /* Reading. Entries lie in blocks of consecutive ids, and the store keeps every block's summary
- * (struct lc_block_info: ids, event times, levels, trigram filter) in memory, so a reader can
- * rule a block out without decoding it. A reader walks the summaries with a cursor and opens
- * the blocks it needs; skipping, matching and counting are the reader's (src/query). No store
+ * (struct lc_block_info: ids, event times, levels, trigram and token filters) in memory, so a
+ * reader can rule a block out without decoding it. A reader walks the summaries with a cursor and
+ * opens the blocks it needs; skipping, matching and counting are the reader's (src/query). No store
  * lock is held between these calls: a cursor pins the blocks it hands out (their summaries stay
  * valid even if retention deletes them meanwhile) and an opened block holds a reference on its
  * decoded entries (the cache cannot free them). A cursor or an opened block belongs to one

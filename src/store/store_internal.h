@@ -153,8 +153,8 @@ struct store {
 void *bigbuf_get(size_t n);
 void bigbuf_put(void *p, size_t n);
 void bigbuf_drain(void);
-/* Fill a block's summary (time range, levels, trigram filter) from its columns. Returns 0,
- * -EINVAL if they are malformed, or -ENOMEM. */
+/* Fill a block's summary (time range, levels, trigram and token filters) from its columns. Returns
+ * 0, -EINVAL if they are malformed, or -ENOMEM. */
 int block_summarize(struct block *b, const char *cols, int layout);
 /* Append p to a growing array of pointers. 0 or -ENOMEM. */
 int ptrs_push(void ***arr, size_t *n, size_t *cap, void *p);
@@ -164,7 +164,7 @@ void block_set_info(struct block *b);
 int block_publish(struct store *s, struct block *b);
 /* Drop a block's cached entries (readers that opened them keep theirs). */
 void block_uncache(struct store *s, struct block *b);
-/* Free a block that no index and no cursor holds any more. */
+/* Free a block that no index and no cursor holds any more (NULL is a no-op). */
 void block_destroy(struct block *b);
 /* The decoded form of block b: raw (rows, a bigbuf of raw_cap bytes) and, if known, offs (the
  * rows' offsets; taken over on success), or NULL. Not cached yet. */

@@ -175,9 +175,7 @@ static void encode_chunk(struct store *s, struct pchunk *p)
     if (rc < 0) {
         log_error("store: cannot encode entries %" PRIu64 "..%" PRIu64 ": %s", p->first_id,
                   p->first_id + p->count - 1, strerror(-rc));
-        if (b)
-            free(b->filter);
-        free(b);
+        block_destroy(b);
         b = NULL;
     }
     p->b = b;
@@ -244,9 +242,7 @@ fail:
 static void pchunk_free(struct store *s, struct pchunk *p)
 {
     atomic_fetch_sub(&s->pending_bytes, p->len + sizeof(*p));
-    if (p->b)
-        free(p->b->filter);
-    free(p->b);
+    block_destroy(p->b);
     bigbuf_put(p->frame, p->fcap);
     free(p->offs);
     bigbuf_put(p->buf, p->cap);
