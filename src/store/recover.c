@@ -224,8 +224,8 @@ static int recover(struct store *s)
             seg_write_index(s, s->segs[i]);
     if (n)
         log_info("store: recovered %zu segments, %zu blocks, ids up to %" PRIu64
-                 " in %lld ms (%" PRIu64 " unindexed bytes read; filters: %" PRIu64
-                 " KiB of trigrams, %" PRIu64 " KiB of tokens)",
+                 " in %lld ms (%" PRIu64 " unindexed bytes read), filters of %" PRIu64
+                 " KiB (trigrams) and %" PRIu64 " KiB (tokens)",
                  s->nsegs, s->nblocks, s->next_id - 1, (long long)(mono_ms() - t0), rebuilt,
                  tri_bytes >> 10, tok_bytes >> 10);
     return 0;
