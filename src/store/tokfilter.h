@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <xxhash.h>
 
 #define TOKF_WIN      6  /* Bytes in a word window. */
@@ -42,10 +43,30 @@ static inline bool tokf_is_word(unsigned char c)
 }
 
 /* The hash of an element, given folded (filter_fold) bytes. Never 0 (the builder's table uses 0
- * for an empty slot). */
+ * for an empty slot). Most elements are at most 8 bytes (short words, the windows): those are
+ * one load and a multiply mix (murmur3's finaliser), XXH3 costs a call and more. */
 static inline uint64_t tokf_hash(const void *folded, size_t n)
 {
-    return XXH3_64bits(folded, n) | 1;
+    if (n > 8)
+        return XXH3_64bits(folded, n) | 1;
+    const unsigned char *p = folded;
+    uint64_t v = 0;
+    if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + n - 4, 4); /* Overlaps lo when n < 8; the length below tells them apart. */
+        v = (uint64_t)hi << 32 | lo;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            v |= (uint64_t)p[i] << (8 * i);
+    }
+    v ^= (uint64_t)n * 0x9E3779B97F4A7C15ull;
+    v ^= v >> 33;
+    v *= 0xff51afd7ed558ccdull;
+    v ^= v >> 33;
+    v *= 0xc4ceb9fe1a85ec53ull;
+    v ^= v >> 33;
+    return v | 1;
 }
 
 /* The line of a filter of nbits bits (a multiple of TOKF_LINE) that holds element h: the high
