@@ -17,7 +17,9 @@
  *     its aligned windows are known, and one alignment must hold.
  * A pair (key:value) starts a space-delimited field, and unless it is a prefix (key:val*) ends
  * one: its edges are word edges too, and its space-separated parts holding '=' are whole
- * fields ("key=value") or, for the open end, a field's "key=". Every clause follows from the
+ * fields ("key=value") or, for the open end, a field's "key=" (the filter leaves out a whole
+ * field whose value is one word, and "key=" when the key is one word: those words, whole, are
+ * then the clauses that say it). Every clause follows from the
  * needle occurring, so a block without one holds no match: results never change. */
 #include <errno.h>
 #include <stdlib.h>
@@ -74,6 +76,15 @@ static void plan_piece(struct tok_plan *t, const char *fold, size_t i, size_t p,
     plan_add(t, fold, i, TOKF_STRIDE, (unsigned)n, step * TOKF_STRIDE, TOKF_WIN);
 }
 
+/* Whether p[0..n) is one word, non-empty. */
+static bool one_word(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!tokf_is_word((unsigned char)p[i]))
+            return false;
+    return n > 0;
+}
+
 /* The plan of one keyword; NULL in *out when nothing constrains it. */
 static int plan_keyword(struct qnode *n)
 {
@@ -100,9 +111,11 @@ static int plan_keyword(struct qnode *n)
                 eq = j + 1;
             j++;
         }
-        if (eq && (j < len || !open_end))
+        /* The filter has the whole field unless its value is one word, and "key=" unless the
+         * key is one word: then those words, whole, are the clauses that say it. */
+        if (eq && (j < len || !open_end) && !one_word(fold + eq, j - eq))
             plan_add(t, fold, i, 1, 1, 0, j - i);
-        else if (eq)
+        else if (eq && !one_word(fold + i, eq - 1 - i))
             plan_add(t, fold, i, 1, 1, 0, eq - i);
         i = j;
     }

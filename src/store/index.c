@@ -1,9 +1,11 @@
 /* index.c - segment index files.
  *
- * Version 2 adds each block's token filter after its trigram filter (u32 bits, then the bits;
+ * Version 3 adds each block's token filter after its trigram filter (u32 bits, then the bits;
  * 0 bits = none). Version 1 files still load, without reading data: their blocks have no token
  * filter, so it never rules them out (the trigram filter still does). Deleting such a file
- * makes the next start read the segment's frames and write it again, token filters included. */
+ * makes the next start read the segment's frames and write it again, token filters included.
+ * Version 2 (token filters of other elements and hashes, never released) is refused like a
+ * damaged file: the segment's frames are read again. */
 #define _GNU_SOURCE
 #include "store/index.h"
 
@@ -20,7 +22,7 @@
 #include "core/buf.h"
 #include "store/tokfilter.h"
 
-static const char idx_magic[8] = {'L', 'C', 'I', 'D', 'X', 0, 0, 2};
+static const char idx_magic[8] = {'L', 'C', 'I', 'D', 'X', 0, 0, 3};
 static const char idx_magic_v1[8] = {'L', 'C', 'I', 'D', 'X', 0, 0, 1}; /* No token filters. */
 #define BLOCK_FIXED (8 + 4 + 4 + 8 + 8 + 4 + 4 * LC_LEVEL_COUNT + 8 + 4 + 4)
 
