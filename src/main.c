@@ -19,6 +19,8 @@
 #include "ingest/pipeline.h"
 #include "irc/irc.h"
 #include "proto/protocols.h"
+#include "query/pool.h"
+#include "query/run.h"
 #include "store/store.h"
 
 /* mkdir -p for the parents of dir. The parents are made owner-only (0700): they exist only to
@@ -172,7 +174,17 @@ int main(int argc, char **argv)
         return 1;
     }
     ingest_init(store);
+    ingest_set_line_time(cfg.time_from_line, cfg.time_back_ms, cfg.time_ahead_ms);
     protocols_set_store(store);
+    qrun_set_memory_limit(cfg.query_memory);
+    struct qpool_cfg qcfg = {.threads = cfg.query_threads,
+                             .concurrency = cfg.query_concurrency,
+                             .timeout_ms = cfg.query_timeout_ms};
+    if (qpool_start(&qcfg) < 0) {
+        fprintf(stderr, "logcasterd: cannot start the query threads\n");
+        store_close(store);
+        return 1;
+    }
     irc_init(store, &cfg);
     struct listener_spec listeners[4 + CONFIG_MAX_LISTEN] = {
         {"log", role_bind(&cfg, ROLE_LOG, "log"), cfg.log_port, &proto_ingest, proto_pick, ROLE_LOG,
@@ -199,6 +211,7 @@ int main(int argc, char **argv)
     }
     struct server *srv = server_start(&cfg, listeners, nlisteners);
     if (!srv) {
+        qpool_stop();
         store_close(store);
         return 1;
     }
@@ -221,6 +234,7 @@ int main(int argc, char **argv)
     }
     log_info("received %s: finishing received data and shutting down", strsignal(sig));
     server_stop(srv);
+    qpool_stop(); /* After the connections closed (cancelling their queries), before the store. */
     struct store_stats st;
     store_get_stats(store, &st);
     log_info("stopped cleanly; %llu entries held", (unsigned long long)st.entries);

@@ -69,8 +69,8 @@ static const struct {
     int64_t ms;
 } age_units[] = {{'w', 7 * 86400000LL}, {'d', 86400000}, {'h', 3600000}, {'m', 60000}, {'s', 1000}};
 
-/* "90" (seconds), "15m", "12h", "7d", "2w" to milliseconds. */
-static int parse_age(const char *s, int64_t *ms)
+/* "90" (seconds), "15m", "12h", "7d", "2w" to milliseconds (config_table.h). */
+int config_parse_age(const char *s, int64_t *ms)
 {
     char *end;
     errno = 0;
@@ -78,7 +78,11 @@ static int parse_age(const char *s, int64_t *ms)
     if (errno || end == s || v < 0)
         return -EINVAL;
     int64_t mult = 1000;
-    for (size_t i = 0; *end && i < sizeof(age_units) / sizeof(age_units[0]); i++)
+    if (end[0] == 'm' && end[1] == 's') { /* Milliseconds: a timeout may be short. */
+        mult = 1;
+        end += 2;
+    }
+    for (size_t i = 0; *end && mult != 1 && i < sizeof(age_units) / sizeof(age_units[0]); i++)
         if (*end == age_units[i].unit) {
             mult = age_units[i].ms;
             end++;
@@ -90,14 +94,17 @@ static int parse_age(const char *s, int64_t *ms)
     return 0;
 }
 
-static const char *fmt_age(int64_t ms, char *buf, size_t cap)
+const char *config_fmt_age(int64_t ms, char *buf, size_t cap)
 {
     for (size_t i = 0; ms && i < sizeof(age_units) / sizeof(age_units[0]); i++)
         if (ms % age_units[i].ms == 0) {
             snprintf(buf, cap, "%lld%c", (long long)(ms / age_units[i].ms), age_units[i].unit);
             return buf;
         }
-    snprintf(buf, cap, "%lld", (long long)(ms / 1000));
+    if (ms % 1000)
+        snprintf(buf, cap, "%lldms", (long long)ms);
+    else
+        snprintf(buf, cap, "%lld", (long long)(ms / 1000));
     return buf;
 }
 
@@ -263,7 +270,7 @@ static int set_value(struct config *c, const struct opt *o, int role, const char
         return 0;
     }
     case OPT_AGE:
-        if (parse_age(v, f) < 0) {
+        if (config_parse_age(v, f) < 0) {
             fprintf(stderr, "logcasterd: invalid --%s '%s' (e.g. 7d, 12h, 90s, 0)\n", name, v);
             return -1;
         }
@@ -688,7 +695,7 @@ static void print_opt(const struct config *c, const struct opt *o, int role, FIL
                 fmt_size((uint64_t)get_int(f, o->size), buf, sizeof(buf)));
         return;
     case OPT_AGE:
-        fprintf(out, "%s = %s\n", o->name, fmt_age(*(const int64_t *)f, buf, sizeof(buf)));
+        fprintf(out, "%s = %s\n", o->name, config_fmt_age(*(const int64_t *)f, buf, sizeof(buf)));
         return;
     case OPT_RATE:
         fprintf(out, "%s = %g\n", o->name, *(const double *)f);

@@ -51,7 +51,14 @@ struct config {
     bool multiline;                   /* Join continuation lines to the entry before them. */
     const char *multiline_pattern;    /* PCRE2: more continuation lines (NULL: indented only). */
     int multiline_window_ms;          /* A continuation must arrive within this. */
+    int time_from_line;               /* 1: a leading time in the text is the entry's time. */
+    int64_t time_back_ms;             /* That time may lie this long before the arrival, */
+    int64_t time_ahead_ms;            /* and this long after it; else the arrival time counts. */
     size_t memory_limit;              /* Cache of decompressed blocks, bytes. */
+    int query_threads;                /* Query pool threads. */
+    int query_concurrency;            /* Queries running at once; more wait. */
+    int64_t query_timeout_ms;         /* A query ends with an error after this; 0 = never. */
+    size_t query_memory;              /* Memory one query's pipes may use, bytes. */
     int fsync_policy;                 /* enum fsync_policy (store.h). */
     int fsync_interval_ms;            /* Group-commit interval of --fsync=batch. */
     size_t segment_size;              /* Seal segments at this size. */

@@ -138,10 +138,42 @@ static void print_irc_oper(const struct config *c, const struct opt *o, int role
                 (int)(strchr(c->irc_oper, ':') - c->irc_oper), c->irc_oper);
 }
 
+/* BACK[,AHEAD]: one value is a window both ways; logs replayed from files are old, a clock
+ * far ahead is rare, so the default (30d,1h) differs by direction. */
+static int set_time_window(struct config *c, const struct opt *o, int role, const char *v)
+{
+    char back[32];
+    const char *comma = strchr(v, ',');
+    size_t bl = comma ? (size_t)(comma - v) : strlen(v);
+    int64_t b = -1, a = -1;
+    if (bl > 0 && bl < sizeof(back)) {
+        memcpy(back, v, bl);
+        back[bl] = 0;
+        if (config_parse_age(back, &b) < 0 || config_parse_age(comma ? comma + 1 : back, &a) < 0)
+            b = -1;
+    }
+    if (b < 0) {
+        fprintf(stderr, "logcasterd: invalid --%s '%s' (BACK[,AHEAD], e.g. 30d,1h or 2h)\n",
+                o->name, v);
+        return -1;
+    }
+    c->time_back_ms = b;
+    c->time_ahead_ms = a;
+    return 0;
+}
+
+static void print_time_window(const struct config *c, const struct opt *o, int role, FILE *out)
+{
+    char b[32], a[32];
+    fprintf(out, "%s = %s,%s\n", o->name, config_fmt_age(c->time_back_ms, b, sizeof(b)),
+            config_fmt_age(c->time_ahead_ms, a, sizeof(a)));
+}
+
 static void init_threads(struct config *c)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     c->threads = cpus > 0 ? (int)cpus : 1;
+    c->query_threads = c->threads;
 }
 
 static void init_verbosity(struct config *c)
@@ -328,7 +360,29 @@ const struct opt config_opts[] = {
      RANGE(1, 60000),
      .help = "a continuation joins only if it arrives within this after the line before it"},
 
+    {"time-from-line", .type = OPT_ENUM, CFG(time_from_line), .arg = "on|off",
+     .choices = auth_choices, .def = {"on"},
+     .help = "a message without a time of its own (plain text, LOG| with '-', syslog or JSON "
+             "without one) takes the timestamp its text starts with (ISO 8601, BSD syslog, "
+             "common log format, epoch seconds or milliseconds; no zone: UTC); off: the "
+             "arrival time. The text is stored unchanged"},
+    {"time-window", .type = OPT_CUSTOM, .arg = "BACK[,AHEAD]", .def = {"30d,1h"},
+     .set = set_time_window, .print = print_time_window,
+     .help = "a time read from the text counts only within BACK before and AHEAD after the "
+             "arrival (one value: both ways); else the arrival time"},
+
     /* Connections. */
+    {"query-threads", .type = OPT_INT, CFG(query_threads), .arg = "N", .init = init_threads,
+     .def_text = "cores", RANGE(1, 256), .group = "Queries:",
+     .help = "threads that run queries (every front end's), so no connection waits for a scan"},
+    {"query-concurrency", .type = OPT_INT, CFG(query_concurrency), .arg = "N", .def = {"16"},
+     RANGE(1, 4096), .help = "queries running at once; later ones wait in line"},
+    {"query-timeout", .type = OPT_AGE, CFG(query_timeout_ms), .arg = "AGE", .def = {"30s"},
+     .help = "a query still running after this ends with an error (500ms, 30s, 5m; 0: never)"},
+    {"query-memory", .type = OPT_SIZE, CFG(query_memory), .arg = "SIZE", .def = {"256M"},
+     RANGE(1 * MIB, 0),
+     .help = "memory one query's pipes (stats, sort, ...) may use; past it the query ends with "
+             "an error"},
     {"threads", .type = OPT_INT, CFG(threads), .arg = "N", .init = init_threads,
      .def_text = "cores", RANGE(1, 256),
      .group = "Connections:", .help = "reactor threads, each with its own epoll loop"},

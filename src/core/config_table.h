@@ -75,5 +75,9 @@ int config_table_check(struct config *c);
 const struct opt *config_find(const char *name);
 bool config_given(const struct config *c, const struct opt *o, int role);
 void config_usage(FILE *out); /* --help. */
+/* An OPT_AGE value ("90" seconds, "15m", "12h", "7d", "2w") to milliseconds: 0 or -EINVAL. */
+int config_parse_age(const char *s, int64_t *ms);
+/* Milliseconds as the largest whole unit ("7d", "90s"), written to buf; returns buf. */
+const char *config_fmt_age(int64_t ms, char *buf, size_t cap);
 
 #endif

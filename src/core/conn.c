@@ -421,6 +421,11 @@ static void conn_update_interest(struct conn *c)
          * on this turn. */
         if (c->stream.tp->pending(&c->stream) && ev_defer(c->r->loop, conn_read_deferred, c) < 0)
             log_warn("out of memory deferring a %s read for %s", c->stream.tp->name, c->peer);
+    } else if (c->busy) {
+        /* A query runs: a peer that goes away meanwhile cancels it. Its close is seen as the
+         * end of input; once that was read (or the input is full), only a reset can tell. */
+        bool room = buf_len(&c->in) + READ_CHUNK <= input_cap(c);
+        want |= !c->read_eof && room ? EV_HUP : EV_KEEP;
     }
     if (buf_len(&c->out) || c->stream.read_wants_write)
         want |= EV_WRITE;

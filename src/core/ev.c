@@ -2,8 +2,12 @@
 #include "core/ev.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -24,7 +28,34 @@ struct ev_loop {
     ev_fn tick_fn;
     void *tick_arg;
     int64_t next_tick;
+    /* Work posted by other threads (ev_post): a locked queue and the eventfd that wakes us. */
+    pthread_mutex_t post_mu;
+    struct deferred *posted;
+    size_t nposted, capposted;
+    struct ev_io post_io;
 };
+
+static void posted_run(struct ev_loop *loop)
+{
+    pthread_mutex_lock(&loop->post_mu);
+    struct deferred *list = loop->posted;
+    size_t n = loop->nposted;
+    loop->posted = NULL;
+    loop->nposted = loop->capposted = 0;
+    pthread_mutex_unlock(&loop->post_mu);
+    for (size_t i = 0; i < n; i++)
+        list[i].fn(loop, list[i].arg);
+    free(list);
+}
+
+static void post_wake(struct ev_loop *loop, struct ev_io *io, uint32_t events)
+{
+    (void)events;
+    uint64_t v;
+    if (read(io->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        log_warn("ev: reading the post eventfd: %s", strerror(errno));
+    posted_run(loop);
+}
 
 struct ev_loop *ev_new(void)
 {
@@ -32,10 +63,17 @@ struct ev_loop *ev_new(void)
     if (!loop)
         return NULL;
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (loop->epfd < 0) {
+    loop->post_io.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    loop->post_io.cb = post_wake;
+    if (loop->epfd < 0 || loop->post_io.fd < 0 || ev_io_set(loop, &loop->post_io, EV_READ) < 0) {
+        if (loop->epfd >= 0)
+            close(loop->epfd);
+        if (loop->post_io.fd >= 0)
+            close(loop->post_io.fd);
         free(loop);
         return NULL;
     }
+    pthread_mutex_init(&loop->post_mu, NULL);
     return loop;
 }
 
@@ -43,7 +81,11 @@ void ev_free(struct ev_loop *loop)
 {
     if (!loop)
         return;
+    posted_run(loop); /* What other threads posted last still releases what it carries. */
     close(loop->epfd);
+    close(loop->post_io.fd);
+    pthread_mutex_destroy(&loop->post_mu);
+    free(loop->posted);
     free(loop->defer);
     free(loop);
 }
@@ -56,6 +98,9 @@ int ev_io_set(struct ev_loop *loop, struct ev_io *io, uint32_t events)
     ee.data.ptr = io;
     if (events & EV_READ)
         ee.events |= EPOLLIN | EPOLLRDHUP;
+    if (events & EV_HUP)
+        ee.events |= EPOLLRDHUP;
+    /* EV_KEEP adds nothing: epoll always reports EPOLLERR and EPOLLHUP. */
     if (events & EV_WRITE)
         ee.events |= EPOLLOUT;
     if (events & EV_EXCLUSIVE)
@@ -78,6 +123,30 @@ int ev_defer(struct ev_loop *loop, ev_fn fn, void *arg)
         loop->capdefer = cap;
     }
     loop->defer[loop->ndefer++] = (struct deferred){fn, arg};
+    return 0;
+}
+
+int ev_post(struct ev_loop *loop, ev_fn fn, void *arg)
+{
+    pthread_mutex_lock(&loop->post_mu);
+    if (loop->nposted == loop->capposted) {
+        size_t cap = loop->capposted ? loop->capposted * 2 : 16;
+        struct deferred *d = realloc(loop->posted, cap * sizeof(*d));
+        if (!d) {
+            pthread_mutex_unlock(&loop->post_mu);
+            return -ENOMEM;
+        }
+        loop->posted = d;
+        loop->capposted = cap;
+    }
+    bool was_empty = loop->nposted == 0;
+    loop->posted[loop->nposted++] = (struct deferred){fn, arg};
+    pthread_mutex_unlock(&loop->post_mu);
+    if (was_empty) { /* One wake-up covers everything queued until the loop drains. */
+        uint64_t one = 1;
+        if (write(loop->post_io.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+            return -errno;
+    }
     return 0;
 }
 
@@ -109,8 +178,17 @@ static void run_deferred(struct ev_loop *loop)
 
 void ev_run_deferred(struct ev_loop *loop)
 {
-    while (loop->ndefer)
-        run_deferred(loop);
+    for (;;) {
+        pthread_mutex_lock(&loop->post_mu);
+        bool posted = loop->nposted > 0;
+        pthread_mutex_unlock(&loop->post_mu);
+        if (posted)
+            posted_run(loop);
+        else if (loop->ndefer)
+            run_deferred(loop);
+        else
+            break;
+    }
 }
 
 int ev_run(struct ev_loop *loop)

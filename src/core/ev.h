@@ -17,6 +17,8 @@ struct ev_io;
 #define EV_WRITE     0x4u
 #define EV_ERROR     0x8u  /* Reported only: hang-up or socket error. */
 #define EV_EXCLUSIVE 0x10u /* With EV_READ on a shared listener: wake one loop, not all. */
+#define EV_HUP       0x20u /* Without EV_READ: the peer's close (either side) or reset, as EV_READ. */
+#define EV_KEEP      0x40u /* No readiness wanted, but stay registered: a reset still reports. */
 
 typedef void (*ev_io_cb)(struct ev_loop *loop, struct ev_io *io, uint32_t events);
 typedef void (*ev_fn)(struct ev_loop *loop, void *arg);
@@ -36,7 +38,14 @@ int ev_io_set(struct ev_loop *loop, struct ev_io *io, uint32_t events);
 /* Queue fn(arg) to run at the end of this turn. Returns 0 or -ENOMEM. */
 int ev_defer(struct ev_loop *loop, ev_fn fn, void *arg);
 
-/* Run everything deferred so far (used once a loop has stopped, to finish frees). */
+/* Queue fn(arg) to run on the loop's thread, from any thread: the loop wakes (an eventfd) and
+ * runs it in its next turn. This is how other threads (the query pool) hand results back to a
+ * connection's reactor. Returns 0 or -ENOMEM. Posts still queued when the loop is freed run in
+ * ev_run_deferred (call it after the loop stopped), so their owners can release what they
+ * carry. */
+int ev_post(struct ev_loop *loop, ev_fn fn, void *arg);
+
+/* Run everything deferred or posted so far (used once a loop has stopped, to finish frees). */
 void ev_run_deferred(struct ev_loop *loop);
 
 /* Call fn(arg) about every period_ms milliseconds (one tick per loop). */

@@ -1,8 +1,9 @@
 /* http_api.c - the read side of the HTTP API: the console's assets, /healthz, /metrics,
- * /api/v1/stats, /api/v1/query (JSON or streamed NDJSON) and /api/v1/histogram.
+ * /api/v1/stats, /api/v1/query (JSON or streamed NDJSON; a table for a query with pipes)
+ * and /api/v1/histogram.
  *
- * Queries run over the store in slices of SLICE_BUDGET entries, one slice per loop turn, so
- * a large scan never holds a reactor for long; a parked query continues on the next turn. */
+ * Queries run on the query pool (query/run.h): the request parks, the pool's answer arrives
+ * through ready -> conn_schedule_resume, and the parked step formats what has arrived. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -18,10 +19,12 @@
 #include "proto/json.h"
 #include "proto/protocols.h"
 #include "proto/stats.h"
+#include "query/pipe.h"
+#include "query/pool.h"
 #include "query/qry.h"
+#include "query/run.h"
 #include "store/store.h"
 
-#define SLICE_BUDGET   65536
 #define MAX_Q          8192
 #define LIMIT_DEFAULT  100
 #define LIMIT_MAX_JSON 10000
@@ -185,6 +188,16 @@ void http_get_metrics(struct http_conn *h)
                "logcaster_query_duration_seconds_sum %.6f\n"
                "logcaster_query_duration_seconds_count %" PRIu64 "\n",
                cum[QLAT_BUCKETS], sum, count);
+    struct qpool_stats qs;
+    qpool_get_stats(&qs);
+    metric_head(&b, "logcaster_queries", "gauge",
+                "Queries now waiting for a slot (queued) and admitted (running).");
+    buf_printf(&b, "logcaster_queries{state=\"queued\"} %" PRIu64 "\n", qs.queued);
+    buf_printf(&b, "logcaster_queries{state=\"running\"} %" PRIu64 "\n", qs.running);
+    metric_head(&b, "logcaster_queries_total", "counter", "Queries ended, by how they ended.");
+    buf_printf(&b, "logcaster_queries_total{result=\"finished\"} %" PRIu64 "\n", qs.finished);
+    buf_printf(&b, "logcaster_queries_total{result=\"cancelled\"} %" PRIu64 "\n", qs.cancelled);
+    buf_printf(&b, "logcaster_queries_total{result=\"timed_out\"} %" PRIu64 "\n", qs.timed_out);
     metric_head(&b, "logcaster_store_entries", "gauge", "Entries held.");
     buf_printf(&b, "logcaster_store_entries %" PRIu64 "\n", st.entries);
     metric_head(&b, "logcaster_store_raw_bytes", "gauge", "Stored records, uncompressed.");
@@ -300,36 +313,33 @@ static long uint_param(struct http_conn *h, const char *name, uint64_t *v)
 /* /api/v1/query */
 
 struct query_job {
-    struct qry *q;
-    uint64_t lo, hi; /* Ids still to scan, newest first. */
+    struct qrun *run;
     uint64_t limit, found;
-    bool ndjson, more, paused;
-    uint64_t last_id; /* Last entry visited (NDJSON resumes below it). */
+    bool ndjson, more;
+    bool table; /* The answer is a table (the query has pipes). */
+    int status; /* An error answered (or 0). */
     struct buf out;
     int64_t t0;
     char text[MAX_Q];
 };
 
-static bool query_visit(void *arg, const struct lc_entry *e)
+/* Rows arrive newest first, at most limit + 1 for JSON (the extra one only says "more"). */
+static bool query_row(void *arg, const struct lc_entry *e)
 {
     struct http_conn *h = arg;
     struct query_job *j = h->hs;
     if (j->found == j->limit) {
         j->more = true;
-        return false;
+        return true;
     }
     j->found++;
-    j->last_id = e->id;
     if (j->ndjson) {
         json_entry(&j->out, e);
         buf_append(&j->out, "\n", 1);
         if (buf_len(&j->out) >= 64 * 1024) {
             http_send(h, buf_head(&j->out), buf_len(&j->out));
             buf_consume(&j->out, buf_len(&j->out));
-            if (conn_out_full(h->c)) {
-                j->paused = true;
-                return false;
-            }
+            return !conn_out_full(h->c);
         }
         return true;
     }
@@ -339,72 +349,140 @@ static bool query_visit(void *arg, const struct lc_entry *e)
     return true;
 }
 
-static void query_finish(struct http_conn *h)
+/* A cell as JSON: numbers bare, everything else a string. */
+static void json_cell(struct buf *b, const struct qcell *c)
 {
+    if (c->num)
+        buf_append(b, c->s, c->len);
+    else
+        json_str(b, c->s, c->len);
+}
+
+static void query_table(void *arg, const struct qtable *t)
+{
+    struct http_conn *h = arg;
     struct query_job *j = h->hs;
+    j->table = true;
+    if (j->ndjson)
+        return;
+    buf_append(&j->out, "\"columns\":[", 11);
+    for (size_t c = 0; c < t->ncols; c++) {
+        if (c)
+            buf_append(&j->out, ",", 1);
+        json_str(&j->out, t->cols[c], strlen(t->cols[c]));
+    }
+    buf_append(&j->out, "],\"rows\":[", 10);
+}
+
+static bool query_table_row(void *arg, const struct qtable *t, size_t r)
+{
+    struct http_conn *h = arg;
+    struct query_job *j = h->hs;
+    const struct qcell *row = t->cells + r * t->ncols;
+    if (j->ndjson) { /* One object per row. */
+        buf_append(&j->out, "{", 1);
+        for (size_t c = 0; c < t->ncols; c++) {
+            if (c)
+                buf_append(&j->out, ",", 1);
+            json_str(&j->out, t->cols[c], strlen(t->cols[c]));
+            buf_append(&j->out, ":", 1);
+            json_cell(&j->out, &row[c]);
+        }
+        buf_append(&j->out, "}\n", 2);
+        if (buf_len(&j->out) >= 64 * 1024) {
+            http_send(h, buf_head(&j->out), buf_len(&j->out));
+            buf_consume(&j->out, buf_len(&j->out));
+            return !conn_out_full(h->c);
+        }
+        return true;
+    }
+    buf_append(&j->out, r ? ",[" : "[", r ? 2 : 1);
+    for (size_t c = 0; c < t->ncols; c++) {
+        if (c)
+            buf_append(&j->out, ",", 1);
+        json_cell(&j->out, &row[c]);
+    }
+    buf_append(&j->out, "]", 1);
+    j->found++;
+    return true;
+}
+
+/* A run's error: a status that says whose fault it is, unless the answer already started. */
+static int run_error_status(const char *why)
+{
+    return strstr(why, "--query-timeout") ? 504 : strstr(why, "--query-memory") ? 507 : 400;
+}
+
+static void query_error(void *arg, const char *why)
+{
+    struct http_conn *h = arg;
+    struct query_job *j = h->hs;
+    if (j->ndjson) { /* Headers are out: the error is the stream's last line. */
+        buf_append(&j->out, "{\"error\":", 9);
+        json_str(&j->out, why, strlen(why));
+        buf_append(&j->out, "}\n", 2);
+        j->status = 200;
+        return;
+    }
+    j->status = run_error_status(why);
+    buf_consume(&j->out, buf_len(&j->out));
+    buf_append(&j->out, why, strlen(why));
+}
+
+static const struct qrun_sink query_sink = {
+    .row = query_row, .table = query_table, .table_row = query_table_row, .error = query_error};
+
+static void query_finish(struct http_conn *h, bool table)
+{
+    /* table: "columns":[..],"rows":[.. is in out; close it. */
+    struct query_job *j = h->hs;
+    metrics_query_observe(mono_ns() - j->t0);
     if (j->ndjson) {
         http_send(h, buf_head(&j->out), buf_len(&j->out));
         http_end(h);
         return;
     }
+    if (j->status) {
+        char why[QRY_ERR_MAX + 64];
+        snprintf(why, sizeof(why), "%.*s", (int)buf_len(&j->out), buf_head(&j->out));
+        http_reply_error(h, j->status, why);
+        return;
+    }
     struct buf b = {0};
     buf_append(&b, "{\"query\":", 9);
     json_str(&b, j->text, strlen(j->text));
-    buf_printf(&b, ",\"limit\":%" PRIu64 ",\"more\":%s,\"took_ms\":%.3f,\"entries\":[", j->limit,
-               j->more ? "true" : "false", (double)(mono_ns() - j->t0) / 1e6);
-    buf_append(&b, buf_head(&j->out), buf_len(&j->out));
-    buf_append(&b, "]}\n", 3);
-    metrics_query_observe(mono_ns() - j->t0);
+    if (table) {
+        buf_printf(&b, ",\"took_ms\":%.3f,", (double)(mono_ns() - j->t0) / 1e6);
+        buf_append(&b, buf_head(&j->out), buf_len(&j->out));
+        buf_append(&b, "]}\n", 3);
+    } else {
+        buf_printf(&b, ",\"limit\":%" PRIu64 ",\"more\":%s,\"took_ms\":%.3f,\"entries\":[",
+                   j->limit, j->more ? "true" : "false", (double)(mono_ns() - j->t0) / 1e6);
+        buf_append(&b, buf_head(&j->out), buf_len(&j->out));
+        buf_append(&b, "]}\n", 3);
+    }
     http_reply_json(h, 200, &b);
     buf_free(&b);
-}
-
-/* Finished: the range is scanned, or one match past the page was seen (so "more" is exact;
- * NDJSON has no "more" and stops at the limit). */
-static bool query_done(const struct query_job *j)
-{
-    return j->hi < j->lo || j->more || (j->ndjson && j->found == j->limit);
 }
 
 static void query_step(struct http_conn *h)
 {
     struct query_job *j = h->hs;
-    j->paused = false;
-    if (query_done(j)) {
-        if (j->ndjson)
-            metrics_query_observe(mono_ns() - j->t0);
-        query_finish(h);
-        return;
-    }
-    uint64_t resume = 0;
-    int rc = qry_scan(protocols_store(), j->q, j->lo, j->hi, false, SLICE_BUDGET, query_visit, h,
-                      &resume);
-    if (j->paused) {
-        /* Output full: continue below the last entry sent once it drains (resume). */
-        j->hi = j->last_id - 1;
-        if (j->last_id <= j->lo)
-            j->hi = 0, j->lo = 1;
-        return;
-    }
-    if (rc == 1) {
-        j->hi = 0;
-        j->lo = 1;
-    } else {
-        j->hi = resume;
-    }
-    if (query_done(j)) {
-        if (j->ndjson)
-            metrics_query_observe(mono_ns() - j->t0);
-        query_finish(h);
-        return;
-    }
+    if (qrun_drain(j->run, &query_sink, h) != QX_DONE)
+        return; /* Paused on a full output (resume comes), or waiting for the pool (ready). */
+    query_finish(h, j->table);
+}
+
+static void query_ready(void *owner)
+{
+    struct http_conn *h = owner;
     conn_schedule_resume(h->c);
 }
 
 static void query_cleanup(struct http_conn *h)
 {
     struct query_job *j = h->hs;
-    qry_free(j->q);
+    qrun_close(j->run);
     buf_free(&j->out);
     free(j);
 }
@@ -429,8 +507,8 @@ void http_get_query(struct http_conn *h)
     }
     j->t0 = mono_ns();
     int64_t from, to;
-    j->q = compile_params(h, j->text, sizeof(j->text), &from, &to, true);
-    if (!j->q) {
+    struct qry *q = compile_params(h, j->text, sizeof(j->text), &from, &to, true);
+    if (!q) {
         free(j);
         return;
     }
@@ -439,99 +517,171 @@ void http_get_query(struct http_conn *h)
     long lr = uint_param(h, "limit", &limit), br = uint_param(h, "before", &before);
     uint64_t max = j->ndjson ? LIMIT_MAX_NDJ : LIMIT_MAX_JSON;
     if (lr == -2 || br == -2 || limit == 0 || limit > max) {
-        qry_free(j->q);
+        qry_free(q);
         free(j);
         char msg[120];
         snprintf(msg, sizeof(msg), "limit must be 1..%" PRIu64 " and before an entry id", max);
         http_reply_error(h, 400, msg);
         return;
     }
-    if (qry_limit(j->q) && qry_limit(j->q) < limit)
-        limit = qry_limit(j->q);
+    if (qry_limit(q) && qry_limit(q) < limit)
+        limit = qry_limit(q);
     j->limit = limit;
     struct store_stats st;
     store_get_stats(protocols_store(), &st);
-    j->lo = st.first_id ? st.first_id : 1;
-    j->hi = st.last_id;
-    if (br == 0 && before <= j->hi)
-        j->hi = before ? before - 1 : 0;
+    uint64_t lo = st.first_id ? st.first_id : 1, hi = st.last_id;
+    if (br == 0 && before <= hi)
+        hi = before ? before - 1 : 0;
+    struct ev_loop *loop = conn_loop(h->c);
+    if (qry_has_pipes(q)) /* A table: the pipes decide its rows. */
+        j->run = qrun_start(loop, protocols_store(), q, false, 0, 0, query_ready, h);
+    else if (hi >= lo && hi > 0)
+        j->run = qrun_start_list(loop, protocols_store(), q, lo, hi, false,
+                                 j->ndjson ? limit : limit + 1, query_ready, h);
+    else /* Nothing to scan: an empty range still answers through the pool, in order. */
+        j->run = qrun_start_list(loop, protocols_store(), q, 1, 0, false, 1, query_ready, h);
+    if (!j->run) {
+        free(j);
+        http_reply_error(h, 500, "out of memory");
+        return;
+    }
     http_park(h, query_step, query_cleanup, j);
     if (j->ndjson)
         http_begin(h, 200, "application/x-ndjson", NULL);
-    query_step(h);
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* /api/v1/histogram */
 
 struct histo_job {
-    struct qry *q;
-    uint64_t lo, hi;
+    struct qry *q; /* Tested by the parts per block; freed at cleanup. */
+    struct qrun *run;
+    struct buf out;         /* The answer, replied once the run is drained. */
     int64_t from, to, step; /* Buckets cover [from, to), step ms each. */
     size_t nbuckets;
-    uint64_t total;
-    uint64_t *counts; /* nbuckets * LC_LEVEL_COUNT */
     int64_t t0;
+    int status;
+    char why[QRY_ERR_MAX + 64];
     char text[MAX_Q];
 };
 
+/* A part of the histogram: counts per bucket and level, folded on the query pool. */
+struct histo_part {
+    const struct histo_job *j;
+    uint64_t total;
+    uint64_t counts[]; /* nbuckets * LC_LEVEL_COUNT */
+};
+
+static void *histo_part_new(void *ctx)
+{
+    const struct histo_job *j = ctx;
+    struct histo_part *p = calloc(1, sizeof(*p) + j->nbuckets * LC_LEVEL_COUNT * sizeof(uint64_t));
+    if (p)
+        p->j = j;
+    return p;
+}
+
 static bool histo_visit(void *arg, const struct lc_entry *e)
 {
-    struct histo_job *j = arg;
+    struct histo_part *p = arg;
+    const struct histo_job *j = p->j;
     if (e->ts_ms < j->from || e->ts_ms >= j->to)
         return true;
     size_t b = (size_t)((e->ts_ms - j->from) / j->step);
-    j->counts[b * LC_LEVEL_COUNT + (e->level < LC_LEVEL_COUNT ? e->level : LC_INFO)]++;
-    j->total++;
+    p->counts[b * LC_LEVEL_COUNT + (e->level < LC_LEVEL_COUNT ? e->level : LC_INFO)]++;
+    p->total++;
     return true;
 }
 
-static void histo_reply(struct http_conn *h)
+/* A block whose entries all match and all fall into one bucket is counted from its summary's
+ * level counts, without reading it. */
+static bool histo_block(void *arg, const struct lc_block_info *b)
 {
+    struct histo_part *p = arg;
+    const struct histo_job *j = p->j;
+    if (b->min_ts_ms < j->from || b->max_ts_ms >= j->to ||
+        (b->min_ts_ms - j->from) / j->step != (b->max_ts_ms - j->from) / j->step)
+        return false;
+    if (qry_block_count(j->q, b) != (int64_t)(b->last_id - b->first_id + 1))
+        return false;
+    size_t k = (size_t)((b->min_ts_ms - j->from) / j->step);
+    for (int l = 0; l < LC_LEVEL_COUNT; l++) {
+        p->counts[k * LC_LEVEL_COUNT + l] += b->level_counts[l];
+        p->total += b->level_counts[l];
+    }
+    return true;
+}
+
+static int histo_merge(void *into, void *part)
+{
+    struct histo_part *a = into, *b = part;
+    for (size_t i = 0; i < a->j->nbuckets * LC_LEVEL_COUNT; i++)
+        a->counts[i] += b->counts[i];
+    a->total += b->total;
+    free(b);
+    return 0;
+}
+
+static const struct qfold_ops histo_fold = {.part_new = histo_part_new,
+                                            .take_block = histo_block,
+                                            .add = histo_visit,
+                                            .merge = histo_merge,
+                                            .part_free = free};
+
+static void histo_result(void *arg, void *part)
+{
+    struct http_conn *h = arg;
     struct histo_job *j = h->hs;
-    struct buf b = {0};
-    buf_append(&b, "{\"query\":", 9);
-    json_str(&b, j->text, strlen(j->text));
-    buf_printf(&b,
+    const struct histo_part *p = part;
+    struct buf *b = &j->out;
+    buf_append(b, "{\"query\":", 9);
+    json_str(b, j->text, strlen(j->text));
+    buf_printf(b,
                ",\"from_ms\":%" PRId64 ",\"to_ms\":%" PRId64 ",\"step_ms\":%" PRId64
                ",\"total\":%" PRIu64 ",\"took_ms\":%.3f,\"levels\":[",
-               j->from, j->to, j->step, j->total, (double)(mono_ns() - j->t0) / 1e6);
+               j->from, j->to, j->step, p->total, (double)(mono_ns() - j->t0) / 1e6);
     for (int l = 0; l < LC_LEVEL_COUNT; l++)
-        buf_printf(&b, "%s\"%s\"", l ? "," : "", lc_level_name(l));
-    buf_append(&b, "],\"buckets\":[", 13);
+        buf_printf(b, "%s\"%s\"", l ? "," : "", lc_level_name(l));
+    buf_append(b, "],\"buckets\":[", 13);
     for (size_t i = 0; i < j->nbuckets; i++) {
-        buf_printf(&b, "%s{\"ts_ms\":%" PRId64 ",\"counts\":[", i ? "," : "",
+        buf_printf(b, "%s{\"ts_ms\":%" PRId64 ",\"counts\":[", i ? "," : "",
                    j->from + (int64_t)i * j->step);
         for (int l = 0; l < LC_LEVEL_COUNT; l++)
-            buf_printf(&b, "%s%" PRIu64, l ? "," : "", j->counts[i * LC_LEVEL_COUNT + l]);
-        buf_append(&b, "]}", 2);
+            buf_printf(b, "%s%" PRIu64, l ? "," : "", p->counts[i * LC_LEVEL_COUNT + l]);
+        buf_append(b, "]}", 2);
     }
-    buf_append(&b, "]}\n", 3);
-    metrics_query_observe(mono_ns() - j->t0);
-    http_reply_json(h, 200, &b);
-    buf_free(&b);
+    buf_append(b, "]}\n", 3);
+    j->status = 200;
 }
+
+static void histo_error(void *arg, const char *why)
+{
+    struct http_conn *h = arg;
+    struct histo_job *j = h->hs;
+    j->status = run_error_status(why);
+    snprintf(j->why, sizeof(j->why), "%s", why);
+}
+
+static const struct qrun_sink histo_sink = {.result = histo_result, .error = histo_error};
 
 static void histo_step(struct http_conn *h)
 {
     struct histo_job *j = h->hs;
-    uint64_t resume = 0;
-    int rc = j->hi >= j->lo ? qry_scan(protocols_store(), j->q, j->lo, j->hi, true, SLICE_BUDGET,
-                                       histo_visit, j, &resume)
-                            : 1;
-    if (rc == 1) {
-        histo_reply(h);
+    if (qrun_drain(j->run, &histo_sink, h) != QX_DONE)
         return;
-    }
-    j->lo = resume;
-    conn_schedule_resume(h->c);
+    metrics_query_observe(mono_ns() - j->t0);
+    if (j->status == 200)
+        http_reply_json(h, 200, &j->out); /* Ends the request: cleanup frees j. */
+    else
+        http_reply_error(h, j->status ? j->status : 500, j->why[0] ? j->why : "no answer");
 }
 
 static void histo_cleanup(struct http_conn *h)
 {
     struct histo_job *j = h->hs;
+    qrun_close(j->run); /* Before the query it borrows is freed. */
     qry_free(j->q);
-    free(j->counts);
+    buf_free(&j->out);
     free(j);
 }
 
@@ -551,7 +701,6 @@ static int64_t auto_step(int64_t span)
 static void histo_fail(struct http_conn *h, struct histo_job *j, int status, const char *msg)
 {
     qry_free(j->q);
-    free(j->counts);
     free(j);
     http_reply_error(h, status, msg);
 }
@@ -620,21 +769,26 @@ void http_get_histogram(struct http_conn *h)
     }
     j->nbuckets = (size_t)nb;
     j->to = j->from + (int64_t)nb * step;
-    j->counts = calloc(j->nbuckets * LC_LEVEL_COUNT, sizeof(uint64_t));
     char err[QRY_ERR_MAX];
     struct qry *range = qry_time_range(j->from, j->to - 1, err);
-    if (!j->counts || !range) {
-        qry_free(range);
-        {
-            histo_fail(h, j, 500, "out of memory");
-            return;
-        }
+    if (!range) {
+        histo_fail(h, j, 500, "out of memory");
+        return;
     }
     j->q = qry_and(j->q, range);
-    struct store_stats st;
-    store_get_stats(protocols_store(), &st);
-    j->lo = st.first_id ? st.first_id : 1;
-    j->hi = st.last_id;
+    /* The run reads the query (parts test it per block); the job keeps it until cleanup. A
+     * second compiled copy is what the run itself owns. */
+    struct qry *own = NULL;
+    if (qry_compile(j->text, strlen(j->text), now_ms(), &own, err) < 0 || !own) {
+        histo_fail(h, j, 500, "out of memory");
+        return;
+    }
+    own = qry_and(own, qry_time_range(j->from, j->to - 1, err));
+    j->run = qrun_start_fold(conn_loop(h->c), protocols_store(), own, 0, 0, &histo_fold, j,
+                             query_ready, h);
+    if (!j->run) {
+        histo_fail(h, j, 500, "out of memory");
+        return;
+    }
     http_park(h, histo_step, histo_cleanup, j);
-    histo_step(h);
 }

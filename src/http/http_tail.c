@@ -4,8 +4,9 @@
  * EventSource sends Last-Event-ID and continues after that entry (at most BACKLOG_MAX entries
  * back). A tail subscribes to the ingest fan-out (ingest/fanout.h): committed entries arrive
  * in its queue once, are matched with its query and sent as fast as the reader takes them.
- * Only history is read from the store: what Last-Event-ID asks for, and the entries that were
- * already on their way when the tail subscribed. A reader whose unsent output stays at
+ * Only history is read from the store, on the query pool: what Last-Event-ID asks for, and the
+ * entries that were already on their way when the tail subscribed. A reader whose unsent output
+ * stays at
  * --out-limit for STALL_MS is disconnected, and one more than BACKLOG_MAX entries behind skips
  * ahead (an "event: skipped"): it never slows ingest or anyone else. A comment line every 15 s
  * keeps proxies and the idle timeout from closing a quiet stream. */
@@ -21,10 +22,11 @@
 #include "ingest/pipeline.h"
 #include "proto/json.h"
 #include "proto/protocols.h"
+#include "query/pipe.h"
 #include "query/qry.h"
+#include "query/run.h"
 #include "store/store.h"
 
-#define TAIL_BUDGET  65536      /* Entries examined per turn. */
 #define TAIL_CHUNK   (64 << 10) /* Events rendered before they are handed to the socket. */
 #define BACKLOG_MAX  100000     /* Entries a tail may be behind before it skips ahead. */
 #define KEEPALIVE_MS 15000
@@ -41,6 +43,9 @@ struct tail_job {
     struct ingest_sub sub;       /* Committed entries, as they come. */
     bool fed;                    /* The queue has delivered: no more waiting for commits. */
     struct ingest_waiter waiter; /* Until then: the writer's next commit. */
+    struct qrun *hist;           /* History being read on the query pool, */
+    uint64_t hist_hi;            /* up to this id. */
+    char text[8192];             /* The query, compiled again for each history run. */
 };
 
 static bool tail_visit(void *arg, const struct lc_entry *e)
@@ -78,8 +83,31 @@ static bool tail_take(void *arg, const struct lc_entry *e)
     return qry_match(j->q, e) ? tail_visit(j, e) : true;
 }
 
-/* Read [next_id, hi] from the store: history, or entries on their way at subscription. True
- * when more is to come on the next turn. */
+static bool hist_row(void *arg, const struct lc_entry *e)
+{
+    struct tail_job *j = arg;
+    if (e->id < j->next_id)
+        return true;
+    j->next_id = e->id + 1;
+    return tail_visit(j, e);
+}
+
+static void hist_error(void *arg, const char *why)
+{
+    (void)arg;
+    log_warn("http: a live tail's history could not be read: %s", why);
+}
+
+static const struct qrun_sink hist_sink = {.row = hist_row, .error = hist_error};
+
+static void hist_ready(void *owner)
+{
+    struct http_conn *h = owner;
+    conn_schedule_resume(h->c);
+}
+
+/* Start reading [next_id, hi] from the store on the query pool: history, or entries on their
+ * way at subscription. False when out of memory. */
 static bool tail_history(struct http_conn *h, uint64_t hi)
 {
     struct tail_job *j = h->hs;
@@ -88,11 +116,28 @@ static bool tail_history(struct http_conn *h, uint64_t hi)
         buf_printf(&j->out, "event: skipped\ndata: {\"skipped\":%" PRIu64 "}\n\n", skip);
         j->next_id += skip;
     }
-    uint64_t resume = 0;
-    int rc = qry_scan(protocols_store(), j->q, j->next_id, hi, true, TAIL_BUDGET, tail_visit, j,
-                      &resume);
-    j->next_id = j->chunk_full ? j->last_seen + 1 : rc == 1 ? hi + 1 : resume;
-    return j->chunk_full || rc == 0;
+    char err[QRY_ERR_MAX];
+    struct qry *q = NULL;
+    if (qry_compile(j->text, strlen(j->text), now_ms(), &q, err) < 0)
+        return false;
+    j->hist_hi = hi;
+    j->hist = qrun_start_list(conn_loop(h->c), protocols_store(), q, j->next_id, hi, true, 0,
+                              hist_ready, h);
+    return j->hist != NULL;
+}
+
+/* The history run's rows, as the output takes them. True when it is done. */
+static bool tail_history_drain(struct http_conn *h)
+{
+    struct tail_job *j = h->hs;
+    enum qexec_status st = qrun_drain(j->hist, &hist_sink, j);
+    if (st != QX_DONE)
+        return false;
+    qrun_close(j->hist);
+    j->hist = NULL;
+    if (j->next_id <= j->hist_hi)
+        j->next_id = j->hist_hi + 1;
+    return true;
 }
 
 /* Send what is new, a chunk at a time, as fast as the reader takes it. A full output pauses
@@ -107,6 +152,14 @@ static void tail_resume(struct http_conn *h)
     }
     j->stalled_ms = 0;
     j->chunk_full = false;
+    if (j->hist && !tail_history_drain(h)) {
+        tail_send(h);
+        if (conn_out_full(h->c))
+            j->stalled_ms = mono_ms();
+        else if (j->chunk_full)
+            conn_schedule_resume(h->c); /* More rows are waiting. */
+        return;                         /* Else the pool's next rows call ready. */
+    }
     uint64_t dropped;
     ingest_sub_take(&j->sub, 0, NULL, NULL, &dropped);
     uint64_t first = ingest_sub_next_id(&j->sub);
@@ -117,8 +170,14 @@ static void tail_resume(struct http_conn *h)
     }
     /* Everything before the queue's first entry is decided: the store has it. */
     uint64_t hi = first ? first - 1 : store_done_id(protocols_store());
-    bool more = j->next_id <= hi && tail_history(h, hi);
-    if (!more && first) {
+    if (j->next_id <= hi) {
+        tail_send(h);
+        if (!tail_history(h, hi))
+            conn_abort(h->c, NULL); /* Out of memory: a tail that cannot catch up is no tail. */
+        return;                     /* The run's rows come through ready. */
+    }
+    bool more = false;
+    if (first) {
         j->fed = true;
         ingest_sub_take(&j->sub, SIZE_MAX, tail_take, j, &dropped);
         more = j->chunk_full;
@@ -160,6 +219,7 @@ static void tail_cleanup(struct http_conn *h)
     struct tail_job *j = h->hs;
     ingest_wait_cancel(&j->waiter);
     ingest_unsubscribe(&j->sub);
+    qrun_close(j->hist);
     qry_free(j->q);
     buf_free(&j->out);
     free(j);
@@ -178,6 +238,11 @@ void http_get_tail(struct http_conn *h)
         http_reply_error(h, 400, err);
         return;
     }
+    if (qry_has_pipes(q)) {
+        qry_free(q);
+        http_reply_error(h, 400, "a live tail takes a filter without pipes");
+        return;
+    }
     if (h->head_only) { /* The headers a GET would get, and no stream. */
         qry_free(q);
         http_begin(h, 200, "text/event-stream", "X-Accel-Buffering: no\r\n");
@@ -191,6 +256,7 @@ void http_get_tail(struct http_conn *h)
         return;
     }
     j->q = q;
+    memcpy(j->text, text, n > 0 ? (size_t)n : 0);
     uint64_t done = store_done_id(protocols_store());
     j->next_id = done + 1;
     size_t len;

@@ -10,9 +10,18 @@
 #include "ingest/batch.h"
 #include "proto/json_line.h"
 #include "proto/line.h"
+#include "proto/linetime.h"
 #include "proto/syslog.h"
 
 #define CHUNK_MIN (2u << 20) /* Arena chunk size, unless one message needs more. */
+
+/* Whether and within which window a message without a time of its own takes the time its text
+ * starts with. Set once by ingest_set_line_time before any carrier runs, read-only after; the
+ * initial values are --time-from-line's and --time-window's defaults. */
+static struct {
+    bool on;
+    int64_t back_ms, ahead_ms;
+} line_time = {true, 30 * 86400000LL, 3600000LL};
 
 struct chunk {
     struct chunk *next;
@@ -126,6 +135,29 @@ static int compose_json(struct ingest_batch *b, const char *line, size_t len, st
     return 0;
 }
 
+void ingest_set_line_time(bool on, int64_t back_ms, int64_t ahead_ms)
+{
+    line_time.on = on;
+    line_time.back_ms = back_ms;
+    line_time.ahead_ms = ahead_ms;
+}
+
+/* A message that carries no time (plain text, LOG| with '-', syslog or JSON without one) takes
+ * the one its text starts with, when that lies within the window around its arrival: a time
+ * far off is more likely a number that looks like one, or a sender's clock gone wrong, than
+ * the time the event happened. The text itself is left as it came. */
+static void time_from_text(struct ingest_msg *m, int64_t now_ms)
+{
+    int64_t ts;
+    if (!line_time.on || m->ts_ms != INT64_MIN || !linetime_parse(m->text, m->len, now_ms, &ts))
+        return;
+    /* Unsigned differences: no overflow whatever the window. */
+    bool near = ts >= now_ms ? (uint64_t)ts - (uint64_t)now_ms <= (uint64_t)line_time.ahead_ms
+                             : (uint64_t)now_ms - (uint64_t)ts <= (uint64_t)line_time.back_ms;
+    if (near)
+        m->ts_ms = ts;
+}
+
 int ingest_parse_msg(struct ingest_batch *b, const char *line, size_t len, int64_t now_ms,
                      unsigned flags, struct ingest_msg *m)
 {
@@ -138,12 +170,15 @@ int ingest_parse_msg(struct ingest_batch *b, const char *line, size_t len, int64
     if (!(flags & INGEST_JSON_ONLY) && len > 3 && line[0] == '<' &&
         syslog_parse(line, len, now_ms, &sm) == 0) {
         compose_syslog(b, &sm, m);
+        time_from_text(m, now_ms);
         return 0;
     }
     bool json_only = flags & INGEST_JSON_ONLY;
     if (!m->truncated && (json_only || json_line_looks(line, len))) {
-        if (compose_json(b, line, len, m) == 0)
+        if (compose_json(b, line, len, m) == 0) {
+            time_from_text(m, now_ms);
             return 0;
+        }
         if (json_only || (flags & INGEST_JSON_STRICT)) {
             m->error = b->why;
             return -1;
@@ -160,7 +195,10 @@ int ingest_parse_msg(struct ingest_batch *b, const char *line, size_t len, int64
     m->text = il.msg;
     m->len = il.msg_len;
     m->borrowed = true;
-    return il.error ? -1 : 0;
+    if (il.error)
+        return -1;
+    time_from_text(m, now_ms);
+    return 0;
 }
 
 /* Room for n more bytes of escaped text, or NULL. */

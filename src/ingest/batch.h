@@ -52,9 +52,17 @@ struct ingest_batch;
  * out of memory. Freed when the thread ends. */
 struct ingest_batch *ingest_batch_get(size_t max_line);
 
+/* Whether a message without a time of its own takes the time its text starts with
+ * (proto/linetime.h), and how far before (back_ms) or after (ahead_ms) its arrival that time
+ * may lie; beyond, the arrival time is the entry's time. Call once, before any carrier runs
+ * (--time-from-line, --time-window; until then: on, 30 days back, 1 hour ahead). */
+void ingest_set_line_time(bool on, int64_t back_ms, int64_t ahead_ms);
+
 /* Parse line[0..len) (one message, no framing newline). Always fills m; m->error is set when
  * the line must be refused (a malformed framed line; a non-JSON line under the JSON flags).
  * Syslog and JSON messages are composed in the batch's scratch, valid until the next call.
+ * A message without a time of its own may take its text's (ingest_set_line_time); m->ts_ms is
+ * INT64_MIN when it has none, and the arrival time then counts.
  * Returns 0 for a message to store, 1 for a blank line (nothing to store), -1 when refused. */
 int ingest_parse_msg(struct ingest_batch *b, const char *line, size_t len, int64_t now_ms,
                      unsigned flags, struct ingest_msg *m);

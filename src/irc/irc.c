@@ -278,6 +278,8 @@ static void irc_close(struct conn *c)
         return;
     if (!cl->closing)
         irc_client_quit(cl, "Connection closed");
+    irc_logbot_client_gone(cl);
+    irc_logs_replay_cancel(NULL, cl);
     for (struct irc_client **pp = &irc.clients; *pp; pp = &(*pp)->next) {
         if (*pp == cl) {
             *pp = cl->next;
@@ -287,11 +289,17 @@ static void irc_close(struct conn *c)
     free(cl);
 }
 
+void irc_client_wait(struct irc_client *cl, bool start)
+{
+    cl->waiting += start ? 1 : -1;
+    conn_set_busy(cl->c, cl->waiting > 0);
+}
+
 static size_t irc_input(struct conn *c, const char *p, size_t n, bool eof)
 {
     struct irc_client *cl = conn_state(c);
     size_t used = 0;
-    while (used < n && !cl->closing) {
+    while (used < n && !cl->closing && !cl->waiting) {
         const char *nl = memchr(p + used, '\n', n - used);
         size_t len, take;
         if (cl->discarding) { /* The rest of an endless line, up to its newline. */
@@ -431,6 +439,8 @@ void irc_init(struct store *store, const struct config *cfg)
 
 void irc_free(void)
 {
+    irc_logbot_free();
+    irc_logs_replays_free();
     while (irc.chans)
         irc_chan_free(irc.chans);
 }

@@ -86,6 +86,8 @@ void irc_chan_free(struct irc_chan *ch)
 
 void irc_chan_remove(struct irc_chan *ch, struct irc_client *cl)
 {
+    if (ch->is_log)
+        irc_logs_replay_cancel(ch, cl);
     for (int i = 0; i < ch->nmembers; i++) {
         if (ch->members[i].cl == cl) {
             ch->members[i] = ch->members[--ch->nmembers];

@@ -62,6 +62,7 @@ struct irc_client {
     int64_t behind_ms;
     unsigned flush_gen; /* The pump that last tried an immediate flush for this client. */
     bool closing;
+    int waiting; /* Answers on the query pool (replays, !query) its next command waits for. */
     bool discarding; /* Dropping the rest of an endless line. */
     char away[128];
     bool invisible; /* User mode +i: hidden from WHO masks of those sharing no channel. */
@@ -208,7 +209,16 @@ void irc_logs_tick(int64_t now_mono_ms); /* Report suppressed lines once a secon
  * it (SendQ) when it has been behind for IRC_STREAM_BEHIND_MS. True if it was dropped. */
 bool irc_logs_client_tick(struct irc_client *cl, int64_t now_mono_ms);
 void irc_logs_chan_free(struct irc_chan *ch); /* The channel's pump buffers. */
+/* Send cl the channel's last n entries (on the query pool; the stream resumes for cl once the
+ * replay caught up). */
 void irc_logs_replay(struct irc_client *cl, struct irc_chan *ch, int n);
+/* cl left ch (or, with ch NULL, the server): drop its replays. */
+void irc_logs_replay_cancel(struct irc_chan *ch, struct irc_client *cl);
+void irc_logs_replays_free(void);
+void irc_logbot_free(void); /* Cancel the !queries still running. */
+/* An answer for cl started or ended on the query pool: cl's input waits while any runs. */
+void irc_client_wait(struct irc_client *cl, bool start);
+void irc_logbot_client_gone(struct irc_client *cl); /* Its !queries answer without it. */
 
 /* irc_logbot.c: a !command sent to target (a log channel, or "LogBot" in private). */
 void irc_logbot_command(struct irc_client *cl, const char *target, const char *text);

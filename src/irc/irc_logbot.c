@@ -1,6 +1,7 @@
 /* irc_logbot.c - LogBot, the log relay every log channel has as its operator: it answers
  * !query, !stats, !help, !logstream, !logfilter and !tail, in the channel they were said in, or
- * privately when sent to LogBot. Queries run to the end before the reply, on the IRC reactor. */
+ * privately when sent to LogBot. Queries run on the query pool (query/run.h); LogBot answers
+ * when the pool is done, so the IRC reactor never scans. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,8 +11,9 @@
 
 #include "core/log.h"
 #include "irc/irc_internal.h"
-#include "query/exec.h"
+#include "query/pipe.h"
 #include "query/qry.h"
+#include "query/run.h"
 #include "store/store.h"
 
 #define QUERY_SHOW 5 /* Rows !query prints. */
@@ -39,24 +41,133 @@ static void bot_say(const char *target, const char *fmt, ...)
     }
 }
 
-struct qrun {
-    uint64_t n;
+/* A !query on its way: a count of the matches, then the newest few (or a piped query's
+ * table). Replies go to a channel by name or to the asker by nick, looked up when the answer
+ * comes: either may be gone by then. */
+struct bot_job {
+    struct bot_job *next;
+    struct qrun *run;
+    char target[IRC_CHANLEN + 1];
+    char asker[IRC_NICKLEN + 1];
+    struct irc_client *asker_cl; /* Waits (busy) for the answer; NULL once it left. */
+    char expr[IRC_LINE_MAX];
+    bool count_only, counting, failed;
+    bool table_done; /* A piped query: its table was said as it came. */
+    uint64_t total;
     struct irc_formatted rows[QUERY_SHOW];
     size_t nrows;
-    const char *target;
 };
+
+static struct bot_job *jobs;
+
+static void job_say_begin(struct bot_job *j)
+{
+    bot_to = irc_client_find(j->asker);
+}
 
 static void q_count(void *arg, uint64_t n)
 {
-    ((struct qrun *)arg)->n = n;
+    struct bot_job *j = arg;
+    if (j->counting || j->count_only)
+        j->total = n;
 }
 
 static bool q_row(void *arg, const struct lc_entry *e)
 {
-    struct qrun *r = arg;
-    if (r->nrows < QUERY_SHOW)
-        irc_format_entry(e, r->target, &r->rows[r->nrows++]);
+    struct bot_job *j = arg;
+    if (j->nrows < QUERY_SHOW)
+        irc_format_entry(e, j->target, &j->rows[j->nrows++]);
     return true;
+}
+
+static void q_table(void *arg, const struct qtable *t)
+{
+    struct bot_job *j = arg;
+    job_say_begin(j);
+    bot_say(j->target, "%zu row%s%s", t->nrows, t->nrows == 1 ? "" : "s",
+            t->nrows > QUERY_SHOW ? " (the first shown; the query port or HTTP gives all)" : "");
+}
+
+static bool q_table_row(void *arg, const struct qtable *t, size_t r)
+{
+    struct bot_job *j = arg;
+    if (r < QUERY_SHOW) {
+        char line[400];
+        size_t n = qtable_row_kv(t, r, line, sizeof(line));
+        job_say_begin(j);
+        bot_say(j->target, "%.*s", (int)(n < sizeof(line) ? n : sizeof(line)), line);
+    }
+    return true;
+}
+
+static void q_error(void *arg, const char *why)
+{
+    struct bot_job *j = arg;
+    j->failed = true;
+    job_say_begin(j);
+    bot_say(j->target, "error: %s", why);
+}
+
+static const struct qrun_sink bot_sink = {
+    .count = q_count, .row = q_row, .table = q_table, .table_row = q_table_row, .error = q_error};
+
+static void job_free(struct bot_job *j)
+{
+    if (j->asker_cl)
+        irc_client_wait(j->asker_cl, false); /* Its next command may run now. */
+    for (struct bot_job **pp = &jobs; *pp; pp = &(*pp)->next)
+        if (*pp == j) {
+            *pp = j->next;
+            break;
+        }
+    qrun_close(j->run);
+    free(j);
+}
+
+static void job_ready(void *owner);
+
+/* The count is in: now the newest rows (a search limited to QUERY_SHOW). */
+static bool job_rows(struct bot_job *j)
+{
+    char err[QRY_ERR_MAX];
+    struct qry *q = NULL;
+    if (qry_compile(j->expr, strlen(j->expr), now_ms(), &q, err) < 0)
+        return false;
+    if (qry_limit(q) == 0 || qry_limit(q) > QUERY_SHOW)
+        qry_set_limit(q, QUERY_SHOW);
+    j->counting = false;
+    j->run = qrun_start(irc.loop, irc.store, q, false, 0, 0, job_ready, j);
+    return j->run != NULL;
+}
+
+static void job_answer(struct bot_job *j)
+{
+    job_say_begin(j);
+    if (j->count_only) {
+        bot_say(j->target, "COUNT %s: %" PRIu64, j->expr[0] ? j->expr : "(everything)", j->total);
+        return;
+    }
+    bot_say(j->target, "%" PRIu64 " match%s%s", j->total, j->total == 1 ? "" : "es",
+            j->total ? " (newest shown; the query port or HTTP gives all)" : "");
+    for (size_t i = 0; i < j->nrows; i++)
+        bot_say(j->target, "%.*s", (int)(j->rows[i].text_len > 400 ? 400 : j->rows[i].text_len),
+                j->rows[i].text);
+}
+
+static void job_ready(void *owner)
+{
+    struct bot_job *j = owner;
+    enum qexec_status st = qrun_drain(j->run, &bot_sink, j);
+    if (st != QX_DONE)
+        return;
+    qrun_close(j->run);
+    j->run = NULL;
+    if (!j->failed && j->counting && job_rows(j))
+        return;
+    if (!j->failed && !j->table_done)
+        job_answer(j);
+    bot_to = NULL;
+    job_free(j);
 }
 
 static void bot_query(const char *target, const char *expr)
@@ -74,40 +185,45 @@ static void bot_query(const char *target, const char *expr)
         bot_say(target, "error: %s", err);
         return;
     }
-    struct qrun r = {.target = target};
-    static const struct qexec_sink sink = {q_count, q_row};
-    uint64_t total = 0;
-    if (!count_only) {
-        /* The total first (the count pass), then the newest few rows. */
-        struct qry *all = NULL;
-        qry_compile(expr, strlen(expr), now_ms(), &all, err);
-        struct qexec *cx = all ? qexec_new(irc.store, all, true) : NULL;
-        while (cx && qexec_step(cx, 1u << 20, &sink, &r) != QX_DONE)
-            ;
-        qexec_free(cx);
-        total = r.n;
-        if (qry_limit(q) == 0 || qry_limit(q) > QUERY_SHOW)
-            qry_set_limit(q, QUERY_SHOW);
-    }
-    struct qexec *x = qexec_new(irc.store, q, count_only);
-    if (!x) {
+    struct bot_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        qry_free(q);
         bot_say(target, "error: out of memory");
         return;
     }
-    while (qexec_step(x, 1u << 20, &sink, &r) != QX_DONE)
-        ;
-    qexec_free(x);
-    if (!count_only)
-        r.n = total;
-    if (count_only) {
-        bot_say(target, "COUNT %s: %" PRIu64, expr[0] ? expr : "(everything)", r.n);
+    snprintf(j->target, sizeof(j->target), "%s", target);
+    snprintf(j->asker, sizeof(j->asker), "%s", bot_to ? bot_to->nick : "");
+    snprintf(j->expr, sizeof(j->expr), "%s", expr);
+    j->count_only = count_only;
+    /* A piped query answers with its table at once; a search counts every match first. */
+    j->table_done = qry_has_pipes(q);
+    j->counting = !j->table_done && !count_only; /* A search: its total comes first. */
+    j->run = qrun_start(irc.loop, irc.store, q, !j->table_done, 0, 0, job_ready, j);
+    if (!j->run) {
+        free(j);
+        bot_say(target, "error: out of memory");
         return;
     }
-    bot_say(target, "%" PRIu64 " match%s%s", r.n, r.n == 1 ? "" : "es",
-            r.n ? " (newest shown; the query port or HTTP gives all)" : "");
-    for (size_t i = 0; i < r.nrows; i++)
-        bot_say(target, "%.*s", (int)(r.rows[i].text_len > 400 ? 400 : r.rows[i].text_len),
-                r.rows[i].text);
+    j->next = jobs;
+    jobs = j;
+    /* The answer is the command's reply: the asker's next command waits for it. */
+    j->asker_cl = bot_to;
+    if (bot_to)
+        irc_client_wait(bot_to, true);
+}
+
+void irc_logbot_client_gone(struct irc_client *cl)
+{
+    for (struct bot_job *j = jobs; j; j = j->next)
+        if (j->asker_cl == cl)
+            j->asker_cl = NULL;
+}
+
+/* Shutting down: every !query still running is cancelled. */
+void irc_logbot_free(void)
+{
+    while (jobs)
+        job_free(jobs);
 }
 
 void irc_logbot_command(struct irc_client *cl, const char *target, const char *text)
@@ -158,6 +274,9 @@ void irc_logbot_command(struct irc_client *cl, const char *target, const char *t
             struct qry *q = NULL;
             if (qry_compile(arg, strlen(arg), now_ms(), &q, err) < 0) {
                 bot_say(reply_to, "error: %s", err);
+            } else if (qry_has_pipes(q)) {
+                qry_free(q);
+                bot_say(reply_to, "error: a channel's filter takes no pipes");
             } else {
                 qry_free(ch->filter);
                 ch->filter = q;

@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "irc/irc_internal.h"
 #include "query/qry.h"
+#include "query/run.h"
 #include "store/store.h"
 
 #define IRC_STREAM_BEHIND_MS 2000 /* A client behind the stream this long is dropped (SendQ). */
@@ -263,6 +264,10 @@ void irc_logs_tick(int64_t now)
             roll_window(ch, now);
 }
 
+struct replay;
+static struct replay *replays; /* Replays still running (on the query pool). */
+static bool replaying(const struct irc_client *cl, const struct irc_chan *ch);
+
 static unsigned pump_gen; /* Counts pumps, so a slow client is flushed at most once per pump. */
 
 static void tell_skipped(struct irc_client *cl)
@@ -491,7 +496,7 @@ void irc_logs_pump(void)
             if (i >= ch->nmembers)
                 continue;
             struct irc_client *cl = ch->members[i].cl;
-            if (!cl->logstream_off && !cl->closing)
+            if (!cl->logstream_off && !cl->closing && !(replays && replaying(cl, ch)))
                 deliver(ch, cl, now);
         }
         for (int v = 0; v < 4; v++)
@@ -503,34 +508,133 @@ void irc_logs_pump(void)
 /* ------------------------------------------------------------------------------------------ */
 /* Replay and queries. */
 
-struct collect {
+/* A replay runs on the query pool while the stream goes on. Until it has caught up, the
+ * stream passes its client by on that channel; each round collects the newest matches of an id
+ * range and sends them oldest first: first the channel's last n entries up to where the
+ * stream stood at the join, then whatever the stream sent the others meanwhile, until a
+ * round ends with nothing new. Nothing twice, nothing missed, and the reactor never scans. */
+struct replay {
+    struct replay *next;
+    struct irc_client *cl;
+    struct irc_chan *ch;
+    struct qrun *run;
+    uint64_t upto; /* This round covers ids up to here. */
     struct irc_formatted *rows;
     size_t n, max;
-    const char *chan;
 };
 
-static bool collect_visit(void *arg, const struct lc_entry *e)
+static bool replaying(const struct irc_client *cl, const struct irc_chan *ch)
 {
-    struct collect *c = arg;
-    irc_format_entry(e, c->chan, &c->rows[c->n++]);
-    return c->n < c->max;
+    for (const struct replay *r = replays; r; r = r->next)
+        if (r->cl == cl && r->ch == ch)
+            return true;
+    return false;
+}
+
+static void replay_free(struct replay *r)
+{
+    for (struct replay **pp = &replays; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    qrun_close(r->run);
+    irc_client_wait(r->cl, false); /* Its next command may run now. */
+    free(r->rows);
+    free(r);
+}
+
+void irc_logs_replay_cancel(struct irc_chan *ch, struct irc_client *cl)
+{
+    for (struct replay *r = replays, *next; r; r = next) {
+        next = r->next;
+        if (r->cl == cl && (!ch || r->ch == ch))
+            replay_free(r);
+    }
+}
+
+void irc_logs_replays_free(void)
+{
+    while (replays)
+        replay_free(replays);
+}
+
+static bool replay_row(void *arg, const struct lc_entry *e)
+{
+    struct replay *r = arg;
+    if (r->n < r->max)
+        irc_format_entry(e, r->ch->name, &r->rows[r->n++]);
+    return true;
+}
+
+static void replay_error(void *arg, const char *why)
+{
+    struct replay *r = arg;
+    log_warn("irc: replay on %s for %s failed: %s", r->ch->name, r->cl->nick, why);
+}
+
+static const struct qrun_sink replay_sink = {.row = replay_row, .error = replay_error};
+
+static void replay_ready(void *owner);
+
+/* Start a round over ids (from, upto]: its newest max matches. False when there is nothing to
+ * read (or no memory): the client is live then. */
+static bool replay_round(struct replay *r, uint64_t from, size_t max)
+{
+    char err[QRY_ERR_MAX];
+    struct qry *q = NULL;
+    if (r->upto <= from || max == 0 ||
+        qry_compile(r->ch->filter_text, strlen(r->ch->filter_text), now_ms(), &q, err) < 0)
+        return false;
+    struct irc_formatted *rows = realloc(r->rows, max * sizeof(*rows));
+    if (!rows) {
+        qry_free(q);
+        return false;
+    }
+    r->rows = rows;
+    r->n = 0;
+    r->max = max;
+    r->run =
+        qrun_start_list(irc.loop, irc.store, q, from + 1, r->upto, false, max, replay_ready, r);
+    return r->run != NULL;
+}
+
+static void replay_ready(void *owner)
+{
+    struct replay *r = owner;
+    if (qrun_drain(r->run, &replay_sink, r) != QX_DONE)
+        return;
+    qrun_close(r->run);
+    r->run = NULL;
+    for (size_t i = r->n; i-- > 0;) /* Oldest first. */
+        send_entry(r->cl, &r->rows[i]);
+    /* What the stream sent the others while this round ran. */
+    uint64_t from = r->upto;
+    if (irc.sub.active && irc.stream_id > from) {
+        r->upto = irc.stream_id;
+        if (replay_round(r, from, (size_t)irc.cfg->irc_stream_rate))
+            return;
+    }
+    replay_free(r); /* Caught up: the stream serves this client from now on. */
 }
 
 void irc_logs_replay(struct irc_client *cl, struct irc_chan *ch, int n)
 {
-    /* Catch the live stream up first (subscribing it, if this is its first listener); the
-     * replay then ends where the stream stands, and whatever comes after arrives live:
-     * nothing twice, nothing missed. */
+    /* Catch the live stream up first (subscribing it, if this is its first listener): the
+     * replay starts where the stream stands. */
     irc_logs_pump();
-    if (!ch->filter || n <= 0)
+    if (!ch->filter || n <= 0 || replaying(cl, ch))
         return;
-    struct collect c = {calloc((size_t)n, sizeof(struct irc_formatted)), 0, (size_t)n, ch->name};
-    if (!c.rows)
+    struct replay *r = calloc(1, sizeof(*r));
+    if (!r)
         return;
-    uint64_t done = irc.sub.active ? irc.stream_id : store_done_id(irc.store), resume;
-    if (done)
-        qry_scan(irc.store, ch->filter, 1, done, false, 1u << 22, collect_visit, &c, &resume);
-    for (size_t i = c.n; i-- > 0;) /* Oldest first. */
-        send_entry(cl, &c.rows[i]);
-    free(c.rows);
+    r->cl = cl;
+    r->ch = ch;
+    r->upto = irc.sub.active ? irc.stream_id : store_done_id(irc.store);
+    r->next = replays;
+    replays = r;
+    /* The replay is part of the JOIN's answer: the client's next command waits for it. */
+    irc_client_wait(cl, true);
+    if (!replay_round(r, 0, (size_t)n))
+        replay_free(r);
 }

@@ -29,16 +29,17 @@
 #include "proto/protocols.h"
 #include "proto/query_parse.h"
 #include "proto/stats.h"
-#include "query/exec.h"
+#include "query/pipe.h"
 #include "query/qry.h"
+#include "query/run.h"
 #include "store/store.h"
 
-#define SLICE_BUDGET  65536 /* Entries examined per loop turn by one query. */
-#define MAX_QUERY_LEN 8192  /* Longest command line. */
+#define MAX_QUERY_LEN 8192 /* Longest command line. */
 
 struct query_conn {
     struct conn *c;
-    struct qexec *x; /* The running command, or NULL. */
+    struct qrun *x; /* The running command (on the query pool), or NULL. */
+    bool failed;    /* It answered with an error: no END follows. */
     enum qstyle style;
     bool discarding; /* Skipping the rest of an over-long command. */
     bool quit;       /* QUIT seen: nothing after it runs. */
@@ -125,36 +126,89 @@ static bool sink_row(void *arg, const struct lc_entry *e)
     return !conn_out_full(qc->c);
 }
 
-static const struct qexec_sink sink = {sink_count, sink_row};
+/* A piped query's table: RESULT|<rows>, then each row as name=value pairs (pipe.h). */
+static void sink_table(void *arg, const struct qtable *t)
+{
+    struct query_conn *qc = arg;
+    if (qc->binary) {
+        unsigned char p[8];
+        bin_put64(p, t->nrows);
+        bin_send(qc->c, BIN_QUERY | BIN_REPLY, qc->seq, p, sizeof(p));
+        return;
+    }
+    conn_printf(qc->c, "RESULT|%zu\n", t->nrows);
+}
+
+static bool sink_table_row(void *arg, const struct qtable *t, size_t r)
+{
+    struct query_conn *qc = arg;
+    char small[1024];
+    size_t n = qtable_row_kv(t, r, small, sizeof(small));
+    char *line = n < sizeof(small) ? small : malloc(n + 1);
+    if (line && line != small)
+        qtable_row_kv(t, r, line, n + 1);
+    if (qc->binary) { /* A row frame whose message is the row's text. */
+        struct lc_entry e = {
+            .id = r + 1, .level = LC_INFO, .msg = line ? line : "", .msg_len = line ? n : 0};
+        binary_row(qc, &e);
+    } else if (line) {
+        conn_write(qc->c, line, n);
+        conn_write(qc->c, "\n", 1);
+    }
+    if (line != small)
+        free(line);
+    return !conn_out_full(qc->c);
+}
+
+static void reply_error(struct query_conn *qc, enum qstyle style, const char *why);
+
+static void sink_error(void *arg, const char *why)
+{
+    struct query_conn *qc = arg;
+    qc->failed = true;
+    if (qc->binary)
+        bin_send_error(qc->c, qc->seq, BIN_E_QUERY, why);
+    else
+        reply_error(qc, qc->style == QSTYLE_COUNT ? QSTYLE_PIPE : qc->style, why);
+}
+
+static const struct qrun_sink sink = {.count = sink_count,
+                                      .row = sink_row,
+                                      .table = sink_table,
+                                      .table_row = sink_table_row,
+                                      .error = sink_error};
 
 /* ------------------------------------------------------------------------------------------ */
-/* Running a command across loop turns. */
+/* Running a command on the query pool; its answer comes back through ready -> resume. */
 
 static void run(struct query_conn *qc)
 {
-    while (qc->x) {
-        enum qexec_status st = qexec_step(qc->x, SLICE_BUDGET, &sink, qc);
-        if (st == QX_DONE) {
-            if (!qc->binary && (qc->style == QSTYLE_COLON || qc->style == QSTYLE_PIPE))
-                conn_write(qc->c, "END\n", 4);
-            qexec_free(qc->x);
-            qc->x = NULL;
-            metrics_query_observe(mono_ns() - qc->t0);
-            conn_set_busy(qc->c, false);
-            return;
-        }
-        if (st == QX_PAUSED)
-            return;                  /* resume() continues once the output drains. */
-        conn_schedule_resume(qc->c); /* QX_MORE: let other connections have a turn. */
+    if (!qc->x)
         return;
-    }
+    enum qexec_status st = qrun_drain(qc->x, &sink, qc);
+    if (st != QX_DONE)
+        return; /* Paused: resume comes when the output drains. More: ready comes. */
+    if (!qc->binary && !qc->failed && (qc->style == QSTYLE_COLON || qc->style == QSTYLE_PIPE))
+        conn_write(qc->c, "END\n", 4);
+    qrun_close(qc->x);
+    qc->x = NULL;
+    metrics_query_observe(mono_ns() - qc->t0);
+    conn_set_busy(qc->c, false);
+}
+
+static void ready(void *owner)
+{
+    struct query_conn *qc = owner;
+    conn_schedule_resume(qc->c);
 }
 
 static void start(struct query_conn *qc, struct qry *q, enum qstyle style)
 {
     qc->style = style;
+    qc->failed = false;
     qc->t0 = mono_ns();
-    qc->x = qexec_new(protocols_store(), q, style == QSTYLE_COUNT);
+    qc->x =
+        qrun_start(conn_loop(qc->c), protocols_store(), q, style == QSTYLE_COUNT, 0, 0, ready, qc);
     if (!qc->x) {
         if (qc->binary)
             bin_send_error(qc->c, qc->seq, BIN_E_INTERNAL, "out of memory");
@@ -163,7 +217,6 @@ static void start(struct query_conn *qc, struct qry *q, enum qstyle style)
         return;
     }
     conn_set_busy(qc->c, true);
-    run(qc);
 }
 
 static void query_resume(struct conn *c)
@@ -285,7 +338,7 @@ static void query_close(struct conn *c)
     struct query_conn *qc = conn_state(c);
     if (!qc)
         return;
-    qexec_free(qc->x);
+    qrun_close(qc->x); /* Cancels it if it still runs. */
     free(qc);
 }
 

@@ -9,6 +9,7 @@
 #include "core/policy.h"
 #include "core/server.h"
 #include "proto/protocols.h"
+#include "query/pool.h"
 #include "store/store.h"
 
 static long rss_bytes(void)
@@ -78,6 +79,14 @@ size_t stats_collect(struct conn *c, struct stat_kv *out)
     U("segments_deleted", st.segments_deleted);
     U("segments_archived", st.segments_archived);
     out[n++] = (struct stat_kv){.key = "fsync_policy", .kind = STAT_STR, .s = st.fsync_policy};
+    struct qpool_stats qs;
+    qpool_get_stats(&qs);
+    U("queries_queued", qs.queued);
+    U("queries_running", qs.running);
+    U("queries_finished", qs.finished);
+    U("queries_cancelled", qs.cancelled);
+    U("queries_timed_out", qs.timed_out);
+    U("query_threads", (uint64_t)qs.threads);
     U("fsyncs", st.fsyncs);
     I("last_fsync_us", st.last_fsync_us);
     U("pending_bytes", st.pending_bytes);

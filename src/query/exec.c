@@ -34,6 +34,14 @@ struct qexec {
 
 struct qexec *qexec_new(struct store *s, struct qry *q, bool count_only)
 {
+    struct store_stats st;
+    store_get_stats(s, &st);
+    return qexec_new_range(s, q, count_only, st.first_id ? st.first_id : 1, st.last_id);
+}
+
+struct qexec *qexec_new_range(struct store *s, struct qry *q, bool count_only, uint64_t lo,
+                              uint64_t hi)
+{
     struct qexec *x = calloc(1, sizeof(*x));
     if (!x) {
         qry_free(q);
@@ -43,10 +51,8 @@ struct qexec *qexec_new(struct store *s, struct qry *q, bool count_only)
     x->q = q;
     x->count_only = count_only;
     x->limit = count_only ? 0 : qry_limit(q);
-    struct store_stats st;
-    store_get_stats(s, &st);
-    x->lo = st.first_id ? st.first_id : 1;
-    x->hi = st.last_id;
+    x->lo = lo ? lo : 1;
+    x->hi = hi;
     /* Counting walks newest first when a limit applies (it stops early), else oldest first. */
     x->cursor = x->limit ? x->hi : x->lo;
     return x;

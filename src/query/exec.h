@@ -34,6 +34,9 @@ enum qexec_status {
 struct qexec *qexec_new(struct store *s, struct qry *q, bool count_only);
 enum qexec_status qexec_step(struct qexec *x, size_t budget, const struct qexec_sink *sink,
                              void *arg);
+/* The same over ids [lo, hi] only. */
+struct qexec *qexec_new_range(struct store *s, struct qry *q, bool count_only, uint64_t lo,
+                              uint64_t hi);
 void qexec_free(struct qexec *x); /* NULL is a no-op. */
 
 #endif

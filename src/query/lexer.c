@@ -7,7 +7,9 @@
  * glued to the next term or '(' negates it; a lone '-' is a word. "name:" where name is a known
  * field makes a field token; any other name (a letter or '_', then letters, digits, '_', '.',
  * '-' or '@') followed by ':' and a value makes a pair token ("host:web1", "app:\"my app\"");
- * with an unterminated quote it is a word, as a quote inside a word always is.
+ * with an unterminated quote it is a word, as a quote inside a word always is. A pair value
+ * that opens with '[' runs to its ']' even across spaces ("latency:[100, 200]"). A word that
+ * is a lone '|' ends the filter: the pipes follow (pipe_parse.c); "|" quoted is a phrase.
  * Nothing is copied: escapes in phrases are resolved by the parser. */
 #include <errno.h>
 #include <string.h>
@@ -185,6 +187,13 @@ int lex_next(struct lexer *lx, struct token *t, char *err)
                 return lex_quoted(lx, k + 1, &t->text, &t->len, err);
             }
             size_t end = value_end(s, lx->len, k + 1, false);
+            if (s[k + 1] == '[') {
+                size_t b = k + 2;
+                while (b < lx->len && s[b] != ']' && s[b] != '(' && s[b] != ')' && s[b] != '"')
+                    b++;
+                if (b < lx->len && s[b] == ']' && (b + 1 == lx->len || is_delim(s[b + 1])))
+                    end = b + 1;
+            }
             if (end > k + 1) {
                 t->text = s + k + 1;
                 t->len = end - k - 1;
@@ -208,5 +217,7 @@ int lex_next(struct lexer *lx, struct token *t, char *err)
         t->kind = TK_OR;
     else if (t->len == 3 && strncasecmp(t->text, "NOT", 3) == 0)
         t->kind = TK_NOT;
+    else if (t->len == 1 && t->text[0] == '|')
+        t->kind = TK_PIPE;
     return 0;
 }

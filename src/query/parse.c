@@ -6,6 +6,7 @@
  *     and   := unary ( [AND] unary )*
  *     unary := ( NOT | '-' ) unary | primary
  *     primary := '(' or ')' | word | "phrase" | /regex/ | field:value
+ *     query := ( '*' | or )? ( '|' pipes )?      (pipes: pipe_parse.c)
  *
  * Every value is decoded here, once, so matching does no parsing and no allocation. A
  * limit:N term sets the query's limit and leaves no node; it may sit anywhere an AND
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "query/pipe_internal.h"
 #include "query/qry_internal.h"
 
 struct parser {
@@ -61,6 +63,9 @@ void qnode_free(struct qnode *n)
     case QN_REGEX:
         regex_free(n->re);
         break;
+    case QN_CMP:
+        free(n->cmp.name);
+        break;
     case QN_TRUE:
     case QN_LEVEL:
     case QN_TIME:
@@ -82,6 +87,8 @@ static unsigned node_cost(const struct qnode *n)
         return 2;
     case QN_KEYWORD:
         return 3;
+    case QN_CMP:
+        return 4;
     case QN_NOT:
         return node_cost(n->child);
     case QN_AND:
@@ -326,6 +333,69 @@ static struct qnode *pair_term(const struct token *t)
     return n;
 }
 
+/* A comparison: name:>N, :>=N, :<N, :<=N or :[A,B] (inclusive), N as val_number reads it.
+ * Returns 1 when the value is no comparison (an equality pair after all: "tags:[a,b]"), 0 with
+ * *out set, or -EINVAL / -ENOMEM with err set. */
+static int cmp_term(const struct token *t, struct qnode **out, char *err)
+{
+    const char *v = t->text;
+    size_t len = t->len;
+    double lo = -__builtin_inf(), hi = __builtin_inf();
+    bool lo_open = false, hi_open = false;
+    char q[48];
+    *out = NULL;
+    if (t->quoted || len == 0)
+        return 1;
+    if (v[0] == '>' || v[0] == '<') {
+        bool ge = v[0] == '>', eq = len > 1 && v[1] == '=';
+        size_t skip = eq ? 2 : 1;
+        double x;
+        if (!val_number(v + skip, len - skip, &x, NULL)) {
+            qry_errf(err, "bad number '%s' at %zu", err_quote(q, sizeof(q), v + skip, len - skip),
+                     (size_t)(v + skip - t->name) + t->pos);
+            return -EINVAL;
+        }
+        if (ge)
+            lo = x, lo_open = !eq;
+        else
+            hi = x, hi_open = !eq;
+    } else if (v[0] == '[' && v[len - 1] == ']') {
+        const char *comma = memchr(v, ',', len);
+        if (!comma)
+            return 1;
+        const char *a = v + 1, *b = comma + 1, *end = v + len - 1;
+        while (a < comma && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b < end && (*b == ' ' || *b == '\t'))
+            b++;
+        const char *ae = comma, *be = end;
+        while (ae > a && (ae[-1] == ' ' || ae[-1] == '\t'))
+            ae--;
+        while (be > b && (be[-1] == ' ' || be[-1] == '\t'))
+            be--;
+        if (!val_number(a, (size_t)(ae - a), &lo, NULL) ||
+            !val_number(b, (size_t)(be - b), &hi, NULL))
+            return 1;
+    } else {
+        return 1;
+    }
+    struct qnode *n = qnode_new(QN_CMP);
+    char *name = n ? malloc(t->name_len + 1) : NULL;
+    if (!name) {
+        free(n);
+        qry_errf(err, "out of memory");
+        return -ENOMEM;
+    }
+    memcpy(name, t->name, t->name_len);
+    name[t->name_len] = '\0';
+    n->cmp.name = name;
+    n->cmp.name_len = t->name_len;
+    n->cmp.lo = lo, n->cmp.hi = hi;
+    n->cmp.lo_open = lo_open, n->cmp.hi_open = hi_open;
+    *out = n;
+    return 0;
+}
+
 static struct qnode *time_node(int64_t from_ms, int64_t to_ms)
 {
     struct qnode *n = qnode_new(QN_TIME);
@@ -366,7 +436,7 @@ static int advance(struct parser *p)
 static bool starts_term(const struct parser *p)
 {
     enum tok_kind k = p->tok.kind;
-    return k != TK_EOF && k != TK_RPAREN && k != TK_OR && k != TK_AND;
+    return k != TK_EOF && k != TK_RPAREN && k != TK_OR && k != TK_AND && k != TK_PIPE;
 }
 
 static int nomem(struct parser *p)
@@ -492,6 +562,9 @@ static int parse_primary(struct parser *p, struct qnode **out)
     case TK_EOF:
         qry_errf(p->err, "unexpected end of query at %zu", t.pos);
         return -EINVAL;
+    case TK_PIPE:
+        qry_errf(p->err, "expected a term before \"|\" at %zu", t.pos);
+        return -EINVAL;
     default:
         break;
     }
@@ -517,7 +590,9 @@ static int parse_primary(struct parser *p, struct qnode **out)
             return rc;
         break;
     case TK_PAIR:
-        if (!(n = pair_term(&t)))
+        if ((rc = cmp_term(&t, &n, p->err)) < 0)
+            return rc;
+        if (rc == 1 && !(n = pair_term(&t)))
             return nomem(p);
         break;
     default:
@@ -671,17 +746,43 @@ int qry_compile(const char *text, size_t len, int64_t now_ms, struct qry **out, 
     }
     if ((rc = advance(&p)) < 0)
         return rc;
-    if (p.tok.kind != TK_EOF && (rc = parse_or(&p, &root)) < 0)
+    if (p.tok.kind == TK_WORD && p.tok.len == 1 && p.tok.text[0] == '*') {
+        /* '*' as the whole filter: every entry (elsewhere it is the literal word). */
+        struct parser look = p;
+        if ((rc = advance(&look)) < 0)
+            return rc;
+        if (look.tok.kind == TK_EOF || look.tok.kind == TK_PIPE)
+            p = look;
+    }
+    if (p.tok.kind != TK_EOF && p.tok.kind != TK_PIPE && (rc = parse_or(&p, &root)) < 0)
         return rc;
-    if (p.tok.kind != TK_EOF) { /* Only a stray ')' stops parse_or early. */
+    if (p.tok.kind != TK_EOF && p.tok.kind != TK_PIPE) { /* A stray ')' stops parse_or early. */
         qnode_free(root);
         qry_errf(err, "unbalanced parenthesis at %zu", p.tok.pos);
         return -EINVAL;
     }
-    if (!root && !(root = qnode_new(QN_TRUE)))
+    struct qpipes *pipes = NULL;
+    if (p.tok.kind == TK_PIPE) {
+        if (p.limit) {
+            qnode_free(root);
+            qry_errf(err, "limit: cannot be combined with pipes (use \"| limit N\") at %zu",
+                     p.tok.pos);
+            return -EINVAL;
+        }
+        if ((rc = qpipes_parse(p.lx.s, p.lx.len, p.lx.pos, &pipes, err)) < 0) {
+            qnode_free(root);
+            return rc;
+        }
+    }
+    if (!root && !(root = qnode_new(QN_TRUE))) {
+        qpipes_free(pipes);
         return nomem(&p);
-    if (!(*out = qry_wrap(root, p.limit)))
+    }
+    if (!(*out = qry_wrap(root, p.limit))) {
+        qpipes_free(pipes);
         return nomem(&p);
+    }
+    (*out)->pipes = pipes;
     return 0;
 }
 
@@ -731,9 +832,17 @@ static struct qry *join(enum qnode_kind kind, struct qry *a, struct qry *b)
     uint64_t limit = a->limit && b->limit ? (a->limit < b->limit ? a->limit : b->limit)
                                           : (a->limit ? a->limit : b->limit);
     struct qnode *n = combine(kind, a->root, b->root);
+    struct qpipes *pipes = a->pipes ? a->pipes : b->pipes;
+    if (a->pipes && b->pipes)
+        qpipes_free(b->pipes);
     free(a);
     free(b);
-    return n ? qry_wrap(n, limit) : NULL;
+    struct qry *q = n ? qry_wrap(n, limit) : NULL;
+    if (q)
+        q->pipes = pipes;
+    else
+        qpipes_free(pipes);
+    return q;
 }
 
 struct qry *qry_and(struct qry *a, struct qry *b)
@@ -768,5 +877,6 @@ void qry_free(struct qry *q)
     if (!q)
         return;
     qnode_free(q->root);
+    qpipes_free(q->pipes);
     free(q);
 }

@@ -5,7 +5,9 @@
  * language"): terms separated by spaces are ANDed; OR between terms; '-' or NOT negates;
  * parentheses group; "quoted phrases"; level:ERROR, level:>=WARN (also >, <, <=);
  * source:PREFIX; since:15m / until:1h (relative: s m h d w), from:/to: absolute (unix
- * seconds or ISO-8601 UTC); /regex/ or regex:PATTERN (PCRE2); limit:N.
+ * seconds or ISO-8601 UTC); /regex/ or regex:PATTERN (PCRE2); limit:N; name:value fields of
+ * the message, and name:>N, >=, <, <=, [A,B] comparing one as a number with units (250ms, 10KiB);
+ * '*' alone for every entry; then " | " and pipes (pipe.h).
  *
  * Keyword semantics: a bare word or phrase matches case-insensitively as a substring of the
  * message, and a bare word that equals a level name (case-insensitively, aliases included)
@@ -82,6 +84,15 @@ int qry_scan(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to
  * as qry_scan. Blocks whose summary tells the answer (qry_block_count) are not read. */
 int qry_count(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to_id, size_t budget,
               uint64_t *count, uint64_t *resume);
+/* Fold the matching entries of ids [from_id, to_id] into arg, oldest first, without a budget
+ * (the query pool's shares are bounded already). Each block wholly inside the range is first
+ * offered to take_block (may be NULL): when it returns true, its summary answered and its
+ * entries are not read. Returns 1, or 0 when visit returned false or the query pool asked
+ * the step to stop (qpool_should_stop). */
+typedef bool (*qry_block_fn)(void *arg, const struct lc_block_info *b);
+int qry_fold(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to_id,
+             qry_block_fn take_block, qry_visit_fn visit, void *arg);
+
 /* The language's value parsers, for other front ends (HTTP parameters): a time as unix
  * seconds (with a fraction) or ISO-8601, and a duration like 90s, 15m, 2h, 7d. Return 0, or
  * -EINVAL with one sentence in err. */

@@ -50,6 +50,7 @@ enum tok_kind {
     TK_REGEX,  /* A /regex/ literal; text is the raw pattern between the slashes. */
     TK_FIELD,  /* A known field: name:value or name:"value". */
     TK_PAIR,   /* Any other name:value or name:"value": a key=value field of the message. */
+    TK_PIPE,   /* A lone '|': the filter ends and the pipes (pipe.h) begin after it. */
 };
 
 enum qry_field {
@@ -115,6 +116,7 @@ enum qnode_kind {
     QN_SOURCE,  /* Source starts with a prefix (ASCII case-insensitive). */
     QN_TIME,    /* ts_ms within an inclusive range. */
     QN_REGEX,   /* PCRE2 match on the message. */
+    QN_CMP,     /* A key=value field of the message, as a number, within a range. */
 };
 
 struct qnode {
@@ -142,11 +144,20 @@ struct qnode {
             int64_t from_ms, to_ms; /* Inclusive. */
         } time;
         struct qry_regex *re; /* QN_REGEX; owned. */
+        struct {
+            char *name; /* Owned, NUL-terminated; matched exactly (case-sensitive). */
+            size_t name_len;
+            double lo, hi;         /* Bounds, as val_number gives them. */
+            bool lo_open, hi_open; /* Exclusive bound ('>' / '<'). */
+        } cmp;
     };
 };
 
+struct qpipes;
+
 struct qry {
     struct qnode *root;
+    struct qpipes *pipes;   /* Owned; NULL without pipes. */
     uint64_t limit;         /* 0 = none. */
     int64_t from_ms, to_ms; /* Cached qry_time_bounds. */
 };
@@ -180,10 +191,38 @@ int val_time(const char *s, size_t len, bool end_of_day, int64_t *ms, const char
 /* Parse a non-negative decimal count for limit:. */
 int val_limit(const char *s, size_t len, uint64_t *out, char *err);
 
+enum qnum_kind { QNUM_PLAIN, QNUM_DURATION, QNUM_SIZE };
+
+/* A number as VictoriaLogs reads one (README "Field comparisons"): plain (1500, -2.5, 1_000),
+ * a duration in nanoseconds (250ms, 1h30m) or a size in bytes (1.5KB, 10MiB). Returns false
+ * when s is none of these. kind may be NULL. */
+bool val_number(const char *s, size_t len, double *out, enum qnum_kind *kind);
+
 /* Compile a PCRE2 pattern (borrowed) into an owned matcher in *out. */
 int regex_compile(const char *pat, size_t len, bool caseless, struct qry_regex **out, char *err);
 bool regex_match(const struct qry_regex *re, const char *s, size_t len);
 void regex_free(struct qry_regex *re);
+
+/* ---- Fields of a message (match.c) ---- */
+
+/* One key=value field of a message. A quoted value (key="a b") is given raw, between the
+ * quotes, with its \" and \\ escapes unresolved (escaped is then true). */
+struct qfield {
+    const char *name, *value;
+    size_t name_len, value_len;
+    bool escaped; /* The value holds a backslash escape: resolve before use. */
+};
+
+/* The next field of msg at or after *pos (0 to start); advances *pos. Fields are the
+ * space-separated words of the form name=value, name as the lexer's pair names. */
+bool qfield_next(const char *msg, size_t len, size_t *pos, struct qfield *f);
+
+/* The first field called name (exact bytes) in msg. */
+bool qfield_find(const char *msg, size_t len, const char *name, size_t name_len, struct qfield *f);
+
+/* Copy a field value into out (room for value_len bytes), resolving escapes; returns the
+ * length written. */
+size_t qfield_copy(const struct qfield *f, char *out);
 
 /* Write a one-line error; %s arguments that quote user text go through err_quote first. */
 void qry_errf(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

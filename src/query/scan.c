@@ -8,10 +8,12 @@
  * store lock is held while visit runs. */
 #include <stddef.h>
 
+#include "query/pool.h"
 #include "query/qry.h"
 #include "store/store.h"
 
-#define SKIP_COST 64 /* Budget units charged for ruling out a block (or failing to read it). */
+#define SKIP_COST  64 /* Budget units charged for ruling out a block (or failing to read it). */
+#define STOP_EVERY 16 /* Entries between checks whether the query pool wants the step back. */
 
 enum block_end {
     BLOCK_DONE,   /* Every entry of the block's part of the range was examined. */
@@ -37,8 +39,8 @@ static enum block_end scan_block(struct store *s, const struct qry *q, const str
     enum block_end end = BLOCK_DONE;
     for (uint64_t k = 0; k <= hi - lo; k++) {
         uint64_t id = c->forward ? lo + k : hi - k;
-        if (*spent >= budget) {
-            *resume = id;
+        if (*spent >= budget || (k % STOP_EVERY == STOP_EVERY - 1 && qpool_should_stop())) {
+            *resume = id; /* Cancelled or out of time: like a spent budget, the rest waits. */
             end = BLOCK_BUDGET;
             break;
         }
@@ -119,8 +121,39 @@ int qry_count(struct store *s, const struct qry *q, uint64_t from_id, uint64_t t
         uint64_t hi = to_id < b->last_id ? to_id : b->last_id;
         size_t block_spent = 0;
         uint64_t r;
-        scan_block(s, q, &c, lo, hi, SIZE_MAX, &block_spent, count_visit, count, &r);
+        if (scan_block(s, q, &c, lo, hi, SIZE_MAX, &block_spent, count_visit, count, &r) ==
+            BLOCK_BUDGET) {
+            *resume = r; /* Interrupted (qpool_should_stop): the count is partial. */
+            store_cursor_end(s, &c);
+            return 0;
+        }
         spent += hi - lo + 1;
+    }
+    return 1;
+}
+
+int qry_fold(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to_id,
+             qry_block_fn take_block, qry_visit_fn visit, void *arg)
+{
+    if (from_id > to_id)
+        return 1;
+    struct store_cursor c;
+    store_cursor_init(&c, from_id, to_id, true);
+    while (store_cursor_next(s, &c)) {
+        const struct lc_block_info *b = c.info;
+        if (c.bad)
+            continue;
+        bool whole = from_id <= b->first_id && to_id >= b->last_id;
+        if (whole && take_block && take_block(arg, b))
+            continue; /* Its summary answered: no entry read. */
+        uint64_t lo = from_id > b->first_id ? from_id : b->first_id;
+        uint64_t hi = to_id < b->last_id ? to_id : b->last_id;
+        size_t spent = 0;
+        uint64_t r;
+        if (scan_block(s, q, &c, lo, hi, SIZE_MAX, &spent, visit, arg, &r) != BLOCK_DONE) {
+            store_cursor_end(s, &c);
+            return 0;
+        }
     }
     return 1;
 }

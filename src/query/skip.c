@@ -235,6 +235,7 @@ static enum tri node_tri(const struct qnode *n, const struct lc_block_info *b)
     case QN_SOURCE:
         return n->src.len == 0 ? T_ALL : T_SOME;
     case QN_REGEX:
+    case QN_CMP:
         return T_SOME;
     }
     return T_SOME;

@@ -286,6 +286,146 @@ int val_limit(const char *s, size_t len, uint64_t *out, char *err)
     return -EINVAL;
 }
 
+/* ---- Numbers with units (field comparisons and pipes) ----
+ *
+ * VictoriaLogs' rules: a plain number is [-]digits[.digits], '_' allowed between digits, no
+ * exponent and no leading zero ("007" is text). A duration is one or more number+unit parts
+ * (1h30m, 1.5s) in nanoseconds: ns, us or µs, ms, s, m, h, d, w, y (365 days). A size is one or
+ * more number+suffix parts in bytes: B; K, KB (1000); M, MB; G, GB; T, TB; Ki, KiB (1024); Mi,
+ * MiB; Gi, GiB; Ti, TiB; the last part may be a bare integer (1KiB24). Lower-case kb, kib, b
+ * etc. are accepted too (never a lone lower-case k, m, g or t: "1m" is a minute). */
+
+/* A number at s[*i] (a run of digits, '_' and '.'); false when the run is not a number. */
+static bool num_prefix(const char *s, size_t len, size_t *i, double *v, bool *integral)
+{
+    char buf[72];
+    size_t n = 0, start = *i, dot = SIZE_MAX;
+    for (; *i < len && ((s[*i] >= '0' && s[*i] <= '9') || s[*i] == '_' || s[*i] == '.'); (*i)++) {
+        if (s[*i] == '_')
+            continue;
+        if (s[*i] == '.') {
+            if (dot != SIZE_MAX)
+                return false;
+            dot = n;
+        }
+        if (n + 1 >= sizeof(buf))
+            return false;
+        buf[n++] = s[*i];
+    }
+    if (n == 0 || s[start] == '_' || s[*i - 1] == '_' || dot == 0 || dot == n - 1)
+        return false;
+    size_t int_len = dot == SIZE_MAX ? n : dot;
+    if (int_len > 1 && buf[0] == '0')
+        return false;
+    buf[n] = '\0';
+    *v = strtod(buf, NULL);
+    *integral = dot == SIZE_MAX;
+    return true;
+}
+
+struct unit {
+    const char *name;
+    double mult;
+};
+
+static const struct unit dur_units[] = {
+    {"\xc2\xb5s", 1e3}, {"us", 1e3},   {"ns", 1},      {"ms", 1e6},        {"s", 1e9},
+    {"m", 60e9},        {"h", 3600e9}, {"d", 86400e9}, {"w", 7 * 86400e9}, {"y", 365 * 86400e9},
+};
+
+static const struct unit size_units[] = {
+    {"KiB", 1024.0},
+    {"MiB", 1048576.0},
+    {"GiB", 1073741824.0},
+    {"TiB", 1099511627776.0},
+    {"kib", 1024.0},
+    {"mib", 1048576.0},
+    {"gib", 1073741824.0},
+    {"tib", 1099511627776.0},
+    {"Ki", 1024.0},
+    {"Mi", 1048576.0},
+    {"Gi", 1073741824.0},
+    {"Ti", 1099511627776.0},
+    {"KB", 1e3},
+    {"MB", 1e6},
+    {"GB", 1e9},
+    {"TB", 1e12},
+    {"kb", 1e3},
+    {"mb", 1e6},
+    {"gb", 1e9},
+    {"tb", 1e12},
+    {"B", 1},
+    {"b", 1},
+    {"K", 1e3},
+    {"M", 1e6},
+    {"G", 1e9},
+    {"T", 1e12},
+};
+
+/* The longest unit of the table at s[i] (tables list longer names first). */
+static const struct unit *unit_at(const struct unit *u, size_t nu, const char *s, size_t len,
+                                  size_t i)
+{
+    for (size_t k = 0; k < nu; k++) {
+        size_t n = strlen(u[k].name);
+        if (n <= len - i && memcmp(s + i, u[k].name, n) == 0)
+            return &u[k];
+    }
+    return NULL;
+}
+
+/* Parts of number+unit; a bare last part only when bare_last (sizes). */
+static bool num_units(const char *s, size_t len, const struct unit *u, size_t nu, bool bare_last,
+                      double *out)
+{
+    double total = 0;
+    size_t i = 0;
+    while (i < len) {
+        double v;
+        bool integral;
+        if (!num_prefix(s, len, &i, &v, &integral))
+            return false;
+        if (i == len) {
+            if (!bare_last || !integral)
+                return false;
+            total += v;
+            break;
+        }
+        const struct unit *un = unit_at(u, nu, s, len, i);
+        if (!un)
+            return false;
+        total += v * un->mult;
+        i += strlen(un->name);
+    }
+    *out = total;
+    return true;
+}
+
+bool val_number(const char *s, size_t len, double *out, enum qnum_kind *kind)
+{
+    bool neg = len > 0 && s[0] == '-';
+    if (neg)
+        s++, len--;
+    if (len == 0)
+        return false;
+    double v;
+    bool integral;
+    size_t i = 0;
+    enum qnum_kind k;
+    if (num_prefix(s, len, &i, &v, &integral) && i == len)
+        k = QNUM_PLAIN;
+    else if (num_units(s, len, dur_units, sizeof(dur_units) / sizeof(dur_units[0]), false, &v))
+        k = QNUM_DURATION;
+    else if (num_units(s, len, size_units, sizeof(size_units) / sizeof(size_units[0]), true, &v))
+        k = QNUM_SIZE;
+    else
+        return false;
+    *out = neg ? -v : v;
+    if (kind)
+        *kind = k;
+    return true;
+}
+
 /* ---- Regexes ---- */
 
 struct qry_regex {

@@ -1,0 +1,83 @@
+/* run.h - a query run on the pool (pool.h), as a connection's reactor sees it.
+ *
+ * A front end starts a run with the compiled query and a `ready` callback; the pool's threads
+ * scan the store and leave the answer, piece by piece, in the run's bounded output. `ready`
+ * is posted to the front end's own loop whenever something arrived; the front end then calls
+ * qrun_drain, which hands the pieces to its sink on that loop, until the sink is full or
+ * nothing is left. The reactor therefore never scans and never waits for a scan; the pool
+ * never writes to a socket. When the output is full the run pauses until it is drained, so a
+ * slow reader costs memory only up to that bound. Closing a run that has not ended cancels it.
+ *
+ * The answer is one of:
+ *   count(n), then n rows (row)            SEARCH, and COUNT (count only, no rows)
+ *   table(t), then t->nrows rows (table_row)   a query with pipes (pipe.h)
+ *   result(part)                           a custom fold (qrun_start_fold)
+ *   error(why), possibly after some rows   a timeout, the memory limit, a bad pipe
+ * and qrun_drain returns QX_DONE once it has all been delivered. */
+#ifndef LC_QUERY_RUN_H
+#define LC_QUERY_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/entry.h"
+#include "query/exec.h"
+#include "query/pipe.h"
+#include "query/qry.h"
+
+struct ev_loop;
+struct store;
+struct qry;
+struct qrun;
+
+struct qrun_sink {
+    void (*count)(void *arg, uint64_t n);
+    /* Return false when the output is full: drain stops after this row. */
+    bool (*row)(void *arg, const struct lc_entry *e);
+    void (*table)(void *arg, const struct qtable *t);
+    bool (*table_row)(void *arg, const struct qtable *t, size_t r);
+    void (*error)(void *arg, const char *why);
+    void (*result)(void *arg, void *part); /* The merged part; the run's until qrun_close. */
+};
+
+/* A fold: parts built by pool threads over shares of the store, then merged into one. */
+struct qfold_ops {
+    void *(*part_new)(void *ctx);         /* NULL when out of memory. */
+    qry_block_fn take_block;              /* May be NULL; its arg is the part. */
+    qry_visit_fn add;                     /* Its arg is the part; false stops the share (error). */
+    int (*merge)(void *into, void *part); /* Frees part; 0 or -errno. */
+    const char *(*error)(void *part);     /* May be NULL: why the part stopped, or NULL. */
+    void (*part_free)(void *part);
+};
+
+/* Limits for every run: memory per query for pipes (bytes, 0 = none). */
+void qrun_set_memory_limit(size_t bytes);
+
+/* Start a run of q (taken over) over the whole store (lo = hi = 0) or over ids [lo, hi].
+ * count_only: COUNT (the filter's match count; pipes are refused). ready(owner) runs on home
+ * whenever output is waiting. Returns NULL when out of memory (q is freed). */
+struct qrun *qrun_start(struct ev_loop *home, struct store *s, struct qry *q, bool count_only,
+                        uint64_t lo, uint64_t hi, void (*ready)(void *owner), void *owner);
+
+/* A custom fold of the matching entries of [lo, hi] (0, 0: the whole store); answers with
+ * result(merged part). ctx is passed to part_new and must outlive the run. */
+struct qrun *qrun_start_fold(struct ev_loop *home, struct store *s, struct qry *q, uint64_t lo,
+                             uint64_t hi, const struct qfold_ops *ops, void *ctx,
+                             void (*ready)(void *owner), void *owner);
+
+/* The matching entries of [lo, hi] in id order (oldest first when forward), at most max_rows
+ * of them (0: all), as rows without a count. */
+struct qrun *qrun_start_list(struct ev_loop *home, struct store *s, struct qry *q, uint64_t lo,
+                             uint64_t hi, bool forward, uint64_t max_rows,
+                             void (*ready)(void *owner), void *owner);
+
+/* Deliver what is waiting to sink (on home's thread). QX_DONE: the whole answer was delivered
+ * (close the run now); QX_PAUSED: the sink said it is full (drain again when it has room);
+ * QX_MORE: nothing more yet (ready will be posted). */
+enum qexec_status qrun_drain(struct qrun *r, const struct qrun_sink *sink, void *arg);
+
+/* The owner is done with r: after QX_DONE, or to cancel it. No callback comes after this. */
+void qrun_close(struct qrun *r);
+
+#endif
