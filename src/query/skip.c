@@ -191,7 +191,8 @@ static bool text_may_contain(const struct qnode *n, const struct lc_block_info *
 {
     if (b->text)
         return ci_needle_find(&n->kw.needle, b->text, b->text_len) != NULL;
-    if (b->tokens && n->kw.tok && !tokens_may_contain(n->kw.tok, b->tokens, b->tokens_nbits))
+    const uint64_t *tokens = n->kw.tok ? lc_block_tokens(b) : NULL;
+    if (tokens && !tokens_may_contain(n->kw.tok, tokens, b->tokens_nbits))
         return false;
     if (b->filter)
         return filter_may_contain(b->filter, b->filter_log2, n->kw.text, n->kw.needle.len);

@@ -229,9 +229,9 @@ struct cblock *cache_get(struct store *s, struct block *b)
 /* ------------------------------------------------------------------------------------------ */
 /* Blocks: summaries, the index, lifetimes. */
 
-/* Fill a block's summary (time range, levels, trigram and token filters) from its columns. Returns
- * 0, -EINVAL if they are malformed, or -ENOMEM. */
-int block_summarize(struct block *b, const char *cols, int layout)
+/* Fill a block's summary (time range, levels, trigram filter, token filter when asked) from its
+ * columns. Returns 0, -EINVAL if they are malformed, or -ENOMEM. */
+int block_summarize(struct block *b, const char *cols, int layout, bool tokens)
 {
     struct col_summary cs;
     if (columns_summary(cols, b->raw_len, b->count, layout, &cs) < 0)
@@ -251,6 +251,8 @@ int block_summarize(struct block *b, const char *cols, int layout)
     /* Messages are contiguous in the columns: one pass (a trigram spanning two messages only
      * adds a harmless extra bit). */
     filter_add(b->filter, b->filter_log2, cs.msgs, cs.msgs_len);
+    if (!tokens)
+        return 0;
     return tokf_build(cs.msgs, cs.msgs_len, cs.msg_lens, b->count, &b->tokens, &b->tokens_nbits);
 }
 

@@ -2,10 +2,13 @@
  *
  * Version 3 adds each block's token filter after its trigram filter (u32 bits, then the bits;
  * 0 bits = none). Version 1 files still load, without reading data: their blocks have no token
- * filter, so it never rules them out (the trigram filter still does). Deleting such a file
- * makes the next start read the segment's frames and write it again, token filters included.
+ * filter until the builder (tokbuild.c) makes it after start-up; meanwhile it never rules them
+ * out (the trigram filter still does), and then the file is written again as version 3.
  * Version 2 (token filters of other elements and hashes, never released) is refused like a
- * damaged file: the segment's frames are read again. */
+ * damaged file: the segment's frames are read again. A block without a token filter in a
+ * version 3 file (0 bits) is one the builder had not reached when the file was written (at a
+ * stop, or a sealed segment's index put off too long): the builder builds it after start-up,
+ * and the writer writes the file again (segment.c). */
 #define _GNU_SOURCE
 #include "store/index.h"
 
@@ -40,10 +43,11 @@ int index_write(const char *path, uint64_t covered, struct block *const *blocks,
               buf_append(&b, k->level_counts, 4 * LC_LEVEL_COUNT) | buf_append(&b, &k->offset, 8) |
               buf_append(&b, &k->frame_len, 4) | buf_append(&b, &log2, 4) |
               buf_append(&b, k->filter, ((size_t)1 << log2) / 8);
-        uint32_t tbits = k->tokens ? k->tokens_nbits : 0;
+        const uint64_t *tokens = block_tokens(k); /* The builder may set it meanwhile. */
+        uint32_t tbits = tokens ? k->tokens_nbits : 0;
         rc |= buf_append(&b, &tbits, 4);
         if (tbits)
-            rc |= buf_append(&b, k->tokens, tbits / 8);
+            rc |= buf_append(&b, tokens, tbits / 8);
     }
     uint64_t sum = XXH3_64bits(buf_head(&b), buf_len(&b));
     rc |= buf_append(&b, &sum, 8);

@@ -29,10 +29,19 @@ struct lc_block_info {
     size_t text_len;
     const uint8_t *filter; /* Trigram filter (store/filter.h), or NULL. */
     unsigned filter_log2;
-    const uint64_t *tokens; /* Token filter (store/tokfilter.h), or NULL. */
+    const uint64_t *tokens; /* Token filter (store/tokfilter.h), or NULL: read it with
+                               lc_block_tokens (it may be set after the block is published). */
     uint32_t tokens_nbits;
     const uint32_t *level_counts; /* Entries per level (LC_LEVEL_COUNT), or NULL. */
 };
+
+/* A block's token filter, or NULL while it has none (the store builds them in the background,
+ * after a block is published). An acquire load: when it is not NULL, its bits and
+ * b->tokens_nbits are complete. */
+static inline const uint64_t *lc_block_tokens(const struct lc_block_info *b)
+{
+    return __atomic_load_n(&b->tokens, __ATOMIC_ACQUIRE);
+}
 
 struct store;
 
@@ -49,6 +58,7 @@ struct store_config {
     uint64_t retention_size;     /* Delete oldest segments beyond this total; 0 = no limit. */
     int64_t retention_age_ms;    /* Delete segments whose newest entry is older; 0 = forever. */
     uint64_t retention_min_free; /* Keep this much disk free: delete, then refuse writes. */
+    bool tokens_held; /* Tests: the token filter builder starts held (store_tokens_hold). */
 };
 
 struct store_stats {
@@ -68,7 +78,8 @@ struct store_stats {
     uint64_t damaged_bytes;     /* Found corrupt at start-up and skipped. */
     int64_t last_fsync_us;      /* Duration of the latest fsync; -1 = none yet. */
     uint64_t fsyncs;
-    uint64_t pending_bytes; /* Accepted, not yet written. */
+    uint64_t pending_bytes;  /* Accepted, not yet written. */
+    uint64_t tokens_pending; /* Blocks whose token filter is not built yet (the builder's queue). */
     const char *fsync_policy;
     const char *error; /* The current write problem, or NULL. */
 };
@@ -183,5 +194,9 @@ static inline void store_block_entry(const struct store_block *blk, uint64_t id,
 void store_block_close(struct store *s, struct store_block *blk);
 
 void store_get_stats(struct store *s, struct store_stats *st);
+
+/* Hold the background builder of token filters (it builds none from its next pass on) or let it
+ * go on. For tests, which look at blocks without filters; a held builder still stops. */
+void store_tokens_hold(struct store *s, bool hold);
 
 #endif
