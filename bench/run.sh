@@ -4,7 +4,8 @@
 #
 # Sections: ingest (plain and framed lines at each connection count), formats (syslog, JSON
 # lines and binary frames at 4 connections, and liblogcaster's lc_bench when it is built),
-# queries, HTTP, the durable store at scale, IRC, and a summary of every ingest figure.
+# queries, HTTP, the durable store at scale, IRC, queries against ripgrep and acknowledgement
+# latency under scans (bench/query.sh), and a summary of every ingest figure.
 #
 # usage: bench/run.sh BUILD_DIR        (BUILD_DIR holds logcasterd and logcaster)
 #
@@ -18,6 +19,7 @@
 #   BENCH_REPEAT [3]             runs per ingest configuration (and format); the median is shown
 #   BENCH_QUERY_LINES [1000000]  entries loaded before the query benchmarks
 #   BENCH_QUERY_RUNS [20]        requests per query benchmark
+#   BENCH_RG_LINES [5000000]     lines of the ripgrep comparison (bench/query.sh; 0 skips it)
 #   LOGCASTERD_ARGS []           extra server options, e.g. "--threads 2"
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -312,6 +314,13 @@ if [[ $irc_clients -gt 0 ]]; then
     echo "  ingest lines/s with $irc_clients IRC clients in #logs-all: ${withs[*]}; median $with"
     awk -v a="$base" -v b="$with" \
         'BEGIN { if (a > 0) printf "  ingest rate change with IRC clients: %+.1f%%\n", 100 * (b - a) / a }'
+fi
+
+# ---- Queries against ripgrep over the same lines, and acknowledgement latency under scans
+# (bench/query.sh, its own fresh server; BENCH_RG_LINES=0 skips it).
+if [[ ${BENCH_RG_LINES:-5000000} -gt 0 ]]; then
+    echo
+    "$(dirname "$0")/query.sh" "$build" || echo "bench: bench/query.sh failed" >&2
 fi
 
 # ---- Summary: every ingest figure above in one table.

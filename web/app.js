@@ -1,6 +1,9 @@
 /* LogCaster web console: query, volume chart, live tail and server stats over the HTTP API
- * (/api/v1/query, /api/v1/histogram, /api/v1/tail, /api/v1/stats). Plain ES2020, no build step,
- * no dependencies. All text from the server is inserted with textContent, never as HTML. */
+ * (/api/v1/query, /api/v1/histogram, /api/v1/tail, /api/v1/stats). A query with pipes answers
+ * a table: it is shown as a sortable table under a hand-drawn chart (bars per group, lines over
+ * _time buckets). The fields panel lists the fields of the filter's matches and their top values.
+ * Plain ES2020, no build step, no dependencies. All text from the server is inserted with
+ * textContent, never as HTML. */
 'use strict';
 (function () {
   const LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
@@ -19,6 +22,10 @@
     chart: $('chart'), chartInfo: $('chart-info'), legend: $('legend'),
     results: $('results'), tbody: $('results').tBodies[0], summary: $('summary'),
     newest: $('newest'), older: $('older'), zoomOut: $('zoom-out'), foot: $('foot'), header: $('top'), home: $('home'),
+    chartPanel: $('chart-panel'), pchartPanel: $('pchart-panel'), pchart: $('pchart'), pchartInfo: $('pchart-info'),
+    pchartPick: $('pchart-pick'), pchartCol: $('pchart-col'), plegend: $('plegend'),
+    ptableWrap: $('ptable-wrap'), ptable: $('ptable'), fields: $('fields'), fieldsInfo: $('fields-info'),
+    fieldsFoot: $('fields-foot'),
   };
 
   // What the user asked for: the query that was last run and its time range.
@@ -30,6 +37,7 @@
     q: null, from: null, to: null, // the query and range of the rows shown
     page: 0, pageStarts: [], more: false, took: null,
     ids: new Set(), oldestId: null, loading: false, live: 0, skipped: 0, pendingNew: 0, gen: 0,
+    table: null, // a query with pipes: {cols, rows} as the server answered them
   };
 
   // ---- small helpers ------------------------------------------------------------------------
@@ -168,7 +176,7 @@
     el.error.replaceChildren();
     el.error.append(h('span', null, msg + ' '));
     if (detail) el.error.append(h('span', 'detail', detail));
-    if (view.ids.size) el.error.append(h('span', 'note', '\u2014 still showing the results of the previous query'));
+    if (view.ids.size || view.table) el.error.append(h('span', 'note', '\u2014 still showing the results of the previous query'));
     el.error.hidden = false;
     layout();
   }
@@ -220,7 +228,9 @@
     writeHash();
     renderRange();
     loadPage(null, 0);
-    loadChart();
+    // The volume chart counts the filter's entries; a table brings its own chart instead.
+    if (!splitPipes(st.q).pipes) loadChart();
+    loadFields();
   }
 
   let tableCtl = null, tableSeq = 0;
@@ -232,6 +242,7 @@
     view.loading = true;
     setBusy(true);
     const params = { q, limit: PAGE, before, from: rg.from, to: rg.to != null ? rg.to - 1 : null };
+    if (splitPipes(q).pipes) { delete params.limit; delete params.before; } // the pipes decide the rows
     let res;
     try {
       res = await getJSON('/api/v1/query?' + qs(params), tableCtl.signal);
@@ -242,6 +253,7 @@
       setBusy(false);
       showError('Cannot reach the LogCaster server:', String(e.message || e));
       el.results.classList.add('stale');
+      el.ptable.classList.add('stale');
       flushTail();
       return;
     }
@@ -252,6 +264,7 @@
       const msg = res.body.error || ('HTTP ' + res.status);
       showError(res.status === 400 ? 'Query error:' : 'Server error (HTTP ' + res.status + '):', msg);
       el.results.classList.add('stale');
+      el.ptable.classList.add('stale');
       el.results.dataset.error = msg;
       if (tailOn && !es) {
         if (view.q != null) tailStart(); // keep tailing the query whose results are shown
@@ -263,6 +276,12 @@
     clearError();
     delete el.results.dataset.error;
     el.results.classList.remove('stale');
+    el.ptable.classList.remove('stale');
+    if (Array.isArray(res.body.columns)) {
+      showTable(q, rg, res.body);
+      return;
+    }
+    setTableMode(false);
     if (page === 0) view.pageStarts = [];
     view.q = q;
     view.from = rg.from;
@@ -289,6 +308,7 @@
   }
 
   function renderSummary() {
+    if (view.table) { renderTableSummary(); return; }
     const n = view.ids.size;
     const parts = [];
     el.summary.replaceChildren();
@@ -681,6 +701,11 @@
     tailStop();
     if (!tailOn) return;
     tailQ = view.q != null ? view.q : st.q;
+    if (splitPipes(tailQ).pipes) { // a tail follows entries, a table has none: wait for a filter
+      tailQ = null;
+      setTailState('paused', 'paused (pipes)');
+      return;
+    }
     setTailState('connecting', 'connecting\u2026');
     const src = new EventSource('/api/v1/tail?' + qs({ q: tailQ, access_token: token() }));
     es = src;
@@ -723,6 +748,7 @@
     if (!tailQueue.length || view.loading) return;
     const batch = tailQueue;
     tailQueue = [];
+    if (view.table) return; // a table is not a list of entries: the tail is paused for it
     const rg = { from: view.from, to: view.to };
     const fresh = [];
     for (const e of batch) {
@@ -759,6 +785,523 @@
     const lastRow = el.tbody.rows[el.tbody.rows.length - 1];
     if (lastRow && lastRow.dataset.id) view.oldestId = +lastRow.dataset.id;
     renderSummary();
+  }
+
+  // ---- queries with pipes: the filter, a table, its chart ---------------------------------
+  /** Cut a query where its pipes start, as the server's lexer does: at the first '|' that is a
+   * token of its own (whitespace or parentheses around it), outside "phrases", name:"values"
+   * and /regexes/. Returns {filter, pipes}; pipes is '' or starts with '|'. */
+  function splitPipes(q) {
+    const n = q.length;
+    const delim = (c) => c === undefined || /[\s()]/.test(c);
+    const quoteEnd = (k) => { // k at an opening '"': the index after its closing quote (n if none)
+      for (let j = k + 1; j < n; j++) {
+        if (q[j] === '\\') j++;
+        else if (q[j] === '"') return j + 1;
+      }
+      return n;
+    };
+    let i = 0;
+    while (i < n) {
+      const c = q[i];
+      if (delim(c)) { i++; continue; }
+      if (c === '|' && delim(q[i + 1])) return { filter: q.slice(0, i).trim(), pipes: q.slice(i).trim() };
+      if (c === '"') { i = quoteEnd(i); continue; }
+      if (c === '-' && !delim(q[i + 1])) { i++; continue; }
+      if (c === '/') { // a regex literal only when its closing '/' (and an 'i') ends the token
+        let j = i + 1;
+        while (j < n && q[j] !== '/') j += q[j] === '\\' ? 2 : 1;
+        if (j < n) {
+          let e = j + 1;
+          if (q[e] === 'i') e++;
+          if (delim(q[e])) { i = e; continue; }
+        }
+      }
+      let j = i;
+      while (j < n && !delim(q[j])) {
+        if (q[j] === ':' && q[j + 1] === '"') { j = quoteEnd(j + 1); break; }
+        j++;
+      }
+      i = j;
+    }
+    return { filter: q.trim(), pipes: '' };
+  }
+
+  const MAX_TABLE_ROWS = 2000; // rows put in the page (the answer may hold more)
+  const MAX_BARS = 30;
+  const MAX_SERIES = 10;
+  const PALETTE = ['#2f81f7', '#e8590c', '#2f9e44', '#ae3ec9', '#f08c00', '#0c8599', '#e03131', '#5c7cfa', '#a61e4d', '#74b816'];
+  const tsort = { col: null, dir: 1 }; // the table's sort: a column name, 1 ascending, -1 descending
+
+  function setTableMode(on) {
+    if (!on) view.table = null;
+    el.results.hidden = on;
+    el.ptableWrap.hidden = !on;
+    el.newest.hidden = el.older.hidden = on;
+    el.chartPanel.hidden = on;
+    if (!on) el.pchartPanel.hidden = true;
+  }
+
+  function showTable(q, rg, body) {
+    const fresh = !view.table || view.q !== q;
+    setTableMode(true);
+    view.table = { cols: body.columns.map(String), rows: Array.isArray(body.rows) ? body.rows : [] };
+    view.q = q;
+    view.from = rg.from;
+    view.to = rg.to;
+    view.page = 0;
+    view.more = false;
+    view.took = body.took_ms;
+    view.ids = new Set();
+    view.live = view.skipped = view.pendingNew = 0;
+    el.tbody.replaceChildren();
+    if (fresh || !view.table.cols.includes(tsort.col)) { tsort.col = null; tsort.dir = 1; }
+    renderTable();
+    renderSummary();
+    el.ptable.dataset.query = q;
+    el.ptable.dataset.gen = (+el.ptable.dataset.gen || 0) + 1;
+    renderPChart();
+    if (tailOn) tailStart(); // pauses it: a table has no entries to follow
+    tailQueue = [];
+  }
+
+  function renderTableSummary() {
+    const t = view.table;
+    el.summary.replaceChildren();
+    el.foot.replaceChildren();
+    const n = t.rows.length;
+    el.summary.append(h('b', null, fmtInt(n)), ' ' + (n === 1 ? 'row' : 'rows'));
+    if (view.took != null) el.summary.append(' \u00b7 query ' + (Math.round(view.took * 100) / 100) + ' ms');
+    if (n > MAX_TABLE_ROWS) el.foot.textContent = 'Showing the first ' + fmtInt(MAX_TABLE_ROWS) + ' of ' + fmtInt(n) + ' rows: add | limit N to the query.';
+  }
+
+  const isNum = (v) => typeof v === 'number';
+  function cellText(v) {
+    if (v == null) return '';
+    if (isNum(v)) return Number.isInteger(v) && Math.abs(v) >= 1e4 ? v.toLocaleString('en-US') : String(v);
+    return String(v);
+  }
+  /** Order of two cells as the server's sort does it: numbers (bare or written as text) first,
+   * then text bytewise, empty values last in both directions. */
+  function cmpCells(a, b, dir) {
+    const ea = a == null || a === '', eb = b == null || b === '';
+    if (ea || eb) return ea === eb ? 0 : ea ? 1 : -1;
+    const na = isNum(a) ? a : (/^-?\d+(\.\d+)?$/.test(a) ? Number(a) : null);
+    const nb = isNum(b) ? b : (/^-?\d+(\.\d+)?$/.test(b) ? Number(b) : null);
+    if (na != null && nb != null) return dir * (na - nb);
+    if (na != null || nb != null) return na != null ? -1 : 1;
+    return dir * (a < b ? -1 : a > b ? 1 : 0);
+  }
+
+  function renderTable() {
+    const t = view.table;
+    const thead = el.ptable.tHead, tbody = el.ptable.tBodies[0];
+    const tr = h('tr');
+    t.cols.forEach((c) => {
+      const th = h('th', null, c);
+      th.dataset.col = c;
+      th.title = 'Sort by ' + c;
+      if (tsort.col === c) th.setAttribute('aria-sort', tsort.dir > 0 ? 'ascending' : 'descending');
+      th.append(h('span', 'arrow', tsort.col === c ? (tsort.dir > 0 ? ' \u25b2' : ' \u25bc') : ''));
+      th.addEventListener('click', () => {
+        if (tsort.col === c) tsort.dir = -tsort.dir;
+        else { tsort.col = c; tsort.dir = t.rows.some((r) => isNum(r[t.cols.indexOf(c)])) ? -1 : 1; }
+        renderTable();
+      });
+      tr.append(th);
+    });
+    thead.replaceChildren(tr);
+    let rows = t.rows;
+    if (tsort.col != null) {
+      const k = t.cols.indexOf(tsort.col);
+      rows = rows.map((r, i) => [r, i]).sort((x, y) => cmpCells(x[0][k], y[0][k], tsort.dir) || x[1] - y[1]).map((x) => x[0]);
+    }
+    const frag = document.createDocumentFragment();
+    const ti = t.cols.indexOf('_time');
+    for (const r of rows.slice(0, MAX_TABLE_ROWS)) {
+      const row = h('tr', 'prow');
+      t.cols.forEach((c, k) => {
+        const v = r[k];
+        const td = h('td', isNum(v) ? 'num' : k === ti ? 'time' : c === '_msg' ? 'msg' : null, cellText(v));
+        td.dataset.v = v == null ? '' : String(v);
+        if (k === ti && v) { const d = new Date(v); if (!isNaN(d)) td.title = fmtDate(d) + ' ' + fmtClock(d, true) + ' local'; }
+        if (c === 'level' && LEVELS.includes(v)) { td.textContent = ''; td.append(h('span', 'lvl lvl-' + v, v)); }
+        row.append(td);
+      });
+      frag.append(row);
+    }
+    if (!rows.length) {
+      const e = h('tr', 'empty');
+      const td = h('td', null, 'No rows: nothing matches this query and time range.');
+      td.colSpan = Math.max(1, t.cols.length);
+      e.append(td);
+      frag.append(e);
+    }
+    tbody.replaceChildren(frag);
+  }
+
+  /** What to draw for a table: null (no numbers), bars per row, or lines over _time. */
+  function chartSpec(t) {
+    const numeric = t.cols.map((c, k) => t.rows.length > 0 && t.rows.some((r) => isNum(r[k])) &&
+      t.rows.every((r) => isNum(r[k]) || r[k] === '' || r[k] == null));
+    const values = t.cols.filter((c, k) => numeric[k]);
+    if (!values.length) return null;
+    const ti = t.cols.indexOf('_time');
+    const groups = t.cols.map((c, k) => k).filter((k) => !numeric[k] && k !== ti);
+    const want = el.pchartCol.dataset.want;
+    const value = values.includes(want) ? want : values[0];
+    const times = ti >= 0 && !numeric[ti] && t.rows.every((r) => !isNaN(Date.parse(r[ti])));
+    return { kind: times ? 'line' : 'bar', ti, groups, values, value, vk: t.cols.indexOf(value) };
+  }
+
+  function seriesColor(name, i) { return COLORS[name] || PALETTE[i % PALETTE.length]; }
+
+  function renderPChart() {
+    const t = view.table;
+    if (!t) return;
+    const spec = chartSpec(t);
+    el.pchartPanel.hidden = !spec;
+    el.pchart.replaceChildren();
+    el.plegend.replaceChildren();
+    el.pchart.dataset.kind = spec ? spec.kind : '';
+    if (!spec) return;
+    el.pchartPick.hidden = spec.values.length < 2;
+    if (spec.values.length >= 2) {
+      el.pchartCol.replaceChildren(...spec.values.map((v) => { const o = h('option', null, v); o.value = v; return o; }));
+      el.pchartCol.value = spec.value;
+    }
+    el.pchart.dataset.value = spec.value;
+    if (spec.kind === 'bar') drawBars(t, spec);
+    else drawLines(t, spec);
+    el.pchart.dataset.gen = (+el.pchart.dataset.gen || 0) + 1;
+  }
+
+  let ptip = null;
+  function showPTip(ev, title, lines) {
+    if (!ptip) { ptip = h('div'); ptip.id = 'pchart-tip'; }
+    if (ptip.parentNode !== el.pchart) el.pchart.append(ptip);
+    ptip.replaceChildren(h('div', 't', title));
+    for (const [sw, name, value] of lines) {
+      const r = h('div', 'r');
+      if (sw) { const x = h('span', 'sw'); x.style.background = sw; r.append(x); }
+      r.append(h('span', 'k', name), h('span', 'n', value));
+      ptip.append(r);
+    }
+    ptip.hidden = false;
+    const box = el.pchart.getBoundingClientRect();
+    let x = ev.clientX - box.left + 14;
+    if (x + ptip.offsetWidth > box.width - 4) x = ev.clientX - box.left - ptip.offsetWidth - 14;
+    ptip.style.left = Math.max(0, x) + 'px';
+    ptip.style.top = Math.max(0, Math.min(ev.clientY - box.top - 10, box.height - ptip.offsetHeight)) + 'px';
+  }
+  function hidePTip() { if (ptip) ptip.hidden = true; }
+  const exact = (v) => (isNum(v) ? String(v) : v === '' || v == null ? '(empty)' : String(v));
+
+  /** One horizontal bar per row (the first MAX_BARS), labelled by the group values. */
+  function drawBars(t, sp) {
+    const rows = t.rows.slice(0, MAX_BARS);
+    const label = (r) => sp.groups.length ? sp.groups.map((k) => (r[k] === '' ? '(empty)' : String(r[k]))).join(' \u00b7 ') : sp.value;
+    const BH = 20, T = 4;
+    const W = Math.max(200, el.pchart.clientWidth - 8), H = T + rows.length * BH + 4;
+    el.pchart.style.height = H + 'px';
+    const longest = Math.max(...rows.map((r) => label(r).length), 4);
+    const LW = Math.min(Math.round(W * 0.35), longest * 7 + 12);
+    const VW = 70;
+    const pw = W - LW - VW;
+    const max = Math.max(0, ...rows.map((r) => (isNum(r[sp.vk]) ? r[sp.vk] : 0)));
+    const min = Math.min(0, ...rows.map((r) => (isNum(r[sp.vk]) ? r[sp.vk] : 0)));
+    const X = (v) => LW + ((v - min) / ((max - min) || 1)) * pw;
+    const svg = s('svg', { width: W, height: H, viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-label': sp.value + ' by ' + sp.groups.map((k) => t.cols[k]).join(', ') });
+    const one = sp.groups.length === 1 && t.cols[sp.groups[0]] === 'level';
+    rows.forEach((r, i) => {
+      const v = r[sp.vk], y = T + i * BH, lab = label(r);
+      const g = s('g', { class: 'pbar', 'data-i': i, 'data-label': lab, 'data-value': isNum(v) ? v : '' });
+      g.append(s('rect', { class: 'hit', x: 0, y: y, width: W, height: BH }));
+      const tl = s('text', { class: 'blab', x: LW - 6, y: y + BH / 2 + 4 });
+      tl.textContent = lab.length * 7 > LW - 8 ? lab.slice(0, Math.max(3, Math.floor((LW - 8) / 7) - 1)) + '\u2026' : lab;
+      g.append(tl);
+      if (isNum(v)) {
+        const x0 = X(Math.min(0, v)), x1 = X(Math.max(0, v));
+        g.append(s('rect', { class: 'bfill', x: x0, y: y + 3, width: Math.max(1, x1 - x0), height: BH - 6, fill: one ? seriesColor(r[sp.groups[0]], 0) : PALETTE[0] }));
+        const tv = s('text', { class: 'bval', x: x1 + 5, y: y + BH / 2 + 4 });
+        tv.textContent = fmtCompact(v);
+        g.append(tv);
+      }
+      g.addEventListener('pointermove', (ev) => showPTip(ev, lab, [[null, sp.value, exact(v)]]));
+      g.addEventListener('pointerleave', hidePTip);
+      svg.append(g);
+    });
+    el.pchart.append(svg);
+    el.pchartInfo.textContent = rows.length < t.rows.length ? 'the first ' + rows.length + ' of ' + fmtInt(t.rows.length) + ' rows' : fmtInt(rows.length) + (rows.length === 1 ? ' row' : ' rows');
+  }
+
+  /** Lines over the _time buckets: one per value of the other group columns. Missing buckets
+   * of a count are zero (stats has no row for them); other functions leave a gap. */
+  function drawLines(t, sp) {
+    const ti = sp.ti;
+    const series = new Map();
+    for (const r of t.rows) {
+      const key = sp.groups.length ? sp.groups.map((k) => (r[k] === '' ? '(empty)' : String(r[k]))).join(' \u00b7 ') : sp.value;
+      if (!series.has(key)) series.set(key, { key, pts: new Map(), total: 0 });
+      const se = series.get(key), v = r[sp.vk];
+      se.pts.set(Date.parse(r[ti]), isNum(v) ? v : null);
+      if (isNum(v)) se.total += v;
+    }
+    let list = [...series.values()];
+    const dropped = Math.max(0, list.length - MAX_SERIES);
+    if (dropped) list = list.sort((a, b) => b.total - a.total).slice(0, MAX_SERIES);
+    const times = [...new Set(t.rows.map((r) => Date.parse(r[ti])))].sort((a, b) => a - b);
+    let step = 0;
+    const m = /(?:^|[(,\s])_time:(\w+)/.exec(splitPipes(view.q || '').pipes);
+    if (m) step = parseDur(m[1]) || 0;
+    if (!step) for (let i = 1; i < times.length; i++) { const d = times[i] - times[i - 1]; if (d > 0 && (!step || d < step)) step = d; }
+    const esc = sp.value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const isCount = /^count(_uniq)?\(/.test(sp.value) ||
+      new RegExp('\\bcount(_uniq)?\\([^)]*\\)\\s+(as\\s+)?' + esc + '(?=\\s*(,|\\||$))').test(view.q || '');
+    let xs = times;
+    if (step && isCount && times.length > 1 && (times[times.length - 1] - times[0]) / step <= 2000) {
+      xs = [];
+      for (let x = times[0]; x <= times[times.length - 1]; x += step) xs.push(x);
+    }
+    const val = (se, x) => (se.pts.has(x) ? se.pts.get(x) : isCount ? 0 : null);
+    const W = Math.max(200, el.pchart.clientWidth - 8), H = 200;
+    el.pchart.style.height = H + 4 + 'px';
+    const L = 52, R = 12, T = 8, B = 20, pw = W - L - R, ph = H - T - B;
+    let max = 0, min = 0;
+    for (const se of list) for (const x of xs) { const v = val(se, x); if (v != null) { max = Math.max(max, v); min = Math.min(min, v); } }
+    const ystep = niceStep(Math.max(max - min, 1), 4);
+    const ymax = Math.max(ystep, Math.ceil(max / ystep) * ystep), ymin = Math.floor(min / ystep) * ystep;
+    const t0 = xs[0], t1 = xs.length > 1 ? xs[xs.length - 1] : xs[0] + (step || 60000);
+    const X = (x) => (xs.length > 1 ? L + ((x - t0) / (t1 - t0)) * pw : L + pw / 2);
+    const Y = (v) => T + ph - ((v - ymin) / (ymax - ymin)) * ph;
+    const svg = s('svg', { width: W, height: H, viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-label': sp.value + ' over time' });
+    for (let v = ymin; v <= ymax + 1e-9; v += ystep) {
+      const y = Math.round(Y(v)) + 0.5;
+      svg.append(s('line', { class: v === 0 ? 'axis' : 'grid', x1: L, x2: L + pw, y1: y, y2: y }));
+      const tx = s('text', { class: 'ylab', x: L - 6, y: y + 3.5 });
+      tx.textContent = fmtCompact(v);
+      svg.append(tx);
+    }
+    const span = Math.max(1, t1 - t0);
+    let iv = TICKS.find((x) => span / x <= Math.max(2, Math.floor(pw / 90))) || TICKS[TICKS.length - 1];
+    const tz = (x) => -new Date(x).getTimezoneOffset() * 60000;
+    for (let x = Math.ceil((t0 + tz(t0)) / iv) * iv - tz(t0); x <= t1; x += iv) {
+      const px = X(x);
+      if (px < L - 1 || px > L + pw + 1) continue;
+      const d = new Date(x);
+      const tx = s('text', { class: 'xlab', x: px, y: T + ph + 15 });
+      tx.textContent = iv >= 864e5 ? pad(d.getMonth() + 1) + '-' + pad(d.getDate()) : iv < 6e4 ? fmtClock(d) : pad(d.getHours()) + ':' + pad(d.getMinutes());
+      svg.append(tx);
+    }
+    const dots = xs.length <= 80;
+    list.forEach((se, i) => {
+      se.color = seriesColor(se.key, i);
+      let d = '', pen = false;
+      for (const x of xs) {
+        const v = val(se, x);
+        if (v == null) { pen = false; continue; }
+        d += (pen ? 'L' : 'M') + X(x).toFixed(1) + ' ' + Y(v).toFixed(1);
+        pen = true;
+      }
+      svg.append(s('path', { class: 'line', d: d || 'M0 0', stroke: se.color, 'data-series': se.key, 'data-total': se.total }));
+      if (dots || xs.length === 1) for (const x of xs) {
+        const v = val(se, x);
+        if (v != null) svg.append(s('circle', { class: 'pt', cx: X(x), cy: Y(v), r: 2.5, fill: se.color, 'data-series': se.key, 'data-t': x, 'data-v': v }));
+      }
+      const li = h('span', 'li');
+      const sw = h('span', 'sw');
+      sw.style.background = se.color;
+      li.append(sw, se.key + ' ', h('span', 'n', fmtCompact(se.total)));
+      li.title = se.key + ': ' + se.total + ' in all';
+      el.plegend.append(li);
+    });
+    if (dropped) el.plegend.append(h('span', 'li more', '+' + dropped + ' more'));
+    const guide = s('line', { class: 'guide', x1: 0, x2: 0, y1: T, y2: T + ph, visibility: 'hidden' });
+    svg.append(guide);
+    const hit = s('rect', { class: 'hit', x: L, y: T, width: pw, height: ph });
+    hit.addEventListener('pointermove', (ev) => {
+      const r = svg.getBoundingClientRect();
+      const px = ev.clientX - r.left;
+      let best = xs[0];
+      for (const x of xs) if (Math.abs(X(x) - px) < Math.abs(X(best) - px)) best = x;
+      guide.setAttribute('x1', X(best));
+      guide.setAttribute('x2', X(best));
+      guide.setAttribute('visibility', 'visible');
+      const lines = list.map((se) => [se.color, se.key, exact(val(se, best))])
+        .sort((a, b) => (Number(b[2]) || 0) - (Number(a[2]) || 0));
+      showPTip(ev, fmtShort(best) + (step ? ' \u2013 ' + fmtShort(best + step) : ''), lines);
+    });
+    hit.addEventListener('pointerleave', () => { guide.setAttribute('visibility', 'hidden'); hidePTip(); });
+    svg.append(hit);
+    el.pchart.append(svg);
+    el.pchartInfo.textContent = sp.value + ' per ' + (step ? fmtStep(step) : 'bucket') + ', ' + fmtShort(t0) + ' \u2013 ' + fmtShort(t1 + (step || 0));
+  }
+
+  // ---- fields panel ------------------------------------------------------------------------
+  // The fields of the filter's matches (`<filter> | field_names`), and for a field opened by a
+  // click its top values (`<filter> | top 5 by (field)`). One request at a time, in order, so a
+  // page with many fields open does not flood the server; answers are kept per filter and range.
+  const FIELDS_SHOWN = 10;
+  const fst = { key: null, filter: '', rg: null, names: null, total: 0, open: new Set(), tops: new Map(), all: false, gen: 0, rendered: 0 };
+  let fqueue = [], fbusy = false, fctl = null;
+
+  function fieldsKey(filter) { return JSON.stringify([filter, st.rel, st.rel ? null : st.from, st.rel ? null : st.to]); }
+
+  function fieldsRequest(pipe, done) {
+    const gen = fst.gen, rg = fst.rg;
+    fqueue.push(async () => {
+      if (gen !== fst.gen) return;
+      fctl = new AbortController();
+      const q = (fst.filter || '*') + ' | ' + pipe;
+      let res;
+      try {
+        res = await getJSON('/api/v1/query?' + qs({ q, from: rg.from, to: rg.to != null ? rg.to - 1 : null }), fctl.signal);
+      } catch (e) {
+        res = { ok: false, body: { error: e.name === 'AbortError' ? null : String(e.message || e) } };
+      }
+      // A server without pipes answers entries: no table, so no fields to list.
+      if (res.ok && !Array.isArray(res.body.columns)) res = { ok: false, status: 501, body: { error: 'this server has no pipes' } };
+      if (gen === fst.gen) done(res);
+    });
+    pumpFields();
+  }
+  async function pumpFields() {
+    if (fbusy) return;
+    fbusy = true;
+    while (fqueue.length) await fqueue.shift()();
+    fbusy = false;
+  }
+
+  function loadFields() {
+    const filter = splitPipes(st.q).filter;
+    const key = fieldsKey(filter);
+    if (key === fst.key && fst.names) return;
+    fst.gen++;
+    fqueue = [];
+    if (fctl) fctl.abort();
+    Object.assign(fst, { key, filter, rg: effRange(), names: null, total: 0, tops: new Map() });
+    el.fields.dataset.filter = filter;
+    el.fieldsInfo.textContent = 'loading\u2026';
+    fieldsRequest('field_names', (res) => {
+      if (!res.ok) {
+        fst.names = [];
+        el.fieldsInfo.textContent = res.status === 400 || !res.body.error ? '' : res.body.error;
+        renderFields();
+        return;
+      }
+      const ni = res.body.columns.indexOf('name'), hi = res.body.columns.indexOf('hits');
+      fst.names = res.body.rows.map((r) => ({ name: String(r[ni]), hits: +r[hi] || 0 }));
+      fst.total = fst.names.reduce((a, f) => Math.max(a, f.hits), 0);
+      fst.names.sort((a, b) => b.hits - a.hits || (a.name < b.name ? -1 : 1));
+      el.fieldsInfo.textContent = fst.names.length + ' in ' + fmtInt(fst.total) + ' entries';
+      renderFields();
+      for (const f of fst.open) if (fst.names.some((x) => x.name === f)) loadTop(f);
+    });
+  }
+
+  function loadTop(name) {
+    if (fst.tops.has(name)) return;
+    fst.tops.set(name, null); // asked for
+    fieldsRequest('top 5 by (' + name + ')', (res) => {
+      fst.tops.set(name, res.ok ? res.body.rows.map((r) => ({ value: r[0] == null ? '' : String(r[0]), hits: +r[r.length - 1] || 0 }))
+        : { error: res.body.error || 'HTTP ' + res.status });
+      renderFields();
+    });
+  }
+
+  // Names the language reads as its own (level:, source:, since: …) and names it cannot parse.
+  const BUILTIN = new Set(['since', 'until', 'from', 'to', 'regex', 'limit']);
+  function fieldFilterable(name) {
+    if (name === '_time') return false;
+    if (name === '_msg' || name === 'level' || name === 'source') return true;
+    return /^[A-Za-z_][A-Za-z0-9_.@-]*$/.test(name) && !BUILTIN.has(name.toLowerCase());
+  }
+  function quoteValue(v) { return '"' + v.replace(/[\\"]/g, '\\$&') + '"'; }
+  /** The query term for name = value: level:X, "message" for _msg, name:value quoted when needed. */
+  function fieldTerm(name, value) {
+    if (name === '_msg') return quoteValue(value);
+    if (name === 'level') return 'level:' + value;
+    return name + ':' + (/^[A-Za-z0-9_.@\/+-][A-Za-z0-9_.@\/:+-]*$/.test(value) ? value : quoteValue(value));
+  }
+  /** Add a term to the filter part of the query (before its pipes) and run it. */
+  function addTerm(term) {
+    const { filter, pipes } = splitPipes(el.q.value.trim());
+    let f = filter === '*' ? '' : filter;
+    if (/(^|[\s()])OR([\s()]|$)/.test(f)) f = '(' + f + ')';
+    if (!(' ' + f + ' ').includes(' ' + term + ' ')) f = f ? f + ' ' + term : term;
+    el.q.value = f + (pipes ? ' ' + pipes : '');
+    run();
+  }
+
+  function renderFields() {
+    const frag = document.createDocumentFragment();
+    const names = fst.names || [];
+    const shown = fst.all ? names : names.slice(0, FIELDS_SHOWN);
+    for (const f of shown) {
+      const li = h('li', 'field');
+      li.dataset.name = f.name;
+      li.dataset.hits = f.hits;
+      const open = fst.open.has(f.name) && f.name !== '_time';
+      const head = h('button', 'fhead');
+      head.type = 'button';
+      head.disabled = f.name === '_time';
+      head.title = f.name === '_time' ? 'Every entry has a time' : (open ? 'Hide' : 'Show') + ' the top 5 values of ' + f.name;
+      head.setAttribute('aria-expanded', open ? 'true' : 'false');
+      head.append(h('span', 'caret', f.name === '_time' ? '' : open ? '\u25be' : '\u25b8'), h('span', 'fname', f.name), h('span', 'fhits', fmtInt(f.hits)));
+      head.addEventListener('click', () => {
+        if (fst.open.has(f.name)) fst.open.delete(f.name);
+        else { fst.open.add(f.name); loadTop(f.name); }
+        renderFields();
+      });
+      li.append(head);
+      if (open) li.append(renderTop(f));
+      frag.append(li);
+    }
+    el.fields.replaceChildren(frag);
+    el.fields.dataset.gen = ++fst.rendered;
+    el.fieldsFoot.replaceChildren();
+    if (names.length > FIELDS_SHOWN) {
+      const b = h('button', 'btn-link', fst.all ? 'show the top ' + FIELDS_SHOWN : 'show all ' + names.length + ' fields');
+      b.type = 'button';
+      b.addEventListener('click', () => { fst.all = !fst.all; renderFields(); });
+      el.fieldsFoot.append(b);
+    } else if (fst.names && !names.length) {
+      el.fieldsFoot.textContent = 'No fields: nothing matches.';
+    }
+  }
+
+  function renderTop(f) {
+    const box = h('ul', 'fvals');
+    const top = fst.tops.get(f.name);
+    if (top == null) { box.append(h('li', 'fnote', 'loading\u2026')); return box; }
+    if (top.error) { box.append(h('li', 'fnote', top.error)); return box; }
+    const can = fieldFilterable(f.name);
+    for (const t of top) {
+      const li = h('li', 'fval');
+      li.dataset.value = t.value;
+      li.dataset.hits = t.hits;
+      const share = fst.total ? t.hits / fst.total : 0;
+      const pct = share >= 0.995 ? '100%' : share >= 0.1 ? Math.round(share * 100) + '%' : (share * 100).toFixed(1) + '%';
+      const empty = t.value === '';
+      const b = h('button', 'fv', empty ? '(missing)' : t.value);
+      b.type = 'button';
+      b.disabled = empty || !can;
+      b.title = empty ? 'Entries without ' + f.name : can ? 'Add ' + fieldTerm(f.name, t.value) + ' to the query' : t.value;
+      if (!b.disabled) b.addEventListener('click', () => addTerm(fieldTerm(f.name, t.value)));
+      const minus = h('button', 'fx', '\u2212');
+      minus.type = 'button';
+      minus.hidden = b.disabled;
+      minus.title = 'Exclude: add -' + (b.disabled ? '' : fieldTerm(f.name, t.value));
+      if (!b.disabled) minus.addEventListener('click', () => addTerm('-' + fieldTerm(f.name, t.value)));
+      const bar = h('span', 'fbar');
+      bar.style.width = Math.max(1, Math.round(share * 100)) + '%';
+      const n = h('span', 'fn', fmtInt(t.hits) + ' \u00b7 ' + pct);
+      n.title = t.hits + ' of ' + fst.total + ' entries';
+      li.append(b, minus, n, bar);
+      box.append(li);
+    }
+    if (!top.length) box.append(h('li', 'fnote', 'no values'));
+    return box;
   }
 
   // ---- stats -------------------------------------------------------------------------------
@@ -857,6 +1400,12 @@
     const w = el.chart.clientWidth;
     if (w !== lastW) { lastW = w; if (!drag) renderChart(); }
   }).observe(el.chart);
+  let lastPW = 0;
+  new ResizeObserver(() => {
+    const w = el.pchart.clientWidth;
+    if (w !== lastPW) { lastPW = w; if (view.table) renderPChart(); }
+  }).observe(el.pchart);
+  el.pchartCol.addEventListener('change', () => { el.pchartCol.dataset.want = el.pchartCol.value; renderPChart(); });
 
   Object.assign(st, readHash());
   el.q.value = st.q;

@@ -17,7 +17,13 @@
  * counts only what the server really stored: COUNT (all entries) is read before sending and
  * polled afterwards until it has grown by the number of lines sent. A server that evicts old
  * entries under its memory limit shrinks COUNT, so the "evicted" counter of STATS, when the
- * server reports one, is added back. */
+ * server reports one, is added back.
+ *
+ * --ack-latency RATE measures something else with the same lines and connections: the time
+ * a writer waits for its acknowledgement. The connections send framed (or binary) lines at
+ * a steady RATE lines/s in all, each at its time however many are still unacknowledged;
+ * the percentiles of the send-to-ack times are printed after the usual result line.
+ * bench/query.sh runs it with the server idle and while full-scan queries run. */
 #include "client/bench.h"
 
 #include <errno.h>
@@ -35,12 +41,14 @@
 #include "client/gen.h"
 #include "client/net.h"
 #include "client/query.h"
+#include "client/util.h"
 #include "proto/binary.h"
 
 #define BUF_LINES      100000       /* Lines per buffer: the rare word is 1 in 100000. */
 #define BUF_MAX_BYTES  (48u << 20)  /* Fewer lines when --line-size would pass this. */
 #define RECV_CHUNK     (256 * 1024) /* Bytes per recv() of replies. */
 #define VERIFY_POLL_MS 10           /* Interval between COUNT polls after sending. */
+#define LAT_WINDOW     4096         /* --ack-latency: most lines in flight per connection. */
 
 struct bconn {
     int fd;
@@ -56,6 +64,11 @@ struct bconn {
     unsigned char hdr[BIN_HEADER]; /* A reply header split over two recv()s (binary). */
     unsigned hlen;                 /* Bytes of it received so far. */
     uint32_t skip;                 /* Payload bytes of the current reply still to skip. */
+    double due;                    /* --ack-latency: when the next line is due. */
+    double *sent_at;               /* --ack-latency: send times of the lines in flight, a
+                                      ring of LAT_WINDOW indexed by line number. */
+    uint64_t nsent;                /* --ack-latency: lines sent whole. */
+    size_t part;                   /* --ack-latency: bytes of the next line already sent. */
 };
 
 struct bench {
@@ -69,7 +82,15 @@ struct bench {
     int active;            /* Connections not yet done. */
     char *rbuf;            /* Scratch for recv(). */
     char first_error[256]; /* First refused reply, for the report. */
+    double *lat;           /* --ack-latency: ms from send to ack, one per acked line. */
+    size_t nlat, lat_cap;
 };
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
 
 static double tv_diff(const struct timeval *a, const struct timeval *b)
 {
@@ -352,10 +373,131 @@ static int run_loop(struct bench *b, double duration_s, double *t_first_done)
     return 0;
 }
 
+/* Send what is left of line k (counting from 0) of connection c: record k of the buffer,
+ * which repeats. Returns 1 once the line is out whole, 0 when the socket takes no more for
+ * now (c->part keeps how much went), or a negative errno. */
+static int send_line(struct bench *b, struct bconn *c, uint64_t k)
+{
+    size_t i = (size_t)(k % b->g.lines), start = b->g.off[i] + c->part;
+    size_t len = b->g.off[i + 1] - start;
+    ssize_t n;
+
+    do
+        n = send(c->fd, b->g.data + start, len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+    c->sent += (uint64_t)n;
+    if ((size_t)n < len) {
+        c->part += (size_t)n;
+        return 0;
+    }
+    c->part = 0;
+    return 1;
+}
+
+/* Send the lines of connection c that are due by now; returns 0 or a negative errno. */
+static int send_due(struct bench *b, struct bconn *c, double now, double interval)
+{
+    while (c->nsent < c->lines && now >= c->due && c->nsent - c->replies < LAT_WINDOW) {
+        int rc = send_line(b, c, c->nsent);
+        if (rc <= 0)
+            return rc;
+        c->sent_at[c->nsent % LAT_WINDOW] = now;
+        c->nsent++;
+        c->due += interval;
+    }
+    if (c->nsent >= c->lines)
+        c->wdone = true;
+    return 0;
+}
+
+/* The timed phase of --ack-latency. Each connection sends a line at each of its ticks (rate
+ * lines/s in all, the connections' ticks staggered) whether or not the earlier ones are
+ * acknowledged yet (up to LAT_WINDOW in flight), and late ticks are caught up at once: a slow
+ * acknowledgement does not slow the sender, so it shows in the figures instead of hiding in
+ * fewer lines sent. The acknowledgements of a connection come in order, so the n-th one
+ * answers the n-th line, and the time from its send() to the ack's arrival is recorded.
+ * Returns 0, or -1 after reporting an error. */
+static int run_latency_loop(struct bench *b, double rate, double duration_s)
+{
+    struct epoll_event evs[64];
+    double t0 = lcc_now_s(), interval = b->nconn / rate, limit = b->o->timeout_ms / 1000.0;
+    bool cut = false;
+
+    for (int i = 0; i < b->nconn; i++) {
+        b->c[i].due = t0 + i / rate;
+        if (!b->c[i].done)
+            conn_mod(b, &b->c[i], EPOLLIN); /* Writes are paced, not driven by EPOLLOUT. */
+    }
+    while (b->active > 0) {
+        double now = lcc_now_s(), wait_s = 0.2;
+        int n;
+
+        if (duration_s > 0 && !cut && now - t0 >= duration_s) {
+            /* Stop at a line boundary: a line partly sent is finished first. */
+            cut = true;
+            for (int i = 0; i < b->nconn; i++) {
+                struct bconn *c = &b->c[i];
+                if (c->done)
+                    continue;
+                c->lines = c->nsent + (c->part ? 1 : 0);
+                c->wdone = c->part == 0;
+                if (c->replies >= c->lines)
+                    conn_finish(b, c);
+            }
+        }
+        for (int i = 0; i < b->nconn; i++) {
+            struct bconn *c = &b->c[i];
+            int rc;
+            if (c->done)
+                continue;
+            if (c->replies < c->nsent && now - c->sent_at[c->replies % LAT_WINDOW] > limit) {
+                lcc_warn("connection %d: no acknowledgement within %.1f s", c->idx, limit);
+                return -1;
+            }
+            rc = send_due(b, c, now, interval);
+            if (rc < 0) {
+                lcc_warn("connection %d: %s", c->idx, strerror(-rc));
+                return -1;
+            }
+            if (c->nsent < c->lines && c->due - now < wait_s)
+                wait_s = c->due - now; /* may be past: the socket was full */
+        }
+        n = epoll_wait(b->ep, evs, 64, wait_s > 0 ? (int)(wait_s * 1000) + 1 : 1);
+        if (n < 0 && errno != EINTR) {
+            lcc_warn("epoll_wait: %s", strerror(errno));
+            return -1;
+        }
+        now = lcc_now_s();
+        for (int i = 0; i < n; i++) {
+            struct bconn *c = evs[i].data.ptr;
+            uint64_t before = c->replies;
+            int rc;
+            if (c->done)
+                continue;
+            rc = conn_read(b, c);
+            for (uint64_t k = before; k < c->replies && k < c->nsent; k++)
+                if (b->nlat < b->lat_cap)
+                    b->lat[b->nlat++] = (now - c->sent_at[k % LAT_WINDOW]) * 1000;
+            if (rc < 0) {
+                if (rc == -EPIPE)
+                    lcc_warn("connection %d: the server closed it after %llu lines", c->idx,
+                             (unsigned long long)c->replies);
+                else
+                    lcc_warn("connection %d: %s", c->idx, strerror(-rc));
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 const char lcc_bench_help[] =
     "usage: logcaster bench [--connections N] [--lines N] [--duration SEC]\n"
     "                       [--format plain|framed|syslog|json|binary] [--line-size B]\n"
-    "                       [--no-verify] [--verify-timeout SEC] [options]\n"
+    "                       [--ack-latency RATE] [--no-verify] [--verify-timeout SEC]\n"
+    "                       [options]\n"
     "\n"
     "Ingest load generator. Builds a buffer of 100000 realistic log lines (mixed levels,\n"
     "hosts, numbers; the word '" LCC_RARE_WORD "' in exactly one of them, about one in three\n"
@@ -382,6 +524,11 @@ const char lcc_bench_help[] =
     "                      --line-size bytes; the other fields come on top.\n"
     "  --framed            the same as --format framed\n"
     "  --line-size B       average line length in bytes, roughly (default 120)\n"
+    "  --ack-latency RATE  framed and binary only: send RATE lines/s in all, paced, each line\n"
+    "                      at its time whether or not the earlier ones are acknowledged,\n"
+    "                      and print the time from sending each line to its\n"
+    "                      acknowledgement (default length --duration 10):\n"
+    "                        ack latency: lines=N p50=Xms p99=Yms max=Zms\n"
     "  --no-verify         do not use the query port at all\n"
     "  --verify-timeout S  how long to wait for COUNT to catch up (default 30)\n";
 
@@ -390,7 +537,7 @@ int lcc_cmd_bench(struct lcc_opts *o, int argc, char **argv)
     struct bench b = {.o = o, .nconn = 4, .ep = -1};
     struct lcc_qconn *q = NULL;
     struct lcc_argp p;
-    uint64_t lines = 0, u, before = 0, after = 0, line_size = 120;
+    uint64_t lines = 0, u, before = 0, after = 0, line_size = 120, ack_rate = 0;
     double duration = 0, verify_timeout = 30, t0, t_sent, t_end, t_first = 0;
     uint64_t evicted0 = 0; /* STATS "evicted" before sending, if the server reports it. */
     bool verify = true, verified = false, has_evicted = false;
@@ -426,6 +573,9 @@ int lcc_cmd_bench(struct lcc_opts *o, int argc, char **argv)
         } else if (lcc_argp_value(&p, "--line-size", &v)) {
             if (!v || lcc_parse_u64(v, 16, 400, &line_size) < 0)
                 return lcc_usage(argv[0], "bad --line-size (16..400)", v);
+        } else if (lcc_argp_value(&p, "--ack-latency", &v)) {
+            if (!v || lcc_parse_u64(v, 1, 1000000, &ack_rate) < 0)
+                return lcc_usage(argv[0], "bad --ack-latency (lines/s, 1..1000000)", v);
         } else if (lcc_argp_value(&p, "--duration", &v)) {
             if (!v || lcc_parse_seconds(v, 86400, &duration) < 0 || duration <= 0)
                 return lcc_usage(argv[0], "bad --duration (seconds)", v);
@@ -436,8 +586,14 @@ int lcc_cmd_bench(struct lcc_opts *o, int argc, char **argv)
             return lcc_unknown_opt(&p, argv[0]);
         }
     }
-    if (lines == 0 && duration == 0)
-        lines = 1000000;
+    if (ack_rate && b.fmt != LCC_GEN_FRAMED && b.fmt != LCC_GEN_BINARY)
+        return lcc_usage(argv[0], "--ack-latency needs --format framed or binary", NULL);
+    if (lines == 0 && duration == 0) {
+        if (ack_rate)
+            duration = 10; /* A million paced lines would take minutes. */
+        else
+            lines = 1000000;
+    }
 
     /* Syslog, JSON and binary add their header fields (up to ~110 bytes) to the text. */
     size_t per_line = (size_t)line_size + 1 + (b.fmt >= LCC_GEN_SYSLOG ? 110 : 0);
@@ -465,12 +621,26 @@ int lcc_cmd_bench(struct lcc_opts *o, int argc, char **argv)
     b.rbuf = malloc(RECV_CHUNK);
     b.c = calloc((size_t)b.nconn, sizeof(*b.c));
     b.ep = epoll_create1(EPOLL_CLOEXEC);
-    if (!b.rbuf || !b.c || b.ep < 0) {
+    if (ack_rate) {
+        /* At most one latency per line sent: the lines given, or what the pace allows in
+         * --duration (each connection sends at most one more line than its share). */
+        double by_time = duration > 0 ? duration * (double)ack_rate + b.nconn + 1 : 0;
+        b.lat_cap = lines ? (size_t)lines : (size_t)by_time;
+        if (by_time > 0 && by_time < (double)b.lat_cap)
+            b.lat_cap = (size_t)by_time;
+        b.lat = malloc((b.lat_cap ? b.lat_cap : 1) * sizeof(*b.lat));
+    }
+    if (!b.rbuf || !b.c || b.ep < 0 || (ack_rate && !b.lat)) {
         lcc_warn("cannot set up: %s", strerror(errno));
         goto out;
     }
-    for (int i = 0; i < b.nconn; i++)
+    for (int i = 0; i < b.nconn; i++) {
         b.c[i].fd = -1;
+        if (ack_rate && !(b.c[i].sent_at = malloc(LAT_WINDOW * sizeof(double)))) {
+            lcc_warn("cannot set up: %s", strerror(errno));
+            goto out;
+        }
+    }
 
     if (verify) {
         q = lcc_qconn_open(o, err, sizeof(err));
@@ -519,7 +689,10 @@ int lcc_cmd_bench(struct lcc_opts *o, int argc, char **argv)
 
     getrusage(RUSAGE_SELF, &ru0);
     t0 = lcc_now_s();
-    rc = run_loop(&b, duration, &t_first);
+    if (ack_rate)
+        rc = run_latency_loop(&b, (double)ack_rate, duration);
+    else
+        rc = run_loop(&b, duration, &t_first);
     t_sent = lcc_now_s();
     if (rc < 0) {
         ret = LCC_EXIT_UNREACHABLE;
@@ -569,6 +742,12 @@ int lcc_cmd_bench(struct lcc_opts *o, int argc, char **argv)
            !verify    ? "skipped"
            : verified ? "yes"
                       : "no");
+    if (ack_rate && b.nlat) {
+        qsort(b.lat, b.nlat, sizeof(*b.lat), cmp_double);
+        printf("ack latency: lines=%zu p50=%.3fms p99=%.3fms max=%.3fms\n", b.nlat,
+               lcc_percentile(b.lat, b.nlat, 50), lcc_percentile(b.lat, b.nlat, 99),
+               b.lat[b.nlat - 1]);
+    }
     fflush(stdout);
     fprintf(stderr,
             "bench: all sent%s after %.3f s (first connection done %.3f s), stored after %.3f "
@@ -585,14 +764,17 @@ int lcc_cmd_bench(struct lcc_opts *o, int argc, char **argv)
     ret = (refused || (verify && !verified)) ? LCC_EXIT_FAIL : LCC_EXIT_OK;
 out:
     if (b.c)
-        for (int i = 0; i < b.nconn; i++)
+        for (int i = 0; i < b.nconn; i++) {
             if (b.c[i].fd >= 0)
                 close(b.c[i].fd);
+            free(b.c[i].sent_at);
+        }
     if (b.ep >= 0)
         close(b.ep);
     lcc_qconn_close(q);
     free(b.c);
     free(b.rbuf);
+    free(b.lat);
     lcc_gen_free(&b.g);
     return ret;
 }

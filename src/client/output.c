@@ -254,12 +254,25 @@ static bool name_char(char c)
     return c && c != '=' && c != ' ' && c != '"' && c != '|';
 }
 
+/* The end of a quoted word starting at s[0] == '"' (the byte after its closing quote), or
+ * NULL when it does not close. */
+static const char *skip_quoted(const char *s, const char *lim)
+{
+    for (s++; s < lim && *s != '"'; s++)
+        if (*s == '\\' && s + 1 < lim)
+            s++;
+    return s < lim ? s + 1 : NULL;
+}
+
 bool lcc_is_row(const char *line, size_t len)
 {
-    size_t i = 0;
-    while (i < len && name_char(line[i]))
-        i++;
-    return i > 0 && i < len && line[i] == '=';
+    const char *lim = line + len, *s = line;
+    if (s < lim && *s == '"') /* A quoted name ("quantile(0.9, x)"). */
+        s = skip_quoted(s, lim);
+    else
+        while (s < lim && name_char(*s))
+            s++;
+    return s && s > line && s < lim && *s == '=';
 }
 
 /* Parse one value at s (quoted or bare) into a malloc'd string; *end gets the byte after. */
@@ -320,21 +333,36 @@ int lcc_table_add(struct lcc_table *t, const char *line, size_t len)
         return -ENOMEM;
     while (s < lim) {
         const char *n0 = s, *end;
+        char *qname = NULL;
         size_t c;
-        while (s < lim && name_char(*s))
-            s++;
-        if (s == n0 || s >= lim || *s != '=')
+        if (*s == '"') { /* A quoted name: compare its unescaped text. */
+            qname = parse_value(s, lim, &end);
+            if (!qname)
+                goto bad;
+            s = end;
+        } else {
+            while (s < lim && name_char(*s))
+                s++;
+        }
+        if (s == n0 || s >= lim || *s != '=') {
+            free(qname);
             goto bad;
+        }
+        size_t nlen = qname ? strlen(qname) : (size_t)(s - n0);
+        const char *nm = qname ? qname : n0;
         for (c = 0; c < t->ncols; c++)
-            if (strlen(t->cols[c]) == (size_t)(s - n0) && !memcmp(t->cols[c], n0, (size_t)(s - n0)))
+            if (strlen(t->cols[c]) == nlen && !memcmp(t->cols[c], nm, nlen))
                 break;
         if (c == t->ncols) {
-            if (c == TABLE_MAX_COLS || !(t->cols[c] = strndup(n0, (size_t)(s - n0))))
+            if (c == TABLE_MAX_COLS || !(t->cols[c] = strndup(nm, nlen))) {
+                free(qname);
                 goto bad;
+            }
             t->width[c] = strlen(t->cols[c]);
             t->numeric[c] = true;
             t->ncols++;
         }
+        free(qname);
         free(row[c]);
         row[c] = parse_value(s + 1, lim, &end);
         if (!row[c])

@@ -175,19 +175,27 @@ void http_get_metrics(struct http_conn *h)
     buf_printf(&b, "logcaster_auth_total{result=\"ok\"} %" PRIu64 "\n", pc.auth_ok);
     buf_printf(&b, "logcaster_auth_total{result=\"failed\"} %" PRIu64 "\n", pc.auth_failed);
 #undef LOAD
-    uint64_t cum[QLAT_BUCKETS + 1], count;
-    double sum;
-    metrics_query_snapshot(cum, &count, &sum);
-    metric_head(&b, "logcaster_query_duration_seconds", "histogram",
-                "Time from a query's request to its last result byte (query port and HTTP).");
-    for (int i = 0; i < QLAT_BUCKETS; i++)
-        buf_printf(&b, "logcaster_query_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-                   qlat_bounds[i], cum[i]);
-    buf_printf(&b,
-               "logcaster_query_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
-               "logcaster_query_duration_seconds_sum %.6f\n"
-               "logcaster_query_duration_seconds_count %" PRIu64 "\n",
-               cum[QLAT_BUCKETS], sum, count);
+    static const struct {
+        enum metrics_hist h;
+        const char *name, *help;
+    } hists[] = {
+        {MH_QUERY, "logcaster_query_duration_seconds",
+         "Time from a query's request to its last result byte (every front end)."},
+        {MH_QUERY_WAIT, "logcaster_query_wait_seconds",
+         "Time a query waited for a slot on the query pool (--query-concurrency)."},
+    };
+    for (size_t hk = 0; hk < sizeof(hists) / sizeof(hists[0]); hk++) {
+        uint64_t cum[QLAT_BUCKETS + 1], count;
+        double sum;
+        metrics_snapshot(hists[hk].h, cum, &count, &sum);
+        metric_head(&b, hists[hk].name, "histogram", hists[hk].help);
+        for (int i = 0; i < QLAT_BUCKETS; i++)
+            buf_printf(&b, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", hists[hk].name, qlat_bounds[i],
+                       cum[i]);
+        buf_printf(&b,
+                   "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n",
+                   hists[hk].name, cum[QLAT_BUCKETS], hists[hk].name, sum, hists[hk].name, count);
+    }
     struct qpool_stats qs;
     qpool_get_stats(&qs);
     metric_head(&b, "logcaster_queries", "gauge",

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "irc/irc_internal.h"
 #include "query/pipe.h"
 #include "query/qry.h"
@@ -53,6 +54,7 @@ struct bot_job {
     char expr[IRC_LINE_MAX];
     bool count_only, counting, failed;
     bool table_done; /* A piped query: its table was said as it came. */
+    int64_t t0;      /* When it was asked (the latency histogram). */
     uint64_t total;
     struct irc_formatted rows[QUERY_SHOW];
     size_t nrows;
@@ -164,6 +166,7 @@ static void job_ready(void *owner)
     j->run = NULL;
     if (!j->failed && j->counting && job_rows(j))
         return;
+    metrics_query_observe(mono_ns() - j->t0);
     if (!j->failed && !j->table_done)
         job_answer(j);
     bot_to = NULL;
@@ -185,6 +188,14 @@ static void bot_query(const char *target, const char *expr)
         bot_say(target, "error: %s", err);
         return;
     }
+    if (count_only && qry_has_pipes(q)) {
+        bot_say(target,
+                "error: COUNT takes a filter without pipes (a pipe at %zu); use !query "
+                "<expr> | <pipes> for a table",
+                qpipes_bar(qry_pipes(q)));
+        qry_free(q);
+        return;
+    }
     struct bot_job *j = calloc(1, sizeof(*j));
     if (!j) {
         qry_free(q);
@@ -195,6 +206,7 @@ static void bot_query(const char *target, const char *expr)
     snprintf(j->asker, sizeof(j->asker), "%s", bot_to ? bot_to->nick : "");
     snprintf(j->expr, sizeof(j->expr), "%s", expr);
     j->count_only = count_only;
+    j->t0 = mono_ns();
     /* A piped query answers with its table at once; a search counts every match first. */
     j->table_done = qry_has_pipes(q);
     j->counting = !j->table_done && !count_only; /* A search: its total comes first. */

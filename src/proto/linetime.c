@@ -6,12 +6,12 @@
  * at the third space. No strptime, no timegm: both depend on the locale and the process's time
  * zone, and strptime is far slower than a look at fixed offsets. */
 #include "proto/linetime.h"
+#include "base/calendar.h"
 
 #include <stdbool.h>
 
-#define MS_PER_DAY 86400000LL
-#define FRAC_MAX   9   /* Fraction digits accepted (nanoseconds). */
-#define WORD_MAX   256 /* Longest host, ident or user word of an access line. */
+#define FRAC_MAX 9   /* Fraction digits accepted (nanoseconds). */
+#define WORD_MAX 256 /* Longest host, ident or user word of an access line. */
 
 /* The years the calendar handles: 0000 to 9999. */
 #define TS_MIN (-62167219200000LL) /* 0000-01-01T00:00:00Z */
@@ -55,54 +55,10 @@ static bool ends(const char *s, size_t n, size_t i)
     return false;
 }
 
-/* ---- Calendar ---- */
-
-static bool is_leap(int64_t y)
-{
-    return y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-}
-
-static int days_in_month(int64_t y, int m)
-{
-    static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : dim[m - 1];
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* The year of a day counted from 1970-01-01 (the inverse of days_from_civil). */
-static int64_t year_of_days(int64_t z)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    return yoe + era * 400 + (mp >= 10); /* Months from March: 10 and 11 are Jan and Feb. */
-}
-
-/* Milliseconds since the epoch of a UTC date and time, or INT64_MIN when a value is out of
- * range. A leap second (60) counts as 59.999, the last moment of the minute it ends. */
+/* A UTC time from its fields (base/calendar.h), years 0..9999 only. */
 static int64_t civil_ms(int64_t y, int mo, int d, int h, int mi, int s, int ms)
 {
-    if (y < 0 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
-        mi > 59 || s > 60)
-        return INT64_MIN;
-    if (s == 60) {
-        s = 59;
-        ms = 999;
-    }
-    return days_from_civil(y, mo, d) * MS_PER_DAY + ((h * 60 + mi) * 60 + s) * 1000LL + ms;
+    return y < 0 || y > 9999 ? INT64_MIN : lc_civil_ms(y, mo, d, h, mi, s, ms);
 }
 
 /* ---- Pieces ---- */
@@ -218,7 +174,7 @@ static int64_t nearest_year(int64_t recv_ms, int mo, int d, int h, int mi, int s
 {
     if (recv_ms < TS_MIN || recv_ms > TS_MAX)
         return INT64_MIN;
-    int64_t year = year_of_days(recv_ms / MS_PER_DAY - (recv_ms % MS_PER_DAY < 0));
+    int64_t year = lc_year_of_days(recv_ms / LC_MS_PER_DAY - (recv_ms % LC_MS_PER_DAY < 0));
     int64_t best = INT64_MIN, best_dist = INT64_MAX;
     int span = mo == 2 && d == 29 ? 4 : 1;
     for (int64_t y = year - span; y <= year + span; y++) {

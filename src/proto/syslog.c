@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "base/calendar.h"
 #include "base/entry.h"
 
 #define HOST_MAX   255 /* RFC 5424 field limits; the BSD TAG shares APP-NAME's. */
@@ -20,7 +21,6 @@
 #define MSGID_MAX  32
 #define SDNAME_MAX 32 /* SD-ID and PARAM-NAME. */
 #define FRAC_MAX   9  /* Fraction digits accepted (RFC 5424 allows 6; nanoseconds are common). */
-#define MS_PER_DAY 86400000LL
 
 /* The times we compute: years 0000 to 9999. */
 #define TS_MIN (-62167219200000LL) /* 0000-01-01T00:00:00Z */
@@ -61,55 +61,6 @@ static int digits(const char *p, size_t k)
         v = v * 10 + (p[i] - '0');
     }
     return v;
-}
-
-/* ---- Calendar ---- */
-
-static bool is_leap(int64_t y)
-{
-    return y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-}
-
-static int days_in_month(int64_t y, int m)
-{
-    static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : dim[m - 1];
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* The year of a day counted from 1970-01-01 (the inverse of days_from_civil). */
-static int64_t year_of_days(int64_t z)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    return yoe + era * 400 + (mp >= 10); /* Months from March: 10 and 11 are Jan and Feb. */
-}
-
-/* Milliseconds since the epoch of a UTC date and time, or INT64_MIN when a value is out of
- * range. A leap second (60) counts as 59.999. */
-static int64_t civil_ms(int64_t y, int mo, int d, int h, int mi, int s, int ms)
-{
-    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60)
-        return INT64_MIN;
-    if (s == 60) {
-        s = 59;
-        ms = 999;
-    }
-    return days_from_civil(y, mo, d) * MS_PER_DAY + ((h * 60 + mi) * 60 + s) * 1000LL + ms;
 }
 
 /* An optional ".fraction" at p[0..n): returns the bytes read (0 when absent, -1 when there are
@@ -172,7 +123,7 @@ static bool parse_rfc3339(const char *p, size_t n, int64_t *ts)
     }
     if (i != n)
         return false;
-    *ts = civil_ms(y, mo, d, h, mi, s, ms);
+    *ts = lc_civil_ms(y, mo, d, h, mi, s, ms);
     if (*ts != INT64_MIN && (oh > 23 || om > 59))
         *ts = INT64_MIN;
     if (*ts != INT64_MIN)
@@ -225,16 +176,16 @@ static size_t parse_bsd_time(const char *p, size_t n, int64_t now_ms, int64_t *t
     *ts = INT64_MIN;
     if (now_ms < TS_MIN || now_ms > TS_MAX)
         return i;
-    int64_t day = now_ms / MS_PER_DAY - (now_ms % MS_PER_DAY < 0);
-    int64_t year = year_of_days(day);
+    int64_t day = now_ms / LC_MS_PER_DAY - (now_ms % LC_MS_PER_DAY < 0);
+    int64_t year = lc_year_of_days(day);
     /* Eight years back reaches the previous 29th of February. */
     for (int64_t y = year + 1; y >= year - 8; y--) {
-        if (y < 0 || y > 9999 || d > days_in_month(y, mo))
+        if (y < 0 || y > 9999 || d > lc_days_in_month(y, mo))
             continue;
-        int64_t t = civil_ms(y, mo, d, h, mi, s, ms);
+        int64_t t = lc_civil_ms(y, mo, d, h, mi, s, ms);
         if (t == INT64_MIN)
             break;
-        if (t <= now_ms + MS_PER_DAY) {
+        if (t <= now_ms + LC_MS_PER_DAY) {
             *ts = t;
             break;
         }

@@ -539,6 +539,70 @@ bool qagg_add(struct qagg *a, const struct lc_entry *e)
     return add_group(a, e);
 }
 
+/* ---- Whole blocks from their summaries ---- */
+
+/* True when every by-field of g is level, or _time buckets that put [min_ts, max_ts] in one
+ * bucket, and every function is count(): then level counts answer it. */
+static bool summary_answers(const struct qpipe *g, int64_t min_ts, int64_t max_ts)
+{
+    for (size_t i = 0; i < g->nby; i++) {
+        const struct qby *by = &g->by[i];
+        if (by->len == 5 && memcmp(by->name, "level", 5) == 0)
+            continue;
+        if (by->len != 5 || memcmp(by->name, "_time", 5) != 0 || by->step_ms <= 0)
+            return false;
+        int64_t rl = min_ts % by->step_ms, rh = max_ts % by->step_ms;
+        int64_t bl = min_ts - (rl < 0 ? rl + by->step_ms : rl);
+        int64_t bh = max_ts - (rh < 0 ? rh + by->step_ms : rh);
+        if (bl != bh)
+            return false;
+    }
+    for (size_t i = 0; i < g->nfuncs; i++)
+        if (g->funcs[i].kind != QF_COUNT || g->funcs[i].field)
+            return false;
+    return true;
+}
+
+bool qagg_add_summary(struct qagg *a, const uint64_t counts[LC_LEVEL_COUNT], int64_t min_ts,
+                      int64_t max_ts)
+{
+    const struct qpipe *g = a->agg;
+    if (a->rc || !g || (g->kind != QP_STATS && g->kind != QP_TOP) ||
+        !summary_answers(g, min_ts, max_ts))
+        return false;
+    for (int l = 0; l < LC_LEVEL_COUNT; l++) {
+        if (!counts[l])
+            continue;
+        /* A stand-in entry with the level and time the whole block shares: its group key
+         * is the one each of its entries would have. */
+        struct lc_entry e = {.level = (uint8_t)l, .ts_ms = min_ts, .msg = "", .source = ""};
+        a->key.len = 0;
+        for (size_t i = 0; i < g->nby; i++) {
+            size_t at = a->key.len;
+            bool present;
+            uint32_t n;
+            if (!buf_room(a, &a->key, sizeof(n)))
+                return true; /* rc is set: the run ends with the memory error. */
+            a->key.len += sizeof(n);
+            if (!append_value(a, &a->key, &e, g->by[i].name, g->by[i].len, g->by[i].step_ms,
+                              &present))
+                return true;
+            n = (uint32_t)(a->key.len - at - sizeof(n));
+            memcpy(a->key.p + at, &n, sizeof(n));
+        }
+        bool created;
+        const char *k = a->key.p ? a->key.p : "";
+        struct qslot *sl =
+            map_get(a, &a->groups, k, a->key.len, XXH3_64bits(k, a->key.len), &created);
+        if (!sl || (created && !(sl->val = xalloc(a, g->nfuncs * sizeof(struct fstate)))))
+            return true;
+        struct fstate *st = sl->val;
+        for (size_t i = 0; i < g->nfuncs; i++)
+            st[i].n += counts[l];
+    }
+    return true;
+}
+
 /* ---- Merging ---- */
 
 static bool fstate_merge(struct qagg *a, struct fstate *d, const struct fstate *s,

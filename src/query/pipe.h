@@ -29,6 +29,9 @@ struct qagg;   /* One part of a run of the pipes. */
 bool qry_has_pipes(const struct qry *q);
 const struct qpipes *qry_pipes(const struct qry *q); /* NULL without pipes. */
 
+/* Where the first '|' stands in the query text (for errors about the pipes as a whole). */
+size_t qpipes_bar(const struct qpipes *p);
+
 /* True when the answer needs every matching entry (stats, top, sort); false when a limit
  * lets a part stop early (only limit/fields on entries). */
 bool qpipes_needs_all(const struct qpipes *p);
@@ -53,6 +56,14 @@ struct qagg *qagg_new(const struct qpipes *p, size_t mem_limit);
  * more entries: a limit is reached, or an error (qagg_error) stopped it. */
 bool qagg_add(struct qagg *a, const struct lc_entry *e);
 
+/* Add a whole block without reading it, when its summary answers: counts[l] of its entries
+ * have level l and match the filter, all with times in [min_ts, max_ts]. True when the part
+ * took the block (stats/top whose by-fields are level or _time buckets holding the whole
+ * block, and whose functions are all count()); false when it needs the entries (nothing was
+ * added then). */
+bool qagg_add_summary(struct qagg *a, const uint64_t counts[LC_LEVEL_COUNT], int64_t min_ts,
+                      int64_t max_ts);
+
 /* Fold part b into a (same pipes), freeing b. Returns 0, or -ENOMEM / -E2BIG (the memory
  * limit; qagg_error(a) says so). */
 int qagg_merge(struct qagg *a, struct qagg *b);
@@ -70,7 +81,7 @@ void qtable_free(struct qtable *t); /* NULL is a no-op. */
 
 /* Write row r as the query port prints it: name=value pairs in column order separated by
  * single spaces; a value that is empty or holds a space, '"' or '=' is double-quoted with \"
- * and \\ escapes. Writes at most cap bytes (no NUL) and returns the full length, so a caller
+ * and \\ escapes, and so is a name that holds one of those or '|' ("quantile(0.9, x)"). Writes at most cap bytes (no NUL) and returns the full length, so a caller
  * can grow its buffer and call again. */
 size_t qtable_row_kv(const struct qtable *t, size_t r, char *out, size_t cap);
 

@@ -66,6 +66,7 @@ enum qprune {
 };
 
 struct qpipes {
+    size_t bar;      /* Where the first '|' is in the query text. */
     struct qpipe *p; /* Owned. */
     size_t n;
     size_t agg;   /* Index of stats / top / field_names; n when none (an entry chain). */

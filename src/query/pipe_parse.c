@@ -581,6 +581,7 @@ int qpipes_parse(const char *text, size_t len, size_t pos, struct qpipes **out, 
     *out = NULL;
     if (!q || !(q->p = calloc(QP_MAX_PIPES, sizeof(*q->p))))
         goto nomem;
+    q->bar = pos ? pos - 1 : 0;
     for (size_t i = 0; i < 4; i++)
         if ((rc = use_col(&p, q, builtin_cols[i], 0)) < 0)
             goto fail;
@@ -665,6 +666,11 @@ bool qry_has_pipes(const struct qry *q)
 const struct qpipes *qry_pipes(const struct qry *q)
 {
     return q ? q->pipes : NULL;
+}
+
+size_t qpipes_bar(const struct qpipes *p)
+{
+    return p->bar;
 }
 
 bool qpipes_needs_all(const struct qpipes *p)

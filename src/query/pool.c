@@ -14,6 +14,7 @@
 
 #include "base/clock.h"
 #include "core/log.h"
+#include "core/metrics.h"
 
 static _Thread_local struct qtask *current; /* The task whose step this thread runs. */
 
@@ -76,6 +77,7 @@ static void release_slot(struct qtask *t)
     struct qtask *next = fifo_pop(&pool.waiting);
     if (next) {
         pool.nwaiting--;
+        metrics_observe(MH_QUERY_WAIT, mono_ns() - next->submitted_ns);
         next->admitted = true;
         pool.nadmitted++;
         make_runnable(next);
@@ -211,7 +213,9 @@ void qpool_submit(struct qtask *t)
 {
     pthread_mutex_lock(&pool.mu);
     t->deadline_ms = pool.cfg.timeout_ms ? mono_ms() + pool.cfg.timeout_ms : 0;
+    t->submitted_ns = mono_ns();
     if (pool.nadmitted < (uint64_t)pool.cfg.concurrency) {
+        metrics_observe(MH_QUERY_WAIT, 0);
         t->admitted = true;
         pool.nadmitted++;
         make_runnable(t);

@@ -52,6 +52,7 @@ struct qtask {
     /* Private to the pool (under its lock). */
     struct qtask *next;
     int64_t deadline_ms;
+    int64_t submitted_ns; /* For the wait histogram. */
     int active;    /* Steps running now. */
     bool queued;   /* In the run queue or the admission queue. */
     bool admitted; /* Counted against concurrency. */

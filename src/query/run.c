@@ -276,29 +276,84 @@ static bool list_visit(void *arg, const struct lc_entry *e)
     return !r->paused && !(r->max_rows && r->count >= r->max_rows);
 }
 
-/* The pipes as a fold. */
+/* The pipes as a fold: a part is a qagg, and the query, to tell which blocks its summary
+ * answers. */
+struct tpart {
+    struct qagg *a;
+    const struct qry *q;
+};
+
 static void *table_part_new(void *ctx)
 {
-    return qagg_new(ctx, mem_limit);
+    struct qrun *r = ctx;
+    struct tpart *t = malloc(sizeof(*t));
+    if (t && !(t->a = qagg_new(qry_pipes(r->q), mem_limit))) {
+        free(t);
+        t = NULL;
+    }
+    if (t)
+        t->q = r->q;
+    return t;
+}
+
+static bool table_add(void *part, const struct lc_entry *e)
+{
+    return qagg_add(((struct tpart *)part)->a, e);
+}
+
+/* A block whose matches per level its summary tells (every entry matches, or none of a level
+ * does: level filters, ruled-out keywords) goes to the part as counts, when the pipes can
+ * take counts (stats by level or time buckets, count()). Each level is asked separately, as a
+ * block of that level alone. */
+static bool table_take_block(void *part, const struct lc_block_info *b)
+{
+    struct tpart *t = part;
+    if (!b->level_counts)
+        return false;
+    uint64_t counts[LC_LEVEL_COUNT] = {0};
+    for (int l = 0; l < LC_LEVEL_COUNT; l++) {
+        if (!b->level_counts[l])
+            continue;
+        uint32_t one[LC_LEVEL_COUNT] = {0};
+        one[l] = b->level_counts[l];
+        struct lc_block_info only = *b;
+        only.level_mask = 1u << l;
+        only.level_counts = one;
+        only.last_id = only.first_id + one[l] - 1;
+        int64_t n = qry_block_count(t->q, &only);
+        if (n < 0)
+            return false;
+        counts[l] = (uint64_t)n;
+    }
+    return qagg_add_summary(t->a, counts, b->min_ts_ms, b->max_ts_ms);
 }
 
 static int table_merge(void *into, void *part)
 {
-    return qagg_merge(into, part);
+    struct tpart *t = part;
+    int rc = qagg_merge(((struct tpart *)into)->a, t->a);
+    free(t);
+    return rc;
 }
 
 static const char *table_error(void *part)
 {
-    return qagg_error(part);
+    return qagg_error(((struct tpart *)part)->a);
 }
 
 static void table_free(void *part)
 {
-    qagg_free(part);
+    struct tpart *t = part;
+    qagg_free(t->a);
+    free(t);
 }
 
-static const struct qfold_ops table_fold = {table_part_new, NULL,        agg_visit,
-                                            table_merge,    table_error, table_free};
+static const struct qfold_ops table_fold = {.part_new = table_part_new,
+                                            .take_block = table_take_block,
+                                            .add = table_add,
+                                            .merge = table_merge,
+                                            .error = table_error,
+                                            .part_free = table_free};
 
 static enum qstep step(struct qtask *t)
 {
@@ -408,7 +463,11 @@ static void finish(struct qtask *t, enum qend end)
         pthread_mutex_unlock(&r->mu);
     }
     if (!why[0] && r->piped) {
-        struct qagg *a = r->kind == RUN_LIMIT ? r->agg : r->merged;
+        struct qagg *a = r->agg;
+        if (r->kind == RUN_FOLD && r->merged) {
+            a = ((struct tpart *)r->merged)->a;
+            free(r->merged);
+        }
         r->agg = NULL;
         r->merged = NULL;
         if (!a)
@@ -486,14 +545,16 @@ struct qrun *qrun_start(struct ev_loop *home, struct store *s, struct qry *q, bo
         return NULL;
     const struct qpipes *pipes = qry_pipes(q);
     if (pipes && count_only) {
-        snprintf(r->err, sizeof(r->err), "COUNT takes a filter without pipes; use SEARCH");
+        snprintf(r->err, sizeof(r->err),
+                 "COUNT takes a filter without pipes (a pipe at %zu); use SEARCH for a table",
+                 qpipes_bar(pipes));
         return run_submit(r, RUN_COUNT);
     }
     if (pipes) {
         r->piped = true;
         if (qpipes_needs_all(pipes)) {
             r->fops = &table_fold;
-            r->fctx = (void *)pipes;
+            r->fctx = r;
             return run_submit(r, RUN_FOLD);
         }
         r->cursor = r->hi;

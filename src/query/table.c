@@ -311,35 +311,47 @@ size_t qfmt_time(int64_t ts_ms, bool millis, char *out)
     return n;
 }
 
+/* Write s[0..len) at out[*n..cap), double-quoted with \" and \\ escapes when it is empty or
+ * holds one of the bytes that end a bare word on the wire (space, '"', '=', and for names
+ * '|'). */
+static void put_word(const char *s, size_t len, bool name, char *out, size_t cap, size_t *n)
+{
+#define PUT(ch)                                                                                    \
+    do {                                                                                           \
+        if (*n < cap)                                                                              \
+            out[*n] = (ch);                                                                        \
+        (*n)++;                                                                                    \
+    } while (0)
+    bool quote = len == 0;
+    for (size_t i = 0; i < len && !quote; i++)
+        quote = s[i] == ' ' || s[i] == '"' || s[i] == '=' || (name && s[i] == '|');
+    if (quote)
+        PUT('"');
+    for (size_t i = 0; i < len; i++) {
+        if (quote && (s[i] == '"' || s[i] == '\\'))
+            PUT('\\');
+        PUT(s[i]);
+    }
+    if (quote)
+        PUT('"');
+#undef PUT
+}
+
 size_t qtable_row_kv(const struct qtable *t, size_t r, char *out, size_t cap)
 {
     size_t n = 0;
-#define PUT(ch)                                                                                    \
-    do {                                                                                           \
-        if (n < cap)                                                                               \
-            out[n] = (ch);                                                                         \
-        n++;                                                                                       \
-    } while (0)
     for (size_t c = 0; c < t->ncols; c++) {
         const struct qcell *cell = &t->cells[r * t->ncols + c];
-        if (c)
-            PUT(' ');
-        for (const char *p = t->cols[c]; *p; p++)
-            PUT(*p);
-        PUT('=');
-        bool quote = cell->len == 0;
-        for (size_t i = 0; i < cell->len && !quote; i++)
-            quote = cell->s[i] == ' ' || cell->s[i] == '"' || cell->s[i] == '=';
-        if (quote)
-            PUT('"');
-        for (size_t i = 0; i < cell->len; i++) {
-            if (quote && (cell->s[i] == '"' || cell->s[i] == '\\'))
-                PUT('\\');
-            PUT(cell->s[i]);
+        if (c) {
+            if (n < cap)
+                out[n] = ' ';
+            n++;
         }
-        if (quote)
-            PUT('"');
+        put_word(t->cols[c], strlen(t->cols[c]), true, out, cap, &n);
+        if (n < cap)
+            out[n] = '=';
+        n++;
+        put_word(cell->s, cell->len, false, out, cap, &n);
     }
-#undef PUT
     return n;
 }

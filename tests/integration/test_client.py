@@ -148,3 +148,32 @@ def test_send_waits_for_a_server_that_starts_later(server, tmp_path):
     assert_clean_stderr(err.decode("utf-8", "replace"), "logcaster send")
     assert "acknowledged 100" in err.decode()
     assert s.count("late") == 100
+
+
+@pytest.mark.parametrize("fmt", ["framed", "binary"])
+def test_bench_ack_latency(server, fmt):
+    """bench --ack-latency paces the lines, acknowledged or not, and reports the
+    send-to-acknowledgement times of every line, all of them stored."""
+    s = server()
+    t0 = time.monotonic()
+    r = lc("--log-port", s.log_port, "--query-port", s.query_port, "bench", "--format", fmt,
+           "--ack-latency", "500", "--connections", "2", "--lines", "300")
+    took = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert re.search(r"^ingest: mode=%s connections=2 lines=300 .* verified=yes$" % fmt, out,
+                     re.M), out
+    m = re.search(r"^ack latency: lines=300 p50=([0-9.]+)ms p99=([0-9.]+)ms max=([0-9.]+)ms$",
+                  out, re.M)
+    assert m, out
+    p50, p99, mx = (float(x) for x in m.groups())
+    assert 0 < p50 <= p99 <= mx, out
+    # 300 lines at 500 lines/s take about 0.6 s: the pace holds (a burst would take ~0).
+    assert took >= 0.5, took
+    assert s.count() == 300
+
+
+def test_bench_ack_latency_needs_replies():
+    r = lc("bench", "--format", "plain", "--ack-latency", "100")
+    assert r.returncode == 64, r
+    assert "--ack-latency" in r.stderr.decode()

@@ -1,16 +1,19 @@
 """The web console (web/index.html, app.js, app.css served by logcasterd's HTTP port), driven
 in a real headless Chromium through Selenium.
 
-One test walks through what an operator does: ingest a few hundred lines of mixed levels over the
+The first test walks through what an operator does: ingest a few hundred lines of mixed levels over the
 log port, open the console, run a query, check the rows (content, order, local time with
 milliseconds, level badges and their colours), page to older entries, reload (the query lives in
 the URL hash), check the volume chart against the data, click a bar to narrow the time range
 (table and chart re-run with from/to), type a bad query and see the server's message, turn on
 live tail and see a line sent to the log port appear, and save a screenshot to
-build/test-artifacts/console.png.
+build/test-artifacts/console.png. The second runs queries with pipes (a table, sortable by its
+headers, under a bar chart or, for _time buckets, a line chart) and uses the fields panel (field
+names of the filter, top values of a field, a click on a value narrows the query).
 
-Every wait is bounded (WAIT seconds). With LOGCASTER_WEB_MOCK=1 the same test runs against
-tests/integration/web_mock.py instead of logcasterd (for developing the page alone).
+Every wait is bounded (WAIT seconds). With LOGCASTER_WEB_MOCK=1 the same tests run against
+tests/integration/web_mock.py instead of logcasterd (for developing the page alone); the mock has
+no pipes, so the second test is skipped there.
 """
 import json
 import os
@@ -207,10 +210,13 @@ def test_console(lc, browser):
     word = "quokka" + uuid.uuid4().hex[:6]          # Distinctive: only our lines contain it.
 
     # The three embedded files, with their types.
-    for path, ctype, needle in (("/", "text/html", 'id="results"'), ("/app.js", "javascript", "EventSource"),
-                                ("/app.css", "text/css", ".lvl-ERROR")):
+    for path, ctype, needles in (("/", "text/html", ('id="results"', 'id="ptable"', 'id="fields"', 'id="pchart"')),
+                                 ("/app.js", "javascript", ("EventSource", "body.columns", "| field_names",
+                                                            "top 5 by (", "drawLines", "drawBars")),
+                                 ("/app.css", "text/css", (".lvl-ERROR", "#ptable", "#fields"))):
         status, got_type, body = fetch(lc, path)
-        assert status == 200 and ctype in got_type and needle in body, (path, status, got_type)
+        assert status == 200 and ctype in got_type, (path, status, got_type)
+        assert all(n in body for n in needles), (path, [n for n in needles if n not in body])
 
     # 300 framed lines spread over the last 50 minutes (event times with milliseconds), then 40
     # plain lines whose level the server detects from the text. Ids grow with time.
@@ -401,3 +407,177 @@ def test_console_no_match(lc, browser):
     assert d.find_element(By.ID, "older").get_attribute("disabled") is not None
     wait_for(d, "the empty chart", lambda drv: gen(drv, "chart") != "0")
     assert bars(d) == [] and "No entries" in d.find_element(By.ID, "chart").text
+
+
+# ---- queries with pipes and the fields panel ------------------------------------------------
+
+def table(d):
+    """The piped answer as shown: headers and cells (the raw value of each cell)."""
+    return d.execute_script("""
+        var t = document.getElementById('ptable');
+        return {cols: Array.from(t.tHead.rows[0].cells).map(th => th.dataset.col),
+                rows: Array.from(t.tBodies[0].querySelectorAll('tr.prow')).map(tr =>
+                    Array.from(tr.cells).map(td => td.dataset.v)),
+                shown: !document.getElementById('ptable-wrap').hidden,
+                entriesShown: !document.getElementById('results').hidden};""")
+
+
+def fields(d):
+    return d.execute_script("""
+        return Array.from(document.querySelectorAll('#fields li.field')).map(li => ({
+            name: li.dataset.name, hits: Number(li.dataset.hits),
+            values: Array.from(li.querySelectorAll('.fval')).map(v => [v.dataset.value, Number(v.dataset.hits)])}));""")
+
+
+def cell(v):
+    return str(v)
+
+
+def run_and_wait_table(d, q):
+    g = gen(d, "ptable")
+    run_query(d, q)
+    wait_for(d, "the table of %r" % q, lambda drv: page_error(drv) or gen(drv, "ptable") != g)
+    assert not page_error(d), page_error(d)
+
+
+def test_console_pipes(lc, browser):
+    if os.environ.get("LOGCASTER_WEB_MOCK"):
+        pytest.skip("web_mock.py has no pipes")
+    d = browser
+    word = "wombat" + uuid.uuid4().hex[:6]
+    now_ms = int(time.time() * 1000)
+    hosts = ["web 1", "web 2", "db-1"]
+    lines, per_host = [], {}
+    for i in range(240):                              # 40 minutes, one line every 10 s
+        lvl = ["INFO", "INFO", "WARN", "ERROR"][i % 4]
+        host = hosts[0] if i % 5 == 0 else hosts[(i // 2) % 3]   # uneven counts
+        per_host[host] = per_host.get(host, 0) + 1
+        ts = now_ms - 40 * 60 * 1000 + i * 10000
+        lines.append('LOG|%s|%d.%03d|%s req=%d user=u%d status=%d host="%s"'
+                     % (lvl, ts // 1000, ts % 1000, word, i, i % 7, [200, 200, 404, 500][i % 4], host))
+    assert all(r.startswith("OK|") for r in lc.send_framed(lines))
+    lc.wait_count(len(lines), timeout=WAIT)
+
+    def q_api(q):
+        status, body, _ = api(lc, "/api/v1/query?" + urllib.parse.urlencode({"q": q}))
+        assert status == 200, (q, body)
+        return body
+
+    # -- The fields panel lists the filter's fields with their hits. ----------------------------
+    d.get("http://%s:%d/#%s" % (HOST, lc.http_port, urllib.parse.urlencode({"q": word})))
+    wait_results(d, "0", "the results of %r" % word)
+    want = {r[0]: r[1] for r in q_api(word + " | field_names")["rows"]}
+    assert {"host", "status", "user", "level", "source", "_msg", "_time"} <= set(want), want
+    wait_for(d, "the fields panel", lambda drv: {f["name"]: f["hits"] for f in fields(drv)} == want)
+    assert d.find_element(By.ID, "fields").get_attribute("data-filter") == word
+    hits = [f["hits"] for f in fields(d)]
+    assert hits == sorted(hits, reverse=True), "fields not listed by hits"
+
+    # -- Opening a field shows its top 5 values; clicking one narrows the query. -----------------
+    d.find_element(By.CSS_SELECTOR, '#fields li.field[data-name="host"] .fhead').click()
+    top = [[r[0], r[1]] for r in q_api(word + " | top 5 by (host)")["rows"]]
+    wait_for(d, "the top values of host",
+             lambda drv: next(f["values"] for f in fields(drv) if f["name"] == "host") == top)
+    assert sorted(v for v, _ in top) == sorted(hosts) and dict(top) == per_host, top
+    g = gen(d, "results")
+    d.find_element(By.CSS_SELECTOR, '#fields li.field[data-name="host"] .fval[data-value="web 1"] .fv').click()
+    wait_results(d, g, "the results narrowed to host web 1")
+    assert d.find_element(By.ID, "q").get_attribute("value") == word + ' host:"web 1"'
+    got = rows(d)
+    assert len(got) == min(100, per_host["web 1"]) and all('host="web 1"' in r["message"] for r in got), got[:3]
+    wait_for(d, "the fields of the narrowed filter",
+             lambda drv: drv.find_element(By.ID, "fields").get_attribute("data-filter") == word + ' host:"web 1"'
+             and {f["name"]: f["hits"] for f in fields(drv)}.get("host") == per_host["web 1"])
+
+    # -- A stats query: a table of the server's rows, and a bar per row. -------------------------
+    q = word + " | stats by (host) count()"
+    run_and_wait_table(d, q)
+    want = q_api(q)
+    t = table(d)
+    assert t["shown"] and not t["entriesShown"], t
+    assert t["cols"] == want["columns"] == ["host", "count()"]
+    assert t["rows"] == [[cell(c) for c in r] for r in want["rows"]], (t["rows"], want["rows"])
+    assert not d.find_element(By.ID, "chart-panel").is_displayed(), "the volume chart is shown for a table"
+    assert d.find_element(By.ID, "pchart").get_attribute("data-kind") == "bar"
+    pbars = d.execute_script("""return Array.from(document.querySelectorAll('#pchart .pbar')).map(b =>
+        [b.dataset.label, Number(b.dataset.value)]);""")
+    assert pbars == [[r[0], r[1]] for r in want["rows"]], pbars
+    # The fields panel follows the filter before the pipes.
+    wait_for(d, "the fields of the table's filter",
+             lambda drv: drv.find_element(By.ID, "fields").get_attribute("data-filter") == word)
+    bar = d.find_element(By.CSS_SELECTOR, '#pchart .pbar[data-label="db-1"]')
+    webdriver.ActionChains(d).move_to_element(bar).perform()
+    tip = wait_for(d, "the bar tooltip", lambda drv: drv.find_element(By.ID, "pchart-tip").is_displayed()
+                   and drv.find_element(By.ID, "pchart-tip"))
+    assert "db-1" in tip.text and str(per_host["db-1"]) in tip.text, tip.text
+
+    # -- Sorting by a header, both ways. ---------------------------------------------------------
+    d.find_element(By.CSS_SELECTOR, '#ptable th[data-col="count()"]').click()
+    counts = [int(r[1]) for r in table(d)["rows"]]
+    assert counts == sorted(per_host.values(), reverse=True), counts
+    d.find_element(By.CSS_SELECTOR, '#ptable th[data-col="count()"]').click()
+    assert [int(r[1]) for r in table(d)["rows"]] == sorted(per_host.values())
+    d.find_element(By.CSS_SELECTOR, '#ptable th[data-col="host"]').click()
+    assert [r[0] for r in table(d)["rows"]] == sorted(hosts)
+
+    # -- Time buckets: a line per level, points that add up to the table. ------------------------
+    q = word + " | stats by (_time:5m, level) count()"
+    run_and_wait_table(d, q)
+    want = q_api(q)
+    assert table(d)["rows"] == [[cell(c) for c in r] for r in want["rows"]]
+    wait_for(d, "the line chart", lambda drv: drv.find_element(By.ID, "pchart").get_attribute("data-kind") == "line")
+    lines_ = d.execute_script("""return Array.from(document.querySelectorAll('#pchart path.line')).map(p =>
+        [p.dataset.series, Number(p.dataset.total)]);""")
+    sums = {}
+    for r in want["rows"]:
+        sums[r[1]] = sums.get(r[1], 0) + r[2]
+    assert sorted(map(tuple, lines_)) == sorted(sums.items()) and set(sums) == {"INFO", "WARN", "ERROR"}, lines_
+    pts = d.execute_script("""return Array.from(document.querySelectorAll('#pchart circle.pt')).map(c =>
+        [c.dataset.series, Number(c.dataset.t), Number(c.dataset.v)]);""")
+    for lvl, total in sums.items():
+        assert sum(v for s_, _, v in pts if s_ == lvl) == total, lvl
+    buckets = sorted({r[0] for r in want["rows"]})
+    xs = sorted({t_ for _, t_, _ in pts})
+    assert len(xs) == len(buckets) and xs[0] == int(datetime_ms(buckets[0])), (xs[:2], buckets[:2])
+    legend = d.find_element(By.ID, "plegend").text
+    assert all(l in legend for l in sums), legend
+    hit = d.find_element(By.CSS_SELECTOR, "#pchart rect.hit")
+    webdriver.ActionChains(d).move_to_element(hit).perform()
+    tip = wait_for(d, "the line tooltip", lambda drv: drv.find_element(By.ID, "pchart-tip").is_displayed()
+                   and drv.find_element(By.ID, "pchart-tip"))
+    assert all(l in tip.text for l in sums), tip.text
+
+    # -- A field value clicked while a table is shown goes before the pipes. ---------------------
+    d.find_element(By.CSS_SELECTOR, '#fields li.field[data-name="level"] .fhead').click()
+    val = wait_for(d, "the top values of level", lambda drv: drv.find_elements(
+        By.CSS_SELECTOR, '#fields li.field[data-name="level"] .fval[data-value="ERROR"] .fv'))
+    g = gen(d, "ptable")
+    val[0].click()
+    wait_for(d, "the table for level:ERROR", lambda drv: page_error(drv) or gen(drv, "ptable") != g)
+    assert d.find_element(By.ID, "q").get_attribute("value") == word + " level:ERROR | stats by (_time:5m, level) count()"
+    assert {r[1] for r in table(d)["rows"]} == {"ERROR"}
+
+    # -- Live tail waits while a table is shown. -------------------------------------------------
+    d.find_element(By.ID, "tail").click()
+    wait_for(d, "the tail to pause", lambda drv: drv.find_element(By.ID, "tail-state").get_attribute("data-state") == "paused")
+    d.find_element(By.ID, "tail").click()
+
+    # -- A query without pipes brings back the entries and the volume chart. ---------------------
+    g = gen(d, "results")
+    run_query(d, word + " level:ERROR")
+    wait_results(d, g, "entries again")
+    t = table(d)
+    assert not t["shown"] and t["entriesShown"]
+    assert len(rows(d)) == 60 and not d.find_element(By.ID, "pchart-panel").is_displayed()
+    wait_for(d, "the volume chart", lambda drv: drv.find_element(By.ID, "chart-panel").is_displayed() and len(bars(drv)) > 0)
+
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    run_and_wait_table(d, word + " | stats by (_time:5m, level) count()")
+    assert d.save_screenshot(os.path.join(ARTIFACTS, "console-pipes.png"))
+    severe = [e["message"] for e in d.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, severe
+
+
+def datetime_ms(rfc3339):
+    from datetime import datetime
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp() * 1000

@@ -64,6 +64,19 @@ TEST(table_json_logfmt_raw)
     free(s);
 }
 
+/* A name with a space (a default column name like quantile(0.9, x)) comes quoted. */
+TEST(table_quoted_names)
+{
+    static const char *const rows[] = {"\"quantile(0.9, x)\"=17 n=2",
+                                       "\"quantile(0.9, x)\"=5 n=30"};
+    CHECK(lcc_is_row(rows[0], strlen(rows[0])));
+    CHECK(!lcc_is_row("\"open=1", 7));
+    struct lcc_output o = {.format = LCC_OUT_JSON};
+    char *s = capture_table(&o, rows, 2);
+    CHECK_EQ_STR(s, "{\"quantile(0.9, x)\":17,\"n\":2}\n{\"quantile(0.9, x)\":5,\"n\":30}\n");
+    free(s);
+}
+
 TEST(table_rows_and_errors)
 {
     struct lcc_table *t = lcc_table_new();
@@ -200,6 +213,7 @@ int main(void)
 {
     RUN(table_text);
     RUN(table_json_logfmt_raw);
+    RUN(table_quoted_names);
     RUN(table_rows_and_errors);
     RUN(table_numbers_stay_json_numbers);
     RUN(entry_formats);
