@@ -1340,6 +1340,14 @@
     if (x.raw_bytes > 0 && x.disk_bytes > 0) comp = (x.raw_bytes / x.disk_bytes).toFixed(1) + '\u00d7';
     add('compression', comp, 'compression', 'compression_ratio ' + x.compression_ratio + ' (disk \u00f7 raw)');
     add('connections', fmtInt(x.connections_current), 'connections', 'Connections open now');
+    if (x.queries_running != null) {
+      const queued = x.queries_queued || 0;
+      add('queries', fmtInt(x.queries_running) + (queued ? ' + ' + fmtInt(queued) + ' queued' : ''), 'queries',
+        'Queries running now on the query pool (' + x.query_threads + ' threads), and waiting for a slot; since start: ' +
+        fmtInt(x.queries_finished) + ' finished, ' + fmtInt(x.queries_cancelled) + ' cancelled, ' +
+        fmtInt(x.queries_timed_out) + ' timed out; latency p50 \u2264 ' + x.query_p50_ms + ' ms, p99 \u2264 ' +
+        x.query_p99_ms + ' ms', x.queries_timed_out ? 'bad' : '');
+    }
     add('uptime', fmtDur(x.uptime_s), 'uptime', 'Seconds since start: ' + x.uptime_s);
     add('fsync', x.fsync_policy != null ? String(x.fsync_policy) : '\u2014', 'fsync', 'When acknowledgements are sent: always, batch or never');
     if (x.newest_ts_ms) {

@@ -324,7 +324,9 @@ struct query_job {
     struct qrun *run;
     uint64_t limit, found;
     bool ndjson, more;
-    bool table; /* The answer is a table (the query has pipes). */
+    bool table;         /* The answer is a table (the query has pipes). */
+    uint64_t table_cap; /* Rows of a table sent at most (0: all), */
+    uint64_t table_rows; /* of how many. */
     int status; /* An error answered (or 0). */
     struct buf out;
     int64_t t0;
@@ -371,6 +373,7 @@ static void query_table(void *arg, const struct qtable *t)
     struct http_conn *h = arg;
     struct query_job *j = h->hs;
     j->table = true;
+    j->table_rows = t->nrows;
     if (j->ndjson)
         return;
     buf_append(&j->out, "\"columns\":[", 11);
@@ -387,6 +390,10 @@ static bool query_table_row(void *arg, const struct qtable *t, size_t r)
     struct http_conn *h = arg;
     struct query_job *j = h->hs;
     const struct qcell *row = t->cells + r * t->ncols;
+    if (j->table_cap && r >= j->table_cap) { /* The rest is counted, not sent. */
+        j->more = true;
+        return true;
+    }
     if (j->ndjson) { /* One object per row. */
         buf_append(&j->out, "{", 1);
         for (size_t c = 0; c < t->ncols; c++) {
@@ -460,7 +467,8 @@ static void query_finish(struct http_conn *h, bool table)
     buf_append(&b, "{\"query\":", 9);
     json_str(&b, j->text, strlen(j->text));
     if (table) {
-        buf_printf(&b, ",\"took_ms\":%.3f,", (double)(mono_ns() - j->t0) / 1e6);
+        buf_printf(&b, ",\"rows_total\":%" PRIu64 ",\"more\":%s,\"took_ms\":%.3f,", j->table_rows,
+                   j->more ? "true" : "false", (double)(mono_ns() - j->t0) / 1e6);
         buf_append(&b, buf_head(&j->out), buf_len(&j->out));
         buf_append(&b, "]}\n", 3);
     } else {
@@ -541,7 +549,10 @@ void http_get_query(struct http_conn *h)
     if (br == 0 && before <= hi)
         hi = before ? before - 1 : 0;
     struct ev_loop *loop = conn_loop(h->c);
-    if (qry_has_pipes(q)) /* A table: the pipes decide its rows. */
+    /* A table: the pipes decide its rows; limit (when given) or LIMIT_MAX_JSON caps what is
+     * sent, so `| fields a` over millions of entries does not become one huge answer. */
+    j->table_cap = lr == 0 ? limit : j->ndjson ? 0 : LIMIT_MAX_JSON;
+    if (qry_has_pipes(q))
         j->run = qrun_start(loop, protocols_store(), q, false, 0, 0, query_ready, h);
     else if (hi >= lo && hi > 0)
         j->run = qrun_start_list(loop, protocols_store(), q, lo, hi, false,

@@ -47,9 +47,9 @@ void ci_needle_init(struct ci_needle *n, const char *s, size_t len)
 {
     n->s = s;
     n->len = len;
-    n->off1 = n->off2 = 0;
+    n->off1 = n->off2 = n->off3 = 0;
     if (len == 0) {
-        n->b1 = n->b2 = 0;
+        n->b1 = n->b2 = n->b3 = 0;
         return;
     }
     /* Pick the rarest position, then the rarest other one; ties keep the earlier, and a long
@@ -69,6 +69,8 @@ void ci_needle_init(struct ci_needle *n, const char *s, size_t len)
     n->off2 = best < second ? second : best;
     n->b1 = (uint8_t)(s[n->off1] | 0x20);
     n->b2 = (uint8_t)(s[n->off2] | 0x20);
+    n->off3 = len - 1;
+    n->b3 = (uint8_t)(s[n->off3] | 0x20);
 }
 
 /* Check start positions [i, end] one at a time. */
@@ -76,7 +78,8 @@ static const char *find_scalar(const struct ci_needle *n, const char *hay, size_
 {
     for (; i <= end; i++) {
         if ((uint8_t)(hay[i + n->off1] | 0x20) == n->b1 &&
-            (uint8_t)(hay[i + n->off2] | 0x20) == n->b2 && eq_ci(hay + i, n->s, n->len))
+            (uint8_t)(hay[i + n->off2] | 0x20) == n->b2 &&
+            (uint8_t)(hay[i + n->off3] | 0x20) == n->b3 && eq_ci(hay + i, n->s, n->len))
             return hay + i;
     }
     return NULL;
@@ -96,12 +99,14 @@ static inline const char *verify_mask(const struct ci_needle *n, const char *bas
 }
 
 /* Filter mask of the 16 start positions at p. */
-static inline __m128i filter16(const char *p, size_t o1, size_t o2, __m128i v1, __m128i v2,
-                               __m128i fold)
+static inline __m128i filter16(const char *p, size_t o1, size_t o2, size_t o3, __m128i v1,
+                               __m128i v2, __m128i v3, __m128i fold)
 {
     __m128i a = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + o1)), fold);
     __m128i b = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + o2)), fold);
-    return _mm_and_si128(_mm_cmpeq_epi8(a, v1), _mm_cmpeq_epi8(b, v2));
+    __m128i c = _mm_or_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + o3)), fold);
+    return _mm_and_si128(_mm_and_si128(_mm_cmpeq_epi8(a, v1), _mm_cmpeq_epi8(b, v2)),
+                         _mm_cmpeq_epi8(c, v3));
 }
 #endif
 
@@ -115,17 +120,18 @@ const char *ci_needle_find(const struct ci_needle *n, const char *hay, size_t ha
 #if defined(__SSE2__)
     if (last + 1 < 16)
         return find_scalar(n, hay, 0, last);
-    const __m128i v1 = _mm_set1_epi8((char)n->b1), v2 = _mm_set1_epi8((char)n->b2);
+    const __m128i v1 = _mm_set1_epi8((char)n->b1), v2 = _mm_set1_epi8((char)n->b2),
+                  v3 = _mm_set1_epi8((char)n->b3);
     const __m128i fold = _mm_set1_epi8(0x20);
-    const size_t o1 = n->off1, o2 = n->off2;
+    const size_t o1 = n->off1, o2 = n->off2, o3 = n->off3;
     size_t i = 0;
-    /* A load at p + o2 reads up to p + o2 + 15 <= last + len - 1 while i + 15 <= last. */
+    /* A load at p + o3 reads up to p + o3 + 15 <= last + len - 1 while i + 15 <= last. */
     for (; i + 64 <= last + 1; i += 64) {
         const char *p = hay + i;
-        __m128i m0 = filter16(p, o1, o2, v1, v2, fold);
-        __m128i m1 = filter16(p + 16, o1, o2, v1, v2, fold);
-        __m128i m2 = filter16(p + 32, o1, o2, v1, v2, fold);
-        __m128i m3 = filter16(p + 48, o1, o2, v1, v2, fold);
+        __m128i m0 = filter16(p, o1, o2, o3, v1, v2, v3, fold);
+        __m128i m1 = filter16(p + 16, o1, o2, o3, v1, v2, v3, fold);
+        __m128i m2 = filter16(p + 32, o1, o2, o3, v1, v2, v3, fold);
+        __m128i m3 = filter16(p + 48, o1, o2, o3, v1, v2, v3, fold);
         __m128i any = _mm_or_si128(_mm_or_si128(m0, m1), _mm_or_si128(m2, m3));
         if (__builtin_expect(_mm_movemask_epi8(any) != 0, 0)) {
             uint64_t mask = (uint64_t)(uint16_t)_mm_movemask_epi8(m0) |
@@ -138,7 +144,8 @@ const char *ci_needle_find(const struct ci_needle *n, const char *hay, size_t ha
         }
     }
     for (; i + 16 <= last + 1; i += 16) {
-        unsigned mask = (unsigned)_mm_movemask_epi8(filter16(hay + i, o1, o2, v1, v2, fold));
+        unsigned mask =
+            (unsigned)_mm_movemask_epi8(filter16(hay + i, o1, o2, o3, v1, v2, v3, fold));
         if (mask) {
             const char *r = verify_mask(n, hay + i, mask);
             if (r)
@@ -148,7 +155,8 @@ const char *ci_needle_find(const struct ci_needle *n, const char *hay, size_t ha
     if (i <= last) {
         /* The last 16 positions, overlapping ones already checked: drop those bits. */
         size_t j = last - 15;
-        unsigned mask = (unsigned)_mm_movemask_epi8(filter16(hay + j, o1, o2, v1, v2, fold));
+        unsigned mask =
+            (unsigned)_mm_movemask_epi8(filter16(hay + j, o1, o2, o3, v1, v2, v3, fold));
         mask &= ~0u << (i - j);
         if (mask)
             return verify_mask(n, hay + j, mask);

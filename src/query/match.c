@@ -179,3 +179,25 @@ bool qry_matches_all(const struct qry *q)
 {
     return q->root->kind == QN_TRUE;
 }
+
+/* Words name the needle they search for, unless they also match by level ("error"); regexes
+ * their required literal. Of an AND's children the longest needle is taken: longer needles
+ * are rarer in log text, and the other children are verified on the candidates anyway. An OR
+ * or a NOT requires nothing one needle could stand for. */
+const struct ci_needle *qnode_required(const struct qnode *n)
+{
+    const struct ci_needle *best = NULL, *k;
+    switch (n->kind) {
+    case QN_KEYWORD:
+        return n->kw.needle.len && !n->kw.level_mask ? &n->kw.needle : NULL;
+    case QN_REGEX:
+        return regex_needle(n->re);
+    case QN_AND:
+        for (size_t i = 0; i < n->list.n; i++)
+            if ((k = qnode_required(n->list.kids[i])) && (!best || k->len > best->len))
+                best = k;
+        return best;
+    default:
+        return NULL;
+    }
+}

@@ -20,13 +20,14 @@
 
 /* ---- Substring search (cisearch.c) ---- */
 
-/* A needle prepared once for many searches: the two bytes the vector loop tests first are
- * the rarest ones in typical log text, which keeps candidate verifications rare. */
+/* A needle prepared once for many searches: two of the bytes the vector loop tests first are
+ * the rarest ones in typical log text, which keeps candidate verifications rare; the third is
+ * the last, which tells "latency_ms=19" from the "latency_ms=" that starts it in every line. */
 struct ci_needle {
     const char *s; /* The needle; borrowed, any case. */
     size_t len;
-    size_t off1, off2; /* Positions of the two filter bytes (off1 < off2 unless len == 1). */
-    uint8_t b1, b2;    /* Those bytes with 0x20 OR-ed in, as the filter compares them. */
+    size_t off1, off2, off3; /* Positions of the filter bytes (off1 < off2 unless len == 1; */
+    uint8_t b1, b2, b3;      /* off3 = len - 1), with 0x20 OR-ed in, as the filter compares. */
 };
 
 /* Prepare needle s (borrowed; must outlive *n). */
@@ -34,6 +35,21 @@ void ci_needle_init(struct ci_needle *n, const char *s, size_t len);
 
 /* Find n in hay; same contract as ci_memmem. */
 const char *ci_needle_find(const struct ci_needle *n, const char *hay, size_t hay_len);
+
+/* ---- Required literals (literal.c, match.c) ---- */
+
+#define QRY_LITERAL_MAX 64 /* Longest literal kept: a prefix of a required one is required. */
+
+/* The longest literal every subject that the PCRE2 pattern p[0..len) matches contains, into
+ * out (QRY_LITERAL_MAX bytes); returns its length, 0 when there is none or the pattern holds
+ * something the extraction does not read. Exact: a match without it is impossible. */
+size_t regex_literal(const char *p, size_t len, char *out);
+
+/* The needle every entry that node n matches holds in its message (ASCII case-insensitively),
+ * or NULL when there is none: a scan searches whole blocks for it and examines only the
+ * entries that hold it. Borrowed from the tree. */
+struct qnode;
+const struct ci_needle *qnode_required(const struct qnode *n);
 
 /* ---- Tokens (lexer.c) ---- */
 
@@ -201,6 +217,8 @@ bool val_number(const char *s, size_t len, double *out, enum qnum_kind *kind);
 /* Compile a PCRE2 pattern (borrowed) into an owned matcher in *out. */
 int regex_compile(const char *pat, size_t len, bool caseless, struct qry_regex **out, char *err);
 bool regex_match(const struct qry_regex *re, const char *s, size_t len);
+/* The needle every match of re contains (regex_literal), or NULL. Borrowed from re. */
+const struct ci_needle *regex_needle(const struct qry_regex *re);
 void regex_free(struct qry_regex *re);
 
 /* ---- Fields of a message (match.c) ---- */

@@ -7,13 +7,56 @@
  * event loop can slice a long scan; ruling a block out costs SKIP_COST, not its length. No
  * store lock is held while visit runs. */
 #include <stddef.h>
+#include <string.h>
 
 #include "query/pool.h"
-#include "query/qry.h"
+#include "query/qry_internal.h"
 #include "store/store.h"
 
-#define SKIP_COST  64 /* Budget units charged for ruling out a block (or failing to read it). */
-#define STOP_EVERY 16 /* Entries between checks whether the query pool wants the step back. */
+#define SKIP_COST  64   /* Budget units charged for ruling out a block (or failing to read it). */
+#define STOP_EVERY 64   /* Entries between checks whether the query pool wants the step back. */
+#define CAND_MAX   8192 /* Most entries of a block the prefilter marks; longer blocks go without. */
+
+/* Mark in cand (bit k - k0 for entry k of the block) the entries among k0..k1 whose row holds
+ * needle n: one search over their rows, back to back, instead of one per message. A hit in a
+ * row's header or source, or across two rows, only marks an extra candidate; a row whose
+ * message holds n is always marked, since every search starts at or before its row and the
+ * first hit at or after that start lies in it or marks an earlier row, after which the search
+ * resumes at the next row. */
+static void prefilter(const struct ci_needle *n, const struct store_block *blk, uint32_t k0,
+                      uint32_t k1, uint64_t *cand)
+{
+    memset(cand, 0, ((size_t)(k1 - k0) / 64 + 1) * sizeof(uint64_t));
+    const char *rows = blk->raw;
+    const uint32_t *offs = blk->offs;
+    uint32_t pos = offs[k0], end = offs[k1 + 1], k = k0;
+    while (pos < end) {
+        const char *hit = ci_needle_find(n, rows + pos, end - pos);
+        if (!hit)
+            break;
+        uint32_t at = (uint32_t)(hit - rows);
+        /* The row holding the hit: a short walk from k when hits are dense, a binary search
+         * when they are far apart. */
+        if (at - pos > 2048) {
+            uint32_t lo = k, hi = k1;
+            while (lo < hi) {
+                uint32_t mid = lo + (hi - lo + 1) / 2;
+                if (offs[mid] <= at)
+                    lo = mid;
+                else
+                    hi = mid - 1;
+            }
+            k = lo;
+        } else {
+            while (offs[k + 1] <= at)
+                k++;
+        }
+        cand[(k - k0) / 64] |= 1ull << ((k - k0) % 64);
+        if (k == k1)
+            break;
+        pos = offs[++k];
+    }
+}
 
 enum block_end {
     BLOCK_DONE,   /* Every entry of the block's part of the range was examined. */
@@ -21,10 +64,18 @@ enum block_end {
     BLOCK_BUDGET, /* The budget ran out; *resume is the next id to examine. */
 };
 
+/* Whether a walk over from..to reads past block b: then its blocks are opened for one pass
+ * (store_block_scan), so a long scan leaves the cache to the blocks read again and again. A
+ * read within one block (a row fetched by id) caches it for the reads of its neighbours. */
+static bool passing(const struct lc_block_info *b, uint64_t from_id, uint64_t to_id)
+{
+    return from_id < b->first_id || to_id > b->last_id;
+}
+
 /* Examine ids lo..hi of the cursor's block (in its order) against q, calling visit for each
- * match, while *spent < budget. */
+ * match, while *spent < budget. pass: see passing(). */
 static enum block_end scan_block(struct store *s, const struct qry *q, const struct store_cursor *c,
-                                 uint64_t lo, uint64_t hi, size_t budget, size_t *spent,
+                                 bool pass, uint64_t lo, uint64_t hi, size_t budget, size_t *spent,
                                  qry_visit_fn visit, void *arg, uint64_t *resume)
 {
     if (c->bad || (q && !qry_block_may_match(q, c->info))) {
@@ -32,10 +83,17 @@ static enum block_end scan_block(struct store *s, const struct qry *q, const str
         return BLOCK_DONE;
     }
     struct store_block blk;
-    if (store_block_open(s, c, &blk) < 0) {
+    if ((pass ? store_block_scan(s, c, &blk) : store_block_open(s, c, &blk)) < 0) {
         *spent += SKIP_COST;
         return BLOCK_DONE;
     }
+    /* A needle every match holds: search the rows for it once, examine only those holding it. */
+    const struct ci_needle *need = q ? qnode_required(q->root) : NULL;
+    uint64_t cand[CAND_MAX / 64];
+    if (need && hi - lo < CAND_MAX)
+        prefilter(need, &blk, (uint32_t)(lo - blk.first_id), (uint32_t)(hi - blk.first_id), cand);
+    else
+        need = NULL;
     enum block_end end = BLOCK_DONE;
     for (uint64_t k = 0; k <= hi - lo; k++) {
         uint64_t id = c->forward ? lo + k : hi - k;
@@ -45,6 +103,8 @@ static enum block_end scan_block(struct store *s, const struct qry *q, const str
             break;
         }
         (*spent)++;
+        if (need && !(cand[(id - lo) / 64] >> ((id - lo) % 64) & 1))
+            continue;
         struct lc_entry e;
         store_block_entry(&blk, id, &e);
         if (q && !qry_match(q, &e))
@@ -75,7 +135,8 @@ int qry_scan(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to
             done = 0;
             break;
         }
-        enum block_end end = scan_block(s, q, &c, lo, hi, budget, &spent, visit, arg, resume);
+        enum block_end end = scan_block(s, q, &c, passing(c.info, from_id, to_id), lo, hi, budget,
+                                        &spent, visit, arg, resume);
         if (end != BLOCK_DONE) {
             done = end == BLOCK_STOP;
             break;
@@ -121,8 +182,8 @@ int qry_count(struct store *s, const struct qry *q, uint64_t from_id, uint64_t t
         uint64_t hi = to_id < b->last_id ? to_id : b->last_id;
         size_t block_spent = 0;
         uint64_t r;
-        if (scan_block(s, q, &c, lo, hi, SIZE_MAX, &block_spent, count_visit, count, &r) ==
-            BLOCK_BUDGET) {
+        if (scan_block(s, q, &c, passing(b, from_id, to_id), lo, hi, SIZE_MAX, &block_spent,
+                       count_visit, count, &r) == BLOCK_BUDGET) {
             *resume = r; /* Interrupted (qpool_should_stop): the count is partial. */
             store_cursor_end(s, &c);
             return 0;
@@ -150,7 +211,8 @@ int qry_fold(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to
         uint64_t hi = to_id < b->last_id ? to_id : b->last_id;
         size_t spent = 0;
         uint64_t r;
-        if (scan_block(s, q, &c, lo, hi, SIZE_MAX, &spent, visit, arg, &r) != BLOCK_DONE) {
+        if (scan_block(s, q, &c, passing(b, from_id, to_id), lo, hi, SIZE_MAX, &spent, visit, arg,
+                       &r) != BLOCK_DONE) {
             store_cursor_end(s, &c);
             return 0;
         }

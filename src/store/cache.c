@@ -160,30 +160,37 @@ struct cblock *cblock_new(struct block *b, char *raw, size_t raw_cap, uint32_t *
     return c;
 }
 
-/* Read and decompress a block's frame. Returns its rows (a bigbuf of raw_len bytes), or NULL
- * when unreadable: the block is then marked bad. */
-static char *read_block(struct block *b)
+bool block_decode(struct block *b, char *frame, char *cols, char *raw, uint32_t *offs)
+{
+    struct frame_hdr h;
+    if (frame_load(b->seg->fd, b->offset, b->frame_len, b->count, b->raw_len, frame, cols, &h) &&
+        columns_to_rows_index(cols, b->raw_len, b->count, (int)h.layout, raw, offs) == 0)
+        return true;
+    __atomic_store_n(&b->bad, true, __ATOMIC_RELAXED);
+    log_error("store: block %" PRIu64 "..%" PRIu64 " in %s is unreadable or corrupt; "
+              "skipping it",
+              b->first_id, b->first_id + b->count - 1, b->seg->path);
+    return false;
+}
+
+/* Read and decompress a block's frame into a new cached block (not yet inserted), or NULL
+ * when unreadable (the block is then marked bad) or out of memory. */
+static struct cblock *read_block(struct block *b)
 {
     char *frame = malloc(b->frame_len);
     char *cols = bigbuf_get(b->raw_len);
     char *raw = bigbuf_get(b->raw_len);
-    struct frame_hdr h;
-    bool ok =
-        frame && raw && cols &&
-        frame_load(b->seg->fd, b->offset, b->frame_len, b->count, b->raw_len, frame, cols, &h) &&
-        columns_to_rows(cols, b->raw_len, b->count, (int)h.layout, raw) == 0;
-    bigbuf_put(cols, b->raw_len);
-    if (!ok) {
-        __atomic_store_n(&b->bad, true, __ATOMIC_RELAXED);
-        log_error("store: block %" PRIu64 "..%" PRIu64 " in %s is unreadable or corrupt; "
-                  "skipping it",
-                  b->first_id, b->first_id + b->count - 1, b->seg->path);
-        free(frame);
-        bigbuf_put(raw, b->raw_len);
-        return NULL;
-    }
+    uint32_t *offs = malloc(((size_t)b->count + 1) * sizeof(uint32_t));
+    struct cblock *c = NULL;
+    if (frame && cols && raw && offs && block_decode(b, frame, cols, raw, offs))
+        c = cblock_new(b, raw, b->raw_len, offs);
     free(frame);
-    return raw;
+    bigbuf_put(cols, b->raw_len);
+    if (!c) {
+        bigbuf_put(raw, b->raw_len);
+        free(offs);
+    }
+    return c;
 }
 
 struct cblock *cache_lookup(struct store *s, struct block *b)
@@ -204,14 +211,9 @@ struct cblock *cache_get(struct store *s, struct block *b)
     struct cblock *c = cache_lookup(s, b);
     if (c)
         return c;
-    char *raw = read_block(b);
-    if (!raw)
+    struct cblock *nc = read_block(b);
+    if (!nc)
         return NULL;
-    struct cblock *nc = cblock_new(b, raw, b->raw_len, NULL);
-    if (!nc) {
-        bigbuf_put(raw, b->raw_len);
-        return NULL;
-    }
     pthread_mutex_lock(&s->cache_mu);
     if (b->cache) { /* Another reader got there first. */
         c = b->cache;

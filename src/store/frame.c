@@ -137,8 +137,11 @@ int rows_to_columns(const char *rows, size_t len, uint32_t count, char *cols, ui
     return layout;
 }
 
-/* Check a column block's lengths add up; returns the layout through *c. */
-static int col_check(const char *cols, size_t len, uint32_t count, int layout, struct cols *c)
+/* Check a column block's lengths add up; returns the layout through *c. lines: also check
+ * the messages of COL_LINES are exactly count lines (a caller walking them anyway passes
+ * false and checks as it goes). */
+static int col_check(const char *cols, size_t len, uint32_t count, int layout, bool lines,
+                     struct cols *c)
 {
     if ((uint64_t)count * REC_HDR_LEN > len || (layout != COL_LENGTHS && layout != COL_LINES))
         return -1;
@@ -158,6 +161,8 @@ static int col_check(const char *cols, size_t len, uint32_t count, int layout, s
     for (size_t i = 0; i < 3 * (size_t)count; i++)
         if (cols[c->pad + i])
             return -1;
+    if (!lines)
+        return 0;
     const char *p = cols + c->msg, *end = cols + len;
     for (uint32_t i = 0; i < count; i++) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -170,8 +175,14 @@ static int col_check(const char *cols, size_t len, uint32_t count, int layout, s
 
 int columns_to_rows(const char *cols, size_t len, uint32_t count, int layout, char *rows)
 {
+    return columns_to_rows_index(cols, len, count, layout, rows, NULL);
+}
+
+int columns_to_rows_index(const char *cols, size_t len, uint32_t count, int layout, char *rows,
+                          uint32_t *offs)
+{
     struct cols c;
-    if (col_check(cols, len, count, layout, &c) < 0)
+    if (col_check(cols, len, count, layout, false, &c) < 0)
         return -1;
     size_t src = c.src, msg = c.msg;
     /* Unsigned (wrapping) arithmetic: damaged deltas must not be undefined behaviour. */
@@ -180,10 +191,17 @@ int columns_to_rows(const char *cols, size_t len, uint32_t count, int layout, ch
     for (uint32_t i = 0; i < count; i++) {
         ts += get64(cols + c.ts + 8 * (size_t)i);
         uint64_t recv = ts + get64(cols + c.recv + 8 * (size_t)i);
-        size_t msg_len =
-            layout == COL_LENGTHS
-                ? get32(cols + c.len + 4 * (size_t)i)
-                : (size_t)((const char *)memchr(cols + msg, '\n', len - msg) - (cols + msg));
+        size_t msg_len;
+        if (layout == COL_LENGTHS) {
+            msg_len = get32(cols + c.len + 4 * (size_t)i);
+        } else {
+            /* Lines are checked here, in the one pass that finds them: each line lies within
+             * the column, so the rows written never pass len bytes. */
+            const char *nl = memchr(cols + msg, '\n', len - msg);
+            if (!nl)
+                return -1;
+            msg_len = (size_t)(nl - (cols + msg));
+        }
         struct lc_entry e = {
             .ts_ms = (int64_t)ts,
             .recv_ms = (int64_t)recv,
@@ -196,16 +214,20 @@ int columns_to_rows(const char *cols, size_t len, uint32_t count, int layout, ch
         };
         src += e.source_len;
         msg += e.msg_len + (layout == COL_LINES);
+        if (offs)
+            offs[i] = (uint32_t)(p - rows);
         p = rec_put(p, &e);
     }
-    return 0;
+    if (offs)
+        offs[count] = (uint32_t)(p - rows);
+    return layout == COL_LINES && msg != len ? -1 : 0;
 }
 
 int columns_summary(const char *cols, size_t len, uint32_t count, int layout,
                     struct col_summary *out)
 {
     struct cols c;
-    if (col_check(cols, len, count, layout, &c) < 0)
+    if (col_check(cols, len, count, layout, true, &c) < 0)
         return -1;
     memset(out, 0, sizeof(*out));
     out->min_ts = INT64_MAX;

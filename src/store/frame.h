@@ -70,6 +70,10 @@ int payload_index(const char *raw, size_t raw_len, uint32_t count, uint32_t *off
 int rows_to_columns(const char *rows, size_t len, uint32_t count, char *cols, uint32_t *offs);
 /* Columns of the given layout back to rows. Returns 0, or -1 when they are malformed. */
 int columns_to_rows(const char *cols, size_t len, uint32_t count, int layout, char *rows);
+/* The same, also giving the rows' offsets (count + 1 of them, as payload_index) in offs when
+ * it is not NULL: one pass instead of two. */
+int columns_to_rows_index(const char *cols, size_t len, uint32_t count, int layout, char *rows,
+                          uint32_t *offs);
 
 /* What a block's index needs, read straight from its columns: event-time range, entries per
  * level, and where the messages lie (one contiguous run). Returns 0 or -1 if malformed. */

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
@@ -162,11 +163,136 @@ int store_block_open(struct store *s, const struct store_cursor *c, struct store
     return rc;
 }
 
+/* ---- Scan buffers: one per thread, for blocks read past the cache ---- */
+
+#define SCANBUF_KEEP (4u << 20) /* Larger buffers (a block of huge lines) are freed after use. */
+
+struct scanbuf {
+    char *frame, *cols, *rows;
+    uint32_t *offs;
+    size_t frame_cap, cols_cap, rows_cap, offs_cap; /* In bytes. */
+    bool busy;                                      /* A block opened with it is not closed yet. */
+};
+
+static pthread_key_t scanbuf_key;
+static pthread_once_t scanbuf_once = PTHREAD_ONCE_INIT;
+static __thread struct scanbuf *scanbuf; /* This thread's, or NULL. */
+
+static void scanbuf_free(void *p)
+{
+    struct scanbuf *sb = p;
+    if (!sb)
+        return;
+    free(sb->frame);
+    free(sb->cols);
+    free(sb->rows);
+    free(sb->offs);
+    free(sb);
+}
+
+static void scanbuf_key_init(void)
+{
+    if (pthread_key_create(&scanbuf_key, scanbuf_free) != 0)
+        abort(); /* Only when the process has run out of keys. */
+}
+
+/* Grow *p to at least n bytes (contents not kept). */
+static bool grow(void *pp, size_t *cap, size_t n)
+{
+    void **p = pp;
+    if (*cap >= n)
+        return true;
+    free(*p);
+    *p = malloc(n);
+    *cap = *p ? n : 0;
+    return *p != NULL;
+}
+
+/* This thread's scan buffer, sized for b; NULL when busy or out of memory. */
+static struct scanbuf *scanbuf_for(const struct block *b)
+{
+    if (!scanbuf) {
+        pthread_once(&scanbuf_once, scanbuf_key_init);
+        scanbuf = calloc(1, sizeof(*scanbuf));
+        if (!scanbuf)
+            return NULL;
+        pthread_setspecific(scanbuf_key, scanbuf);
+    }
+    struct scanbuf *sb = scanbuf;
+    if (sb->busy || !grow(&sb->frame, &sb->frame_cap, b->frame_len) ||
+        !grow(&sb->cols, &sb->cols_cap, b->raw_len) ||
+        !grow(&sb->rows, &sb->rows_cap, b->raw_len) ||
+        !grow(&sb->offs, &sb->offs_cap, ((size_t)b->count + 1) * sizeof(uint32_t)))
+        return NULL;
+    return sb;
+}
+
+/* Let go of the scan buffer, shrinking it after a huge block. */
+static void scanbuf_release(void)
+{
+    struct scanbuf *sb = scanbuf;
+    sb->busy = false;
+    if (sb->rows_cap > SCANBUF_KEEP || sb->frame_cap > SCANBUF_KEEP) {
+        pthread_setspecific(scanbuf_key, NULL);
+        scanbuf_free(sb);
+        scanbuf = NULL;
+    }
+}
+
+/* Whether a block of b's size fits in the cache without evicting anything. */
+static bool cache_has_room(struct store *s, const struct block *b)
+{
+    size_t need = b->raw_len + ((size_t)b->count + 1) * sizeof(uint32_t) + 256;
+    pthread_mutex_lock(&s->cache_mu);
+    bool room = s->cache_bytes + need <= s->cfg.cache_size;
+    pthread_mutex_unlock(&s->cache_mu);
+    return room;
+}
+
+int store_block_scan(struct store *s, const struct store_cursor *c, struct store_block *blk)
+{
+    lc_assert(c->info != NULL);
+    struct block *b = info_block(c->info);
+    struct cblock *cb = cache_lookup(s, b);
+    struct scanbuf *sb = NULL;
+    if (cb) {
+        *blk = (struct store_block){.first_id = b->first_id,
+                                    .last_id = b->first_id + b->count - 1,
+                                    .raw = cb->raw,
+                                    .offs = cb->offs,
+                                    .cb = cb};
+        return 0;
+    }
+    if (cache_has_room(s, b) || !(sb = scanbuf_for(b)))
+        return store_block_open(s, c, blk); /* Cached after all. */
+    /* Under list_lock, as cache_get reads: the file stays and is not swapped meanwhile. */
+    pthread_rwlock_rdlock(&s->list_lock);
+    int rc = b->deleted                                                 ? -ENOENT
+             : block_decode(b, sb->frame, sb->cols, sb->rows, sb->offs) ? 0
+                                                                        : -EIO;
+    pthread_rwlock_unlock(&s->list_lock);
+    if (rc < 0) {
+        scanbuf_release();
+        *blk = (struct store_block){.raw = NULL};
+        return rc;
+    }
+    sb->busy = true;
+    *blk = (struct store_block){.first_id = b->first_id,
+                                .last_id = b->first_id + b->count - 1,
+                                .raw = sb->rows,
+                                .offs = sb->offs,
+                                .scratch = true};
+    return 0;
+}
+
 void store_block_close(struct store *s, struct store_block *blk)
 {
     if (blk->cb)
         cache_release(s, blk->cb);
+    else if (blk->scratch)
+        scanbuf_release();
     blk->cb = NULL;
+    blk->scratch = false;
 }
 
 void store_get_stats(struct store *s, struct store_stats *st)

@@ -166,19 +166,30 @@ static inline bool store_cursor_next(struct store *s, struct store_cursor *c)
  * is a no-op). */
 void store_cursor_end(struct store *s, struct store_cursor *c);
 
-/* A block opened for its entries: ids first_id..last_id, all present. */
+/* A block opened for its entries: ids first_id..last_id, all present. A reader may search
+ * the rows as bytes (a substring search over many entries at once): entry first_id + i is the
+ * record (store/record.h) at raw[offs[i]..offs[i + 1]). */
 struct store_block {
     uint64_t first_id, last_id;
+    const char *raw;      /* The decoded rows, back to back, */
+    const uint32_t *offs; /* where each starts (last_id - first_id + 2 offsets). */
     /* The store's own. */
-    const char *raw;      /* The decoded rows (store/record.h), */
-    const uint32_t *offs; /* where each starts (last_id - first_id + 2 offsets), */
-    struct cblock *cb;    /* and the cache's block that holds them, referenced. */
+    struct cblock *cb; /* The cache's block that holds them, referenced; NULL when they are */
+    bool scratch;      /* in the thread's scan buffer (store_block_scan). */
 };
 
 /* Open the cursor's current block, from the cache or from its file. Returns 0; -ENOENT when
  * retention deleted it after the cursor reached it; -EIO when it cannot be read now (a damaged
  * block is then marked bad, and logged once). On error there is nothing to close. */
 int store_block_open(struct store *s, const struct store_cursor *c, struct store_block *blk);
+
+/* Open the cursor's current block for one pass over its entries: as store_block_open, except
+ * that a block missing from the cache goes into it only while the cache has room. Otherwise
+ * it is decoded into this thread's scan buffer, valid until store_block_close, and the cache
+ * is left alone: a scan over more data than --memory-limit neither evicts the blocks other
+ * queries use nor pays for inserting blocks that would be evicted before it ends. A thread
+ * has one scan buffer: while it holds a block opened this way, its next one is cached. */
+int store_block_scan(struct store *s, const struct store_cursor *c, struct store_block *blk);
 
 /* Entry `id` (first_id <= id <= last_id) of an opened block. Its strings are borrowed from the
  * block: valid until store_block_close. Inline, and decoded just before it is looked at: a

@@ -187,6 +187,10 @@ void block_destroy(struct block *b);
 struct cblock *cblock_new(struct block *b, char *raw, size_t raw_cap, uint32_t *offs);
 /* Cache the entries of a block the writer has just written. */
 void cache_add_written(struct store *s, struct cblock *c);
+/* Read block b's frame (frame_len bytes) and decode it: columns into cols, rows into raw (both
+ * raw_len bytes), their offsets into offs (count + 1). False when it is unreadable or corrupt:
+ * b is then marked bad (and that logged). list_lock held for reading. */
+bool block_decode(struct block *b, char *frame, char *cols, char *raw, uint32_t *offs);
 /* Block b's decoded entries if cached, referenced (cache_release them), else NULL. */
 struct cblock *cache_lookup(struct store *s, struct block *b);
 /* Block b's decoded entries, referenced (cache_release them), read from its file on a miss;

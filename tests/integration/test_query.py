@@ -306,11 +306,13 @@ def test_stats(loaded):
     s.send_framed(["LOG|BOGUS|1|refused"])
     st = s.stats()
     for key in ["entries", "appended", "evicted", "dropped", "truncated", "first_id", "last_id",
-                "connections", "uptime_s", "memory_rss_bytes"] + [
+                "connections", "uptime_s", "memory_rss_bytes", "queries_queued", "queries_running",
+                "queries_finished", "queries_cancelled", "queries_timed_out", "query_threads"] + [
             "level." + l for l in ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")]:
         assert key in st, "STATS lacks %s: %r" % (key, st)
     text_keys = {"fsync_policy": r"^(always|batch|never)$", "store_error": r"^none$",
-                 "compression_ratio": r"^\d+\.\d{3}$"}
+                 "compression_ratio": r"^\d+\.\d{3}$", "query_p50_ms": r"^\d+\.\d{3}$",
+                 "query_p99_ms": r"^\d+\.\d{3}$", "query_wait_p99_ms": r"^\d+\.\d{3}$"}
     for k, v in st.items():
         assert re.match(text_keys.get(k, r"^-?\d+$"), v), "STATS %s %r is malformed" % (k, v)
     n = {k: int(v) for k, v in st.items() if v.lstrip("-").isdigit()}
