@@ -55,6 +55,7 @@ void qnode_free(struct qnode *n)
         break;
     case QN_KEYWORD:
         free(n->kw.text);
+        free(n->kw.tok);
         break;
     case QN_SOURCE:
         free(n->src.prefix);
@@ -191,7 +192,8 @@ static void bounds(const struct qnode *n, int64_t *lo, int64_t *hi)
 struct qry *qry_wrap(struct qnode *root, uint64_t limit)
 {
     struct qry *q = root ? calloc(1, sizeof(*q)) : NULL;
-    if (!q) {
+    if (!q || skip_prepare(root) < 0) {
+        free(q);
         qnode_free(root);
         return NULL;
     }

@@ -3,8 +3,8 @@
  * The lexer (lexer.c) cuts a query text into tokens that are slices of the text; the parser
  * (parse.c) turns them into a tree of qnodes with every value already decoded (lowercase-
  * insensitive needles prepared, level masks, absolute millisecond bounds, compiled regexes,
- * done by value.c); the matcher (match.c) walks the tree per entry and per block without
- * allocating. cisearch.c holds the substring search both the matcher and the stores use. */
+ * done by value.c); the matcher (match.c) walks the tree per entry, and skip.c per block,
+ * without allocating. cisearch.c holds the substring search both the matcher and the stores use. */
 #ifndef LC_QRY_INTERNAL_H
 #define LC_QRY_INTERNAL_H
 
@@ -105,7 +105,22 @@ int lex_next(struct lexer *lx, struct token *t, char *err);
 /* Field names for messages ("level", "since", ...). */
 const char *lex_field_name(enum qry_field f);
 
-/* ---- The tree (parse.c builds it, match.c walks it) ---- */
+/* ---- The tree (parse.c builds it, match.c and skip.c walk it) ---- */
+
+#define TOKP_CLAUSES 16 /* Most token-filter clauses tested per keyword; the rest are left out. */
+#define TOKP_HASHES  48 /* Most element hashes in them. */
+
+/* What a keyword needs of a block's token filter (store/tokfilter.h), worked out once by
+ * skip_prepare: every clause must hold, and a clause holds when, for one of its alts
+ * alternatives, all its per hashes are in the filter. */
+struct tok_plan {
+    unsigned nclause, nhash;
+    struct {
+        uint16_t at; /* First hash: alternative a's are hash[at + a * per .. + per). */
+        uint8_t alts, per;
+    } clause[TOKP_CLAUSES];
+    uint64_t hash[TOKP_HASHES];
+};
 
 enum qnode_kind {
     QN_TRUE, /* Matches everything: an empty query, or one holding only limit:N. */
@@ -134,6 +149,7 @@ struct qnode {
             uint32_t level_mask; /* Levels the word names (0 for phrases and other words). */
             bool pair;   /* The needle is a whole "key=value" field: space or edge both sides. */
             bool prefix; /* pair: "key=val*": only the value's start must match. */
+            struct tok_plan *tok; /* Owned; NULL when the token filter cannot rule a block out. */
         } kw;
         uint32_t level_mask; /* QN_LEVEL: bit (1u << level) per accepted level. */
         struct {
@@ -161,6 +177,11 @@ struct qry {
     uint64_t limit;         /* 0 = none. */
     int64_t from_ms, to_ms; /* Cached qry_time_bounds. */
 };
+
+/* ---- Block skipping (skip.c) ---- */
+
+/* Prepare every keyword of the tree for the token filters (its kw.tok). 0 or -ENOMEM. */
+int skip_prepare(struct qnode *root);
 
 /* ---- Node helpers (parse.c) ---- */
 

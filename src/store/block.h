@@ -23,11 +23,27 @@ struct block {
     uint32_t frame_len; /* Header and payload. */
     uint8_t *filter;    /* Trigram filter, 2^filter_log2 bits; owned. */
     unsigned filter_log2;
+    uint64_t *tokens; /* Token filter (tokfilter.h), tokens_nbits bits; owned. NULL until the
+                         builder (tokbuild.c) has built it: set once, tokens_nbits first, then
+                         this and info.tokens with release stores (read: block_tokens). */
+    uint32_t tokens_nbits;
     struct lc_block_info info; /* The summary as readers see it: set once it is in the index. */
     struct cblock *cache;      /* Decompressed copy, or NULL (under the store's cache lock). */
     bool bad;                  /* Found corrupt when read: no longer served or counted. */
     bool deleted;              /* Taken off the index by retention (under list_lock): its file may
                                   be gone, only its summary is left for the cursors that hold it. */
 };
+
+/* The block's token filter, or NULL while it is not built (tokens_nbits is valid when not). */
+static inline const uint64_t *block_tokens(const struct block *b)
+{
+    return __atomic_load_n(&b->tokens, __ATOMIC_ACQUIRE);
+}
+
+/* Whether the builder still owes the block a token filter (a bad block is never served). */
+static inline bool block_tokens_pending(const struct block *b)
+{
+    return !block_tokens(b) && !__atomic_load_n(&b->bad, __ATOMIC_RELAXED);
+}
 
 #endif

@@ -16,6 +16,7 @@
 #include "store/filter.h"
 #include "store/frame.h"
 #include "store/store_internal.h"
+#include "store/tokfilter.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Megabyte buffers (pending chunks, column scratch, cached blocks) are recycled: freshly mapped
@@ -230,9 +231,9 @@ struct cblock *cache_get(struct store *s, struct block *b)
 /* ------------------------------------------------------------------------------------------ */
 /* Blocks: summaries, the index, lifetimes. */
 
-/* Fill a block's summary (time range, levels, trigram filter) from its columns. Returns 0,
- * -EINVAL if they are malformed, or -ENOMEM. */
-int block_summarize(struct block *b, const char *cols, int layout)
+/* Fill a block's summary (time range, levels, trigram filter, token filter when asked) from its
+ * columns. Returns 0, -EINVAL if they are malformed, or -ENOMEM. */
+int block_summarize(struct block *b, const char *cols, int layout, bool tokens)
 {
     struct col_summary cs;
     if (columns_summary(cols, b->raw_len, b->count, layout, &cs) < 0)
@@ -252,7 +253,9 @@ int block_summarize(struct block *b, const char *cols, int layout)
     /* Messages are contiguous in the columns: one pass (a trigram spanning two messages only
      * adds a harmless extra bit). */
     filter_add(b->filter, b->filter_log2, cs.msgs, cs.msgs_len);
-    return 0;
+    if (!tokens)
+        return 0;
+    return tokf_build(cs.msgs, cs.msgs_len, cs.msg_lens, b->count, &b->tokens, &b->tokens_nbits);
 }
 
 int ptrs_push(void ***arr, size_t *n, size_t *cap, void *p)
@@ -279,6 +282,8 @@ void block_set_info(struct block *b)
         .level_mask = b->level_mask,
         .filter = b->filter,
         .filter_log2 = b->filter_log2,
+        .tokens = b->tokens,
+        .tokens_nbits = b->tokens_nbits,
         .level_counts = b->level_counts,
     };
 }
@@ -302,6 +307,9 @@ void block_uncache(struct store *s, struct block *b)
 
 void block_destroy(struct block *b)
 {
+    if (!b)
+        return;
     free(b->filter);
+    free(b->tokens);
     free(b);
 }

@@ -245,6 +245,7 @@ int columns_summary(const char *cols, size_t len, uint32_t count, int layout,
     }
     out->msgs = cols + c.msg;
     out->msgs_len = len - c.msg;
+    out->msg_lens = layout == COL_LENGTHS ? cols + c.len : NULL;
     return 0;
 }
 

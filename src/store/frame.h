@@ -82,6 +82,8 @@ struct col_summary {
     uint32_t level_counts[LC_LEVEL_COUNT];
     const char *msgs;
     size_t msgs_len;
+    const char *msg_lens; /* COL_LENGTHS: count u32 message lengths; NULL: each message ends
+                             with '\n' (COL_LINES). */
 };
 int columns_summary(const char *cols, size_t len, uint32_t count, int layout,
                     struct col_summary *out);

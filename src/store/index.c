@@ -1,4 +1,14 @@
-/* index.c - segment index files. */
+/* index.c - segment index files.
+ *
+ * Version 3 adds each block's token filter after its trigram filter (u32 bits, then the bits;
+ * 0 bits = none). Version 1 files still load, without reading data: their blocks have no token
+ * filter until the builder (tokbuild.c) makes it after start-up; meanwhile it never rules them
+ * out (the trigram filter still does), and then the file is written again as version 3.
+ * Version 2 (token filters of other elements and hashes, never released) is refused like a
+ * damaged file: the segment's frames are read again. A block without a token filter in a
+ * version 3 file (0 bits) is one the builder had not reached when the file was written (at a
+ * stop, or a sealed segment's index put off too long): the builder builds it after start-up,
+ * and the writer writes the file again (segment.c). */
 #define _GNU_SOURCE
 #include "store/index.h"
 
@@ -13,8 +23,10 @@
 #include <xxhash.h>
 
 #include "core/buf.h"
+#include "store/tokfilter.h"
 
-static const char idx_magic[8] = {'L', 'C', 'I', 'D', 'X', 0, 0, 1};
+static const char idx_magic[8] = {'L', 'C', 'I', 'D', 'X', 0, 0, 3};
+static const char idx_magic_v1[8] = {'L', 'C', 'I', 'D', 'X', 0, 0, 1}; /* No token filters. */
 #define BLOCK_FIXED (8 + 4 + 4 + 8 + 8 + 4 + 4 * LC_LEVEL_COUNT + 8 + 4 + 4)
 
 int index_write(const char *path, uint64_t covered, struct block *const *blocks, size_t n)
@@ -31,6 +43,11 @@ int index_write(const char *path, uint64_t covered, struct block *const *blocks,
               buf_append(&b, k->level_counts, 4 * LC_LEVEL_COUNT) | buf_append(&b, &k->offset, 8) |
               buf_append(&b, &k->frame_len, 4) | buf_append(&b, &log2, 4) |
               buf_append(&b, k->filter, ((size_t)1 << log2) / 8);
+        const uint64_t *tokens = block_tokens(k); /* The builder may set it meanwhile. */
+        uint32_t tbits = tokens ? k->tokens_nbits : 0;
+        rc |= buf_append(&b, &tbits, 4);
+        if (tbits)
+            rc |= buf_append(&b, tokens, tbits / 8);
     }
     uint64_t sum = XXH3_64bits(buf_head(&b), buf_len(&b));
     rc |= buf_append(&b, &sum, 8);
@@ -98,8 +115,9 @@ int index_read(const char *path, struct segment *seg, uint64_t file_size, struct
     memcpy(&sum, d + len - 8, 8);
     memcpy(covered, d + 8, 8);
     memcpy(&nb, d + 16, 8);
-    if (memcmp(d, idx_magic, 8) != 0 || XXH3_64bits(d, len - 8) != sum || *covered > file_size ||
-        nb > len / BLOCK_FIXED) {
+    bool v1 = memcmp(d, idx_magic_v1, 8) == 0;
+    if ((!v1 && memcmp(d, idx_magic, 8) != 0) || XXH3_64bits(d, len - 8) != sum ||
+        *covered > file_size || nb > len / BLOCK_FIXED) {
         free(d);
         return -EINVAL;
     }
@@ -132,22 +150,41 @@ int index_read(const char *path, struct segment *seg, uint64_t file_size, struct
         off += fbytes;
         k->filter_log2 = log2;
         k->seg = seg;
+        if (!v1) {
+            uint32_t tbits;
+            if (off + 4 > len - 8)
+                goto bad_k;
+            memcpy(&tbits, d + off, 4);
+            off += 4;
+            if (tbits % TOKF_LINE || tbits > TOKF_MAX_BITS || off + tbits / 8 > len - 8)
+                goto bad_k;
+            if (tbits) {
+                if (!(k->tokens = aligned_alloc(64, tbits / 8)))
+                    goto bad_k;
+                memcpy(k->tokens, d + off, tbits / 8);
+                k->tokens_nbits = tbits;
+                off += tbits / 8;
+            }
+        }
         if (*n == *cap) {
             size_t nc = *cap ? *cap * 2 : 64;
             struct block **na = realloc(*arr, nc * sizeof(*na));
-            if (!na) {
-                free(k->filter);
+            if (!na)
                 goto bad_k;
-            }
             *arr = na;
             *cap = nc;
         }
         (*arr)[(*n)++] = k;
         continue;
     bad_k:
+        if (k) {
+            free(k->filter);
+            free(k->tokens);
+        }
         free(k);
         for (size_t j = start; j < *n; j++) {
             free((*arr)[j]->filter);
+            free((*arr)[j]->tokens);
             free((*arr)[j]);
         }
         *n = start;

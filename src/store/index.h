@@ -1,6 +1,6 @@
-/* index.h - a segment's index file: every block's summary and trigram filter, so start-up
- * reads no data of indexed segments. Format: "LCIDX" header, covered length, block count, the
- * blocks, and an XXH3-64 checksum of all that; written to a temporary file, fsync'ed and
+/* index.h - a segment's index file: every block's summary, trigram and token filters, so
+ * start-up reads no data of indexed segments. Format: "LCIDX" header, covered length, block count,
+ * the blocks, and an XXH3-64 checksum of all that; written to a temporary file, fsync'ed and
  * renamed into place, so an index is either whole or absent. */
 #ifndef LC_INDEX_H
 #define LC_INDEX_H

@@ -309,6 +309,7 @@ void store_get_stats(struct store *s, struct store_stats *st)
         for (int l = 0; l < LC_LEVEL_COUNT; l++)
             st->per_level[l] += b->level_counts[l];
         st->raw_bytes += b->raw_len;
+        st->tokens_pending += block_tokens_pending(b);
         if (b->min_ts < st->oldest_ts_ms)
             st->oldest_ts_ms = b->min_ts;
         if (b->max_ts > st->newest_ts_ms)

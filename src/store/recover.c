@@ -53,15 +53,13 @@ static int recover_frames(struct store *s, struct segment *seg, uint64_t from, b
                 b->count = h.count;
                 b->raw_len = h.raw_len;
                 /* Also checks the columns add up. */
-                ok = block_summarize(b, raw, (int)h.layout) == 0;
+                ok = block_summarize(b, raw, (int)h.layout, true) == 0;
             }
         }
         if (!ok) {
             free(frame);
             free(raw);
-            if (b)
-                free(b->filter);
-            free(b);
+            block_destroy(b);
             if (!in_bad) {
                 in_bad = true;
                 bad_start = off;
@@ -82,8 +80,7 @@ static int recover_frames(struct store *s, struct segment *seg, uint64_t from, b
         if (ptrs_push((void ***)&s->blocks, &s->nblocks, &s->capblocks, b) < 0) {
             free(frame);
             free(raw);
-            free(b->filter);
-            free(b);
+            block_destroy(b);
             return -ENOMEM;
         }
         seg->raw_bytes += b->raw_len;
@@ -196,6 +193,8 @@ static int recover(struct store *s)
                 seg->entries += b->count;
                 if (b->max_ts > seg->max_ts)
                     seg->max_ts = b->max_ts;
+                if (!b->tokens) /* Version 1, or written before the builder got to it. */
+                    seg->index_partial = true;
             }
             seg->indexed = covered;
             seg->size = covered;
@@ -207,8 +206,13 @@ static int recover(struct store *s)
             goto nomem;
     }
     free(ids);
-    for (size_t i = 0; i < s->nblocks; i++)
+    uint64_t tri_bytes = 0, tok_bytes = 0, tok_missing = 0;
+    for (size_t i = 0; i < s->nblocks; i++) {
         block_set_info(s->blocks[i]);
+        tri_bytes += ((uint64_t)1 << s->blocks[i]->filter_log2) / 8;
+        tok_bytes += s->blocks[i]->tokens_nbits / 8;
+        tok_missing += s->blocks[i]->tokens == NULL;
+    }
     if (s->nblocks) {
         const struct block *b = s->blocks[s->nblocks - 1];
         s->next_id = b->first_id + b->count;
@@ -220,11 +224,14 @@ static int recover(struct store *s)
     /* Missing or stale indexes are rebuilt now, so the next start reads no data again. */
     for (size_t i = 0; i < s->nsegs; i++)
         if (s->segs[i]->indexed != s->segs[i]->size && s->segs[i]->entries)
-            seg_write_index(s, s->segs[i]);
+            seg_write_index(s, s->segs[i], true);
     if (n)
         log_info("store: recovered %zu segments, %zu blocks, ids up to %" PRIu64
-                 " in %lld ms (%" PRIu64 " unindexed bytes read)",
-                 s->nsegs, s->nblocks, s->next_id - 1, (long long)(mono_ms() - t0), rebuilt);
+                 " in %lld ms (%" PRIu64 " unindexed bytes read), filters of %" PRIu64
+                 " KiB (trigrams) and %" PRIu64 " KiB (tokens), %" PRIu64
+                 " blocks awaiting a token filter",
+                 s->nsegs, s->nblocks, s->next_id - 1, (long long)(mono_ms() - t0), rebuilt,
+                 tri_bytes >> 10, tok_bytes >> 10, tok_missing);
     return 0;
 nomem:
     free(ids);
@@ -244,6 +251,8 @@ struct store *store_open(const struct store_config *cfg)
     pthread_mutex_init(&s->cache_mu, NULL);
     pthread_mutex_init(&s->arch_mu, NULL);
     pthread_cond_init(&s->arch_cond, NULL);
+    pthread_mutex_init(&s->tok_mu, NULL);
+    pthread_cond_init(&s->tok_cond, NULL);
     pthread_rwlockattr_t attr;
     pthread_rwlockattr_init(&attr);
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -292,6 +301,7 @@ struct store *store_open(const struct store_config *cfg)
         return NULL;
     }
     archive_start(s);
+    tokb_start(s);
     return s;
 }
 
@@ -300,6 +310,7 @@ void store_close(struct store *s)
     if (!s)
         return;
     archive_stop(s); /* First: an archiver may be in the middle of a segment; it gives up. */
+    tokb_stop(s);    /* Before the blocks go; what it has not built is built after a restart. */
     writer_stop(s);
     for (size_t i = 0; i < s->nblocks; i++) { /* No reader is left. */
         block_uncache(s, s->blocks[i]);
@@ -325,6 +336,8 @@ void store_close(struct store *s)
     pthread_mutex_destroy(&s->cache_mu);
     pthread_mutex_destroy(&s->arch_mu);
     pthread_cond_destroy(&s->arch_cond);
+    pthread_mutex_destroy(&s->tok_mu);
+    pthread_cond_destroy(&s->tok_cond);
     pthread_rwlock_destroy(&s->list_lock);
     free(s);
     bigbuf_drain();

@@ -139,46 +139,76 @@ int seg_fsync(struct store *s, struct segment *seg)
     return rc;
 }
 
-/* Write the index of a segment's blocks (all of them, up to seg->size). */
-void seg_write_index(struct store *s, struct segment *seg)
+/* The first of seg's blocks in the index, and (*n) how many it has. list_lock held. */
+static size_t seg_blocks(const struct store *s, const struct segment *seg, size_t *n)
+{
+    size_t lo = block_find(s, seg->first_id), k = 0;
+    while (lo + k < s->nblocks && s->blocks[lo + k]->seg == seg)
+        k++;
+    *n = k;
+    return lo;
+}
+
+/* How many of seg's blocks still wait for their token filter. list_lock held. */
+static size_t seg_tokens_pending(const struct store *s, const struct segment *seg)
+{
+    size_t n, lo = seg_blocks(s, seg, &n), pending = 0;
+    for (size_t i = lo; i < lo + n; i++)
+        pending += block_tokens_pending(s->blocks[i]);
+    return pending;
+}
+
+int seg_write_index(struct store *s, struct segment *seg, bool force)
 {
     if (seg->removed)
-        return;
-    pthread_rwlock_rdlock(&s->list_lock);
-    struct block **mine = malloc((s->nblocks ? s->nblocks : 1) * sizeof(*mine));
-    size_t n = 0;
-    for (size_t i = 0; mine && i < s->nblocks; i++)
-        if (s->blocks[i]->seg == seg)
-            mine[n++] = s->blocks[i];
+        return 0;
     char path[4200];
     seg_path(s, seg->first_id, "idx", path, sizeof(path));
-    int rc = mine ? index_write(path, seg->size, mine, n) : -ENOMEM;
+    pthread_rwlock_rdlock(&s->list_lock);
+    size_t n, lo = seg_blocks(s, seg, &n);
+    size_t pending = seg_tokens_pending(s, seg);
+    int rc = 1;
+    if (!pending || force)
+        rc = index_write(path, seg->size, s->blocks + lo, n);
+    if (rc == 0) { /* Under the lock: the archiver resets these under its write lock. */
+        seg->indexed = seg->size;
+        seg->index_partial = pending != 0;
+    }
     pthread_rwlock_unlock(&s->list_lock);
-    free(mine);
     if (rc < 0)
         log_warn("store: cannot write index %s: %s (it will be rebuilt at start-up)", path,
                  strerror(-rc));
-    else
-        seg->indexed = seg->size;
+    return rc;
 }
 
-/* Write the index of a sealed segment that lacks one (the archiver swapped its file), or of
- * every such segment. Writer thread: the only one that deletes segments, so a segment stays
- * while it is indexed. */
+/* Write the index of a sealed segment that lacks one (put off at sealing for the token
+ * filters, or the archiver swapped its file), or whose index lacks token filters the builder
+ * has built since; with all, of every such segment. An index is put off until every token
+ * filter is there, but not for longer than INDEX_WAIT_MS: under a load that leaves the builder
+ * no CPU, a crash would otherwise leave the frames of many segments to read at start-up.
+ * Writer thread: the only one that deletes segments, so a segment stays while it is indexed. */
+#define INDEX_WAIT_MS 10000
+
 void seg_index_sealed(struct store *s, bool all)
 {
     for (;;) {
         struct segment *todo = NULL;
+        bool force = false;
+        int64_t now = mono_ms();
         pthread_rwlock_rdlock(&s->list_lock);
-        for (size_t i = 0; i + 1 < s->nsegs && !todo; i++)
-            if (s->segs[i]->indexed != s->segs[i]->size && s->segs[i]->entries &&
-                !s->segs[i]->removed)
-                todo = s->segs[i];
+        for (size_t i = 0; i + 1 < s->nsegs && !todo; i++) {
+            struct segment *seg = s->segs[i];
+            bool stale = seg->indexed != seg->size;
+            if (!seg->entries || seg->removed || (!stale && !seg->index_partial))
+                continue;
+            force = stale && (all || now - seg->sealed_ms >= INDEX_WAIT_MS);
+            if (force || seg_tokens_pending(s, seg) == 0)
+                todo = seg;
+        }
         pthread_rwlock_unlock(&s->list_lock);
         if (!todo)
             return;
-        seg_write_index(s, todo);
-        if (!all || todo->indexed != todo->size) /* One a round; or it failed (logged). */
+        if (seg_write_index(s, todo, force) != 0 || !all) /* One a round; or it failed. */
             return;
     }
 }
@@ -193,7 +223,9 @@ void seg_maybe_roll(struct store *s, uint64_t next_first)
         return;
     if (seg && !seg->removed) {
         seg_fsync(s, seg);
-        seg_write_index(s, seg);
+        seg->sealed_ms = mono_ms();
+        /* Now if the builder has made every token filter, else later (seg_index_sealed). */
+        seg_write_index(s, seg, false);
     }
     uint64_t next = next_first;
     if (!next) {

@@ -29,8 +29,19 @@ struct lc_block_info {
     size_t text_len;
     const uint8_t *filter; /* Trigram filter (store/filter.h), or NULL. */
     unsigned filter_log2;
+    const uint64_t *tokens; /* Token filter (store/tokfilter.h), or NULL: read it with
+                               lc_block_tokens (it may be set after the block is published). */
+    uint32_t tokens_nbits;
     const uint32_t *level_counts; /* Entries per level (LC_LEVEL_COUNT), or NULL. */
 };
+
+/* A block's token filter, or NULL while it has none (the store builds them in the background,
+ * after a block is published). An acquire load: when it is not NULL, its bits and
+ * b->tokens_nbits are complete. */
+static inline const uint64_t *lc_block_tokens(const struct lc_block_info *b)
+{
+    return __atomic_load_n(&b->tokens, __ATOMIC_ACQUIRE);
+}
 
 struct store;
 
@@ -47,6 +58,7 @@ struct store_config {
     uint64_t retention_size;     /* Delete oldest segments beyond this total; 0 = no limit. */
     int64_t retention_age_ms;    /* Delete segments whose newest entry is older; 0 = forever. */
     uint64_t retention_min_free; /* Keep this much disk free: delete, then refuse writes. */
+    bool tokens_held; /* Tests: the token filter builder starts held (store_tokens_hold). */
 };
 
 struct store_stats {
@@ -66,7 +78,8 @@ struct store_stats {
     uint64_t damaged_bytes;     /* Found corrupt at start-up and skipped. */
     int64_t last_fsync_us;      /* Duration of the latest fsync; -1 = none yet. */
     uint64_t fsyncs;
-    uint64_t pending_bytes; /* Accepted, not yet written. */
+    uint64_t pending_bytes;  /* Accepted, not yet written. */
+    uint64_t tokens_pending; /* Blocks whose token filter is not built yet (the builder's queue). */
     const char *fsync_policy;
     const char *error; /* The current write problem, or NULL. */
 };
@@ -102,9 +115,9 @@ typedef void (*store_commit_fn)(void *arg, const struct store_range *r, size_t n
 void store_on_commit(struct store *s, store_commit_fn fn, void *arg);
 
 /* Reading. Entries lie in blocks of consecutive ids, and the store keeps every block's summary
- * (struct lc_block_info: ids, event times, levels, trigram filter) in memory, so a reader can
- * rule a block out without decoding it. A reader walks the summaries with a cursor and opens
- * the blocks it needs; skipping, matching and counting are the reader's (src/query). No store
+ * (struct lc_block_info: ids, event times, levels, trigram and token filters) in memory, so a
+ * reader can rule a block out without decoding it. A reader walks the summaries with a cursor and
+ * opens the blocks it needs; skipping, matching and counting are the reader's (src/query). No store
  * lock is held between these calls: a cursor pins the blocks it hands out (their summaries stay
  * valid even if retention deletes them meanwhile) and an opened block holds a reference on its
  * decoded entries (the cache cannot free them). A cursor or an opened block belongs to one
@@ -192,5 +205,9 @@ static inline void store_block_entry(const struct store_block *blk, uint64_t id,
 void store_block_close(struct store *s, struct store_block *blk);
 
 void store_get_stats(struct store *s, struct store_stats *st);
+
+/* Hold the background builder of token filters (it builds none from its next pass on) or let it
+ * go on. For tests, which look at blocks without filters; a held builder still stops. */
+void store_tokens_hold(struct store *s, bool hold);
 
 #endif

@@ -7,6 +7,7 @@
  *   writer.c   the write path: the pending queue (store_append), the encoder threads, the
  *              writer thread, group commit, the commit hook, write errors;
  *   archive.c  the archiver: sealed segments rewritten at --archive-level;
+ *   tokbuild.c the token filter builder: filters of published blocks, off the ingest path;
  *   read.c     readers: block cursors, opened blocks, statistics;
  *   recover.c  opening (recovery of segments and their index files) and closing.
  *
@@ -25,7 +26,9 @@
  * held for reading while a cursor steps or a block is read from its file, and for writing only
  * to publish, delete or swap in an archived file; cache_mu guards the LRU, block->cache
  * pointers and cached blocks' reference counts; err_mu guards the current error message;
- * arch_mu guards the archiver threads' claims on segments (taken before list_lock). */
+ * arch_mu guards the archiver threads' claims on segments (taken before list_lock); tok_mu the
+ * builder's wake-ups. A block's token filter is published once, with a release store, and read
+ * with acquire loads (block.h). */
 #ifndef LC_STORE_INTERNAL_H
 #define LC_STORE_INTERNAL_H
 
@@ -53,6 +56,9 @@ struct segment {
     int fd;
     uint64_t size;      /* Valid bytes (header + whole frames). */
     uint64_t indexed;   /* Bytes covered by its index file; 0 = none. */
+    bool index_partial; /* Its index file lacks some blocks' token filters: it is written again
+                           once the builder has built them (writer thread). */
+    int64_t sealed_ms;  /* When it was sealed (mono ms; 0 when recovered). */
     uint64_t raw_bytes; /* Serialized records in it. */
     int64_t max_ts;
     uint64_t entries;
@@ -113,6 +119,15 @@ struct store {
     int narchivers;
     _Atomic bool arch_stop;
 
+    /* The token filter builder (tokbuild.c). */
+    pthread_mutex_t tok_mu;
+    pthread_cond_t tok_cond;
+    pthread_t tok_thread;
+    bool tok_started;
+    bool tok_work; /* A block was published since the builder last looked (tok_mu). */
+    bool tok_held; /* store_tokens_hold (tok_mu). */
+    _Atomic bool tok_stop;
+
     /* Progress seen by reactors. */
     _Atomic uint64_t done_id;
     store_commit_fn on_commit; /* Told each write run's decided ranges (writer thread). */
@@ -153,9 +168,10 @@ struct store {
 void *bigbuf_get(size_t n);
 void bigbuf_put(void *p, size_t n);
 void bigbuf_drain(void);
-/* Fill a block's summary (time range, levels, trigram filter) from its columns. Returns 0,
- * -EINVAL if they are malformed, or -ENOMEM. */
-int block_summarize(struct block *b, const char *cols, int layout);
+/* Fill a block's summary (time range, levels, trigram filter, and its token filter when
+ * `tokens`; else the builder makes it later) from its columns. Returns 0, -EINVAL if they are
+ * malformed, or -ENOMEM. */
+int block_summarize(struct block *b, const char *cols, int layout, bool tokens);
 /* Append p to a growing array of pointers. 0 or -ENOMEM. */
 int ptrs_push(void ***arr, size_t *n, size_t *cap, void *p);
 /* Set b->info from the summary fields, before the block goes into the index. */
@@ -164,7 +180,7 @@ void block_set_info(struct block *b);
 int block_publish(struct store *s, struct block *b);
 /* Drop a block's cached entries (readers that opened them keep theirs). */
 void block_uncache(struct store *s, struct block *b);
-/* Free a block that no index and no cursor holds any more. */
+/* Free a block that no index and no cursor holds any more (NULL is a no-op). */
 void block_destroy(struct block *b);
 /* The decoded form of block b: raw (rows, a bigbuf of raw_cap bytes) and, if known, offs (the
  * rows' offsets; taken over on success), or NULL. Not cached yet. */
@@ -202,9 +218,12 @@ void seg_ref(struct segment *seg);
 void seg_unref(struct segment *seg);
 /* fdatasync the segment, timing it for the statistics. 0 or -errno (the error is set). */
 int seg_fsync(struct store *s, struct segment *seg);
-/* Write the index file of a segment's blocks (all of them, up to seg->size). */
-void seg_write_index(struct store *s, struct segment *seg);
-/* Write the index of a sealed segment that lacks one, or of every such segment (all). */
+/* Write the index file of a segment's blocks (all of them, up to seg->size), but only once
+ * every block has its token filter unless `force` (the file is then partial). Returns 0 when
+ * written, 1 when put off for the filters, -errno when it failed (logged). */
+int seg_write_index(struct store *s, struct segment *seg, bool force);
+/* Write the index of a sealed segment that lacks one, or lacks token filters the builder has
+ * built since; with all, of every such segment, even without all filters. */
 void seg_index_sealed(struct store *s, bool all);
 /* Seal the active segment once it is full and start the next, named next_first (0: take the
  * first id waiting in the queue). */
@@ -228,6 +247,11 @@ void writer_stop(struct store *s);
 void archive_start(struct store *s);
 void archive_wake(struct store *s); /* A segment was sealed. */
 void archive_stop(struct store *s); /* Its current segment is given up. */
+
+/* tokbuild.c: the token filter builder (one thread at idle priority). */
+void tokb_start(struct store *s);
+void tokb_wake(struct store *s); /* A block without a token filter was published. */
+void tokb_stop(struct store *s); /* Joins the thread; the filter it was building is dropped. */
 
 /* read.c: readers. */
 /* Index of the first block whose last id is >= id (nblocks if none). list_lock held. */

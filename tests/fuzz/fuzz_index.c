@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *d = malloc(size);
     memcpy(d, data, size);
     if (data[0] & 1) {
-        memcpy(d, "LCIDX\0\0\1", 8);
+        memcpy(d, data[0] & 2 ? "LCIDX\0\0\3" : "LCIDX\0\0\1", 8); /* Both versions read. */
         uint64_t sum = XXH3_64bits(d, size - 8);
         memcpy(d + size - 8, &sum, 8);
     }
@@ -41,6 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             lc_assert(arr[i]->offset + arr[i]->frame_len <= covered);
             lc_assert(arr[i]->filter && arr[i]->count > 0);
             free(arr[i]->filter);
+            free(arr[i]->tokens);
             free(arr[i]);
         }
     } else {

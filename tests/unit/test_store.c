@@ -1,6 +1,7 @@
 /* test_store.c - the store's read interface against a real store in a temporary directory:
  * cursors over block summaries both ways, a cursor that holds blocks retention deletes, an
- * opened block the cache evicts, and qry_scan / qry_count sliced by budgets. */
+ * opened block the cache evicts, qry_scan / qry_count sliced by budgets, and token filters
+ * built after blocks are published (exact counts before, filters after, across restarts). */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -37,18 +38,26 @@ static void wipe(void)
     rmdir(dir);
 }
 
-static struct store *open_store(size_t cache_size, size_t segment_size, uint64_t retention)
+/* Open the store in dir as it is; with tokens_held, its token filter builder starts held. */
+static struct store *reopen_store(size_t cache_size, size_t segment_size, uint64_t retention,
+                                  bool tokens_held)
 {
-    snprintf(dir, sizeof(dir), "/tmp/lc-test-store-XXXXXX");
-    if (!mkdtemp(dir))
-        return NULL;
     struct store_config cfg = {.data_dir = dir,
                                .cache_size = cache_size,
                                .fsync = FSYNC_NEVER,
                                .segment_size = segment_size,
                                .compression_level = 0,
-                               .retention_size = retention};
+                               .retention_size = retention,
+                               .tokens_held = tokens_held};
     return store_open(&cfg);
+}
+
+static struct store *open_store(size_t cache_size, size_t segment_size, uint64_t retention)
+{
+    snprintf(dir, sizeof(dir), "/tmp/lc-test-store-XXXXXX");
+    if (!mkdtemp(dir))
+        return NULL;
+    return reopen_store(cache_size, segment_size, retention, false);
 }
 
 static void sleep_ms(int ms)
@@ -328,6 +337,159 @@ TEST(scan_and_count_sliced_by_budget)
     wipe();
 }
 
+/* Entry i of batch b is "rid=<hex> user=<hex> ..." with ids scattered by a multiplicative
+ * hash: a whole id is in one block, and in no other's token filter (but for a false positive,
+ * which two ids of one entry make unlikely; the data is fixed, so it is the same every run). */
+static uint32_t rid_of(int batch, int i, int salt)
+{
+    return (uint32_t)(batch * BATCH + i + 1) * (salt ? 2246822519u : 2654435761u);
+}
+
+static uint64_t append_rids(struct store *s, int batch)
+{
+    static char msgs[BATCH][64];
+    struct lc_entry e[BATCH];
+    for (int i = 0; i < BATCH; i++) {
+        int n = snprintf(msgs[i], sizeof(msgs[i]), "rid=%08x user=%08x done", rid_of(batch, i, 0),
+                         rid_of(batch, i, 1));
+        e[i] = (struct lc_entry){.ts_ms = 1700000000000LL + i,
+                                 .recv_ms = 1700000000000LL + i,
+                                 .level = LC_INFO,
+                                 .source = SRC,
+                                 .source_len = strlen(SRC),
+                                 .msg = msgs[i],
+                                 .msg_len = (size_t)n};
+    }
+    if (store_append(s, e, BATCH) < 0)
+        return 0;
+    for (int t = 0; t < 500 && store_done_id(s) < e[BATCH - 1].id; t++)
+        sleep_ms(10);
+    return store_done_id(s) >= e[BATCH - 1].id ? e[0].id : 0;
+}
+
+static struct qry *rid_query(int batch, int i)
+{
+    char text[64], err[QRY_ERR_MAX];
+    struct qry *q = NULL;
+    int n = snprintf(text, sizeof(text), "\"rid=%08x user=%08x \"", rid_of(batch, i, 0),
+                     rid_of(batch, i, 1));
+    CHECK_EQ_INT(qry_compile(text, (size_t)n, 0, &q, err), 0);
+    return q;
+}
+
+/* Counts over every batch: one entry of `batch`, and none of a batch never written. */
+static void check_rid_counts(struct store *s, int batch)
+{
+    struct qry *one = rid_query(batch, 17), *none = rid_query(99, 17);
+    uint64_t n = 0, resume = 0;
+    CHECK_EQ_INT(qry_count(s, one, 1, UINT64_MAX, SIZE_MAX, &n, &resume), 1);
+    CHECK_EQ_INT(n, 1);
+    n = 0;
+    CHECK_EQ_INT(qry_count(s, none, 1, UINT64_MAX, SIZE_MAX, &n, &resume), 1);
+    CHECK_EQ_INT(n, 0);
+    qry_free(one);
+    qry_free(none);
+}
+
+/* How many blocks have a token filter, of how many; and, for those that have one, whether it
+ * (alone: no trigram filter) rules out every block but the one holding entry 17 of `batch`. */
+static void count_filters(struct store *s, int batch, uint64_t batch_first, int *with, int *all)
+{
+    struct qry *q = rid_query(batch, 17);
+    struct store_cursor c;
+    store_cursor_init(&c, 1, UINT64_MAX, true);
+    *with = *all = 0;
+    while (store_cursor_next(s, &c)) {
+        (*all)++;
+        if (!lc_block_tokens(c.info))
+            continue;
+        (*with)++;
+        struct lc_block_info tokens_only = *c.info;
+        tokens_only.filter = NULL;
+        bool holds = c.info->first_id <= batch_first + 17 && c.info->last_id >= batch_first + 17;
+        CHECK(qry_block_may_match(q, &tokens_only) == holds);
+    }
+    qry_free(q);
+}
+
+static uint64_t tokens_pending(struct store *s)
+{
+    struct store_stats st;
+    store_get_stats(s, &st);
+    return st.tokens_pending;
+}
+
+/* Blocks are published without a token filter; counts are exact before the builder makes them,
+ * and after; a restart keeps them (the index is written again once they are all there), and
+ * blocks whose filters were still missing at a stop get them after the next start. */
+TEST(token_filters_built_after_publishing)
+{
+    struct store *s = open_store(64u << 20, 64u << 20, 0);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    store_tokens_hold(s, true); /* Before any block: the first pass finds none. */
+    uint64_t first[8];
+    for (int b = 0; b < 4; b++)
+        CHECK((first[b] = append_rids(s, b)) != 0);
+    int with, all;
+    count_filters(s, 2, first[2], &with, &all);
+    CHECK_EQ_INT(with, 0);
+    CHECK_EQ_INT(all, 4);
+    CHECK_EQ_INT(tokens_pending(s), 4);
+    check_rid_counts(s, 2);
+
+    store_tokens_hold(s, false);
+    for (int t = 0; t < 500 && tokens_pending(s); t++)
+        sleep_ms(10);
+    CHECK_EQ_INT(tokens_pending(s), 0);
+    count_filters(s, 2, first[2], &with, &all);
+    CHECK_EQ_INT(with, 4);
+    check_rid_counts(s, 2);
+    store_close(s);
+
+    /* The index written at the stop has every filter: none is missing after a restart. */
+    s = reopen_store(64u << 20, 64u << 20, 0, true);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    CHECK_EQ_INT(tokens_pending(s), 0);
+    count_filters(s, 3, first[3], &with, &all);
+    CHECK_EQ_INT(with, 4);
+    /* Blocks still without a filter at a stop are indexed without one... */
+    for (int b = 4; b < 8; b++)
+        CHECK((first[b] = append_rids(s, b)) != 0);
+    CHECK_EQ_INT(tokens_pending(s), 4);
+    check_rid_counts(s, 6);
+    store_close(s);
+    s = reopen_store(64u << 20, 64u << 20, 0, true);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    CHECK_EQ_INT(tokens_pending(s), 4);
+    count_filters(s, 6, first[6], &with, &all);
+    CHECK_EQ_INT(with, 4);
+    CHECK_EQ_INT(all, 8);
+    check_rid_counts(s, 6);
+    check_rid_counts(s, 1);
+    /* ...built after the next start, and the index is written again with them. */
+    store_tokens_hold(s, false);
+    for (int t = 0; t < 500 && tokens_pending(s); t++)
+        sleep_ms(10);
+    CHECK_EQ_INT(tokens_pending(s), 0);
+    count_filters(s, 6, first[6], &with, &all);
+    CHECK_EQ_INT(with, 8);
+    check_rid_counts(s, 6);
+    store_close(s);
+    s = reopen_store(64u << 20, 64u << 20, 0, true);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    CHECK_EQ_INT(tokens_pending(s), 0);
+    store_close(s);
+    wipe();
+}
+
 int main(void)
 {
     log_verbosity = LOGV_WARN; /* The store's info lines (segments deleted) are expected here. */
@@ -335,5 +497,6 @@ int main(void)
     RUN(cursor_holds_blocks_retention_deletes);
     RUN(opened_block_outlives_eviction);
     RUN(scan_and_count_sliced_by_budget);
+    RUN(token_filters_built_after_publishing);
     return check_summary("test_store");
 }

@@ -1,0 +1,255 @@
+/* tokbuild.c - the token filter builder: one thread that builds the token filters
+ * (tokfilter.h) of published blocks, off the ingest path.
+ *
+ * Building a block's token filter costs about a quarter of ingest's CPU. On the encoder threads
+ * that cost came straight off ingest throughput, so blocks are published without one and this
+ * thread builds them at the lowest priority (nice 19): under a load that fills every core it
+ * waits, and it catches up when ingest pauses. A block without a filter is simply never
+ * ruled out by one (src/query/skip.c), so queries stay exact meanwhile; the trigram filter,
+ * built on the encoders as before (it is cheap), still skips blocks.
+ *
+ * It walks the index oldest first with a cursor, which pins the segment of the blocks it hands
+ * out: a block stays valid while it is built even if retention deletes its segment (its filter
+ * is then freed with it). The entries come from the block cache when they are there (a
+ * reference keeps them from eviction), else from the segment file: its descriptor is
+ * duplicated under list_lock, so the frame is read and decompressed with no lock held (a thread
+ * at idle priority holding list_lock could stall the writer behind it) and still from the
+ * right file, whatever the archiver or retention do meanwhile. The filter is published with a
+ * release store (block.h); the writer writes the segment's index again once all its blocks have
+ * one (segment.c). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "store/frame.h"
+#include "store/store_internal.h"
+#include "store/tokfilter.h"
+
+/* Buffers reused from block to block. */
+struct tokb_scratch {
+    char *msgs; /* Messages gathered from cached rows, back to back, */
+    size_t msgs_cap;
+    uint32_t *lens; /* and their lengths. */
+    size_t lens_cap;
+    char *frame; /* A frame read from its file. */
+    size_t frame_cap;
+};
+
+static int grow(void **p, size_t *cap, size_t need)
+{
+    if (*cap >= need)
+        return 0;
+    void *n = realloc(*p, need);
+    if (!n)
+        return -ENOMEM;
+    *p = n;
+    *cap = need;
+    return 0;
+}
+
+static struct block *block_of(const struct lc_block_info *info)
+{
+    return (struct block *)((char *)info - offsetof(struct block, info));
+}
+
+/* The filter from the cached rows of b. */
+static int build_cached(struct store *s, struct cblock *cb, struct tokb_scratch *sc,
+                        uint64_t **bits, uint32_t *nbits)
+{
+    const struct block *b = cb->owner;
+    int rc = grow((void **)&sc->msgs, &sc->msgs_cap, b->raw_len ? b->raw_len : 1) |
+             grow((void **)&sc->lens, &sc->lens_cap, (size_t)b->count * sizeof(uint32_t));
+    size_t len = 0;
+    for (uint32_t i = 0; rc == 0 && i < b->count; i++) {
+        struct lc_entry e;
+        size_t got = rec_get(cb->raw + cb->offs[i], cb->offs[i + 1] - cb->offs[i], &e);
+        lc_assert(got != 0); /* Cached rows were checked when they were indexed. */
+        memcpy(sc->msgs + len, e.msg, e.msg_len);
+        len += e.msg_len;
+        sc->lens[i] = (uint32_t)e.msg_len;
+    }
+    cache_release(s, cb);
+    if (rc)
+        return -ENOMEM;
+    return tokf_build(sc->msgs, len, (const char *)sc->lens, b->count, bits, nbits);
+}
+
+/* The filter from b's frame in its file. Returns 0, 1 when there is none to build (b was
+ * deleted, or its frame is unreadable: b is then marked bad), or -ENOMEM. */
+static int build_from_file(struct store *s, struct block *b, struct tokb_scratch *sc,
+                           uint64_t **bits, uint32_t *nbits)
+{
+    pthread_rwlock_rdlock(&s->list_lock);
+    int fd = b->deleted ? -1 : fcntl(b->seg->fd, F_DUPFD_CLOEXEC, 0);
+    uint64_t off = b->offset;
+    uint32_t flen = b->frame_len;
+    bool deleted = b->deleted;
+    pthread_rwlock_unlock(&s->list_lock);
+    if (deleted)
+        return 1;
+    if (fd < 0)
+        return -ENOMEM; /* Out of descriptors: try again later. */
+    char *cols = bigbuf_get(b->raw_len);
+    int rc = cols ? grow((void **)&sc->frame, &sc->frame_cap, flen) : -ENOMEM;
+    struct frame_hdr h;
+    struct col_summary cs;
+    if (rc == 0 && (!frame_load(fd, off, flen, b->count, b->raw_len, sc->frame, cols, &h) ||
+                    columns_summary(cols, b->raw_len, b->count, (int)h.layout, &cs) < 0)) {
+        __atomic_store_n(&b->bad, true, __ATOMIC_RELAXED);
+        log_error("store: block %" PRIu64 "..%" PRIu64 " in %s is unreadable or corrupt; "
+                  "skipping it",
+                  b->first_id, b->first_id + b->count - 1, b->seg->path);
+        rc = 1;
+    }
+    close(fd);
+    if (rc == 0)
+        rc = tokf_build(cs.msgs, cs.msgs_len, cs.msg_lens, b->count, bits, nbits);
+    bigbuf_put(cols, b->raw_len);
+    return rc;
+}
+
+/* Build and publish b's token filter. Returns 0 (done, or nothing to build) or -ENOMEM. */
+static int build_block(struct store *s, struct block *b, struct tokb_scratch *sc)
+{
+    uint64_t *bits = NULL;
+    uint32_t nbits = 0;
+    struct cblock *cb = cache_lookup(s, b);
+    int rc = cb ? build_cached(s, cb, sc, &bits, &nbits) : build_from_file(s, b, sc, &bits, &nbits);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    /* Published once: no reader looks at tokens_nbits before it sees the pointer. */
+    b->tokens_nbits = nbits;
+    b->info.tokens_nbits = nbits;
+    __atomic_store_n(&b->info.tokens, bits, __ATOMIC_RELEASE);
+    __atomic_store_n(&b->tokens, bits, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* Ingest that is behind (this much accepted and not yet written) has the machine: even at
+ * nice 19 a builder that runs in the gaps took several percent of a saturating load's
+ * throughput (cache and wake-ups). It waits in steps of BUSY_STEP_MS, but for BUSY_MAX_MS at
+ * most a block, so filters still come, slowly, under a load that never lets up. */
+#define BUSY_BYTES   (1u << 20)
+#define BUSY_STEP_MS 5
+#define BUSY_MAX_MS  100
+
+static void wait_while_busy(struct store *s)
+{
+    for (int waited = 0; waited < BUSY_MAX_MS; waited += BUSY_STEP_MS) {
+        if (atomic_load_explicit(&s->pending_bytes, memory_order_relaxed) <= BUSY_BYTES ||
+            atomic_load_explicit(&s->tok_stop, memory_order_relaxed))
+            return;
+        struct timespec ts = {0, BUSY_STEP_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* One pass over the blocks from *from on, oldest first, building the missing filters; *from
+ * moves past the blocks that need nothing more. False when one could not be built for lack of
+ * memory (the caller tries again later). */
+static bool build_pass(struct store *s, uint64_t *from, struct tokb_scratch *sc)
+{
+    struct store_cursor c;
+    store_cursor_init(&c, *from, UINT64_MAX, true);
+    bool all_done = true;
+    while (store_cursor_next(s, &c)) {
+        if (atomic_load_explicit(&s->tok_stop, memory_order_relaxed)) {
+            store_cursor_end(s, &c);
+            return true;
+        }
+        struct block *b = block_of(c.info);
+        if (!c.bad && !block_tokens(b)) {
+            wait_while_busy(s);
+            if (build_block(s, b, sc) < 0)
+                all_done = false;
+        }
+        if (all_done)
+            *from = c.info->last_id + 1;
+    }
+    return all_done;
+}
+
+static void *tokb_main(void *arg)
+{
+    struct store *s = arg;
+    /* Ingest and queries first: at nice 19 it gets about 1.5 % of a core that a normal thread
+     * wants, and shares what is left with the archivers, also at 19. (SCHED_IDLE would yield
+     * even to them, so the filters of a load would wait for its archiving; and a thread that
+     * rarely runs is more often preempted while it holds a lock a writer waits for.) */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) < 0)
+        log_warn("store: token filter builder priority: %s", strerror(errno));
+    struct tokb_scratch sc = {0};
+    uint64_t from = 0;
+    bool retry = false;
+    pthread_mutex_lock(&s->tok_mu);
+    while (!atomic_load(&s->tok_stop)) {
+        if (s->tok_held || !s->tok_work) {
+            if (retry && !s->tok_held) { /* Out of memory last time: look again in a second. */
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec += 1;
+                pthread_cond_timedwait(&s->tok_cond, &s->tok_mu, &ts);
+                s->tok_work = true;
+            } else {
+                pthread_cond_wait(&s->tok_cond, &s->tok_mu);
+            }
+            continue;
+        }
+        s->tok_work = false;
+        pthread_mutex_unlock(&s->tok_mu);
+        retry = !build_pass(s, &from, &sc);
+        pthread_mutex_lock(&s->tok_mu);
+    }
+    pthread_mutex_unlock(&s->tok_mu);
+    free(sc.msgs);
+    free(sc.lens);
+    free(sc.frame);
+    return NULL;
+}
+
+void tokb_start(struct store *s)
+{
+    s->tok_held = s->cfg.tokens_held;
+    s->tok_work = true; /* Recovered blocks may lack filters (older or partial index files). */
+    if (pthread_create(&s->tok_thread, NULL, tokb_main, s) == 0)
+        s->tok_started = true;
+    else
+        log_warn("store: cannot start the token filter builder; new blocks get no token filter");
+}
+
+void tokb_wake(struct store *s)
+{
+    pthread_mutex_lock(&s->tok_mu);
+    s->tok_work = true;
+    pthread_cond_signal(&s->tok_cond);
+    pthread_mutex_unlock(&s->tok_mu);
+}
+
+void store_tokens_hold(struct store *s, bool hold)
+{
+    pthread_mutex_lock(&s->tok_mu);
+    s->tok_held = hold;
+    pthread_cond_signal(&s->tok_cond);
+    pthread_mutex_unlock(&s->tok_mu);
+}
+
+void tokb_stop(struct store *s)
+{
+    if (!s->tok_started)
+        return;
+    pthread_mutex_lock(&s->tok_mu);
+    atomic_store(&s->tok_stop, true);
+    pthread_cond_signal(&s->tok_cond);
+    pthread_mutex_unlock(&s->tok_mu);
+    pthread_join(s->tok_thread, NULL);
+    s->tok_started = false;
+}
