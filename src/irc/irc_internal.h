@@ -59,18 +59,7 @@ struct irc_client {
     bool cap_negotiating;
     bool cap_server_time, cap_message_tags, cap_multi_prefix, cap_echo_message;
     bool cap_userhost_in_names; /* NAMES shows nick!user@host. */
-    bool cap_sasl, cap_batch, cap_labeled, cap_setname, cap_away_notify, cap_account_tag;
-    bool cap_extended_join, cap_extended_monitor;
-    bool cap_302;                     /* CAP LS 302: capability values (sasl=PLAIN) are shown. */
-    char account[IRC_ACCOUNTLEN + 1]; /* Logged in with SASL as this; "" for none. */
-    int sasl_state;                   /* 0 idle, 1 PLAIN chosen: the payload comes next. */
-    int sasl_failures;                /* Failed AUTHENTICATEs on this connection. */
-    char *sasl_buf;                   /* The base64 payload so far (sent in 400-byte pieces). */
-    size_t sasl_len;
-    bool bot;                         /* User mode +B: a bot (335 in WHOIS, the bot tag). */
-    char (*monitor)[IRC_NICKLEN + 1]; /* The nicks it MONITORs (malloc'd, IRC_MONITOR slots). */
-    int nmonitor;
-    bool logstream_off; /* !logstream off: no live log lines for this client. */
+    bool logstream_off;         /* !logstream off: no live log lines for this client. */
     /* Live log lines are best effort: while the client's unsent output is above half of
      * --out-limit they are skipped and counted here, and it is told how many once it has
      * caught up. behind_ms is when it fell behind (0: it has not). */
@@ -91,6 +80,18 @@ struct irc_client {
     double flood_tokens; /* Input flood control: a token bucket. */
     int64_t flood_ms;
     struct irc_client *next;
+    /* IRCv3 state, apart from what the live stream reads (kept at the front). */
+    bool cap_sasl, cap_batch, cap_labeled, cap_setname, cap_away_notify, cap_account_tag;
+    bool cap_extended_join, cap_extended_monitor;
+    bool cap_302;                     /* CAP LS 302: capability values (sasl=PLAIN) are shown. */
+    char account[IRC_ACCOUNTLEN + 1]; /* Logged in with SASL as this; "" for none. */
+    int sasl_state;                   /* 0 idle, 1 PLAIN chosen: the payload comes next. */
+    int sasl_failures;                /* Failed AUTHENTICATEs on this connection. */
+    char *sasl_buf;                   /* The base64 payload so far (sent in 400-byte pieces). */
+    size_t sasl_len;
+    bool bot;                         /* User mode +B: a bot (335 in WHOIS, the bot tag). */
+    char (*monitor)[IRC_NICKLEN + 1]; /* The nicks it MONITORs (malloc'd, IRC_MONITOR slots). */
+    int nmonitor;
 };
 
 struct irc_member {
