@@ -55,6 +55,10 @@ void irc_sendq_exceeded(struct irc_client *cl)
 
 void irc_send_tagged(struct irc_client *cl, const char *line, size_t len)
 {
+    if (irc_label_capturing(cl)) { /* A reply to a labeled command: sent when it ends. */
+        irc_label_capture(line, len);
+        return;
+    }
     char buf[IRC_LINE_MAX + 8200];
     if (len > sizeof(buf) - 2)
         len = sizeof(buf) - 2;
@@ -176,6 +180,8 @@ static const struct {
     {"PING", irc_cmd_ping, ANYTIME, 0}, /* 409 */
     {"PONG", irc_cmd_pong, ANYTIME, 0},
     {"QUIT", irc_cmd_quit, ANYTIME, 0},
+    /* irc_sasl.c */
+    {"AUTHENTICATE", irc_cmd_authenticate, REGISTERING, 1},
     /* irc_channel.c */
     {"JOIN", irc_cmd_join, REGISTERED, 1},
     {"PART", irc_cmd_part, REGISTERED, 1},
@@ -187,6 +193,7 @@ static const struct {
     /* irc_mode.c */
     {"MODE", irc_cmd_mode, REGISTERED, 1},
     {"AWAY", irc_cmd_away, REGISTERED, 0},
+    {"SETNAME", irc_cmd_setname, REGISTERED, 1},
     /* irc_message.c */
     {"PRIVMSG", irc_cmd_privmsg, REGISTERED, 0}, /* 411, 412 */
     {"NOTICE", irc_cmd_notice, REGISTERED, 0},
@@ -201,12 +208,18 @@ static const struct {
     {"VERSION", irc_cmd_version, REGISTERED, 0},
     {"TIME", irc_cmd_time, REGISTERED, 0},
     {"INFO", irc_cmd_info, REGISTERED, 0},
+    {"HELP", irc_cmd_help, REGISTERED, 0},
+    {"HELPOP", irc_cmd_help, REGISTERED, 0},
+    /* irc_monitor.c */
+    {"MONITOR", irc_cmd_monitor, REGISTERED, 1},
     /* irc_oper.c */
     {"OPER", irc_cmd_oper, REGISTERED, 2},
     {"KILL", irc_cmd_kill, REGISTERED, 1},
     {"WALLOPS", irc_cmd_wallops, REGISTERED, 1},
     {"WHOWAS", irc_cmd_whowas, REGISTERED, 1},
 };
+
+static void dispatch_command(struct irc_client *cl, struct irc_msg *m);
 
 /* One line: [@tags] [:prefix] COMMAND params... [:trailing] */
 static void dispatch(struct irc_client *cl, char *line)
@@ -217,6 +230,15 @@ static void dispatch(struct irc_client *cl, char *line)
     char *cmd = m.command;
     for (char *c = cmd; *c; c++)
         *c = (char)toupper((unsigned char)*c);
+    irc_label_begin(cl, m.tags, cmd);
+    dispatch_command(cl, &m);
+    irc_label_end();
+}
+
+/* The command of one parsed line, through the table. */
+static void dispatch_command(struct irc_client *cl, struct irc_msg *m)
+{
+    char *cmd = m->command;
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         if (strcmp(commands[i].name, cmd) != 0)
             continue;
@@ -224,11 +246,11 @@ static void dispatch(struct irc_client *cl, char *line)
             irc_numeric(cl, 451, ":You have not registered");
         else if (commands[i].when == REGISTERING && cl->registered)
             irc_numeric(cl, 462, ":You may not reregister");
-        else if (m.argc < commands[i].min_params)
+        else if (m->argc < commands[i].min_params)
             irc_numeric(cl, 461, "%s :Not enough parameters", commands[i].name);
         else {
-            irc.tags = m.tags;
-            commands[i].fn(cl, m.argc, m.argv);
+            irc.tags = m->tags;
+            commands[i].fn(cl, m->argc, m->argv);
             irc.tags = NULL;
         }
         return;
@@ -280,6 +302,8 @@ static void irc_close(struct conn *c)
         irc_client_quit(cl, "Connection closed");
     irc_logbot_client_gone(cl);
     irc_logs_replay_cancel(NULL, cl);
+    irc_sasl_free(cl);
+    irc_monitor_free(cl);
     for (struct irc_client **pp = &irc.clients; *pp; pp = &(*pp)->next) {
         if (*pp == cl) {
             *pp = cl->next;

@@ -221,9 +221,24 @@ static void join_one(struct irc_client *cl, const char *name, const char *key)
     ch = irc_chan_get(name);
     if (!ch || chan_add(ch, cl) < 0)
         return;
-    char line[IRC_LINE_MAX];
-    snprintf(line, sizeof(line), ":%s!%s@%s JOIN %s", cl->nick, cl->user, cl->host, ch->name);
-    irc_chan_broadcast(ch, NULL, line, strlen(line));
+    /* extended-join members get the account and realname too; away-notify ones hear that a
+     * user who is away came in. */
+    char line[IRC_LINE_MAX], ext[IRC_LINE_MAX], away[IRC_LINE_MAX];
+    int n =
+        snprintf(line, sizeof(line), ":%s!%s@%s JOIN %s", cl->nick, cl->user, cl->host, ch->name);
+    int xn = snprintf(ext, sizeof(ext), "%s %s :%s", line, cl->account[0] ? cl->account : "*",
+                      cl->realname);
+    int an =
+        snprintf(away, sizeof(away), ":%s!%s@%s AWAY :%s", cl->nick, cl->user, cl->host, cl->away);
+    for (int i = 0; i < ch->nmembers; i++) {
+        struct irc_client *o = ch->members[i].cl;
+        if (o->cap_extended_join)
+            irc_send_raw(o, ext, (size_t)xn);
+        else
+            irc_send_raw(o, line, (size_t)n);
+        if (cl->away[0] && o->cap_away_notify && o != cl)
+            irc_send_raw(o, away, (size_t)an);
+    }
     topic_reply(cl, ch, false); /* RFC 2812: no 331 on JOIN, only on TOPIC. */
     names_reply(cl, ch, true);
     if (ch->is_log)

@@ -3,6 +3,7 @@
  * client: it is answered for here by name. */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "core/log.h"
@@ -18,10 +19,10 @@ void irc_send_isupport(struct irc_client *cl)
                 IRC_NICKLEN, IRC_CHANLEN, IRC_MAXLIST);
     irc_numeric(cl, 5,
                 "MAXTARGETS=%d CHANLIMIT=#:%d ELIST=MNU WHOX KEYLEN=%d "
-                "TARGMAX=JOIN:,PART:,NAMES:,LIST:,KICK:%d,WHOIS:1,PRIVMSG:%d,NOTICE:%d "
-                ":are supported by this server",
+                "TARGMAX=JOIN:,PART:,NAMES:,LIST:,KICK:%d,WHOIS:1,PRIVMSG:%d,NOTICE:%d,"
+                "MONITOR:%d MONITOR=%d BOT=B :are supported by this server",
                 IRC_MAXTARGETS, IRC_MAXCHANS, IRC_KEYLEN, IRC_MAXTARGETS, IRC_MAXTARGETS,
-                IRC_MAXTARGETS);
+                IRC_MAXTARGETS, IRC_MONITOR, IRC_MONITOR);
 }
 
 void irc_send_motd(struct irc_client *cl)
@@ -80,7 +81,7 @@ static void whox_reply(struct irc_client *cl, struct irc_client *o, const char *
             snprintf(v, sizeof(v), "%lld", (long long)((mono_ms() - o->last_seen_ms) / 1000));
             break;
         case 'a':
-            snprintf(v, sizeof(v), "0"); /* No accounts. */
+            snprintf(v, sizeof(v), "%s", o->account[0] ? o->account : "0");
             break;
         case 'o':
             snprintf(v, sizeof(v), "n/a");
@@ -101,8 +102,8 @@ static void who_reply(struct irc_client *cl, struct irc_client *o, struct irc_ch
 {
     struct irc_member *m = ch ? irc_chan_member(ch, o) : NULL;
     char flags[12];
-    snprintf(flags, sizeof(flags), "%c%s%s", o->away[0] ? 'G' : 'H', o->oper ? "*" : "",
-             m ? irc_member_prefix(cl, m) : "");
+    snprintf(flags, sizeof(flags), "%c%s%s%s", o->away[0] ? 'G' : 'H', o->oper ? "*" : "",
+             o->bot ? "B" : "", m ? irc_member_prefix(cl, m) : "");
     const char *chan = ch ? ch->name : "*";
     if (fields)
         whox_reply(cl, o, chan, flags, fields, token);
@@ -190,6 +191,10 @@ void irc_cmd_whois(struct irc_client *cl, int argc, char **argv)
     irc_numeric(cl, 312, "%s %s :LogCaster", o->nick, irc.name);
     if (o->oper)
         irc_numeric(cl, 313, "%s :is an IRC operator", o->nick);
+    if (o->account[0])
+        irc_numeric(cl, 330, "%s %s :is logged in as", o->nick, o->account);
+    if (o->bot)
+        irc_numeric(cl, 335, "%s :is a bot", o->nick);
     if (o->away[0])
         irc_numeric(cl, 301, "%s :%s", o->nick, o->away);
     irc_numeric(cl, 318, "%s :End of /WHOIS list.", o->nick);
@@ -287,4 +292,54 @@ void irc_cmd_time(struct irc_client *cl, int argc, char **argv)
     gmtime_r(&t, &tm);
     strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC", &tm);
     irc_numeric(cl, 391, "%s :%s", irc.name, buf);
+}
+
+/* HELP [topic] (and HELPOP): Modern's 704, 705..., 706, or 524 for an unknown topic. */
+static const struct {
+    const char *topic, *text;
+} help[] = {
+    {"AWAY", "AWAY [:message] - mark yourself away, or back without a message"},
+    {"CAP", "CAP LS [302] | REQ :caps | LIST | END - negotiate IRCv3 capabilities"},
+    {"INVITE", "INVITE nick #channel - invite someone into a channel"},
+    {"JOIN", "JOIN #a,#b [key,key] - join channels (#logs-* stream live logs)"},
+    {"KICK", "KICK #channel nick[,nick] [:reason] - remove users from a channel"},
+    {"LIST", "LIST [mask|!mask|<n|>n] - the channels and their topics"},
+    {"MODE", "MODE target [modes [params]] - user modes iwB, channel modes beklimnstov"},
+    {"MONITOR", "MONITOR +|- nick,nick | C | L | S - hear when nicks come and go"},
+    {"NAMES", "NAMES [#channel] - who is on a channel"},
+    {"NICK", "NICK nick - choose or change your nick"},
+    {"NOTICE", "NOTICE target :text - a message that gets no automatic reply"},
+    {"OPER", "OPER name password - become an IRC operator (--irc-oper)"},
+    {"PART", "PART #channel [:reason] - leave a channel"},
+    {"PRIVMSG", "PRIVMSG target[,target] :text - a message to users or channels"},
+    {"QUIT", "QUIT [:reason] - leave the server"},
+    {"SETNAME", "SETNAME :realname - change your real name"},
+    {"TOPIC", "TOPIC #channel [:topic] - show or set a channel's topic"},
+    {"WHO", "WHO mask [%fields,token] - users matching a mask or on a channel"},
+    {"WHOIS", "WHOIS nick - about a user"},
+    {"WHOWAS", "WHOWAS nick [count] - about a user who left"},
+};
+
+void irc_cmd_help(struct irc_client *cl, int argc, char **argv)
+{
+    const char *topic = argc && argv[0][0] ? argv[0] : "*";
+    if (strcmp(topic, "*") == 0 || strcasecmp(topic, "index") == 0) {
+        irc_numeric(cl, 704, "%s :LogCaster's IRC server. HELP <command> for one of:", topic);
+        char line[400];
+        size_t n = 0;
+        for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++)
+            n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s", n ? " " : "", help[i].topic);
+        irc_numeric(cl, 705, "%s :%s", topic, line);
+        irc_numeric(cl, 705, "%s :In a #logs-* channel, !help lists LogBot's commands.", topic);
+        irc_numeric(cl, 706, "%s :End of /HELP", topic);
+        return;
+    }
+    for (size_t i = 0; i < sizeof(help) / sizeof(help[0]); i++) {
+        if (strcasecmp(topic, help[i].topic) == 0) {
+            irc_numeric(cl, 704, "%s :%s", help[i].topic, help[i].text);
+            irc_numeric(cl, 706, "%s :End of /HELP", help[i].topic);
+            return;
+        }
+    }
+    irc_numeric(cl, 524, "%s :No help available on this topic", topic);
 }

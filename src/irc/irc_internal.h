@@ -6,8 +6,11 @@
  *                  nick look-up, and the command table (the one place that lists every command)
  *   irc_parse.c    the line tokenizer
  *   irc_login.c    registration and leaving: CAP, PASS, NICK, USER, PING, PONG, QUIT
+ *   irc_sasl.c     AUTHENTICATE: SASL PLAIN against the IRC tokens or the operator pair
+ *   irc_label.c    IRCv3 labeled-response: a command's replies captured, labeled, batched
+ *   irc_monitor.c  MONITOR and the notices it and away-notify/setname send to watchers
  *   irc_channel.c  channels, and JOIN, PART, TOPIC, NAMES, LIST, KICK, INVITE
- *   irc_mode.c     MODE and AWAY
+ *   irc_mode.c     MODE, AWAY and SETNAME
  *   irc_message.c  PRIVMSG and NOTICE
  *   irc_info.c     WHO, WHOIS, USERHOST, ISON, LUSERS, MOTD, VERSION, TIME, and ISUPPORT
  *   irc_oper.c     OPER, KILL, WALLOPS, and WHOWAS with its history
@@ -39,6 +42,8 @@
 #define IRC_MAXINVITES 16   /* Pending invitations per channel. */
 #define IRC_MAXLIST    100  /* Entries of one channel's ban (+b) or exception (+e) list. */
 #define IRC_KEYLEN     23   /* RFC 2812's longest channel key; longer ones are cut. */
+#define IRC_MONITOR    100  /* Nicks one client may MONITOR (ISUPPORT MONITOR=). */
+#define IRC_ACCOUNTLEN 32   /* A SASL account name. */
 
 struct irc_chan;
 struct qry;
@@ -62,7 +67,7 @@ struct irc_client {
     int64_t behind_ms;
     unsigned flush_gen; /* The pump that last tried an immediate flush for this client. */
     bool closing;
-    int waiting; /* Answers on the query pool (replays, !query) its next command waits for. */
+    int waiting;     /* Answers on the query pool (replays, !query) its next command waits for. */
     bool discarding; /* Dropping the rest of an endless line. */
     char away[128];
     bool invisible; /* User mode +i: hidden from WHO masks of those sharing no channel. */
@@ -75,6 +80,18 @@ struct irc_client {
     double flood_tokens; /* Input flood control: a token bucket. */
     int64_t flood_ms;
     struct irc_client *next;
+    /* IRCv3 state, apart from what the live stream reads (kept at the front). */
+    bool cap_sasl, cap_batch, cap_labeled, cap_setname, cap_away_notify, cap_account_tag;
+    bool cap_extended_join, cap_extended_monitor;
+    bool cap_302;                     /* CAP LS 302: capability values (sasl=PLAIN) are shown. */
+    char account[IRC_ACCOUNTLEN + 1]; /* Logged in with SASL as this; "" for none. */
+    int sasl_state;                   /* 0 idle, 1 PLAIN chosen: the payload comes next. */
+    int sasl_failures;                /* Failed AUTHENTICATEs on this connection. */
+    char *sasl_buf;                   /* The base64 payload so far (sent in 400-byte pieces). */
+    size_t sasl_len;
+    bool bot;                         /* User mode +B: a bot (335 in WHOIS, the bot tag). */
+    char (*monitor)[IRC_NICKLEN + 1]; /* The nicks it MONITORs (malloc'd, IRC_MONITOR slots). */
+    int nmonitor;
 };
 
 struct irc_member {
@@ -159,6 +176,15 @@ struct irc_client *irc_client_find(const char *nick);
 bool irc_mask_match(const char *mask, const char *s);
 /* The client's member prefix in ch: "@", "+", "" or with multi-prefix "@+". */
 const char *irc_member_prefix(const struct irc_client *to, const struct irc_member *m);
+
+/* irc_login.c: whether n is a valid nick (letters, digits, []\\`_^{|}-, not first a digit). */
+bool irc_nick_valid(const char *n);
+/* Send line to every client that shares a channel with cl (once each) and, if include_self, to
+ * cl; only to those with the capability at offset cap_off in struct irc_client when that is
+ * not (size_t)-1. */
+void irc_tell_neighbours(struct irc_client *cl, const char *line, bool include_self,
+                         size_t cap_off);
+#define IRC_ANY_CAP ((size_t)-1)
 
 /* irc_login.c: take cl out of every channel and invitation, telling its channels' members
  * "QUIT :reason" if it was registered. The caller closes the connection. */
@@ -259,6 +285,42 @@ void irc_cmd_oper(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_kill(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_wallops(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_whowas(struct irc_client *cl, int argc, char **argv);
+
+void irc_cmd_setname(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_authenticate(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_monitor(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_help(struct irc_client *cl, int argc, char **argv);
+
+/* irc_sasl.c: forget a connection's SASL state (at close). */
+void irc_sasl_free(struct irc_client *cl);
+
+/* irc_oper.c: whether name and password are the --irc-oper pair (compared in constant time). */
+bool irc_oper_matches(const char *name, const char *password);
+
+/* irc_monitor.c: cl came online (registered or took this nick) or went offline (quit or left
+ * the nick): tell those who MONITOR the nick (730/731). */
+void irc_monitor_online(struct irc_client *cl);
+void irc_monitor_offline(struct irc_client *cl, const char *old_nick);
+/* Send line to the extended-monitor clients (with the capability at cap_off) that MONITOR cl
+ * and share no channel with it (those heard it as neighbours). */
+void irc_monitor_notify(struct irc_client *cl, const char *line, size_t cap_off);
+void irc_monitor_free(struct irc_client *cl);
+
+/* irc_label.c: labeled-response. The dispatcher starts a capture before a command that carries
+ * a label (from a client with the capability) and ends it after: what the command sent to that
+ * client then goes out labeled, as one line, as a labeled-response batch, or as an ACK. While
+ * a capture is on, irc_label_bypass(true) lets a line through unlabeled (a message to oneself,
+ * as its recipient). */
+void irc_label_begin(struct irc_client *cl, const char *tags, const char *command);
+void irc_label_end(void);
+bool irc_label_capturing(const struct irc_client *cl);
+void irc_label_capture(const char *line, size_t len);
+void irc_label_bypass(bool on);
+/* A fresh batch reference ("b1f3a…"), unique in this server's life. */
+void irc_batch_id(char *out, size_t cap);
+/* The value of tag name in a raw tags string (client form, not unescaped), into out; false when
+ * absent. */
+bool irc_tag_get(const char *tags, const char *name, char *out, size_t cap);
 
 /* irc_oper.c: remember a registered client's nick for WHOWAS as it quits or changes nick. */
 void irc_whowas_remember(const struct irc_client *cl);

@@ -2,7 +2,9 @@
  * (001-005 and the MOTD), PING and PONG, and QUIT, with the QUIT every way of leaving sends.
  * The dispatcher (irc.c) has already checked the registration state and parameter count. */
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -13,7 +15,7 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Registration and leaving. */
 
-static bool valid_nick(const char *n)
+bool irc_nick_valid(const char *n)
 {
     size_t len = strlen(n);
     if (len == 0 || len > IRC_NICKLEN || isdigit((unsigned char)n[0]) || n[0] == '-')
@@ -39,6 +41,7 @@ static void welcome(struct irc_client *cl)
         irc.max_users = users;
     irc_send_isupport(cl);
     irc_send_motd(cl);
+    irc_monitor_online(cl);
 }
 
 static void maybe_welcome(struct irc_client *cl)
@@ -55,19 +58,17 @@ static void maybe_welcome(struct irc_client *cl)
     welcome(cl);
 }
 
-/* Tell everyone sharing a channel with cl (and cl) a line once each, e.g. QUIT or NICK. */
-static void tell_neighbours(struct irc_client *cl, const char *line, bool include_self)
+void irc_tell_neighbours(struct irc_client *cl, const char *line, bool include_self, size_t cap_off)
 {
     for (struct irc_client *o = irc.clients; o; o = o->next) {
+        if (cap_off != IRC_ANY_CAP && !*(const bool *)((const char *)o + cap_off))
+            continue;
         if (o == cl) {
             if (include_self)
                 irc_send_raw(o, line, strlen(line));
             continue;
         }
-        bool shares = false;
-        for (int i = 0; i < cl->nchans && !shares; i++)
-            shares = irc_chan_member(cl->chans[i], o) != NULL;
-        if (shares)
+        if (irc_shares_chan(cl, o))
             irc_send_raw(o, line, strlen(line));
     }
 }
@@ -78,7 +79,8 @@ void irc_client_quit(struct irc_client *cl, const char *reason)
     if (cl->registered) {
         char line[IRC_LINE_MAX];
         snprintf(line, sizeof(line), ":%s!%s@%s QUIT :%s", cl->nick, cl->user, cl->host, reason);
-        tell_neighbours(cl, line, false);
+        irc_tell_neighbours(cl, line, false, IRC_ANY_CAP);
+        irc_monitor_offline(cl, cl->nick);
     }
     while (cl->nchans)
         irc_chan_remove(cl->chans[0], cl);
@@ -91,58 +93,86 @@ void irc_client_quit(struct irc_client *cl, const char *reason)
 /* ------------------------------------------------------------------------------------------ */
 /* Commands. */
 
+/* The capabilities offered, each a flag of struct irc_client. */
+static const struct {
+    const char *name;
+    size_t off;
+    const char *value; /* Shown to CAP LS 302 clients as name=value; NULL for none. */
+} caps[] = {
+    {"server-time", offsetof(struct irc_client, cap_server_time), NULL},
+    {"message-tags", offsetof(struct irc_client, cap_message_tags), NULL},
+    {"multi-prefix", offsetof(struct irc_client, cap_multi_prefix), NULL},
+    {"echo-message", offsetof(struct irc_client, cap_echo_message), NULL},
+    {"userhost-in-names", offsetof(struct irc_client, cap_userhost_in_names), NULL},
+    {"sasl", offsetof(struct irc_client, cap_sasl), "PLAIN"},
+    {"batch", offsetof(struct irc_client, cap_batch), NULL},
+    {"labeled-response", offsetof(struct irc_client, cap_labeled), NULL},
+    {"setname", offsetof(struct irc_client, cap_setname), NULL},
+    {"away-notify", offsetof(struct irc_client, cap_away_notify), NULL},
+    {"account-tag", offsetof(struct irc_client, cap_account_tag), NULL},
+    {"extended-join", offsetof(struct irc_client, cap_extended_join), NULL},
+    {"extended-monitor", offsetof(struct irc_client, cap_extended_monitor), NULL},
+};
+#define NCAPS (sizeof(caps) / sizeof(caps[0]))
+
+static bool *cap_flag(struct irc_client *cl, size_t i)
+{
+    return (bool *)((char *)cl + caps[i].off);
+}
+
 void irc_cmd_cap(struct irc_client *cl, int argc, char **argv)
 {
     const char *nick = cl->nick[0] ? cl->nick : "*";
+    char list[IRC_LINE_MAX];
+    size_t n = 0;
+    list[0] = 0;
     if (strcasecmp(argv[0], "LS") == 0) {
         if (!cl->registered)
             cl->cap_negotiating = true;
-        irc_send(cl,
-                 ":%s CAP %s LS :server-time message-tags multi-prefix echo-message "
-                 "userhost-in-names",
-                 irc.name, nick);
+        if (argc > 1 && atoi(argv[1]) >= 302)
+            cl->cap_302 = true;
+        for (size_t i = 0; i < NCAPS; i++)
+            n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s%s%s", n ? " " : "",
+                                  caps[i].name, caps[i].value && cl->cap_302 ? "=" : "",
+                                  caps[i].value && cl->cap_302 ? caps[i].value : "");
+        irc_send(cl, ":%s CAP %s LS :%s", irc.name, nick, list);
     } else if (strcasecmp(argv[0], "LIST") == 0) {
-        irc_send(cl, ":%s CAP %s LIST :%s%s%s%s%s", irc.name, nick,
-                 cl->cap_server_time ? "server-time " : "",
-                 cl->cap_message_tags ? "message-tags " : "",
-                 cl->cap_multi_prefix ? "multi-prefix " : "",
-                 cl->cap_echo_message ? "echo-message " : "",
-                 cl->cap_userhost_in_names ? "userhost-in-names" : "");
+        for (size_t i = 0; i < NCAPS; i++)
+            if (*cap_flag(cl, i))
+                n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", n ? " " : "",
+                                      caps[i].name);
+        irc_send(cl, ":%s CAP %s LIST :%s", irc.name, nick, list);
     } else if (strcasecmp(argv[0], "REQ") == 0 && argc >= 2) {
         if (!cl->registered)
             cl->cap_negotiating = true;
-        /* All or nothing, as the spec says. */
+        /* All or nothing, as the spec says: the changes apply only if every name is known. */
+        bool want[NCAPS];
+        for (size_t i = 0; i < NCAPS; i++)
+            want[i] = *cap_flag(cl, i);
         char tmp[IRC_LINE_MAX];
         snprintf(tmp, sizeof(tmp), "%s", argv[1]);
-        bool st = cl->cap_server_time, mt = cl->cap_message_tags, mp = cl->cap_multi_prefix;
-        bool em = cl->cap_echo_message, uh = cl->cap_userhost_in_names;
         bool ok = true;
         for (char *save, *t = strtok_r(tmp, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
             bool off = t[0] == '-';
             const char *name = off ? t + 1 : t;
-            if (strcmp(name, "server-time") == 0)
-                st = !off;
-            else if (strcmp(name, "message-tags") == 0)
-                mt = !off;
-            else if (strcmp(name, "multi-prefix") == 0)
-                mp = !off;
-            else if (strcmp(name, "echo-message") == 0)
-                em = !off;
-            else if (strcmp(name, "userhost-in-names") == 0)
-                uh = !off;
+            size_t i = 0;
+            while (i < NCAPS && strcmp(caps[i].name, name) != 0)
+                i++;
+            if (i < NCAPS)
+                want[i] = !off;
             else
                 ok = false;
         }
-        if (ok) {
-            cl->cap_server_time = st;
-            cl->cap_message_tags = mt;
-            cl->cap_multi_prefix = mp;
-            cl->cap_echo_message = em;
-            cl->cap_userhost_in_names = uh;
-        }
+        if (ok)
+            for (size_t i = 0; i < NCAPS; i++)
+                *cap_flag(cl, i) = want[i];
         irc_send(cl, ":%s CAP %s %s :%s", irc.name, nick, ok ? "ACK" : "NAK", argv[1]);
     } else if (strcasecmp(argv[0], "END") == 0) {
         cl->cap_negotiating = false;
+        if (cl->sasl_state) { /* An authentication left half-way is over. */
+            irc_sasl_free(cl);
+            irc_numeric(cl, 906, ":SASL authentication aborted");
+        }
         maybe_welcome(cl);
     } else {
         irc_numeric(cl, 410, "%s :Invalid CAP command", argv[0]);
@@ -173,7 +203,7 @@ void irc_cmd_nick(struct irc_client *cl, int argc, char **argv)
         return;
     }
     const char *nick = argv[0];
-    if (!valid_nick(nick) || (irc.log_channels && irc_name_eq(nick, "LogBot"))) {
+    if (!irc_nick_valid(nick) || (irc.log_channels && irc_name_eq(nick, "LogBot"))) {
         irc_numeric(cl, 432, "%s :Erroneous nickname", nick);
         return;
     }
@@ -187,11 +217,17 @@ void irc_cmd_nick(struct irc_client *cl, int argc, char **argv)
     if (cl->registered) {
         char line[IRC_LINE_MAX];
         snprintf(line, sizeof(line), ":%s!%s@%s NICK :%s", cl->nick, cl->user, cl->host, nick);
-        tell_neighbours(cl, line, true);
+        irc_tell_neighbours(cl, line, true, IRC_ANY_CAP);
         irc_whowas_remember(cl);
     }
+    /* Watchers hear of a new nick, not of a change of case. */
+    bool renamed = cl->registered && !irc_name_eq(nick, cl->nick);
+    if (renamed)
+        irc_monitor_offline(cl, cl->nick);
     snprintf(cl->nick, sizeof(cl->nick), "%s", nick);
     cl->got_nick = true;
+    if (renamed)
+        irc_monitor_online(cl);
     maybe_welcome(cl);
 }
 

@@ -4,7 +4,8 @@
  *
  * IRCv3: each recipient gets the tags it negotiated: "time=" with server-time; "msgid=" and the
  * sender's client-only tags ("+name=value") with message-tags; TAGMSG goes only to those with
- * message-tags. The sender gets its own message back with echo-message. */
+ * message-tags; "bot" from a +B sender with message-tags; "account=" from a logged-in sender
+ * with account-tag. The sender gets its own message back with echo-message. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,25 +23,48 @@ struct umsg {
     char ctags[IRC_TAGS_MAX + 1]; /* The sender's client-only tags, ";"-separated. */
     size_t ctags_len;
     bool tags_only; /* TAGMSG: only for message-tags clients. */
+    bool bot;       /* The sender is +B. */
+    char account[IRC_ACCOUNTLEN + 1];
 };
+
+/* Append one tag to the tag section being built in buf (n bytes so far, '@' first). */
+static void tag_add(char *buf, size_t cap, size_t *n, const char *name, const char *value,
+                    size_t vlen)
+{
+    int w = snprintf(buf + *n, cap - *n, "%s%s%s%.*s", *n > 1 ? ";" : "", name, value ? "=" : "",
+                     value ? (int)vlen : 0, value ? value : "");
+    if (w > 0)
+        *n = *n + (size_t)w < cap ? *n + (size_t)w : cap - 1;
+}
 
 static void deliver(struct irc_client *to, const struct umsg *u)
 {
     bool t = to->cap_server_time, mt = to->cap_message_tags;
+    bool acct = to->cap_account_tag && u->account[0];
     if (u->tags_only && !mt)
         return;
-    if (!t && !mt) {
+    if (!t && !mt && !acct) {
         irc_send_raw(to, u->line, u->len);
         return;
     }
-    char buf[IRC_TAGS_MAX + IRC_LINE_MAX + 128];
-    int n = snprintf(buf, sizeof(buf), "@%s%s%s%s%s%.*s ", t ? u->time_tag : "", t && mt ? ";" : "",
-                     mt ? "msgid=" : "", mt ? u->msgid : "", mt && u->ctags_len ? ";" : "",
-                     mt ? (int)u->ctags_len : 0, u->ctags);
-    if (n < 0 || (size_t)n + u->len > sizeof(buf))
+    char buf[IRC_TAGS_MAX + IRC_LINE_MAX + 160];
+    size_t n = 1;
+    buf[0] = '@';
+    if (t) /* time_tag is "time=...": a whole tag already. */
+        tag_add(buf, sizeof(buf), &n, u->time_tag, NULL, 0);
+    if (mt)
+        tag_add(buf, sizeof(buf), &n, "msgid", u->msgid, strlen(u->msgid));
+    if (mt && u->bot)
+        tag_add(buf, sizeof(buf), &n, "bot", NULL, 0);
+    if (acct)
+        tag_add(buf, sizeof(buf), &n, "account", u->account, strlen(u->account));
+    if (mt && u->ctags_len)
+        tag_add(buf, sizeof(buf), &n, u->ctags, NULL, 0);
+    if (n + 1 + u->len > sizeof(buf))
         return;
+    buf[n++] = ' ';
     memcpy(buf + n, u->line, u->len);
-    irc_send_tagged(to, buf, (size_t)n + u->len);
+    irc_send_tagged(to, buf, n + u->len);
 }
 
 /* The client-only tags of the line being handled: those whose name starts with '+'. */
@@ -105,6 +129,8 @@ static void message(struct irc_client *cl, int argc, char **argv, const char *cm
     stamp(&u);
     client_tags(&u);
     u.tags_only = tagmsg;
+    u.bot = cl->bot;
+    snprintf(u.account, sizeof(u.account), "%s", cl->account);
     char *save;
     for (char *t = strtok_r(targets, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         int n = tagmsg ? snprintf(u.line, sizeof(u.line), ":%s!%s@%s TAGMSG %s", cl->nick, cl->user,
@@ -145,7 +171,11 @@ static void message(struct irc_client *cl, int argc, char **argv, const char *cm
                     irc_numeric(cl, 401, "%s :No such nick/channel", t);
                 continue;
             }
+            /* To oneself: the recipient's copy is not the reply (labeled-response labels the
+             * echo only). */
+            irc_label_bypass(to == cl);
             deliver(to, &u);
+            irc_label_bypass(false);
             if (cl->cap_echo_message)
                 deliver(cl, &u);
             if (to->away[0] && !quiet)

@@ -1,7 +1,10 @@
-/* irc_mode.c - MODE and AWAY. Channel modes: the lists b (bans) and e (exceptions), the
+/* irc_mode.c - MODE, AWAY and SETNAME. Channel modes: the lists b (bans) and e (exceptions), the
  * parameter modes k and l, the flags i, m, n, s and t, and the member modes o and v (ISUPPORT
- * CHANMODES=be,k,l,imnst PREFIX=(ov)@+). User modes: i (invisible) and w (wallops). */
+ * CHANMODES=be,k,l,imnst PREFIX=(ov)@+). User modes: i (invisible), w (wallops) and B (a bot,
+ * ISUPPORT BOT=B). AWAY and SETNAME tell the change to the neighbours that asked (away-notify,
+ * setname) and to extended-monitor watchers. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,14 +151,17 @@ static void user_mode(struct irc_client *cl, int argc, char **argv)
         return;
     }
     if (argc < 2) {
-        irc_numeric(cl, 221, "+%s%s%s", cl->invisible ? "i" : "", cl->oper ? "o" : "",
-                    cl->wallops ? "w" : "");
+        irc_numeric(cl, 221, "+%s%s%s%s", cl->bot ? "B" : "", cl->invisible ? "i" : "",
+                    cl->oper ? "o" : "", cl->wallops ? "w" : "");
         return;
     }
     bool add = true, unknown = false;
     struct mode_out out = {0};
     for (const char *m = argv[1]; *m; m++) {
-        bool *flag = *m == 'i' ? &cl->invisible : *m == 'w' ? &cl->wallops : NULL;
+        bool *flag = *m == 'i'   ? &cl->invisible
+                     : *m == 'w' ? &cl->wallops
+                     : *m == 'B' ? &cl->bot
+                                 : NULL;
         if (*m == '+' || *m == '-')
             add = *m == '+';
         else if (*m == 'o' && !add && cl->oper) /* Only OPER gives +o; anyone may drop it. */
@@ -335,13 +341,41 @@ void irc_cmd_mode(struct irc_client *cl, int argc, char **argv)
         chan_mode(cl, ch, argc, argv);
 }
 
+/* A user-state line (AWAY, SETNAME) for the neighbours with the capability at cap_off, cl
+ * itself if it has it and include_self, and extended-monitor watchers with it. */
+static void tell_change(struct irc_client *cl, const char *line, size_t cap_off, bool include_self)
+{
+    irc_tell_neighbours(cl, line, include_self, cap_off);
+    irc_monitor_notify(cl, line, cap_off);
+}
+
 void irc_cmd_away(struct irc_client *cl, int argc, char **argv)
 {
+    char line[IRC_LINE_MAX];
     if (argc && argv[0][0]) {
         snprintf(cl->away, sizeof(cl->away), "%s", argv[0]);
         irc_numeric(cl, 306, ":You have been marked as being away");
+        snprintf(line, sizeof(line), ":%s!%s@%s AWAY :%s", cl->nick, cl->user, cl->host, cl->away);
     } else {
         cl->away[0] = 0;
         irc_numeric(cl, 305, ":You are no longer marked as being away");
+        snprintf(line, sizeof(line), ":%s!%s@%s AWAY", cl->nick, cl->user, cl->host);
     }
+    tell_change(cl, line, offsetof(struct irc_client, cap_away_notify), false);
+}
+
+/* IRCv3 setname: SETNAME :new realname, told to those with the capability (cl included). */
+void irc_cmd_setname(struct irc_client *cl, int argc, char **argv)
+{
+    (void)argc;
+    if (!argv[0][0] || strlen(argv[0]) >= sizeof(cl->realname)) {
+        irc_send(cl, ":%s FAIL SETNAME INVALID_REALNAME :Realname is not valid (1 to %zu bytes)",
+                 irc.name, sizeof(cl->realname) - 1);
+        return;
+    }
+    snprintf(cl->realname, sizeof(cl->realname), "%s", argv[0]);
+    char line[IRC_LINE_MAX];
+    snprintf(line, sizeof(line), ":%s!%s@%s SETNAME :%s", cl->nick, cl->user, cl->host,
+             cl->realname);
+    tell_change(cl, line, offsetof(struct irc_client, cap_setname), true);
 }

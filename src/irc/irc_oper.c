@@ -22,15 +22,30 @@ static bool same_secret(const char *a, size_t alen, const char *b, size_t blen)
     return diff == 0;
 }
 
-void irc_cmd_oper(struct irc_client *cl, int argc, char **argv)
+/* The --irc-oper password when name is its operator, else NULL. */
+static const char *oper_password(const char *name)
 {
     const char *conf = irc.cfg->irc_oper, *colon = conf ? strchr(conf, ':') : NULL;
     size_t nlen = colon ? (size_t)(colon - conf) : 0;
-    if (!colon || strlen(argv[0]) != nlen || strncmp(argv[0], conf, nlen) != 0) {
+    if (!colon || strlen(name) != nlen || strncmp(name, conf, nlen) != 0)
+        return NULL;
+    return colon + 1;
+}
+
+bool irc_oper_matches(const char *name, const char *password)
+{
+    const char *want = oper_password(name);
+    return want && same_secret(password, strlen(password), want, strlen(want));
+}
+
+void irc_cmd_oper(struct irc_client *cl, int argc, char **argv)
+{
+    (void)argc;
+    if (!oper_password(argv[0])) {
         irc_numeric(cl, 491, ":No O-lines for your host");
         return;
     }
-    if (!same_secret(argv[1], strlen(argv[1]), colon + 1, strlen(colon + 1))) {
+    if (!irc_oper_matches(argv[0], argv[1])) {
         log_warn("irc: wrong OPER password for %s from %s", argv[0], cl->host);
         irc_numeric(cl, 464, ":Password incorrect");
         return;
