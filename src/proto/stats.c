@@ -79,6 +79,7 @@ size_t stats_collect(struct conn *c, struct stat_kv *out)
     U("blocks", st.blocks);
     U("segments_deleted", st.segments_deleted);
     U("segments_archived", st.segments_archived);
+    U("token_filters_pending", st.tokens_pending);
     out[n++] = (struct stat_kv){.key = "fsync_policy", .kind = STAT_STR, .s = st.fsync_policy};
     struct qpool_stats qs;
     qpool_get_stats(&qs);

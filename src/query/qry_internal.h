@@ -183,7 +183,7 @@ struct qry {
 /* Prepare every keyword of the tree for the token filters (its kw.tok). 0 or -ENOMEM. */
 int skip_prepare(struct qnode *root);
 
-/* ---- Node helpers (parse.c) ---- */
+/* ---- The tree (nodes.c): nodes, their order, leaves, for the parser and the builders ---- */
 
 struct qnode *qnode_new(enum qnode_kind kind);
 void qnode_free(struct qnode *n);
@@ -191,6 +191,28 @@ void qnode_free(struct qnode *n);
 /* Wrap a root into a query, computing the cached bounds; frees root and returns NULL when out
  * of memory. */
 struct qry *qry_wrap(struct qnode *root, uint64_t limit);
+
+/* Append kid to an AND/OR list, taking ownership; a kid of the same kind is merged. Returns 0
+ * or -ENOMEM (kid freed). */
+int qnode_list_add(struct qnode *list, struct qnode *kid);
+void qnode_list_sort(struct qnode *list); /* Children cheapest first, stable. */
+/* Combine two owned nodes under QN_AND or QN_OR; NULL when out of memory (both freed). */
+struct qnode *qnode_combine(enum qnode_kind kind, struct qnode *a, struct qnode *b);
+
+/* Leaves. Each returns an owned node, or NULL when out of memory unless it says otherwise. */
+struct qnode *qnode_keyword(char *text, size_t len, bool level_word); /* Takes text. */
+struct qnode *qnode_pair_term(const struct token *t);                 /* name:value */
+/* name:>N, :>=N, :<N, :<=N, :[A,B]: 1 when the value is no comparison (an equality pair
+ * after all), 0 with *out, or -EINVAL / -ENOMEM with err set. */
+int qnode_cmp_term(const struct token *t, struct qnode **out, char *err);
+struct qnode *qnode_time(int64_t from_ms, int64_t to_ms); /* Inclusive. */
+/* A compiled regex; NULL with *rc -EINVAL (err set) or -ENOMEM. */
+struct qnode *qnode_regex(const char *pat, size_t len, bool caseless, char *err, int *rc);
+
+/* Resolve \" and \\ in a quoted body: an owned, NUL-terminated string, or NULL. */
+char *qry_unescape(const char *s, size_t len, size_t *out_len);
+char *qry_memdup0(const char *s, size_t len); /* Owned copy, NUL-terminated. */
+int64_t qry_sat_sub(int64_t a, int64_t b);    /* a - b, saturated. */
 
 /* ---- Value decoding (value.c): each returns 0 or -EINVAL/-ENOMEM with err set ---- */
 
