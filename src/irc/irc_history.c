@@ -504,7 +504,10 @@ static void hist_ready(void *owner)
         return;
     qrun_close(h->run);
     h->run = NULL;
-    if (h->tg) {
+    if (h->tg) { /* A channel whose scan failed (a time-out, say) is left out, not the rest. */
+        if (h->error[0])
+            log_warn("irc: CHATHISTORY TARGETS left out %s: %s", h->tg[h->itg].name, h->error);
+        h->error[0] = 0;
         h->itg++;
     } else {
         rows_done(h, h->parts[h->part].forward);
