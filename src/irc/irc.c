@@ -217,6 +217,8 @@ static const struct {
     {"KILL", irc_cmd_kill, REGISTERED, 1},
     {"WALLOPS", irc_cmd_wallops, REGISTERED, 1},
     {"WHOWAS", irc_cmd_whowas, REGISTERED, 1},
+    /* irc_history.c */
+    {"CHATHISTORY", irc_cmd_chathistory, REGISTERED, 0}, /* FAIL NEED_MORE_PARAMS */
 };
 
 static void dispatch_command(struct irc_client *cl, struct irc_msg *m);
@@ -302,6 +304,7 @@ static void irc_close(struct conn *c)
         irc_client_quit(cl, "Connection closed");
     irc_logbot_client_gone(cl);
     irc_logs_replay_cancel(NULL, cl);
+    irc_history_cancel(cl);
     irc_sasl_free(cl);
     irc_monitor_free(cl);
     for (struct irc_client **pp = &irc.clients; *pp; pp = &(*pp)->next) {
@@ -395,6 +398,7 @@ static void irc_resume(struct conn *c)
     if (!cl)
         return;
     irc_logs_pump();
+    irc_history_continue(cl);
 }
 
 /* Silent clients are pinged, and dropped if the PING goes unanswered. */
@@ -406,6 +410,7 @@ static void irc_tick(struct conn *c, int64_t now)
     irc_logs_tick(now);
     if (irc_logs_client_tick(cl, now))
         return;
+    irc_history_continue(cl);
     int64_t idle = now - cl->last_seen_ms;
     if (!cl->registered && idle > IRC_REGISTER_TIMEOUT_MS) {
         irc_send(cl, "ERROR :Closing Link: %s (Registration timed out)", cl->host);
@@ -465,6 +470,7 @@ void irc_free(void)
 {
     irc_logbot_free();
     irc_logs_replays_free();
+    irc_history_free();
     while (irc.chans)
         irc_chan_free(irc.chans);
 }

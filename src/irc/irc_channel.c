@@ -241,7 +241,8 @@ static void join_one(struct irc_client *cl, const char *name, const char *key)
     }
     topic_reply(cl, ch, false); /* RFC 2812: no 331 on JOIN, only on TOPIC. */
     names_reply(cl, ch, true);
-    if (ch->is_log)
+    /* A draft/chathistory client asks for what it wants (the spec: no automatic playback). */
+    if (ch->is_log && !cl->cap_chathistory)
         irc_logs_replay(cl, ch, irc.cfg->irc_replay);
 }
 

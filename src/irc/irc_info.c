@@ -11,7 +11,8 @@
 
 void irc_send_isupport(struct irc_client *cl)
 {
-    /* Two lines: one 005 must stay within 512 bytes and 13 tokens (RFC 2812's 15 params). */
+    /* Two lines (three with log channels): one 005 must stay within 512 bytes and 13 tokens (RFC
+     * 2812's 15 params). */
     irc_numeric(cl, 5,
                 "CHANTYPES=# CASEMAPPING=rfc1459 NICKLEN=%d CHANNELLEN=%d TOPICLEN=300 "
                 "PREFIX=(ov)@+ CHANMODES=be,k,l,imnst EXCEPTS=e MAXLIST=be:%d MODES=4 "
@@ -23,6 +24,11 @@ void irc_send_isupport(struct irc_client *cl)
                 "MONITOR:%d MONITOR=%d BOT=B :are supported by this server",
                 IRC_MAXTARGETS, IRC_MAXCHANS, IRC_KEYLEN, IRC_MAXTARGETS, IRC_MAXTARGETS,
                 IRC_MAXTARGETS, IRC_MONITOR, IRC_MONITOR);
+    /* History comes from the log channels (irc_history.c); msgid references are exact. */
+    if (irc.log_channels)
+        irc_numeric(cl, 5,
+                    "CHATHISTORY=%d MSGREFTYPES=msgid,timestamp :are supported by this server",
+                    IRC_HISTORY_MAX);
 }
 
 void irc_send_motd(struct irc_client *cl)

@@ -16,6 +16,7 @@
  *   irc_oper.c     OPER, KILL, WALLOPS, and WHOWAS with its history
  *   irc_logbot.c   LogBot's !commands
  *   irc_stream.c   log channels: their filters, the live log stream, and replay
+ *   irc_history.c  CHATHISTORY (IRCv3 draft/chathistory): log channels' history from the store
  *
  * Every IRC connection lives on the first reactor (the listener is one_loop), so this state
  * is touched by one thread only and needs no locks. */
@@ -83,6 +84,7 @@ struct irc_client {
     /* IRCv3 state, apart from what the live stream reads (kept at the front). */
     bool cap_sasl, cap_batch, cap_labeled, cap_setname, cap_away_notify, cap_account_tag;
     bool cap_extended_join, cap_extended_monitor;
+    bool cap_chathistory;             /* draft/chathistory: no replay on join; CHATHISTORY asks. */
     bool cap_302;                     /* CAP LS 302: capability values (sasl=PLAIN) are shown. */
     char account[IRC_ACCOUNTLEN + 1]; /* Logged in with SASL as this; "" for none. */
     int sasl_state;                   /* 0 idle, 1 PLAIN chosen: the payload comes next. */
@@ -221,14 +223,22 @@ struct irc_formatted {
     char text[IRC_SPLIT_MAX]; /* "[time] source message" */
     size_t text_len;
     char time_tag[48]; /* time=... */
-    char tags[1200];   /* +logcaster/... */
+    char tags[1200];   /* msgid=lc-<id>;+logcaster/... */
+    size_t msgid_len;  /* Of "msgid=lc-<id>;" at the start of tags. */
 };
+
+#define IRC_MSGID_PREFIX "lc-" /* A log line's msgid is this and its entry id. */
+#define IRC_RENDER_CAP   (2 * IRC_SPLIT_MAX + 4 * 1400) /* Room for one rendered entry. */
 
 void irc_logs_init(void);
 bool irc_chan_name_is_log(const char *name);
 void irc_logs_setup_chan(struct irc_chan *ch); /* Give a new #logs-* channel its filter. */
 void irc_logs_set_topic(struct irc_chan *ch);  /* The topic that tells its filter. */
 void irc_format_entry(const struct lc_entry *e, const char *chan, struct irc_formatted *f);
+/* f as the PRIVMSG line(s) cl gets (the tags it negotiated), with lead ("batch=id", or NULL)
+ * first among the tags; CRLF-terminated, into out (cap >= IRC_RENDER_CAP). Returns the bytes. */
+size_t irc_render_entry(const struct irc_client *cl, const struct irc_formatted *f,
+                        const char *lead, char *out, size_t cap);
 void irc_logs_pump(void);                /* Stream entries stored since the last call. */
 void irc_logs_tick(int64_t now_mono_ms); /* Report suppressed lines once a second. */
 /* A client's share of the stream: tell it about skipped lines once it has caught up, or drop
@@ -245,6 +255,14 @@ void irc_logbot_free(void); /* Cancel the !queries still running. */
 /* An answer for cl started or ended on the query pool: cl's input waits while any runs. */
 void irc_client_wait(struct irc_client *cl, bool start);
 void irc_logbot_client_gone(struct irc_client *cl); /* Its !queries answer without it. */
+
+/* irc_history.c: CHATHISTORY's answers run on the query pool and go out paced by the
+ * client's output queue. continue: send more of cl's answer if it has room (on resume and
+ * tick). cancel: cl is leaving; drop its answer. free: at shutdown. */
+#define IRC_HISTORY_MAX 1000 /* ISUPPORT CHATHISTORY=: the most entries one command returns. */
+void irc_history_continue(struct irc_client *cl);
+void irc_history_cancel(struct irc_client *cl);
+void irc_history_free(void);
 
 /* irc_logbot.c: a !command sent to target (a log channel, or "LogBot" in private). */
 void irc_logbot_command(struct irc_client *cl, const char *target, const char *text);
@@ -290,6 +308,7 @@ void irc_cmd_setname(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_authenticate(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_monitor(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_help(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_chathistory(struct irc_client *cl, int argc, char **argv);
 
 /* irc_sasl.c: forget a connection's SASL state (at close). */
 void irc_sasl_free(struct irc_client *cl);
@@ -316,6 +335,10 @@ void irc_label_end(void);
 bool irc_label_capturing(const struct irc_client *cl);
 void irc_label_capture(const char *line, size_t len);
 void irc_label_bypass(bool on);
+/* The label of cl's command being captured, into out ("" for none), and the capture ends
+ * without an answer of its own: for a command answered later (CHATHISTORY), which puts the
+ * label on its batch. Lines captured so far go out unlabeled. */
+void irc_label_detach(const struct irc_client *cl, char *out, size_t cap);
 /* A fresh batch reference ("b1f3a…"), unique in this server's life. */
 void irc_batch_id(char *out, size_t cap);
 /* The value of tag name in a raw tags string (client form, not unescaped), into out; false when

@@ -97,6 +97,17 @@ void irc_label_bypass(bool on)
     lr.bypass = on;
 }
 
+void irc_label_detach(const struct irc_client *cl, char *out, size_t cap)
+{
+    out[0] = 0;
+    if (lr.cl != cl)
+        return;
+    snprintf(out, cap, "%s", lr.label);
+    lr.cl = NULL;
+    if (lr.lines)
+        conn_write(cl->c, buf_head(&lr.out), buf_len(&lr.out));
+}
+
 /* Send line (without CR LF) to cl with tag added in front of its tags. */
 static void send_with_tag(struct irc_client *cl, const char *tag, const char *line, size_t len)
 {

@@ -112,12 +112,19 @@ static const struct {
     {"account-tag", offsetof(struct irc_client, cap_account_tag), NULL},
     {"extended-join", offsetof(struct irc_client, cap_extended_join), NULL},
     {"extended-monitor", offsetof(struct irc_client, cap_extended_monitor), NULL},
+    {"draft/chathistory", offsetof(struct irc_client, cap_chathistory), NULL}, /* Log channels. */
 };
 #define NCAPS (sizeof(caps) / sizeof(caps[0]))
 
 static bool *cap_flag(struct irc_client *cl, size_t i)
 {
     return (bool *)((char *)cl + caps[i].off);
+}
+
+/* Whether the server offers caps[i]: chathistory only has history to give on log channels. */
+static bool cap_offered(size_t i)
+{
+    return irc.log_channels || caps[i].off != offsetof(struct irc_client, cap_chathistory);
 }
 
 void irc_cmd_cap(struct irc_client *cl, int argc, char **argv)
@@ -132,9 +139,10 @@ void irc_cmd_cap(struct irc_client *cl, int argc, char **argv)
         if (argc > 1 && atoi(argv[1]) >= 302)
             cl->cap_302 = true;
         for (size_t i = 0; i < NCAPS; i++)
-            n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s%s%s", n ? " " : "",
-                                  caps[i].name, caps[i].value && cl->cap_302 ? "=" : "",
-                                  caps[i].value && cl->cap_302 ? caps[i].value : "");
+            if (cap_offered(i))
+                n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s%s%s", n ? " " : "",
+                                      caps[i].name, caps[i].value && cl->cap_302 ? "=" : "",
+                                      caps[i].value && cl->cap_302 ? caps[i].value : "");
         irc_send(cl, ":%s CAP %s LS :%s", irc.name, nick, list);
     } else if (strcasecmp(argv[0], "LIST") == 0) {
         for (size_t i = 0; i < NCAPS; i++)
@@ -156,7 +164,7 @@ void irc_cmd_cap(struct irc_client *cl, int argc, char **argv)
             bool off = t[0] == '-';
             const char *name = off ? t + 1 : t;
             size_t i = 0;
-            while (i < NCAPS && strcmp(caps[i].name, name) != 0)
+            while (i < NCAPS && (strcmp(caps[i].name, name) != 0 || !cap_offered(i)))
                 i++;
             if (i < NCAPS)
                 want[i] = !off;

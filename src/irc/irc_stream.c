@@ -170,9 +170,12 @@ void irc_format_entry(const struct lc_entry *e, const char *chan, struct irc_for
     snprintf(f->time_tag, sizeof(f->time_tag), "time=%s.%03dZ", iso, (int)(e->ts_ms % 1000));
     char src[140];
     tag_escape(src, sizeof(src), e->source, e->source_len);
-    int tl = snprintf(f->tags, sizeof(f->tags),
-                      "+logcaster/id=%" PRIu64 ";+logcaster/level=%s;+logcaster/source=%s", e->id,
-                      lc_level_name(e->level), src);
+    /* The msgid comes first: a long entry's later pieces leave it out (irc_render_entry). */
+    int ml = snprintf(f->tags, sizeof(f->tags), "msgid=" IRC_MSGID_PREFIX "%" PRIu64 ";", e->id);
+    f->msgid_len = (size_t)ml;
+    int tl = ml + snprintf(f->tags + ml, sizeof(f->tags) - (size_t)ml,
+                           "+logcaster/id=%" PRIu64 ";+logcaster/level=%s;+logcaster/source=%s",
+                           e->id, lc_level_name(e->level), src);
     field_tags(e->msg, e->msg_len, f->tags + tl, sizeof(f->tags) - (size_t)tl);
 }
 
@@ -182,30 +185,55 @@ static int tag_variant(const struct irc_client *cl)
     return (cl->cap_server_time ? 1 : 0) | (cl->cap_message_tags ? 2 : 0);
 }
 
-/* One entry as the wire bytes of one or more PRIVMSGs (CRLF-terminated), for one tag variant.
- * Text longer than IRC's 512-byte line is split at UTF-8 boundaries; every piece carries the
- * same tags and starts with the entry's "[time]", the later ones followed by "...", so each
- * line reads as part of a log entry. Returns the bytes written to out (cap >= 2 * IRC_SPLIT_MAX).
- */
-static size_t render_entry(const struct irc_formatted *f, int variant, char *out, size_t cap)
+/* The tags in front of one piece of an entry ("@a;b;c " or nothing): lead (may be NULL), then
+ * what the variant asks for. Later pieces of a split entry leave out the msgid, which names
+ * one message. Returns the length written to out (cap >= 1400 + lead). */
+static size_t tag_head(const struct irc_formatted *f, int variant, const char *lead, bool first,
+                       char *out, size_t cap)
 {
-    char head[1400];
-    size_t tagl = 0;
-    if (variant)
-        tagl = (size_t)snprintf(head, sizeof(head), "@%s%s%s ", variant & 1 ? f->time_tag : "",
-                                variant == 3 ? ";" : "", variant & 2 ? f->tags : "");
-    size_t pre = tagl + (size_t)snprintf(head + tagl, sizeof(head) - tagl,
-                                         IRC_LOGBOT " PRIVMSG %s :", f->chan);
+    const char *parts[3] = {lead, variant & 1 ? f->time_tag : NULL,
+                            variant & 2 ? f->tags + (first ? 0 : f->msgid_len) : NULL};
+    size_t o = 0;
+    for (int i = 0; i < 3; i++)
+        if (parts[i] && parts[i][0] && o < cap)
+            o += (size_t)snprintf(out + o, cap - o, "%c%s", o ? ';' : '@', parts[i]);
+    if (o && o + 1 < cap)
+        out[o++] = ' ';
+    out[o < cap ? o : cap - 1] = 0;
+    return o < cap ? o : cap - 1;
+}
+
+/* One entry as the wire bytes of one or more PRIVMSGs (CRLF-terminated), for one tag variant,
+ * with lead (a "batch=id" tag, or NULL) first among the tags. Text longer than IRC's 512-byte
+ * line is split at UTF-8 boundaries; every piece carries the same tags (but the msgid) and
+ * starts with the entry's "[time]", the later ones followed by "...", so each line reads as
+ * part of a log entry. Returns the bytes written to out (cap >= IRC_RENDER_CAP). */
+static size_t render_entry(const struct irc_formatted *f, int variant, const char *lead, char *out,
+                           size_t cap)
+{
+    char head[1500];
+    size_t tagl = tag_head(f, variant, lead, true, head, sizeof(head));
+    const size_t body =
+        (size_t)snprintf(head + tagl, sizeof(head) - tagl, IRC_LOGBOT " PRIVMSG %s :", f->chan);
+    size_t pre = tagl + body;
     const size_t stamp = 21; /* "[YYYY-MM-DD HH:MM:SS]" */
     size_t o = 0;
+    bool later = false;
     for (size_t off = 0; off < f->text_len;) {
         size_t cont = off ? stamp + 5 : 0;
-        size_t room = IRC_LINE_MAX - 2 - (pre - tagl) - cont; /* Tags do not count. */
+        size_t room = IRC_LINE_MAX - 2 - body - cont; /* Tags do not count. */
         size_t n = f->text_len - off;
         if (n > room) {
             n = room;
             while (n > 1 && ((unsigned char)f->text[off + n] & 0xc0) == 0x80)
                 n--;
+        }
+        if (off && !later && (variant & 2) && f->msgid_len) {
+            /* The first later piece: the same head without the msgid, from now on. */
+            tagl = tag_head(f, variant, lead, false, head, sizeof(head));
+            snprintf(head + tagl, sizeof(head) - tagl, IRC_LOGBOT " PRIVMSG %s :", f->chan);
+            pre = tagl + body;
+            later = true;
         }
         if (o + pre + cont + n + 2 > cap)
             break;
@@ -225,13 +253,19 @@ static size_t render_entry(const struct irc_formatted *f, int variant, char *out
     return o;
 }
 
-#define RENDER_CAP (2 * IRC_SPLIT_MAX + 4 * 1400)
+#define RENDER_CAP IRC_RENDER_CAP
 
 static void send_entry(struct irc_client *cl, const struct irc_formatted *f)
 {
     static char out[RENDER_CAP];
-    size_t n = render_entry(f, tag_variant(cl), out, sizeof(out));
+    size_t n = render_entry(f, tag_variant(cl), NULL, out, sizeof(out));
     irc_send_wire(cl, out, n);
+}
+
+size_t irc_render_entry(const struct irc_client *cl, const struct irc_formatted *f,
+                        const char *lead, char *out, size_t cap)
+{
+    return render_entry(f, tag_variant(cl), lead, out, cap);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -357,7 +391,7 @@ static bool stream_visit(void *arg, const struct lc_entry *e)
         for (int v = 0; v < 4; v++) {
             if (!(ch->pump_variants & (1u << v)))
                 continue;
-            size_t n = render_entry(&f, v, wire, sizeof(wire));
+            size_t n = render_entry(&f, v, NULL, wire, sizeof(wire));
             /* Out of memory: the entry is empty for this variant, the offsets stay right. */
             if (buf_append(&ch->pump[v], wire, n) < 0)
                 n = 0;
