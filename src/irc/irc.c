@@ -217,6 +217,8 @@ static const struct {
     {"KILL", irc_cmd_kill, REGISTERED, 1},
     {"WALLOPS", irc_cmd_wallops, REGISTERED, 1},
     {"WHOWAS", irc_cmd_whowas, REGISTERED, 1},
+    {"SERVLIST", irc_cmd_servlist, REGISTERED, 0},
+    {"SQUERY", irc_cmd_squery, REGISTERED, 0}, /* 411, 412 */
     /* irc_history.c */
     {"CHATHISTORY", irc_cmd_chathistory, REGISTERED, 0}, /* FAIL NEED_MORE_PARAMS */
 };

@@ -1,6 +1,7 @@
 /* irc_info.c - what clients ask about the server and its users: WHO, WHOIS, USERHOST, ISON,
  * LUSERS, MOTD, VERSION and TIME, and the ISUPPORT and MOTD parts of the welcome. LogBot is not a
- * client: it is answered for here by name. */
+ * client but an RFC 2812 service (SERVLIST and SQUERY are in irc_logbot.c): it is answered for
+ * here by name, and LUSERS counts it as a service, not a user. */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -174,6 +175,8 @@ void irc_cmd_whois(struct irc_client *cl, int argc, char **argv)
                     (size_t)snprintf(chans + n, sizeof(chans) - n, "%s@%s", n ? " " : "", ch->name);
         if (n)
             irc_numeric(cl, 319, "LogBot :%s", chans);
+        irc_numeric(cl, 312, "LogBot %s :LogCaster", irc.name);
+        irc_numeric(cl, 313, "LogBot :is a network service"); /* As UnrealIRCd and InspIRCd say. */
         irc_numeric(cl, 318, "LogBot :End of /WHOIS list.");
         return;
     }
@@ -251,8 +254,12 @@ void irc_cmd_lusers(struct irc_client *cl, int argc, char **argv)
         irc.max_users = users;
     for (struct irc_chan *ch = irc.chans; ch; ch = ch->next)
         chans++;
-    irc_numeric(cl, 251, ":There are %d users and %d invisible on 1 servers", users - invisible,
-                invisible);
+    /* RFC 2812's 251 counts users and services; Modern's counts visible and invisible users, and
+     * clients (irctest among them) read the last three numbers so. Both are said, the services
+     * first. A service is no user: 255, 265 and 266 count users only. */
+    int services = irc.log_channels ? 1 : 0; /* LogBot. */
+    irc_numeric(cl, 251, ":There are %d services, %d users and %d invisible on 1 servers", services,
+                users - invisible, invisible);
     if (opers)
         irc_numeric(cl, 252, "%d :operator(s) online", opers);
     if (unknown)
@@ -319,7 +326,9 @@ static const struct {
     {"PART", "PART #channel [:reason] - leave a channel"},
     {"PRIVMSG", "PRIVMSG target[,target] :text - a message to users or channels"},
     {"QUIT", "QUIT [:reason] - leave the server"},
+    {"SERVLIST", "SERVLIST [mask [type]] - the services (LogBot, with log channels)"},
     {"SETNAME", "SETNAME :realname - change your real name"},
+    {"SQUERY", "SQUERY LogBot :!command - talk to a service, as a private message does"},
     {"TOPIC", "TOPIC #channel [:topic] - show or set a channel's topic"},
     {"WHO", "WHO mask [%fields,token] - users matching a mask or on a channel"},
     {"WHOIS", "WHOIS nick - about a user"},

@@ -14,7 +14,7 @@
  *   irc_message.c  PRIVMSG and NOTICE
  *   irc_info.c     WHO, WHOIS, USERHOST, ISON, LUSERS, MOTD, VERSION, TIME, and ISUPPORT
  *   irc_oper.c     OPER, KILL, WALLOPS, and WHOWAS with its history
- *   irc_logbot.c   LogBot's !commands
+ *   irc_logbot.c   LogBot's !commands, and SERVLIST and SQUERY (LogBot is an RFC 2812 service)
  *   irc_stream.c   log channels: their filters, the live log stream, and replay
  *   irc_history.c  CHATHISTORY (IRCv3 draft/chathistory): log channels' history from the store
  *
@@ -303,6 +303,8 @@ void irc_cmd_oper(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_kill(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_wallops(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_whowas(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_servlist(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_squery(struct irc_client *cl, int argc, char **argv);
 
 void irc_cmd_setname(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_authenticate(struct irc_client *cl, int argc, char **argv);

@@ -1,7 +1,8 @@
 /* irc_logbot.c - LogBot, the log relay every log channel has as its operator: it answers
  * !query, !stats, !help, !logstream, !logfilter and !tail, in the channel they were said in, or
  * privately when sent to LogBot. Queries run on the query pool (query/run.h); LogBot answers
- * when the pool is done, so the IRC reactor never scans. */
+ * when the pool is done, so the IRC reactor never scans. LogBot is an RFC 2812 service, not a
+ * user: SERVLIST lists it and SQUERY talks to it (section 3.5), and LUSERS counts it apart. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -313,4 +314,42 @@ void irc_logbot_command(struct irc_client *cl, const char *target, const char *t
     }
 #undef IS
     bot_to = NULL;
+}
+
+/* LogBot's service type in SERVLIST, which RFC 2812 leaves to the server. */
+#define BOT_SERVICE_TYPE "log"
+
+/* SERVLIST [mask [type]]: 234 for LogBot when both match, then 235. */
+void irc_cmd_servlist(struct irc_client *cl, int argc, char **argv)
+{
+    const char *mask = argc > 0 && argv[0][0] ? argv[0] : "*";
+    const char *type = argc > 1 && argv[1][0] ? argv[1] : "*";
+    if (irc.log_channels && irc_mask_match(mask, "LogBot") &&
+        irc_mask_match(type, BOT_SERVICE_TYPE))
+        irc_numeric(cl, 234, "LogBot %s * %s 0 :LogCaster log relay: SQUERY LogBot :!help",
+                    irc.name, BOT_SERVICE_TYPE);
+    irc_numeric(cl, 235, "%s %s :End of service listing", mask, type);
+}
+
+/* SQUERY <service> :<text>: the service is LogBot (or LogBot@<server name>), and the text goes to
+ * it as a private message would; 408 for any other name. */
+void irc_cmd_squery(struct irc_client *cl, int argc, char **argv)
+{
+    if (argc < 1) {
+        irc_numeric(cl, 411, ":No recipient given (SQUERY)");
+        return;
+    }
+    if (argc < 2 || !argv[1][0]) {
+        irc_numeric(cl, 412, ":No text to send");
+        return;
+    }
+    const char *name = argv[0], *at = strchr(name, '@');
+    size_t len = at ? (size_t)(at - name) : strlen(name);
+    bool bot = len == 6 && strncasecmp(name, "LogBot", 6) == 0 &&
+               (!at || strcasecmp(at + 1, irc.name) == 0);
+    if (!irc.log_channels || !bot) {
+        irc_numeric(cl, 408, "%s :No such service", name);
+        return;
+    }
+    irc_logbot_command(cl, "LogBot", argv[1]);
 }

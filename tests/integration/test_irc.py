@@ -767,7 +767,7 @@ def test_who_whois_ison_lusers_list_version_time(irc):
     a.send("ISON :%s" % b.nick)
     assert a.expect_num(303)[0].split() == [b.nick]
     a.send("LUSERS")
-    m = re.match(r"There are (\d+) users", a.expect_num(251)[0])
+    m = re.match(r"There are 1 services, (\d+) users", a.expect_num(251)[0])
     assert m and int(m.group(1)) >= 2
     a.send("LIST")
     a.expect_num(321)
@@ -1016,6 +1016,46 @@ def test_log_channels_exist_and_logbot(irc):
     a.expect_num(482)
 
 
+def test_logbot_is_a_service_servlist_squery_lusers(irc):
+    """LogBot is an RFC 2812 service: LUSERS counts it as one service and not as a user, WHOIS
+    says so, SERVLIST lists it and SQUERY talks to it as a private message does."""
+    a = irc(uniq("sv"))
+    a.send("LUSERS")
+    _, lines = a.expect(lambda l: parse(l)[2] == "266")
+    by = {parse(l)[2]: parse(l)[3] for l in lines + [_]}
+    m = re.match(r"^There are 1 services, (\d+) users and (\d+) invisible on 1 servers$",
+                 by["251"][1])
+    assert m, by["251"]
+    users = int(m.group(1)) + int(m.group(2))
+    assert users == int(by["266"][1]) == int(by["265"][1]), by  # LogBot is not among them.
+    assert re.match(r"^I have %d clients and 0 servers$" % users, by["255"][1]), by["255"]
+    a.send("WHOIS logbot")
+    _, lines = a.expect(lambda l: parse(l)[2] == "318")
+    assert [parse(l)[3] for l in lines if parse(l)[2] == "313"] == \
+        [[a.nick, "LogBot", "is a network service"]], lines
+    a.send("SERVLIST")
+    assert a.expect_num(234) == ["LogBot", SERVER_NAME, "*", "log", "0",
+                                 "LogCaster log relay: SQUERY LogBot :!help"]
+    assert a.expect_num(235) == ["*", "*", "End of service listing"]
+    a.send("SERVLIST Log* log")
+    assert a.expect_num(234)[0] == "LogBot"
+    a.expect_num(235)
+    a.send("SERVLIST NickServ")  # No such service: only the end.
+    _, lines = a.expect(lambda l: parse(l)[2] == "235")
+    assert "234" not in numerics(lines), lines
+    a.send("SQUERY LogBot :!help")
+    replies = bot_replies(a, a.nick)
+    assert any("!query" in r for r in replies), replies
+    a.send("SQUERY LogBot@%s :!stats" % SERVER_NAME)
+    assert re.match(r"^entries \d+, ", bot_replies(a, a.nick)[0])
+    a.send("SQUERY NickServ :identify x")
+    assert a.expect_num(408)[0] == "NickServ"
+    a.send("SQUERY LogBot")
+    a.expect_num(412)
+    a.send("SQUERY")
+    a.expect_num(411)
+
+
 def test_log_channels_off_is_a_plain_server(server):
     """--irc-log-channels off: no #logs-* channels, no LogBot; #logs-x is an ordinary channel."""
     s = server("--irc-log-channels", "off")
@@ -1027,6 +1067,13 @@ def test_log_channels_off_is_a_plain_server(server):
         assert not [l for l in before if parse(l)[2] == "322"], before
         a.send("WHOIS LogBot")
         assert a.expect_num(401)[0] == "LogBot"
+        a.send("LUSERS")  # No services.
+        assert a.expect_num(251)[0].startswith("There are 0 services, 1 users and 0 invisible")
+        a.send("SERVLIST")
+        _, lines = a.expect(lambda l: parse(l)[2] == "235")
+        assert "234" not in numerics(lines), lines
+        a.send("SQUERY LogBot :!help")
+        assert a.expect_num(408)[0] == "LogBot"
         a.send("JOIN #logs-error")
         names = a.expect_num(353)[2].split()
         assert names == ["@plain"], names  # First member, operator; no LogBot.

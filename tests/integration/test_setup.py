@@ -26,8 +26,9 @@ TEST_LIST = os.path.join(ROOT, "scripts", "debian-packages-test.txt")
 DPKG_STATUS = "/var/lib/dpkg/status"
 # What only the tests, the benchmarks and the cluster need: none of it belongs in the run list.
 TEST_TOOLS = {"python3-pytest", "python3-selenium", "chromium", "chromium-driver", "irssi",
-              "tmux", "wrk", "curl", "clang", "libclang-rt-14-dev", "fonts-dejavu-core",
-              "groff-base", "nats-server", "libnats-dev", "rsyslog", "syslog-ng-core"}
+              "tmux", "weechat-headless", "weechat-plugins", "wrk", "curl", "clang",
+              "libclang-rt-14-dev", "fonts-dejavu-core", "groff-base", "nats-server",
+              "libnats-dev", "rsyslog", "syslog-ng-core"}
 LOG_DAEMONS = {"rsyslog", "syslog-ng-core", "busybox-syslogd", "inetutils-syslogd",
                "socklog-run"}
 APT_TIMEOUT = 120
