@@ -198,6 +198,8 @@ static const struct {
     {"PRIVMSG", irc_cmd_privmsg, REGISTERED, 0}, /* 411, 412 */
     {"NOTICE", irc_cmd_notice, REGISTERED, 0},
     {"TAGMSG", irc_cmd_tagmsg, REGISTERED, 1},
+    /* irc_multiline.c */
+    {"BATCH", irc_cmd_batch, REGISTERED, 1},
     /* irc_info.c */
     {"WHO", irc_cmd_who, REGISTERED, 0},
     {"WHOIS", irc_cmd_whois, REGISTERED, 0}, /* 431 */
@@ -234,6 +236,8 @@ static void dispatch(struct irc_client *cl, char *line)
     char *cmd = m.command;
     for (char *c = cmd; *c; c++)
         *c = (char)toupper((unsigned char)*c);
+    if (cl->mline && irc_mline_line(cl, &m))
+        return; /* A line of an open multiline batch: collected until BATCH -ref. */
     irc_label_begin(cl, m.tags, cmd);
     dispatch_command(cl, &m);
     irc_label_end();
@@ -309,6 +313,7 @@ static void irc_close(struct conn *c)
     irc_history_cancel(cl);
     irc_sasl_free(cl);
     irc_monitor_free(cl);
+    irc_mline_free(cl);
     for (struct irc_client **pp = &irc.clients; *pp; pp = &(*pp)->next) {
         if (*pp == cl) {
             *pp = cl->next;

@@ -12,6 +12,7 @@
  *   irc_channel.c  channels, and JOIN, PART, TOPIC, NAMES, LIST, KICK, INVITE
  *   irc_mode.c     MODE, AWAY and SETNAME
  *   irc_message.c  PRIVMSG and NOTICE
+ *   irc_multiline.c  BATCH: IRCv3 draft/multiline messages sent as client batches
  *   irc_info.c     WHO, WHOIS, USERHOST, ISON, LUSERS, MOTD, VERSION, TIME, and ISUPPORT
  *   irc_oper.c     OPER, KILL, WALLOPS, and WHOWAS with its history
  *   irc_logbot.c   LogBot's !commands, and SERVLIST and SQUERY (LogBot is an RFC 2812 service)
@@ -45,8 +46,15 @@
 #define IRC_KEYLEN     23   /* RFC 2812's longest channel key; longer ones are cut. */
 #define IRC_MONITOR    100  /* Nicks one client may MONITOR (ISUPPORT MONITOR=). */
 #define IRC_ACCOUNTLEN 32   /* A SASL account name. */
+/* draft/multiline: the most a client batch may hold (CAP value max-bytes, max-lines). */
+#define IRC_MULTILINE_MAX_BYTES 4096
+#define IRC_MULTILINE_MAX_LINES 32
+#define IRC_STR_(x)             #x
+#define IRC_STR(x)              IRC_STR_(x)
 
 struct irc_chan;
+struct irc_mline;
+struct irc_msg;
 struct qry;
 
 struct irc_client {
@@ -94,6 +102,8 @@ struct irc_client {
     bool bot;                         /* User mode +B: a bot (335 in WHOIS, the bot tag). */
     char (*monitor)[IRC_NICKLEN + 1]; /* The nicks it MONITORs (malloc'd, IRC_MONITOR slots). */
     int nmonitor;
+    bool cap_multiline;      /* draft/multiline (used only with batch as well). */
+    struct irc_mline *mline; /* The client batch it has open (irc_multiline.c), or NULL. */
 };
 
 struct irc_member {
@@ -290,6 +300,7 @@ void irc_cmd_away(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_privmsg(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_notice(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_tagmsg(struct irc_client *cl, int argc, char **argv);
+void irc_cmd_batch(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_who(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_whois(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_userhost(struct irc_client *cl, int argc, char **argv);
@@ -311,6 +322,15 @@ void irc_cmd_authenticate(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_monitor(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_help(struct irc_client *cl, int argc, char **argv);
 void irc_cmd_chathistory(struct irc_client *cl, int argc, char **argv);
+
+/* irc_message.c: a user message's "time=...Z" tag and a msgid unique in this server's life. */
+void irc_message_stamp(char *time_tag, size_t tcap, char *msgid, size_t mcap);
+
+/* irc_multiline.c: a line from a client with a multiline batch open: true if it was a line of
+ * that batch (collected, or refused with FAIL), false for an ordinary command. free: forget
+ * the open batch (at close). */
+bool irc_mline_line(struct irc_client *cl, struct irc_msg *m);
+void irc_mline_free(struct irc_client *cl);
 
 /* irc_sasl.c: forget a connection's SASL state (at close). */
 void irc_sasl_free(struct irc_client *cl);

@@ -113,6 +113,8 @@ static const struct {
     {"extended-join", offsetof(struct irc_client, cap_extended_join), NULL},
     {"extended-monitor", offsetof(struct irc_client, cap_extended_monitor), NULL},
     {"draft/chathistory", offsetof(struct irc_client, cap_chathistory), NULL}, /* Log channels. */
+    {"draft/multiline", offsetof(struct irc_client, cap_multiline),
+     "max-bytes=" IRC_STR(IRC_MULTILINE_MAX_BYTES) ",max-lines=" IRC_STR(IRC_MULTILINE_MAX_LINES)},
 };
 #define NCAPS (sizeof(caps) / sizeof(caps[0]))
 

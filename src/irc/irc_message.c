@@ -88,16 +88,21 @@ static void client_tags(struct umsg *u)
     u->ctags[u->ctags_len] = 0;
 }
 
-static void stamp(struct umsg *u)
+void irc_message_stamp(char *time_tag, size_t tcap, char *msgid, size_t mcap)
 {
     static uint64_t seq;
     int64_t now = now_ms();
     time_t secs = (time_t)(now / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    size_t sl = strftime(u->time_tag, sizeof(u->time_tag), "time=%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(u->time_tag + sl, sizeof(u->time_tag) - sl, ".%03dZ", (int)(now % 1000));
-    snprintf(u->msgid, sizeof(u->msgid), "%" PRIx64 "-%" PRIu64, (uint64_t)irc.started_ms, ++seq);
+    size_t sl = strftime(time_tag, tcap, "time=%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(time_tag + sl, tcap - sl, ".%03dZ", (int)(now % 1000));
+    snprintf(msgid, mcap, "%" PRIx64 "-%" PRIu64, (uint64_t)irc.started_ms, ++seq);
+}
+
+static void stamp(struct umsg *u)
+{
+    irc_message_stamp(u->time_tag, sizeof(u->time_tag), u->msgid, sizeof(u->msgid));
 }
 
 static void message(struct irc_client *cl, int argc, char **argv, const char *cmd)

@@ -259,3 +259,140 @@ def test_help(irc):
     c.expect_num(706)
     c.send("HELP NOSUCHTHING")
     c.expect_num(524)
+
+
+# ----------------------------------------------------------------------------------------
+# draft/multiline.
+
+ML_CAPS = ["batch", "draft/multiline", "message-tags", "server-time", "echo-message",
+           "labeled-response"]
+
+
+def send_batch(c, ref, target, lines, label=None):
+    """BATCH +ref draft/multiline target, the lines ((text, concat)), BATCH -ref."""
+    c.send("%sBATCH +%s draft/multiline %s" % ("@label=%s " % label if label else "", ref, target))
+    for text, concat in lines:
+        c.send("@batch=%s%s PRIVMSG %s :%s" % (
+            ref, ";draft/multiline-concat" if concat else "", target, text))
+    c.send("BATCH -" + ref)
+
+
+def test_multiline_cap_value(srv):
+    c = Irc(srv.irc_port)
+    try:
+        c.send("CAP LS 302")
+        line, _ = c.expect(r" CAP \S+ LS ")
+        assert "draft/multiline=max-bytes=4096,max-lines=32" in parse(line)[3][-1].split(), line
+    finally:
+        c.close()
+
+
+def test_multiline_batch_to_a_client_with_the_cap_and_one_without(irc):
+    a = irc(caps=ML_CAPS)
+    b = irc(caps=["batch", "draft/multiline", "message-tags", "server-time"])
+    c = irc(caps=["message-tags", "server-time"])
+    plain = irc()
+    chan = "#" + uniq("ml")
+    for x in (a, b, c, plain):
+        x.join(chan)
+    for x in (a, b, c):
+        x.sync()
+    send_batch(a, "r1", chan, [("hello", False), ("", False), ("how is ", False),
+                               ("everyone?", True)], label="L1")
+    # The sender's echo: the batch, the label on its opening line only.
+    start, _ = a.expect(r" BATCH \+")
+    tags, prefix, _, params = parse(start)
+    assert tags.get("label") == "L1" and params[1:] == ["draft/multiline", chan], start
+    assert prefix.startswith(a.nick + "!") and tags.get("msgid") and tags.get("time"), start
+    ref = params[0][1:]
+    _, inside = a.expect(r" BATCH -" + ref + "$")
+    assert [parse(l)[3] for l in inside] == [[chan, "hello"], [chan, ""], [chan, "how is "],
+                                             [chan, "everyone?"]], inside
+    assert all("label" not in parse(l)[0] and "msgid" not in parse(l)[0] for l in inside), inside
+    assert "draft/multiline-concat" in parse(inside[3])[0], inside
+    msgid = tags["msgid"]
+    # A client with the capability: the same batch, the same msgid.
+    bstart, _ = b.expect(r" BATCH \+")
+    btags, _, _, bparams = parse(bstart)
+    assert btags.get("msgid") == msgid and "label" not in btags, bstart
+    _, binside = b.expect(r" BATCH -" + bparams[0][1:] + "$")
+    assert [parse(l)[3][1] for l in binside] == ["hello", "", "how is ", "everyone?"], binside
+    assert all(parse(l)[0].get("batch") == bparams[0][1:] for l in binside), binside
+    # Without it: the non-blank lines as they were sent, the msgid on the first only.
+    got = [c.expect(r"PRIVMSG %s :" % chan)[0] for _ in range(3)]
+    assert [parse(l)[3][1] for l in got] == ["hello", "how is ", "everyone?"], got
+    assert [parse(l)[0].get("msgid") for l in got] == [msgid, None, None], got
+    assert all("draft/multiline-concat" not in parse(l)[0] and "batch" not in parse(l)[0]
+               for l in got), got
+    got = [plain.expect(r"PRIVMSG %s :" % chan)[0] for _ in range(3)]
+    assert [l.split(" :", 1)[1] for l in got] == ["hello", "how is ", "everyone?"], got
+    assert not any(l.startswith("@") for l in got), got
+    # Nothing more: no BATCH for the fallback clients.
+    assert not [l for l in c.sync() + plain.sync() if "BATCH" in l or "PRIVMSG" in l]
+
+
+def test_multiline_private_message_and_ack_without_echo(irc):
+    a = irc(caps=["batch", "draft/multiline", "labeled-response"])
+    b = irc(caps=["batch", "draft/multiline"])
+    send_batch(a, "p1", b.nick, [("one", False), ("two", False)], label="L2")
+    line, _ = a.expect(r" ACK$")
+    assert parse(line)[0] == {"label": "L2"}, line
+    start, _ = b.expect(r" BATCH \+")
+    ref = parse(start)[3][0][1:]
+    _, inside = b.expect(r" BATCH -" + ref + "$")
+    assert [parse(l)[3] for l in inside] == [[b.nick, "one"], [b.nick, "two"]], inside
+
+
+def test_multiline_fail_codes(irc):
+    a = irc(caps=ML_CAPS)
+    watcher = irc()
+    chan = "#" + uniq("mlf")
+    a.join(chan)
+    watcher.join(chan)
+    a.sync()
+
+    def fail():
+        line, _ = a.expect(r" FAIL BATCH ")
+        return parse(line)[3][1:-1]
+
+    # max-lines: the 33rd line fails at once; the rest of the batch is dropped.
+    a.send("BATCH +x1 draft/multiline " + chan)
+    for i in range(34):
+        a.send("@batch=x1 PRIVMSG %s :line %d" % (chan, i))
+    assert fail() == ["MULTILINE_MAX_LINES", "32"]
+    a.send("BATCH -x1")
+    # max-bytes: 11 lines of 400 bytes are over 4096.
+    a.send("BATCH +x2 draft/multiline " + chan)
+    for i in range(11):
+        a.send("@batch=x2 PRIVMSG %s :%s" % (chan, "x" * 400))
+    assert fail() == ["MULTILINE_MAX_BYTES", "4096"]
+    a.send("BATCH -x2")
+    # A line to another target (a fresh sender: the one above sent 50 lines at once).
+    a = irc(caps=ML_CAPS)
+    a.join(chan)
+    a.sync()
+    a.send("BATCH +x3 draft/multiline " + chan)
+    a.send("@batch=x3 PRIVMSG #elsewhere :hi")
+    assert fail() == ["MULTILINE_INVALID_TARGET", chan, "#elsewhere"]
+    a.send("BATCH -x3")
+    # Invalid: a blank line concatenated, a line of another batch, only blank lines, an
+    # unknown batch closed, and a batch opened without the capability.
+    send_batch(a, "x4", chan, [("hi", False), ("", True)])
+    assert fail() == ["MULTILINE_INVALID"]
+    a.send("BATCH +x5 draft/multiline " + chan)
+    a.send("@batch=zz PRIVMSG %s :hi" % chan)
+    assert fail() == ["MULTILINE_INVALID"]
+    a.send("BATCH -x5")
+    send_batch(a, "x6", chan, [("", False), ("", False)])
+    assert fail() == ["MULTILINE_INVALID"]
+    a.send("BATCH -nope")
+    assert fail() == ["MULTILINE_INVALID"]
+    watcher.send("BATCH +y draft/multiline " + chan)
+    line, _ = watcher.expect(r" FAIL BATCH ")
+    assert parse(line)[3][1] == "MULTILINE_INVALID", line
+    # None of it reached the channel, and the sender was not taken for a flood.
+    a.sync()
+    assert not [l for l in watcher.sync() if "PRIVMSG" in l]
+    send_batch(a, "ok", chan, [("after", False)])
+    line, _ = watcher.expect(r"PRIVMSG %s :" % chan)
+    assert line.endswith(":after"), line
