@@ -123,6 +123,10 @@ struct irc_list {
     int n;
 };
 
+/* The ways a log line is rendered: bit 0 server-time, bit 1 message-tags, bit 2 draft/multiline
+ * (with batch: an entry of several lines as one batch). */
+#define IRC_TAG_VARIANTS 8
+
 struct irc_chan {
     char name[IRC_CHANLEN + 1];
     char topic[300];
@@ -144,8 +148,8 @@ struct irc_chan {
     int window_lines, suppressed;
     /* The entries of the current pump, rendered once per tag variant its members use, and
      * where each entry ends; then copied to each member in one piece (irc_stream.c). */
-    struct buf pump[4];
-    uint32_t *pump_ends[4];
+    struct buf pump[IRC_TAG_VARIANTS];
+    uint32_t *pump_ends[IRC_TAG_VARIANTS];
     uint32_t pump_lines;
     unsigned pump_variants;
     struct irc_chan *next;
@@ -235,6 +239,7 @@ struct irc_formatted {
     char time_tag[48]; /* time=... */
     char tags[1200];   /* msgid=lc-<id>;+logcaster/... */
     size_t msgid_len;  /* Of "msgid=lc-<id>;" at the start of tags. */
+    uint64_t id;       /* The entry's id (the reference of its draft/multiline batch). */
 };
 
 #define IRC_MSGID_PREFIX "lc-" /* A log line's msgid is this and its entry id. */

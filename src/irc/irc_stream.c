@@ -7,6 +7,7 @@
  * IRCv3 server-time and message-tags for clients that asked for them. A channel over its rate limit
  * sends a count of suppressed lines instead; a client that cannot keep up is dropped (SendQ), never
  * waited for, so IRC never slows ingestion. */
+#define _GNU_SOURCE /* memmem */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,16 +174,18 @@ void irc_format_entry(const struct lc_entry *e, const char *chan, struct irc_for
     /* The msgid comes first: a long entry's later pieces leave it out (irc_render_entry). */
     int ml = snprintf(f->tags, sizeof(f->tags), "msgid=" IRC_MSGID_PREFIX "%" PRIu64 ";", e->id);
     f->msgid_len = (size_t)ml;
+    f->id = e->id;
     int tl = ml + snprintf(f->tags + ml, sizeof(f->tags) - (size_t)ml,
                            "+logcaster/id=%" PRIu64 ";+logcaster/level=%s;+logcaster/source=%s",
                            e->id, lc_level_name(e->level), src);
     field_tags(e->msg, e->msg_len, f->tags + tl, sizeof(f->tags) - (size_t)tl);
 }
 
-/* The tags a client gets: bit 0 server-time, bit 1 message-tags. */
+/* The tags a client gets: bit 0 server-time, bit 1 message-tags; bit 2: draft/multiline. */
 static int tag_variant(const struct irc_client *cl)
 {
-    return (cl->cap_server_time ? 1 : 0) | (cl->cap_message_tags ? 2 : 0);
+    return (cl->cap_server_time ? 1 : 0) | (cl->cap_message_tags ? 2 : 0) |
+           (cl->cap_multiline && cl->cap_batch ? 4 : 0);
 }
 
 /* The tags in front of one piece of an entry ("@a;b;c " or nothing): lead (may be NULL), then
@@ -203,14 +206,73 @@ static size_t tag_head(const struct irc_formatted *f, int variant, const char *l
     return o < cap ? o : cap - 1;
 }
 
+/* The escaped line feed (line_escape) that joins the lines of a multi-line entry. */
+#define ML_BREAK     "\\x0a"
+#define ML_BREAK_LEN 4
+
+/* A multi-line entry (its text holds escaped line feeds) for a draft/multiline client: one
+ * batch whose opening line carries the entry's tags (and lead), one PRIVMSG per line of the
+ * entry, the first starting with "[time] source", and a line longer than IRC's 512 bytes
+ * continued with draft/multiline-concat. Returns the bytes written to out, or 0 when the
+ * entry has one line or its batch does not fit in cap (then it goes as plain lines). */
+static size_t render_multiline(const struct irc_formatted *f, int variant, const char *lead,
+                               char *out, size_t cap)
+{
+    if (!memmem(f->text, f->text_len, ML_BREAK, ML_BREAK_LEN))
+        return 0;
+    char head[1500], ref[32], msg[IRC_CHANLEN + 40];
+    snprintf(ref, sizeof(ref), "lc%" PRIu64, f->id);
+    size_t o = tag_head(f, variant & 3, lead, true, head, sizeof(head));
+    int w =
+        snprintf(out, cap, "%s" IRC_LOGBOT " BATCH +%s draft/multiline %s\r\n", head, ref, f->chan);
+    if (w < 0 || (size_t)w >= cap)
+        return 0;
+    o = (size_t)w;
+    const size_t msgl = (size_t)snprintf(msg, sizeof(msg), IRC_LOGBOT " PRIVMSG %s :", f->chan);
+    const char *p = f->text, *end = f->text + f->text_len;
+    while (p <= end) {
+        const char *nl = memmem(p, (size_t)(end - p), ML_BREAK, ML_BREAK_LEN);
+        const char *le = nl ? nl : end;
+        bool concat = false;
+        do { /* One line of the entry, in pieces that fit IRC's line. */
+            size_t n = (size_t)(le - p), room = IRC_LINE_MAX - 2 - msgl;
+            if (n > room) {
+                n = room;
+                while (n > 1 && ((unsigned char)p[n] & 0xc0) == 0x80)
+                    n--; /* Never inside a UTF-8 sequence. */
+            }
+            w = snprintf(out + o, cap - o, "@batch=%s%s %s%.*s\r\n", ref,
+                         concat ? ";draft/multiline-concat" : "", msg, (int)n, p);
+            if (w < 0 || (size_t)w >= cap - o)
+                return 0;
+            o += (size_t)w;
+            p += n;
+            concat = true;
+        } while (p < le);
+        p = le + ML_BREAK_LEN;
+    }
+    w = snprintf(out + o, cap - o, IRC_LOGBOT " BATCH -%s\r\n", ref);
+    if (w < 0 || (size_t)w >= cap - o)
+        return 0;
+    return o + (size_t)w;
+}
+
 /* One entry as the wire bytes of one or more PRIVMSGs (CRLF-terminated), for one tag variant,
  * with lead (a "batch=id" tag, or NULL) first among the tags. Text longer than IRC's 512-byte
  * line is split at UTF-8 boundaries; every piece carries the same tags (but the msgid) and
  * starts with the entry's "[time]", the later ones followed by "...", so each line reads as
- * part of a log entry. Returns the bytes written to out (cap >= IRC_RENDER_CAP). */
+ * part of a log entry. A client with draft/multiline (variant bit 2) gets an entry of several
+ * lines as one batch instead (render_multiline). Returns the bytes written to out
+ * (cap >= IRC_RENDER_CAP). */
 static size_t render_entry(const struct irc_formatted *f, int variant, const char *lead, char *out,
                            size_t cap)
 {
+    if (variant & 4) {
+        size_t ml = render_multiline(f, variant, lead, out, cap);
+        if (ml)
+            return ml;
+        variant &= 3;
+    }
     char head[1500];
     size_t tagl = tag_head(f, variant, lead, true, head, sizeof(head));
     const size_t body =
@@ -388,7 +450,7 @@ static bool stream_visit(void *arg, const struct lc_entry *e)
         struct irc_formatted f;
         irc_format_entry(e, ch->name, &f);
         static char wire[RENDER_CAP];
-        for (int v = 0; v < 4; v++) {
+        for (int v = 0; v < IRC_TAG_VARIANTS; v++) {
             if (!(ch->pump_variants & (1u << v)))
                 continue;
             size_t n = render_entry(&f, v, NULL, wire, sizeof(wire));
@@ -417,7 +479,7 @@ static bool pump_prepare(void)
             if (!cl->logstream_off && !cl->closing)
                 ch->pump_variants |= 1u << tag_variant(cl);
         }
-        for (int v = 0; v < 4; v++) {
+        for (int v = 0; v < IRC_TAG_VARIANTS; v++) {
             if (!(ch->pump_variants & (1u << v)))
                 continue;
             if (!ch->pump_ends[v])
@@ -435,7 +497,7 @@ static bool pump_prepare(void)
 
 void irc_logs_chan_free(struct irc_chan *ch)
 {
-    for (int v = 0; v < 4; v++) {
+    for (int v = 0; v < IRC_TAG_VARIANTS; v++) {
         buf_free(&ch->pump[v]);
         free(ch->pump_ends[v]);
     }
@@ -533,7 +595,7 @@ void irc_logs_pump(void)
             if (!cl->logstream_off && !cl->closing && !(replays && replaying(cl, ch)))
                 deliver(ch, cl, now);
         }
-        for (int v = 0; v < 4; v++)
+        for (int v = 0; v < IRC_TAG_VARIANTS; v++)
             buf_shrink(&ch->pump[v], 1 << 20);
         ch->pump_lines = 0;
     }

@@ -396,3 +396,45 @@ def test_multiline_fail_codes(irc):
     send_batch(a, "ok", chan, [("after", False)])
     line, _ = watcher.expect(r"PRIVMSG %s :" % chan)
     assert line.endswith(":after"), line
+
+
+def test_multi_line_log_entry_is_one_batch(server):
+    """An entry joined from several lines (--multiline) reaches a draft/multiline client as one
+    batch, a line of the entry per PRIVMSG; others get it as today, one line with the escaped
+    line feeds."""
+    s = server("--multiline")
+    ml, old = Irc(s.irc_port), Irc(s.irc_port)
+    try:
+        ml.register(uniq("ml"), caps=["batch", "draft/multiline", "message-tags"])
+        old.register(uniq("old"), caps=[])
+        for c in (ml, old):
+            c.join("#logs-all")
+            c.sync()
+        long = "y" * 700
+        before = s.count()
+        s.send(["ERROR boom " + long, "\tat a.b(B.java:1)", "\tat c.d(D.java:2)", "INFO next"])
+        s.wait_count(before + 2, timeout=10)
+        start, _ = ml.expect(r" BATCH \+\S+ draft/multiline #logs-all$")
+        tags, prefix, _, params = parse(start)
+        assert prefix == "LogBot!log@system" and tags["msgid"].startswith("lc-"), start
+        assert tags.get("+logcaster/level") == "ERROR", start
+        ref = params[0][1:]
+        _, inside = ml.expect(r" BATCH -%s$" % ref)
+        assert all(parse(l)[0].get("batch") == ref and parse(l)[2] == "PRIVMSG"
+                   for l in inside), inside
+        texts = [parse(l)[3][1] for l in inside]
+        concat = ["draft/multiline-concat" in parse(l)[0] for l in inside]
+        assert concat == [False, True, False, False], inside  # The long first line: 2 pieces.
+        assert texts[0].startswith("[") and "ERROR boom y" in texts[0], texts
+        assert texts[0] + texts[1] == texts[0].split(" ERROR")[0] + " ERROR boom " + long
+        assert texts[2:] == ["\\x09at a.b(B.java:1)", "\\x09at c.d(D.java:2)"], texts
+        line, _ = ml.expect(r"PRIVMSG #logs-all :.* INFO next$")
+        assert "batch" not in parse(line)[0], line  # A one-line entry: no batch.
+        # Without the capability: the entry as before, its line feeds escaped.
+        got, _ = old.expect(r"PRIVMSG #logs-all :.*boom")
+        rest = [old.expect(r"PRIVMSG #logs-all :")[0] for _ in range(2)]
+        assert "BATCH" not in "".join([got] + rest)
+        assert "\\x0a\\x09at c.d(D.java:2)" in rest[-1] + rest[0], rest
+    finally:
+        ml.close()
+        old.close()
