@@ -350,7 +350,7 @@ static void batch_close(struct irc_client *cl, const char *ref)
             if (!notice)
                 irc_numeric(cl, 401, "%s :No such nick/channel", ml->target);
         } else {
-            if (to != cl)
+            if (to != cl || !cl->cap_echo_message) /* To oneself: the echo is the copy. */
                 deliver(to, &s, "");
             away = to->away[0] && !notice ? to : NULL;
             sent = true;
