@@ -234,11 +234,14 @@ int main(int argc, char **argv)
     }
     log_info("received %s: finishing received data and shutting down", strsignal(sig));
     server_stop(srv);
-    qpool_stop(); /* After the connections closed (cancelling their queries), before the store. */
+    /* The connections closed, cancelling their queries; LogBot's answers to channels outlive
+     * their askers, so IRC goes next; then the pool finishes every cancelled query, before
+     * the store they read closes. */
+    irc_free();
+    qpool_stop();
     struct store_stats st;
     store_get_stats(store, &st);
     log_info("stopped cleanly; %llu entries held", (unsigned long long)st.entries);
-    irc_free();
     store_close(store); /* Before server_free: the store's writer signals the reactors' fds. */
     server_free(srv);
     close(lock_fd);
