@@ -23,8 +23,8 @@ void metrics_observe(enum metrics_hist h, int64_t ns)
     atomic_fetch_add_explicit(&hists[h].sum_ns, (uint64_t)ns, memory_order_relaxed);
 }
 
-void metrics_snapshot(enum metrics_hist h, uint64_t cumulative[QLAT_BUCKETS + 1],
-                      uint64_t *count, double *sum_seconds)
+void metrics_snapshot(enum metrics_hist h, uint64_t cumulative[QLAT_BUCKETS + 1], uint64_t *count,
+                      double *sum_seconds)
 {
     uint64_t run = 0;
     for (int i = 0; i <= QLAT_BUCKETS; i++) {

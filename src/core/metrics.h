@@ -26,8 +26,8 @@ static inline void metrics_query_observe(int64_t ns)
 }
 
 /* Cumulative counts per bucket (the last one is +Inf), the total count and the sum. */
-void metrics_snapshot(enum metrics_hist h, uint64_t cumulative[QLAT_BUCKETS + 1],
-                      uint64_t *count, double *sum_seconds);
+void metrics_snapshot(enum metrics_hist h, uint64_t cumulative[QLAT_BUCKETS + 1], uint64_t *count,
+                      double *sum_seconds);
 
 /* The upper bound (seconds) of the bucket holding quantile phi, or 0 with no observation;
  * the last bound when it lies beyond it. */

@@ -192,8 +192,7 @@ void http_get_metrics(struct http_conn *h)
         for (int i = 0; i < QLAT_BUCKETS; i++)
             buf_printf(&b, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", hists[hk].name, qlat_bounds[i],
                        cum[i]);
-        buf_printf(&b,
-                   "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n",
+        buf_printf(&b, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n",
                    hists[hk].name, cum[QLAT_BUCKETS], hists[hk].name, sum, hists[hk].name, count);
     }
     struct qpool_stats qs;
@@ -324,10 +323,10 @@ struct query_job {
     struct qrun *run;
     uint64_t limit, found;
     bool ndjson, more;
-    bool table;         /* The answer is a table (the query has pipes). */
-    uint64_t table_cap; /* Rows of a table sent at most (0: all), */
+    bool table;          /* The answer is a table (the query has pipes). */
+    uint64_t table_cap;  /* Rows of a table sent at most (0: all), */
     uint64_t table_rows; /* of how many. */
-    int status; /* An error answered (or 0). */
+    int status;          /* An error answered (or 0). */
     struct buf out;
     int64_t t0;
     char text[MAX_Q];

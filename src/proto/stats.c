@@ -89,12 +89,10 @@ size_t stats_collect(struct conn *c, struct stat_kv *out)
     U("queries_cancelled", qs.cancelled);
     U("queries_timed_out", qs.timed_out);
     U("query_threads", (uint64_t)qs.threads);
-    out[n++] = (struct stat_kv){.key = "query_p50_ms",
-                                .kind = STAT_F64,
-                                .d = metrics_quantile(MH_QUERY, 0.5) * 1000};
-    out[n++] = (struct stat_kv){.key = "query_p99_ms",
-                                .kind = STAT_F64,
-                                .d = metrics_quantile(MH_QUERY, 0.99) * 1000};
+    out[n++] = (struct stat_kv){
+        .key = "query_p50_ms", .kind = STAT_F64, .d = metrics_quantile(MH_QUERY, 0.5) * 1000};
+    out[n++] = (struct stat_kv){
+        .key = "query_p99_ms", .kind = STAT_F64, .d = metrics_quantile(MH_QUERY, 0.99) * 1000};
     out[n++] = (struct stat_kv){.key = "query_wait_p99_ms",
                                 .kind = STAT_F64,
                                 .d = metrics_quantile(MH_QUERY_WAIT, 0.99) * 1000};

@@ -81,8 +81,9 @@ void qtable_free(struct qtable *t); /* NULL is a no-op. */
 
 /* Write row r as the query port prints it: name=value pairs in column order separated by
  * single spaces; a value that is empty or holds a space, '"' or '=' is double-quoted with \"
- * and \\ escapes, and so is a name that holds one of those or '|' ("quantile(0.9, x)"). Writes at most cap bytes (no NUL) and returns the full length, so a caller
- * can grow its buffer and call again. */
+ * and \\ escapes, and so is a name that holds one of those or '|' ("quantile(0.9, x)"). Writes at
+ * most cap bytes (no NUL) and returns the full length, so a caller can grow its buffer and call
+ * again. */
 size_t qtable_row_kv(const struct qtable *t, size_t r, char *out, size_t cap);
 
 #endif

@@ -53,9 +53,9 @@ struct qtask {
     struct qtask *next;
     int64_t deadline_ms;
     int64_t submitted_ns; /* For the wait histogram. */
-    int active;    /* Steps running now. */
-    bool queued;   /* In the run queue or the admission queue. */
-    bool admitted; /* Counted against concurrency. */
+    int active;           /* Steps running now. */
+    bool queued;          /* In the run queue or the admission queue. */
+    bool admitted;        /* Counted against concurrency. */
     bool paused, unpause, exhausted, finished, cancel, expired;
     _Atomic bool stop_now;    /* Cancelled: read by long steps without the lock. */
     _Atomic bool interrupted; /* A step stopped early (qpool_should_stop): work is missing. */

@@ -3,10 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/entry.h"
 #include "check.h"
 #include "proto/ingest_parse.h"
 #include "proto/line.h"
-#include "base/entry.h"
 
 TEST(framing_lf_and_crlf)
 {

@@ -8,9 +8,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/entry.h"
 #include "check.h"
 #include "proto/syslog.h"
-#include "base/entry.h"
 
 /* Milliseconds since the epoch of a UTC time, computed by the C library. */
 static int64_t utc(int y, int mo, int d, int h, int mi, int s, int ms)
