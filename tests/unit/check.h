@@ -6,8 +6,10 @@
 #ifndef LC_CHECK_H
 #define LC_CHECK_H
 
+#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static int check_passed, check_failed, check_cur_failed;
 
@@ -48,6 +50,23 @@ static int check_passed, check_failed, check_cur_failed;
             check_passed++;                                                                        \
         }                                                                                          \
     } while (0)
+
+/* Remove a test's scratch directory and the files in it (one level: a store's data dir). */
+static inline void check_rm_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char path[512];
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        unlink(path);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
 
 static inline int check_summary(const char *suite)
 {

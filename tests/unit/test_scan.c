@@ -132,18 +132,7 @@ static char msgs[BLOCKS * PER][48];
 
 static void wipe(void)
 {
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    char path[512];
-    while (d && (de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-        unlink(path);
-    }
-    if (d)
-        closedir(d);
-    rmdir(dir);
+    check_rm_dir(dir);
 }
 
 /* A store of BLOCKS blocks of random messages over a small alphabet, so words and regex

@@ -24,18 +24,7 @@ static char dir[64];
 
 static void wipe(void)
 {
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    char path[512];
-    while (d && (de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-        unlink(path);
-    }
-    if (d)
-        closedir(d);
-    rmdir(dir);
+    check_rm_dir(dir);
 }
 
 /* Open the store in dir as it is; with tokens_held, its token filter builder starts held. */
