@@ -2,13 +2,10 @@
  *
  * An entry chain keeps rows (copies of the fields the chain names), pruned to N when a limit
  * allows; an aggregation keeps one group per distinct by-key in an open-addressing map, each
- * with one state per function. Every byte a part holds is counted (charge/release) against
- * its limit, so a query that would need too much memory stops with one sentence instead.
- *
- * quantile keeps a log-bucket histogram per group: bucket i holds values in
- * (g^(i-1), g^i] with g = 1.01/0.99, shown as 2g^i/(g+1), so every answer is within 1% of the
- * exact nearest-rank value, the histogram's size grows with the log of the values' spread and
- * merging adds counts. count_uniq keeps the distinct values themselves: exact. */
+ * with one state per function. Every byte a part holds is counted (qmem_charge/qmem_release)
+ * against its limit, so a query that would need too much memory stops with one sentence
+ * instead. quantile keeps a sketch per group (sketch.c, within 1%); count_uniq keeps the
+ * distinct values themselves: exact. A part's wire form for other nodes is agg_wire.c. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,111 +13,63 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "query/pipe_internal.h"
-
-#define SK_GAMMA 1.0202020202020202 /* 1.01 / 0.99 */
-
-struct qslot {
-    char *key; /* Owned (counted); NULL = empty slot. */
-    size_t klen;
-    uint64_t h;
-    uint64_t cnt;   /* field_names: entries having the name. */
-    uint64_t stamp; /* field_names: the last entry counted (one count per entry). */
-    void *val;      /* Groups: struct fstate[nfuncs]. */
-};
-
-struct qmap {
-    struct qslot *s;
-    size_t cap, n;
-};
-
-struct sk_side {
-    int32_t lo; /* Index of c[0]. */
-    uint32_t len;
-    uint64_t *c; /* Counts, counted. */
-};
-
-struct sketch {
-    uint64_t zero;
-    struct sk_side pos, neg; /* neg holds magnitudes. */
-};
-
-struct fstate {
-    uint64_t n; /* count: entries; others: numbers seen. */
-    double sum, min, max;
-    struct qmap *uniq;
-    struct sketch *sk;
-};
-
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
-struct qagg {
-    const struct qpipes *p;
-    const struct qpipe *agg; /* NULL: an entry chain. */
-    size_t limit, used;
-    int rc;
-    char err[QRY_ERR_MAX];
-    uint64_t seq;       /* Entries added (field_names stamps). */
-    struct qrow **rows; /* Entry chain. */
-    size_t nrows, cap;
-    struct qsortspec spec; /* PRUNE_SORTED. */
-    struct qmap groups;    /* Aggregation: by-key -> fstate[], or name -> count. */
-    struct buf key, vals;  /* Scratch. */
-};
+#include "query/agg_internal.h"
+#include "query/sketch.h"
 
 /* ---- Memory ---- */
 
-static bool charge(struct qagg *a, size_t n)
+bool qmem_charge(struct qmem *m, size_t n)
 {
-    if (a->rc)
+    if (m->rc)
         return false;
-    if (a->limit && (n > a->limit || a->used > a->limit - n)) {
-        a->rc = -E2BIG;
-        if (a->limit % (1u << 20) == 0)
-            qry_errf(a->err, "query needs more than %zu MiB (--query-memory)", a->limit >> 20);
+    if (m->limit && (n > m->limit || m->used > m->limit - n)) {
+        m->rc = -E2BIG;
+        if (m->limit % (1u << 20) == 0)
+            qry_errf(m->err, "query needs more than %zu MiB (--query-memory)", m->limit >> 20);
         else
-            qry_errf(a->err, "query needs more than %zu bytes (--query-memory)", a->limit);
+            qry_errf(m->err, "query needs more than %zu bytes (--query-memory)", m->limit);
         return false;
     }
-    a->used += n;
+    m->used += n;
     return true;
 }
 
-static void release(struct qagg *a, size_t n)
+void qmem_release(struct qmem *m, size_t n)
 {
-    a->used -= n < a->used ? n : a->used;
+    m->used -= n < m->used ? n : m->used;
 }
 
-static void *xalloc(struct qagg *a, size_t n)
+void qmem_nomem(struct qmem *m)
 {
-    if (!charge(a, n))
+    m->rc = -ENOMEM;
+    qry_errf(m->err, "out of memory");
+}
+
+void *qmem_alloc(struct qmem *m, size_t n)
+{
+    if (!qmem_charge(m, n))
         return NULL;
     void *p = calloc(1, n ? n : 1);
     if (!p) {
-        release(a, n);
-        a->rc = -ENOMEM;
-        qry_errf(a->err, "out of memory");
+        qmem_release(m, n);
+        qmem_nomem(m);
     }
     return p;
 }
 
-static bool buf_room(struct qagg *a, struct buf *b, size_t more)
+bool qbuf_room(struct qmem *m, struct qbuf *b, size_t more)
 {
     if (b->len + more <= b->cap)
         return true;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + more)
         cap *= 2;
-    if (!charge(a, cap - b->cap))
+    if (!qmem_charge(m, cap - b->cap))
         return false;
     char *p = realloc(b->p, cap);
     if (!p) {
-        release(a, cap - b->cap);
-        a->rc = -ENOMEM;
-        qry_errf(a->err, "out of memory");
+        qmem_release(m, cap - b->cap);
+        qmem_nomem(m);
         return false;
     }
     b->p = p;
@@ -130,13 +79,13 @@ static bool buf_room(struct qagg *a, struct buf *b, size_t more)
 
 /* ---- Map ---- */
 
-static struct qslot *map_get(struct qagg *a, struct qmap *m, const char *key, size_t klen,
-                             uint64_t h, bool *created)
+struct qslot *qmap_get(struct qmem *mem, struct qmap *m, const char *key, size_t klen, uint64_t h,
+                       bool *created)
 {
     *created = false;
     if ((m->n + 1) * 10 > m->cap * 7) {
         size_t cap = m->cap ? m->cap * 2 : 16;
-        struct qslot *s = xalloc(a, cap * sizeof(*s));
+        struct qslot *s = qmem_alloc(mem, cap * sizeof(*s));
         if (!s)
             return NULL;
         for (size_t i = 0; i < m->cap; i++) {
@@ -148,7 +97,7 @@ static struct qslot *map_get(struct qagg *a, struct qmap *m, const char *key, si
             s[j] = m->s[i];
         }
         free(m->s);
-        release(a, m->cap * sizeof(*s));
+        qmem_release(mem, m->cap * sizeof(*s));
         m->s = s;
         m->cap = cap;
     }
@@ -156,7 +105,7 @@ static struct qslot *map_get(struct qagg *a, struct qmap *m, const char *key, si
     for (; m->s[j].key; j = (j + 1) & (m->cap - 1))
         if (m->s[j].h == h && m->s[j].klen == klen && memcmp(m->s[j].key, key, klen) == 0)
             return &m->s[j];
-    char *k = xalloc(a, klen + 1);
+    char *k = qmem_alloc(mem, klen + 1);
     if (!k)
         return NULL;
     memcpy(k, key, klen);
@@ -166,108 +115,38 @@ static struct qslot *map_get(struct qagg *a, struct qmap *m, const char *key, si
     return &m->s[j];
 }
 
-static void fstates_free(struct qagg *a, struct fstate *f, size_t n);
+static void fstates_free(struct qmem *mem, struct fstate *f, size_t n);
 
-static void map_free(struct qagg *a, struct qmap *m, size_t nfuncs)
+static void map_free(struct qmem *mem, struct qmap *m, size_t nfuncs)
 {
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->s[i].key)
             continue;
         free(m->s[i].key);
-        release(a, m->s[i].klen + 1);
-        fstates_free(a, m->s[i].val, nfuncs);
+        qmem_release(mem, m->s[i].klen + 1);
+        fstates_free(mem, m->s[i].val, nfuncs);
     }
     free(m->s);
-    release(a, m->cap * sizeof(*m->s));
+    qmem_release(mem, m->cap * sizeof(*m->s));
     *m = (struct qmap){0};
-}
-
-/* ---- Quantile sketch ---- */
-
-static bool sk_add(struct qagg *a, struct sketch *sk, double v, uint64_t count)
-{
-    if (v == 0) {
-        sk->zero += count;
-        return true;
-    }
-    struct sk_side *s = v > 0 ? &sk->pos : &sk->neg;
-    double lg = ceil(log(fabs(v)) / log(SK_GAMMA));
-    int32_t i = (int32_t)lg;
-    if (s->len == 0 || i < s->lo || i >= s->lo + (int32_t)s->len) {
-        int32_t lo = s->len == 0 || i < s->lo ? i : s->lo;
-        int32_t hi = s->len == 0 || i >= s->lo + (int32_t)s->len ? i : s->lo + (int32_t)s->len - 1;
-        uint32_t len = (uint32_t)(hi - lo + 1);
-        uint64_t *c = xalloc(a, len * sizeof(*c));
-        if (!c)
-            return false;
-        if (s->len)
-            memcpy(c + (s->lo - lo), s->c, s->len * sizeof(*c));
-        free(s->c);
-        release(a, s->len * sizeof(*c));
-        s->c = c, s->lo = lo, s->len = len;
-    }
-    s->c[i - s->lo] += count;
-    return true;
-}
-
-static double sk_value(int32_t i)
-{
-    return 2 * pow(SK_GAMMA, i) / (SK_GAMMA + 1);
-}
-
-/* The nearest-rank phi quantile of n values within [min, max]. */
-static double sk_quantile(const struct sketch *sk, double phi, uint64_t n, double min, double max)
-{
-    uint64_t r = (uint64_t)ceil(phi * (double)n), seen = 0;
-    if (r <= 1)
-        return min;
-    if (r >= n)
-        return max;
-    double v = max;
-    for (uint32_t k = sk->neg.len; k-- > 0;)
-        if ((seen += sk->neg.c[k]) >= r) {
-            v = -sk_value(sk->neg.lo + (int32_t)k);
-            goto found;
-        }
-    if ((seen += sk->zero) >= r) {
-        v = 0;
-        goto found;
-    }
-    for (uint32_t k = 0; k < sk->pos.len; k++)
-        if ((seen += sk->pos.c[k]) >= r) {
-            v = sk_value(sk->pos.lo + (int32_t)k);
-            goto found;
-        }
-found:
-    return v < min ? min : v > max ? max : v;
-}
-
-static void sk_free(struct qagg *a, struct sketch *sk)
-{
-    if (!sk)
-        return;
-    free(sk->pos.c);
-    free(sk->neg.c);
-    release(a, (sk->pos.len + sk->neg.len) * sizeof(uint64_t) + sizeof(*sk));
-    free(sk);
 }
 
 /* ---- Function states ---- */
 
-static void fstates_free(struct qagg *a, struct fstate *f, size_t n)
+static void fstates_free(struct qmem *mem, struct fstate *f, size_t n)
 {
     if (!f)
         return;
     for (size_t i = 0; i < n; i++) {
         if (f[i].uniq) {
-            map_free(a, f[i].uniq, 0);
+            map_free(mem, f[i].uniq, 0);
             free(f[i].uniq);
-            release(a, sizeof(struct qmap));
+            qmem_release(mem, sizeof(struct qmap));
         }
-        sk_free(a, f[i].sk);
+        qsk_free(mem, f[i].sk);
     }
     free(f);
-    release(a, n * sizeof(*f));
+    qmem_release(mem, n * sizeof(*f));
 }
 
 /* The number a function reads from e's field, if it is one. */
@@ -289,7 +168,7 @@ static bool entry_number(const struct lc_entry *e, const struct qfunc *fn, doubl
 }
 
 /* Append the value of field name to b; *present false (nothing appended) when e lacks it. */
-static bool append_value(struct qagg *a, struct buf *b, const struct lc_entry *e, const char *name,
+static bool append_value(struct qagg *a, struct qbuf *b, const struct lc_entry *e, const char *name,
                          size_t nlen, int64_t step_ms, bool *present)
 {
     char tmp[48];
@@ -311,7 +190,7 @@ static bool append_value(struct qagg *a, struct buf *b, const struct lc_entry *e
     } else if (nlen == 4 && memcmp(name, "_msg", 4) == 0) {
         v = e->msg, len = e->msg_len;
     } else if (e->msg && qfield_find(e->msg, e->msg_len, name, nlen, &f)) {
-        if (!buf_room(a, b, f.value_len))
+        if (!qbuf_room(&a->mem, b, f.value_len))
             return false;
         b->len += qfield_copy(&f, b->p + b->len);
         return true;
@@ -320,7 +199,7 @@ static bool append_value(struct qagg *a, struct buf *b, const struct lc_entry *e
         *present = false;
         return true;
     }
-    if (!buf_room(a, b, len))
+    if (!qbuf_room(&a->mem, b, len))
         return false;
     memcpy(b->p + b->len, v, len);
     b->len += len;
@@ -349,10 +228,10 @@ static bool fstate_add(struct qagg *a, struct fstate *st, const struct qfunc *fn
             return false;
         if (!present || a->vals.len == 0)
             return true;
-        if (!st->uniq && !(st->uniq = xalloc(a, sizeof(*st->uniq))))
+        if (!st->uniq && !(st->uniq = qmem_alloc(&a->mem, sizeof(*st->uniq))))
             return false;
-        return map_get(a, st->uniq, a->vals.p, a->vals.len, XXH3_64bits(a->vals.p, a->vals.len),
-                       &created) != NULL;
+        return qmap_get(&a->mem, st->uniq, a->vals.p, a->vals.len,
+                        XXH3_64bits(a->vals.p, a->vals.len), &created) != NULL;
     default:
         break;
     }
@@ -363,9 +242,9 @@ static bool fstate_add(struct qagg *a, struct fstate *st, const struct qfunc *fn
     st->sum += x;
     st->n++;
     if (fn->kind == QF_QUANTILE) {
-        if (!st->sk && !(st->sk = xalloc(a, sizeof(*st->sk))))
+        if (!st->sk && !(st->sk = qsk_new(&a->mem)))
             return false;
-        return sk_add(a, st->sk, x, 1);
+        return qsk_add(&a->mem, st->sk, x);
     }
     return true;
 }
@@ -378,7 +257,7 @@ struct qagg *qagg_new(const struct qpipes *p, size_t mem_limit)
     if (!a)
         return NULL;
     a->p = p;
-    a->limit = mem_limit;
+    a->mem.limit = mem_limit;
     a->agg = p->agg < p->n ? &p->p[p->agg] : NULL;
     if (p->prune == PRUNE_SORTED) {
         const struct qpipe *s = &p->p[p->prune_pipe];
@@ -410,22 +289,21 @@ static void prune(struct qagg *a)
     else if (qrows_sort(a->rows, a->nrows, &a->spec) < 0)
         return; /* Out of memory: keep them all; the limit will tell. */
     for (size_t i = keep; i < a->nrows; i++) {
-        release(a, a->rows[i]->bytes);
+        qmem_release(&a->mem, a->rows[i]->bytes);
         free(a->rows[i]);
     }
     a->nrows = keep;
 }
 
-static bool add_row(struct qagg *a, struct qrow *r)
+bool qagg_push_row(struct qagg *a, struct qrow *r)
 {
     if (a->nrows == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 64;
-        if (!charge(a, (cap - a->cap) * sizeof(*a->rows)))
+        if (!qmem_charge(&a->mem, (cap - a->cap) * sizeof(*a->rows)))
             return false;
         struct qrow **rows = realloc(a->rows, cap * sizeof(*rows));
         if (!rows) {
-            a->rc = -ENOMEM;
-            qry_errf(a->err, "out of memory");
+            qmem_nomem(&a->mem);
             return false;
         }
         a->rows = rows;
@@ -455,15 +333,14 @@ static bool add_entry_row(struct qagg *a, const struct lc_entry *e)
     size_t bytes;
     struct qrow *r = qrow_make(e->id, p->necols, v, len, &bytes);
     if (!r) {
-        a->rc = -ENOMEM;
-        qry_errf(a->err, "out of memory");
+        qmem_nomem(&a->mem);
         return false;
     }
-    if (!charge(a, bytes)) {
+    if (!qmem_charge(&a->mem, bytes)) {
         free(r);
         return false;
     }
-    return add_row(a, r);
+    return qagg_push_row(a, r);
 }
 
 static bool add_field_names(struct qagg *a, const struct lc_entry *e)
@@ -474,8 +351,8 @@ static bool add_field_names(struct qagg *a, const struct lc_entry *e)
     for (size_t i = 0; i < 4; i++) {
         if (i == 3 && e->source_len == 0)
             break;
-        struct qslot *s = map_get(a, &a->groups, builtin[i], strlen(builtin[i]),
-                                  XXH3_64bits(builtin[i], strlen(builtin[i])), &created);
+        struct qslot *s = qmap_get(&a->mem, &a->groups, builtin[i], strlen(builtin[i]),
+                                   XXH3_64bits(builtin[i], strlen(builtin[i])), &created);
         if (!s)
             return false;
         s->cnt++;
@@ -483,8 +360,8 @@ static bool add_field_names(struct qagg *a, const struct lc_entry *e)
     struct qfield f;
     size_t pos = 0;
     while (e->msg && qfield_next(e->msg, e->msg_len, &pos, &f)) {
-        struct qslot *s =
-            map_get(a, &a->groups, f.name, f.name_len, XXH3_64bits(f.name, f.name_len), &created);
+        struct qslot *s = qmap_get(&a->mem, &a->groups, f.name, f.name_len,
+                                   XXH3_64bits(f.name, f.name_len), &created);
         if (!s)
             return false;
         if (s->stamp != a->seq)
@@ -503,7 +380,7 @@ static struct fstate *group_states(struct qagg *a, const struct lc_entry *e)
         size_t at = a->key.len;
         bool present;
         uint32_t n;
-        if (!buf_room(a, &a->key, sizeof(n)))
+        if (!qbuf_room(&a->mem, &a->key, sizeof(n)))
             return NULL;
         a->key.len += sizeof(n);
         if (!append_value(a, &a->key, e, g->by[i].name, g->by[i].len, g->by[i].step_ms, &present))
@@ -513,8 +390,9 @@ static struct fstate *group_states(struct qagg *a, const struct lc_entry *e)
     }
     bool created;
     const char *k = a->key.p ? a->key.p : "";
-    struct qslot *s = map_get(a, &a->groups, k, a->key.len, XXH3_64bits(k, a->key.len), &created);
-    if (!s || (created && !(s->val = xalloc(a, g->nfuncs * sizeof(struct fstate)))))
+    struct qslot *s =
+        qmap_get(&a->mem, &a->groups, k, a->key.len, XXH3_64bits(k, a->key.len), &created);
+    if (!s || (created && !(s->val = qmem_alloc(&a->mem, g->nfuncs * sizeof(struct fstate)))))
         return NULL;
     return s->val;
 }
@@ -533,7 +411,7 @@ static bool add_group(struct qagg *a, const struct lc_entry *e)
 
 bool qagg_add(struct qagg *a, const struct lc_entry *e)
 {
-    if (a->rc)
+    if (a->mem.rc)
         return false;
     if (!a->agg) {
         /* limit N: after N entries a caller scanning newest first needs no more; one that
@@ -575,7 +453,7 @@ bool qagg_add_summary(struct qagg *a, const uint64_t counts[LC_LEVEL_COUNT], int
                       int64_t max_ts)
 {
     const struct qpipe *g = a->agg;
-    if (a->rc || !g || (g->kind != QP_STATS && g->kind != QP_TOP) ||
+    if (a->mem.rc || !g || (g->kind != QP_STATS && g->kind != QP_TOP) ||
         !summary_answers(g, min_ts, max_ts))
         return false;
     for (int l = 0; l < LC_LEVEL_COUNT; l++) {
@@ -606,11 +484,11 @@ static bool fstate_merge(struct qagg *a, struct fstate *d, const struct fstate *
     if (fn->kind == QF_COUNT_UNIQ) {
         if (!s->uniq)
             return true;
-        if (!d->uniq && !(d->uniq = xalloc(a, sizeof(*d->uniq))))
+        if (!d->uniq && !(d->uniq = qmem_alloc(&a->mem, sizeof(*d->uniq))))
             return false;
         for (size_t i = 0; i < s->uniq->cap; i++) {
             const struct qslot *u = &s->uniq->s[i];
-            if (u->key && !map_get(a, d->uniq, u->key, u->klen, u->h, &created))
+            if (u->key && !qmap_get(&a->mem, d->uniq, u->key, u->klen, u->h, &created))
                 return false;
         }
         return true;
@@ -623,56 +501,47 @@ static bool fstate_merge(struct qagg *a, struct fstate *d, const struct fstate *
     d->n += s->n;
     if (!s->sk)
         return true;
-    if (!d->sk && !(d->sk = xalloc(a, sizeof(*d->sk))))
+    if (!d->sk && !(d->sk = qsk_new(&a->mem)))
         return false;
-    d->sk->zero += s->sk->zero;
-    for (uint32_t k = 0; k < s->sk->pos.len; k++)
-        if (s->sk->pos.c[k] &&
-            !sk_add(a, d->sk, sk_value(s->sk->pos.lo + (int32_t)k), s->sk->pos.c[k]))
-            return false;
-    for (uint32_t k = 0; k < s->sk->neg.len; k++)
-        if (s->sk->neg.c[k] &&
-            !sk_add(a, d->sk, -sk_value(s->sk->neg.lo + (int32_t)k), s->sk->neg.c[k]))
-            return false;
-    return true;
+    return qsk_merge(&a->mem, d->sk, s->sk);
 }
 
 /* Parts copy what they take from b, so b's books stay b's and b is freed whole. */
 int qagg_merge(struct qagg *a, struct qagg *b)
 {
     if (!b)
-        return a->rc;
-    if (b->rc && !a->rc) {
-        a->rc = b->rc;
-        memcpy(a->err, b->err, sizeof(a->err));
+        return a->mem.rc;
+    if (b->mem.rc && !a->mem.rc) {
+        a->mem.rc = b->mem.rc;
+        memcpy(a->mem.err, b->mem.err, sizeof(a->mem.err));
     }
-    if (!a->rc && !a->agg) {
-        for (size_t i = 0; i < b->nrows && !a->rc; i++) {
+    if (!a->mem.rc && !a->agg) {
+        for (size_t i = 0; i < b->nrows && !a->mem.rc; i++) {
             size_t bytes = b->rows[i]->bytes;
-            if (!charge(a, bytes))
+            if (!qmem_charge(&a->mem, bytes))
                 break;
-            if (!add_row(a, b->rows[i])) {
-                release(a, bytes);
+            if (!qagg_push_row(a, b->rows[i])) {
+                qmem_release(&a->mem, bytes);
                 break;
             }
-            release(b, bytes);
+            qmem_release(&b->mem, bytes);
             b->rows[i] = NULL;
         }
         prune(a);
-    } else if (!a->rc) {
+    } else if (!a->mem.rc) {
         const struct qpipe *g = a->agg;
         bool names = g->kind == QP_FIELD_NAMES, created;
-        for (size_t i = 0; i < b->groups.cap && !a->rc; i++) {
+        for (size_t i = 0; i < b->groups.cap && !a->mem.rc; i++) {
             const struct qslot *s = &b->groups.s[i];
             if (!s->key)
                 continue;
-            struct qslot *d = map_get(a, &a->groups, s->key, s->klen, s->h, &created);
+            struct qslot *d = qmap_get(&a->mem, &a->groups, s->key, s->klen, s->h, &created);
             if (!d)
                 break;
             d->cnt += s->cnt;
             if (names)
                 continue;
-            if (created && !(d->val = xalloc(a, g->nfuncs * sizeof(struct fstate))))
+            if (created && !(d->val = qmem_alloc(&a->mem, g->nfuncs * sizeof(struct fstate))))
                 break;
             for (size_t f = 0; f < g->nfuncs; f++)
                 if (!fstate_merge(a, (struct fstate *)d->val + f, (const struct fstate *)s->val + f,
@@ -681,12 +550,12 @@ int qagg_merge(struct qagg *a, struct qagg *b)
         }
     }
     qagg_free(b);
-    return a->rc;
+    return a->mem.rc;
 }
 
 const char *qagg_error(const struct qagg *a)
 {
-    return a && a->rc ? a->err : NULL;
+    return a && a->mem.rc ? a->mem.err : NULL;
 }
 
 void qagg_free(struct qagg *a)
@@ -696,7 +565,7 @@ void qagg_free(struct qagg *a)
     for (size_t i = 0; i < a->nrows; i++)
         free(a->rows[i]);
     free(a->rows);
-    map_free(a, &a->groups, a->agg && a->agg->kind != QP_FIELD_NAMES ? a->agg->nfuncs : 0);
+    map_free(&a->mem, &a->groups, a->agg && a->agg->kind != QP_FIELD_NAMES ? a->agg->nfuncs : 0);
     free(a->key.p);
     free(a->vals.p);
     free(a);
@@ -726,7 +595,7 @@ static size_t func_cell(const struct fstate *st, const struct qfunc *fn, char *o
     case QF_AVG:
         return qfmt_num(st->sum / (double)st->n, out);
     default:
-        return qfmt_num(sk_quantile(st->sk, fn->phi, st->n, st->min, st->max), out);
+        return qfmt_num(qsk_quantile(st->sk, fn->phi, st->n, st->min, st->max), out);
     }
 }
 
@@ -810,7 +679,7 @@ static struct qtable *finish_groups(struct qagg *a, char *err)
         for (; t.nrows > g->n; t.nrows--)
             free(t.rows[t.nrows - 1]);
     const struct qpipes *p = a->p;
-    size_t limit = a->limit;
+    size_t limit = a->mem.limit;
     qagg_free(a);
     return wtable_finish(&t, p, p->agg + 1, false, limit, err);
 nomem:
@@ -829,8 +698,8 @@ static int id_asc(const void *x, const void *y)
 
 struct qtable *qagg_finish(struct qagg *a, char *err)
 {
-    if (a->rc) {
-        qry_errf(err, "%s", a->err);
+    if (a->mem.rc) {
+        qry_errf(err, "%s", a->mem.err);
         qagg_free(a);
         return NULL;
     }
@@ -844,7 +713,7 @@ struct qtable *qagg_finish(struct qagg *a, char *err)
         qsort(a->rows, a->nrows, sizeof(*a->rows), id_asc);
     t.rows = a->rows, t.nrows = a->nrows;
     a->rows = NULL, a->nrows = 0;
-    size_t limit = a->limit;
+    size_t limit = a->mem.limit;
     qagg_free(a);
     return wtable_finish(&t, p, 0, true, limit, err);
 }
