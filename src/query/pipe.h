@@ -24,6 +24,7 @@
 struct qry;
 struct qpipes; /* A compiled chain of pipes: immutable, shared by threads. */
 struct qagg;   /* One part of a run of the pipes. */
+struct buf;    /* core/buf.h */
 
 /* True when the compiled query has pipes (then its answer is a table, not entries). */
 bool qry_has_pipes(const struct qry *q);
@@ -75,6 +76,26 @@ const char *qagg_error(const struct qagg *a);
 /* Apply the rest of the pipes and return the table; consumes a. On error returns NULL and
  * writes one sentence to err (QRY_ERR_MAX bytes). */
 struct qtable *qagg_finish(struct qagg *a, char *err);
+
+/* Append a's wire form to out (core/buf.h), for a part sent to another node: the whole state
+ * of every pipe kind (an entry chain's rows; every group with each function's state: counts,
+ * sums, minimums, maximums, count_uniq's values, quantile's sketch; field_names' counts), or
+ * the sentence of a part that stopped (qagg_error). Headed by a version and a hash of the
+ * compiled pipes, which the decoder checks. a is not changed. Returns 0, or -ENOMEM with out
+ * as it was. */
+int qagg_encode(const struct qagg *a, struct buf *out);
+
+/* A part for the compiled pipes p built from data[0..len), an encoding qagg_encode made for
+ * the same pipes, possibly on another node; it owns all its memory (data is not kept), and
+ * merges and finishes like the part that was encoded, so finishing the merge of decoded parts
+ * gives the table the originals would. Its memory is charged to mem_limit (0 = no limit) as
+ * qagg_add charges: past the limit it is a part stopped with that sentence (qagg_error, and
+ * qagg_merge passes it on), as is a part that was encoded stopped. Any bytes are safe: ones
+ * that are not such an encoding (truncated, corrupt, another version or other pipes) give NULL
+ * and one sentence in err (QRY_ERR_MAX bytes), never a crash or an allocation beyond what len
+ * backs. */
+struct qagg *qagg_decode(const struct qpipes *p, const void *data, size_t len, size_t mem_limit,
+                         char *err);
 
 void qagg_free(struct qagg *a);     /* NULL is a no-op. */
 void qtable_free(struct qtable *t); /* NULL is a no-op. */
