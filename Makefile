@@ -3,13 +3,13 @@ CC      ?= cc
 CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -pthread -Isrc -Isrc/lib \
               -Itests/unit \
               $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
-LIBS    = $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8) -lzstd -lxxhash -lyajl -linih -lssl -lcrypto \
+LIBS    = $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8) -lzstd -lxxhash -lyajl -linih -lnats -lssl -lcrypto \
           -pthread -lm
 OPT     ?= -O2 -g
 SAN     = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRCS    = $(filter-out src/main.c, $(wildcard src/base/*.c src/core/*.c src/proto/*.c src/ingest/*.c src/irc/*.c \
-                                                 src/store/*.c src/query/*.c src/http/*.c)) src/http/assets.S
+                                                 src/store/*.c src/query/*.c src/http/*.c src/cluster/*.c)) src/http/assets.S
 WEB_FILES   = web/index.html web/app.js web/app.css
 CLIENT_SRCS = $(wildcard src/client/*.c)
 UNIT_SRCS   = $(wildcard tests/unit/test_*.c)

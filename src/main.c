@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/server.h"
@@ -156,24 +157,33 @@ int main(int argc, char **argv)
     int lock_fd = lock_data_dir(cfg.data_dir);
     if (lock_fd < 0)
         return 1;
-    struct store_config scfg = {
-        .data_dir = cfg.data_dir,
-        .cache_size = cfg.memory_limit,
-        .fsync = (enum fsync_policy)cfg.fsync_policy,
-        .fsync_interval_ms = cfg.fsync_interval_ms,
-        .segment_size = cfg.segment_size,
-        .compression_level = cfg.compression_level,
-        .archive_level = cfg.archive_level,
-        .retention_size = cfg.retention_size,
-        .retention_age_ms = cfg.retention_age_ms,
-        .retention_min_free = cfg.retention_min_free,
-    };
-    struct store *store = store_open(&scfg);
-    if (!store) {
-        fprintf(stderr, "logcasterd: cannot open the store\n");
-        return 1;
+    /* A single node writes to its own store; a cluster member to JetStream, and its store is
+     * the partitions it holds (src/cluster). */
+    struct store *store = NULL;
+    if (cfg.cluster_urls) {
+        if (cluster_start(&cfg) < 0)
+            return 1;
+        ingest_init_sink(cluster_sink_ops(), cluster_sink());
+    } else {
+        struct store_config scfg = {
+            .data_dir = cfg.data_dir,
+            .cache_size = cfg.memory_limit,
+            .fsync = (enum fsync_policy)cfg.fsync_policy,
+            .fsync_interval_ms = cfg.fsync_interval_ms,
+            .segment_size = cfg.segment_size,
+            .compression_level = cfg.compression_level,
+            .archive_level = cfg.archive_level,
+            .retention_size = cfg.retention_size,
+            .retention_age_ms = cfg.retention_age_ms,
+            .retention_min_free = cfg.retention_min_free,
+        };
+        store = store_open(&scfg);
+        if (!store) {
+            fprintf(stderr, "logcasterd: cannot open the store\n");
+            return 1;
+        }
+        ingest_init(store);
     }
-    ingest_init(store);
     ingest_set_line_time(cfg.time_from_line, cfg.time_back_ms, cfg.time_ahead_ms);
     protocols_set_store(store);
     qrun_set_memory_limit(cfg.query_memory);
@@ -182,6 +192,7 @@ int main(int argc, char **argv)
                              .timeout_ms = cfg.query_timeout_ms};
     if (qpool_start(&qcfg) < 0) {
         fprintf(stderr, "logcasterd: cannot start the query threads\n");
+        cluster_stop();
         store_close(store);
         return 1;
     }
@@ -212,6 +223,7 @@ int main(int argc, char **argv)
     struct server *srv = server_start(&cfg, listeners, nlisteners);
     if (!srv) {
         qpool_stop();
+        cluster_stop();
         store_close(store);
         return 1;
     }
@@ -237,8 +249,10 @@ int main(int argc, char **argv)
     /* The connections closed, cancelling their queries; LogBot's answers to channels outlive
      * their askers, so IRC goes next; then the pool finishes every cancelled query, before
      * the store they read closes. */
+    cluster_quiesce();
     irc_free();
     qpool_stop();
+    cluster_stop(); /* After the pool: no query reads a partition any more. */
     struct store_stats st;
     store_get_stats(store, &st);
     log_info("stopped cleanly; %llu entries held", (unsigned long long)st.entries);
@@ -247,5 +261,5 @@ int main(int argc, char **argv)
     close(lock_fd);
     policy_free();
     tls_cleanup();
-    return 0;
+    return cluster_failed() ? 2 : 0;
 }

@@ -17,7 +17,7 @@
 #define LC_VERSION "0.2.0"
 
 #define CONFIG_MAX_LISTEN 4
-#define CONFIG_MAX_OPTS   80 /* Room in the option table (config.c asserts it fits). */
+#define CONFIG_MAX_OPTS   100 /* Room in the option table (config.c asserts it fits). */
 
 struct config {
     const char *bind_addr;      /* Address every listener binds to. */
@@ -80,6 +80,17 @@ struct config {
     int rcvbuf, sndbuf;     /* SO_RCVBUF / SO_SNDBUF; 0 = kernel default (autotuning). */
     int shutdown_timeout_s; /* Longest graceful-shutdown flush. */
     int verbosity;
+    /* The cluster (src/cluster): set when --cluster names NATS servers. */
+    const char *cluster_urls;     /* "nats://h1:4222,nats://h2:4222"; NULL: a single node. */
+    const char *node_name;        /* This node's name in the cluster (default: the host name). */
+    const char *cluster_name;     /* Prefix of every stream, bucket and subject. */
+    int cluster_partitions;       /* Fixed when the cluster is first created. */
+    int cluster_replicas;         /* JetStream copies of every stream. */
+    int cluster_copies;           /* Nodes that keep each partition queryable. */
+    int64_t cluster_ack_timeout_ms; /* A batch JetStream has not confirmed by then fails. */
+    const char *cluster_creds;    /* NATS credentials file. */
+    const char *cluster_user, *cluster_password;
+    const char *cluster_tls_ca, *cluster_tls_cert, *cluster_tls_key;
     /* Which options the file or the flags set: bit (1 << role) of the option's slot (bit 0
      * for options that are not per role). Kept by config.c, for rules such as "a rate set
      * without a burst gets the burst of its rate". */

@@ -138,6 +138,55 @@ static void print_irc_oper(const struct config *c, const struct opt *o, int role
                 (int)(strchr(c->irc_oper, ':') - c->irc_oper), c->irc_oper);
 }
 
+/* The default node name: the host name, which is unique and stable on most networks. */
+static void init_node_name(struct config *c)
+{
+    static char host[256];
+    if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+        snprintf(host, sizeof(host), "node");
+    host[64] = 0;
+    for (char *p = host; *p; p++) /* "web1.example.com" -> "web1-example-com" */
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", *p))
+            *p = '-';
+    c->node_name = host;
+}
+
+/* Names go into NATS subjects and keys: letters, digits, '-' and '_' only. */
+static int check_name(const struct opt *o, const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 64 ||
+        strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                  "0123456789-_") != n) {
+        fprintf(stderr,
+                "logcasterd: --%s: '%s' is not a name (1 to 64 letters, digits, '-' or '_')\n",
+                o->name, v);
+        return -1;
+    }
+    return 0;
+}
+
+static int set_node_name(struct config *c, const struct opt *o, int role, const char *v)
+{
+    if (check_name(o, v) < 0)
+        return -1;
+    c->node_name = v;
+    return 0;
+}
+
+static int set_cluster_name(struct config *c, const struct opt *o, int role, const char *v)
+{
+    if (check_name(o, v) < 0)
+        return -1;
+    c->cluster_name = v;
+    return 0;
+}
+
+static void print_secret(const struct config *c, const struct opt *o, int role, FILE *out)
+{
+    fprintf(out, "%s = %s\n", o->name, c->cluster_password ? "(not shown)" : "(none)");
+}
+
 /* BACK[,AHEAD]: one value is a window both ways; logs replayed from files are old, a clock
  * far ahead is rare, so the default (30d,1h) differs by direction. */
 static int set_time_window(struct config *c, const struct opt *o, int role, const char *v)
@@ -416,6 +465,44 @@ const struct opt config_opts[] = {
     {"shutdown-timeout", .type = OPT_INT, CFG(shutdown_timeout_s), .arg = "SEC", .def = {"5"},
      RANGE(0, 3600), .help = "longest flush on SIGINT/SIGTERM"},
 
+    /* Cluster. */
+    {"cluster", .type = OPT_STRING, CFG(cluster_urls), .arg = "URLS", .empty = "(none)",
+     .group = "Cluster:",
+     .help = "join a cluster: the NATS JetStream servers, comma-separated "
+             "(nats://h1:4222,nats://h2:4222); without it this is a single node"},
+    {"node-name", .type = OPT_STRING, CFG(node_name), .arg = "NAME", .init = init_node_name,
+     .def_text = "the host name", .set = set_node_name,
+     .help = "this node's name in the cluster: unique, and the same after a restart"},
+    {"cluster-name", .type = OPT_STRING, CFG(cluster_name), .arg = "NAME", .def = {"logcaster"},
+     .set = set_cluster_name,
+     .help = "prefix of the cluster's streams, buckets and subjects, so several clusters can "
+             "share one NATS"},
+    {"cluster-partitions", .type = OPT_INT, CFG(cluster_partitions), .arg = "N", .def = {"8"},
+     RANGE(1, 255),
+     .help = "partitions the data is split into, one JetStream stream each; fixed when the "
+             "cluster is first created"},
+    {"cluster-replicas", .type = OPT_INT, CFG(cluster_replicas), .arg = "N", .def = {"3"},
+     RANGE(1, 5),
+     .help = "JetStream copies of every stream (a line is acknowledged once a "
+             "majority of them has it)"},
+    {"cluster-copies", .type = OPT_INT, CFG(cluster_copies), .arg = "N", .def = {"2"}, RANGE(1, 16),
+     .help = "nodes that keep each partition queryable in their own store"},
+    {"cluster-ack-timeout", .type = OPT_AGE, CFG(cluster_ack_timeout_ms), .arg = "AGE",
+     .def = {"10s"},
+     .help = "a batch JetStream has not confirmed within this is answered with an error"},
+    {"cluster-creds", .type = OPT_STRING, CFG(cluster_creds), .arg = "FILE", .empty = "(none)",
+     .help = "NATS credentials file (user JWT and NKey seed)"},
+    {"cluster-user", .type = OPT_STRING, CFG(cluster_user), .arg = "USER", .empty = "(none)",
+     .help = "NATS user name (with --cluster-password)"},
+    {"cluster-password", .type = OPT_STRING, CFG(cluster_password), .arg = "PASSWORD",
+     .empty = "(none)", .print = print_secret, .help = "NATS password"},
+    {"cluster-tls-ca", .type = OPT_STRING, CFG(cluster_tls_ca), .arg = "FILE", .empty = "(none)",
+     .help = "CA certificates (PEM) NATS servers are verified with; implies TLS"},
+    {"cluster-tls-cert", .type = OPT_STRING, CFG(cluster_tls_cert), .arg = "FILE",
+     .empty = "(none)", .help = "client certificate (PEM) for NATS, with --cluster-tls-key"},
+    {"cluster-tls-key", .type = OPT_STRING, CFG(cluster_tls_key), .arg = "FILE", .empty = "(none)",
+     .help = "the client certificate's private key (PEM)"},
+
     /* Other. */
     {"verbose", 'v', .type = OPT_CUSTOM, .set = set_verbose, .print = print_verbose,
      .init = init_verbosity, .group = "Other:", .help = "more diagnostics on stderr (repeatable)"},
@@ -449,6 +536,14 @@ int config_table_check(struct config *c)
             fprintf(stderr, "logcasterd: --listen ...+tls needs --tls-cert and --tls-key\n");
             return -1;
         }
+    }
+    if (!c->cluster_tls_cert != !c->cluster_tls_key) {
+        fprintf(stderr, "logcasterd: --cluster-tls-cert and --cluster-tls-key go together\n");
+        return -1;
+    }
+    if (!c->cluster_user != !c->cluster_password) {
+        fprintf(stderr, "logcasterd: --cluster-user and --cluster-password go together\n");
+        return -1;
     }
     /* The log role's default burst belongs to its default rate: a rate someone chose keeps
      * the meaning it always had (a burst of the rate) unless they chose a burst too, so no

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/cluster.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/policy.h"
@@ -73,6 +74,13 @@ void http_get_healthz(struct http_conn *h)
 /* ------------------------------------------------------------------------------------------ */
 /* Statistics and metrics. */
 
+static void put_cluster_json(void *arg, const char *name, const char *value)
+{
+    struct buf *b = arg;
+    buf_printf(b, ",\"%s\":", name + 8); /* Without "cluster_". */
+    json_str(b, value, strlen(value));
+}
+
 void http_get_stats(struct http_conn *h)
 {
     struct stat_kv kv[STATS_MAX];
@@ -107,7 +115,13 @@ void http_get_stats(struct http_conn *h)
                st.oldest_ts_ms, st.newest_ts_ms);
     for (int l = 0; l < LC_LEVEL_COUNT; l++)
         buf_printf(&b, "%s\"%s\":%" PRIu64, l ? "," : "", lc_level_name(l), st.per_level[l]);
-    buf_append(&b, "}}\n", 3);
+    buf_append(&b, "}", 1);
+    if (cluster_enabled()) {
+        buf_append(&b, ",\"cluster\":{\"enabled\":true", 27);
+        cluster_report(put_cluster_json, &b);
+        buf_append(&b, "}", 1);
+    }
+    buf_append(&b, "}\n", 2);
     http_reply_json(h, 200, &b);
     buf_free(&b);
 }

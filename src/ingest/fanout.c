@@ -59,15 +59,16 @@ static struct ingest_commit *commit_copy(const struct lc_entry *e, size_t n)
     return c;
 }
 
-int fanout_append(struct store *sink, struct lc_entry *e, size_t n)
+int fanout_append(int (*append)(void *sink, struct lc_entry *e, size_t n), void *sink,
+                  struct lc_entry *e, size_t n)
 {
     if (atomic_load_explicit(&nsubs, memory_order_relaxed) == 0)
-        return store_append(sink, e, n);
+        return append(sink, e, n);
     struct ingest_commit *c = commit_copy(e, n);
     if (!c)
         log_warn("ingest: out of memory copying a batch for live subscribers; they miss it");
     pthread_mutex_lock(&pend_mu);
-    int r = store_append(sink, e, n);
+    int r = append(sink, e, n);
     if (r == 0 && c) {
         for (size_t i = 0; i < n; i++)
             c->e[i].id = e[i].id;

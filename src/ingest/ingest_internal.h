@@ -59,9 +59,10 @@ struct reactor *reactor_get(void);
 /* reactor_get, with the thread's loop watching the record's eventfd. */
 struct reactor *reactor_attach(struct ev_loop *loop);
 
-/* fanout.c: the submit path -- store_append, with a shared copy of the batch while anyone
- * subscribes. */
-int fanout_append(struct store *sink, struct lc_entry *e, size_t n);
+/* fanout.c: the submit path -- the sink's append, with a shared copy of the batch while
+ * anyone subscribes. */
+int fanout_append(int (*append)(void *sink, struct lc_entry *e, size_t n), void *sink,
+                  struct lc_entry *e, size_t n);
 /* The writer thread: the commits whose ids are all decided (up to hi), taken off the pending
  * list, as a list to post and then release. */
 struct ingest_commit *fanout_decided(uint64_t hi);

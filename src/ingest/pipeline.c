@@ -20,7 +20,9 @@
 #include "ingest/pipeline.h"
 #include "store/store.h"
 
-static struct store *sink; /* Set once by main, before any carrier runs. */
+/* Set once by main, before any carrier runs. */
+static const struct ingest_sink_ops *sink_ops;
+static void *sink;
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct reactor *registry;
 
@@ -75,7 +77,7 @@ struct reactor *reactor_get(void)
     pthread_setspecific(reactor_key, r);
     pthread_mutex_lock(&registry_mu);
     /* Under the registry lock, so no commit falls between reading done and joining. */
-    r->done = r->in_done = store_done_id(sink);
+    r->done = r->in_done = sink_ops->done_id(sink);
     r->next = registry;
     registry = r;
     pthread_mutex_unlock(&registry_mu);
@@ -119,10 +121,39 @@ static void on_commit(void *arg, const struct store_range *ranges, size_t n)
     fanout_release(decided);
 }
 
+static int store_sink_append(void *s, struct lc_entry *e, size_t n)
+{
+    return store_append(s, e, n);
+}
+
+static uint64_t store_sink_done_id(void *s)
+{
+    return store_done_id(s);
+}
+
+static bool store_sink_backlogged(void *s)
+{
+    return store_backlogged(s);
+}
+
+static void store_sink_on_commit(void *s, store_commit_fn fn, void *arg)
+{
+    store_on_commit(s, fn, arg);
+}
+
+static const struct ingest_sink_ops store_sink = {store_sink_append, store_sink_done_id,
+                                                  store_sink_backlogged, store_sink_on_commit};
+
+void ingest_init_sink(const struct ingest_sink_ops *ops, void *s)
+{
+    sink_ops = ops;
+    sink = s;
+    ops->on_commit(s, on_commit, NULL);
+}
+
 void ingest_init(struct store *s)
 {
-    sink = s;
-    store_on_commit(s, on_commit, NULL);
+    ingest_init_sink(&store_sink, s);
 }
 
 static void count(uint64_t *field, uint64_t n)
@@ -143,7 +174,7 @@ int ingest_submit(struct ingest_batch *b, struct server_counters *cnt, int slot,
         ingest_batch_reset(b);
         return -ENOMEM;
     }
-    int r = fanout_append(sink, e, n);
+    int r = fanout_append(sink_ops->append, sink, e, n);
     if (r < 0) {
         count(&cnt->lines_rejected, n);
         ingest_batch_reset(b);
@@ -179,7 +210,7 @@ enum ingest_state ingest_ticket_state(const struct ingest_ticket *t)
 
 bool ingest_backlogged(void)
 {
-    return store_backlogged(sink);
+    return sink_ops->backlogged(sink);
 }
 
 /* ---- Waiters: a min-heap on the id each waits for. ---- */

@@ -16,6 +16,7 @@
 
 #include "core/server.h"
 #include "ingest/batch.h"
+#include "store/store.h"
 
 struct ev_loop;
 struct store;
@@ -34,6 +35,17 @@ enum ingest_state {
 /* Where submitted batches go. Called once by main before any listener starts: it subscribes
  * to the store's commits, which are pushed to the reactor threads from then on. */
 void ingest_init(struct store *sink);
+
+/* Another writer with the store's four calls (store.h): the cluster's publisher, which numbers
+ * entries itself and tells which id ranges JetStream confirmed, in id order, as the store's
+ * commit listener does. ingest_init_sink replaces ingest_init. */
+struct ingest_sink_ops {
+    int (*append)(void *sink, struct lc_entry *e, size_t n);
+    uint64_t (*done_id)(void *sink);
+    bool (*backlogged)(void *sink);
+    void (*on_commit)(void *sink, store_commit_fn fn, void *arg);
+};
+void ingest_init_sink(const struct ingest_sink_ops *ops, void *sink);
 
 /* Submit the batch's entries, in order, to the writer, and reset the batch. The batch's
  * entry i has id t->first_id + i (ids are consecutive). slot (enum in server.h) is the

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/policy.h"
@@ -270,11 +271,17 @@ static size_t stats_text(struct conn *c, char *out, size_t cap)
     return len < cap ? len : cap - 1;
 }
 
+static void put_cluster_line(void *arg, const char *name, const char *value)
+{
+    conn_printf(arg, "%s %s\n", name, value);
+}
+
 static void reply_stats(struct query_conn *qc)
 {
     char text[8192];
     size_t n = stats_text(qc->c, text, sizeof(text));
     conn_write(qc->c, text, n);
+    cluster_report(put_cluster_line, qc->c); /* Nothing on a single node. */
     conn_write(qc->c, "END\n", 4);
 }
 

@@ -179,6 +179,8 @@ struct qry *qry_wrap(struct qnode *root, uint64_t limit)
     q->root = root;
     q->limit = limit;
     bounds(root, &q->from_ms, &q->to_ms);
+    q->src.win_from_ms = INT64_MIN;
+    q->src.win_to_ms = INT64_MAX;
     return q;
 }
 
@@ -440,7 +442,39 @@ struct qry *qry_regex(const char *pat, size_t len, char *err)
 
 struct qry *qry_time_range(int64_t from_ms, int64_t to_ms, char *err)
 {
-    return built(qnode_time(from_ms, to_ms), err);
+    struct qry *q = built(qnode_time(from_ms, to_ms), err);
+    if (q) { /* Portable as an empty text (everything) within the window. */
+        q->src = (struct qry_source){true, "", 0, 0, from_ms, to_ms};
+    }
+    return q;
+}
+
+const struct qry_source *qry_source(const struct qry *q)
+{
+    return &q->src;
+}
+
+/* The source of a AND b: portable when one of them is a bare time window (empty text). */
+static struct qry_source join_source(enum qnode_kind kind, struct qry *a, struct qry *b,
+                                     char **text)
+{
+    struct qry_source s = {.win_from_ms = INT64_MIN, .win_to_ms = INT64_MAX};
+    *text = NULL;
+    if (kind != QN_AND || !a->src.portable || !b->src.portable ||
+        (a->src.text_len && b->src.text_len))
+        return s;
+    struct qry *t = a->src.text_len ? a : b;
+    s = t->src;
+    *text = t->text;
+    t->text = NULL;
+    s.win_from_ms =
+        a->src.win_from_ms > b->src.win_from_ms ? a->src.win_from_ms : b->src.win_from_ms;
+    s.win_to_ms = a->src.win_to_ms < b->src.win_to_ms ? a->src.win_to_ms : b->src.win_to_ms;
+    if (!*text) {
+        s.text = "";
+        s.text_len = 0;
+    }
+    return s;
 }
 
 static struct qry *join(enum qnode_kind kind, struct qry *a, struct qry *b)
@@ -449,17 +483,25 @@ static struct qry *join(enum qnode_kind kind, struct qry *a, struct qry *b)
         return a ? a : b;
     uint64_t limit = a->limit && b->limit ? (a->limit < b->limit ? a->limit : b->limit)
                                           : (a->limit ? a->limit : b->limit);
+    char *text;
+    struct qry_source src = join_source(kind, a, b, &text);
     struct qnode *n = qnode_combine(kind, a->root, b->root);
     struct qpipes *pipes = a->pipes ? a->pipes : b->pipes;
     if (a->pipes && b->pipes)
         qpipes_free(b->pipes);
+    free(a->text);
+    free(b->text);
     free(a);
     free(b);
     struct qry *q = n ? qry_wrap(n, limit) : NULL;
-    if (q)
+    if (q) {
         q->pipes = pipes;
-    else
+        q->src = src;
+        q->text = text;
+    } else {
         qpipes_free(pipes);
+        free(text);
+    }
     return q;
 }
 
@@ -496,5 +538,6 @@ void qry_free(struct qry *q)
         return;
     qnode_free(q->root);
     qpipes_free(q->pipes);
+    free(q->text);
     free(q);
 }

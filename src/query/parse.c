@@ -388,5 +388,10 @@ int qry_compile(const char *text, size_t len, int64_t now_ms, struct qry **out, 
         return nomem(&p);
     }
     (*out)->pipes = pipes;
+    if (((*out)->text = malloc(len + 1))) {
+        memcpy((*out)->text, text ? text : "", len);
+        (*out)->text[len] = 0;
+        (*out)->src = (struct qry_source){true, (*out)->text, len, now_ms, INT64_MIN, INT64_MAX};
+    }
     return 0;
 }

@@ -69,6 +69,19 @@ void qry_time_bounds(const struct qry *q, int64_t *from_ms, int64_t *to_ms);
 
 void qry_free(struct qry *q); /* NULL is a no-op. */
 
+/* What another node needs to compile the same query (the cluster sends it): the text given to
+ * qry_compile with its now_ms, narrowed to [win_from_ms, win_to_ms] by time ranges ANDed to it
+ * (qry_time_range), and the limit (qry_limit). portable is false for the older forms' builders
+ * and combinations the text cannot say. */
+struct qry_source {
+    bool portable;
+    const char *text; /* Owned by the query; NUL-terminated. */
+    size_t text_len;
+    int64_t now_ms;
+    int64_t win_from_ms, win_to_ms; /* INT64_MIN / INT64_MAX: open. */
+};
+const struct qry_source *qry_source(const struct qry *q);
+
 /* Visit matching entries of the store with ids in [from_id, to_id], oldest first when forward,
  * else newest first. Blocks the query rules out are skipped without reading. visit returns true
  * to go on, false to stop. At most `budget` entries are examined per call (skipped blocks cost

@@ -176,6 +176,8 @@ struct qry {
     struct qpipes *pipes;   /* Owned; NULL without pipes. */
     uint64_t limit;         /* 0 = none. */
     int64_t from_ms, to_ms; /* Cached qry_time_bounds. */
+    struct qry_source src;  /* How to compile it again elsewhere (qry_source). */
+    char *text;             /* Owned copy of src.text. */
 };
 
 /* ---- Block skipping (skip.c) ---- */

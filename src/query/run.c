@@ -29,7 +29,7 @@
 #define SHARE_BLOCKS 32            /* Blocks per share of a parallel run. */
 
 enum ev_kind { E_COUNT = 1, E_ROW, E_TABLE, E_RESULT, E_ERROR, E_END };
-enum run_kind { RUN_ROWS, RUN_COUNT, RUN_FOLD, RUN_LIMIT, RUN_LIST };
+enum run_kind { RUN_ROWS, RUN_COUNT, RUN_FOLD, RUN_LIMIT, RUN_LIST, RUN_REMOTE };
 
 struct bytes {
     char *p;
@@ -71,7 +71,17 @@ struct qrun {
     struct qtable *table; /* Delivered table, and the next row to hand out. */
     size_t table_next;
     bool table_started;
+    bool want_part;    /* qrun_start_part: answer with the unfinished part, */
+    struct qagg *part; /* which is the run's until delivered. */
+    void *remote;      /* RUN_REMOTE: the hook's handle, until */
+    bool ended;        /* qrun_put_end. */
 };
+
+static const struct qrun_remote *remote_ops;
+static struct qrun *remote_start(struct ev_loop *home, struct qry *q, enum qrun_want want,
+                                 void (*ready)(void *owner), void *owner);
+static struct qrun *refused(struct ev_loop *home, struct qry *q, const char *why,
+                            void (*ready)(void *owner), void *owner);
 
 static size_t mem_limit = 256u << 20;
 
@@ -87,6 +97,7 @@ static void run_free(struct qrun *r)
 {
     qexec_free(r->x);
     qagg_free(r->agg);
+    qagg_free(r->part);
     if (r->merged)
         r->fops->part_free(r->merged);
     qtable_free(r->table);
@@ -439,6 +450,8 @@ static enum qstep step(struct qtask *t)
         r->cursor = resume;
         return QS_MORE;
     }
+    case RUN_REMOTE: /* Never on the pool. */
+        return QS_DONE;
     }
     return QS_DONE;
 }
@@ -473,9 +486,15 @@ static void finish(struct qtask *t, enum qend end)
         if (!a)
             a = qagg_new(qry_pipes(r->q), mem_limit);
         char err[QRY_ERR_MAX] = "out of memory";
-        table = a ? qagg_finish(a, err) : NULL;
-        if (!table)
-            snprintf(why, sizeof(why), "%s", err);
+        if (r->want_part) {
+            r->part = a;
+            if (!a)
+                snprintf(why, sizeof(why), "%s", err);
+        } else {
+            table = a ? qagg_finish(a, err) : NULL;
+            if (!table)
+                snprintf(why, sizeof(why), "%s", err);
+        }
     }
     pthread_mutex_lock(&r->mu);
     if (why[0])
@@ -484,6 +503,8 @@ static void finish(struct qtask *t, enum qend end)
         emit(r, E_COUNT, &r->count, sizeof(r->count), NULL, 0);
     else if (table)
         emit(r, E_TABLE, &table, sizeof(table), NULL, 0);
+    else if (r->want_part)
+        emit(r, E_RESULT, NULL, 0, NULL, 0);
     else if (r->kind == RUN_FOLD) {
         if (!r->merged)
             r->merged = r->fops->part_new(r->fctx);
@@ -540,6 +561,12 @@ static struct qrun *run_submit(struct qrun *r, enum run_kind kind)
 struct qrun *qrun_start(struct ev_loop *home, struct store *s, struct qry *q, bool count_only,
                         uint64_t lo, uint64_t hi, void (*ready)(void *owner), void *owner)
 {
+    if (!s && remote_ops)
+        return remote_start(home, q,
+                            count_only     ? QW_COUNT
+                            : qry_pipes(q) ? QW_TABLE
+                                           : QW_ROWS,
+                            ready, owner);
     struct qrun *r = run_new(home, s, q, lo, hi, ready, owner);
     if (!r)
         return NULL;
@@ -573,10 +600,33 @@ struct qrun *qrun_start(struct ev_loop *home, struct store *s, struct qry *q, bo
     return run_submit(r, RUN_ROWS);
 }
 
+struct qrun *qrun_start_part(struct ev_loop *home, struct store *s, struct qry *q,
+                             void (*ready)(void *owner), void *owner)
+{
+    if (!qry_pipes(q))
+        return refused(home, q, "a part needs pipes", ready, owner);
+    struct qrun *r = run_new(home, s, q, 0, 0, ready, owner);
+    if (!r)
+        return NULL;
+    r->want_part = true;
+    r->piped = true;
+    if (qpipes_needs_all(qry_pipes(q))) {
+        r->fops = &table_fold;
+        r->fctx = r;
+        return run_submit(r, RUN_FOLD);
+    }
+    r->cursor = r->hi;
+    if (!(r->agg = qagg_new(qry_pipes(q), mem_limit)))
+        snprintf(r->err, sizeof(r->err), "out of memory");
+    return run_submit(r, RUN_LIMIT);
+}
+
 struct qrun *qrun_start_fold(struct ev_loop *home, struct store *s, struct qry *q, uint64_t lo,
                              uint64_t hi, const struct qfold_ops *ops, void *ctx,
                              void (*ready)(void *owner), void *owner)
 {
+    if (!s && remote_ops)
+        return refused(home, q, "this view is not available in a cluster yet", ready, owner);
     struct qrun *r = run_new(home, s, q, lo, hi, ready, owner);
     if (!r)
         return NULL;
@@ -589,6 +639,9 @@ struct qrun *qrun_start_list(struct ev_loop *home, struct store *s, struct qry *
                              uint64_t hi, bool forward, uint64_t max_rows,
                              void (*ready)(void *owner), void *owner)
 {
+    if (!s && remote_ops)
+        return refused(home, q, "entries by id range are not available in a cluster yet", ready,
+                       owner);
     struct qrun *r = run_new(home, s, q, lo, hi, ready, owner);
     if (!r)
         return NULL;
@@ -694,8 +747,10 @@ static enum qexec_status drain(struct qrun *r, const struct qrun_sink *sink, voi
                 return QX_PAUSED;
             break;
         case E_RESULT: {
-            void *part;
-            memcpy(&part, p, sizeof(part));
+            void *part = r->part; /* want_part: handed over, */
+            r->part = NULL;
+            if (len) /* else the fold's merged part, the run's until closed. */
+                memcpy(&part, p, sizeof(part));
             sink->result(arg, part);
             break;
         }
@@ -719,7 +774,108 @@ void qrun_close(struct qrun *r)
         return;
     pthread_mutex_lock(&r->mu);
     r->owner = NULL;
+    /* Under the lock: until qrun_put_end (which clears it, under the lock) the handle lives;
+     * the producer never holds a lock of its own while feeding the run. */
+    if (r->kind == RUN_REMOTE && r->remote)
+        remote_ops->cancel(r->remote);
     pthread_mutex_unlock(&r->mu);
-    qpool_cancel(&r->task);
+    if (r->kind != RUN_REMOTE)
+        qpool_cancel(&r->task);
+    unref(r);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Runs answered elsewhere. */
+
+void qrun_set_remote(const struct qrun_remote *ops)
+{
+    remote_ops = ops;
+}
+
+const struct qry *qrun_query(const struct qrun *r)
+{
+    return r->q;
+}
+
+size_t qrun_memory_limit(void)
+{
+    return mem_limit;
+}
+
+static struct qrun *remote_start(struct ev_loop *home, struct qry *q, enum qrun_want want,
+                                 void (*ready)(void *owner), void *owner)
+{
+    struct qrun *r = calloc(1, sizeof(*r));
+    if (!r) {
+        qry_free(q);
+        return NULL;
+    }
+    pthread_mutex_init(&r->mu, NULL);
+    r->refs = 2; /* The owner's and the producer's. */
+    r->home = home;
+    r->ready = ready;
+    r->owner = owner;
+    r->q = q;
+    r->kind = RUN_REMOTE;
+    void *h = remote_ops->start(r, want);
+    pthread_mutex_lock(&r->mu);
+    if (!r->ended) /* The answer may be complete already. */
+        r->remote = h;
+    pthread_mutex_unlock(&r->mu);
+    return r;
+}
+
+/* A run that only says why it cannot run. */
+static struct qrun *refused(struct ev_loop *home, struct qry *q, const char *why,
+                            void (*ready)(void *owner), void *owner)
+{
+    struct qrun *r = calloc(1, sizeof(*r));
+    if (!r) {
+        qry_free(q);
+        return NULL;
+    }
+    pthread_mutex_init(&r->mu, NULL);
+    r->refs = 2;
+    r->home = home;
+    r->ready = ready;
+    r->owner = owner;
+    r->q = q;
+    r->kind = RUN_REMOTE;
+    qrun_put_error(r, why);
+    qrun_put_end(r);
+    return r;
+}
+
+void qrun_put_count(struct qrun *r, uint64_t n)
+{
+    prod_count(r, n);
+}
+
+void qrun_put_row(struct qrun *r, const struct lc_entry *e)
+{
+    prod_row(r, e);
+}
+
+void qrun_put_table(struct qrun *r, struct qtable *t)
+{
+    pthread_mutex_lock(&r->mu);
+    emit(r, E_TABLE, &t, sizeof(t), NULL, 0);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void qrun_put_error(struct qrun *r, const char *why)
+{
+    pthread_mutex_lock(&r->mu);
+    emit(r, E_ERROR, why, strlen(why), NULL, 0);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void qrun_put_end(struct qrun *r)
+{
+    pthread_mutex_lock(&r->mu);
+    emit(r, E_END, NULL, 0, NULL, 0);
+    r->remote = NULL;
+    r->ended = true;
+    pthread_mutex_unlock(&r->mu);
     unref(r);
 }

@@ -72,6 +72,31 @@ struct qrun *qrun_start_list(struct ev_loop *home, struct store *s, struct qry *
                              uint64_t hi, bool forward, uint64_t max_rows,
                              void (*ready)(void *owner), void *owner);
 
+/* The pipes of q over s, answered with their part before it is finished: result(struct qagg *)
+ * hands the part over (the sink frees it). A cluster node answers another with it. */
+struct qrun *qrun_start_part(struct ev_loop *home, struct store *s, struct qry *q,
+                             void (*ready)(void *owner), void *owner);
+
+/* Runs answered elsewhere: in a cluster, the front ends pass no store (NULL), and a run goes to
+ * the hook set here, which gathers the answer from other nodes and feeds it into the run with
+ * qrun_put_*, from any thread, ending with qrun_put_end. */
+enum qrun_want { QW_COUNT, QW_ROWS, QW_TABLE };
+struct qrun_remote {
+    /* Start answering r (qrun_query(r), want); returns a handle for cancel, or NULL after
+     * qrun_put_error + qrun_put_end were called. */
+    void *(*start)(struct qrun *r, enum qrun_want want);
+    /* The owner closed r: stop soon; qrun_put_end is still due. */
+    void (*cancel)(void *handle);
+};
+void qrun_set_remote(const struct qrun_remote *ops);
+const struct qry *qrun_query(const struct qrun *r);
+size_t qrun_memory_limit(void);
+void qrun_put_count(struct qrun *r, uint64_t n);
+void qrun_put_row(struct qrun *r, const struct lc_entry *e);
+void qrun_put_table(struct qrun *r, struct qtable *t); /* Takes t. */
+void qrun_put_error(struct qrun *r, const char *why);
+void qrun_put_end(struct qrun *r); /* The producer's last call on r. */
+
 /* Deliver what is waiting to sink (on home's thread). QX_DONE: the whole answer was delivered
  * (close the run now); QX_PAUSED: the sink said it is full (drain again when it has room);
  * QX_MORE: nothing more yet (ready will be posted). */

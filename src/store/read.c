@@ -297,6 +297,12 @@ void store_block_close(struct store *s, struct store_block *blk)
 
 void store_get_stats(struct store *s, struct store_stats *st)
 {
+    if (!s) { /* A cluster member has no store of its own. */
+        memset(st, 0, sizeof(*st));
+        st->last_fsync_us = -1;
+        st->fsync_policy = "cluster";
+        return;
+    }
     memset(st, 0, sizeof(*st));
     pthread_rwlock_rdlock(&s->list_lock);
     st->blocks = s->nblocks;

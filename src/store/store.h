@@ -96,7 +96,7 @@ int store_append(struct store *s, struct lc_entry *e, size_t n);
 
 /* The highest id whose fate is decided (written or failed): entries up to it that exist are
  * queryable. Cheap; for followers of new entries (IRC log channels, live tails). */
-uint64_t store_done_id(struct store *s);
+uint64_t store_done_id(struct store *s); /* NULL: 0. */
 
 /* True while the write queue is over its bound: ingest should stop reading until woken. */
 bool store_backlogged(struct store *s);
@@ -204,6 +204,7 @@ static inline void store_block_entry(const struct store_block *blk, uint64_t id,
 /* Let go of an opened block. Safe to call twice. */
 void store_block_close(struct store *s, struct store_block *blk);
 
+/* NULL (a cluster member, which has no store of its own): all zero. */
 void store_get_stats(struct store *s, struct store_stats *st);
 
 /* Hold the background builder of token filters (it builds none from its next pass on) or let it

@@ -131,6 +131,8 @@ int store_append(struct store *s, struct lc_entry *e, size_t n)
 
 uint64_t store_done_id(struct store *s)
 {
+    if (!s) /* A cluster member has no store of its own. */
+        return 0;
     return atomic_load_explicit(&s->done_id, memory_order_acquire);
 }
 

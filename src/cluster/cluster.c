@@ -1,0 +1,186 @@
+/* cluster.c - a node's life in the cluster: start, the manager thread, stop, and what it
+ * reports (see cluster.h).
+ *
+ * The manager thread connects (retrying), sets up the streams and buckets, then loops: a
+ * heartbeat a second, the members' changes, the partitions to hold or hand over, and more
+ * ids when the reservation runs low. Ingest flows from the moment the node has ids and a
+ * publisher; queries as soon as the partitions are held somewhere. */
+#include "cluster/cluster.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "cluster/cluster_internal.h"
+#include "core/log.h"
+
+struct cl cl = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static bool enabled, manager_started, failed;
+
+/* Membership settles for this long after start before partitions are taken, so that nodes
+ * starting together do not all take everything first. */
+#define SETTLE_MS 2500
+
+static void *manager(void *arg)
+{
+    (void)arg;
+    if (link_connect() < 0)
+        return NULL;
+    int r;
+    bool said = false;
+    while ((r = link_setup()) == -1 && !atomic_load(&cl.stopping)) {
+        if (!said)
+            log_warn("cluster: JetStream is not ready yet; retrying");
+        said = true;
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL);
+        link_close();
+        if (link_connect() < 0)
+            return NULL;
+    }
+    if (r < 0) {
+        if (r == -2) { /* The partition count differs: this node must not run. */
+            failed = true;
+            kill(getpid(), SIGTERM);
+        }
+        return NULL;
+    }
+    if (member_watch() < 0 || scatter_start() < 0) {
+        failed = true;
+        kill(getpid(), SIGTERM);
+        return NULL;
+    }
+    publish_start();
+    atomic_store(&cl.ready, true);
+    log_info("cluster: node %s (number %d) ready: %d partitions, %d replicas, %d copies", cl.node,
+             cl.node_no, cl.partitions, cl.replicas, cl.copies);
+    int64_t since = mono_ms();
+    while (!atomic_load(&cl.stopping)) {
+        member_tick(200);
+        if (mono_ms() - since >= SETTLE_MS)
+            replica_sync();
+        if (publish_ids_low())
+            link_reserve_ids();
+    }
+    return NULL;
+}
+
+int cluster_start(const struct config *cfg)
+{
+    if (cfg->cluster_copies > 16 || cfg->cluster_partitions > CL_MAX_PARTITIONS) {
+        fprintf(stderr, "logcasterd: --cluster-copies or --cluster-partitions out of range\n");
+        return -1;
+    }
+    cl.cfg = cfg;
+    snprintf(cl.name, sizeof(cl.name), "%s", cfg->cluster_name);
+    snprintf(cl.node, sizeof(cl.node), "%s", cfg->node_name);
+    cl.partitions = cfg->cluster_partitions;
+    cl.replicas = cfg->cluster_replicas;
+    cl.copies = cfg->cluster_copies;
+    cl.ack_timeout_ms = cfg->cluster_ack_timeout_ms > 0 ? cfg->cluster_ack_timeout_ms : 10000;
+    enabled = true;
+    if (pthread_create(&cl.manager, NULL, manager, NULL) != 0) {
+        fprintf(stderr, "logcasterd: cannot start the cluster thread\n");
+        return -1;
+    }
+    manager_started = true;
+    return 0;
+}
+
+bool cluster_enabled(void)
+{
+    return enabled;
+}
+
+bool cluster_failed(void)
+{
+    return failed;
+}
+
+void cluster_quiesce(void)
+{
+    atomic_store(&cl.quiet, true);
+}
+
+void cluster_stop(void)
+{
+    if (!enabled)
+        return;
+    /* What the connections handed over goes out first (bounded by the ack timeout). */
+    if (atomic_load(&cl.ready))
+        publish_stop(cl.ack_timeout_ms);
+    pthread_mutex_lock(&cl.mu);
+    atomic_store(&cl.stopping, true);
+    pthread_cond_broadcast(&cl.cv);
+    pthread_mutex_unlock(&cl.mu);
+    if (manager_started)
+        pthread_join(cl.manager, NULL);
+    if (atomic_load(&cl.ready)) {
+        scatter_stop();
+        member_leave();
+    }
+    replica_close_all();
+    link_close();
+    enabled = false;
+}
+
+static void put_u64(void (*put)(void *, const char *, const char *), void *arg, const char *name,
+                    uint64_t v)
+{
+    char val[32];
+    snprintf(val, sizeof(val), "%" PRIu64, v);
+    put(arg, name, val);
+}
+
+void cluster_report(void (*put)(void *arg, const char *name, const char *value), void *arg)
+{
+    if (!enabled)
+        return;
+    put(arg, "cluster_name", cl.name);
+    put(arg, "cluster_node", cl.node);
+    put(arg, "cluster_state",
+        !atomic_load(&cl.ready)       ? "connecting"
+        : !atomic_load(&cl.connected) ? "disconnected"
+                                      : "ready");
+    put_u64(put, arg, "cluster_partitions", (uint64_t)cl.partitions);
+    put_u64(put, arg, "cluster_copies", (uint64_t)cl.copies);
+    put_u64(put, arg, "cluster_published_batches", atomic_load(&cl.published_batches));
+    put_u64(put, arg, "cluster_published_lines", atomic_load(&cl.published_entries));
+    put_u64(put, arg, "cluster_publish_errors", atomic_load(&cl.publish_errors));
+    put_u64(put, arg, "cluster_failed_lines", atomic_load(&cl.failed_entries));
+    uint64_t n = atomic_load(&cl.publish_lat_n);
+    put_u64(put, arg, "cluster_publish_avg_us", n ? atomic_load(&cl.publish_lat_us_sum) / n : 0);
+    put_u64(put, arg, "cluster_publish_max_us", atomic_load(&cl.publish_lat_max_us));
+    put_u64(put, arg, "cluster_queries_out", atomic_load(&cl.queries_out));
+    put_u64(put, arg, "cluster_queries_in", atomic_load(&cl.queries_in));
+    put_u64(put, arg, "cluster_partitions_missing", atomic_load(&cl.partitions_missing));
+    char members[CL_MAX_MEMBERS * CL_NAME_MAX];
+    size_t len = 0;
+    pthread_mutex_lock(&cl.mu);
+    members[0] = 0;
+    for (int i = 0; i < cl.nmembers; i++)
+        len += (size_t)snprintf(members + len, sizeof(members) - len, "%s%s", i ? "," : "",
+                                cl.members[i].name);
+    int nm = cl.nmembers;
+    pthread_mutex_unlock(&cl.mu);
+    put_u64(put, arg, "cluster_members", (uint64_t)nm);
+    put(arg, "cluster_member_names", members[0] ? members : "-");
+    for (int p = 0; p < cl.partitions; p++) {
+        char owners[4 * CL_NAME_MAX] = "", name[48];
+        char cand[8][CL_NAME_MAX];
+        int k = member_candidates(p, cand, 8);
+        size_t ol = 0;
+        for (int i = 0; i < k; i++)
+            ol += (size_t)snprintf(owners + ol, sizeof(owners) - ol, "%s%s", i ? "," : "", cand[i]);
+        snprintf(name, sizeof(name), "cluster_partition_%d_copies", p);
+        put(arg, name, owners[0] ? owners : "-");
+    }
+    replica_report(put, arg);
+}

@@ -1,0 +1,119 @@
+/* cluster_internal.h - what the cluster's files share: the one cluster state and their calls.
+ *
+ *   link.c     the NATS connection, the streams and buckets, this node's number and ids
+ *   member.c   heartbeats, the live members, which nodes hold which partition
+ *   publish.c  the ingest pipeline's sink: batches to the partitions' streams
+ *   replica.c  the partitions this node holds: local stores fed from the streams
+ *   scatter.c  queries: asked of one copy of each partition, answers merged; and answering
+ *   wire.c     the bytes of batches, requests and answers */
+#ifndef LC_CLUSTER_INTERNAL_H
+#define LC_CLUSTER_INTERNAL_H
+
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/entry.h"
+#include "core/config.h"
+
+#define CL_MAX_PARTITIONS 255
+#define CL_MAX_MEMBERS    64
+#define CL_NAME_MAX       65
+#define CL_SUBJ_MAX       192        /* Room for a subject, stream or key made of names. */
+#define CL_ID_SHIFT       48         /* id = node number << 48 | the node's own counter. */
+#define CL_ID_CHUNK       (1u << 24) /* Ids reserved in the meta bucket at a time. */
+#define CL_HEARTBEAT_MS   1000
+#define CL_DEAD_MS        5000 /* A member silent this long is gone. */
+
+struct cl_member {
+    char name[CL_NAME_MAX];
+    int64_t seen_ms; /* When its last heartbeat arrived (our monotonic clock). */
+    uint8_t ready[(CL_MAX_PARTITIONS + 8) / 8]; /* Partitions it holds caught up. */
+    char info[512]; /* Its heartbeat as it wrote it, for `logcaster cluster`. */
+};
+
+struct cl {
+    /* Options. */
+    const struct config *cfg;
+    char name[CL_NAME_MAX], node[CL_NAME_MAX];
+    int partitions, replicas, copies;
+    int64_t ack_timeout_ms;
+    /* NATS: set by the manager thread before ready is raised, then read-only. */
+    natsConnection *nc;
+    jsCtx *js;
+    kvStore *kv_members, *kv_meta;
+    int node_no;
+    _Atomic bool ready;     /* Connected once, set up, ids reserved: ingest may flow. */
+    _Atomic bool connected; /* The NATS connection is up now. */
+    _Atomic bool stopping;
+    _Atomic bool quiet; /* Shutting down: no more queries taken or asked. */
+    pthread_t manager;
+    pthread_mutex_t mu; /* Guards what follows, and wakes the manager (cv). */
+    pthread_cond_t cv;
+    uint64_t id_first;            /* Where this run's counter starts (the reservation found). */
+    _Atomic uint64_t id_reserved; /* Ids below this (of our counter) are ours to give. */
+    uint64_t meta_rev;            /* Revision of our node.<name> key in the meta bucket. */
+    struct cl_member members[CL_MAX_MEMBERS];
+    int nmembers;
+    /* Figures. */
+    _Atomic uint64_t published_batches, published_entries, publish_errors, failed_entries;
+    _Atomic uint64_t publish_lat_us_sum, publish_lat_n, publish_lat_max_us;
+    _Atomic uint64_t queries_out, queries_in, partitions_missing;
+};
+
+extern struct cl cl;
+
+int64_t cl_now_ms(void);
+void cl_subject(char *out, size_t cap, const char *kind, int p); /* "<name>.<kind>.<p>" */
+void cl_stream_name(char *out, size_t cap, int p);               /* "<name>-p<p>" */
+
+/* link.c: the manager thread's set-up steps. */
+int link_connect(void);     /* Until connected or stopping; 0 or -1 (stopping). */
+int link_setup(void);       /* Streams, buckets, the partition count, this node's number. */
+int link_reserve_ids(void); /* Extend id_reserved by a chunk (mu not held). */
+void link_close(void);
+/* Unsubscribe from another thread than its handler's, and wait until the handler has returned
+ * for the last time (bounded), so what it uses can be freed. */
+void cl_unsubscribe_wait(natsSubscription **sub);
+
+/* member.c: on the manager thread. */
+int member_watch(void);        /* Start watching the members bucket. 0 or -1. */
+void member_tick(int wait_ms); /* Heartbeat when due; take updates for up to wait_ms. */
+void member_leave(void);       /* Delete our key (a clean stop). */
+/* From any thread: is this node one of partition p's --cluster-copies owners now? */
+bool member_owns(int p);
+/* Do all of partition p's owners say they hold it caught up? */
+bool member_owners_ready(int p);
+/* The live nodes to ask for partition p, best first: those that hold it caught up, in
+ * rendezvous order. Returns how many were written (at most max). */
+int member_candidates(int p, char (*out)[CL_NAME_MAX], int max);
+
+/* publish.c */
+void publish_js_options(jsOptions *o); /* The publish-ack handler, before the context. */
+void publish_start(void);
+void publish_stop(int64_t wait_ms);
+bool publish_backlogged(void);
+bool publish_ids_low(void); /* Fewer than half a chunk of reserved ids left. */
+
+/* replica.c */
+void replica_sync(void); /* Open the partitions we should hold, close the others. */
+void replica_close_all(void);
+struct replica;
+/* Partition p's copy, held for a query, or NULL when it is not held here caught up. */
+struct replica *replica_acquire(int p);
+void replica_release(struct replica *rep);
+struct store *replica_store(const struct replica *rep);
+int replica_partition(const struct replica *rep);
+uint64_t replica_global_id(struct replica *rep, uint64_t local_id); /* 0 when unknown. */
+/* "0,3,5": the partitions held and caught up, for the heartbeat. */
+void replica_ready_list(char *out, size_t cap);
+void replica_report(void (*put)(void *arg, const char *name, const char *value), void *arg);
+
+/* scatter.c */
+int scatter_start(void);
+void scatter_stop(void);
+
+#endif

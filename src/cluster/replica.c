@@ -1,0 +1,538 @@
+/* replica.c - the partitions this node keeps queryable: a local store per partition, fed
+ * from the partition's stream.
+ *
+ * DATA_DIR/partitions/pN holds partition N's segment store and its id map. The store numbers
+ * its entries 1, 2, 3 ... in stream order (its own, dense ids, which its blocks need); the
+ * id map says which cluster ids those are: a record per run of a batch,
+ *   u64 local_first | u64 cluster_first | u32 count | u32 0 | u64 stream sequence
+ * written after the store took the run (store_append numbers at once; it writes later). The
+ * map is small (one record per sender batch) and kept in memory for answering queries.
+ *
+ * After a crash the store holds a prefix of what was appended. On opening, records past the
+ * store's last id are dropped, a message the store holds only part of is fetched again and
+ * its rest appended (the store continues the numbering, so the map stays true), and the
+ * stream is read from the sequence after the last message held. A store that holds entries
+ * the map does not cover (the map's write was lost with the machine) is rebuilt from the
+ * stream.
+ *
+ * The stream is read with an ordered push consumer (the library re-creates it after a gap or
+ * a reconnect, from the next sequence), so messages are applied once and in order. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster/cluster_internal.h"
+#include "cluster/wire.h"
+#include "core/log.h"
+#include "store/store.h"
+
+struct idrun {
+    uint64_t local_first, cluster_first;
+    uint32_t count, zero;
+    uint64_t seq;
+};
+
+struct replica {
+    int p;
+    struct store *st;
+    char dir[PATH_MAX];
+    int map_fd;
+    pthread_mutex_t mu; /* Guards map (appended by the consumer, read by queries). */
+    struct idrun *map;
+    size_t nmap, capmap;
+    natsSubscription *sub;
+    _Atomic uint64_t applied; /* Last stream sequence applied. */
+    _Atomic uint64_t pending; /* Messages the stream had beyond it at the last delivery. */
+    _Atomic bool ready;       /* Caught up with the stream once. */
+    _Atomic bool broken;      /* A write failed: ask other copies. */
+    _Atomic uint64_t entries;
+    struct lc_entry *scratch; /* The consumer's entries of one batch. */
+    int refs;                 /* reps[]'s, and each query's (under reps_mu). */
+    bool dropping;            /* Not ours any more: its files go with the last reference. */
+};
+
+static struct replica *reps[CL_MAX_PARTITIONS];
+static pthread_mutex_t reps_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int mkdirs(const char *path)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+                return -errno;
+            *p = '/';
+        }
+    return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+static int rmtree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return errno == ENOENT ? 0 : -errno;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        char sub[PATH_MAX];
+        snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+        struct stat st;
+        if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+            rmtree(sub);
+        else
+            unlink(sub);
+    }
+    closedir(d);
+    return rmdir(path) < 0 ? -errno : 0;
+}
+
+static void on_store_commit(void *arg, const struct store_range *r, size_t n)
+{
+    struct replica *rep = arg;
+    for (size_t i = 0; i < n; i++)
+        if (r[i].failed && !atomic_exchange(&rep->broken, true))
+            log_error("cluster: partition %d: the local store could not write entries %" PRIu64
+                      "..%" PRIu64 "; queries go to other copies until a restart",
+                      rep->p, r[i].lo, r[i].hi);
+}
+
+static struct store *open_store(struct replica *rep)
+{
+    const struct config *c = cl.cfg;
+    size_t cache = c->memory_limit / 4;
+    struct store_config scfg = {
+        .data_dir = rep->dir,
+        .cache_size = cache < (4u << 20) ? (4u << 20) : cache,
+        .fsync = (enum fsync_policy)c->fsync_policy,
+        .fsync_interval_ms = c->fsync_interval_ms,
+        .segment_size = c->segment_size,
+        .compression_level = c->compression_level,
+        .archive_level = c->archive_level,
+        .retention_size = c->retention_size,
+        .retention_age_ms = c->retention_age_ms,
+        .retention_min_free = c->retention_min_free,
+    };
+    struct store *st = store_open(&scfg);
+    if (st)
+        store_on_commit(st, on_store_commit, rep);
+    return st;
+}
+
+static int map_add(struct replica *rep, const struct idrun *r, bool write_it)
+{
+    pthread_mutex_lock(&rep->mu);
+    if (rep->nmap == rep->capmap) {
+        size_t cap = rep->capmap ? rep->capmap * 2 : 256;
+        struct idrun *g = realloc(rep->map, cap * sizeof(*g));
+        if (!g) {
+            pthread_mutex_unlock(&rep->mu);
+            return -ENOMEM;
+        }
+        rep->map = g;
+        rep->capmap = cap;
+    }
+    rep->map[rep->nmap++] = *r;
+    pthread_mutex_unlock(&rep->mu);
+    if (write_it && write(rep->map_fd, r, sizeof(*r)) != (ssize_t)sizeof(*r))
+        return -EIO;
+    return 0;
+}
+
+/* Append entries e[0..n) (ids set to their cluster ids) of stream message seq, skipping the
+ * first `skip` (already held). */
+static int apply(struct replica *rep, struct lc_entry *e, size_t n, uint64_t seq)
+{
+    if (n == 0)
+        return 0;
+    uint64_t *cluster_ids = malloc(n * sizeof(*cluster_ids));
+    if (!cluster_ids)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        cluster_ids[i] = e[i].id;
+    while (store_backlogged(rep->st) && !atomic_load(&cl.stopping)) {
+        struct timespec ts = {0, 2 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    int r = store_append(rep->st, e, n);
+    if (r < 0) {
+        free(cluster_ids);
+        return r;
+    }
+    /* One record per run of consecutive ids on both sides. */
+    for (size_t i = 0; i < n && r == 0;) {
+        size_t j = i + 1;
+        while (j < n && cluster_ids[j] == cluster_ids[j - 1] + 1 && e[j].id == e[j - 1].id + 1)
+            j++;
+        struct idrun run = {e[i].id, cluster_ids[i], (uint32_t)(j - i), 0, seq};
+        r = map_add(rep, &run, true);
+        i = j;
+    }
+    free(cluster_ids);
+    atomic_fetch_add(&rep->entries, n);
+    return r;
+}
+
+/* Decode a batch message into rep->scratch; returns the entry count, or -1. */
+static long decode(struct replica *rep, const void *data, size_t len, struct wire_batch_in *b)
+{
+    char err[128];
+    if (wire_batch_open(data, len, b, err) < 0) {
+        log_error("cluster: partition %d: a batch is damaged (%s); skipped", rep->p, err);
+        return -1;
+    }
+    size_t n = 0;
+    struct lc_entry e;
+    while (wire_batch_next(b, &e))
+        rep->scratch[n++] = e;
+    return (long)n;
+}
+
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
+{
+    (void)nc;
+    (void)sub;
+    struct replica *rep = arg;
+    jsMsgMetaData *meta = NULL;
+    if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) {
+        natsMsg_Destroy(msg);
+        return;
+    }
+    uint64_t seq = meta->Sequence.Stream;
+    atomic_store(&rep->pending, meta->NumPending);
+    jsMsgMetaData_Destroy(meta);
+    if (seq > atomic_load(&rep->applied) && !atomic_load(&cl.stopping)) {
+        struct wire_batch_in b;
+        long n = decode(rep, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &b);
+        if (n >= 0) {
+            int r = apply(rep, rep->scratch, (size_t)n, seq);
+            if (r < 0 && !atomic_exchange(&rep->broken, true))
+                log_error("cluster: partition %d: cannot store stream message %" PRIu64 ": %s",
+                          rep->p, seq, strerror(-r));
+            wire_batch_close(&b);
+        }
+        atomic_store(&rep->applied, seq);
+    }
+    if (atomic_load(&rep->pending) == 0 && !atomic_exchange(&rep->ready, true))
+        log_info("cluster: partition %d caught up (%" PRIu64 " entries held)", rep->p,
+                 atomic_load(&rep->entries));
+    natsMsg_Destroy(msg);
+}
+
+/* Bring the map and the store into agreement after a stop or a crash (see the top). */
+static int reconcile(struct replica *rep)
+{
+    struct store_stats st;
+    store_get_stats(rep->st, &st);
+    uint64_t held = st.last_id;
+    size_t keep = rep->nmap;
+    while (keep > 0 && rep->map[keep - 1].local_first > held)
+        keep--;
+    uint64_t map_end = keep ? rep->map[keep - 1].local_first + rep->map[keep - 1].count - 1 : 0;
+    if (held > map_end && !(keep == 0 && held == 0)) {
+        log_warn("cluster: partition %d: the store holds entries its id map lacks; rebuilding "
+                 "it from the stream",
+                 rep->p);
+        return -ESTALE;
+    }
+    rep->nmap = keep;
+    if (ftruncate(rep->map_fd, (off_t)(keep * sizeof(struct idrun))) < 0 ||
+        lseek(rep->map_fd, 0, SEEK_END) < 0)
+        return -errno;
+    atomic_store(&rep->entries, st.entries);
+    if (keep == 0)
+        return 0;
+    struct idrun *last = &rep->map[keep - 1];
+    uint64_t seq = last->seq;
+    atomic_store(&rep->applied, seq);
+    if (held >= last->local_first + last->count - 1)
+        return 0;
+    /* The last message is held in part: fetch it and append what is missing. */
+    char stream[CL_SUBJ_MAX];
+    cl_stream_name(stream, sizeof(stream), rep->p);
+    natsMsg *msg = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetMsg(&msg, cl.js, stream, seq, NULL, &jerr);
+    if (s != NATS_OK) {
+        log_warn("cluster: partition %d: cannot fetch message %" PRIu64 " again (%s); rebuilding",
+                 rep->p, seq, natsStatus_GetText(s));
+        return -ESTALE;
+    }
+    /* Runs of this message, in order; the store holds up to `held`. */
+    size_t first_rec = keep - 1;
+    while (first_rec > 0 && rep->map[first_rec - 1].seq == seq)
+        first_rec--;
+    uint64_t have = held - rep->map[first_rec].local_first + 1; /* Entries of it held. */
+    rep->nmap = first_rec; /* Re-recorded below for the part held and the part appended. */
+    if (ftruncate(rep->map_fd, (off_t)(first_rec * sizeof(struct idrun))) < 0 ||
+        lseek(rep->map_fd, 0, SEEK_END) < 0) {
+        natsMsg_Destroy(msg);
+        return -errno;
+    }
+    struct wire_batch_in b;
+    long n = decode(rep, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &b);
+    int r = 0;
+    if (n >= 0 && (uint64_t)n >= have) {
+        uint64_t local = rep->map[first_rec].local_first;
+        for (uint64_t i = 0; i < have && r == 0;) { /* The held part, as it was numbered. */
+            uint64_t j = i + 1;
+            while (j < have && rep->scratch[j].id == rep->scratch[j - 1].id + 1)
+                j++;
+            struct idrun run = {local + i, rep->scratch[i].id, (uint32_t)(j - i), 0, seq};
+            r = map_add(rep, &run, true);
+            i = j;
+        }
+        if (r == 0)
+            r = apply(rep, rep->scratch + have, (size_t)n - have, seq);
+    } else {
+        r = -ESTALE;
+    }
+    if (n >= 0)
+        wire_batch_close(&b);
+    natsMsg_Destroy(msg);
+    return r;
+}
+
+static int load_map(struct replica *rep)
+{
+    char path[PATH_MAX + 8];
+    snprintf(path, sizeof(path), "%s/idmap", rep->dir);
+    rep->map_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (rep->map_fd < 0)
+        return -errno;
+    struct idrun r;
+    while (read(rep->map_fd, &r, sizeof(r)) == (ssize_t)sizeof(r))
+        if (map_add(rep, &r, false) < 0)
+            return -ENOMEM;
+    return 0;
+}
+
+static void replica_free(struct replica *rep)
+{
+    cl_unsubscribe_wait(&rep->sub);
+    store_close(rep->st);
+    if (rep->map_fd >= 0)
+        close(rep->map_fd);
+    pthread_mutex_destroy(&rep->mu);
+    free(rep->map);
+    free(rep->scratch);
+    free(rep);
+}
+
+static struct replica *replica_open(int p)
+{
+    struct replica *rep = calloc(1, sizeof(*rep));
+    if (!rep)
+        return NULL;
+    rep->p = p;
+    rep->map_fd = -1;
+    pthread_mutex_init(&rep->mu, NULL);
+    rep->scratch = malloc(WIRE_BATCH_MAX_ENTRIES * sizeof(*rep->scratch));
+    snprintf(rep->dir, sizeof(rep->dir), "%s/partitions/p%d", cl.cfg->data_dir, p);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int r = rep->scratch ? mkdirs(rep->dir) : -ENOMEM;
+        if (r == 0)
+            r = load_map(rep);
+        if (r == 0 && !(rep->st = open_store(rep)))
+            r = -EIO;
+        if (r == 0)
+            r = reconcile(rep);
+        if (r == 0)
+            break;
+        if (r != -ESTALE || attempt == 1) {
+            log_error("cluster: cannot open partition %d in %s: %s", p, rep->dir, strerror(-r));
+            replica_free(rep);
+            return NULL;
+        }
+        /* Start this copy over from the stream. */
+        store_close(rep->st);
+        rep->st = NULL;
+        close(rep->map_fd);
+        rep->map_fd = -1;
+        rep->nmap = 0;
+        rmtree(rep->dir);
+    }
+    /* Caught up already when the stream holds nothing past what we have. */
+    char stream[CL_SUBJ_MAX], subj[CL_SUBJ_MAX];
+    cl_stream_name(stream, sizeof(stream), p);
+    cl_subject(subj, sizeof(subj), "p", p);
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    if (js_GetStreamInfo(&si, cl.js, stream, NULL, &jerr) == NATS_OK) {
+        if (si->State.LastSeq <= atomic_load(&rep->applied))
+            atomic_store(&rep->ready, true);
+        jsStreamInfo_Destroy(si);
+    }
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = stream;
+    so.Ordered = true;
+    uint64_t from = atomic_load(&rep->applied) + 1;
+    so.Config.DeliverPolicy = from > 1 ? js_DeliverByStartSequence : js_DeliverAll;
+    so.Config.OptStartSeq = from > 1 ? from : 0;
+    natsStatus s = js_Subscribe(&rep->sub, cl.js, subj, on_msg, rep, NULL, &so, &jerr);
+    if (s != NATS_OK) {
+        log_error("cluster: cannot read stream %s: %s (%d)", stream, natsStatus_GetText(s),
+                  (int)jerr);
+        replica_free(rep);
+        return NULL;
+    }
+    log_info("cluster: holding partition %d (%" PRIu64 " entries, reading from message %" PRIu64
+             ")",
+             p, atomic_load(&rep->entries), from);
+    return rep;
+}
+
+void replica_sync(void)
+{
+    for (int p = 0; p < cl.partitions; p++) {
+        pthread_mutex_lock(&reps_mu);
+        struct replica *have = reps[p];
+        pthread_mutex_unlock(&reps_mu);
+        bool owner = member_owns(p);
+        if (!have && owner) {
+            struct replica *rep = replica_open(p);
+            pthread_mutex_lock(&reps_mu);
+            if (rep)
+                rep->refs = 1;
+            reps[p] = rep;
+            pthread_mutex_unlock(&reps_mu);
+        } else if (have && !owner && member_owners_ready(p)) {
+            /* Its owners hold it caught up: this copy goes (after the queries using it). */
+            pthread_mutex_lock(&reps_mu);
+            reps[p] = NULL;
+            have->dropping = true;
+            pthread_mutex_unlock(&reps_mu);
+            replica_release(have);
+        }
+    }
+}
+
+void replica_close_all(void)
+{
+    for (int p = 0; p < CL_MAX_PARTITIONS; p++) {
+        pthread_mutex_lock(&reps_mu);
+        struct replica *rep = reps[p];
+        reps[p] = NULL;
+        pthread_mutex_unlock(&reps_mu);
+        replica_release(rep); /* Queries ended before (the pool stopped). */
+    }
+}
+
+struct replica *replica_acquire(int p)
+{
+    if (p < 0 || p >= CL_MAX_PARTITIONS)
+        return NULL;
+    pthread_mutex_lock(&reps_mu);
+    struct replica *rep = reps[p];
+    if (rep && (!atomic_load(&rep->ready) || atomic_load(&rep->broken)))
+        rep = NULL;
+    if (rep)
+        rep->refs++;
+    pthread_mutex_unlock(&reps_mu);
+    return rep;
+}
+
+static void replica_drop(struct replica *rep)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", rep->dir);
+    bool remove_files = rep->dropping;
+    int p = rep->p;
+    replica_free(rep);
+    if (remove_files) {
+        rmtree(dir);
+        log_info("cluster: partition %d handed over to its owners; local copy removed", p);
+    }
+}
+
+void replica_release(struct replica *rep)
+{
+    if (!rep)
+        return;
+    pthread_mutex_lock(&reps_mu);
+    bool last = --rep->refs == 0;
+    pthread_mutex_unlock(&reps_mu);
+    if (last)
+        replica_drop(rep);
+}
+
+struct store *replica_store(const struct replica *rep)
+{
+    return rep->st;
+}
+
+int replica_partition(const struct replica *rep)
+{
+    return rep->p;
+}
+
+uint64_t replica_global_id(struct replica *rep, uint64_t local_id)
+{
+    uint64_t id = 0;
+    pthread_mutex_lock(&rep->mu);
+    size_t lo = 0, hi = rep->nmap;
+    while (lo < hi) { /* The last run starting at or before local_id. */
+        size_t mid = lo + (hi - lo) / 2;
+        if (rep->map[mid].local_first <= local_id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo > 0) {
+        const struct idrun *r = &rep->map[lo - 1];
+        if (local_id - r->local_first < r->count)
+            id = r->cluster_first + (local_id - r->local_first);
+    }
+    pthread_mutex_unlock(&rep->mu);
+    return id;
+}
+
+static bool held_ready(int p)
+{
+    pthread_mutex_lock(&reps_mu);
+    struct replica *rep = reps[p];
+    bool ok = rep && atomic_load(&rep->ready) && !atomic_load(&rep->broken);
+    pthread_mutex_unlock(&reps_mu);
+    return ok;
+}
+
+void replica_ready_list(char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = 0;
+    for (int p = 0; p < cl.partitions; p++) {
+        if (held_ready(p) && len + 5 < cap)
+            len += (size_t)snprintf(out + len, cap - len, "%s%d", len ? "," : "", p);
+    }
+}
+
+void replica_report(void (*put)(void *arg, const char *name, const char *value), void *arg)
+{
+    for (int p = 0; p < cl.partitions; p++) {
+        pthread_mutex_lock(&reps_mu);
+        struct replica *rep = reps[p];
+        pthread_mutex_unlock(&reps_mu);
+        if (!rep)
+            continue;
+        char name[48], val[160];
+        snprintf(name, sizeof(name), "cluster_partition_%d", p);
+        snprintf(val, sizeof(val),
+                 "held entries=%" PRIu64 " applied=%" PRIu64 " lag=%" PRIu64 " state=%s",
+                 atomic_load(&rep->entries), atomic_load(&rep->applied), atomic_load(&rep->pending),
+                 atomic_load(&rep->broken)  ? "broken"
+                 : atomic_load(&rep->ready) ? "ready"
+                                            : "catching-up");
+        put(arg, name, val);
+    }
+}

@@ -1,0 +1,309 @@
+/* wire.c - batches, requests and answers as bytes (see wire.h). */
+#include "cluster/wire.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "store/record.h"
+
+#define BATCH_MAGIC "LCB1"
+#define BATCH_HEAD  12 /* magic, nruns, nentries */
+#define RUN_SIZE    12
+#define REQ_HEAD    36
+#define ANS_HEAD    8
+
+static void put32(char *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+}
+static void put64(char *p, uint64_t v)
+{
+    memcpy(p, &v, 8);
+}
+static uint32_t get32(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static uint64_t get64(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* ---- Batches out ---- */
+
+int wire_batch_add(struct wire_batch_out *b, const struct lc_entry *e, size_t n, uint64_t first_id)
+{
+    if (n == 0)
+        return 0;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += rec_size(&e[i]);
+    size_t runs_end = b->runs.end, rec_end = b->records.end;
+    if (buf_reserve(&b->records, bytes) < 0)
+        return -ENOMEM;
+    bool extend = b->nruns > 0 && first_id == b->last_id + 1;
+    if (!extend) {
+        char run[RUN_SIZE];
+        put64(run, first_id);
+        put32(run + 8, 0);
+        if (buf_append(&b->runs, run, sizeof(run)) < 0) {
+            b->runs.end = runs_end;
+            b->records.end = rec_end;
+            return -ENOMEM;
+        }
+        b->nruns++;
+    }
+    char *cnt = b->runs.data + b->runs.end - 4;
+    put32(cnt, get32(cnt) + (uint32_t)n);
+    char *p = b->records.data + b->records.end;
+    for (size_t i = 0; i < n; i++)
+        p = rec_put(p, &e[i]);
+    b->records.end += bytes;
+    b->nentries += (uint32_t)n;
+    b->last_id = first_id + n - 1;
+    return 0;
+}
+
+int wire_batch_seal(const struct wire_batch_out *b, int level, char **out, size_t *out_len)
+{
+    size_t raw = BATCH_HEAD + buf_len(&b->runs) + buf_len(&b->records);
+    char *plain = malloc(raw);
+    char *z = malloc(ZSTD_compressBound(raw));
+    if (!plain || !z) {
+        free(plain);
+        free(z);
+        return -ENOMEM;
+    }
+    memcpy(plain, BATCH_MAGIC, 4);
+    put32(plain + 4, b->nruns);
+    put32(plain + 8, b->nentries);
+    memcpy(plain + BATCH_HEAD, buf_head(&b->runs), buf_len(&b->runs));
+    memcpy(plain + BATCH_HEAD + buf_len(&b->runs), buf_head(&b->records), buf_len(&b->records));
+    size_t n = ZSTD_compress(z, ZSTD_compressBound(raw), plain, raw, level);
+    free(plain);
+    if (ZSTD_isError(n)) {
+        free(z);
+        return -EIO;
+    }
+    *out = z;
+    *out_len = n;
+    return 0;
+}
+
+void wire_batch_reset(struct wire_batch_out *b)
+{
+    b->runs.start = b->runs.end = 0;
+    b->records.start = b->records.end = 0;
+    b->nruns = b->nentries = 0;
+    b->last_id = 0;
+}
+
+void wire_batch_free(struct wire_batch_out *b)
+{
+    buf_free(&b->runs);
+    buf_free(&b->records);
+    wire_batch_reset(b);
+}
+
+/* ---- Batches in ---- */
+
+static int bad(char *err, const char *why)
+{
+    snprintf(err, 128, "%s", why);
+    return -EINVAL;
+}
+
+int wire_batch_open(const void *data, size_t len, struct wire_batch_in *b, char *err)
+{
+    memset(b, 0, sizeof(*b));
+    unsigned long long size = ZSTD_getFrameContentSize(data, len);
+    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN)
+        return bad(err, "batch is not a zstd frame with its size");
+    if (size < BATCH_HEAD || size > WIRE_BATCH_MAX_RAW)
+        return bad(err, "batch size out of range");
+    b->raw = malloc(size);
+    if (!b->raw)
+        return -ENOMEM;
+    size_t got = ZSTD_decompress(b->raw, size, data, len);
+    if (ZSTD_isError(got) || got != size) {
+        wire_batch_close(b);
+        return bad(err, "batch does not decompress");
+    }
+    b->raw_len = size;
+    if (memcmp(b->raw, BATCH_MAGIC, 4) != 0) {
+        wire_batch_close(b);
+        return bad(err, "batch has no LCB1 magic");
+    }
+    b->nruns = get32(b->raw + 4);
+    b->nentries = get32(b->raw + 8);
+    if (b->nentries > WIRE_BATCH_MAX_ENTRIES || b->nruns > b->nentries ||
+        (size_t)b->nruns * RUN_SIZE > size - BATCH_HEAD) {
+        wire_batch_close(b);
+        return bad(err, "batch counts out of range");
+    }
+    b->runs = b->raw + BATCH_HEAD;
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < b->nruns; i++) {
+        uint32_t c = get32(b->runs + i * RUN_SIZE + 8);
+        uint64_t first = get64(b->runs + i * RUN_SIZE);
+        if (c == 0 || first == 0 || first > UINT64_MAX - c) {
+            wire_batch_close(b);
+            return bad(err, "batch has an empty or overflowing run");
+        }
+        sum += c;
+    }
+    if (sum != b->nentries) {
+        wire_batch_close(b);
+        return bad(err, "batch runs do not add up to its entries");
+    }
+    b->rec = b->runs + (size_t)b->nruns * RUN_SIZE;
+    b->rec_end = b->raw + size;
+    const char *p = b->rec;
+    for (uint32_t i = 0; i < b->nentries; i++) {
+        struct lc_entry e;
+        size_t n = rec_get(p, (size_t)(b->rec_end - p), &e);
+        if (!n) {
+            wire_batch_close(b);
+            return bad(err, "batch has a malformed record");
+        }
+        p += n;
+    }
+    if (p != b->rec_end) {
+        wire_batch_close(b);
+        return bad(err, "batch has bytes after its records");
+    }
+    b->at = b->rec;
+    return 0;
+}
+
+bool wire_batch_next(struct wire_batch_in *b, struct lc_entry *e)
+{
+    while (b->run < b->nruns && b->in_run == get32(b->runs + b->run * RUN_SIZE + 8)) {
+        b->run++;
+        b->in_run = 0;
+    }
+    if (b->run >= b->nruns)
+        return false;
+    size_t n = rec_get(b->at, (size_t)(b->rec_end - b->at), e);
+    if (!n)
+        return false; /* Checked by open: not reached. */
+    e->id = get64(b->runs + b->run * RUN_SIZE) + b->in_run++;
+    b->at += n;
+    return true;
+}
+
+void wire_batch_close(struct wire_batch_in *b)
+{
+    free(b->raw);
+    memset(b, 0, sizeof(*b));
+}
+
+/* ---- Requests ---- */
+
+int wire_request_encode(struct buf *out, const struct wire_request *r)
+{
+    char h[REQ_HEAD];
+    h[0] = 1;
+    h[1] = (char)r->kind;
+    h[2] = (char)r->partition;
+    h[3] = (char)r->attempt;
+    put64(h + 4, (uint64_t)r->now_ms);
+    put64(h + 12, r->limit);
+    put64(h + 20, (uint64_t)r->win_from_ms);
+    put64(h + 28, (uint64_t)r->win_to_ms);
+    out->start = out->end = 0;
+    if (buf_append(out, h, sizeof(h)) < 0 || buf_append(out, r->text, r->text_len) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+int wire_request_decode(const void *data, size_t len, struct wire_request *r, char *err)
+{
+    const char *p = data;
+    if (len < REQ_HEAD || p[0] != 1)
+        return bad(err, "request too short or of an unknown version");
+    r->kind = (uint8_t)p[1];
+    r->partition = (uint8_t)p[2];
+    r->attempt = (uint8_t)p[3];
+    if (r->kind > WK_PART)
+        return bad(err, "request of an unknown kind");
+    r->now_ms = (int64_t)get64(p + 4);
+    r->limit = get64(p + 12);
+    r->win_from_ms = (int64_t)get64(p + 20);
+    r->win_to_ms = (int64_t)get64(p + 28);
+    if (r->win_from_ms > r->win_to_ms)
+        return bad(err, "request with an empty time window");
+    r->text = p + REQ_HEAD;
+    r->text_len = len - REQ_HEAD;
+    return 0;
+}
+
+/* ---- Answers ---- */
+
+void wire_answer_begin(struct buf *out, uint8_t partition, uint8_t attempt, uint8_t type,
+                       uint32_t seq)
+{
+    out->start = out->end = 0;
+    char h[ANS_HEAD] = {(char)partition, (char)type, (char)attempt, 0};
+    put32(h + 4, seq);
+    buf_append(out, h, sizeof(h)); /* Out of memory: the asker sees a short answer. */
+}
+
+int wire_answer_row(struct buf *out, const struct lc_entry *e)
+{
+    size_t n = 8 + rec_size(e);
+    if (buf_reserve(out, n) < 0)
+        return -ENOMEM;
+    char *p = out->data + out->end;
+    put64(p, e->id);
+    rec_put(p + 8, e);
+    out->end += n;
+    return 0;
+}
+
+int wire_answer_decode(const void *data, size_t len, struct wire_answer *a, char *err)
+{
+    const char *p = data;
+    if (len < ANS_HEAD)
+        return bad(err, "answer too short");
+    a->partition = (uint8_t)p[0];
+    a->type = (uint8_t)p[1];
+    a->attempt = (uint8_t)p[2];
+    a->seq = get32(p + 4);
+    a->body = p + ANS_HEAD;
+    a->body_len = len - ANS_HEAD;
+    switch (a->type) {
+    case WT_COUNT:
+        return a->body_len == 8 ? 0 : bad(err, "count answer of the wrong size");
+    case WT_END:
+        return a->body_len == 4 ? 0 : bad(err, "end answer of the wrong size");
+    case WT_ROWS:
+    case WT_PART:
+    case WT_ERROR:
+    case WT_NOT_HELD:
+    case WT_ALIVE:
+        return 0;
+    }
+    return bad(err, "answer of an unknown type");
+}
+
+int wire_answer_next_row(const char **at, const char *end, struct lc_entry *e)
+{
+    if (*at == end)
+        return 0;
+    if (end - *at < 8)
+        return -1;
+    size_t n = rec_get(*at + 8, (size_t)(end - *at - 8), e);
+    if (!n)
+        return -1;
+    e->id = get64(*at);
+    *at += 8 + n;
+    return 1;
+}

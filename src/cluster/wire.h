@@ -1,0 +1,112 @@
+/* wire.h - the bytes the cluster sends: batches of entries, query requests, answers.
+ *
+ * A batch (one JetStream message) is zstd-compressed:
+ *   "LCB1" | u32 nruns | u32 nentries | nruns x (u64 first_id, u32 count) | nentries records
+ * where the records are store/record.h rows and run i numbers the next count entries
+ * first_id, first_id + 1, ... Ids are the cluster's: unique, assigned by the node that took
+ * the lines (cluster.h).
+ *
+ * A request (core NATS, to "<cluster>.q.<node>", reply to the asker's inbox):
+ *   u8 version 1 | u8 kind | u8 partition | u8 attempt | i64 now_ms | u64 limit
+ *   | i64 window from | i64 window to | query text
+ * (byte 3 is the attempt: the asker's count of nodes asked for this partition). An answer is
+ * one or more messages to the inbox, each
+ *   u8 partition | u8 type | u8 attempt | u8 0 | u32 seq | body
+ * with seq counting the partition's messages from 0 (heartbeats aside), and the last one of
+ * type END carrying the number sent before it, so a lost message is noticed. Integers are
+ * little-endian. Every decoder here takes any bytes: it answers -EINVAL (with a sentence) rather
+ * than trusting a length. */
+#ifndef LC_CLUSTER_WIRE_H
+#define LC_CLUSTER_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/entry.h"
+#include "core/buf.h"
+
+#define WIRE_BATCH_MAX_ENTRIES 65535
+#define WIRE_BATCH_MAX_RAW     (64u << 20) /* Decompressed bytes a batch may claim. */
+
+/* A batch under construction (the publisher's, one per partition). */
+struct wire_batch_out {
+    struct buf runs;    /* (u64 first_id, u32 count) each. */
+    struct buf records; /* Rows, back to back. */
+    uint32_t nruns, nentries;
+    uint64_t last_id; /* To extend the last run when ids follow on. */
+};
+
+/* Add n entries numbered first_id.. in order. 0 or -ENOMEM (nothing added). */
+int wire_batch_add(struct wire_batch_out *b, const struct lc_entry *e, size_t n, uint64_t first_id);
+/* Compress the batch into out (malloc'd, *out_len bytes), at zstd level. 0 or -errno. */
+int wire_batch_seal(const struct wire_batch_out *b, int level, char **out, size_t *out_len);
+void wire_batch_reset(struct wire_batch_out *b);
+void wire_batch_free(struct wire_batch_out *b);
+static inline size_t wire_batch_bytes(const struct wire_batch_out *b)
+{
+    return buf_len(&b->records) + buf_len(&b->runs);
+}
+
+/* A batch received. */
+struct wire_batch_in {
+    char *raw; /* Decompressed, owned. */
+    size_t raw_len;
+    const char *runs; /* nruns x 12 bytes, inside raw. */
+    uint32_t nruns, nentries;
+    const char *rec; /* The records, inside raw; rec_end past the last. */
+    const char *rec_end;
+    /* Iteration. */
+    uint32_t run, in_run;
+    const char *at;
+};
+
+/* Decompress and check a batch (every record well formed, the runs adding up). 0, or
+ * -EINVAL with one sentence in err (128 bytes). */
+int wire_batch_open(const void *data, size_t len, struct wire_batch_in *b, char *err);
+/* The next entry and its id; false after the last. Strings point into b->raw. */
+bool wire_batch_next(struct wire_batch_in *b, struct lc_entry *e);
+void wire_batch_close(struct wire_batch_in *b);
+
+/* Requests. */
+enum wire_kind { WK_COUNT = 0, WK_ROWS = 1, WK_PART = 2 };
+
+struct wire_request {
+    uint8_t kind, partition, attempt;
+    int64_t now_ms;
+    uint64_t limit;
+    int64_t win_from_ms, win_to_ms; /* A time window ANDed to the text. */
+    const char *text;               /* Not NUL-terminated; points into the message. */
+    size_t text_len;
+};
+
+int wire_request_encode(struct buf *out, const struct wire_request *r);
+int wire_request_decode(const void *data, size_t len, struct wire_request *r, char *err);
+
+/* Answers. */
+enum wire_type {
+    WT_COUNT = 'C',    /* u64 */
+    WT_ROWS = 'R',     /* rows, each: u64 id, then a record (store/record.h) */
+    WT_PART = 'P',     /* a pipes part (qagg_encode) */
+    WT_ERROR = 'E',    /* a sentence */
+    WT_NOT_HELD = 'N', /* the node does not hold the partition (ask another copy) */
+    WT_ALIVE = 'H',    /* still working (not counted in seq) */
+    WT_END = 'Z',      /* u32 messages sent before this one */
+};
+
+/* Start an answer message in out (cleared first). */
+void wire_answer_begin(struct buf *out, uint8_t partition, uint8_t attempt, uint8_t type,
+                       uint32_t seq);
+int wire_answer_row(struct buf *out, const struct lc_entry *e); /* After WT_ROWS. */
+
+struct wire_answer {
+    uint8_t partition, type, attempt;
+    uint32_t seq;
+    const char *body;
+    size_t body_len;
+};
+int wire_answer_decode(const void *data, size_t len, struct wire_answer *a, char *err);
+/* The next row of a WT_ROWS body at *at (advanced); 1 = a row, 0 = none left, -1 = bad. */
+int wire_answer_next_row(const char **at, const char *end, struct lc_entry *e);
+
+#endif
