@@ -26,6 +26,7 @@ static const struct command {
     {"tail", lcc_cmd_tail, lcc_tail_help, "follow new matching entries as they arrive"},
     {"count", lcc_cmd_count, lcc_count_help, "print how many entries match"},
     {"stats", lcc_cmd_stats, lcc_stats_help, "print server statistics"},
+    {"cluster", lcc_cmd_cluster, lcc_cluster_help, "show a cluster node's view of the cluster"},
     {"ping", lcc_cmd_ping, lcc_ping_help, "check that the query port answers"},
     {"bench", lcc_cmd_bench, lcc_bench_help, "ingest load generator"},
     {"bench-query", lcc_cmd_bench_query, lcc_bench_query_help, "query latency benchmark"},

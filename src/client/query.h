@@ -66,6 +66,8 @@ int lcc_http_query(const struct lcc_opts *o, const struct lcc_qargs *a);
 int lcc_cmd_query(struct lcc_opts *o, int argc, char **argv);
 int lcc_cmd_count(struct lcc_opts *o, int argc, char **argv);
 int lcc_cmd_stats(struct lcc_opts *o, int argc, char **argv);
+int lcc_cmd_cluster(struct lcc_opts *o, int argc, char **argv); /* cluster.c */
+extern const char lcc_cluster_help[];
 int lcc_cmd_ping(struct lcc_opts *o, int argc, char **argv);
 int lcc_cmd_bench_query(struct lcc_opts *o, int argc, char **argv);
 int lcc_cmd_tail(struct lcc_opts *o, int argc, char **argv);
