@@ -16,6 +16,10 @@ import time
 
 import pytest
 
+# The NATS JetStream fixtures, for every test module.
+from natscluster import (logcaster_node, module_nats_cluster, nats_cluster,  # noqa: F401
+                         nats_single)
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 LOGCASTERD = os.environ.get("LOGCASTERD") or os.path.join(ROOT, "build", "asan", "logcasterd")
 LOGCASTER = os.environ.get("LOGCASTER") or os.path.join(ROOT, "build", "asan", "logcaster")
