@@ -28,6 +28,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
 
 dir=${CLUSTER_DIR:-build/cluster}
+[[ $dir == /* ]] || dir=$root/$dir # Absolute: the nats configs name it from any directory.
 nats_bin=${NATS_SERVER:-$(command -v nats-server || echo /usr/sbin/nats-server)}
 names=(a b c)
 host=127.0.0.1
@@ -132,7 +133,7 @@ listen: "$host:${nats_ports[$i]}"
 http: "$host:${http_ports[$i]}"
 max_payload: 8MB
 jetstream {
-    store_dir: "$root/$dir/nats-$n"
+    store_dir: "$dir/nats-$n"
 }
 cluster {
     name: "logcaster-demo"

@@ -137,6 +137,17 @@ static void commit_decided(void)
     pthread_mutex_unlock(&pub.commit_mu);
 }
 
+/* Wake readers that paused on a backlog (or before the node was ready): they wait for the
+ * next commit, so the last decided id is told again. */
+static void poke(void)
+{
+    pthread_mutex_lock(&pub.commit_mu);
+    struct store_range r = {atomic_load(&pub.done), atomic_load(&pub.done), false};
+    if (pub.commit && atomic_load(&cl.ready))
+        pub.commit(pub.commit_arg, &r, 1);
+    pthread_mutex_unlock(&pub.commit_mu);
+}
+
 static void seal(struct pmsg *m) /* mu held */
 {
     pub.open[m->part] = NULL;
@@ -354,9 +365,18 @@ static bool send_one(struct pmsg *m)
 static void *publisher(void *arg)
 {
     (void)arg;
+    bool was_full = true; /* Readers paused until the node was ready. */
     pthread_mutex_lock(&pub.mu);
     for (;;) {
         int64_t now = mono_ms();
+        bool full = pub.held_bytes > BACKLOG_BYTES || pub.next >= cl.id_reserved ||
+                    !atomic_load(&cl.ready);
+        if (was_full && !full) {
+            pthread_mutex_unlock(&pub.mu);
+            poke();
+            pthread_mutex_lock(&pub.mu);
+        }
+        was_full = full;
         /* Seal messages that waited long enough. */
         for (int p = 0; p < cl.partitions; p++)
             if (pub.open[p] && now - pub.open[p]->opened_ms >= LINGER_MS)
@@ -430,6 +450,10 @@ static void *publisher(void *arg)
             snprintf(m->msgid, sizeof(m->msgid), "%" PRIx64, first);
             m->first_sent_ms = mono_ms();
         }
+        /* What to send this round, listed before the messages join the in-flight list
+         * (whose links they then follow). */
+        struct pmsg *to_send[INFLIGHT_MAX * 2];
+        int nsend = 0;
         pthread_mutex_lock(&pub.mu);
         for (struct pmsg *m = fresh, *next; m; m = next) {
             next = m->next;
@@ -442,6 +466,8 @@ static void *publisher(void *arg)
             m->state = M_INFLIGHT;
             m->next = pub.inflight;
             pub.inflight = m;
+            if (nsend < INFLIGHT_MAX * 2)
+                to_send[nsend++] = m;
         }
         for (struct pmsg *m = resend, *next; m; m = next) {
             next = m->next;
@@ -449,16 +475,9 @@ static void *publisher(void *arg)
             m->next = pub.inflight;
             pub.inflight = m;
             pub.ninflight++;
+            if (nsend < INFLIGHT_MAX * 2)
+                to_send[nsend++] = m;
         }
-        /* Publish every message now marked in flight that has not been sent this round. */
-        struct pmsg *to_send[INFLIGHT_MAX * 2];
-        int nsend = 0;
-        for (struct pmsg *m = fresh; m; m = m->next)
-            if (m->state == M_INFLIGHT && nsend < INFLIGHT_MAX * 2)
-                to_send[nsend++] = m;
-        for (struct pmsg *m = resend; m; m = m->next)
-            if (m->state == M_INFLIGHT && nsend < INFLIGHT_MAX * 2)
-                to_send[nsend++] = m;
         pthread_mutex_unlock(&pub.mu);
         for (int i = 0; i < nsend; i++) {
             if (send_one(to_send[i]))

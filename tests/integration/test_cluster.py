@@ -1,0 +1,301 @@
+"""The cluster on NATS JetStream, against real nats-servers and real logcasterd nodes.
+
+Every test starts its own nats-servers (natscluster.py: loopback ports chosen at run time,
+temporary directories) and nodes. Lines are sent framed, so each is acknowledged with its id;
+the tests then check every acknowledged line by its id and its text, on every node:
+- ingest on any node, query any node (COUNT, SEARCH, pipes), ids unique and the same
+  everywhere;
+- a node started with another partition count refuses to run;
+- a node that cannot reach NATS takes no framed line until it can, then acknowledges it;
+- kill -9 of a node during ingest loses no acknowledged line, and the node catches up;
+- kill -9 of one of three nats-servers: ingest and queries go on;
+- a node cut off from NATS stops acknowledging and resumes when NATS returns;
+- a node added to a running cluster takes its share and answers fully;
+- a partition no live copy holds makes a query fail, naming it, instead of answering short.
+"""
+import re
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import HOST, IO_TIMEOUT, LineConn, decode
+
+PARTS = 4
+FAST = ["--cluster-partitions", str(PARTS), "--cluster-ack-timeout", "5s"]
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def send_acked(node, lines, conns=1):
+    """Send framed LOG| lines over `conns` connections; return {id: text} of those acked OK."""
+    acked = {}
+    errors = []
+    chunks = [lines[i::conns] for i in range(conns)]
+
+    def one(chunk):
+        try:
+            with LineConn(node.log_port, timeout=30) as c:
+                data = b"".join(("LOG|INFO|-|%s\n" % t).encode() for t in chunk)
+
+                def write():  # While the replies are read: neither side's buffers fill up.
+                    try:
+                        c.sendall(data)
+                    except OSError:
+                        pass
+
+                w = threading.Thread(target=write)
+                w.start()
+                for t in chunk:
+                    r = decode(c.readline())
+                    m = re.match(r"^OK\|(\d+)$", r)
+                    if m:
+                        acked[int(m.group(1))] = t
+                    else:
+                        errors.append(r)
+                w.join(30)
+        except OSError as e:  # The node went away (a test kills it): what was acked counts.
+            errors.append("connection: %s" % e)
+
+    threads = [threading.Thread(target=one, args=(ch,)) for ch in chunks if ch]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return acked, errors
+
+
+def query_lines(node, cmd, timeout=IO_TIMEOUT):
+    with LineConn(node.query_port, timeout=timeout) as c:
+        return c.request(cmd)
+
+
+def count_or_error(node, expr):
+    lines = query_lines(node, "COUNT " + expr)
+    assert len(lines) == 1, lines
+    if lines[0].startswith("COUNT|"):
+        return int(lines[0][6:])
+    return lines[0]
+
+
+def wait_count(node, expr, want, timeout=60):
+    deadline = time.monotonic() + timeout
+    got = None
+    while time.monotonic() < deadline:
+        got = count_or_error(node, expr)
+        if got == want:
+            return
+        time.sleep(0.2)
+    pytest.fail("node %s: COUNT %s is %r, want %d" % (node.name, expr, got, want))
+
+
+def all_rows(node, expr):
+    """{id: message} of SEARCH expr (no limit) on node."""
+    lines = query_lines(node, "SEARCH " + expr, timeout=30)
+    assert lines[0].startswith("RESULT|") and lines[-1] == "END", lines[:3]
+    out = {}
+    for l in lines[1:-1]:
+        i, _, _, msg = l.split("|", 3)
+        assert int(i) not in out, "id %s twice" % i
+        out[int(i)] = msg
+    assert len(out) == int(lines[0][7:])
+    return out
+
+
+def check_all(nodes, tag, acked):
+    """Every node answers exactly the acked lines of tag, by id and text."""
+    for n in nodes:
+        wait_count(n, tag, len(acked))
+        assert all_rows(n, tag) == acked, "node %s differs" % n.name
+
+
+def start_nodes(cluster, logcaster_node, names, *args):
+    nodes = [logcaster_node(cluster, name, *FAST, *args) for name in names]
+    for n in nodes:  # Ready: the cluster answers a COUNT.
+        deadline = time.monotonic() + 60
+        while not isinstance(count_or_error(n, "nothing-yet"), int):
+            assert time.monotonic() < deadline, "node %s never answered" % n.name
+            time.sleep(0.2)
+    return nodes
+
+
+# -- tests -----------------------------------------------------------------------------------
+
+def test_ingest_anywhere_query_anywhere(nats_cluster, logcaster_node):
+    nodes = start_nodes(nats_cluster, logcaster_node, ["a", "b", "c"])
+    acked = {}
+    for k, n in enumerate(nodes):
+        got, errors = send_acked(n, ["anywhere node%d line %d latency_ms=%d" % (k, i, i % 50)
+                                     for i in range(600)], conns=3)
+        assert not errors
+        acked.update(got)
+    assert len(acked) == 1800
+    assert len({i >> 48 for i in acked}) == 3  # Three nodes' numbers in the ids.
+    check_all(nodes, "anywhere", acked)
+    # Newest first with a limit, merged across partitions: the last lines sent (over one
+    # connection, so their order is the sender's).
+    for k, n in enumerate(nodes):
+        got, errors = send_acked(n, ["ordered node%d %d" % (k, i) for i in range(50)])
+        assert not errors and len(got) == 50
+    for n in nodes:
+        for k in range(3):
+            lines = query_lines(n, "SEARCH ordered node%d limit:5" % k)
+            assert lines[0] == "RESULT|5"
+            assert [l.split("|", 3)[3] for l in lines[1:-1]] == \
+                ["ordered node%d %d" % (k, i) for i in range(45, 50)]
+        # Pipes: merged parts, exact counts and sums.
+        lines = query_lines(n, "SEARCH anywhere | stats count() as n, sum(latency_ms) as s, "
+                               "min(latency_ms) as lo, max(latency_ms) as hi")
+        assert lines == ["RESULT|1", "n=1800 s=44100 lo=0 hi=49", "END"]
+        lines = query_lines(n, "SEARCH anywhere | top 2 by (latency_ms)")
+        assert lines[0] == "RESULT|2" and all("hits=36" in l for l in lines[1:-1]), lines
+    # The cluster's view: three members, every partition held caught up by two of them.
+    st = nodes[0].stats()
+    assert st["cluster_members"] == "3"
+    for p in range(PARTS):
+        assert len(st["cluster_partition_%d_copies" % p].split(",")) == 2, st
+
+
+def test_partition_count_is_fixed(nats_single, logcaster_node, tmp_path):
+    start_nodes(nats_single, logcaster_node, ["a"], "--cluster-replicas", "1")
+    from conftest import LOGCASTERD, server_env
+    import subprocess
+    p = subprocess.run([LOGCASTERD, "--cluster", nats_single.url_arg(), "--node-name", "b",
+                        "--cluster-partitions", "7", "--data-dir", str(tmp_path / "b"),
+                        "--log-port", "0", "--query-port", "0", "--irc-port", "-1",
+                        "--http-port", "-1"],
+                       capture_output=True, text=True, timeout=60, env=server_env())
+    assert p.returncode == 2, p.stderr
+    assert "has 4 partitions" in p.stderr and "--cluster-partitions 7" in p.stderr, p.stderr
+
+
+def test_no_nats_no_acknowledgement(logcaster_node, tmp_path_factory):
+    from natscluster import NatsCluster
+    with NatsCluster(1, tmp_path_factory.mktemp("nats")) as nats:
+        nats.wait_ready()
+        nats.kill(0)
+        node = logcaster_node(nats, "a", *FAST, "--cluster-replicas", "1")
+        deadline = time.monotonic() + 20
+        while "cannot reach NATS" not in node.stderr():
+            assert time.monotonic() < deadline, node.stderr()
+            time.sleep(0.1)
+        assert node.stderr().count("cannot reach NATS") == 1  # Said once, then retried.
+        with LineConn(node.log_port, timeout=2) as c:
+            c.sendall(b"LOG|INFO|-|waited for nats\n")
+            with pytest.raises(socket.timeout):
+                c.readline()  # Not read, so not acknowledged.
+            nats.start(0)
+            nats.wait_ready()
+            c.settimeout(60)
+            r = decode(c.readline())
+        assert re.match(r"^OK\|\d+$", r), r
+        wait_count(node, '"waited for nats"', 1)
+        node.stop()
+
+
+def test_kill9_node_during_ingest(nats_cluster, logcaster_node):
+    a, b, c = start_nodes(nats_cluster, logcaster_node, ["a", "b", "c"])
+    acked = {}
+    result = {}
+
+    def ingest():
+        result["b"] = send_acked(b, ["crash line %d" % i for i in range(20000)], conns=2)
+
+    t = threading.Thread(target=ingest)
+    t.start()
+    time.sleep(0.5)
+    b.kill9()
+    t.join(90)
+    got_b, errors = result["b"]  # Connections cut by the kill: what was acked counts.
+    assert got_b and errors, "the kill should have cut the ingest short"
+    assert all(e.startswith("connection: ") for e in errors), errors[:3]
+    acked.update(got_b)
+    got_a, errors = send_acked(a, ["crash line after %d" % i for i in range(500)])
+    assert not errors
+    acked.update(got_a)
+    check_all([a, c], "crash", acked)
+    b.restart()
+    wait_count(b, "nothing-yet", 0)
+    check_all([b], "crash", acked)
+
+
+def test_kill_one_nats_server(nats_cluster, logcaster_node):
+    nodes = start_nodes(nats_cluster, logcaster_node, ["a", "b"])
+    acked, errors = send_acked(nodes[0], ["natsdown before %d" % i for i in range(300)])
+    assert not errors
+    leader = nats_cluster.leader()
+    victim = next(i for i in range(3) if nats_cluster.names[i] != leader)
+    nats_cluster.kill(victim)
+    got, errors = send_acked(nodes[1], ["natsdown after %d" % i for i in range(300)])
+    assert not errors, errors[:3]
+    acked.update(got)
+    check_all(nodes, "natsdown", acked)
+
+
+def test_cut_off_then_resume(logcaster_node, tmp_path_factory):
+    from natscluster import NatsCluster
+    with NatsCluster(1, tmp_path_factory.mktemp("nats")) as nats:
+        nats.wait_ready()
+        node = start_nodes(nats, logcaster_node, ["a"], "--cluster-replicas", "1",
+                           "--cluster-copies", "1")[0]
+        acked, errors = send_acked(node, ["cutoff before %d" % i for i in range(200)])
+        assert not errors
+        nats.kill(0)
+        # No NATS: a framed line is not acknowledged (an error after --cluster-ack-timeout,
+        # or no answer while reading is paused), never OK.
+        got, errors = send_acked(node, ["cutoff during %d" % i for i in range(5)])
+        assert not got
+        nats.start(0)
+        nats.wait_ready()
+        deadline = time.monotonic() + 60
+        while True:
+            got, errors = send_acked(node, ["cutoff after"])
+            if got:
+                break
+            assert time.monotonic() < deadline, errors
+            time.sleep(0.5)
+        acked.update(got)
+        # Every acknowledged line is there; lines answered with an error may be too.
+        deadline = time.monotonic() + 60
+        while True:
+            rows = all_rows(node, "cutoff") if isinstance(count_or_error(node, "cutoff"),
+                                                          int) else {}
+            if all(rows.get(i) == t for i, t in acked.items()):
+                break
+            assert time.monotonic() < deadline, "acknowledged lines missing"
+            time.sleep(0.5)
+        node.stop()
+
+
+def test_node_added_takes_its_share(nats_cluster, logcaster_node):
+    a, b = start_nodes(nats_cluster, logcaster_node, ["a", "b"])
+    acked, errors = send_acked(a, ["grow line %d" % i for i in range(2000)], conns=2)
+    assert not errors
+    check_all([a, b], "grow", acked)
+    c = start_nodes(nats_cluster, logcaster_node, ["c"])[0]
+    # c becomes an owner of some partitions, replays them, and answers fully.
+    deadline = time.monotonic() + 60
+    while True:
+        st = c.stats()
+        held = [p for p in range(PARTS) if "state=ready" in st.get("cluster_partition_%d" % p, "")]
+        if held:
+            break
+        assert time.monotonic() < deadline, st
+        time.sleep(0.3)
+    check_all([c, a, b], "grow", acked)
+
+
+def test_missing_partition_is_an_error(nats_cluster, logcaster_node):
+    a, b = start_nodes(nats_cluster, logcaster_node, ["a", "b"], "--cluster-copies", "1")
+    acked, errors = send_acked(a, ["lonely %d" % i for i in range(400)], conns=2)
+    assert not errors
+    check_all([a, b], "lonely", acked)
+    b.kill9()
+    # Until a takes over b's partitions, a query cannot be answered whole: it says which
+    # partitions are missing rather than answering short.
+    got = count_or_error(a, "lonely")
+    assert isinstance(got, str) and re.match(r"^ERROR\|no copy of partitions? [\d, ]+ answered",
+                                             got), got
+    # Then b is declared gone, a holds everything, and the answer is whole again.
+    check_all([a], "lonely", acked)
