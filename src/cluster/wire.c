@@ -74,6 +74,9 @@ int wire_batch_add(struct wire_batch_out *b, const struct lc_entry *e, size_t n,
 int wire_batch_seal(const struct wire_batch_out *b, int level, char **out, size_t *out_len)
 {
     size_t raw = BATCH_HEAD + buf_len(&b->runs) + buf_len(&b->records);
+    /* A batch every receiver would refuse is not sent: its entries fail here instead. */
+    if (b->nentries > WIRE_BATCH_MAX_ENTRIES || raw > WIRE_BATCH_MAX_RAW)
+        return -E2BIG;
     char *plain = malloc(raw);
     char *z = malloc(ZSTD_compressBound(raw));
     if (!plain || !z) {
@@ -84,8 +87,10 @@ int wire_batch_seal(const struct wire_batch_out *b, int level, char **out, size_
     memcpy(plain, BATCH_MAGIC, 4);
     put32(plain + 4, b->nruns);
     put32(plain + 8, b->nentries);
-    memcpy(plain + BATCH_HEAD, buf_head(&b->runs), buf_len(&b->runs));
-    memcpy(plain + BATCH_HEAD + buf_len(&b->runs), buf_head(&b->records), buf_len(&b->records));
+    if (buf_len(&b->runs)) /* An empty batch's buffers may have no memory at all (NULL). */
+        memcpy(plain + BATCH_HEAD, buf_head(&b->runs), buf_len(&b->runs));
+    if (buf_len(&b->records))
+        memcpy(plain + BATCH_HEAD + buf_len(&b->runs), buf_head(&b->records), buf_len(&b->records));
     size_t n = ZSTD_compress(z, ZSTD_compressBound(raw), plain, raw, level);
     free(plain);
     if (ZSTD_isError(n)) {
