@@ -154,14 +154,17 @@ int wire_batch_open(const void *data, size_t len, struct wire_batch_in *b, char 
         return bad(err, "batch counts out of range");
     }
     b->runs = b->raw + BATCH_HEAD;
-    uint64_t sum = 0;
+    /* Runs ascend without overlapping, so a batch's ids are unique and in order (id 0 is
+     * nobody's); a run may end at UINT64_MAX itself. */
+    uint64_t sum = 0, last = 0;
     for (uint32_t i = 0; i < b->nruns; i++) {
         uint32_t c = get32(b->runs + i * RUN_SIZE + 8);
         uint64_t first = get64(b->runs + i * RUN_SIZE);
-        if (c == 0 || first == 0 || first > UINT64_MAX - c) {
+        if (c == 0 || first <= last || c - 1 > UINT64_MAX - first) {
             wire_batch_close(b);
-            return bad(err, "batch has an empty or overflowing run");
+            return bad(err, "batch has an empty, overflowing or out-of-order run");
         }
+        last = first + (c - 1);
         sum += c;
     }
     if (sum != b->nentries) {
