@@ -249,7 +249,8 @@ static int claim_number(void)
         cl.meta_rev = kvEntry_Revision(e);
         kvEntry_Destroy(e);
         cl.node_no = (int)no;
-        cl.id_first = cl.id_reserved = reserved;
+        cl.id_first = reserved; /* Not chained: clang refuses an _Atomic value assigned on. */
+        cl.id_reserved = reserved;
         return no ? 0 : -1;
     }
     for (int k = 1; k < 65536; k++) {
@@ -267,7 +268,8 @@ static int claim_number(void)
             return -1;
         }
         cl.node_no = k;
-        cl.id_first = cl.id_reserved = 1;
+        cl.id_first = 1;
+        cl.id_reserved = 1;
         return 0;
     }
     log_error("cluster: no node number left");

@@ -74,6 +74,9 @@ int wire_batch_add(struct wire_batch_out *b, const struct lc_entry *e, size_t n,
 int wire_batch_seal(const struct wire_batch_out *b, int level, char **out, size_t *out_len)
 {
     size_t raw = BATCH_HEAD + buf_len(&b->runs) + buf_len(&b->records);
+    /* A batch every receiver would refuse is not sent: its entries fail here instead. */
+    if (b->nentries > WIRE_BATCH_MAX_ENTRIES || raw > WIRE_BATCH_MAX_RAW)
+        return -E2BIG;
     char *plain = malloc(raw);
     char *z = malloc(ZSTD_compressBound(raw));
     if (!plain || !z) {
@@ -84,8 +87,10 @@ int wire_batch_seal(const struct wire_batch_out *b, int level, char **out, size_
     memcpy(plain, BATCH_MAGIC, 4);
     put32(plain + 4, b->nruns);
     put32(plain + 8, b->nentries);
-    memcpy(plain + BATCH_HEAD, buf_head(&b->runs), buf_len(&b->runs));
-    memcpy(plain + BATCH_HEAD + buf_len(&b->runs), buf_head(&b->records), buf_len(&b->records));
+    if (buf_len(&b->runs)) /* An empty batch's buffers may have no memory at all (NULL). */
+        memcpy(plain + BATCH_HEAD, buf_head(&b->runs), buf_len(&b->runs));
+    if (buf_len(&b->records))
+        memcpy(plain + BATCH_HEAD + buf_len(&b->runs), buf_head(&b->records), buf_len(&b->records));
     size_t n = ZSTD_compress(z, ZSTD_compressBound(raw), plain, raw, level);
     free(plain);
     if (ZSTD_isError(n)) {
@@ -149,14 +154,17 @@ int wire_batch_open(const void *data, size_t len, struct wire_batch_in *b, char 
         return bad(err, "batch counts out of range");
     }
     b->runs = b->raw + BATCH_HEAD;
-    uint64_t sum = 0;
+    /* Runs ascend without overlapping, so a batch's ids are unique and in order (id 0 is
+     * nobody's); a run may end at UINT64_MAX itself. */
+    uint64_t sum = 0, last = 0;
     for (uint32_t i = 0; i < b->nruns; i++) {
         uint32_t c = get32(b->runs + i * RUN_SIZE + 8);
         uint64_t first = get64(b->runs + i * RUN_SIZE);
-        if (c == 0 || first == 0 || first > UINT64_MAX - c) {
+        if (c == 0 || first <= last || c - 1 > UINT64_MAX - first) {
             wire_batch_close(b);
-            return bad(err, "batch has an empty or overflowing run");
+            return bad(err, "batch has an empty, overflowing or out-of-order run");
         }
+        last = first + (c - 1);
         sum += c;
     }
     if (sum != b->nentries) {
