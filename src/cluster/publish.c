@@ -263,8 +263,9 @@ static void sink_on_commit(void *sink, store_commit_fn fn, void *arg)
     pub.commit_arg = arg;
 }
 
-static const struct ingest_sink_ops sink_ops = {sink_append, sink_done_id, sink_backlogged,
-                                                sink_on_commit};
+static const struct ingest_sink_ops sink_ops = {
+    sink_append, sink_done_id, sink_backlogged, sink_on_commit,
+    "not confirmed by the cluster within --cluster-ack-timeout"};
 
 const struct ingest_sink_ops *cluster_sink_ops(void)
 {
@@ -353,7 +354,9 @@ static bool send_one(struct pmsg *m)
     jsPubOptions po;
     jsPubOptions_Init(&po);
     int64_t left = cl.ack_timeout_ms - (mono_ms() - m->first_sent_ms);
-    po.MaxWait = left < 100 ? 100 : left > 5000 ? 5000 : left;
+    /* A stream whose leader is being elected drops the message: ask again soon (the
+     * message id makes a second copy harmless). */
+    po.MaxWait = left < 100 ? 100 : left > 2000 ? 2000 : left;
     m->sent_ns = mono_ns();
     if (s == NATS_OK)
         s = js_PublishMsgAsync(cl.js, &msg, &po);
@@ -369,8 +372,8 @@ static void *publisher(void *arg)
     pthread_mutex_lock(&pub.mu);
     for (;;) {
         int64_t now = mono_ms();
-        bool full = pub.held_bytes > BACKLOG_BYTES || pub.next >= cl.id_reserved ||
-                    !atomic_load(&cl.ready);
+        bool full =
+            pub.held_bytes > BACKLOG_BYTES || pub.next >= cl.id_reserved || !atomic_load(&cl.ready);
         if (was_full && !full) {
             pthread_mutex_unlock(&pub.mu);
             poke();

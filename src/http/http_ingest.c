@@ -42,7 +42,9 @@ static void post_wait(struct http_conn *h)
             http_reply_error(h, 503, "out of memory waiting for the store");
         return;
     case INGEST_FAILED:
-        http_reply_error(h, 503, "store unavailable: the entries were not stored");
+        char why[160];
+        snprintf(why, sizeof(why), "%s: the entries were not stored", ingest_failure());
+        http_reply_error(h, 503, why);
         return;
     case INGEST_DURABLE: {
         char body[128];
@@ -113,7 +115,7 @@ void http_post_logs(struct http_conn *h)
         j->n = ingest_batch_count(b);
         if (ingest_submit(b, k, SLOT_HTTP, &j->t) < 0) {
             status = 503;
-            snprintf(err, sizeof(err), "store unavailable");
+            snprintf(err, sizeof(err), "%s", ingest_failure());
             lines = 0; /* Counted as rejected by the pipeline. */
         }
     }

@@ -142,7 +142,13 @@ static void store_sink_on_commit(void *s, store_commit_fn fn, void *arg)
 }
 
 static const struct ingest_sink_ops store_sink = {store_sink_append, store_sink_done_id,
-                                                  store_sink_backlogged, store_sink_on_commit};
+                                                  store_sink_backlogged, store_sink_on_commit,
+                                                  "store unavailable"};
+
+const char *ingest_failure(void)
+{
+    return sink_ops->failure;
+}
 
 void ingest_init_sink(const struct ingest_sink_ops *ops, void *s)
 {

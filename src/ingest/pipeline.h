@@ -44,6 +44,7 @@ struct ingest_sink_ops {
     uint64_t (*done_id)(void *sink);
     bool (*backlogged)(void *sink);
     void (*on_commit)(void *sink, store_commit_fn fn, void *arg);
+    const char *failure; /* What a sender is told when its lines could not be taken. */
 };
 void ingest_init_sink(const struct ingest_sink_ops *ops, void *sink);
 
@@ -58,6 +59,10 @@ int ingest_submit(struct ingest_batch *b, struct server_counters *cnt, int slot,
  * pushed to it so far (no lock): PENDING until all are decided, then FAILED if any failed,
  * else DURABLE. Call it on the thread that submitted, or after being woken there. */
 enum ingest_state ingest_ticket_state(const struct ingest_ticket *t);
+
+/* The sentence for lines that failed (FAILED, or a refused submit): "store unavailable", or the
+ * cluster's. */
+const char *ingest_failure(void);
 
 /* True while the writer's queue is over its bound: carriers stop reading until woken. */
 bool ingest_backlogged(void);

@@ -257,7 +257,7 @@ static void release_replies(struct conn *c)
                 break;
             }
             if (state == INGEST_FAILED)
-                err = "store unavailable";
+                err = ingest_failure();
         }
         write_reply(c, o, err);
         ic->head++;
@@ -279,7 +279,7 @@ static void batch_flush(struct conn *c, struct batch *b)
     struct ingest_ticket t;
     const char *store_error = NULL;
     if (ingest_submit(b->ib, server_counters(conn_server(c)), SLOT_INGEST, &t) < 0)
-        store_error = "store unavailable";
+        store_error = ingest_failure();
     for (size_t i = 0; i < b->nreplies; i++) {
         const struct reply *r = &b->replies[i];
         bool logs = answers_entry(r->bin_cmd);

@@ -28,9 +28,11 @@ FAST = ["--cluster-partitions", str(PARTS), "--cluster-ack-timeout", "5s"]
 
 # -- helpers ---------------------------------------------------------------------------------
 
-def send_acked(node, lines, conns=1):
-    """Send framed LOG| lines over `conns` connections; return {id: text} of those acked OK."""
-    acked = {}
+def send_acked(node, lines, conns=1, acked=None, pace=0):
+    """Send framed LOG| lines over `conns` connections; return {id: text} of those acked OK
+    (filled in as the acknowledgements arrive, into `acked` when given) and the other
+    answers. pace: seconds between slices of 500 lines (a steady stream, not one burst)."""
+    acked = {} if acked is None else acked
     errors = []
     chunks = [lines[i::conns] for i in range(conns)]
 
@@ -41,19 +43,30 @@ def send_acked(node, lines, conns=1):
 
                 def write():  # While the replies are read: neither side's buffers fill up.
                     try:
-                        c.sendall(data)
+                        if not pace:
+                            c.sendall(data)
+                        for i in range(0, len(chunk) if pace else 0, 500):
+                            c.sendall(b"".join(("LOG|INFO|-|%s\n" % t).encode()
+                                               for t in chunk[i:i + 500]))
+                            time.sleep(pace)
                     except OSError:
                         pass
 
                 w = threading.Thread(target=write)
                 w.start()
-                for t in chunk:
-                    r = decode(c.readline())
-                    m = re.match(r"^OK\|(\d+)$", r)
-                    if m:
-                        acked[int(m.group(1))] = t
-                    else:
-                        errors.append(r)
+                pending, k = b"", 0
+                while k < len(chunk):  # Read replies in bulk, as fast as they come.
+                    data = c.sock.recv(1 << 20)
+                    if not data:
+                        raise OSError("closed by the server")
+                    *whole, pending = (pending + data).split(b"\n")
+                    for r in whole:
+                        m = re.match(rb"^OK\|(\d+)$", r)
+                        if m:
+                            acked[int(m.group(1))] = chunk[k]
+                        else:
+                            errors.append(r.decode(errors="replace"))
+                        k += 1
                 w.join(30)
         except OSError as e:  # The node went away (a test kills it): what was acked counts.
             errors.append("connection: %s" % e)
@@ -112,11 +125,13 @@ def check_all(nodes, tag, acked):
 
 def start_nodes(cluster, logcaster_node, names, *args):
     nodes = [logcaster_node(cluster, name, *FAST, *args) for name in names]
-    for n in nodes:  # Ready: the cluster answers a COUNT.
+    for n in nodes:  # Ready: the cluster answers a COUNT and JetStream confirms a line.
         deadline = time.monotonic() + 60
         while not isinstance(count_or_error(n, "nothing-yet"), int):
             assert time.monotonic() < deadline, "node %s never answered" % n.name
             time.sleep(0.2)
+        got, errors = send_acked(n, ["warmup"])
+        assert got, errors
     return nodes
 
 
@@ -151,10 +166,14 @@ def test_ingest_anywhere_query_anywhere(nats_cluster, logcaster_node):
         lines = query_lines(n, "SEARCH anywhere | top 2 by (latency_ms)")
         assert lines[0] == "RESULT|2" and all("hits=36" in l for l in lines[1:-1]), lines
     # The cluster's view: three members, every partition held caught up by two of them.
-    st = nodes[0].stats()
-    assert st["cluster_members"] == "3"
-    for p in range(PARTS):
-        assert len(st["cluster_partition_%d_copies" % p].split(",")) == 2, st
+    deadline = time.monotonic() + 30
+    while True:
+        st = nodes[0].stats()
+        copies = [st["cluster_partition_%d_copies" % p].split(",") for p in range(PARTS)]
+        if st["cluster_members"] == "3" and all(len(c) == 2 for c in copies):
+            break
+        assert time.monotonic() < deadline, copies
+        time.sleep(0.3)
 
 
 def test_partition_count_is_fixed(nats_single, logcaster_node, tmp_path):
@@ -198,17 +217,19 @@ def test_kill9_node_during_ingest(nats_cluster, logcaster_node):
     a, b, c = start_nodes(nats_cluster, logcaster_node, ["a", "b", "c"])
     acked = {}
     result = {}
+    got_b = {}
 
     def ingest():
-        result["b"] = send_acked(b, ["crash line %d" % i for i in range(20000)], conns=2)
+        result["b"] = send_acked(b, ["crash line %d" % i for i in range(40000)], conns=2,
+                                 acked=got_b, pace=0.05)  # 2 s of sending.
 
     t = threading.Thread(target=ingest)
     t.start()
-    time.sleep(0.5)
+    time.sleep(1.0)  # Half way through the sending.
     b.kill9()
     t.join(90)
     got_b, errors = result["b"]  # Connections cut by the kill: what was acked counts.
-    assert got_b and errors, "the kill should have cut the ingest short"
+    assert 0 < len(got_b) < 40000, "the kill should have cut the ingest short"
     assert all(e.startswith("connection: ") for e in errors), errors[:3]
     acked.update(got_b)
     got_a, errors = send_acked(a, ["crash line after %d" % i for i in range(500)])
@@ -221,7 +242,9 @@ def test_kill9_node_during_ingest(nats_cluster, logcaster_node):
 
 
 def test_kill_one_nats_server(nats_cluster, logcaster_node):
-    nodes = start_nodes(nats_cluster, logcaster_node, ["a", "b"])
+    # Streams the server led elect a new leader meanwhile: lines wait, then are confirmed.
+    nodes = start_nodes(nats_cluster, logcaster_node, ["a", "b"], "--cluster-ack-timeout",
+                        "60s")
     acked, errors = send_acked(nodes[0], ["natsdown before %d" % i for i in range(300)])
     assert not errors
     leader = nats_cluster.leader()
@@ -291,6 +314,11 @@ def test_missing_partition_is_an_error(nats_cluster, logcaster_node):
     acked, errors = send_acked(a, ["lonely %d" % i for i in range(400)], conns=2)
     assert not errors
     check_all([a, b], "lonely", acked)
+    deadline = time.monotonic() + 30
+    while sum(k.startswith("cluster_partition_") and not k.endswith("_copies")
+              for k in a.stats()) == PARTS:  # a hands over what b owns once b has it.
+        assert time.monotonic() < deadline, "a never handed a partition over to b"
+        time.sleep(0.3)
     b.kill9()
     # Until a takes over b's partitions, a query cannot be answered whole: it says which
     # partitions are missing rather than answering short.
