@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/server.h"
 #include "core/tls.h"
+#include "ingest/fanout.h"
 #include "ingest/pipeline.h"
 #include "irc/irc.h"
 #include "proto/protocols.h"
@@ -164,6 +165,7 @@ int main(int argc, char **argv)
         if (cluster_start(&cfg) < 0)
             return 1;
         ingest_init_sink(cluster_sink_ops(), cluster_sink());
+        ingest_live_external(); /* Live entries come back from the streams. */
     } else {
         struct store_config scfg = {
             .data_dir = cfg.data_dir,

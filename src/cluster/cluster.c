@@ -52,7 +52,7 @@ static void *manager(void *arg)
         }
         return NULL;
     }
-    if (member_watch() < 0 || scatter_start() < 0) {
+    if (member_watch() < 0 || scatter_start() < 0 || live_start() < 0) {
         failed = true;
         kill(getpid(), SIGTERM);
         return NULL;
@@ -126,6 +126,7 @@ void cluster_stop(void)
         scatter_stop();
         member_leave();
     }
+    live_stop();
     replica_close_all();
     link_close();
     enabled = false;

@@ -5,6 +5,7 @@
  *   publish.c  the ingest pipeline's sink: batches to the partitions' streams
  *   replica.c  the partitions this node holds: local stores fed from the streams
  *   scatter.c  queries: asked of one copy of each partition, answers merged; and answering
+ *   live.c     new entries from every partition to this node's live subscribers
  *   wire.c     the bytes of batches, requests and answers */
 #ifndef LC_CLUSTER_INTERNAL_H
 #define LC_CLUSTER_INTERNAL_H
@@ -111,6 +112,10 @@ uint64_t replica_global_id(struct replica *rep, uint64_t local_id); /* 0 when un
 /* "0,3,5": the partitions held and caught up, for the heartbeat. */
 void replica_ready_list(char *out, size_t cap);
 void replica_report(void (*put)(void *arg, const char *name, const char *value), void *arg);
+
+/* live.c: every partition's new entries to this node's live subscribers. */
+int live_start(void);
+void live_stop(void);
 
 /* scatter.c */
 int scatter_start(void);

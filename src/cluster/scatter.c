@@ -95,39 +95,36 @@ static void ask(struct gather *g, int p)
         char *h = buf_head(&g->req);
         h[2] = (char)p;
         h[3] = (char)gp->attempt;
-        char subj[CL_SUBJ_MAX];
+        char subj[CL_SUBJ_MAX], reply[96];
         snprintf(subj, sizeof(subj), "%.64s.q.%.64s", cl.name, cand[i]);
-        if (natsConnection_PublishRequest(cl.nc, subj, g->inbox, h, (int)buf_len(&g->req)) ==
-            NATS_OK)
+        /* The partition in the reply subject: NATS's "no responders" for a node that is gone
+         * names it, so the next copy is asked at once. */
+        snprintf(reply, sizeof(reply), "%s.%d", g->inbox, p);
+        if (natsConnection_PublishRequest(cl.nc, subj, reply, h, (int)buf_len(&g->req)) == NATS_OK)
             return;
     }
     gp->state = P_MISSING;
     g->waiting--;
 }
 
-/* Every row of every partition, merged by arrival (each partition's order kept), the newest
- * `limit` of them (0: all), to the run, oldest first. */
-static void put_rows(struct gather *g, uint64_t limit)
+/* Every row of every partition, merged by arrival (each partition's own order kept); of
+ * those, the newest `limit` (0: all) go to the run: SEARCH (with_count) and forward lists
+ * oldest first, other lists newest first. */
+static void put_rows(struct gather *g, uint64_t limit, bool with_count, bool forward)
 {
     struct cursor {
         const char *at, *end;
         struct lc_entry e;
         bool has;
     } cur[CL_MAX_PARTITIONS];
-    uint64_t total = 0;
+    size_t total = 0, cap = 0;
+    struct lc_entry *rows = NULL;
     for (int p = 0; p < cl.partitions; p++) {
         struct cursor *c = &cur[p];
         c->at = buf_head(&g->parts[p].rows);
         c->end = c->at + buf_len(&g->parts[p].rows);
         c->has = wire_answer_next_row(&c->at, c->end, &c->e) == 1;
-        const char *at = c->at;
-        struct lc_entry e;
-        total += c->has;
-        while (wire_answer_next_row(&at, c->end, &e) == 1)
-            total++;
     }
-    uint64_t skip = limit && total > limit ? total - limit : 0;
-    qrun_put_count(g->r, total - skip);
     for (;;) {
         int best = -1;
         for (int p = 0; p < cl.partitions; p++)
@@ -135,12 +132,29 @@ static void put_rows(struct gather *g, uint64_t limit)
                 best = p;
         if (best < 0)
             break;
-        if (skip)
-            skip--;
-        else
-            qrun_put_row(g->r, &cur[best].e);
+        if (total == cap) {
+            cap = cap ? 2 * cap : 1024;
+            struct lc_entry *grown = realloc(rows, cap * sizeof(*rows));
+            if (!grown) {
+                free(rows);
+                qrun_put_error(g->r, "out of memory");
+                return;
+            }
+            rows = grown;
+        }
+        rows[total++] = cur[best].e;
         cur[best].has = wire_answer_next_row(&cur[best].at, cur[best].end, &cur[best].e) == 1;
     }
+    size_t first = limit && total > limit ? total - (size_t)limit : 0;
+    if (with_count)
+        qrun_put_count(g->r, total - first);
+    if (forward || with_count)
+        for (size_t i = first; i < total; i++)
+            qrun_put_row(g->r, &rows[i]);
+    else
+        for (size_t i = total; i-- > first;)
+            qrun_put_row(g->r, &rows[i]);
+    free(rows);
 }
 
 static void put_table(struct gather *g)
@@ -162,6 +176,8 @@ static void put_table(struct gather *g)
         }
     }
     struct qtable *t = NULL;
+    if (!err[0] && !merged && !(merged = qagg_new(pipes, qrun_memory_limit())))
+        snprintf(err, sizeof(err), "out of memory");
     if (!err[0] && merged) {
         t = qagg_finish(merged, err);
         merged = NULL;
@@ -236,11 +252,10 @@ static void finish(struct gather *g)
         qrun_put_error(g->r, "query cancelled");
     } else if (g->err[0]) {
         qrun_put_error(g->r, g->err);
-    } else if (nmissing) {
+    } else if (nmissing && (g->want == QW_COUNT || !qry_partial_ok(qrun_query(g->r)))) {
         char why[640];
         snprintf(why, sizeof(why),
-                 "no copy of partition%s %s answered; the answer would be "
-                 "incomplete",
+                 "no copy of partition%s %s answered; the answer would be incomplete",
                  nmissing > 1 ? "s" : "", missing);
         atomic_fetch_add(&cl.partitions_missing, (uint64_t)nmissing);
         qrun_put_error(g->r, why);
@@ -249,10 +264,20 @@ static void finish(struct gather *g)
         for (int p = 0; p < cl.partitions; p++)
             n += g->parts[p].count;
         qrun_put_count(g->r, n);
-    } else if (g->want == QW_ROWS) {
-        put_rows(g, qry_limit(qrun_query(g->r)));
     } else {
-        put_table(g);
+        if (nmissing) { /* The asker shows what the others answered, and says what lacks. */
+            atomic_fetch_add(&cl.partitions_missing, (uint64_t)nmissing);
+            qrun_put_partial(g->r, missing);
+        }
+        bool forward;
+        uint64_t max;
+        qrun_list_params(g->r, &forward, &max);
+        if (g->want == QW_ROWS)
+            put_rows(g, qry_limit(qrun_query(g->r)), true, true);
+        else if (g->want == QW_LIST)
+            put_rows(g, max, false, forward);
+        else
+            put_table(g);
     }
     if (g->sub) {
         natsSubscription_Unsubscribe(g->sub);
@@ -284,10 +309,15 @@ static void on_answer(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     }
     struct wire_answer a;
     char err[128];
+    const char *dot = msg ? strrchr(natsMsg_GetSubject(msg), '.') : NULL;
+    int from = dot ? atoi(dot + 1) : -1;
     if (!msg) {
         for (int p = 0; p < cl.partitions; p++)
             if (g->parts[p].state == P_WAIT)
                 ask(g, p); /* The next copy. */
+    } else if (natsMsg_IsNoResponders(msg)) {
+        if (from >= 0 && from < cl.partitions && g->parts[from].state == P_WAIT)
+            ask(g, from); /* That node is gone. */
     } else if (wire_answer_decode(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &a,
                                   err) == 0 &&
                a.partition < cl.partitions && g->parts[a.partition].state == P_WAIT &&
@@ -363,11 +393,14 @@ static void *gather_start(struct qrun *r, enum qrun_want want)
     g->refs = 1;
     int64_t to = cl.cfg->query_timeout_ms;
     g->deadline_ms = mono_ms() + (to ? to : (int64_t)1 << 40);
-    struct wire_request req = {.kind = want == QW_COUNT  ? WK_COUNT
-                                       : want == QW_ROWS ? WK_ROWS
-                                                         : WK_PART,
+    bool forward;
+    uint64_t max;
+    qrun_list_params(r, &forward, &max);
+    struct wire_request req = {.kind = want == QW_COUNT   ? WK_COUNT
+                                       : want == QW_TABLE ? WK_PART
+                                                          : WK_ROWS,
                                .now_ms = src->now_ms,
-                               .limit = qry_limit(q),
+                               .limit = want == QW_LIST ? max : qry_limit(q),
                                .win_from_ms = src->win_from_ms,
                                .win_to_ms = src->win_to_ms,
                                .text = src->text,
@@ -388,8 +421,10 @@ static void *gather_start(struct qrun *r, enum qrun_want want)
     g->refs++; /* Ours, until the requests are out. */
     pthread_mutex_unlock(&gmu);
     pthread_mutex_lock(&g->mu);
+    char inbox_all[80];
+    snprintf(inbox_all, sizeof(inbox_all), "%s.*", g->inbox);
     natsStatus s =
-        natsConnection_SubscribeTimeout(&g->sub, cl.nc, g->inbox, PEER_SILENCE_MS, on_answer, g);
+        natsConnection_SubscribeTimeout(&g->sub, cl.nc, inbox_all, PEER_SILENCE_MS, on_answer, g);
     if (s != NATS_OK) {
         g->finishing = true;
         snprintf(g->err, sizeof(g->err), "the cluster is not reachable");
@@ -586,8 +621,12 @@ static void sink_result(void *arg, void *part)
     qagg_free(part);
 }
 
-static const struct qrun_sink job_sink = {sink_count,     sink_row,   sink_table,
-                                          sink_table_row, sink_error, sink_result};
+static const struct qrun_sink job_sink = {.count = sink_count,
+                                          .row = sink_row,
+                                          .table = sink_table,
+                                          .table_row = sink_table_row,
+                                          .error = sink_error,
+                                          .result = sink_result};
 
 static void job_ready(void *owner)
 {

@@ -335,6 +335,7 @@ static long uint_param(struct http_conn *h, const char *name, uint64_t *v)
 
 struct query_job {
     struct qrun *run;
+    char missing[512]; /* A cluster's partial answer: the partitions it lacks ("1, 5"). */
     uint64_t limit, found;
     bool ndjson, more;
     bool table;          /* The answer is a table (the query has pipes). */
@@ -457,8 +458,18 @@ static void query_error(void *arg, const char *why)
     buf_append(&j->out, why, strlen(why));
 }
 
-static const struct qrun_sink query_sink = {
-    .row = query_row, .table = query_table, .table_row = query_table_row, .error = query_error};
+static void query_partial(void *arg, const char *missing)
+{
+    struct http_conn *h = arg;
+    struct query_job *j = h->hs;
+    snprintf(j->missing, sizeof(j->missing), "%s", missing);
+}
+
+static const struct qrun_sink query_sink = {.row = query_row,
+                                            .table = query_table,
+                                            .table_row = query_table_row,
+                                            .error = query_error,
+                                            .partial = query_partial};
 
 static void query_finish(struct http_conn *h, bool table)
 {
@@ -479,6 +490,8 @@ static void query_finish(struct http_conn *h, bool table)
     struct buf b = {0};
     buf_append(&b, "{\"query\":", 9);
     json_str(&b, j->text, strlen(j->text));
+    if (j->missing[0]) /* "1, 5" is a JSON list's inside as it is. */
+        buf_printf(&b, ",\"partial\":true,\"missing_partitions\":[%s]", j->missing);
     if (table) {
         buf_printf(&b, ",\"rows_total\":%" PRIu64 ",\"more\":%s,\"took_ms\":%.3f,", j->table_rows,
                    j->more ? "true" : "false", (double)(mono_ns() - j->t0) / 1e6);
@@ -565,8 +578,21 @@ void http_get_query(struct http_conn *h)
     /* A table: the pipes decide its rows; limit (when given) or LIMIT_MAX_JSON caps what is
      * sent, so `| fields a` over millions of entries does not become one huge answer. */
     j->table_cap = lr == 0 ? limit : j->ndjson ? 0 : LIMIT_MAX_JSON;
+    bool cluster = protocols_store() == NULL;
+    qry_set_partial_ok(q, !j->ndjson); /* NDJSON has no envelope to say it in. */
+    if (cluster && br == 0) {
+        qry_free(q);
+        free(j);
+        http_reply_error(h, 400,
+                         "before= paging is not available in a cluster yet; narrow "
+                         "the time range (to=) instead");
+        return;
+    }
     if (qry_has_pipes(q))
         j->run = qrun_start(loop, protocols_store(), q, false, 0, 0, query_ready, h);
+    else if (cluster) /* The whole cluster: its newest matches. */
+        j->run = qrun_start_list(loop, NULL, q, 0, 0, false, j->ndjson ? limit : limit + 1,
+                                 query_ready, h);
     else if (hi >= lo && hi > 0)
         j->run = qrun_start_list(loop, protocols_store(), q, lo, hi, false,
                                  j->ndjson ? limit : limit + 1, query_ready, h);

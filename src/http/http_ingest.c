@@ -41,11 +41,12 @@ static void post_wait(struct http_conn *h)
         if (ingest_wait_conn(h->c, &j->waiter, j->t.last_id) < 0)
             http_reply_error(h, 503, "out of memory waiting for the store");
         return;
-    case INGEST_FAILED:
+    case INGEST_FAILED: {
         char why[160];
         snprintf(why, sizeof(why), "%s: the entries were not stored", ingest_failure());
         http_reply_error(h, 503, why);
         return;
+    }
     case INGEST_DURABLE: {
         char body[128];
         int k = snprintf(body, sizeof(body),

@@ -77,6 +77,8 @@ static void tail_send(struct http_conn *h)
 static bool tail_take(void *arg, const struct lc_entry *e)
 {
     struct tail_job *j = arg;
+    if (!ingest_ids_ordered()) /* A cluster member: every entry comes once. */
+        return qry_match(j->q, e) ? tail_visit(j, e) : true;
     if (e->id < j->next_id)
         return true; /* Read from the store already. */
     j->next_id = e->id + 1;
@@ -168,9 +170,10 @@ static void tail_resume(struct http_conn *h)
         if (j->next_id < first)
             j->next_id = first;
     }
-    /* Everything before the queue's first entry is decided: the store has it. */
+    /* Everything before the queue's first entry is decided: the store has it. (A cluster
+     * member's live entries are not in id order, and it has no store to fill gaps from.) */
     uint64_t hi = first ? first - 1 : store_done_id(protocols_store());
-    if (j->next_id <= hi) {
+    if (j->next_id <= hi && ingest_ids_ordered()) {
         tail_send(h);
         if (!tail_history(h, hi))
             conn_abort(h->c, NULL); /* Out of memory: a tail that cannot catch up is no tail. */

@@ -25,6 +25,7 @@ struct ingest_commit {
 static pthread_mutex_t pend_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct ingest_commit *pend_head, *pend_tail;
 static _Atomic int nsubs; /* Subscribers in the process: copies are made while any exist. */
+static bool external;     /* A cluster member: live entries come from ingest_live_post. */
 
 static void commit_unref(struct ingest_commit *c)
 {
@@ -62,7 +63,7 @@ static struct ingest_commit *commit_copy(const struct lc_entry *e, size_t n)
 int fanout_append(int (*append)(void *sink, struct lc_entry *e, size_t n), void *sink,
                   struct lc_entry *e, size_t n)
 {
-    if (atomic_load_explicit(&nsubs, memory_order_relaxed) == 0)
+    if (external || atomic_load_explicit(&nsubs, memory_order_relaxed) == 0)
         return append(sink, e, n);
     struct ingest_commit *c = commit_copy(e, n);
     if (!c)
@@ -293,4 +294,34 @@ size_t ingest_sub_take(struct ingest_sub *s, size_t max,
         }
     }
     return taken;
+}
+
+void ingest_live_external(void)
+{
+    external = true;
+}
+
+bool ingest_ids_ordered(void)
+{
+    return !external;
+}
+
+bool ingest_live_wanted(void)
+{
+    return atomic_load_explicit(&nsubs, memory_order_relaxed) > 0;
+}
+
+void ingest_live_post(const struct lc_entry *e, size_t n)
+{
+    if (n == 0 || !ingest_live_wanted())
+        return;
+    struct ingest_commit *c = commit_copy(e, n);
+    if (!c) {
+        log_warn("ingest: out of memory copying entries for live subscribers; they miss them");
+        return;
+    }
+    c->first_id = e[0].id;
+    c->last_id = e[n - 1].id;
+    reactors_post(c);
+    commit_unref(c);
 }

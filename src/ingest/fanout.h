@@ -52,4 +52,18 @@ size_t ingest_sub_take(struct ingest_sub *s, size_t max,
                        bool (*visit)(void *arg, const struct lc_entry *e), void *arg,
                        uint64_t *dropped);
 
+/* ---- A cluster member: the live entries come from the cluster, not from this node's writes. */
+
+/* From now on, batches submitted here are not copied for subscribers (the cluster's streams
+ * bring them back, with every other node's), and entries' ids are not in arrival order:
+ * subscribers take what comes and do not look for gaps to fill from a store. Call before any
+ * listener starts. */
+void ingest_live_external(void);
+/* False on a cluster member (ingest_live_external). */
+bool ingest_ids_ordered(void);
+/* Anyone subscribed in this process? Cheap: the cluster skips decoding when nobody is. */
+bool ingest_live_wanted(void);
+/* Hand n entries to every subscriber (copied once, shared), from any thread. */
+void ingest_live_post(const struct lc_entry *e, size_t n);
+
 #endif

@@ -75,6 +75,8 @@ struct commit_vec fanout_take_inbox(struct reactor *r);
 /* On r's thread, after r->failed is up to date: queue the commits for r's subscribers and
  * notify them; releases the commits and the vector. */
 void fanout_deliver(struct reactor *r, struct commit_vec arrived);
+/* pipeline.c: post the commit to every reactor with subscribers and wake them. */
+void reactors_post(struct ingest_commit *c);
 /* The thread ends: release what it still holds. */
 void fanout_reactor_free(struct reactor *r);
 

@@ -150,6 +150,22 @@ const char *ingest_failure(void)
     return sink_ops->failure;
 }
 
+void reactors_post(struct ingest_commit *c)
+{
+    uint64_t one = 1;
+    pthread_mutex_lock(&registry_mu);
+    for (struct reactor *r = registry; r; r = r->next) {
+        if (!atomic_load_explicit(&r->has_subs, memory_order_relaxed))
+            continue;
+        pthread_mutex_lock(&r->mu);
+        fanout_post(r, c);
+        pthread_mutex_unlock(&r->mu);
+        if (write(r->io.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+            log_warn("ingest: waking a reactor: %s", strerror(errno));
+    }
+    pthread_mutex_unlock(&registry_mu);
+}
+
 void ingest_init_sink(const struct ingest_sink_ops *ops, void *s)
 {
     sink_ops = ops;

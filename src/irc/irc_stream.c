@@ -541,6 +541,8 @@ static bool stream_follow(void)
  * any channel has a listening member (else it is only passed over). */
 static bool pump_visit(void *arg, const struct lc_entry *e)
 {
+    if (!ingest_ids_ordered()) /* A cluster member: every entry comes once, no replay. */
+        return *(bool *)arg ? stream_visit(NULL, e) : true;
     if (e->id <= irc.stream_id)
         return true; /* Sent by a replay (or !tail) that caught up with the store. */
     irc.stream_id = e->id;
@@ -565,7 +567,7 @@ void irc_logs_pump(void)
     ingest_sub_take(&irc.sub, 0, NULL, NULL, &dropped);
     if (dropped) {
         suppress_all(dropped); /* A burst beyond what IRC can carry: the newest go out. */
-    } else if (first > irc.stream_id + 1) {
+    } else if (first > irc.stream_id + 1 && ingest_ids_ordered()) {
         /* Batches that were on their way when the stream subscribed were not copied for it;
          * they are decided now (the queue's first entry is): read them from the store. */
         uint64_t from = irc.stream_id + 1, resume;
@@ -719,7 +721,8 @@ void irc_logs_replay(struct irc_client *cl, struct irc_chan *ch, int n)
     /* Catch the live stream up first (subscribing it, if this is its first listener): the
      * replay starts where the stream stands. */
     irc_logs_pump();
-    if (!ch->filter || n <= 0 || replaying(cl, ch))
+    /* A cluster member has no store of its own to replay from (yet): it streams only. */
+    if (!ch->filter || n <= 0 || replaying(cl, ch) || !ingest_ids_ordered())
         return;
     struct replay *r = calloc(1, sizeof(*r));
     if (!r)

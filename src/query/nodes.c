@@ -454,6 +454,17 @@ const struct qry_source *qry_source(const struct qry *q)
     return &q->src;
 }
 
+void qry_set_partial_ok(struct qry *q, bool ok)
+{
+    if (q)
+        q->partial_ok = ok;
+}
+
+bool qry_partial_ok(const struct qry *q)
+{
+    return q && q->partial_ok;
+}
+
 /* The source of a AND b: portable when one of them is a bare time window (empty text). */
 static struct qry_source join_source(enum qnode_kind kind, struct qry *a, struct qry *b,
                                      char **text)

@@ -82,6 +82,11 @@ struct qry_source {
 };
 const struct qry_source *qry_source(const struct qry *q);
 
+/* The asker can show a partial answer (HTTP: "partial": true): in a cluster, partitions no copy
+ * answered for are then named beside what the others answered, instead of failing the query. */
+void qry_set_partial_ok(struct qry *q, bool ok);
+bool qry_partial_ok(const struct qry *q);
+
 /* Visit matching entries of the store with ids in [from_id, to_id], oldest first when forward,
  * else newest first. Blocks the query rules out are skipped without reading. visit returns true
  * to go on, false to stop. At most `budget` entries are examined per call (skipped blocks cost

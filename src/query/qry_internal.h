@@ -178,6 +178,7 @@ struct qry {
     int64_t from_ms, to_ms; /* Cached qry_time_bounds. */
     struct qry_source src;  /* How to compile it again elsewhere (qry_source). */
     char *text;             /* Owned copy of src.text. */
+    bool partial_ok;        /* qry_set_partial_ok. */
 };
 
 /* ---- Block skipping (skip.c) ---- */

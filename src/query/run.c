@@ -28,7 +28,7 @@
 #define STEP_BUDGET  (1u << 18)    /* Entries examined per step of a sequential run. */
 #define SHARE_BLOCKS 32            /* Blocks per share of a parallel run. */
 
-enum ev_kind { E_COUNT = 1, E_ROW, E_TABLE, E_RESULT, E_ERROR, E_END };
+enum ev_kind { E_COUNT = 1, E_ROW, E_TABLE, E_RESULT, E_ERROR, E_END, E_PARTIAL };
 enum run_kind { RUN_ROWS, RUN_COUNT, RUN_FOLD, RUN_LIMIT, RUN_LIST, RUN_REMOTE };
 
 struct bytes {
@@ -78,6 +78,9 @@ struct qrun {
 };
 
 static const struct qrun_remote *remote_ops;
+static struct qrun *remote_prepare(struct ev_loop *home, struct qry *q, void (*ready)(void *owner),
+                                   void *owner);
+static void remote_go(struct qrun *r, enum qrun_want want);
 static struct qrun *remote_start(struct ev_loop *home, struct qry *q, enum qrun_want want,
                                  void (*ready)(void *owner), void *owner);
 static struct qrun *refused(struct ev_loop *home, struct qry *q, const char *why,
@@ -639,6 +642,15 @@ struct qrun *qrun_start_list(struct ev_loop *home, struct store *s, struct qry *
                              uint64_t hi, bool forward, uint64_t max_rows,
                              void (*ready)(void *owner), void *owner)
 {
+    if (!s && remote_ops && lo == 0 && hi == 0) {
+        struct qrun *r = remote_prepare(home, q, ready, owner);
+        if (r) {
+            r->forward = forward;
+            r->max_rows = max_rows;
+            remote_go(r, QW_LIST);
+        }
+        return r;
+    }
     if (!s && remote_ops)
         return refused(home, q, "entries by id range are not available in a cluster yet", ready,
                        owner);
@@ -762,6 +774,15 @@ static enum qexec_status drain(struct qrun *r, const struct qrun_sink *sink, voi
             sink->error(arg, why);
             break;
         }
+        case E_PARTIAL:
+            if (sink->partial) {
+                char what[512];
+                size_t m = len < sizeof(what) - 1 ? len : sizeof(what) - 1;
+                memcpy(what, p, m);
+                what[m] = 0;
+                sink->partial(arg, what);
+            }
+            break;
         case E_END:
             return QX_DONE;
         }
@@ -802,8 +823,8 @@ size_t qrun_memory_limit(void)
     return mem_limit;
 }
 
-static struct qrun *remote_start(struct ev_loop *home, struct qry *q, enum qrun_want want,
-                                 void (*ready)(void *owner), void *owner)
+static struct qrun *remote_prepare(struct ev_loop *home, struct qry *q, void (*ready)(void *owner),
+                                   void *owner)
 {
     struct qrun *r = calloc(1, sizeof(*r));
     if (!r) {
@@ -817,12 +838,38 @@ static struct qrun *remote_start(struct ev_loop *home, struct qry *q, enum qrun_
     r->owner = owner;
     r->q = q;
     r->kind = RUN_REMOTE;
+    return r;
+}
+
+static void remote_go(struct qrun *r, enum qrun_want want)
+{
     void *h = remote_ops->start(r, want);
     pthread_mutex_lock(&r->mu);
     if (!r->ended) /* The answer may be complete already. */
         r->remote = h;
     pthread_mutex_unlock(&r->mu);
+}
+
+static struct qrun *remote_start(struct ev_loop *home, struct qry *q, enum qrun_want want,
+                                 void (*ready)(void *owner), void *owner)
+{
+    struct qrun *r = remote_prepare(home, q, ready, owner);
+    if (r)
+        remote_go(r, want);
     return r;
+}
+
+void qrun_list_params(const struct qrun *r, bool *forward, uint64_t *max_rows)
+{
+    *forward = r->forward;
+    *max_rows = r->max_rows;
+}
+
+void qrun_put_partial(struct qrun *r, const char *missing)
+{
+    pthread_mutex_lock(&r->mu);
+    emit(r, E_PARTIAL, missing, strlen(missing), NULL, 0);
+    pthread_mutex_unlock(&r->mu);
 }
 
 /* A run that only says why it cannot run. */

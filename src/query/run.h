@@ -39,6 +39,9 @@ struct qrun_sink {
     bool (*table_row)(void *arg, const struct qtable *t, size_t r);
     void (*error)(void *arg, const char *why);
     void (*result)(void *arg, void *part); /* The merged part; the run's until qrun_close. */
+    /* May be NULL. In a cluster, before the answer: it lacks the partitions named ("1, 5"),
+     * which no copy answered for (only for a query with qry_set_partial_ok). */
+    void (*partial)(void *arg, const char *missing);
 };
 
 /* A fold: parts built by pool threads over shares of the store, then merged into one. */
@@ -80,7 +83,7 @@ struct qrun *qrun_start_part(struct ev_loop *home, struct store *s, struct qry *
 /* Runs answered elsewhere: in a cluster, the front ends pass no store (NULL), and a run goes to
  * the hook set here, which gathers the answer from other nodes and feeds it into the run with
  * qrun_put_*, from any thread, ending with qrun_put_end. */
-enum qrun_want { QW_COUNT, QW_ROWS, QW_TABLE };
+enum qrun_want { QW_COUNT, QW_ROWS, QW_TABLE, QW_LIST };
 struct qrun_remote {
     /* Start answering r (qrun_query(r), want); returns a handle for cancel, or NULL after
      * qrun_put_error + qrun_put_end were called. */
@@ -90,6 +93,9 @@ struct qrun_remote {
 };
 void qrun_set_remote(const struct qrun_remote *ops);
 const struct qry *qrun_query(const struct qrun *r);
+/* QW_LIST: the order and number of rows wanted (the whole store: qrun_start_list(.., 0, 0, ..)). */
+void qrun_list_params(const struct qrun *r, bool *forward, uint64_t *max_rows);
+void qrun_put_partial(struct qrun *r, const char *missing);
 size_t qrun_memory_limit(void);
 void qrun_put_count(struct qrun *r, uint64_t n);
 void qrun_put_row(struct qrun *r, const struct lc_entry *e);

@@ -11,12 +11,15 @@ import select
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
-# The NATS JetStream fixtures, for every test module.
+# The NATS JetStream fixtures, for every test module (also when another suite loads this file
+# by its path: tests/syslog-ng).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from natscluster import (logcaster_node, module_nats_cluster, nats_cluster,  # noqa: F401
                          nats_single)
 

@@ -13,10 +13,14 @@ the tests then check every acknowledged line by its id and its text, on every no
 - a node added to a running cluster takes its share and answers fully;
 - a partition no live copy holds makes a query fail, naming it, instead of answering short.
 """
+import json
 import re
 import socket
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -116,11 +120,30 @@ def all_rows(node, expr):
     return out
 
 
+def http_json(node, path):
+    try:
+        with urllib.request.urlopen("http://%s:%d%s" % (HOST, node.http_port, path),
+                                    timeout=30) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        pytest.fail("GET %s: %s %s" % (path, e.code, e.read()[:300]))
+
+
 def check_all(nodes, tag, acked):
     """Every node answers exactly the acked lines of tag, by id and text."""
     for n in nodes:
         wait_count(n, tag, len(acked))
         assert all_rows(n, tag) == acked, "node %s differs" % n.name
+    # HTTP (the console's API) too: the newest first, and a table.
+    n = nodes[-1]
+    body = http_json(n, "/api/v1/query?q=%s&limit=10" % tag)
+    assert "partial" not in body and body["more"] == (len(acked) > 10)
+    assert len(body["entries"]) == min(10, len(acked))
+    assert all(acked[e["id"]] == e["message"] for e in body["entries"])
+    times = [e["ts_ms"] for e in body["entries"]]  # LOG|..|-|: the arrival time.
+    assert times == sorted(times, reverse=True)  # Newest first.
+    table = http_json(n, "/api/v1/query?q=" + urllib.parse.quote("%s | stats count() as n" % tag))
+    assert table["rows"] == [[len(acked)]], table
 
 
 def start_nodes(cluster, logcaster_node, names, *args):
@@ -323,7 +346,56 @@ def test_missing_partition_is_an_error(nats_cluster, logcaster_node):
     # Until a takes over b's partitions, a query cannot be answered whole: it says which
     # partitions are missing rather than answering short.
     got = count_or_error(a, "lonely")
-    assert isinstance(got, str) and re.match(r"^ERROR\|no copy of partitions? [\d, ]+ answered",
-                                             got), got
+    m = re.match(r"^ERROR\|no copy of partitions? ([\d, ]+) answered", str(got))
+    assert m, got
+    missing = [int(p) for p in m.group(1).split(", ")]
+    # HTTP answers with what the others have, and says what it lacks.
+    body = http_json(a, "/api/v1/query?q=lonely&limit=1000")
+    assert body["partial"] is True and body["missing_partitions"] == missing, body
+    assert 0 < len(body["entries"]) < 400
+    assert all(acked[e["id"]] == e["message"] for e in body["entries"])
     # Then b is declared gone, a holds everything, and the answer is whole again.
     check_all([a], "lonely", acked)
+
+
+def test_live_everywhere(nats_cluster, logcaster_node):
+    """IRC log channels and HTTP live tails on any node carry the lines ingested on every node,
+    each once, within a second or so."""
+    from test_http import Tail
+    from test_irc import Irc
+    a, b, c = start_nodes(nats_cluster, logcaster_node, ["a", "b", "c"])
+    irc = Irc(a.irc_port, nudge=False)
+    tail = Tail(c.http_port, "livex")
+    try:
+        irc.register("watcher")
+        irc.join("#logs-all")
+        tail.start()
+        time.sleep(0.5)  # The live feeds follow the streams from their end.
+        sent = []
+        t0 = time.monotonic()
+        for k, n in enumerate((a, b, c)):
+            lines = ["livex from %s %d" % (n.name, i) for i in range(10)]
+            got, errors = send_acked(n, lines)
+            assert not errors and len(got) == 10
+            sent += lines
+        seen = {}
+        deadline = time.monotonic() + 10
+        while sum(seen.values()) < len(sent):
+            assert time.monotonic() < deadline, "IRC saw only %s" % sorted(seen)
+            line = irc.readline(timeout=max(0.1, deadline - time.monotonic()))
+            m = re.search(r"PRIVMSG #logs-all :.*(livex from \w+ \d+)$", line)
+            if m:
+                seen[m.group(1)] = seen.get(m.group(1), 0) + 1
+        assert time.monotonic() - t0 < 8
+        assert seen == {t: 1 for t in sent}
+        tail.wait_for(lambda t: all(s in t for s in sent), "every line", timeout=10)
+        events = tail.events()
+        msgs = [ev["message"] for _, ev in events]
+        assert sorted(msgs) == sorted(sent), msgs  # Each once.
+        # Each event carries the entry's cluster id, as queries show it.
+        ids = {int(i) for i, _ in events}
+        wait_count(a, "livex", len(sent))
+        assert ids == set(all_rows(a, "livex").keys())
+    finally:
+        irc.close()
+        tail.c.close()

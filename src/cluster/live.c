@@ -1,0 +1,82 @@
+/* live.c - live entries on every node: IRC log channels, LogBot and HTTP live tails carry the
+ * lines ingested anywhere in the cluster.
+ *
+ * Every node reads every partition's stream from its end (an ordered push consumer that
+ * delivers new messages only, re-created by the library after a gap or a reconnect from the
+ * next sequence, so each message comes once) and hands the entries to this node's
+ * subscribers (fanout.h). A node's own lines come back this way too: they are not copied for
+ * subscribers when submitted (ingest_live_external), so each is delivered once. While nobody
+ * subscribes, messages are passed over without being decompressed. */
+#include <stdlib.h>
+
+#include "cluster/cluster_internal.h"
+#include "cluster/wire.h"
+#include "core/log.h"
+#include "ingest/fanout.h"
+
+struct feed {
+    int p;
+    natsSubscription *sub;
+    struct lc_entry *scratch;
+};
+
+static struct feed feeds[CL_MAX_PARTITIONS];
+
+static void on_live(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
+{
+    (void)nc;
+    (void)sub;
+    struct feed *f = arg;
+    if (ingest_live_wanted() && !atomic_load(&cl.stopping)) {
+        struct wire_batch_in b;
+        char err[128];
+        if (wire_batch_open(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &b, err) ==
+            0) {
+            size_t n = 0;
+            struct lc_entry e;
+            while (wire_batch_next(&b, &e))
+                f->scratch[n++] = e;
+            ingest_live_post(f->scratch, n);
+            wire_batch_close(&b);
+        } else {
+            log_warn("cluster: partition %d: a live batch is damaged (%s); skipped", f->p, err);
+        }
+    }
+    natsMsg_Destroy(msg);
+}
+
+int live_start(void)
+{
+    for (int p = 0; p < cl.partitions; p++) {
+        struct feed *f = &feeds[p];
+        f->p = p;
+        f->scratch = malloc(WIRE_BATCH_MAX_ENTRIES * sizeof(*f->scratch));
+        if (!f->scratch)
+            return -1;
+        char stream[CL_SUBJ_MAX], subj[CL_SUBJ_MAX];
+        cl_stream_name(stream, sizeof(stream), p);
+        cl_subject(subj, sizeof(subj), "p", p);
+        jsSubOptions so;
+        jsSubOptions_Init(&so);
+        so.Stream = stream;
+        so.Ordered = true;
+        so.Config.DeliverPolicy = js_DeliverNew;
+        jsErrCode jerr = 0;
+        natsStatus s = js_Subscribe(&f->sub, cl.js, subj, on_live, f, NULL, &so, &jerr);
+        if (s != NATS_OK) {
+            log_error("cluster: cannot follow stream %s live: %s (%d)", stream,
+                      natsStatus_GetText(s), (int)jerr);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void live_stop(void)
+{
+    for (int p = 0; p < CL_MAX_PARTITIONS; p++) {
+        cl_unsubscribe_wait(&feeds[p].sub);
+        free(feeds[p].scratch);
+        feeds[p].scratch = NULL;
+    }
+}
