@@ -7,6 +7,7 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "store/frame.h"
 #include "store/record.h"
 
 #define BATCH_MAGIC "LCB1"
@@ -73,32 +74,47 @@ int wire_batch_add(struct wire_batch_out *b, const struct lc_entry *e, size_t n,
 
 int wire_batch_seal(const struct wire_batch_out *b, int level, char **out, size_t *out_len)
 {
-    size_t raw = BATCH_HEAD + buf_len(&b->runs) + buf_len(&b->records);
-    /* A batch every receiver would refuse is not sent: its entries fail here instead. */
-    if (b->nentries > WIRE_BATCH_MAX_ENTRIES || raw > WIRE_BATCH_MAX_RAW)
+    if (b->nentries > WIRE_BATCH_MAX_ENTRIES)
         return -E2BIG;
-    char *plain = malloc(raw);
-    char *z = malloc(ZSTD_compressBound(raw));
-    if (!plain || !z) {
-        free(plain);
-        free(z);
+    size_t raw = BATCH_HEAD + buf_len(&b->runs) + buf_len(&b->records);
+    if (raw > WIRE_BATCH_MAX_RAW)
+        return -E2BIG;
+    ZSTD_CCtx *cc = zstd_thread_cctx(); /* Reused: a fresh context costs page faults. */
+    size_t cap = ZSTD_compressBound(raw);
+    char *z = cc ? malloc(cap) : NULL;
+    if (!z)
         return -ENOMEM;
+    char head[BATCH_HEAD];
+    memcpy(head, BATCH_MAGIC, 4);
+    put32(head + 4, b->nruns);
+    put32(head + 8, b->nentries);
+    /* Streamed from the three pieces, with the size pledged so the frame states it (the
+     * receiver checks it before allocating). */
+    ZSTD_outBuffer o = {z, cap, 0};
+    const struct {
+        const void *p;
+        size_t n;
+    } piece[3] = {{head, sizeof(head)},
+                  {buf_head(&b->runs), buf_len(&b->runs)},
+                  {buf_head(&b->records), buf_len(&b->records)}};
+    size_t rc = ZSTD_CCtx_reset(cc, ZSTD_reset_session_and_parameters);
+    if (!ZSTD_isError(rc))
+        rc = ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level);
+    if (!ZSTD_isError(rc))
+        rc = ZSTD_CCtx_setPledgedSrcSize(cc, raw);
+    for (int i = 0; i < 3 && !ZSTD_isError(rc); i++) {
+        ZSTD_inBuffer in = {piece[i].p, piece[i].n, 0};
+        ZSTD_EndDirective end = i == 2 ? ZSTD_e_end : ZSTD_e_continue;
+        do
+            rc = ZSTD_compressStream2(cc, &o, &in, end);
+        while (!ZSTD_isError(rc) && (end == ZSTD_e_end ? rc != 0 : in.pos < in.size));
     }
-    memcpy(plain, BATCH_MAGIC, 4);
-    put32(plain + 4, b->nruns);
-    put32(plain + 8, b->nentries);
-    if (buf_len(&b->runs)) /* An empty batch's buffers may have no memory at all (NULL). */
-        memcpy(plain + BATCH_HEAD, buf_head(&b->runs), buf_len(&b->runs));
-    if (buf_len(&b->records))
-        memcpy(plain + BATCH_HEAD + buf_len(&b->runs), buf_head(&b->records), buf_len(&b->records));
-    size_t n = ZSTD_compress(z, ZSTD_compressBound(raw), plain, raw, level);
-    free(plain);
-    if (ZSTD_isError(n)) {
+    if (ZSTD_isError(rc)) {
         free(z);
         return -EIO;
     }
     *out = z;
-    *out_len = n;
+    *out_len = o.pos;
     return 0;
 }
 
@@ -136,7 +152,9 @@ int wire_batch_open(const void *data, size_t len, struct wire_batch_in *b, char 
     b->raw = malloc(size);
     if (!b->raw)
         return -ENOMEM;
-    size_t got = ZSTD_decompress(b->raw, size, data, len);
+    ZSTD_DCtx *dc = zstd_thread_dctx();
+    size_t got = dc ? ZSTD_decompressDCtx(dc, b->raw, size, data, len)
+                    : ZSTD_decompress(b->raw, size, data, len);
     if (ZSTD_isError(got) || got != size) {
         wire_batch_close(b);
         return bad(err, "batch does not decompress");

@@ -291,6 +291,18 @@ static struct zctx *zctx_get(void)
     return z;
 }
 
+void *zstd_thread_cctx(void)
+{
+    struct zctx *z = zctx_get();
+    return z ? z->c : NULL;
+}
+
+void *zstd_thread_dctx(void)
+{
+    struct zctx *z = zctx_get();
+    return z ? z->d : NULL;
+}
+
 static uint64_t frame_sum(const char *frame, size_t payload_len)
 {
     /* Everything after the checksum field: the rest of the header and the payload. */

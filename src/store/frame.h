@@ -113,4 +113,10 @@ int frame_decode(const struct frame_hdr *h, const char *frame, char *raw);
 bool frame_load(int fd, uint64_t off, uint32_t len, uint32_t count, uint32_t raw_len, char *frame,
                 char *cols, struct frame_hdr *h);
 
+/* This thread's zstd contexts (ZSTD_CCtx *, ZSTD_DCtx *), made on first use and freed when
+ * the thread ends, for any code that compresses often (the cluster's batches). NULL when out
+ * of memory. */
+void *zstd_thread_cctx(void);
+void *zstd_thread_dctx(void);
+
 #endif
