@@ -18,6 +18,7 @@
 
 #include "base/clock.h"
 #include "cluster/cluster_internal.h"
+#include "core/buf.h"
 #include "core/log.h"
 
 struct cl cl = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
@@ -184,4 +185,73 @@ void cluster_report(void (*put)(void *arg, const char *name, const char *value),
         put(arg, name, owners[0] ? owners : "-");
     }
     replica_report(put, arg);
+}
+
+static void head(struct buf *b, const char *name, const char *type, const char *help)
+{
+    buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void cluster_metrics(struct buf *b)
+{
+    if (!enabled)
+        return;
+    pthread_mutex_lock(&cl.mu);
+    int members = cl.nmembers;
+    pthread_mutex_unlock(&cl.mu);
+    head(b, "logcaster_cluster_members", "gauge",
+         "Live members of the cluster, as this node sees them.");
+    buf_printf(b, "logcaster_cluster_members %d\n", members);
+    head(b, "logcaster_cluster_published_lines_total", "counter",
+         "Lines this node published that JetStream confirmed.");
+    buf_printf(b, "logcaster_cluster_published_lines_total %" PRIu64 "\n",
+               atomic_load(&cl.published_entries));
+    head(b, "logcaster_cluster_failed_lines_total", "counter",
+         "Lines JetStream did not confirm within --cluster-ack-timeout (answered with an error).");
+    buf_printf(b, "logcaster_cluster_failed_lines_total %" PRIu64 "\n",
+               atomic_load(&cl.failed_entries));
+    head(b, "logcaster_cluster_publish_seconds", "summary",
+         "Time from publishing a batch to JetStream's confirmation.");
+    buf_printf(b, "logcaster_cluster_publish_seconds_sum %.6f\n",
+               (double)atomic_load(&cl.publish_lat_us_sum) / 1e6);
+    buf_printf(b, "logcaster_cluster_publish_seconds_count %" PRIu64 "\n",
+               atomic_load(&cl.publish_lat_n));
+    head(b, "logcaster_cluster_queries_total", "counter",
+         "Cluster queries: asked of other nodes (out), answered for them (in).");
+    buf_printf(b, "logcaster_cluster_queries_total{direction=\"out\"} %" PRIu64 "\n",
+               atomic_load(&cl.queries_out));
+    buf_printf(b, "logcaster_cluster_queries_total{direction=\"in\"} %" PRIu64 "\n",
+               atomic_load(&cl.queries_in));
+    head(b, "logcaster_cluster_partitions_missing_total", "counter",
+         "Partitions no copy answered for, summed over queries.");
+    buf_printf(b, "logcaster_cluster_partitions_missing_total %" PRIu64 "\n",
+               atomic_load(&cl.partitions_missing));
+    head(b, "logcaster_cluster_partition_copies", "gauge",
+         "Nodes holding each partition caught up.");
+    for (int p = 0; p < cl.partitions; p++) {
+        char cand[16][CL_NAME_MAX];
+        buf_printf(b, "logcaster_cluster_partition_copies{partition=\"%d\"} %d\n", p,
+                   member_candidates(p, cand, 16));
+    }
+    head(b, "logcaster_cluster_partition_entries", "gauge",
+         "Entries of each partition this node holds.");
+    for (int p = 0; p < cl.partitions; p++) {
+        uint64_t entries, lag;
+        bool ready;
+        if (replica_figures(p, &entries, &lag, &ready))
+            buf_printf(b,
+                       "logcaster_cluster_partition_entries{partition=\"%d\",state=\"%s\"} %" PRIu64
+                       "\n",
+                       p, ready ? "ready" : "catching-up", entries);
+    }
+    head(b, "logcaster_cluster_partition_lag_messages", "gauge",
+         "Stream messages of each partition this node holds that it has yet to replay.");
+    for (int p = 0; p < cl.partitions; p++) {
+        uint64_t entries, lag;
+        bool ready;
+        if (replica_figures(p, &entries, &lag, &ready))
+            buf_printf(b,
+                       "logcaster_cluster_partition_lag_messages{partition=\"%d\"} %" PRIu64 "\n",
+                       p, lag);
+    }
 }

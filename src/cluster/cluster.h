@@ -47,4 +47,8 @@ void *cluster_sink(void);
  * a callback as "name value" pairs (numbers or words without spaces). From any thread. */
 void cluster_report(void (*put)(void *arg, const char *name, const char *value), void *arg);
 
+/* The same for /metrics, in the Prometheus text format, appended to b (core/buf.h). */
+struct buf;
+void cluster_metrics(struct buf *b);
+
 #endif

@@ -536,3 +536,16 @@ void replica_report(void (*put)(void *arg, const char *name, const char *value),
         put(arg, name, val);
     }
 }
+
+bool replica_figures(int p, uint64_t *entries, uint64_t *lag, bool *ready)
+{
+    pthread_mutex_lock(&reps_mu);
+    struct replica *rep = p >= 0 && p < CL_MAX_PARTITIONS ? reps[p] : NULL;
+    if (rep) {
+        *entries = atomic_load(&rep->entries);
+        *lag = atomic_load(&rep->pending);
+        *ready = atomic_load(&rep->ready) && !atomic_load(&rep->broken);
+    }
+    pthread_mutex_unlock(&reps_mu);
+    return rep != NULL;
+}

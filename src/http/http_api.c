@@ -243,6 +243,7 @@ void http_get_metrics(struct http_conn *h)
     metric_head(&b, "logcaster_uptime_seconds", "gauge", "Seconds since start.");
     buf_printf(&b, "logcaster_uptime_seconds %lld\n",
                (long long)((now_ms() - server_started_ms(conn_server(h->c))) / 1000));
+    cluster_metrics(&b); /* Nothing on a single node. */
     http_reply(h, 200, "text/plain; version=0.0.4; charset=utf-8", buf_head(&b), buf_len(&b));
     buf_free(&b);
 }

@@ -197,6 +197,23 @@ def test_ingest_anywhere_query_anywhere(nats_cluster, logcaster_node):
             break
         assert time.monotonic() < deadline, copies
         time.sleep(0.3)
+    # /metrics and `logcaster cluster` show the same.
+    with urllib.request.urlopen("http://%s:%d/metrics" % (HOST, nodes[0].http_port),
+                                timeout=10) as r:
+        metrics = r.read().decode()
+    assert "\nlogcaster_cluster_members 3\n" in metrics
+    for p in range(PARTS):
+        assert '\nlogcaster_cluster_partition_copies{partition="%d"} 2\n' % p in metrics
+    assert re.search(r"\nlogcaster_cluster_published_lines_total \d+\n", metrics)
+    from conftest import LOGCASTER
+    import subprocess
+    out = subprocess.run([LOGCASTER, "--query-port", str(nodes[0].query_port), "cluster"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "seen from node a (ready)" in out.stdout and "members (3): " in out.stdout
+    rows = [l.split() for l in out.stdout.splitlines() if re.match(r"^\d+ ", l)]
+    assert [int(r[0]) for r in rows] == list(range(PARTS))
+    assert all(len(r[1].split(",")) == 2 for r in rows), out.stdout
 
 
 def test_partition_count_is_fixed(nats_single, logcaster_node, tmp_path):
@@ -399,3 +416,14 @@ def test_live_everywhere(nats_cluster, logcaster_node):
     finally:
         irc.close()
         tail.c.close()
+
+
+def test_single_node_is_no_cluster(server):
+    """Without --cluster nothing changes: no cluster_* keys, and `logcaster cluster` says so."""
+    from conftest import LOGCASTER
+    import subprocess
+    srv = server()
+    assert not [k for k in srv.stats() if k.startswith("cluster_")]
+    out = subprocess.run([LOGCASTER, "--query-port", str(srv.query_port), "cluster"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1 and "is a single node" in out.stderr, out
