@@ -127,6 +127,9 @@ void cluster_stop(void)
         scatter_stop();
         member_leave();
     }
+    /* Closed first: the streams' consumers then end without a JetStream request each (which
+     * would wait its timeout when NATS is gone); the server drops the ephemeral ones. */
+    link_disconnect();
     live_stop();
     replica_close_all();
     link_close();

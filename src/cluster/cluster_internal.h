@@ -76,9 +76,21 @@ int link_connect(void);     /* Until connected or stopping; 0 or -1 (stopping). 
 int link_setup(void);       /* Streams, buckets, the partition count, this node's number. */
 int link_reserve_ids(void); /* Extend id_reserved by a chunk (mu not held). */
 void link_close(void);
-/* Unsubscribe from another thread than its handler's, and wait until the handler has returned
- * for the last time (bounded), so what it uses can be freed. */
-void cl_unsubscribe_wait(natsSubscription **sub);
+/* Close the connection: no more messages or callbacks start (subscriptions complete). */
+void link_disconnect(void);
+
+/* A subscription whose handler uses memory we free: cl_sub_watch right after subscribing;
+ * cl_sub_end (from another thread than the handler's) unsubscribes -- at once when the
+ * connection is closed -- and waits until the handler has returned for the last time
+ * (bounded), then destroys it. */
+struct cl_sub {
+    natsSubscription *sub;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done, watched;
+};
+void cl_sub_watch(struct cl_sub *s);
+void cl_sub_end(struct cl_sub *s);
 
 /* member.c: on the manager thread. */
 int member_watch(void);        /* Start watching the members bucket. 0 or -1. */

@@ -341,39 +341,47 @@ void link_close(void)
     cl.nc = NULL;
 }
 
-struct sub_done {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done;
-};
-
 static void sub_completed(void *arg)
 {
-    struct sub_done *d = arg;
-    pthread_mutex_lock(&d->mu);
-    d->done = true;
-    pthread_cond_signal(&d->cv);
-    pthread_mutex_unlock(&d->mu);
+    struct cl_sub *s = arg;
+    pthread_mutex_lock(&s->mu);
+    s->done = true;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
 }
 
-void cl_unsubscribe_wait(natsSubscription **sub)
+void cl_sub_watch(struct cl_sub *s)
 {
-    if (!*sub)
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->done = false;
+    s->watched = natsSubscription_SetOnCompleteCB(s->sub, sub_completed, s) == NATS_OK;
+}
+
+void cl_sub_end(struct cl_sub *s)
+{
+    if (!s->sub)
         return;
-    struct sub_done d = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
-    bool wait = natsSubscription_SetOnCompleteCB(*sub, sub_completed, &d) == NATS_OK;
-    if (natsSubscription_Unsubscribe(*sub) != NATS_OK)
-        wait = false;
-    if (wait) { /* Its handler may be running now; it must be done before we free. */
+    /* On a closed connection this fails at once, and the close completed the subscription. */
+    natsSubscription_Unsubscribe(s->sub);
+    if (s->watched) { /* Its handler may be running now; it must be done before we free. */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 10;
-        pthread_mutex_lock(&d.mu);
-        while (!d.done)
-            if (pthread_cond_timedwait(&d.cv, &d.mu, &ts) != 0)
+        pthread_mutex_lock(&s->mu);
+        while (!s->done)
+            if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
                 break;
-        pthread_mutex_unlock(&d.mu);
+        pthread_mutex_unlock(&s->mu);
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
     }
-    natsSubscription_Destroy(*sub);
-    *sub = NULL;
+    natsSubscription_Destroy(s->sub);
+    s->sub = NULL;
+}
+
+void link_disconnect(void)
+{
+    if (cl.nc)
+        natsConnection_Close(cl.nc);
 }

@@ -16,7 +16,7 @@
 
 struct feed {
     int p;
-    natsSubscription *sub;
+    struct cl_sub sub;
     struct lc_entry *scratch;
 };
 
@@ -62,7 +62,9 @@ int live_start(void)
         so.Ordered = true;
         so.Config.DeliverPolicy = js_DeliverNew;
         jsErrCode jerr = 0;
-        natsStatus s = js_Subscribe(&f->sub, cl.js, subj, on_live, f, NULL, &so, &jerr);
+        natsStatus s = js_Subscribe(&f->sub.sub, cl.js, subj, on_live, f, NULL, &so, &jerr);
+        if (s == NATS_OK)
+            cl_sub_watch(&f->sub);
         if (s != NATS_OK) {
             log_error("cluster: cannot follow stream %s live: %s (%d)", stream,
                       natsStatus_GetText(s), (int)jerr);
@@ -75,7 +77,7 @@ int live_start(void)
 void live_stop(void)
 {
     for (int p = 0; p < CL_MAX_PARTITIONS; p++) {
-        cl_unsubscribe_wait(&feeds[p].sub);
+        cl_sub_end(&feeds[p].sub);
         free(feeds[p].scratch);
         feeds[p].scratch = NULL;
     }

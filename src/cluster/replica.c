@@ -48,7 +48,7 @@ struct replica {
     pthread_mutex_t mu; /* Guards map (appended by the consumer, read by queries). */
     struct idrun *map;
     size_t nmap, capmap;
-    natsSubscription *sub;
+    struct cl_sub sub;
     _Atomic uint64_t applied; /* Last stream sequence applied. */
     _Atomic uint64_t pending; /* Messages the stream had beyond it at the last delivery. */
     _Atomic bool ready;       /* Caught up with the stream once. */
@@ -319,7 +319,7 @@ static int load_map(struct replica *rep)
 
 static void replica_free(struct replica *rep)
 {
-    cl_unsubscribe_wait(&rep->sub);
+    cl_sub_end(&rep->sub);
     store_close(rep->st);
     if (rep->map_fd >= 0)
         close(rep->map_fd);
@@ -380,7 +380,9 @@ static struct replica *replica_open(int p)
     uint64_t from = atomic_load(&rep->applied) + 1;
     so.Config.DeliverPolicy = from > 1 ? js_DeliverByStartSequence : js_DeliverAll;
     so.Config.OptStartSeq = from > 1 ? from : 0;
-    natsStatus s = js_Subscribe(&rep->sub, cl.js, subj, on_msg, rep, NULL, &so, &jerr);
+    natsStatus s = js_Subscribe(&rep->sub.sub, cl.js, subj, on_msg, rep, NULL, &so, &jerr);
+    if (s == NATS_OK)
+        cl_sub_watch(&rep->sub);
     if (s != NATS_OK) {
         log_error("cluster: cannot read stream %s: %s (%d)", stream, natsStatus_GetText(s),
                   (int)jerr);

@@ -505,7 +505,7 @@ static struct {
     struct ev_loop *loop;
     pthread_t thread;
     bool started;
-    natsSubscription *sub;
+    struct cl_sub sub;
     struct job *jobs; /* On the loop's thread only. */
 } rsp;
 
@@ -748,7 +748,9 @@ int scatter_start(void)
     rsp.started = true;
     char subj[CL_SUBJ_MAX];
     snprintf(subj, sizeof(subj), "%s.q.%s", cl.name, cl.node);
-    natsStatus s = natsConnection_Subscribe(&rsp.sub, cl.nc, subj, on_request, NULL);
+    natsStatus s = natsConnection_Subscribe(&rsp.sub.sub, cl.nc, subj, on_request, NULL);
+    if (s == NATS_OK)
+        cl_sub_watch(&rsp.sub);
     if (s != NATS_OK) {
         log_error("cluster: cannot take queries on %s: %s", subj, natsStatus_GetText(s));
         return -1;
@@ -759,7 +761,7 @@ int scatter_start(void)
 void scatter_stop(void)
 {
     gathers_end_all();
-    cl_unsubscribe_wait(&rsp.sub);
+    cl_sub_end(&rsp.sub);
     if (rsp.started) {
         pthread_join(rsp.thread, NULL); /* The tick stops the loop once stopping is set. */
         rsp.started = false;

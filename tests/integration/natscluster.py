@@ -271,9 +271,11 @@ class NatsCluster:
     Servers are numbered 0..n-1 and named n1..nN. The constructor starts them all and waits
     until each accepts clients; wait_ready() waits for JetStream itself."""
 
-    def __init__(self, n=3, tmpdir=None, cluster_name=None):
+    def __init__(self, n=3, tmpdir=None, cluster_name=None, extra_config=""):
+        """extra_config: lines added to every server's configuration (authorization, tls)."""
         assert n >= 1
         self.n = n
+        self.extra_config = extra_config
         # A directory of our own (inside tmpdir when given), removed by close().
         self.base = tempfile.mkdtemp(prefix="nats-", dir=str(tmpdir) if tmpdir else None)
         self.cluster_name = cluster_name or "lct-%s" % uuid.uuid4().hex[:12]
@@ -318,6 +320,7 @@ class NatsCluster:
             "jetstream {",
             "    store_dir: %s" % json.dumps(s.store_dir),
             "}",
+            self.extra_config,
         ]
         if self.n > 1:
             routes = ["        %s" % json.dumps("nats-route://%s:%d" % (HOST, o.route_port))
