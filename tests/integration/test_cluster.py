@@ -413,6 +413,12 @@ def test_live_everywhere(nats_cluster, logcaster_node):
         ids = {int(i) for i, _ in events}
         wait_count(a, "livex", len(sent))
         assert ids == set(all_rows(a, "livex").keys())
+        # LogBot answers for the whole cluster too.
+        irc.send("PRIVMSG #logs-all :!query COUNT livex")
+        line = irc.readline(timeout=10)
+        while "PRIVMSG #logs-all :COUNT " not in line:
+            line = irc.readline(timeout=10)
+        assert line.endswith(":COUNT livex: %d" % len(sent)), line
     finally:
         irc.close()
         tail.c.close()
@@ -477,3 +483,28 @@ def test_stop_while_nats_is_gone(logcaster_node, tmp_path_factory):
         t0 = time.monotonic()
         node.stop()
         assert time.monotonic() - t0 < 10
+
+
+def test_http_and_udp_ingest(nats_cluster, logcaster_node):
+    """Lines posted over HTTP and sent over UDP go through the same publisher: stored once,
+    queryable from every node, HTTP's ids those the queries show."""
+    a, b = start_nodes(nats_cluster, logcaster_node, ["a", "b"])
+    body = "".join("viahttp line %d\n" % i for i in range(50)).encode()
+    req = urllib.request.Request("http://%s:%d/api/v1/logs" % (HOST, a.http_port), data=body,
+                                 method="POST", headers={"Content-Type": "text/plain"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        answer = json.loads(r.read())
+    assert answer["stored"] == 50
+    first, last = answer["first_id"], answer["last_id"]
+    assert last - first == 49 and first >> 48 == last >> 48
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for i in range(20):
+            u.sendto(b"viaudp line %d" % i, (HOST, b.log_port))
+    finally:
+        u.close()
+    for n in (a, b):
+        wait_count(n, "viahttp", 50)
+        rows = all_rows(n, "viahttp")
+        assert rows == {first + i: "viahttp line %d" % i for i in range(50)}
+        wait_count(n, "viaudp", 20)  # Loopback UDP: none lost.
