@@ -53,7 +53,7 @@ static void *manager(void *arg)
         }
         return NULL;
     }
-    if (member_watch() < 0 || scatter_start() < 0 || live_start() < 0) {
+    if (member_watch() < 0 || scatter_start() < 0) {
         failed = true;
         kill(getpid(), SIGTERM);
         return NULL;
@@ -65,6 +65,7 @@ static void *manager(void *arg)
     int64_t since = mono_ms();
     while (!atomic_load(&cl.stopping)) {
         member_tick(200);
+        live_sync();
         if (mono_ms() - since >= SETTLE_MS)
             replica_sync();
         if (publish_ids_low())
@@ -166,6 +167,7 @@ void cluster_report(void (*put)(void *arg, const char *name, const char *value),
     put_u64(put, arg, "cluster_queries_out", atomic_load(&cl.queries_out));
     put_u64(put, arg, "cluster_queries_in", atomic_load(&cl.queries_in));
     put_u64(put, arg, "cluster_partitions_missing", atomic_load(&cl.partitions_missing));
+    put_u64(put, arg, "cluster_live_feeds", (uint64_t)live_feeds());
     char members[CL_MAX_MEMBERS * CL_NAME_MAX];
     size_t len = 0;
     pthread_mutex_lock(&cl.mu);

@@ -128,8 +128,9 @@ void replica_ready_list(char *out, size_t cap);
 void replica_report(void (*put)(void *arg, const char *name, const char *value), void *arg);
 
 /* live.c: every partition's new entries to this node's live subscribers. */
-int live_start(void);
+void live_sync(void); /* The manager's tick: follow the streams while anyone subscribes. */
 void live_stop(void);
+int live_feeds(void); /* Partitions followed now. */
 
 /* scatter.c */
 int scatter_start(void);

@@ -5,10 +5,12 @@
  * delivers new messages only, re-created by the library after a gap or a reconnect from the
  * next sequence, so each message comes once) and hands the entries to this node's
  * subscribers (fanout.h). A node's own lines come back this way too: they are not copied for
- * subscribers when submitted (ingest_live_external), so each is delivered once. While nobody
- * subscribes, messages are passed over without being decompressed. */
+ * subscribers when submitted (ingest_live_external), so each is delivered once. The streams
+ * are followed only while someone on this node subscribes (an IRC log channel with members,
+ * an HTTP live tail), from the moment the manager's next tick sees it. */
 #include <stdlib.h>
 
+#include "base/clock.h"
 #include "cluster/cluster_internal.h"
 #include "cluster/wire.h"
 #include "core/log.h"
@@ -21,6 +23,12 @@ struct feed {
 };
 
 static struct feed feeds[CL_MAX_PARTITIONS];
+static int nfeeds;          /* Partitions followed now (0 or all). */
+static int64_t unwanted_ms; /* Since when nobody subscribes (0: someone does). */
+
+/* Follow the streams only while someone here subscribes: otherwise NATS would send every
+ * node every batch for nothing. Ten seconds without a subscriber end it. */
+#define LIVE_LINGER_MS 10000
 
 static void on_live(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
 {
@@ -45,7 +53,7 @@ static void on_live(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     natsMsg_Destroy(msg);
 }
 
-int live_start(void)
+static int live_start(void)
 {
     for (int p = 0; p < cl.partitions; p++) {
         struct feed *f = &feeds[p];
@@ -66,10 +74,11 @@ int live_start(void)
         if (s == NATS_OK)
             cl_sub_watch(&f->sub);
         if (s != NATS_OK) {
-            log_error("cluster: cannot follow stream %s live: %s (%d)", stream,
-                      natsStatus_GetText(s), (int)jerr);
+            log_warn("cluster: cannot follow stream %s live: %s (%d); trying again", stream,
+                     natsStatus_GetText(s), (int)jerr);
             return -1;
         }
+        nfeeds = p + 1;
     }
     return 0;
 }
@@ -81,4 +90,25 @@ void live_stop(void)
         free(feeds[p].scratch);
         feeds[p].scratch = NULL;
     }
+    nfeeds = 0;
+}
+
+void live_sync(void)
+{
+    int64_t now = mono_ms();
+    if (ingest_live_wanted()) {
+        unwanted_ms = 0;
+        if (nfeeds < cl.partitions && live_start() < 0)
+            live_stop(); /* All or none; the next tick tries again. */
+    } else if (nfeeds) {
+        if (!unwanted_ms)
+            unwanted_ms = now;
+        else if (now - unwanted_ms >= LIVE_LINGER_MS)
+            live_stop();
+    }
+}
+
+int live_feeds(void)
+{
+    return nfeeds;
 }

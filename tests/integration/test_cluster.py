@@ -387,7 +387,12 @@ def test_live_everywhere(nats_cluster, logcaster_node):
         irc.register("watcher")
         irc.join("#logs-all")
         tail.start()
-        time.sleep(0.5)  # The live feeds follow the streams from their end.
+        for n in (a, c):  # Subscribers there: the nodes follow the streams (from their end).
+            deadline = time.monotonic() + 20
+            while n.stats().get("cluster_live_feeds") != str(PARTS):
+                assert time.monotonic() < deadline, n.stats().get("cluster_live_feeds")
+                time.sleep(0.1)
+        assert b.stats().get("cluster_live_feeds") == "0"  # Nobody there: nothing followed.
         sent = []
         t0 = time.monotonic()
         for k, n in enumerate((a, b, c)):
