@@ -5,7 +5,9 @@
 # Sections: ingest (plain and framed lines at each connection count), formats (syslog, JSON
 # lines and binary frames at 4 connections, and liblogcaster's lc_bench when it is built),
 # queries, HTTP, the durable store at scale, IRC, queries against ripgrep and acknowledgement
-# latency under scans (bench/query.sh), and a summary of every ingest figure.
+# latency under scans (bench/query.sh), the cluster on NATS JetStream (bench/cluster.sh: ingest
+# through three nodes beside a single node, queries from a node without data, catch-up after a
+# restart; skipped without nats-server), and a summary of every single-node ingest figure.
 #
 # usage: bench/run.sh BUILD_DIR        (BUILD_DIR holds logcasterd and logcaster)
 #
@@ -20,6 +22,8 @@
 #   BENCH_QUERY_LINES [1000000]  entries loaded before the query benchmarks
 #   BENCH_QUERY_RUNS [20]        requests per query benchmark
 #   BENCH_RG_LINES [5000000]     lines of the ripgrep comparison (bench/query.sh; 0 skips it)
+#   BENCH_CLUSTER [1]            0 skips the cluster section (bench/cluster.sh, which has knobs
+#                                of its own and runs BENCH_REPEAT times, by default once)
 #   LOGCASTERD_ARGS []           extra server options, e.g. "--threads 2"
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -321,6 +325,13 @@ fi
 if [[ ${BENCH_RG_LINES:-5000000} -gt 0 ]]; then
     echo
     "$(dirname "$0")/query.sh" "$build" || echo "bench: bench/query.sh failed" >&2
+fi
+
+# ---- The cluster on NATS JetStream: three nats-servers and three nodes of its own
+# (bench/cluster.sh; it says so and skips itself when nats-server is missing).
+if [[ ${BENCH_CLUSTER:-1} != 0 ]]; then
+    echo
+    "$(dirname "$0")/cluster.sh" "$build" || echo "bench: bench/cluster.sh failed" >&2
 fi
 
 # ---- Summary: every ingest figure above in one table.
