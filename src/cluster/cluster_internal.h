@@ -81,8 +81,9 @@ void link_disconnect(void);
 
 /* A subscription whose handler uses memory we free: cl_sub_watch right after subscribing;
  * cl_sub_end (from another thread than the handler's) unsubscribes -- at once when the
- * connection is closed -- and waits until the handler has returned for the last time
- * (bounded), then destroys it. */
+ * connection is closed -- and waits until the handler has returned for the last time, then
+ * destroys it. False when that did not happen within 10 s: then neither s nor what the
+ * handler uses may be freed (a leak rather than a crash). */
 struct cl_sub {
     natsSubscription *sub;
     pthread_mutex_t mu;
@@ -90,7 +91,7 @@ struct cl_sub {
     bool done, watched;
 };
 void cl_sub_watch(struct cl_sub *s);
-void cl_sub_end(struct cl_sub *s);
+bool cl_sub_end(struct cl_sub *s);
 
 /* member.c: on the manager thread. */
 int member_watch(void);        /* Start watching the members bucket. 0 or -1. */

@@ -358,12 +358,13 @@ void cl_sub_watch(struct cl_sub *s)
     s->watched = natsSubscription_SetOnCompleteCB(s->sub, sub_completed, s) == NATS_OK;
 }
 
-void cl_sub_end(struct cl_sub *s)
+bool cl_sub_end(struct cl_sub *s)
 {
     if (!s->sub)
-        return;
+        return true;
     /* On a closed connection this fails at once, and the close completed the subscription. */
     natsSubscription_Unsubscribe(s->sub);
+    bool done = !s->watched;
     if (s->watched) { /* Its handler may be running now; it must be done before we free. */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -372,12 +373,20 @@ void cl_sub_end(struct cl_sub *s)
         while (!s->done)
             if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
                 break;
+        done = s->done;
         pthread_mutex_unlock(&s->mu);
+    }
+    if (!done) { /* The callback may still come and use s: leave both be. */
+        log_warn("cluster: a subscription did not end within 10 s; its memory is left");
+        return false;
+    }
+    if (s->watched) {
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->cv);
     }
     natsSubscription_Destroy(s->sub);
     s->sub = NULL;
+    return true;
 }
 
 void link_disconnect(void)

@@ -86,7 +86,8 @@ static int live_start(void)
 void live_stop(void)
 {
     for (int p = 0; p < CL_MAX_PARTITIONS; p++) {
-        cl_sub_end(&feeds[p].sub);
+        if (!cl_sub_end(&feeds[p].sub))
+            continue; /* Its handler may still use the scratch. */
         free(feeds[p].scratch);
         feeds[p].scratch = NULL;
     }

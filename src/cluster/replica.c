@@ -319,7 +319,8 @@ static int load_map(struct replica *rep)
 
 static void replica_free(struct replica *rep)
 {
-    cl_sub_end(&rep->sub);
+    if (!cl_sub_end(&rep->sub))
+        return; /* Its consumer may still write to it: keep it all. */
     store_close(rep->st);
     if (rep->map_fd >= 0)
         close(rep->map_fd);

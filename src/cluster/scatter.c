@@ -761,7 +761,7 @@ int scatter_start(void)
 void scatter_stop(void)
 {
     gathers_end_all();
-    cl_sub_end(&rsp.sub);
+    bool ended = cl_sub_end(&rsp.sub); /* Its handler posts to the loop: */
     if (rsp.started) {
         pthread_join(rsp.thread, NULL); /* The tick stops the loop once stopping is set. */
         rsp.started = false;
@@ -777,6 +777,7 @@ void scatter_stop(void)
         free(j->data);
         free(j);
     }
-    ev_free(rsp.loop);
+    if (ended) /* else a request may still be posted to it: keep it. */
+        ev_free(rsp.loop);
     rsp.loop = NULL;
 }
