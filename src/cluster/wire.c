@@ -94,9 +94,9 @@ int wire_batch_seal(const struct wire_batch_out *b, int level, char **out, size_
     const struct {
         const void *p;
         size_t n;
-    } piece[3] = {{head, sizeof(head)},
-                  {buf_head(&b->runs), buf_len(&b->runs)},
-                  {buf_head(&b->records), buf_len(&b->records)}};
+    } piece[3] = {{head, sizeof(head)}, /* An empty buf has no data: no pointer sums on NULL. */
+                  {b->runs.data ? buf_head(&b->runs) : "", buf_len(&b->runs)},
+                  {b->records.data ? buf_head(&b->records) : "", buf_len(&b->records)}};
     size_t rc = ZSTD_CCtx_reset(cc, ZSTD_reset_session_and_parameters);
     if (!ZSTD_isError(rc))
         rc = ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level);
