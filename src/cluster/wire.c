@@ -7,6 +7,7 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "base/bytes.h"
 #include "store/frame.h"
 #include "store/record.h"
 
@@ -15,27 +16,6 @@
 #define RUN_SIZE    12
 #define REQ_HEAD    36
 #define ANS_HEAD    8
-
-static void put32(char *p, uint32_t v)
-{
-    memcpy(p, &v, 4);
-}
-static void put64(char *p, uint64_t v)
-{
-    memcpy(p, &v, 8);
-}
-static uint32_t get32(const char *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-static uint64_t get64(const char *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
 
 /* ---- Batches out ---- */
 

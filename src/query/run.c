@@ -526,8 +526,10 @@ static const struct qtask_ops run_ops = {step, finish};
 /* ------------------------------------------------------------------------------------------ */
 /* The owner's side. */
 
-static struct qrun *run_new(struct ev_loop *home, struct store *s, struct qry *q, uint64_t lo,
-                            uint64_t hi, void (*ready)(void *owner), void *owner)
+/* A run of q for the owner, with two references: the owner's and its producer's (the pool, or
+ * the remote hook). NULL when out of memory (q is freed). */
+static struct qrun *run_alloc(struct ev_loop *home, struct qry *q, void (*ready)(void *owner),
+                              void *owner)
 {
     struct qrun *r = calloc(1, sizeof(*r));
     if (!r) {
@@ -535,12 +537,21 @@ static struct qrun *run_new(struct ev_loop *home, struct store *s, struct qry *q
         return NULL;
     }
     pthread_mutex_init(&r->mu, NULL);
-    r->refs = 2; /* The owner's and the pool's. */
+    r->refs = 2;
     r->home = home;
     r->ready = ready;
     r->owner = owner;
-    r->store = s;
     r->q = q;
+    return r;
+}
+
+static struct qrun *run_new(struct ev_loop *home, struct store *s, struct qry *q, uint64_t lo,
+                            uint64_t hi, void (*ready)(void *owner), void *owner)
+{
+    struct qrun *r = run_alloc(home, q, ready, owner);
+    if (!r)
+        return NULL;
+    r->store = s;
     if (lo == 0 && hi == 0) {
         struct store_stats st;
         store_get_stats(s, &st);
@@ -876,20 +887,11 @@ void qrun_put_partial(struct qrun *r, const char *missing)
 static struct qrun *refused(struct ev_loop *home, struct qry *q, const char *why,
                             void (*ready)(void *owner), void *owner)
 {
-    struct qrun *r = calloc(1, sizeof(*r));
-    if (!r) {
-        qry_free(q);
-        return NULL;
+    struct qrun *r = remote_prepare(home, q, ready, owner);
+    if (r) {
+        qrun_put_error(r, why);
+        qrun_put_end(r);
     }
-    pthread_mutex_init(&r->mu, NULL);
-    r->refs = 2;
-    r->home = home;
-    r->ready = ready;
-    r->owner = owner;
-    r->q = q;
-    r->kind = RUN_REMOTE;
-    qrun_put_error(r, why);
-    qrun_put_end(r);
     return r;
 }
 

@@ -9,30 +9,11 @@
 #include <xxhash.h>
 #include <zstd.h>
 
+#include "base/bytes.h"
+
 const char seg_magic_v1[SEG_HDR_LEN] = {'L', 'C', 'S', 'E', 'G', 0, 0, 1};
 const char seg_magic[SEG_HDR_LEN] = {'L', 'C', 'S', 'E', 'G', 0, 0, 2};
 const char seg_magic_archived[SEG_HDR_LEN] = {'L', 'C', 'S', 'E', 'G', 0, 0, 2, 'A'};
-
-static void put32(char *p, uint32_t v)
-{
-    memcpy(p, &v, 4);
-}
-static void put64(char *p, uint64_t v)
-{
-    memcpy(p, &v, 8);
-}
-static uint32_t get32(const char *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-static uint64_t get64(const char *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
 
 char *rec_put(char *p, const struct lc_entry *e)
 {
