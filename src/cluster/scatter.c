@@ -260,10 +260,10 @@ static void finish(struct gather *g)
         atomic_fetch_add(&cl.partitions_missing, (uint64_t)nmissing);
         qrun_put_error(g->r, why);
     } else if (g->want == QW_COUNT) {
-        uint64_t n = 0;
+        uint64_t n = 0, limit = qry_limit(qrun_query(g->r));
         for (int p = 0; p < cl.partitions; p++)
             n += g->parts[p].count;
-        qrun_put_count(g->r, n);
+        qrun_put_count(g->r, limit && n > limit ? limit : n); /* Each part stopped there. */
     } else {
         if (nmissing) { /* The asker shows what the others answered, and says what lacks. */
             atomic_fetch_add(&cl.partitions_missing, (uint64_t)nmissing);

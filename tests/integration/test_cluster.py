@@ -171,6 +171,7 @@ def test_ingest_anywhere_query_anywhere(nats_cluster, logcaster_node):
     assert len(acked) == 1800
     assert len({i >> 48 for i in acked}) == 3  # Three nodes' numbers in the ids.
     check_all(nodes, "anywhere", acked)
+    assert count_or_error(nodes[1], "anywhere limit:10") == 10  # As a single node counts.
     # Newest first with a limit, merged across partitions: the last lines sent (over one
     # connection, so their order is the sender's).
     for k, n in enumerate(nodes):
