@@ -697,6 +697,27 @@ static bool replay_round(struct replay *r, uint64_t from, size_t max)
     return r->run != NULL;
 }
 
+/* A cluster member: the channel's newest max entries across the cluster, in one round (ids
+ * are not in arrival order there, so there are no rounds up to the stream: lines that arrive
+ * while it runs go to the others, not to this client). */
+static bool replay_cluster(struct replay *r, size_t max)
+{
+    char err[QRY_ERR_MAX];
+    struct qry *q = NULL;
+    if (qry_compile(r->ch->filter_text, strlen(r->ch->filter_text), now_ms(), &q, err) < 0)
+        return false;
+    struct irc_formatted *rows = realloc(r->rows, max * sizeof(*rows));
+    if (!rows) {
+        qry_free(q);
+        return false;
+    }
+    r->rows = rows;
+    r->n = 0;
+    r->max = max;
+    r->run = qrun_start_list(irc.loop, irc.store, q, 0, 0, false, max, replay_ready, r);
+    return r->run != NULL;
+}
+
 static void replay_ready(void *owner)
 {
     struct replay *r = owner;
@@ -721,8 +742,7 @@ void irc_logs_replay(struct irc_client *cl, struct irc_chan *ch, int n)
     /* Catch the live stream up first (subscribing it, if this is its first listener): the
      * replay starts where the stream stands. */
     irc_logs_pump();
-    /* A cluster member has no store of its own to replay from (yet): it streams only. */
-    if (!ch->filter || n <= 0 || replaying(cl, ch) || !ingest_ids_ordered())
+    if (!ch->filter || n <= 0 || replaying(cl, ch))
         return;
     struct replay *r = calloc(1, sizeof(*r));
     if (!r)
@@ -734,6 +754,6 @@ void irc_logs_replay(struct irc_client *cl, struct irc_chan *ch, int n)
     replays = r;
     /* The replay is part of the JOIN's answer: the client's next command waits for it. */
     irc_client_wait(cl, true);
-    if (!replay_round(r, 0, (size_t)n))
+    if (!(ingest_ids_ordered() ? replay_round(r, 0, (size_t)n) : replay_cluster(r, (size_t)n)))
         replay_free(r);
 }

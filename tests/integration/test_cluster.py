@@ -382,6 +382,30 @@ def test_live_everywhere(nats_cluster, logcaster_node):
     from test_http import Tail
     from test_irc import Irc
     a, b, c = start_nodes(nats_cluster, logcaster_node, ["a", "b", "c"])
+    # Joining a log channel first replays its newest --irc-replay (10) lines, cluster-wide.
+    got, errors = send_acked(b, ["replayed %d" % i for i in range(15)])
+    assert not errors
+    wait_count(a, "replayed", 15)
+    early = Irc(a.irc_port, nudge=False)
+    try:
+        early.register("early")
+        early.send("JOIN #logs-all")
+        replayed = []
+        while True:
+            line = early.readline(timeout=10)
+            m = re.search(r"PRIVMSG #logs-all :.*(replayed \d+)$", line)
+            if m:
+                replayed.append(m.group(1))
+            if re.search(r" 366 ", line):
+                break
+        early.send("PING sync")
+        while " PONG " not in (line := early.readline(timeout=10)):
+            m = re.search(r"PRIVMSG #logs-all :.*(replayed \d+)$", line)
+            if m:
+                replayed.append(m.group(1))
+        assert replayed == ["replayed %d" % i for i in range(5, 15)], replayed
+    finally:
+        early.close()
     irc = Irc(a.irc_port, nudge=False)
     tail = Tail(c.http_port, "livex")
     try:
