@@ -122,6 +122,8 @@ void replica_release(struct replica *rep);
 struct store *replica_store(const struct replica *rep);
 int replica_partition(const struct replica *rep);
 uint64_t replica_global_id(struct replica *rep, uint64_t local_id); /* 0 when unknown. */
+/* The stream sequence of the message local_id came in (false when unknown). */
+bool replica_seq_of(struct replica *rep, uint64_t local_id, uint64_t *seq);
 /* What this node holds of partition p: false when it holds none. */
 bool replica_figures(int p, uint64_t *entries, uint64_t *lag, bool *ready);
 /* "0,3,5": the partitions held and caught up, for the heartbeat. */

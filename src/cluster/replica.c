@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "cluster/cluster_internal.h"
 #include "cluster/wire.h"
 #include "core/log.h"
@@ -60,6 +61,7 @@ struct replica {
 };
 
 static struct replica *reps[CL_MAX_PARTITIONS];
+static int64_t retry_at_ms[CL_MAX_PARTITIONS]; /* A failed open is tried again from then. */
 static pthread_mutex_t reps_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static int mkdirs(const char *path)
@@ -303,6 +305,14 @@ static int reconcile(struct replica *rep)
     return r;
 }
 
+/* Start partition p's copy over: its files go. */
+static void rmtree_partition(int p)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/partitions/p%d", cl.cfg->data_dir, p);
+    rmtree(dir);
+}
+
 static int load_map(struct replica *rep)
 {
     char path[PATH_MAX + 8];
@@ -328,6 +338,100 @@ static void replica_free(struct replica *rep)
     free(rep->map);
     free(rep->scratch);
     free(rep);
+}
+
+/* One export request to node (wire.h WK_EXPORT); the answer's body in *a, the message in
+ * *msg (destroy it). 0, or -1 when the node did not answer it. */
+static int export_ask(const char *node, int p, uint64_t from, uint64_t to, natsMsg **msg,
+                      struct wire_answer *a)
+{
+    struct buf req = {0};
+    struct wire_request r = {.kind = WK_EXPORT,
+                             .partition = (uint8_t)p,
+                             .win_from_ms = (int64_t)from,
+                             .win_to_ms = (int64_t)to,
+                             .text = ""};
+    char subj[CL_SUBJ_MAX], err[128];
+    snprintf(subj, sizeof(subj), "%.64s.q.%.64s", cl.name, node);
+    int rc = wire_request_encode(&req, &r);
+    *msg = NULL;
+    if (rc == 0 && natsConnection_Request(msg, cl.nc, subj, buf_head(&req), (int)buf_len(&req),
+                                          10000) != NATS_OK)
+        rc = -1;
+    buf_free(&req);
+    if (rc == 0 &&
+        wire_answer_decode(natsMsg_GetData(*msg), (size_t)natsMsg_GetDataLength(*msg), a, err) < 0)
+        rc = -1;
+    if (rc < 0 && *msg) {
+        natsMsg_Destroy(*msg);
+        *msg = NULL;
+    }
+    return rc;
+}
+
+/* The stream no longer holds messages before first_seq, and this copy has none of them:
+ * take them from a copy that does, through its export (one request per chunk, on the
+ * manager's thread, which keeps its heartbeat going between them). 0 when every entry up to
+ * a sequence >= first_seq - 1 is held, then rep->applied is that sequence; -1 when no copy
+ * could give them (what was taken stays; the caller starts over). */
+static int import_from_copy(struct replica *rep, uint64_t first_seq)
+{
+    char cand[8][CL_NAME_MAX];
+    int n = member_candidates(rep->p, cand, 8);
+    for (int c = 0; c < n && !atomic_load(&cl.stopping); c++) {
+        if (strcmp(cand[c], cl.node) == 0)
+            continue;
+        natsMsg *msg;
+        struct wire_answer a;
+        if (export_ask(cand[c], rep->p, 0, 0, &msg, &a) < 0)
+            continue;
+        uint64_t hi = 0, last_seq = 0;
+        if (a.type == WT_EXPORT_INFO) {
+            memcpy(&hi, a.body, 8);
+            memcpy(&last_seq, a.body + 8, 8);
+        }
+        natsMsg_Destroy(msg);
+        if (!hi || last_seq + 1 < first_seq)
+            continue; /* That copy lacks them too. */
+        log_info("cluster: partition %d: the stream starts at message %" PRIu64
+                 "; taking entries 1..%" PRIu64 " (to message %" PRIu64 ") from node %s",
+                 rep->p, first_seq, hi, last_seq, cand[c]);
+        uint64_t from = 1;
+        bool failed = false;
+        while (from <= hi && !failed && !atomic_load(&cl.stopping)) {
+            if (export_ask(cand[c], rep->p, from, hi, &msg, &a) < 0 || a.type != WT_EXPORT_ROWS) {
+                if (msg)
+                    natsMsg_Destroy(msg);
+                failed = true;
+                break;
+            }
+            const char *at = a.body, *end = a.body + a.body_len;
+            struct lc_entry e;
+            uint64_t seq = 0, local = 0, group_seq = 0;
+            size_t k = 0;
+            int got;
+            while (!failed && (got = wire_export_next_row(&at, end, &e, &seq, &local)) == 1) {
+                if (k && (seq != group_seq || k == WIRE_BATCH_MAX_ENTRIES)) {
+                    failed = apply(rep, rep->scratch, k, group_seq) < 0;
+                    k = 0;
+                }
+                group_seq = seq;
+                rep->scratch[k++] = e;
+                from = local + 1;
+            }
+            if (got < 0 || (!failed && k && apply(rep, rep->scratch, k, group_seq) < 0))
+                failed = true;
+            if (at == a.body) /* No row: the copy holds nothing more up to hi. */
+                from = hi + 1;
+            natsMsg_Destroy(msg);
+            member_tick(0);
+        }
+        if (failed || from <= hi)
+            return -1;
+        atomic_store(&rep->applied, last_seq);
+        return 0;
+    }
+    return -1;
 }
 
 static struct replica *replica_open(int p)
@@ -370,9 +474,27 @@ static struct replica *replica_open(int p)
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     if (js_GetStreamInfo(&si, cl.js, stream, NULL, &jerr) == NATS_OK) {
-        if (si->State.LastSeq <= atomic_load(&rep->applied))
-            atomic_store(&rep->ready, true);
+        uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
         jsStreamInfo_Destroy(si);
+        /* Messages the stream let go (its limits) that this copy lacks: an empty copy takes
+         * them from another one; a copy that holds older ones keeps them and says what it
+         * misses. */
+        uint64_t applied = atomic_load(&rep->applied);
+        if (first > 1 && applied + 1 < first && applied == 0 && import_from_copy(rep, first) < 0) {
+            log_warn("cluster: partition %d: the stream starts at message %" PRIu64
+                     " and no copy could give what came before; trying again in 5 s",
+                     p, first);
+            replica_free(rep);
+            rmtree_partition(p);
+            retry_at_ms[p] = mono_ms() + 5000;
+            return NULL;
+        }
+        if (first > 1 && applied && applied + 1 < first)
+            log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64
+                     " left the stream before this copy had them",
+                     p, applied + 1, first - 1);
+        if (last <= atomic_load(&rep->applied))
+            atomic_store(&rep->ready, true);
     }
     jsSubOptions so;
     jsSubOptions_Init(&so);
@@ -403,7 +525,7 @@ void replica_sync(void)
         struct replica *have = reps[p];
         pthread_mutex_unlock(&reps_mu);
         bool owner = member_owns(p);
-        if (!have && owner) {
+        if (!have && owner && mono_ms() >= retry_at_ms[p]) {
             struct replica *rep = replica_open(p);
             pthread_mutex_lock(&reps_mu);
             if (rep)
@@ -499,6 +621,26 @@ uint64_t replica_global_id(struct replica *rep, uint64_t local_id)
     }
     pthread_mutex_unlock(&rep->mu);
     return id;
+}
+
+bool replica_seq_of(struct replica *rep, uint64_t local_id, uint64_t *seq)
+{
+    bool found = false;
+    pthread_mutex_lock(&rep->mu);
+    size_t lo = 0, hi = rep->nmap;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (rep->map[mid].local_first <= local_id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo > 0 && local_id - rep->map[lo - 1].local_first < rep->map[lo - 1].count) {
+        *seq = rep->map[lo - 1].seq;
+        found = true;
+    }
+    pthread_mutex_unlock(&rep->mu);
+    return found;
 }
 
 static bool held_ready(int p)

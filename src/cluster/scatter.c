@@ -540,7 +540,8 @@ static void flush_chunk(struct job *j)
 static void job_end(struct job *j)
 {
     uint32_t sent = j->seq;
-    send_simple(j, WT_END, &sent, 4);
+    if (j->kind != WK_EXPORT) /* An export is one message, answering a plain request. */
+        send_simple(j, WT_END, &sent, 4);
     natsConnection_Flush(cl.nc);
     if (j->prev)
         j->prev->next = j->next;
@@ -566,6 +567,16 @@ static void sink_count(void *arg, uint64_t n)
 static bool sink_row(void *arg, const struct lc_entry *e)
 {
     struct job *j = arg;
+    if (j->kind == WK_EXPORT) { /* One message of about CHUNK bytes: then it stops. */
+        if (buf_len(&j->out) == 0)
+            wire_answer_begin(&j->out, j->partition, j->attempt, WT_EXPORT_ROWS, 0);
+        struct lc_entry g = *e;
+        uint64_t seq = 0;
+        g.id = replica_global_id(j->rep, e->id);
+        replica_seq_of(j->rep, e->id, &seq);
+        wire_export_row(&j->out, &g, seq, e->id);
+        return buf_len(&j->out) < CHUNK;
+    }
     if (buf_len(&j->out) == 0)
         wire_answer_begin(&j->out, j->partition, j->attempt, WT_ROWS, j->seq);
     struct lc_entry g = *e;
@@ -632,8 +643,43 @@ static void job_ready(void *owner)
 {
     struct job *j = owner;
     enum qexec_status st = qrun_drain(j->run, &job_sink, j);
+    if (j->kind == WK_EXPORT && st != QX_MORE) { /* Full or done: the one answer. */
+        if (buf_len(&j->out) == 0)
+            wire_answer_begin(&j->out, j->partition, j->attempt, WT_EXPORT_ROWS, 0);
+        send_msg(j, &j->out);
+        j->out.start = j->out.end = 0;
+        job_end(j);
+        return;
+    }
     if (st == QX_DONE) {
         flush_chunk(j);
+        job_end(j);
+    }
+}
+
+/* An export: the copy's last id and sequence, or its entries from an id on (wire.h). */
+static void export_start(struct ev_loop *loop, struct job *j, struct store *st,
+                         const struct wire_request *req)
+{
+    if (req->win_to_ms == 0) {
+        struct store_stats ss;
+        store_get_stats(st, &ss);
+        uint64_t info[2] = {ss.last_id, 0};
+        replica_seq_of(j->rep, ss.last_id, &info[1]);
+        send_simple(j, WT_EXPORT_INFO, info, sizeof(info));
+        job_end(j);
+        return;
+    }
+    char err[QRY_ERR_MAX];
+    struct qry *q = NULL;
+    qry_compile("", 0, 0, &q, err); /* Every entry. */
+    uint64_t lo = (uint64_t)req->win_from_ms, hi = (uint64_t)req->win_to_ms;
+    j->run =
+        q && lo && lo <= hi ? qrun_start_list(loop, st, q, lo, hi, true, 0, job_ready, j) : NULL;
+    if (!j->run) {
+        if (q && !(lo && lo <= hi))
+            qry_free(q);
+        send_simple(j, WT_ERROR, "bad export range", 16);
         job_end(j);
     }
 }
@@ -661,6 +707,10 @@ static void job_start(struct ev_loop *loop, void *arg)
     if (!st) {
         send_simple(j, WT_NOT_HELD, NULL, 0);
         job_end(j);
+        return;
+    }
+    if (req.kind == WK_EXPORT) {
+        export_start(loop, j, st, &req);
         return;
     }
     struct qry *q = NULL;

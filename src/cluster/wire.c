@@ -238,7 +238,7 @@ int wire_request_decode(const void *data, size_t len, struct wire_request *r, ch
     r->kind = (uint8_t)p[1];
     r->partition = (uint8_t)p[2];
     r->attempt = (uint8_t)p[3];
-    if (r->kind > WK_PART)
+    if (r->kind > WK_EXPORT)
         return bad(err, "request of an unknown kind");
     r->now_ms = (int64_t)get64(p + 4);
     r->limit = get64(p + 12);
@@ -295,7 +295,10 @@ int wire_answer_decode(const void *data, size_t len, struct wire_answer *a, char
     case WT_ERROR:
     case WT_NOT_HELD:
     case WT_ALIVE:
+    case WT_EXPORT_ROWS:
         return 0;
+    case WT_EXPORT_INFO:
+        return a->body_len == 16 ? 0 : bad(err, "export info of the wrong size");
     }
     return bad(err, "answer of an unknown type");
 }
@@ -311,5 +314,36 @@ int wire_answer_next_row(const char **at, const char *end, struct lc_entry *e)
         return -1;
     e->id = get64(*at);
     *at += 8 + n;
+    return 1;
+}
+
+int wire_export_row(struct buf *out, const struct lc_entry *e, uint64_t seq, uint64_t local)
+{
+    size_t n = 24 + rec_size(e);
+    if (buf_reserve(out, n) < 0)
+        return -ENOMEM;
+    char *p = out->data + out->end;
+    put64(p, e->id);
+    put64(p + 8, seq);
+    put64(p + 16, local);
+    rec_put(p + 24, e);
+    out->end += n;
+    return 0;
+}
+
+int wire_export_next_row(const char **at, const char *end, struct lc_entry *e, uint64_t *seq,
+                         uint64_t *local)
+{
+    if (*at == end)
+        return 0;
+    if (end - *at < 24)
+        return -1;
+    size_t n = rec_get(*at + 24, (size_t)(end - *at - 24), e);
+    if (!n)
+        return -1;
+    e->id = get64(*at);
+    *seq = get64(*at + 8);
+    *local = get64(*at + 16);
+    *at += 24 + n;
     return 1;
 }

@@ -69,7 +69,12 @@ bool wire_batch_next(struct wire_batch_in *b, struct lc_entry *e);
 void wire_batch_close(struct wire_batch_in *b);
 
 /* Requests. */
-enum wire_kind { WK_COUNT = 0, WK_ROWS = 1, WK_PART = 2 };
+/* WK_EXPORT: a copy's entries, for a node that takes the partition over after the stream let
+ * them go. The answer is one message (a plain NATS request): with win_to_ms 0, WT_EXPORT_INFO
+ * (u64 last local id, u64 the last stream sequence it holds); else WT_EXPORT_ROWS of local ids
+ * win_from_ms..win_to_ms from the first on, as many as fit in about 512 KiB, each u64 cluster
+ * id | u64 stream sequence | u64 local id | record. */
+enum wire_kind { WK_COUNT = 0, WK_ROWS = 1, WK_PART = 2, WK_EXPORT = 3 };
 
 struct wire_request {
     uint8_t kind, partition, attempt;
@@ -91,7 +96,9 @@ enum wire_type {
     WT_ERROR = 'E',    /* a sentence */
     WT_NOT_HELD = 'N', /* the node does not hold the partition (ask another copy) */
     WT_ALIVE = 'H',    /* still working (not counted in seq) */
-    WT_END = 'Z',      /* u32 messages sent before this one */
+    WT_EXPORT_INFO = 'I',
+    WT_EXPORT_ROWS = 'X',
+    WT_END = 'Z', /* u32 messages sent before this one */
 };
 
 /* Start an answer message in out (cleared first). */
@@ -108,5 +115,9 @@ struct wire_answer {
 int wire_answer_decode(const void *data, size_t len, struct wire_answer *a, char *err);
 /* The next row of a WT_ROWS body at *at (advanced); 1 = a row, 0 = none left, -1 = bad. */
 int wire_answer_next_row(const char **at, const char *end, struct lc_entry *e);
+/* A WT_EXPORT_ROWS row: e->id the cluster id. */
+int wire_export_row(struct buf *out, const struct lc_entry *e, uint64_t seq, uint64_t local);
+int wire_export_next_row(const char **at, const char *end, struct lc_entry *e, uint64_t *seq,
+                         uint64_t *local);
 
 #endif

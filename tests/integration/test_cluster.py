@@ -538,3 +538,40 @@ def test_http_and_udp_ingest(nats_cluster, logcaster_node):
         rows = all_rows(n, "viahttp")
         assert rows == {first + i: "viahttp line %d" % i for i in range(50)}
         wait_count(n, "viaudp", 20)  # Loopback UDP: none lost.
+
+
+def test_data_the_stream_let_go_comes_from_a_copy(nats_cluster, logcaster_node):
+    """A node taking a partition over after its stream dropped old messages (limits set on
+    the stream) gets them from a surviving copy, then follows the stream."""
+    a, b = start_nodes(nats_cluster, logcaster_node, ["a", "b"])
+    acked = {}
+    for k in range(5):  # Rounds: several messages in each partition's stream.
+        got, errors = send_acked(a, ["old line %d %d" % (k, i) for i in range(60)], conns=8)
+        assert not errors
+        acked.update(got)
+    check_all([a, b], "old", acked)
+    for p in range(PARTS):  # The streams keep only their last message from now on.
+        name = "logcaster-p%d" % p
+        config = nats_cluster.js("STREAM.INFO." + name)["config"]
+        config["max_msgs"] = 1
+        nats_cluster.js("STREAM.UPDATE." + name, config)
+    got, errors = send_acked(a, ["old line late %d" % i for i in range(40)], conns=8)
+    assert not errors
+    acked.update(got)
+    firsts = [nats_cluster.js("STREAM.INFO.logcaster-p%d" % p)["state"]["first_seq"]
+              for p in range(PARTS)]
+    assert max(firsts) > 1, firsts
+    b.kill9()
+    c = start_nodes(nats_cluster, logcaster_node, ["c"])[0]
+    # c owns every partition now (two live nodes, two copies); once it holds them caught up,
+    # a goes: c alone must answer for everything.
+    deadline = time.monotonic() + 60
+    while True:
+        st = c.stats()
+        if all("state=ready" in st.get("cluster_partition_%d" % p, "") for p in range(PARTS)):
+            break
+        assert time.monotonic() < deadline, st
+        time.sleep(0.3)
+    assert "taking entries 1.." in c.stderr()
+    a.stop()
+    check_all([c], "old", acked)
