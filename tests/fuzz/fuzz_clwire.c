@@ -102,7 +102,7 @@ static void request(const uint8_t *data, size_t size)
         check_err(err);
         return;
     }
-    if (r.kind > WK_PART || r.win_from_ms > r.win_to_ms || r.text != (const char *)data + 36 ||
+    if (r.kind > WK_EXPORT || r.win_from_ms > r.win_to_ms || r.text != (const char *)data + 36 ||
         r.text_len != size - 36)
         __builtin_trap();
     struct buf out = {0};
@@ -146,6 +146,27 @@ static void answer(const uint8_t *data, size_t size)
             rows++;
         }
         if ((r == 0) != (at == end) || rows > a.body_len / 31)
+            __builtin_trap();
+    }
+    if (a.type == WT_EXPORT_ROWS) {
+        /* The same for an export's rows, which carry a sequence and a local id besides. */
+        const char *at = a.body, *end = a.body + a.body_len;
+        struct lc_entry e, g;
+        uint64_t seq, local, gseq, glocal;
+        int r;
+        while ((r = wire_export_next_row(&at, end, &e, &seq, &local)) == 1) {
+            if (at > end || e.source < a.body || e.msg + e.msg_len > end)
+                __builtin_trap();
+            size_t off = buf_len(&out);
+            if (wire_export_row(&out, &e, seq, local) != 0)
+                __builtin_trap();
+            const char *p = buf_head(&out) + off;
+            if (wire_export_next_row(&p, buf_head(&out) + buf_len(&out), &g, &gseq, &glocal) !=
+                    1 ||
+                !same(&e, &g) || gseq != seq || glocal != local)
+                __builtin_trap();
+        }
+        if ((r == 0) != (at == end))
             __builtin_trap();
     }
     buf_free(&out);

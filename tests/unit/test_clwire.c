@@ -695,7 +695,7 @@ TEST(request_roundtrip)
     char text[300];
     struct buf out = {0};
     int n = 0;
-    for (uint8_t kind = WK_COUNT; kind <= WK_PART; kind++)
+    for (uint8_t kind = WK_COUNT; kind <= WK_EXPORT; kind++)
         for (size_t a = 0; a < 4; a++)
             for (size_t w = 0; w < 5; w++) {
                 size_t tl = n % 7 == 0 ? 0 : rnd(sizeof(text) + 1);
@@ -763,7 +763,7 @@ TEST(request_bad)
             refuse_request(p, 37, "request too short or of an unknown version", "version");
     }
     p[0] = 1;
-    for (int k = WK_PART + 1; k < 256; k++) {
+    for (int k = WK_EXPORT + 1; k < 256; k++) {
         p[1] = (char)k;
         refuse_request(p, 37, "request of an unknown kind", "kind");
     }
