@@ -161,8 +161,7 @@ static void answer(const uint8_t *data, size_t size)
             if (wire_export_row(&out, &e, seq, local) != 0)
                 __builtin_trap();
             const char *p = buf_head(&out) + off;
-            if (wire_export_next_row(&p, buf_head(&out) + buf_len(&out), &g, &gseq, &glocal) !=
-                    1 ||
+            if (wire_export_next_row(&p, buf_head(&out) + buf_len(&out), &g, &gseq, &glocal) != 1 ||
                 !same(&e, &g) || gseq != seq || glocal != local)
                 __builtin_trap();
         }

@@ -851,7 +851,11 @@ TEST(answer_bad)
         case WT_ERROR:
         case WT_NOT_HELD:
         case WT_ALIVE:
+        case WT_EXPORT_ROWS:
             CHECK_EQ_INT(r, 0);
+            break;
+        case WT_EXPORT_INFO:
+            CHECK_EQ_STR(err, "export info of the wrong size");
             break;
         case WT_COUNT:
             CHECK_EQ_STR(err, "count answer of the wrong size");
