@@ -4,7 +4,8 @@
  *   member.c   heartbeats, the live members, which nodes hold which partition
  *   publish.c  the ingest pipeline's sink: batches to the partitions' streams
  *   replica.c  the partitions this node holds: local stores fed from the streams
- *   scatter.c  queries: asked of one copy of each partition, answers merged; and answering
+ *   scatter.c  queries: asked of one copy of each partition, answers merged
+ *   respond.c  answering other nodes' queries (and exports) for the partitions held here
  *   live.c     new entries from every partition to this node's live subscribers
  *   wire.c     the bytes of batches, requests and answers */
 #ifndef LC_CLUSTER_INTERNAL_H
@@ -67,7 +68,6 @@ struct cl {
 
 extern struct cl cl;
 
-int64_t cl_now_ms(void);
 void cl_subject(char *out, size_t cap, const char *kind, int p); /* "<name>.<kind>.<p>" */
 void cl_stream_name(char *out, size_t cap, int p);               /* "<name>-p<p>" */
 
@@ -120,7 +120,6 @@ struct replica;
 struct replica *replica_acquire(int p);
 void replica_release(struct replica *rep);
 struct store *replica_store(const struct replica *rep);
-int replica_partition(const struct replica *rep);
 uint64_t replica_global_id(struct replica *rep, uint64_t local_id); /* 0 when unknown. */
 /* The stream sequence of the message local_id came in (false when unknown). */
 bool replica_seq_of(struct replica *rep, uint64_t local_id, uint64_t *seq);
@@ -135,8 +134,12 @@ void live_sync(void); /* The manager's tick: follow the streams while anyone sub
 void live_stop(void);
 int live_feeds(void); /* Partitions followed now. */
 
-/* scatter.c */
+/* scatter.c: queries asked of the cluster (and respond.c's start and stop). */
 int scatter_start(void);
 void scatter_stop(void);
+
+/* respond.c: answering the other nodes. */
+int respond_start(void);
+void respond_stop(void);
 
 #endif

@@ -24,13 +24,6 @@
 #include "cluster/cluster_internal.h"
 #include "core/log.h"
 
-int64_t cl_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void cl_subject(char *out, size_t cap, const char *kind, int p)
 {
     snprintf(out, cap, "%s.%s.%d", cl.name, kind, p);

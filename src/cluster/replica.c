@@ -597,11 +597,6 @@ struct store *replica_store(const struct replica *rep)
     return rep->st;
 }
 
-int replica_partition(const struct replica *rep)
-{
-    return rep->p;
-}
-
 uint64_t replica_global_id(struct replica *rep, uint64_t local_id)
 {
     uint64_t id = 0;

@@ -1,0 +1,366 @@
+/* respond.c - answering other nodes' queries for the partitions this node holds.
+ *
+ * Requests (wire.h) arrive on a NATS thread and are posted to the responder's own event loop,
+ * which starts the query on the pool over the partition's local store (run.h) and sends what
+ * the run yields back in messages of at most CHUNK bytes, with a heartbeat every second while
+ * the run works, and ends with WT_END. Rows carry cluster ids (the partition's id map). An
+ * export (a node taking the partition over) is answered with one message per request. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "cluster/cluster_internal.h"
+#include "cluster/wire.h"
+#include "core/ev.h"
+#include "core/log.h"
+#include "query/pipe.h"
+#include "query/qry.h"
+#include "query/run.h"
+
+#define CHUNK (512u << 10)
+
+struct job {
+    struct job *next, *prev; /* Active jobs, for heartbeats. */
+    char *reply;
+    uint8_t kind, partition, attempt;
+    struct qrun *run;
+    struct replica *rep; /* Held while the run reads it. */
+    uint32_t seq;
+    struct buf out;
+    int64_t last_sent_ms;
+    bool failed;
+    char *data; /* The request. */
+    size_t len;
+};
+
+static struct {
+    struct ev_loop *loop;
+    pthread_t thread;
+    bool started;
+    struct cl_sub sub;
+    struct job *jobs; /* On the loop's thread only. */
+} rsp;
+
+static void send_msg(struct job *j, struct buf *b)
+{
+    if (natsConnection_Publish(cl.nc, j->reply, buf_head(b), (int)buf_len(b)) != NATS_OK)
+        j->failed = true; /* The asker notices the gap and asks another copy. */
+    j->last_sent_ms = mono_ms();
+}
+
+static void send_simple(struct job *j, uint8_t type, const void *body, size_t len)
+{
+    struct buf b = {0};
+    wire_answer_begin(&b, j->partition, j->attempt, type, j->seq);
+    if (type != WT_ALIVE)
+        j->seq++;
+    buf_append(&b, body, len);
+    send_msg(j, &b);
+    buf_free(&b);
+}
+
+/* Send the chunk being filled (of type type), if it holds anything. */
+static void flush_chunk(struct job *j)
+{
+    if (buf_len(&j->out) > 8) {
+        send_msg(j, &j->out);
+        j->seq++;
+    }
+    j->out.start = j->out.end = 0;
+}
+
+static void job_end(struct job *j)
+{
+    uint32_t sent = j->seq;
+    if (j->kind != WK_EXPORT) /* An export is one message, answering a plain request. */
+        send_simple(j, WT_END, &sent, 4);
+    natsConnection_Flush(cl.nc);
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        rsp.jobs = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    qrun_close(j->run);
+    replica_release(j->rep);
+    buf_free(&j->out);
+    free(j->reply);
+    free(j->data);
+    free(j);
+}
+
+static void sink_count(void *arg, uint64_t n)
+{
+    struct job *j = arg;
+    if (j->kind == WK_COUNT)
+        send_simple(j, WT_COUNT, &n, 8);
+}
+
+static bool sink_row(void *arg, const struct lc_entry *e)
+{
+    struct job *j = arg;
+    if (j->kind == WK_EXPORT) { /* One message of about CHUNK bytes: then it stops. */
+        if (buf_len(&j->out) == 0)
+            wire_answer_begin(&j->out, j->partition, j->attempt, WT_EXPORT_ROWS, 0);
+        struct lc_entry g = *e;
+        uint64_t seq = 0;
+        g.id = replica_global_id(j->rep, e->id);
+        replica_seq_of(j->rep, e->id, &seq);
+        wire_export_row(&j->out, &g, seq, e->id);
+        return buf_len(&j->out) < CHUNK;
+    }
+    if (buf_len(&j->out) == 0)
+        wire_answer_begin(&j->out, j->partition, j->attempt, WT_ROWS, j->seq);
+    struct lc_entry g = *e;
+    g.id = replica_global_id(j->rep, e->id);
+    wire_answer_row(&j->out, &g);
+    if (buf_len(&j->out) >= CHUNK)
+        flush_chunk(j);
+    return true;
+}
+
+static void sink_table(void *arg, const struct qtable *t)
+{
+    (void)t;
+    send_simple(arg, WT_ERROR, "unexpected table", 16);
+}
+
+static bool sink_table_row(void *arg, const struct qtable *t, size_t r)
+{
+    (void)arg;
+    (void)t;
+    (void)r;
+    return true;
+}
+
+static void sink_error(void *arg, const char *why)
+{
+    struct job *j = arg;
+    flush_chunk(j);
+    send_simple(j, WT_ERROR, why, strlen(why));
+}
+
+static void sink_result(void *arg, void *part)
+{
+    struct job *j = arg;
+    struct buf enc = {0};
+    if (qagg_encode(part, &enc) < 0) {
+        sink_error(j, "out of memory");
+    } else {
+        for (size_t off = 0; off < buf_len(&enc); off += CHUNK) {
+            size_t n = buf_len(&enc) - off < CHUNK ? buf_len(&enc) - off : CHUNK;
+            wire_answer_begin(&j->out, j->partition, j->attempt, WT_PART, j->seq);
+            buf_append(&j->out, buf_head(&enc) + off, n);
+            flush_chunk(j);
+        }
+        if (buf_len(&enc) == 0) { /* An empty part still says so. */
+            wire_answer_begin(&j->out, j->partition, j->attempt, WT_PART, j->seq);
+            send_msg(j, &j->out);
+            j->seq++;
+            j->out.start = j->out.end = 0;
+        }
+    }
+    buf_free(&enc);
+    qagg_free(part);
+}
+
+static const struct qrun_sink job_sink = {.count = sink_count,
+                                          .row = sink_row,
+                                          .table = sink_table,
+                                          .table_row = sink_table_row,
+                                          .error = sink_error,
+                                          .result = sink_result};
+
+static void job_ready(void *owner)
+{
+    struct job *j = owner;
+    enum qexec_status st = qrun_drain(j->run, &job_sink, j);
+    if (j->kind == WK_EXPORT && st != QX_MORE) { /* Full or done: the one answer. */
+        if (buf_len(&j->out) == 0)
+            wire_answer_begin(&j->out, j->partition, j->attempt, WT_EXPORT_ROWS, 0);
+        send_msg(j, &j->out);
+        j->out.start = j->out.end = 0;
+        job_end(j);
+        return;
+    }
+    if (st == QX_DONE) {
+        flush_chunk(j);
+        job_end(j);
+    }
+}
+
+/* An export: the copy's last id and sequence, or its entries from an id on (wire.h). */
+static void export_start(struct ev_loop *loop, struct job *j, struct store *st,
+                         const struct wire_request *req)
+{
+    if (req->win_to_ms == 0) {
+        struct store_stats ss;
+        store_get_stats(st, &ss);
+        uint64_t info[2] = {ss.last_id, 0};
+        replica_seq_of(j->rep, ss.last_id, &info[1]);
+        send_simple(j, WT_EXPORT_INFO, info, sizeof(info));
+        job_end(j);
+        return;
+    }
+    char err[QRY_ERR_MAX];
+    struct qry *q = NULL;
+    qry_compile("", 0, 0, &q, err); /* Every entry. */
+    uint64_t lo = (uint64_t)req->win_from_ms, hi = (uint64_t)req->win_to_ms;
+    j->run =
+        q && lo && lo <= hi ? qrun_start_list(loop, st, q, lo, hi, true, 0, job_ready, j) : NULL;
+    if (!j->run) {
+        if (q && !(lo && lo <= hi))
+            qry_free(q);
+        send_simple(j, WT_ERROR, "bad export range", 16);
+        job_end(j);
+    }
+}
+
+/* On the responder's loop: start the query the request asks for. */
+static void job_start(struct ev_loop *loop, void *arg)
+{
+    struct job *j = arg;
+    j->next = rsp.jobs;
+    if (rsp.jobs)
+        rsp.jobs->prev = j;
+    rsp.jobs = j;
+    j->last_sent_ms = mono_ms();
+    struct wire_request req;
+    char err[QRY_ERR_MAX + 64];
+    if (wire_request_decode(j->data, j->len, &req, err) < 0) {
+        send_simple(j, WT_ERROR, err, strlen(err));
+        job_end(j);
+        return;
+    }
+    j->rep = req.partition < cl.partitions && !atomic_load(&cl.quiet)
+                 ? replica_acquire(req.partition)
+                 : NULL;
+    struct store *st = j->rep ? replica_store(j->rep) : NULL;
+    if (!st) {
+        send_simple(j, WT_NOT_HELD, NULL, 0);
+        job_end(j);
+        return;
+    }
+    if (req.kind == WK_EXPORT) {
+        export_start(loop, j, st, &req);
+        return;
+    }
+    struct qry *q = NULL;
+    if (qry_compile(req.text, req.text_len, req.now_ms, &q, err) < 0) {
+        send_simple(j, WT_ERROR, err, strlen(err));
+        job_end(j);
+        return;
+    }
+    if (req.win_from_ms != INT64_MIN || req.win_to_ms != INT64_MAX) {
+        struct qry *t = qry_time_range(req.win_from_ms, req.win_to_ms, err);
+        q = t ? qry_and(q, t) : q;
+    }
+    if (req.limit && !qry_pipes(q))
+        qry_set_limit(q, req.limit);
+    if (req.kind == WK_PART)
+        j->run = qrun_start_part(loop, st, q, job_ready, j);
+    else
+        j->run = qrun_start(loop, st, q, req.kind == WK_COUNT, 0, 0, job_ready, j);
+    if (!j->run) {
+        send_simple(j, WT_ERROR, "out of memory", 13);
+        job_end(j);
+    }
+}
+
+/* A request, on a NATS thread: hand it to the loop. */
+static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
+{
+    (void)nc;
+    (void)sub;
+    (void)arg;
+    const char *reply = natsMsg_GetReply(msg);
+    struct job *j = reply ? calloc(1, sizeof(*j)) : NULL;
+    if (j) {
+        j->len = (size_t)natsMsg_GetDataLength(msg);
+        j->data = malloc(j->len + 1);
+        j->reply = strdup(reply);
+        if (j->len >= 4 && j->data) {
+            memcpy(j->data, natsMsg_GetData(msg), j->len);
+            j->partition = (uint8_t)j->data[2];
+            j->attempt = (uint8_t)j->data[3];
+            j->kind = (uint8_t)j->data[1];
+        }
+        atomic_fetch_add(&cl.queries_in, 1);
+        if (!j->data || !j->reply || j->len < 4 || ev_post(rsp.loop, job_start, j) < 0) {
+            free(j->data);
+            free(j->reply);
+            free(j);
+        }
+    }
+    natsMsg_Destroy(msg);
+}
+
+/* Every half second: a heartbeat for jobs that have sent nothing for a second. */
+static void tick(struct ev_loop *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    int64_t now = mono_ms();
+    for (struct job *j = rsp.jobs; j; j = j->next)
+        if (now - j->last_sent_ms >= 1000)
+            send_simple(j, WT_ALIVE, NULL, 0);
+    if (atomic_load(&cl.stopping))
+        ev_stop(rsp.loop);
+}
+
+static void *responder(void *arg)
+{
+    (void)arg;
+    ev_run(rsp.loop);
+    return NULL;
+}
+
+int respond_start(void)
+{
+    rsp.loop = ev_new();
+    if (!rsp.loop)
+        return -1;
+    ev_set_tick(rsp.loop, 500, tick, NULL);
+    if (pthread_create(&rsp.thread, NULL, responder, NULL) != 0) {
+        ev_free(rsp.loop);
+        rsp.loop = NULL;
+        return -1;
+    }
+    rsp.started = true;
+    char subj[CL_SUBJ_MAX];
+    snprintf(subj, sizeof(subj), "%s.q.%s", cl.name, cl.node);
+    natsStatus s = natsConnection_Subscribe(&rsp.sub.sub, cl.nc, subj, on_request, NULL);
+    if (s == NATS_OK)
+        cl_sub_watch(&rsp.sub);
+    if (s != NATS_OK) {
+        log_error("cluster: cannot take queries on %s: %s", subj, natsStatus_GetText(s));
+        return -1;
+    }
+    return 0;
+}
+
+void respond_stop(void)
+{
+    bool ended = cl_sub_end(&rsp.sub); /* Its handler posts to the loop: */
+    if (rsp.started) {
+        pthread_join(rsp.thread, NULL); /* The tick stops the loop once stopping is set. */
+        rsp.started = false;
+    }
+    while (rsp.jobs) { /* Runs the pool already ended (qpool_stop came first). */
+        struct job *j = rsp.jobs;
+        qrun_close(j->run);
+        j->run = NULL;
+        replica_release(j->rep);
+        rsp.jobs = j->next;
+        buf_free(&j->out);
+        free(j->reply);
+        free(j->data);
+        free(j);
+    }
+    if (ended) /* else a request may still be posted to it: keep it. */
+        ev_free(rsp.loop);
+    rsp.loop = NULL;
+}
