@@ -117,7 +117,7 @@ void cluster_stop(void)
         return;
     /* What the connections handed over goes out first (bounded by the ack timeout). */
     if (atomic_load(&cl.ready))
-        publish_stop(cl.ack_timeout_ms);
+        publish_stop();
     pthread_mutex_lock(&cl.mu);
     atomic_store(&cl.stopping, true);
     pthread_cond_broadcast(&cl.cv);

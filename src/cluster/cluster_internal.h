@@ -108,7 +108,7 @@ int member_candidates(int p, char (*out)[CL_NAME_MAX], int max);
 /* publish.c */
 void publish_js_options(jsOptions *o); /* The publish-ack handler, before the context. */
 void publish_start(void);
-void publish_stop(int64_t wait_ms);
+void publish_stop(void); /* Within --cluster-ack-timeout: every batch answered or failed. */
 bool publish_backlogged(void);
 bool publish_ids_low(void); /* Fewer than half a chunk of reserved ids left. */
 

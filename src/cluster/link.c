@@ -274,6 +274,10 @@ int link_setup(void)
     jsOptions jo;
     jsOptions_Init(&jo);
     publish_js_options(&jo);
+    /* JetStream API calls answer in milliseconds on a healthy cluster; a call that cannot be
+     * answered (NATS gone, e.g. the consumers' deletion when the connection closes) should not
+     * hold a stop for the library's default 5 s. Set-up steps that time out are retried. */
+    jo.Wait = 2000;
     natsStatus s = natsConnection_JetStream(&cl.js, cl.nc, &jo);
     if (s != NATS_OK) {
         log_error("cluster: JetStream: %s", natsStatus_GetText(s));

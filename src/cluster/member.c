@@ -144,8 +144,11 @@ static void beat(void)
     replica_ready_list(ready, sizeof(ready));
     snprintf(val, sizeof(val), "no=%d ready=%s", cl.node_no, ready);
     uint64_t rev;
-    natsStatus s = kvStore_PutString(&rev, cl.kv_members, cl.node, val);
-    if (s != NATS_OK && atomic_load(&cl.connected))
+    /* Not while disconnected: the put would wait out its timeout, and hold up a stop. */
+    natsStatus s = atomic_load(&cl.connected) && !atomic_load(&cl.stopping)
+                       ? kvStore_PutString(&rev, cl.kv_members, cl.node, val)
+                       : NATS_OK;
+    if (s != NATS_OK)
         log_debug("cluster: heartbeat: %s", natsStatus_GetText(s));
     pthread_mutex_lock(&cl.mu);
     seen(cl.node, val, mono_ms()); /* We are alive whatever the bucket says. */

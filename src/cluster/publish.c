@@ -390,6 +390,10 @@ static void *publisher(void *arg)
         for (struct pmsg **at = &pub.inflight; *at;) {
             struct pmsg *m = *at;
             bool expired = now - m->first_sent_ms >= cl.ack_timeout_ms;
+            /* An attempt the library never answered (NATS gone, its own timeout not run):
+             * given up a little after the ack timeout, so no message waits forever. */
+            if (m->state == M_INFLIGHT && now - m->first_sent_ms >= cl.ack_timeout_ms + 2000)
+                m->state = M_RETRY;
             if (m->state == M_RETRY && (expired || now >= m->retry_at_ms)) {
                 *at = m->next;
                 pub.ninflight--;
@@ -520,27 +524,20 @@ void publish_start(void)
         log_error("cluster: cannot start the publisher thread");
 }
 
-void publish_stop(int64_t wait_ms)
+void publish_stop(void)
 {
     if (!pub.started)
         return;
     pthread_mutex_lock(&pub.mu);
-    pub.stop = true;
+    pub.stop = true; /* No more appends. */
     pthread_cond_signal(&pub.cv);
     pthread_mutex_unlock(&pub.mu);
-    /* The thread ends once everything sent is answered; answers take at most the ack
-     * timeout. Past wait_ms, what is still in flight fails (its senders already went). */
-    int64_t until = mono_ms() + wait_ms;
-    for (;;) {
-        pthread_mutex_lock(&pub.mu);
-        bool idle = !pub.queue && !pub.inflight;
-        pthread_mutex_unlock(&pub.mu);
-        if (idle || mono_ms() >= until)
-            break;
-        struct timespec ts = {0, 10 * 1000000};
-        nanosleep(&ts, NULL);
-    }
-    pthread_mutex_lock(&pub.mu);
+    /* The thread sends what is left and ends once every message is answered or has passed
+     * --cluster-ack-timeout (then it failed): joined before anything is freed, since it may
+     * be sending a message right now. */
+    pthread_join(pub.thread, NULL);
+    pub.started = false;
+    pthread_mutex_lock(&pub.mu); /* Nothing should be left; whatever is, failed. */
     for (struct pmsg *m; (m = pub.inflight);) {
         pub.inflight = m->next;
         pub.ninflight--;
@@ -557,11 +554,8 @@ void publish_stop(int64_t wait_ms)
             pub.open[p] = NULL;
             decide(m, M_FAILED);
         }
-    pthread_cond_signal(&pub.cv);
     pthread_mutex_unlock(&pub.mu);
     commit_decided();
-    pthread_join(pub.thread, NULL);
-    pub.started = false;
     free(pub.ledger);
     pub.ledger = NULL;
     pub.llen = pub.lcap = pub.lhead = 0;
