@@ -677,30 +677,8 @@ static void replay_ready(void *owner);
 
 /* Start a round over ids (from, upto]: its newest max matches. False when there is nothing to
  * read (or no memory): the client is live then. */
-static bool replay_round(struct replay *r, uint64_t from, size_t max)
-{
-    char err[QRY_ERR_MAX];
-    struct qry *q = NULL;
-    if (r->upto <= from || max == 0 ||
-        qry_compile(r->ch->filter_text, strlen(r->ch->filter_text), now_ms(), &q, err) < 0)
-        return false;
-    struct irc_formatted *rows = realloc(r->rows, max * sizeof(*rows));
-    if (!rows) {
-        qry_free(q);
-        return false;
-    }
-    r->rows = rows;
-    r->n = 0;
-    r->max = max;
-    r->run =
-        qrun_start_list(irc.loop, irc.store, q, from + 1, r->upto, false, max, replay_ready, r);
-    return r->run != NULL;
-}
-
-/* A cluster member: the channel's newest max entries across the cluster, in one round (ids
- * are not in arrival order there, so there are no rounds up to the stream: lines that arrive
- * while it runs go to the others, not to this client). */
-static bool replay_cluster(struct replay *r, size_t max)
+/* Start the query of a round, over ids (lo, hi] (both 0: the whole store, a cluster's). */
+static bool replay_start(struct replay *r, uint64_t lo, uint64_t hi, size_t max)
 {
     char err[QRY_ERR_MAX];
     struct qry *q = NULL;
@@ -714,8 +692,21 @@ static bool replay_cluster(struct replay *r, size_t max)
     r->rows = rows;
     r->n = 0;
     r->max = max;
-    r->run = qrun_start_list(irc.loop, irc.store, q, 0, 0, false, max, replay_ready, r);
+    r->run = qrun_start_list(irc.loop, irc.store, q, lo, hi, false, max, replay_ready, r);
     return r->run != NULL;
+}
+
+static bool replay_round(struct replay *r, uint64_t from, size_t max)
+{
+    return r->upto > from && max > 0 && replay_start(r, from + 1, r->upto, max);
+}
+
+/* A cluster member: the channel's newest max entries across the cluster, in one round (ids
+ * are not in arrival order there, so there are no rounds up to the stream: lines that arrive
+ * while it runs go to the others, not to this client). */
+static bool replay_cluster(struct replay *r, size_t max)
+{
+    return replay_start(r, 0, 0, max);
 }
 
 static void replay_ready(void *owner)

@@ -837,18 +837,9 @@ size_t qrun_memory_limit(void)
 static struct qrun *remote_prepare(struct ev_loop *home, struct qry *q, void (*ready)(void *owner),
                                    void *owner)
 {
-    struct qrun *r = calloc(1, sizeof(*r));
-    if (!r) {
-        qry_free(q);
-        return NULL;
-    }
-    pthread_mutex_init(&r->mu, NULL);
-    r->refs = 2; /* The owner's and the producer's. */
-    r->home = home;
-    r->ready = ready;
-    r->owner = owner;
-    r->q = q;
-    r->kind = RUN_REMOTE;
+    struct qrun *r = run_alloc(home, q, ready, owner);
+    if (r)
+        r->kind = RUN_REMOTE;
     return r;
 }
 
