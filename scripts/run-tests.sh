@@ -8,6 +8,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 passed=0
 failed=0
+# What failed, by name, repeated just above the summary line: CI may keep only the end of
+# the output.
+failures=()
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
@@ -22,6 +25,7 @@ for t in "$build"/tests/unit/test_*; do
     f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
     [ -n "$line" ] || { p=0; f=1; }
     [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    [ "$f" -ne 0 ] && failures+=("unit $(basename "$t"): $(echo "$out" | grep -m 3 -iE 'fail|error' | tr '\n' ' ')")
     passed=$((passed + p))
     failed=$((failed + f))
 done
@@ -32,13 +36,15 @@ export LOGCASTERD="$root/$build/logcasterd" LOGCASTER="$root/$build/logcaster"
 # tests/syslog-ng runs in a pytest of its own (it has its own conftest.py); it runs where
 # syslog-ng is the machine's log daemon and is skipped in one line elsewhere.
 for dir in tests/integration tests/syslog-ng; do
-    out=$(/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider "$dir" 2>&1)
+    out=$(/usr/bin/python3 -m pytest -q -rsfE -p no:cacheprovider "$dir" 2>&1)
     rc=$?
     echo "$out" | tail -n 40
     p=$(echo "$out" | grep -Eo '[0-9]+ passed' | tail -n 1 | grep -Eo '[0-9]+' || echo 0)
     f=$(echo "$out" | grep -Eo '[0-9]+ (failed|error)' | awk '{s+=$1} END {print s+0}')
     # Exit 5 is "no tests ran": syslog-ng's module skipped as a whole.
     [ $rc -ne 0 ] && [ $rc -ne 5 ] && [ "$f" -eq 0 ] && f=1
+    [ "$f" -ne 0 ] && while IFS= read -r l; do failures+=("$l"); done \
+        < <(echo "$out" | grep -E '^(FAILED|ERROR) ' | cut -c 1-300; [ $rc -gt 1 ] && [ $rc -ne 5 ] && echo "pytest $dir: exit $rc")
     passed=$((passed + p))
     failed=$((failed + f))
 done
@@ -67,6 +73,7 @@ if [ -x "$irctest/run.sh" ]; then
     p=$(echo "$sum" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+' || echo 0)
     f=$(echo "$sum" | grep -Eo '[0-9]+ (failed|error)' | awk '{s+=$1} END {print s+0}')
     [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1 # Timed out, or the runner failed before pytest.
+    [ "$f" -ne 0 ] && failures+=("irctest: rc $rc; $(echo "$out" | grep -E '^(FAILED|ERROR) ' | cut -c 1-200 | tr '\n' ' ')")
     passed=$((passed + p))
     failed=$((failed + f))
     rm -rf "$work"
@@ -84,7 +91,7 @@ if command -v clang >/dev/null; then
         [ -f "$src" ] || continue
         name=$(basename "$src" .c)
         if ! make --no-print-directory -s "build/fuzz/$name" >/dev/null 2>&1; then
-            echo "fuzz $name: build failed"; failed=$((failed + 1)); continue
+            echo "fuzz $name: build failed"; failed=$((failed + 1)); failures+=("fuzz $name: build failed"); continue
         fi
         corpus=$(mktemp -d)
         [ -d "tests/fuzz/corpus/$name" ] && cp -r "tests/fuzz/corpus/$name/." "$corpus/"
@@ -94,6 +101,7 @@ if command -v clang >/dev/null; then
             passed=$((passed + 1))
         else
             echo "fuzz $name: FAILED"; tail -n 30 "$corpus.log"; failed=$((failed + 1))
+            failures+=("fuzz $name: $(grep -m 1 -E 'ERROR|SUMMARY' "$corpus.log")")
         fi
         rm -rf "$corpus" "$corpus.log"
     done
@@ -101,5 +109,9 @@ else
     echo "clang not found: fuzzers not run"; failed=$((failed + 1))
 fi
 
+if [ ${#failures[@]} -gt 0 ]; then
+    echo "== what failed"
+    printf '%s\n' "${failures[@]}"
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -473,29 +473,39 @@ static struct replica *replica_open(int p)
     cl_subject(subj, sizeof(subj), "p", p);
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
-    if (js_GetStreamInfo(&si, cl.js, stream, NULL, &jerr) == NATS_OK) {
-        uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
-        jsStreamInfo_Destroy(si);
-        /* Messages the stream let go (its limits) that this copy lacks: an empty copy takes
-         * them from another one; a copy that holds older ones keeps them and says what it
-         * misses. */
-        uint64_t applied = atomic_load(&rep->applied);
-        if (first > 1 && applied + 1 < first && applied == 0 && import_from_copy(rep, first) < 0) {
-            log_warn("cluster: partition %d: the stream starts at message %" PRIu64
-                     " and no copy could give what came before; trying again in 5 s",
-                     p, first);
-            replica_free(rep);
-            rmtree_partition(p);
-            retry_at_ms[p] = mono_ms() + 5000;
-            return NULL;
-        }
-        if (first > 1 && applied && applied + 1 < first)
-            log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64
-                     " left the stream before this copy had them",
-                     p, applied + 1, first - 1);
-        if (last <= atomic_load(&rep->applied))
-            atomic_store(&rep->ready, true);
+    natsStatus s = js_GetStreamInfo(&si, cl.js, stream, NULL, &jerr);
+    if (s != NATS_OK) {
+        /* Without it this copy cannot tell whether the stream let go of messages it lacks,
+         * nor, for a stream with nothing new, that it is caught up (no message would come to
+         * say so). Right after NATS restarts, JetStream may not answer yet. */
+        log_warn("cluster: partition %d: cannot read stream %s's state: %s (%d); trying again "
+                 "in 1 s",
+                 p, stream, natsStatus_GetText(s), (int)jerr);
+        replica_free(rep);
+        retry_at_ms[p] = mono_ms() + 1000;
+        return NULL;
     }
+    uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    /* Messages the stream let go (its limits) that this copy lacks: an empty copy takes
+     * them from another one; a copy that holds older ones keeps them and says what it
+     * misses. */
+    uint64_t applied = atomic_load(&rep->applied);
+    if (first > 1 && applied + 1 < first && applied == 0 && import_from_copy(rep, first) < 0) {
+        log_warn("cluster: partition %d: the stream starts at message %" PRIu64
+                 " and no copy could give what came before; trying again in 5 s",
+                 p, first);
+        replica_free(rep);
+        rmtree_partition(p);
+        retry_at_ms[p] = mono_ms() + 5000;
+        return NULL;
+    }
+    if (first > 1 && applied && applied + 1 < first)
+        log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64
+                 " left the stream before this copy had them",
+                 p, applied + 1, first - 1);
+    if (last <= atomic_load(&rep->applied))
+        atomic_store(&rep->ready, true);
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = stream;
@@ -503,7 +513,7 @@ static struct replica *replica_open(int p)
     uint64_t from = atomic_load(&rep->applied) + 1;
     so.Config.DeliverPolicy = from > 1 ? js_DeliverByStartSequence : js_DeliverAll;
     so.Config.OptStartSeq = from > 1 ? from : 0;
-    natsStatus s = js_Subscribe(&rep->sub.sub, cl.js, subj, on_msg, rep, NULL, &so, &jerr);
+    s = js_Subscribe(&rep->sub.sub, cl.js, subj, on_msg, rep, NULL, &so, &jerr);
     if (s == NATS_OK)
         cl_sub_watch(&rep->sub);
     if (s != NATS_OK) {

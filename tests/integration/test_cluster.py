@@ -327,7 +327,13 @@ def test_cut_off_then_resume(logcaster_node, tmp_path_factory):
                                                           int) else {}
             if all(rows.get(i) == t for i, t in acked.items()):
                 break
-            assert time.monotonic() < deadline, "acknowledged lines missing"
+            if time.monotonic() > deadline:
+                missing = sorted(i for i, t in acked.items() if rows.get(i) != t)
+                st = node.stats()
+                pytest.fail("%d acknowledged lines missing (%s ...); count: %s\n%s\nstderr:\n%s" % (
+                    len(missing), missing[:5], count_or_error(node, "cutoff"),
+                    "\n".join("%s %s" % kv for kv in st.items() if kv[0].startswith("cluster")),
+                    node.stderr()[-4000:]))
             time.sleep(0.5)
         node.stop()
 

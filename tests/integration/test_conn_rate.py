@@ -233,8 +233,12 @@ def test_a_flood_from_one_address_does_not_hurt_a_client_on_another(default_serv
     # A real flood, well past the burst; the source gets its bucket and no more.
     assert attempts >= max(1000 * elapsed, 1.5 * budget), tally
     assert tally["failed"] <= attempts * 0.05, tally
-    # Every attempt was decided; one the flood gave up on (failed) may have been, too.
-    assert attempts <= refused + admitted <= attempts + tally["failed"], (refused, admitted, tally)
+    # Every attempt was decided; one the flood gave up on (failed) may have been, too. A few
+    # the client counts as connected the server never sees: when the listen queue overflows,
+    # Linux drops the handshake's last ACK, and the flood's reset then ends the half-open
+    # connection before it is ever queued for accept().
+    assert attempts - attempts // 200 - 2 <= refused + admitted <= attempts + tally["failed"], (
+        refused, admitted, tally)
     assert admitted <= budget * 1.1 + 5, (admitted, budget)
     assert refused >= attempts - budget * 1.1 - 5, (refused, attempts)
     # Sampled attempts were refused with the reason, apart from those within the bucket.
