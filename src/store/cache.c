@@ -7,10 +7,12 @@
  * --memory-limit; a reader that opened them holds a reference, so eviction only unlinks them. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "store/filter.h"
@@ -160,10 +162,24 @@ struct cblock *cblock_new(struct block *b, char *raw, size_t raw_cap, uint32_t *
     return c;
 }
 
-bool block_decode(struct block *b, char *frame, char *cols, char *raw, uint32_t *offs)
+int block_locate(struct store *s, struct block *b, struct frame_loc *loc)
+{
+    pthread_rwlock_rdlock(&s->list_lock);
+    bool deleted = b->deleted;
+    *loc = (struct frame_loc){.fd = deleted ? -1 : fcntl(b->seg->fd, F_DUPFD_CLOEXEC, 0),
+                              .offset = b->offset,
+                              .len = b->frame_len};
+    pthread_rwlock_unlock(&s->list_lock);
+    if (deleted)
+        return -ENOENT;
+    return loc->fd < 0 ? -errno : 0;
+}
+
+bool block_decode(struct block *b, const struct frame_loc *loc, char *frame, char *cols,
+                  char *raw, uint32_t *offs)
 {
     struct frame_hdr h;
-    if (frame_load(b->seg->fd, b->offset, b->frame_len, b->count, b->raw_len, frame, cols, &h) &&
+    if (frame_load(loc->fd, loc->offset, loc->len, b->count, b->raw_len, frame, cols, &h) &&
         columns_to_rows_index(cols, b->raw_len, b->count, (int)h.layout, raw, offs) == 0)
         return true;
     __atomic_store_n(&b->bad, true, __ATOMIC_RELAXED);
@@ -175,14 +191,14 @@ bool block_decode(struct block *b, char *frame, char *cols, char *raw, uint32_t 
 
 /* Read and decompress a block's frame into a new cached block (not yet inserted), or NULL
  * when unreadable (the block is then marked bad) or out of memory. */
-static struct cblock *read_block(struct block *b)
+static struct cblock *read_block(struct block *b, const struct frame_loc *loc)
 {
-    char *frame = malloc(b->frame_len);
+    char *frame = malloc(loc->len);
     char *cols = bigbuf_get(b->raw_len);
     char *raw = bigbuf_get(b->raw_len);
     uint32_t *offs = malloc(((size_t)b->count + 1) * sizeof(uint32_t));
     struct cblock *c = NULL;
-    if (frame && cols && raw && offs && block_decode(b, frame, cols, raw, offs))
+    if (frame && cols && raw && offs && block_decode(b, loc, frame, cols, raw, offs))
         c = cblock_new(b, raw, b->raw_len, offs);
     free(frame);
     bigbuf_put(cols, b->raw_len);
@@ -206,26 +222,36 @@ struct cblock *cache_lookup(struct store *s, struct block *b)
     return c;
 }
 
-struct cblock *cache_get(struct store *s, struct block *b)
+int cache_get(struct store *s, struct block *b, struct cblock **out)
 {
-    struct cblock *c = cache_lookup(s, b);
-    if (c)
-        return c;
-    struct cblock *nc = read_block(b);
+    *out = cache_lookup(s, b);
+    if (*out)
+        return 0;
+    struct frame_loc loc;
+    int rc = block_locate(s, b, &loc);
+    if (rc < 0)
+        return rc == -ENOENT ? rc : -EIO;
+    struct cblock *nc = read_block(b, &loc); /* No lock held: the file cannot go meanwhile. */
+    close(loc.fd);
     if (!nc)
-        return NULL;
+        return -EIO;
     pthread_mutex_lock(&s->cache_mu);
-    if (b->cache) { /* Another reader got there first. */
-        c = b->cache;
+    struct cblock *c = b->cache;
+    if (c) { /* Another reader got there first. */
         c->refs++;
         pthread_mutex_unlock(&s->cache_mu);
         cblock_free(nc);
-        return c;
+        *out = c;
+        return 0;
     }
     nc->refs = 1;
-    cache_insert(s, nc);
+    /* Retention marks a block deleted before it uncaches it (under cache_mu): a block it has
+     * taken off the index is never cached again, and this reader's copy goes with its release. */
+    if (!__atomic_load_n(&b->deleted, __ATOMIC_ACQUIRE))
+        cache_insert(s, nc);
     pthread_mutex_unlock(&s->cache_mu);
-    return nc;
+    *out = nc;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "store/frame.h"
@@ -145,16 +146,8 @@ int store_block_open(struct store *s, const struct store_cursor *c, struct store
 {
     lc_assert(c->info != NULL);
     struct block *b = info_block(c->info);
-    struct cblock *cb = cache_lookup(s, b);
-    int rc = 0;
-    if (!cb) {
-        /* Under list_lock: retention cannot delete the block's file, nor the archiver swap it,
-         * while it is read; and a block read is cached only while the index holds it. */
-        pthread_rwlock_rdlock(&s->list_lock);
-        cb = b->deleted ? NULL : cache_get(s, b);
-        rc = cb ? 0 : b->deleted ? -ENOENT : -EIO;
-        pthread_rwlock_unlock(&s->list_lock);
-    }
+    struct cblock *cb;
+    int rc = cache_get(s, b, &cb);
     *blk = (struct store_block){.first_id = b->first_id,
                                 .last_id = b->first_id + b->count - 1,
                                 .raw = cb ? cb->raw : NULL,
@@ -265,12 +258,14 @@ int store_block_scan(struct store *s, const struct store_cursor *c, struct store
     }
     if (cache_has_room(s, b) || !(sb = scanbuf_for(b)))
         return store_block_open(s, c, blk); /* Cached after all. */
-    /* Under list_lock, as cache_get reads: the file stays and is not swapped meanwhile. */
-    pthread_rwlock_rdlock(&s->list_lock);
-    int rc = b->deleted                                                 ? -ENOENT
-             : block_decode(b, sb->frame, sb->cols, sb->rows, sb->offs) ? 0
-                                                                        : -EIO;
-    pthread_rwlock_unlock(&s->list_lock);
+    struct frame_loc loc;
+    int rc = block_locate(s, b, &loc);
+    if (rc < 0 && rc != -ENOENT)
+        rc = -EIO;
+    if (rc == 0) {
+        rc = block_decode(b, &loc, sb->frame, sb->cols, sb->rows, sb->offs) ? 0 : -EIO;
+        close(loc.fd);
+    }
     if (rc < 0) {
         scanbuf_release();
         *blk = (struct store_block){.raw = NULL};

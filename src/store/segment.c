@@ -266,7 +266,8 @@ static void delete_oldest_segment(struct store *s, const char *why)
     }
     memcpy(gone, s->blocks, nb * sizeof(*gone));
     for (size_t i = 0; i < nb; i++)
-        gone[i]->deleted = true; /* Its file goes below: a cursor holding it must not read. */
+        /* Its file goes below: a cursor holding it must not read (block_locate). */
+        __atomic_store_n(&gone[i]->deleted, true, __ATOMIC_RELEASE);
     memmove(s->blocks, s->blocks + nb, (s->nblocks - nb) * sizeof(*s->blocks));
     s->nblocks -= nb;
     memmove(s->segs, s->segs + 1, (s->nsegs - 1) * sizeof(*s->segs));

@@ -187,15 +187,29 @@ void block_destroy(struct block *b);
 struct cblock *cblock_new(struct block *b, char *raw, size_t raw_cap, uint32_t *offs);
 /* Cache the entries of a block the writer has just written. */
 void cache_add_written(struct store *s, struct cblock *c);
-/* Read block b's frame (frame_len bytes) and decode it: columns into cols, rows into raw (both
- * raw_len bytes), their offsets into offs (count + 1). False when it is unreadable or corrupt:
- * b is then marked bad (and that logged). list_lock held for reading. */
-bool block_decode(struct block *b, char *frame, char *cols, char *raw, uint32_t *offs);
+/* Where a block's frame lies: a duplicate of its file's descriptor, the frame's offset and
+ * length, taken together under list_lock. The frame is then read with no lock held (a reader
+ * holding list_lock for a read and decompression holds up the writer, and a preempted one
+ * for longer), whatever the archiver (which swaps the file) and retention (which deletes
+ * it) do meanwhile. Close fd after use. */
+struct frame_loc {
+    int fd;
+    uint64_t offset;
+    uint32_t len;
+};
+/* 0; -ENOENT when retention has deleted b; -errno when out of descriptors. Takes list_lock. */
+int block_locate(struct store *s, struct block *b, struct frame_loc *loc);
+/* Read block b's frame from loc and decode it: columns into cols, rows into raw (both raw_len
+ * bytes), their offsets into offs (count + 1). False when it is unreadable or corrupt: b is
+ * then marked bad (and that logged). */
+bool block_decode(struct block *b, const struct frame_loc *loc, char *frame, char *cols,
+                  char *raw, uint32_t *offs);
 /* Block b's decoded entries if cached, referenced (cache_release them), else NULL. */
 struct cblock *cache_lookup(struct store *s, struct block *b);
-/* Block b's decoded entries, referenced (cache_release them), read from its file on a miss;
- * NULL when unreadable (b is then marked bad) or out of memory. list_lock held for reading. */
-struct cblock *cache_get(struct store *s, struct block *b);
+/* Block b's decoded entries into *out, referenced (cache_release them), read from its file on
+ * a miss. 0; -ENOENT when retention deleted b; -EIO when it cannot be read now (unreadable:
+ * b is then marked bad; or out of memory or descriptors). Takes list_lock briefly. */
+int cache_get(struct store *s, struct block *b, struct cblock **out);
 void cache_release(struct store *s, struct cblock *c);
 
 /* segment.c: segment files, retention and disk space (writer thread, or before it starts). */

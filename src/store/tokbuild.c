@@ -88,21 +88,17 @@ static int build_cached(struct store *s, struct cblock *cb, struct tokb_scratch 
 static int build_from_file(struct store *s, struct block *b, struct tokb_scratch *sc,
                            uint64_t **bits, uint32_t *nbits)
 {
-    pthread_rwlock_rdlock(&s->list_lock);
-    int fd = b->deleted ? -1 : fcntl(b->seg->fd, F_DUPFD_CLOEXEC, 0);
-    uint64_t off = b->offset;
-    uint32_t flen = b->frame_len;
-    bool deleted = b->deleted;
-    pthread_rwlock_unlock(&s->list_lock);
-    if (deleted)
+    struct frame_loc loc;
+    int rc = block_locate(s, b, &loc);
+    if (rc == -ENOENT)
         return 1;
-    if (fd < 0)
+    if (rc < 0)
         return -ENOMEM; /* Out of descriptors: try again later. */
     char *cols = bigbuf_get(b->raw_len);
-    int rc = cols ? grow((void **)&sc->frame, &sc->frame_cap, flen) : -ENOMEM;
+    rc = cols ? grow((void **)&sc->frame, &sc->frame_cap, loc.len) : -ENOMEM;
     struct frame_hdr h;
     struct col_summary cs;
-    if (rc == 0 && (!frame_load(fd, off, flen, b->count, b->raw_len, sc->frame, cols, &h) ||
+    if (rc == 0 && (!frame_load(loc.fd, loc.offset, loc.len, b->count, b->raw_len, sc->frame, cols, &h) ||
                     columns_summary(cols, b->raw_len, b->count, (int)h.layout, &cs) < 0)) {
         __atomic_store_n(&b->bad, true, __ATOMIC_RELAXED);
         log_error("store: block %" PRIu64 "..%" PRIu64 " in %s is unreadable or corrupt; "
@@ -110,7 +106,7 @@ static int build_from_file(struct store *s, struct block *b, struct tokb_scratch
                   b->first_id, b->first_id + b->count - 1, b->seg->path);
         rc = 1;
     }
-    close(fd);
+    close(loc.fd);
     if (rc == 0)
         rc = tokf_build(cs.msgs, cs.msgs_len, cs.msg_lens, b->count, bits, nbits);
     bigbuf_put(cols, b->raw_len);
