@@ -3,7 +3,7 @@ CC      ?= cc
 CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -pthread -Isrc -Isrc/lib \
               -Itests/unit \
               $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
-LIBS    = $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8) -lzstd -lxxhash -lyajl -linih -lnats -lssl -lcrypto \
+LIBS    = $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8) -lzstd -llz4 -lxxhash -lyajl -linih -lnats -lssl -lcrypto \
           -pthread -lm
 OPT     ?= -O2 -g
 SAN     = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

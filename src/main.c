@@ -173,6 +173,7 @@ int main(int argc, char **argv)
             .fsync = (enum fsync_policy)cfg.fsync_policy,
             .fsync_interval_ms = cfg.fsync_interval_ms,
             .segment_size = cfg.segment_size,
+            .codec = cfg.codec,
             .compression_level = cfg.compression_level,
             .archive_level = cfg.archive_level,
             .retention_size = cfg.retention_size,

@@ -119,6 +119,7 @@ static struct store *open_store(struct replica *rep)
         .fsync = (enum fsync_policy)c->fsync_policy,
         .fsync_interval_ms = c->fsync_interval_ms,
         .segment_size = c->segment_size,
+        .codec = c->codec,
         .compression_level = c->compression_level,
         .archive_level = c->archive_level,
         .retention_size = c->retention_size,

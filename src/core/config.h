@@ -62,7 +62,8 @@ struct config {
     int fsync_policy;                 /* enum fsync_policy (store.h). */
     int fsync_interval_ms;            /* Group-commit interval of --fsync=batch. */
     size_t segment_size;              /* Seal segments at this size. */
-    int compression_level;            /* zstd level for frames, 0 = none. */
+    int codec;                        /* FRAME_LZ4 or FRAME_ZSTD (store/frame.h). */
+    int compression_level;            /* Level for new frames, 0 = none. */
     int archive_level;                /* Sealed segments re-compressed at this level; 0 = no. */
     uint64_t retention_size;          /* Total bytes of segments kept; 0 = unlimited. */
     int64_t retention_age_ms;         /* 0 = keep forever. */

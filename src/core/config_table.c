@@ -282,6 +282,8 @@ static void print_auth(const struct config *c, const struct opt *o, int role, FI
 
 static const struct opt_choice fsync_choices[] = {
     {"always", 0}, {"batch", 1}, {"never", 2}, {NULL, 0}};
+/* The values are store/frame.h's FRAME_LZ4 and FRAME_ZSTD. */
+static const struct opt_choice codec_choices[] = {{"lz4", 2}, {"zstd", 1}, {NULL, 0}};
 static const struct opt_choice auth_choices[] = {{"on", 1}, {"off", 0}, {NULL, 0}};
 
 const struct opt config_opts[] = {
@@ -383,10 +385,14 @@ const struct opt config_opts[] = {
      RANGE(1, 60000), .help = "longest wait for the fsync of --fsync=batch"},
     {"segment-size", .type = OPT_SIZE, CFG(segment_size), .arg = "SIZE", .def = {"64M"},
      RANGE(1 * MIB, 0), .help = "seal a segment file at this size"},
+    {"codec", .type = OPT_ENUM, CFG(codec), .arg = "CODEC", .choices = codec_choices,
+     .def = {"lz4"},
+     .help = "compression of stored blocks: lz4 (scans decompress about 3 times as fast) or "
+             "zstd (about a third smaller)"},
     {"compression-level", .type = OPT_INT, CFG(compression_level), .arg = "N", .def = {"1"},
-     RANGE(0, 19), .help = "zstd level for stored blocks, 0 = none"},
+     RANGE(0, 19), .help = "level for new blocks (lz4: 1-2 fast, 3-12 LZ4HC), 0 = none"},
     {"archive-level", .type = OPT_INT, CFG(archive_level), .arg = "N", .def = {"16"}, RANGE(0, 19),
-     .help = "re-compress sealed segments at this zstd level, 0 = no"},
+     .help = "re-compress sealed segments at this level (lz4: 12 at most), 0 = no"},
     {"retention-size", .type = OPT_SIZE, CFG(retention_size), .arg = "SIZE", .def = {"0"},
      RANGE(0, 0), .help = "delete the oldest segments beyond this total, 0 = no limit"},
     {"retention-age", .type = OPT_AGE, CFG(retention_age_ms), .arg = "AGE", .def = {"0"},

@@ -169,9 +169,9 @@ static int archive_frame(struct store *s, int fd, const struct arch_frame *a, ch
             *cap = *out ? need : 0;
         }
         rc = layout < 0 ? -EBADMSG
-             : *out ? frame_encode(cols, a->raw_len, a->first_id, a->count, s->cfg.archive_level,
-                                   layout, *out, *cap, len)
-                    : -ENOMEM;
+             : *out     ? frame_encode(cols, a->raw_len, a->first_id, a->count, s->cfg.codec,
+                                       s->cfg.archive_level, layout, *out, *cap, len)
+                        : -ENOMEM;
         /* Some data (random hex, say) comes out larger at higher levels: keep the smaller. */
         if (rc == 0 && *len >= a->frame_len && a->frame_len <= *cap) {
             memcpy(*out, frame, a->frame_len);
@@ -282,9 +282,11 @@ static bool archive_segment(struct store *s)
     free(f);
     if (swapped == 0) {
         seg_fsync_dir(s); /* The rename, durable. */
-        log_info("store: archived %020" PRIu64 ".seg at zstd level %d: %" PRIu64 " -> %" PRIu64
+        log_info("store: archived %020" PRIu64 ".seg at %s level %d: %" PRIu64 " -> %" PRIu64
                  " bytes",
-                 first_id, s->cfg.archive_level, old_size, off);
+                 first_id, s->cfg.codec == FRAME_LZ4 ? "lz4" : "zstd",
+                 s->cfg.codec == FRAME_LZ4 && s->cfg.archive_level > 12 ? 12 : s->cfg.archive_level,
+                 old_size, off);
         return true;
     }
     if (swapped < 0 && swapped != -ECANCELED)

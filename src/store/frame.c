@@ -2,6 +2,8 @@
 #include "store/frame.h"
 
 #include <errno.h>
+#include <lz4.h>
+#include <lz4hc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +14,10 @@
 #include "base/bytes.h"
 
 const char seg_magic_v1[SEG_HDR_LEN] = {'L', 'C', 'S', 'E', 'G', 0, 0, 1};
-const char seg_magic[SEG_HDR_LEN] = {'L', 'C', 'S', 'E', 'G', 0, 0, 2};
-const char seg_magic_archived[SEG_HDR_LEN] = {'L', 'C', 'S', 'E', 'G', 0, 0, 2, 'A'};
+const char seg_magic_v2[SEG_HDR_LEN] = {'L', 'C', 'S', 'E', 'G', 0, 0, 2};
+const char seg_magic[SEG_HDR_LEN] = {'L', 'C', 'S', 'E', 'G', 0, 0, 3};
+const char seg_magic_archived_v2[SEG_HDR_LEN] = {'L', 'C', 'S', 'E', 'G', 0, 0, 2, 'A'};
+const char seg_magic_archived[SEG_HDR_LEN] = {'L', 'C', 'S', 'E', 'G', 0, 0, 3, 'A'};
 
 char *rec_put(char *p, const struct lc_entry *e)
 {
@@ -292,34 +296,57 @@ static uint64_t frame_sum(const char *frame, size_t payload_len)
 
 size_t frame_bound(size_t raw_len)
 {
-    return FRAME_HDR_LEN + ZSTD_compressBound(raw_len);
+    size_t z = ZSTD_compressBound(raw_len);
+    size_t l = raw_len <= LZ4_MAX_INPUT_SIZE ? (size_t)LZ4_compressBound((int)raw_len) : 0;
+    return FRAME_HDR_LEN + (z > l ? z : l);
 }
 
-int frame_encode(const char *raw, size_t raw_len, uint64_t first_id, uint32_t count, int level,
-                 int layout, char *f, size_t cap, size_t *out_len)
+/* Compress raw into out[0..cap) with codec at level: the payload's length, or 0 when it
+ * cannot be compressed (an error, or no room). */
+static size_t compress_payload(const char *raw, size_t raw_len, int codec, int level, char *out,
+                               size_t cap)
+{
+    if (codec == FRAME_LZ4) {
+        if (raw_len > LZ4_MAX_INPUT_SIZE)
+            return 0;
+        int dst = cap > INT32_MAX ? INT32_MAX : (int)cap;
+        int n = level < 3 ? LZ4_compress_default(raw, out, (int)raw_len, dst)
+                          : LZ4_compress_HC(raw, out, (int)raw_len, dst,
+                                            level > LZ4HC_CLEVEL_MAX ? LZ4HC_CLEVEL_MAX : level);
+        return n > 0 ? (size_t)n : 0;
+    }
+    struct zctx *zc = zctx_get();
+    size_t z = zc ? ZSTD_compressCCtx(zc->c, out, cap, raw, raw_len, level)
+                  : ZSTD_compress(out, cap, raw, raw_len, level);
+    return ZSTD_isError(z) ? 0 : z;
+}
+
+int frame_encode(const char *raw, size_t raw_len, uint64_t first_id, uint32_t count, int codec,
+                 int level, int layout, char *f, size_t cap, size_t *out_len)
 {
     if (cap < frame_bound(raw_len))
         return -ENOBUFS;
-    size_t bound = cap - FRAME_HDR_LEN;
+    if (codec != FRAME_ZSTD && codec != FRAME_LZ4)
+        return -EINVAL;
     size_t plen = raw_len;
-    uint32_t codec = 0;
     if (level) {
-        struct zctx *zc = zctx_get();
-        size_t z = zc ? ZSTD_compressCCtx(zc->c, f + FRAME_HDR_LEN, bound, raw, raw_len, level)
-                      : ZSTD_compress(f + FRAME_HDR_LEN, bound, raw, raw_len, level);
-        if (!ZSTD_isError(z) && z < raw_len) {
+        size_t z =
+            compress_payload(raw, raw_len, codec, level, f + FRAME_HDR_LEN, cap - FRAME_HDR_LEN);
+        if (z && z < raw_len)
             plen = z;
-            codec = 1;
-        }
+        else
+            codec = FRAME_RAW;
+    } else {
+        codec = FRAME_RAW;
     }
-    if (codec == 0)
+    if (codec == FRAME_RAW)
         memcpy(f + FRAME_HDR_LEN, raw, raw_len);
     put32(f, FRAME_MAGIC);
     put32(f + 4, (uint32_t)plen);
     put64(f + 16, first_id);
     put32(f + 24, count);
     put32(f + 28, (uint32_t)raw_len);
-    put32(f + 32, codec);
+    put32(f + 32, (uint32_t)codec);
     put32(f + 36, (uint32_t)layout);
     put64(f + 8, frame_sum(f, plen));
     *out_len = FRAME_HDR_LEN + plen;
@@ -337,9 +364,9 @@ int frame_parse_header(const char *hdr, struct frame_hdr *h)
     h->raw_len = get32(hdr + 28);
     h->codec = get32(hdr + 32);
     h->layout = get32(hdr + 36);
-    if (h->codec > 1 || h->layout > COL_LINES || h->raw_len > FRAME_MAX_RAW || h->count == 0 ||
-        h->first_id == 0 || h->payload_len > FRAME_MAX_RAW ||
-        (h->codec == 0 && h->payload_len != h->raw_len) ||
+    if (h->codec > FRAME_LZ4 || h->layout > COL_LINES || h->raw_len > FRAME_MAX_RAW ||
+        h->count == 0 || h->first_id == 0 || h->payload_len > FRAME_MAX_RAW ||
+        (h->codec == FRAME_RAW && h->payload_len != h->raw_len) ||
         (uint64_t)h->count * REC_HDR_LEN > h->raw_len)
         return -1;
     return 0;
@@ -352,9 +379,16 @@ bool frame_verify(const struct frame_hdr *h, const char *frame)
 
 int frame_decode(const struct frame_hdr *h, const char *frame, char *raw)
 {
-    if (h->codec == 0) {
+    if (h->codec == FRAME_RAW) {
         memcpy(raw, frame + FRAME_HDR_LEN, h->raw_len);
         return 0;
+    }
+    if (h->codec == FRAME_LZ4) {
+        int n = h->payload_len <= INT32_MAX && h->raw_len <= INT32_MAX
+                    ? LZ4_decompress_safe(frame + FRAME_HDR_LEN, raw, (int)h->payload_len,
+                                          (int)h->raw_len)
+                    : -1;
+        return n == (int)h->raw_len ? 0 : -1;
     }
     struct zctx *zc = zctx_get();
     size_t n =

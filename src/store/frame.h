@@ -4,7 +4,7 @@
  * 40-byte header and its payload, the zstd-compressed records:
  *
  *   u32 magic "LCFR" | u32 payload_len | u64 checksum | u64 first_id | u32 count |
- *   u32 raw_len | u32 codec (0 raw, 1 zstd) | u32 layout (of the columns, below) | payload
+ *   u32 raw_len | u32 codec (0 raw, 1 zstd, 2 lz4) | u32 layout (of the columns, below) | payload
  *
  * The checksum is XXH3-64 of everything after itself (header fields and payload), so a torn or
  * corrupted frame is detected, never served.
@@ -43,12 +43,20 @@
 
 enum { COL_LENGTHS = 0, COL_LINES = 1 }; /* Column layouts (see above). */
 
+/* Payload codecs. LZ4 (a block, as LZ4_compress_default or LZ4HC write it) decompresses about
+ * three times as fast as zstd, which bounds a scan of data past the cache; zstd is smaller. */
+enum { FRAME_RAW = 0, FRAME_ZSTD = 1, FRAME_LZ4 = 2 };
+
 /* Version 2 segments may hold COL_LINES frames, which version 1 readers would take for damage
- * (and cut from the newest segment as a torn tail): they skip version 2 files instead. */
-extern const char seg_magic[SEG_HDR_LEN];
+ * (and cut from the newest segment as a torn tail): they skip version 2 files instead. Version
+ * 3 segments may hold LZ4 frames, which version 2 readers do not know: they skip those. */
+extern const char seg_magic[SEG_HDR_LEN];    /* Version 3: what this version writes. */
 extern const char seg_magic_v1[SEG_HDR_LEN]; /* COL_LENGTHS frames only; still read. */
-/* The header of a segment rewritten by the archiver (its frames at --archive-level). */
+extern const char seg_magic_v2[SEG_HDR_LEN]; /* zstd frames only; still read. */
+/* The header of a segment rewritten by the archiver (its frames at --archive-level): the
+ * version's header with an 'A' in byte 8. */
 extern const char seg_magic_archived[SEG_HDR_LEN];
+extern const char seg_magic_archived_v2[SEG_HDR_LEN];
 
 struct frame_hdr {
     uint32_t payload_len;
@@ -92,10 +100,12 @@ int columns_summary(const char *cols, size_t len, uint32_t count, int layout,
 size_t frame_bound(size_t raw_len);
 
 /* Encode a frame for columns raw[0..raw_len) of the given layout into out[0..cap) (*out_len
- * bytes used); cap must be at least frame_bound(raw_len). level is the zstd level; 0 stores
- * the payload uncompressed. Returns 0 or -errno. */
-int frame_encode(const char *raw, size_t raw_len, uint64_t first_id, uint32_t count, int level,
-                 int layout, char *out, size_t cap, size_t *out_len);
+ * bytes used); cap must be at least frame_bound(raw_len). codec is FRAME_ZSTD or FRAME_LZ4;
+ * level is the zstd level, or for LZ4 1-2 for its fast mode and 3-12 for LZ4HC's levels
+ * (higher ones count as 12); level 0, or a payload that does not shrink, stores it
+ * uncompressed. Returns 0 or -errno. */
+int frame_encode(const char *raw, size_t raw_len, uint64_t first_id, uint32_t count, int codec,
+                 int level, int layout, char *out, size_t cap, size_t *out_len);
 
 /* Parse and sanity-check a frame header from hdr[0..FRAME_HDR_LEN). Returns 0, or -1 when it
  * cannot be a frame header. */

@@ -165,8 +165,10 @@ static int recover(struct store *s)
         seg->fd = open(seg->path, O_RDWR | O_CLOEXEC);
         char magic[SEG_HDR_LEN];
         bool ok_hdr = seg->fd >= 0 && pread(seg->fd, magic, SEG_HDR_LEN, 0) == SEG_HDR_LEN;
-        seg->archived = ok_hdr && memcmp(magic, seg_magic_archived, SEG_HDR_LEN) == 0;
+        seg->archived = ok_hdr && (memcmp(magic, seg_magic_archived, SEG_HDR_LEN) == 0 ||
+                                   memcmp(magic, seg_magic_archived_v2, SEG_HDR_LEN) == 0);
         if (!ok_hdr || (!seg->archived && memcmp(magic, seg_magic, SEG_HDR_LEN) != 0 &&
+                        memcmp(magic, seg_magic_v2, SEG_HDR_LEN) != 0 &&
                         memcmp(magic, seg_magic_v1, SEG_HDR_LEN) != 0)) {
             log_error("store: %s is not a LogCaster segment (or unreadable: %s); skipping it",
                       seg->path, seg->fd < 0 ? strerror(errno) : "bad header");
@@ -175,6 +177,13 @@ static int recover(struct store *s)
             free(seg);
             continue;
         }
+        /* The newest segment takes this version's frames from now on (LZ4 ones too): it
+         * says so, or an older reader would take them for damage and cut them as a torn tail. */
+        if (i + 1 == n && !seg->archived && memcmp(magic, seg_magic, SEG_HDR_LEN) != 0 &&
+            pwrite(seg->fd, seg_magic, SEG_HDR_LEN, 0) != SEG_HDR_LEN)
+            log_warn("store: cannot mark %s as version 3: %s; an older logcasterd would take "
+                     "its new frames for damage",
+                     seg->path, strerror(errno));
         seg->size = SEG_HDR_LEN;
         char idx[4200];
         seg_path(s, ids[i], "idx", idx, sizeof(idx));
@@ -244,6 +253,8 @@ struct store *store_open(const struct store_config *cfg)
     if (!s)
         return NULL;
     s->cfg = *cfg;
+    if (s->cfg.codec != FRAME_ZSTD)
+        s->cfg.codec = FRAME_LZ4;
     snprintf(s->dir, sizeof(s->dir), "%s", cfg->data_dir);
     pthread_mutex_init(&s->q_mu, NULL);
     pthread_cond_init(&s->q_cond, NULL);

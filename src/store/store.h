@@ -51,10 +51,11 @@ struct store_config {
     const char *data_dir; /* Segment and index files live here. */
     size_t cache_size;    /* Decompressed blocks kept in memory. */
     enum fsync_policy fsync;
-    int fsync_interval_ms;       /* FSYNC_BATCH: longest time written data waits for fsync. */
-    size_t segment_size;         /* A segment is sealed once it reaches this many bytes. */
-    int compression_level;       /* zstd level of frames; 0 stores them uncompressed. */
-    int archive_level;           /* Rewrite sealed segments' frames at this zstd level; 0 = no. */
+    int fsync_interval_ms; /* FSYNC_BATCH: longest time written data waits for fsync. */
+    size_t segment_size;   /* A segment is sealed once it reaches this many bytes. */
+    int codec; /* FRAME_LZ4 or FRAME_ZSTD (frame.h): how frames are written; 0 is LZ4. */
+    int compression_level;       /* Level of new frames; 0 stores them uncompressed. */
+    int archive_level;           /* Rewrite sealed segments' frames at this level; 0 = no. */
     uint64_t retention_size;     /* Delete oldest segments beyond this total; 0 = no limit. */
     int64_t retention_age_ms;    /* Delete segments whose newest entry is older; 0 = forever. */
     uint64_t retention_min_free; /* Keep this much disk free: delete, then refuse writes. */

@@ -171,8 +171,8 @@ static void encode_chunk(struct store *s, struct pchunk *p)
     if (rc == 0) {
         p->fcap = frame_bound(p->len);
         p->frame = bigbuf_get(p->fcap);
-        rc = p->frame ? frame_encode(cols, p->len, p->first_id, p->count, s->cfg.compression_level,
-                                     layout, p->frame, p->fcap, &p->flen)
+        rc = p->frame ? frame_encode(cols, p->len, p->first_id, p->count, s->cfg.codec,
+                                     s->cfg.compression_level, layout, p->frame, p->fcap, &p->flen)
                       : -ENOMEM;
     }
     bigbuf_put(cols, p->len);

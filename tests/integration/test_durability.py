@@ -18,7 +18,7 @@ import pytest
 
 from conftest import IO_TIMEOUT, Server, assert_clean_stderr, decode
 
-SEG_HDR = b"LCSEG\0\0\x02"           # version 2; byte 8 is 'A' once archived
+SEG_HDR = b"LCSEG\0\0\x03"           # version 3 (may hold LZ4 frames); byte 8 is 'A' once archived
 FRAME_HDR = struct.Struct("<4sIQQIIII")  # magic, payload_len, checksum, first_id, count,
 assert FRAME_HDR.size == 40             # raw_len, codec, reserved
 OK_RE = re.compile(r"^OK\|(\d+)$")
@@ -891,15 +891,16 @@ def all_archived(s):
     return int(st["segments_archived"]) == int(st["segments"]) - 1
 
 
-def test_archiver_recompresses_sealed_segments_losslessly(stores):
+@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+def test_archiver_recompresses_sealed_segments_losslessly(stores, codec):
     """Sealed segments are rewritten at --archive-level: the same ids, entries and answers,
     fewer bytes on disk; a restart reads them from their new indexes."""
     msgs = loglike_msgs("arch", 160000)
     plain_store = stores()
-    plain = plain_store.start("--segment-size", "1M", "--archive-level", "0")
+    plain = plain_store.start("--segment-size", "1M", "--archive-level", "0", "--codec", codec)
     assert ingest_ok(plain, msgs) == list(range(1, len(msgs) + 1))
     st = stores()
-    args = ["--segment-size", "1M", "--archive-level", "12"]
+    args = ["--segment-size", "1M", "--archive-level", "12", "--codec", codec]
     a = st.start(*args)
     assert ingest_ok(a, msgs) == list(range(1, len(msgs) + 1))
     wait_for(lambda: all_archived(a), 180, "every sealed segment archived")
@@ -913,7 +914,7 @@ def test_archiver_recompresses_sealed_segments_losslessly(stores):
     assert sa["raw_bytes"] == sp["raw_bytes"] and sa["entries"] == sp["entries"]
     assert int(sa["disk_bytes"]) < 0.9 * int(sp["disk_bytes"]), (sa["disk_bytes"],
                                                                   sp["disk_bytes"])
-    assert "archived 00000000000000000001.seg at zstd level 12" in a.stderr()
+    assert "archived 00000000000000000001.seg at %s level 12" % codec in a.stderr()
 
     def answers(s):
         strip = lambda rows: [(r[0], r[1], r[3]) for r in rows]   # Receive times differ.
@@ -928,6 +929,40 @@ def test_archiver_recompresses_sealed_segments_losslessly(stores):
     # Kept across the restart (the segment written before it is archived now too).
     assert int(b.stats()["segments_archived"]) >= int(sa["segments_archived"])
     assert b.log("INFO", "-", "after the archive") == len(msgs) + 1
+
+
+def test_codecs_mix_in_one_store(stores):
+    """--codec applies to what is written from then on: a store written with zstd, then lz4,
+    then zstd again reads every entry whatever each frame holds, after each restart and once
+    the archiver has rewritten the sealed segments in the codec of the day."""
+    st = stores()
+    msgs, ids = [], []
+    for n, (codec, count) in enumerate([("zstd", 120000), ("lz4", 60000), ("zstd", 60000)]):
+        s = st.start("--segment-size", "1M", "--codec", codec, "--archive-level", "9")
+        assert s.count("") == len(msgs)
+        more = loglike_msgs("mix%d" % n, count)
+        ids += ingest_ok(s, more)
+        msgs += more
+        wait_for(lambda: all_archived(s), 180, "every sealed segment archived")
+        assert s.count("") == len(msgs)
+        for k in range(n + 1):
+            assert s.count("mix%d" % k) == sum(m.startswith("mix%d " % k) for m in msgs)
+        stop_clean(s)
+    segs = st.segs()
+    with open(st.path(segs[-1]), "rb") as fh:
+        assert fh.read(8) == b"LCSEG\0\0\3"   # Version 3: may hold LZ4 frames.
+    # Segments the version before wrote (2, archived or not: zstd frames only) are still read.
+    for f, hdr in [(segs[0], b"LCSEG\0\0\2A"), (segs[-1], b"LCSEG\0\0\2")]:
+        with open(st.path(f), "r+b") as fh:
+            fh.write(hdr)
+    s = st.start("--segment-size", "1M")
+    assert [(r[0], r[3]) for r in search(s)] == list(zip(ids, msgs))
+    assert s.stats()["damaged_bytes"] == "0"
+    # The newest one takes LZ4 frames from now on: it says it is version 3 again.
+    with open(st.path(segs[-1]), "rb") as fh:
+        assert fh.read(8) == b"LCSEG\0\0\3"
+    with open(st.path(segs[0]), "rb") as fh:
+        assert fh.read(9) == b"LCSEG\0\0\2A"     # Sealed ones are left as they are.
 
 
 @pytest.mark.parametrize("kill_after", [0.05, 0.4, 1.5])
