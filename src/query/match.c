@@ -201,3 +201,24 @@ const struct ci_needle *qnode_required(const struct qnode *n)
         return NULL;
     }
 }
+
+bool qnode_message_only(const struct qnode *n)
+{
+    switch (n->kind) {
+    case QN_KEYWORD:
+        return n->kw.pair || !n->kw.level_mask;
+    case QN_REGEX:
+    case QN_CMP:
+        return true;
+    case QN_NOT:
+        return qnode_message_only(n->child);
+    case QN_AND:
+    case QN_OR:
+        for (size_t i = 0; i < n->list.n; i++)
+            if (!qnode_message_only(n->list.kids[i]))
+                return false;
+        return true;
+    default: /* QN_TRUE is counted from the summaries; level, source and time need more. */
+        return false;
+    }
+}

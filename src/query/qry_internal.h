@@ -51,6 +51,11 @@ size_t regex_literal(const char *p, size_t len, char *out);
 struct qnode;
 const struct ci_needle *qnode_required(const struct qnode *n);
 
+/* Whether node n looks at an entry's message only (words that are no level's name, phrases,
+ * regexes, key=value fields and comparisons, and their AND, OR and NOT): then an entry whose
+ * other fields are unknown is matched exactly from its message. */
+bool qnode_message_only(const struct qnode *n);
+
 /* ---- Tokens (lexer.c) ---- */
 
 enum tok_kind {

@@ -6,6 +6,7 @@
  * which entries match. A scan is bounded by a budget of entries examined, so a caller on an
  * event loop can slice a long scan; ruling a block out costs SKIP_COST, not its length. No
  * store lock is held while visit runs. */
+#define _GNU_SOURCE /* memrchr */
 #include <stddef.h>
 #include <string.h>
 
@@ -72,50 +73,89 @@ static bool passing(const struct lc_block_info *b, uint64_t from_id, uint64_t to
     return from_id < b->first_id || to_id > b->last_id;
 }
 
+/* Examine ids lo..hi of opened block blk (the cursor's, in its order) against q, calling visit
+ * for each match, while *spent < budget. */
+static enum block_end scan_rows(const struct qry *q, const struct store_cursor *c,
+                                const struct store_block *blk, uint64_t lo, uint64_t hi,
+                                size_t budget, size_t *spent, qry_visit_fn visit, void *arg,
+                                uint64_t *resume)
+{
+    /* A needle every match holds: search the rows for it once, examine only those holding it. */
+    const struct ci_needle *need = q ? qnode_required(q->root) : NULL;
+    uint64_t cand[CAND_MAX / 64];
+    if (need && hi - lo < CAND_MAX)
+        prefilter(need, blk, (uint32_t)(lo - blk->first_id), (uint32_t)(hi - blk->first_id), cand);
+    else
+        need = NULL;
+    for (uint64_t k = 0; k <= hi - lo; k++) {
+        uint64_t id = c->forward ? lo + k : hi - k;
+        if (*spent >= budget || (k % STOP_EVERY == STOP_EVERY - 1 && qpool_should_stop())) {
+            *resume = id; /* Cancelled or out of time: like a spent budget, the rest waits. */
+            return BLOCK_BUDGET;
+        }
+        (*spent)++;
+        if (need && !(cand[(id - lo) / 64] >> ((id - lo) % 64) & 1))
+            continue;
+        struct lc_entry e;
+        store_block_entry(blk, id, &e);
+        if (q && !qry_match(q, &e))
+            continue;
+        if (!visit(arg, &e))
+            return BLOCK_STOP;
+    }
+    return BLOCK_DONE;
+}
+
+/* Whether a block's summary rules it out for q (or it is known to be unreadable). */
+static bool ruled_out(const struct qry *q, const struct store_cursor *c)
+{
+    return c->bad || (q && !qry_block_may_match(q, c->info));
+}
+
 /* Examine ids lo..hi of the cursor's block (in its order) against q, calling visit for each
  * match, while *spent < budget. pass: see passing(). */
 static enum block_end scan_block(struct store *s, const struct qry *q, const struct store_cursor *c,
                                  bool pass, uint64_t lo, uint64_t hi, size_t budget, size_t *spent,
                                  qry_visit_fn visit, void *arg, uint64_t *resume)
 {
-    if (c->bad || (q && !qry_block_may_match(q, c->info))) {
-        *spent += SKIP_COST;
-        return BLOCK_DONE;
-    }
     struct store_block blk;
-    if ((pass ? store_block_scan(s, c, &blk) : store_block_open(s, c, &blk)) < 0) {
+    if (ruled_out(q, c) ||
+        (pass ? store_block_scan(s, c, &blk) : store_block_open(s, c, &blk)) < 0) {
         *spent += SKIP_COST;
         return BLOCK_DONE;
     }
-    /* A needle every match holds: search the rows for it once, examine only those holding it. */
-    const struct ci_needle *need = q ? qnode_required(q->root) : NULL;
-    uint64_t cand[CAND_MAX / 64];
-    if (need && hi - lo < CAND_MAX)
-        prefilter(need, &blk, (uint32_t)(lo - blk.first_id), (uint32_t)(hi - blk.first_id), cand);
-    else
-        need = NULL;
-    enum block_end end = BLOCK_DONE;
-    for (uint64_t k = 0; k <= hi - lo; k++) {
-        uint64_t id = c->forward ? lo + k : hi - k;
-        if (*spent >= budget || (k % STOP_EVERY == STOP_EVERY - 1 && qpool_should_stop())) {
-            *resume = id; /* Cancelled or out of time: like a spent budget, the rest waits. */
-            end = BLOCK_BUDGET;
-            break;
-        }
-        (*spent)++;
-        if (need && !(cand[(id - lo) / 64] >> ((id - lo) % 64) & 1))
-            continue;
-        struct lc_entry e;
-        store_block_entry(&blk, id, &e);
-        if (q && !qry_match(q, &e))
-            continue;
-        if (!visit(arg, &e)) {
-            end = BLOCK_STOP;
-            break;
-        }
-    }
+    enum block_end end = scan_rows(q, c, &blk, lo, hi, budget, spent, visit, arg, resume);
     store_block_close(s, &blk);
     return end;
+}
+
+/* How many of the messages in p[0..len) (each followed by '\n') q matches; q reads messages
+ * only. Like rg over a file: one search for the needle every match holds through the whole
+ * run, and only the lines it hits are matched in full. */
+static uint64_t count_lines(const struct qry *q, const char *p, size_t len)
+{
+    const struct ci_needle *need = qnode_required(q->root);
+    const char *end = p + len;
+    struct lc_entry e = {.level = LC_INFO};
+    uint64_t n = 0;
+    while (p < end) {
+        const char *at = p;
+        if (need) {
+            if (!(at = ci_needle_find(need, p, (size_t)(end - p))))
+                break;
+            const char *nl = memrchr(p, '\n', (size_t)(at - p));
+            if (nl)
+                p = nl + 1; /* The start of the line the hit begins in. */
+        }
+        const char *eol = memchr(at, '\n', (size_t)(end - at));
+        if (!eol)
+            eol = end;
+        e.msg = p;
+        e.msg_len = (size_t)(eol - p);
+        n += qry_match(q, &e);
+        p = eol + 1;
+    }
+    return n;
 }
 
 int qry_scan(struct store *s, const struct qry *q, uint64_t from_id, uint64_t to_id, bool forward,
@@ -161,6 +201,7 @@ int qry_count(struct store *s, const struct qry *q, uint64_t from_id, uint64_t t
     struct store_cursor c;
     store_cursor_init(&c, from_id, to_id, true);
     size_t spent = 0;
+    const bool lines = q && qnode_message_only(q->root);
     while (store_cursor_next(s, &c)) {
         const struct lc_block_info *b = c.info;
         if (spent >= budget) {
@@ -169,7 +210,8 @@ int qry_count(struct store *s, const struct qry *q, uint64_t from_id, uint64_t t
             return 0;
         }
         /* Whole blocks whose summary answers the question are counted from the index alone. */
-        int64_t n = (from_id <= b->first_id && to_id >= b->last_id) ? qry_block_count(q, b) : -1;
+        bool whole = from_id <= b->first_id && to_id >= b->last_id;
+        int64_t n = whole ? qry_block_count(q, b) : -1;
         if (c.bad)
             n = 0;
         if (n >= 0) {
@@ -180,6 +222,34 @@ int qry_count(struct store *s, const struct qry *q, uint64_t from_id, uint64_t t
         /* Read this block's entries: all of its part of the range, whatever the budget left. */
         uint64_t lo = from_id > b->first_id ? from_id : b->first_id;
         uint64_t hi = to_id < b->last_id ? to_id : b->last_id;
+        spent += hi - lo + 1;
+        if (lines && whole && passing(b, from_id, to_id) && !ruled_out(q, &c)) {
+            /* A whole block read for its messages only: counted over them as they are stored,
+             * when the block is not in the cache (rows otherwise). */
+            if (qpool_should_stop()) {
+                *resume = lo;
+                store_cursor_end(s, &c);
+                return 0;
+            }
+            struct store_block blk;
+            if (store_block_scan_lines(s, &c, &blk) < 0)
+                continue; /* Unreadable now, or deleted: as scan_block. */
+            enum block_end end = BLOCK_DONE;
+            size_t block_spent = 0;
+            uint64_t r = 0;
+            if (blk.lines)
+                *count += count_lines(q, blk.lines, blk.lines_len);
+            else
+                end =
+                    scan_rows(q, &c, &blk, lo, hi, SIZE_MAX, &block_spent, count_visit, count, &r);
+            store_block_close(s, &blk);
+            if (end == BLOCK_BUDGET) {
+                *resume = r;
+                store_cursor_end(s, &c);
+                return 0;
+            }
+            continue;
+        }
         size_t block_spent = 0;
         uint64_t r;
         if (scan_block(s, q, &c, passing(b, from_id, to_id), lo, hi, SIZE_MAX, &block_spent,
@@ -188,7 +258,6 @@ int qry_count(struct store *s, const struct qry *q, uint64_t from_id, uint64_t t
             store_cursor_end(s, &c);
             return 0;
         }
-        spent += hi - lo + 1;
     }
     return 1;
 }

@@ -175,17 +175,22 @@ int block_locate(struct store *s, struct block *b, struct frame_loc *loc)
     return loc->fd < 0 ? -errno : 0;
 }
 
-bool block_decode(struct block *b, const struct frame_loc *loc, char *frame, char *cols,
-                  char *raw, uint32_t *offs)
+void block_mark_bad(struct block *b)
+{
+    __atomic_store_n(&b->bad, true, __ATOMIC_RELAXED);
+    log_error("store: block %" PRIu64 "..%" PRIu64 " in %s is unreadable or corrupt; "
+              "skipping it",
+              b->first_id, b->first_id + b->count - 1, b->seg->path);
+}
+
+bool block_decode(struct block *b, const struct frame_loc *loc, char *frame, char *cols, char *raw,
+                  uint32_t *offs)
 {
     struct frame_hdr h;
     if (frame_load(loc->fd, loc->offset, loc->len, b->count, b->raw_len, frame, cols, &h) &&
         columns_to_rows_index(cols, b->raw_len, b->count, (int)h.layout, raw, offs) == 0)
         return true;
-    __atomic_store_n(&b->bad, true, __ATOMIC_RELAXED);
-    log_error("store: block %" PRIu64 "..%" PRIu64 " in %s is unreadable or corrupt; "
-              "skipping it",
-              b->first_id, b->first_id + b->count - 1, b->seg->path);
+    block_mark_bad(b);
     return false;
 }
 

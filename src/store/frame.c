@@ -158,6 +158,15 @@ static int col_check(const char *cols, size_t len, uint32_t count, int layout, b
     return p == end ? 0 : -1;
 }
 
+int columns_lines(const char *cols, size_t len, uint32_t count, int layout, size_t *off)
+{
+    struct cols c;
+    if (layout != COL_LINES || col_check(cols, len, count, layout, false, &c) < 0)
+        return -1;
+    *off = c.msg;
+    return 0;
+}
+
 int columns_to_rows(const char *cols, size_t len, uint32_t count, int layout, char *rows)
 {
     return columns_to_rows_index(cols, len, count, layout, rows, NULL);

@@ -83,6 +83,11 @@ int columns_to_rows(const char *cols, size_t len, uint32_t count, int layout, ch
 int columns_to_rows_index(const char *cols, size_t len, uint32_t count, int layout, char *rows,
                           uint32_t *offs);
 
+/* Where the messages of COL_LINES columns lie: cols[*off..len), each followed by '\n', in
+ * order. Returns 0, or -1 for the other layout or malformed columns. Cheaper than
+ * columns_summary: the lines are not counted (a frame's checksum vouches for them). */
+int columns_lines(const char *cols, size_t len, uint32_t count, int layout, size_t *off);
+
 /* What a block's index needs, read straight from its columns: event-time range, entries per
  * level, and where the messages lie (one contiguous run). Returns 0 or -1 if malformed. */
 struct col_summary {

@@ -242,7 +242,9 @@ static bool cache_has_room(struct store *s, const struct block *b)
     return room;
 }
 
-int store_block_scan(struct store *s, const struct store_cursor *c, struct store_block *blk)
+/* store_block_scan, and with lines_ok store_block_scan_lines. */
+static int block_scan(struct store *s, const struct store_cursor *c, struct store_block *blk,
+                      bool lines_ok)
 {
     lc_assert(c->info != NULL);
     struct block *b = info_block(c->info);
@@ -260,24 +262,44 @@ int store_block_scan(struct store *s, const struct store_cursor *c, struct store
         return store_block_open(s, c, blk); /* Cached after all. */
     struct frame_loc loc;
     int rc = block_locate(s, b, &loc);
-    if (rc < 0 && rc != -ENOENT)
-        rc = -EIO;
-    if (rc == 0) {
-        rc = block_decode(b, &loc, sb->frame, sb->cols, sb->rows, sb->offs) ? 0 : -EIO;
-        close(loc.fd);
-    }
     if (rc < 0) {
         scanbuf_release();
         *blk = (struct store_block){.raw = NULL};
-        return rc;
+        return rc == -ENOENT ? rc : -EIO;
+    }
+    struct frame_hdr h;
+    size_t off = 0;
+    bool loaded =
+        frame_load(loc.fd, loc.offset, loc.len, b->count, b->raw_len, sb->frame, sb->cols, &h);
+    close(loc.fd);
+    bool lines = loaded && lines_ok &&
+                 columns_lines(sb->cols, b->raw_len, b->count, (int)h.layout, &off) == 0;
+    if (!loaded || (!lines && columns_to_rows_index(sb->cols, b->raw_len, b->count, (int)h.layout,
+                                                    sb->rows, sb->offs) < 0)) {
+        block_mark_bad(b);
+        scanbuf_release();
+        *blk = (struct store_block){.raw = NULL};
+        return -EIO;
     }
     sb->busy = true;
     *blk = (struct store_block){.first_id = b->first_id,
                                 .last_id = b->first_id + b->count - 1,
-                                .raw = sb->rows,
-                                .offs = sb->offs,
+                                .raw = lines ? NULL : sb->rows,
+                                .offs = lines ? NULL : sb->offs,
+                                .lines = lines ? sb->cols + off : NULL,
+                                .lines_len = lines ? b->raw_len - off : 0,
                                 .scratch = true};
     return 0;
+}
+
+int store_block_scan(struct store *s, const struct store_cursor *c, struct store_block *blk)
+{
+    return block_scan(s, c, blk, false);
+}
+
+int store_block_scan_lines(struct store *s, const struct store_cursor *c, struct store_block *blk)
+{
+    return block_scan(s, c, blk, true);
 }
 
 void store_block_close(struct store *s, struct store_block *blk)

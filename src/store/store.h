@@ -174,6 +174,8 @@ struct store_block {
     uint64_t first_id, last_id;
     const char *raw;      /* The decoded rows, back to back, */
     const uint32_t *offs; /* where each starts (last_id - first_id + 2 offsets). */
+    const char *lines;    /* Instead of rows (store_block_scan_lines): the messages, each */
+    size_t lines_len;     /* followed by '\n', in id order; raw and offs are NULL then. */
     /* The store's own. */
     struct cblock *cb; /* The cache's block that holds them, referenced; NULL when they are */
     bool scratch;      /* in the thread's scan buffer (store_block_scan). */
@@ -191,6 +193,12 @@ int store_block_open(struct store *s, const struct store_cursor *c, struct store
  * queries use nor pays for inserting blocks that would be evicted before it ends. A thread
  * has one scan buffer: while it holds a block opened this way, its next one is cached. */
 int store_block_scan(struct store *s, const struct store_cursor *c, struct store_block *blk);
+
+/* As store_block_scan, for a caller that needs the messages only, and the block whole: when
+ * the block is decoded into the scan buffer and its messages are stored as lines, blk->lines
+ * holds them instead of rows, and the pass over them costs no copy into rows. Otherwise (a
+ * cached block, say) blk holds rows as from store_block_scan. */
+int store_block_scan_lines(struct store *s, const struct store_cursor *c, struct store_block *blk);
 
 /* Entry `id` (first_id <= id <= last_id) of an opened block. Its strings are borrowed from the
  * block: valid until store_block_close. Inline, and decoded just before it is looked at: a

@@ -199,11 +199,13 @@ struct frame_loc {
 };
 /* 0; -ENOENT when retention has deleted b; -errno when out of descriptors. Takes list_lock. */
 int block_locate(struct store *s, struct block *b, struct frame_loc *loc);
+/* Mark b bad (queries skip it), and log that once per read. */
+void block_mark_bad(struct block *b);
 /* Read block b's frame from loc and decode it: columns into cols, rows into raw (both raw_len
  * bytes), their offsets into offs (count + 1). False when it is unreadable or corrupt: b is
  * then marked bad (and that logged). */
-bool block_decode(struct block *b, const struct frame_loc *loc, char *frame, char *cols,
-                  char *raw, uint32_t *offs);
+bool block_decode(struct block *b, const struct frame_loc *loc, char *frame, char *cols, char *raw,
+                  uint32_t *offs);
 /* Block b's decoded entries if cached, referenced (cache_release them), else NULL. */
 struct cblock *cache_lookup(struct store *s, struct block *b);
 /* Block b's decoded entries into *out, referenced (cache_release them), read from its file on

@@ -9,6 +9,8 @@ import struct
 import threading
 import time
 
+import pytest
+
 from conftest import HOST, LineConn, run_in_thread
 
 
@@ -420,6 +422,50 @@ def test_small_cache_keeps_everything_queryable(server):
     assert s.count("mem") == n
     kept = s.search("mem limit:5")
     assert [r.id for r in kept] == list(range(n - 4, n + 1))
+
+
+@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+def test_counts_past_a_small_cache_match_brute_force(server, codec):
+    """A count that reads blocks past the cache matches messages where they are stored (no
+    rows made); it must give what matching each line in full gives, here in Python: words,
+    phrases, regexes, key=value pairs, comparisons, AND/OR/NOT, and the forms that need more
+    than the message (levels), which take the other way."""
+    s = server("--memory-limit", "4M", "--codec", codec)
+    rng = random.Random(7)
+    words = ["retry", "timeout", "refused", "ok", "cache", "Retry", "TIMEOUT"]
+    lines = []
+    for i in range(80000):
+        w = rng.sample(words, 2)
+        lines.append("%s %s svc=%s latency_ms=%d rid=%06x %s" % (
+            rng.choice(["INFO", "WARN", "ERROR"]), w[0], rng.choice(["api", "db", "web"]),
+            rng.randrange(2000), i, w[1]))
+    s.send(lines)
+    s.wait_stat("entries", len(lines), timeout=60)
+    low = [l.lower() for l in lines]
+
+    def num(l, k):
+        m = re.search(r"(?:^| )%s=(\d+)" % k, l)
+        return int(m.group(1)) if m else None
+    cases = {
+        "retry": sum("retry" in l for l in low),
+        "retry timeout": sum("retry" in l and "timeout" in l for l in low),
+        "retry OR refused": sum("retry" in l or "refused" in l for l in low),
+        "cache -ok": sum("cache" in l and "ok" not in l for l in low),
+        '"retry timeout"': sum("retry timeout" in l for l in low),
+        "/latency_ms=19[0-9][0-9]/": sum(bool(re.search(r"latency_ms=19[0-9][0-9]", l))
+                                         for l in lines),
+        "/rid=0000[0-9a-f]{2} /": sum(bool(re.search(r"rid=0000[0-9a-f]{2} ", l)) for l in lines),
+        "svc:db": sum(" svc=db " in l for l in lines),
+        "svc:db latency_ms:>1900": sum(" svc=db " in l and num(l, "latency_ms") > 1900
+                                       for l in lines),
+        "latency_ms:[100,110]": sum(100 <= num(l, "latency_ms") <= 110 for l in lines),
+        "level:ERROR retry": sum(l.startswith("ERROR") and "retry" in l.lower() for l in lines),
+        "xyzzy": 0,
+    }
+    for q, want in cases.items():
+        assert s.count(q) == want, q
+    st = s.stats()
+    assert int(st["memory_store_bytes"]) <= 6 << 20, st   # Read past the cache, not into it.
 
 
 def test_retention_size_deletes_oldest_segments(server):
