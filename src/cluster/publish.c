@@ -450,7 +450,7 @@ static void *publisher(void *arg)
         pthread_mutex_unlock(&pub.mu);
         /* Seal outside the lock: compression is the work. */
         for (struct pmsg *m = fresh; m; m = m->next) {
-            if (wire_batch_seal(&m->b, ZSTD_LEVEL, &m->z, &m->zlen) < 0)
+            if (wire_batch_seal(&m->b, cl.cfg->codec, ZSTD_LEVEL, &m->z, &m->zlen) < 0)
                 m->z = NULL;
             uint64_t first;
             memcpy(&first, buf_head(&m->b.runs), 8); /* The first run's first id. */

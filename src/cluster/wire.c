@@ -2,6 +2,7 @@
 #include "cluster/wire.h"
 
 #include <errno.h>
+#include <lz4.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,8 @@
 #include "store/record.h"
 
 #define BATCH_MAGIC "LCB1"
-#define BATCH_HEAD  12 /* magic, nruns, nentries */
+#define LZ4_MAGIC   "LCZ4" /* Then u32 size: an LZ4 block states no size of its own. */
+#define BATCH_HEAD  12     /* magic, nruns, nentries */
 #define RUN_SIZE    12
 #define REQ_HEAD    36
 #define ANS_HEAD    8
@@ -52,13 +54,46 @@ int wire_batch_add(struct wire_batch_out *b, const struct lc_entry *e, size_t n,
     return 0;
 }
 
-int wire_batch_seal(const struct wire_batch_out *b, int level, char **out, size_t *out_len)
+/* The batch in one piece, LZ4-compressed (LZ4's block API wants its input whole). */
+static int seal_lz4(const struct wire_batch_out *b, size_t raw, char **out, size_t *out_len)
+{
+    char *flat = malloc(raw);
+    size_t cap = 8 + (size_t)LZ4_compressBound((int)raw);
+    char *z = flat ? malloc(cap) : NULL;
+    if (!z) {
+        free(flat);
+        return -ENOMEM;
+    }
+    memcpy(flat, BATCH_MAGIC, 4);
+    put32(flat + 4, b->nruns);
+    put32(flat + 8, b->nentries);
+    if (buf_len(&b->runs))
+        memcpy(flat + BATCH_HEAD, buf_head(&b->runs), buf_len(&b->runs));
+    if (buf_len(&b->records))
+        memcpy(flat + BATCH_HEAD + buf_len(&b->runs), buf_head(&b->records), buf_len(&b->records));
+    int n = LZ4_compress_default(flat, z + 8, (int)raw, (int)(cap - 8));
+    free(flat);
+    if (n <= 0) {
+        free(z);
+        return -EIO;
+    }
+    memcpy(z, LZ4_MAGIC, 4);
+    put32(z + 4, (uint32_t)raw);
+    *out = z;
+    *out_len = 8 + (size_t)n;
+    return 0;
+}
+
+int wire_batch_seal(const struct wire_batch_out *b, int codec, int level, char **out,
+                    size_t *out_len)
 {
     if (b->nentries > WIRE_BATCH_MAX_ENTRIES)
         return -E2BIG;
     size_t raw = BATCH_HEAD + buf_len(&b->runs) + buf_len(&b->records);
     if (raw > WIRE_BATCH_MAX_RAW)
         return -E2BIG;
+    if (codec == FRAME_LZ4)
+        return seal_lz4(b, raw, out, out_len);
     ZSTD_CCtx *cc = zstd_thread_cctx(); /* Reused: a fresh context costs page faults. */
     size_t cap = ZSTD_compressBound(raw);
     char *z = cc ? malloc(cap) : NULL;
@@ -124,18 +159,27 @@ static int bad(char *err, const char *why)
 int wire_batch_open(const void *data, size_t len, struct wire_batch_in *b, char *err)
 {
     memset(b, 0, sizeof(*b));
-    unsigned long long size = ZSTD_getFrameContentSize(data, len);
-    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN)
-        return bad(err, "batch is not a zstd frame with its size");
+    bool lz4 = len >= 8 && memcmp(data, LZ4_MAGIC, 4) == 0;
+    unsigned long long size =
+        lz4 ? get32((const char *)data + 4) : ZSTD_getFrameContentSize(data, len);
+    if (!lz4 && (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN))
+        return bad(err, "batch is neither LZ4 nor a zstd frame with its size");
     if (size < BATCH_HEAD || size > WIRE_BATCH_MAX_RAW)
         return bad(err, "batch size out of range");
     b->raw = malloc(size);
     if (!b->raw)
         return -ENOMEM;
-    ZSTD_DCtx *dc = zstd_thread_dctx();
-    size_t got = dc ? ZSTD_decompressDCtx(dc, b->raw, size, data, len)
-                    : ZSTD_decompress(b->raw, size, data, len);
-    if (ZSTD_isError(got) || got != size) {
+    bool whole;
+    if (lz4) {
+        whole = len - 8 <= INT32_MAX && LZ4_decompress_safe((const char *)data + 8, b->raw,
+                                                            (int)(len - 8), (int)size) == (int)size;
+    } else {
+        ZSTD_DCtx *dc = zstd_thread_dctx();
+        size_t got = dc ? ZSTD_decompressDCtx(dc, b->raw, size, data, len)
+                        : ZSTD_decompress(b->raw, size, data, len);
+        whole = !ZSTD_isError(got) && got == size;
+    }
+    if (!whole) {
         wire_batch_close(b);
         return bad(err, "batch does not decompress");
     }

@@ -1,6 +1,7 @@
 /* wire.h - the bytes the cluster sends: batches of entries, query requests, answers.
  *
- * A batch (one JetStream message) is zstd-compressed:
+ * A batch (one JetStream message) is compressed with --codec: a zstd frame (which states its
+ * size), or "LCZ4" | u32 size | an LZ4 block; either holds
  *   "LCB1" | u32 nruns | u32 nentries | nruns x (u64 first_id, u32 count) | nentries records
  * where the records are store/record.h rows and run i numbers the next count entries
  * first_id, first_id + 1, ... Ids are the cluster's: unique, assigned by the node that took
@@ -39,8 +40,10 @@ struct wire_batch_out {
 
 /* Add n entries numbered first_id.. in order. 0 or -ENOMEM (nothing added). */
 int wire_batch_add(struct wire_batch_out *b, const struct lc_entry *e, size_t n, uint64_t first_id);
-/* Compress the batch into out (malloc'd, *out_len bytes), at zstd level. 0 or -errno. */
-int wire_batch_seal(const struct wire_batch_out *b, int level, char **out, size_t *out_len);
+/* Compress the batch into out (malloc'd, *out_len bytes) with codec (FRAME_LZ4 or FRAME_ZSTD,
+ * store/frame.h); level is zstd's. 0 or -errno. */
+int wire_batch_seal(const struct wire_batch_out *b, int codec, int level, char **out,
+                    size_t *out_len);
 void wire_batch_reset(struct wire_batch_out *b);
 void wire_batch_free(struct wire_batch_out *b);
 static inline size_t wire_batch_bytes(const struct wire_batch_out *b)

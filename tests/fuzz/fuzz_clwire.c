@@ -16,6 +16,7 @@
 
 #include "cluster/wire.h"
 #include "core/buf.h"
+#include "store/frame.h"
 
 static void check_err(const char *err)
 {
@@ -73,7 +74,7 @@ static void batch(const uint8_t *data, size_t size)
     /* Again through the encoder: the same entries. */
     char *z = NULL;
     size_t zl = 0;
-    if (wire_batch_seal(&o, 1, &z, &zl) != 0)
+    if (wire_batch_seal(&o, size & 1 ? FRAME_LZ4 : FRAME_ZSTD, 1, &z, &zl) != 0)
         __builtin_trap();
     struct wire_batch_in again;
     if (wire_batch_open(z, zl, &again, err) != 0 || again.nentries != n)
