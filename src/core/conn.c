@@ -429,8 +429,10 @@ static void conn_update_interest(struct conn *c)
     }
     if (buf_len(&c->out) || c->stream.read_wants_write)
         want |= EV_WRITE;
-    if (want == 0 && c->read_eof && !c->busy && buf_len(&c->out) == 0)
-        return;
+    /* Nothing to wait for (want 0: the peer is done sending, nothing is due to it yet) takes
+     * the socket out of epoll: a peer's close stays readable and its reset stays an error,
+     * and either, still watched, would wake this loop again and again until the replies
+     * this connection owes are ready (seconds, when the cluster is slow to confirm). */
     if (ev_io_set(c->r->loop, &c->io, want) < 0) {
         log_error("epoll_ctl for %s failed: %s", c->peer, strerror(errno));
         conn_destroy(c);

@@ -14,8 +14,10 @@ the tests then check every acknowledged line by its id and its text, on every no
 - a partition no live copy holds makes a query fail, naming it, instead of answering short.
 """
 import json
+import os
 import re
 import socket
+import struct
 import threading
 import time
 import urllib.error
@@ -336,6 +338,41 @@ def test_cut_off_then_resume(logcaster_node, tmp_path_factory):
                     node.stderr()[-4000:]))
             time.sleep(0.5)
         node.stop()
+
+
+def cpu_seconds(pid):
+    """User and system CPU time a process has used so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_sender_gone_while_its_lines_wait_costs_no_cpu(logcaster_node, tmp_path_factory):
+    """Found in review: a sender that closed or reset its connection while its lines waited
+    for the cluster's confirmation left the socket watched, and its close (or reset) woke the
+    reactor again and again: a core at 100% until --cluster-ack-timeout. With NATS gone, the
+    lines wait that long; the node must sit idle meanwhile."""
+    from natscluster import NatsCluster
+    with NatsCluster(1, tmp_path_factory.mktemp("nats")) as nats:
+        nats.wait_ready()
+        node = start_nodes(nats, logcaster_node, ["a"], "--cluster-replicas", "1",
+                           "--cluster-copies", "1", "--cluster-ack-timeout", "20s")[0]
+        acked, errors = send_acked(node, ["spin before %d" % i for i in range(20)])
+        assert len(acked) == 20 and not errors
+        nats.kill(0)
+        for how in ["close", "reset"]:
+            s = socket.create_connection((HOST, node.log_port))
+            s.sendall(b"".join(b"LOG|INFO|-|spin gone %d\n" % i for i in range(5)))
+            time.sleep(0.3)
+            if how == "reset":
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+            time.sleep(0.2)
+            c0 = cpu_seconds(node.pid)
+            time.sleep(3)
+            used = cpu_seconds(node.pid) - c0
+            assert used < 1.0, "%s: the node used %.2f CPU-seconds in 3 s" % (how, used)
+        node.kill9()
 
 
 def test_node_added_takes_its_share(nats_cluster, logcaster_node):
