@@ -181,9 +181,11 @@ bool qry_matches_all(const struct qry *q)
 }
 
 /* Words name the needle they search for, unless they also match by level ("error"); regexes
- * their required literal. Of an AND's children the longest needle is taken: longer needles
- * are rarer in log text, and the other children are verified on the candidates anyway. An OR
- * or a NOT requires nothing one needle could stand for. */
+ * their required literal. (A comparison's "name=" rules blocks out, in skip.c, but is no
+ * needle: where the field is common, searching for its name costs more than it saves, and
+ * where it is rare, skip.c has ruled out most blocks already.) Of an AND's children the longest
+ * needle is taken: longer needles are rarer in log text, and the other children are verified on the
+ * candidates anyway. An OR or a NOT requires nothing one needle could stand for. */
 const struct ci_needle *qnode_required(const struct qnode *n)
 {
     const struct ci_needle *best = NULL, *k;

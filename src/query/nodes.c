@@ -361,16 +361,18 @@ int qnode_cmp_term(const struct token *t, struct qnode **out, char *err)
         return 1;
     }
     struct qnode *n = qnode_new(QN_CMP);
-    char *name = n ? malloc(t->name_len + 1) : NULL;
+    char *name = n ? malloc(t->name_len + 2) : NULL;
     if (!name) {
         free(n);
         qry_errf(err, "out of memory");
         return -ENOMEM;
     }
     memcpy(name, t->name, t->name_len);
-    name[t->name_len] = '\0';
+    name[t->name_len] = '=';
+    name[t->name_len + 1] = '\0';
     n->cmp.name = name;
     n->cmp.name_len = t->name_len;
+    ci_needle_init(&n->cmp.needle, name, t->name_len + 1);
     n->cmp.lo = lo, n->cmp.hi = hi;
     n->cmp.lo_open = lo_open, n->cmp.hi_open = hi_open;
     *out = n;

@@ -166,10 +166,12 @@ struct qnode {
         } time;
         struct qry_regex *re; /* QN_REGEX; owned. */
         struct {
-            char *name; /* Owned, NUL-terminated; matched exactly (case-sensitive). */
+            char *name; /* Owned: the name, then '=' and a NUL; matched exactly (case-
+                           sensitive), name_len bytes. */
             size_t name_len;
-            double lo, hi;         /* Bounds, as val_number gives them. */
-            bool lo_open, hi_open; /* Exclusive bound ('>' / '<'). */
+            struct ci_needle needle; /* "name=", which every matching message holds (skip.c). */
+            double lo, hi;           /* Bounds, as val_number gives them. */
+            bool lo_open, hi_open;   /* Exclusive bound ('>' / '<'). */
         } cmp;
     };
 };

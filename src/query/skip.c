@@ -235,8 +235,14 @@ static enum tri node_tri(const struct qnode *n, const struct lc_block_info *b)
         return n->time.from_ms <= b->min_ts_ms && n->time.to_ms >= b->max_ts_ms ? T_ALL : T_SOME;
     case QN_SOURCE:
         return n->src.len == 0 ? T_ALL : T_SOME;
+    case QN_CMP: /* Its field's "name=" is in every message it matches. */
+        if (b->text)
+            return ci_needle_find(&n->cmp.needle, b->text, b->text_len) ? T_SOME : T_NONE;
+        if (b->filter &&
+            !filter_may_contain(b->filter, b->filter_log2, n->cmp.name, n->cmp.needle.len))
+            return T_NONE;
+        return T_SOME;
     case QN_REGEX:
-    case QN_CMP:
         return T_SOME;
     }
     return T_SOME;

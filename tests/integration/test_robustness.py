@@ -436,9 +436,11 @@ def test_counts_past_a_small_cache_match_brute_force(server, codec):
     lines = []
     for i in range(80000):
         w = rng.sample(words, 2)
-        lines.append("%s %s svc=%s latency_ms=%d rid=%06x %s" % (
+        lines.append("%s %s svc=%s latency_ms=%d rid=%06x %s%s" % (
             rng.choice(["INFO", "WARN", "ERROR"]), w[0], rng.choice(["api", "db", "web"]),
-            rng.randrange(2000), i, w[1]))
+            rng.randrange(2000), i, w[1],
+            # A field in a few lines only: blocks without "rare_ms=" are skipped unread.
+            " rare_ms=%d" % rng.randrange(300) if i % 5000 == 17 else ""))
     s.send(lines)
     s.wait_stat("entries", len(lines), timeout=60)
     low = [l.lower() for l in lines]
@@ -459,6 +461,11 @@ def test_counts_past_a_small_cache_match_brute_force(server, codec):
         "svc:db latency_ms:>1900": sum(" svc=db " in l and num(l, "latency_ms") > 1900
                                        for l in lines),
         "latency_ms:[100,110]": sum(100 <= num(l, "latency_ms") <= 110 for l in lines),
+        "rare_ms:>100": sum((num(l, "rare_ms") or 0) > 100 for l in lines),
+        "rare_ms:<=100 OR svc:web": sum(" svc=web " in l or (num(l, "rare_ms") is not None and
+                                                           num(l, "rare_ms") <= 100)
+                                        for l in lines),
+        "-rare_ms:>100": sum(not (num(l, "rare_ms") or 0) > 100 for l in lines),
         "level:ERROR retry": sum(l.startswith("ERROR") and "retry" in l.lower() for l in lines),
         "xyzzy": 0,
     }
