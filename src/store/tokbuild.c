@@ -98,8 +98,9 @@ static int build_from_file(struct store *s, struct block *b, struct tokb_scratch
     rc = cols ? grow((void **)&sc->frame, &sc->frame_cap, loc.len) : -ENOMEM;
     struct frame_hdr h;
     struct col_summary cs;
-    if (rc == 0 && (!frame_load(loc.fd, loc.offset, loc.len, b->count, b->raw_len, sc->frame, cols, &h) ||
-                    columns_summary(cols, b->raw_len, b->count, (int)h.layout, &cs) < 0)) {
+    if (rc == 0 &&
+        (!frame_load(loc.fd, loc.offset, loc.len, b->count, b->raw_len, sc->frame, cols, &h) ||
+         columns_summary(cols, b->raw_len, b->count, (int)h.layout, &cs) < 0)) {
         __atomic_store_n(&b->bad, true, __ATOMIC_RELAXED);
         log_error("store: block %" PRIu64 "..%" PRIu64 " in %s is unreadable or corrupt; "
                   "skipping it",
