@@ -347,18 +347,28 @@ int wire_answer_decode(const void *data, size_t len, struct wire_answer *a, char
     return bad(err, "answer of an unknown type");
 }
 
-int wire_answer_next_row(const char **at, const char *end, struct lc_entry *e)
+/* The next row at *at: head bytes (its id first), then a record into e; *row is where it
+ * starts. 1, 0 at the end, -1 when malformed. */
+static int next_row(const char **at, const char *end, size_t head, struct lc_entry *e,
+                    const char **row)
 {
     if (*at == end)
         return 0;
-    if (end - *at < 8)
+    if ((size_t)(end - *at) < head)
         return -1;
-    size_t n = rec_get(*at + 8, (size_t)(end - *at - 8), e);
+    size_t n = rec_get(*at + head, (size_t)(end - *at) - head, e);
     if (!n)
         return -1;
+    *row = *at;
     e->id = get64(*at);
-    *at += 8 + n;
+    *at += head + n;
     return 1;
+}
+
+int wire_answer_next_row(const char **at, const char *end, struct lc_entry *e)
+{
+    const char *row;
+    return next_row(at, end, 8, e, &row);
 }
 
 int wire_export_row(struct buf *out, const struct lc_entry *e, uint64_t seq, uint64_t local)
@@ -378,16 +388,11 @@ int wire_export_row(struct buf *out, const struct lc_entry *e, uint64_t seq, uin
 int wire_export_next_row(const char **at, const char *end, struct lc_entry *e, uint64_t *seq,
                          uint64_t *local)
 {
-    if (*at == end)
-        return 0;
-    if (end - *at < 24)
-        return -1;
-    size_t n = rec_get(*at + 24, (size_t)(end - *at - 24), e);
-    if (!n)
-        return -1;
-    e->id = get64(*at);
-    *seq = get64(*at + 8);
-    *local = get64(*at + 16);
-    *at += 24 + n;
-    return 1;
+    const char *row;
+    int r = next_row(at, end, 24, e, &row);
+    if (r == 1) {
+        *seq = get64(row + 8);
+        *local = get64(row + 16);
+    }
+    return r;
 }
