@@ -123,6 +123,16 @@ struct store *replica_store(const struct replica *rep);
 uint64_t replica_global_id(struct replica *rep, uint64_t local_id); /* 0 when unknown. */
 /* The stream sequence of the message local_id came in (false when unknown). */
 bool replica_seq_of(struct replica *rep, uint64_t local_id, uint64_t *seq);
+/* A run of consecutive ids on both sides, with its entries' arrival range: the id map. */
+struct replica_run {
+    uint64_t local_first, cluster_first;
+    uint32_t count;
+    int64_t recv_min, recv_max;
+};
+/* A copy of the id map's runs in local id order (malloc'd, *n of them; NULL when empty). */
+struct replica_run *replica_runs(struct replica *rep, size_t *n);
+/* The local id of cluster id `id` in this copy, or 0 when it does not hold it. */
+uint64_t replica_local_id(struct replica *rep, uint64_t id);
 /* What this node holds of partition p: false when it holds none. */
 bool replica_figures(int p, uint64_t *entries, uint64_t *lag, bool *ready);
 /* "0,3,5": the partitions held and caught up, for the heartbeat. */

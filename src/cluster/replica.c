@@ -1,12 +1,16 @@
 /* replica.c - the partitions this node keeps queryable: a local store per partition, fed
  * from the partition's stream.
  *
- * DATA_DIR/partitions/pN holds partition N's segment store and its id map. The store numbers
- * its entries 1, 2, 3 ... in stream order (its own, dense ids, which its blocks need); the
- * id map says which cluster ids those are: a record per run of a batch,
+ * DATA_DIR/partitions/pN holds partition N's segment store and its id map (file "runs"). The
+ * store numbers its entries 1, 2, 3 ... in stream order (its own, dense ids, which its blocks
+ * need); the id map says which cluster ids those are: a record per run of a batch,
  *   u64 local_first | u64 cluster_first | u32 count | u32 0 | u64 stream sequence
+ *   | i64 earliest arrival (recv_ms) | i64 latest arrival
  * written after the store took the run (store_append numbers at once; it writes later). The
- * map is small (one record per sender batch) and kept in memory for answering queries.
+ * map is small (one record per sender batch) and kept in memory for answering queries; the
+ * arrival range of each run lets a query in the cluster's order (replica_runs) skip what
+ * cannot be among its answers. A copy whose map is of the older form without arrivals
+ * ("idmap") is rebuilt from the stream once.
  *
  * After a crash the store holds a prefix of what was appended. On opening, records past the
  * store's last id are dropped, a message the store holds only part of is fetched again and
@@ -39,6 +43,7 @@ struct idrun {
     uint64_t local_first, cluster_first;
     uint32_t count, zero;
     uint64_t seq;
+    int64_t recv_min, recv_max;
 };
 
 struct replica {
@@ -152,6 +157,17 @@ static int map_add(struct replica *rep, const struct idrun *r, bool write_it)
     return 0;
 }
 
+/* The arrival range of entries e[0..n) into r. */
+static void recv_range(const struct lc_entry *e, size_t n, struct idrun *r)
+{
+    r->recv_min = INT64_MAX;
+    r->recv_max = INT64_MIN;
+    for (size_t i = 0; i < n; i++) {
+        r->recv_min = e[i].recv_ms < r->recv_min ? e[i].recv_ms : r->recv_min;
+        r->recv_max = e[i].recv_ms > r->recv_max ? e[i].recv_ms : r->recv_max;
+    }
+}
+
 /* Append entries e[0..n) (ids set to their cluster ids) of stream message seq, skipping the
  * first `skip` (already held). */
 static int apply(struct replica *rep, struct lc_entry *e, size_t n, uint64_t seq)
@@ -177,7 +193,8 @@ static int apply(struct replica *rep, struct lc_entry *e, size_t n, uint64_t seq
         size_t j = i + 1;
         while (j < n && cluster_ids[j] == cluster_ids[j - 1] + 1 && e[j].id == e[j - 1].id + 1)
             j++;
-        struct idrun run = {e[i].id, cluster_ids[i], (uint32_t)(j - i), 0, seq};
+        struct idrun run = {e[i].id, cluster_ids[i], (uint32_t)(j - i), 0, seq, 0, 0};
+        recv_range(e + i, j - i, &run);
         r = map_add(rep, &run, true);
         i = j;
     }
@@ -291,7 +308,8 @@ static int reconcile(struct replica *rep)
             uint64_t j = i + 1;
             while (j < have && rep->scratch[j].id == rep->scratch[j - 1].id + 1)
                 j++;
-            struct idrun run = {local + i, rep->scratch[i].id, (uint32_t)(j - i), 0, seq};
+            struct idrun run = {local + i, rep->scratch[i].id, (uint32_t)(j - i), 0, seq, 0, 0};
+            recv_range(rep->scratch + i, j - i, &run);
             r = map_add(rep, &run, true);
             i = j;
         }
@@ -318,6 +336,11 @@ static int load_map(struct replica *rep)
 {
     char path[PATH_MAX + 8];
     snprintf(path, sizeof(path), "%s/idmap", rep->dir);
+    if (access(path, F_OK) == 0) { /* The older form, without arrival times. */
+        log_info("cluster: partition %d: rebuilding the copy in its newer form", rep->p);
+        return -ESTALE;
+    }
+    snprintf(path, sizeof(path), "%s/runs", rep->dir);
     rep->map_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (rep->map_fd < 0)
         return -errno;
@@ -699,4 +722,29 @@ bool replica_figures(int p, uint64_t *entries, uint64_t *lag, bool *ready)
     }
     pthread_mutex_unlock(&reps_mu);
     return rep != NULL;
+}
+
+struct replica_run *replica_runs(struct replica *rep, size_t *n)
+{
+    pthread_mutex_lock(&rep->mu);
+    struct replica_run *out = rep->nmap ? malloc(rep->nmap * sizeof(*out)) : NULL;
+    *n = out ? rep->nmap : 0;
+    for (size_t i = 0; i < *n; i++) {
+        const struct idrun *r = &rep->map[i];
+        out[i] = (struct replica_run){r->local_first, r->cluster_first, r->count, r->recv_min,
+                                      r->recv_max};
+    }
+    pthread_mutex_unlock(&rep->mu);
+    return out;
+}
+
+uint64_t replica_local_id(struct replica *rep, uint64_t id)
+{
+    uint64_t local = 0;
+    pthread_mutex_lock(&rep->mu);
+    for (size_t i = rep->nmap; i-- > 0 && !local;) /* Newest first: what is asked for most. */
+        if (id - rep->map[i].cluster_first < rep->map[i].count)
+            local = rep->map[i].local_first + (id - rep->map[i].cluster_first);
+    pthread_mutex_unlock(&rep->mu);
+    return local;
 }

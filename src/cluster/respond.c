@@ -4,7 +4,14 @@
  * which starts the query on the pool over the partition's local store (run.h) and sends what
  * the run yields back in messages of at most CHUNK bytes, with a heartbeat every second while
  * the run works, and ends with WT_END. Rows carry cluster ids (the partition's id map). An
- * export (a node taking the partition over) is answered with one message per request. */
+ * export (a node taking the partition over) is answered with one message per request.
+ *
+ * A query in the cluster's order (WK_ORDER: by arrival time, then id) reads the copy in
+ * chunks of its id map's runs, from the end it wants first, keeping the best `limit` matches
+ * by key; the runs' arrival ranges say when no older (or newer) run can hold a better one, and
+ * there it stops. A store's own order is its stream's, which follows arrival closely but not
+ * exactly (batches of several nodes interleave, and their clocks differ), so it is this bound,
+ * not the store's order, that makes the answer exact. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,6 +29,26 @@
 
 #define CHUNK (512u << 10)
 
+/* A matching entry kept by a WK_ORDER job: its key, and its encoded row in order.rows. */
+struct okey {
+    struct wire_key k;
+    size_t off, len;
+};
+
+/* A WK_ORDER (or WK_KEY) job's progress over the copy's runs. */
+struct order {
+    struct wire_request req; /* Its text points into the job's data. */
+    struct replica_run *runs;
+    int64_t *edge;      /* Backward: prefix max of recv_max; forward: suffix min of recv_min. */
+    size_t nruns, next; /* Runs [0, next) left (backward), or [next, nruns) (forward). */
+    uint64_t chunk;     /* Entries the next read covers. */
+    struct buf rows;
+    struct okey *keys;
+    size_t nkeys, capkeys;
+    uint64_t fetch[2]; /* WK_KEY: the local ids still to read (0: none). */
+    bool stop;         /* An error was sent: end. */
+};
+
 struct job {
     struct job *next, *prev; /* Active jobs, for heartbeats. */
     char *reply;
@@ -34,7 +61,10 @@ struct job {
     bool failed;
     char *data; /* The request. */
     size_t len;
+    struct order *ord; /* WK_ORDER and WK_KEY. */
 };
+
+static void order_free(struct order *o);
 
 static struct {
     struct ev_loop *loop;
@@ -86,6 +116,7 @@ static void job_end(struct job *j)
         j->next->prev = j->prev;
     qrun_close(j->run);
     replica_release(j->rep);
+    order_free(j->ord);
     buf_free(&j->out);
     free(j->reply);
     free(j->data);
@@ -98,6 +129,8 @@ static void sink_count(void *arg, uint64_t n)
     if (j->kind == WK_COUNT)
         send_simple(j, WT_COUNT, &n, 8);
 }
+
+static bool order_keep(struct job *j, const struct lc_entry *e);
 
 static bool sink_row(void *arg, const struct lc_entry *e)
 {
@@ -112,10 +145,12 @@ static bool sink_row(void *arg, const struct lc_entry *e)
         wire_export_row(&j->out, &g, seq, e->id);
         return buf_len(&j->out) < CHUNK;
     }
-    if (buf_len(&j->out) == 0)
-        wire_answer_begin(&j->out, j->partition, j->attempt, WT_ROWS, j->seq);
     struct lc_entry g = *e;
     g.id = replica_global_id(j->rep, e->id);
+    if (j->kind == WK_ORDER)
+        return order_keep(j, &g);
+    if (buf_len(&j->out) == 0)
+        wire_answer_begin(&j->out, j->partition, j->attempt, WT_ROWS, j->seq);
     wire_answer_row(&j->out, &g);
     if (buf_len(&j->out) >= CHUNK)
         flush_chunk(j);
@@ -139,6 +174,8 @@ static bool sink_table_row(void *arg, const struct qtable *t, size_t r)
 static void sink_error(void *arg, const char *why)
 {
     struct job *j = arg;
+    if (j->ord)
+        j->ord->stop = true;
     flush_chunk(j);
     send_simple(j, WT_ERROR, why, strlen(why));
 }
@@ -174,6 +211,237 @@ static const struct qrun_sink job_sink = {.count = sink_count,
                                           .error = sink_error,
                                           .result = sink_result};
 
+/* ------------------------------------------------------------------------------------------ */
+/* Queries in the cluster's order. */
+
+static void order_free(struct order *o)
+{
+    if (!o)
+        return;
+    free(o->runs);
+    free(o->edge);
+    buf_free(&o->rows);
+    free(o->keys);
+    free(o);
+}
+
+static bool in_bounds(const struct wire_request *r, struct wire_key k)
+{
+    return (!r->lo_set || wire_key_cmp(k, r->lo) > 0) && (!r->hi_set || wire_key_cmp(k, r->hi) < 0);
+}
+
+static int okey_cmp(const void *a, const void *b)
+{
+    return wire_key_cmp(((const struct okey *)a)->k, ((const struct okey *)b)->k);
+}
+
+/* Sort the kept rows by key and keep the best `limit` (0: all): the last ones when reading
+ * backward, the first ones forward; their rows are packed again in that order. */
+static int order_prune(struct order *o)
+{
+    if (o->nkeys == 0)
+        return 0;
+    qsort(o->keys, o->nkeys, sizeof(*o->keys), okey_cmp);
+    uint64_t limit = o->req.limit;
+    size_t from = 0, n = o->nkeys;
+    if (limit && n > limit) {
+        from = o->req.forward ? 0 : n - (size_t)limit;
+        n = (size_t)limit;
+    }
+    struct buf packed = {0};
+    for (size_t i = 0; i < n; i++) {
+        struct okey *k = &o->keys[from + i];
+        size_t off = buf_len(&packed);
+        if (buf_append(&packed, buf_head(&o->rows) + k->off, k->len) < 0) {
+            buf_free(&packed);
+            return -ENOMEM;
+        }
+        o->keys[i] = (struct okey){k->k, off, k->len};
+    }
+    o->nkeys = n;
+    buf_free(&o->rows);
+    o->rows = packed;
+    return 0;
+}
+
+/* A matching row (its cluster id set): kept when it lies within the bounds. */
+static bool order_keep(struct job *j, const struct lc_entry *e)
+{
+    struct order *o = j->ord;
+    struct wire_key k = {e->recv_ms, e->id};
+    if (o->stop || !in_bounds(&o->req, k))
+        return true;
+    if (o->nkeys == o->capkeys) {
+        size_t cap = o->capkeys ? 2 * o->capkeys : 1024;
+        struct okey *g = realloc(o->keys, cap * sizeof(*g));
+        if (!g)
+            goto nomem;
+        o->keys = g;
+        o->capkeys = cap;
+    }
+    size_t off = buf_len(&o->rows);
+    if (wire_answer_row(&o->rows, e) < 0)
+        goto nomem;
+    o->keys[o->nkeys++] = (struct okey){k, off, buf_len(&o->rows) - off};
+    if (o->req.limit && o->nkeys >= 2 * o->req.limit + 4096 && order_prune(o) < 0)
+        goto nomem;
+    if (buf_len(&o->rows) > qrun_memory_limit()) {
+        char why[160];
+        snprintf(why, sizeof(why), "query needs more than %zu MiB (--query-memory)",
+                 qrun_memory_limit() >> 20);
+        sink_error(j, why);
+    }
+    return true;
+nomem:
+    sink_error(j, "out of memory");
+    return true;
+}
+
+/* Every kept row, best `limit`, in ascending key order; then the end. */
+static void order_answer(struct job *j)
+{
+    struct order *o = j->ord;
+    if (!o->stop && order_prune(o) < 0)
+        sink_error(j, "out of memory");
+    if (!o->stop)
+        for (size_t i = 0; i < o->nkeys; i++) {
+            if (buf_len(&j->out) == 0)
+                wire_answer_begin(&j->out, j->partition, j->attempt, WT_ROWS, j->seq);
+            buf_append(&j->out, buf_head(&o->rows) + o->keys[i].off, o->keys[i].len);
+            if (buf_len(&j->out) >= CHUNK)
+                flush_chunk(j);
+        }
+    flush_chunk(j);
+    job_end(j);
+}
+
+/* Whether the runs not read yet may still hold a row the answer needs. */
+static bool order_more(struct order *o)
+{
+    const struct wire_request *r = &o->req;
+    bool fw = r->forward;
+    if (o->stop || (fw ? o->next >= o->nruns : o->next == 0))
+        return false;
+    int64_t edge = fw ? o->edge[o->next] : o->edge[o->next - 1];
+    if (fw ? r->hi_set && edge > r->hi.recv_ms : r->lo_set && edge < r->lo.recv_ms)
+        return false; /* Nothing left lies within the bounds. */
+    if (!r->limit || o->nkeys < r->limit)
+        return true;
+    if (order_prune(o) < 0)
+        return false;
+    /* Full: the rest can only matter if it may beat the worst row kept. */
+    return fw ? edge <= o->keys[o->nkeys - 1].k.recv_ms : edge >= o->keys[0].k.recv_ms;
+}
+
+static struct qry *order_query(const struct wire_request *r, char *err)
+{
+    struct qry *q = NULL;
+    if (qry_compile(r->text, r->text_len, r->now_ms, &q, err) < 0)
+        return NULL;
+    if (r->win_from_ms != INT64_MIN || r->win_to_ms != INT64_MAX) {
+        struct qry *t = qry_time_range(r->win_from_ms, r->win_to_ms, err);
+        q = t ? qry_and(q, t) : q;
+    }
+    return q;
+}
+
+static void job_ready(void *owner);
+
+/* Start reading the next chunk of runs, or answer when none is needed. */
+static void order_step(struct ev_loop *loop, struct job *j)
+{
+    struct order *o = j->ord;
+    char err[QRY_ERR_MAX + 64];
+    if (j->kind == WK_KEY) {
+        int i = o->fetch[0] ? 0 : 1;
+        uint64_t id = o->fetch[i];
+        struct qry *q = NULL;
+        if (id && qry_compile("", 0, 0, &q, err) == 0) {
+            o->fetch[i] = 0;
+            if ((j->run = qrun_start_list(loop, j->rep ? replica_store(j->rep) : NULL, q, id, id,
+                                          true, 1, job_ready, j)))
+                return;
+        }
+        flush_chunk(j);
+        job_end(j);
+        return;
+    }
+    const struct wire_request *r = &o->req;
+    if (!order_more(o)) {
+        order_answer(j);
+        return;
+    }
+    bool fw = r->forward;
+    /* Skip the runs wholly outside the bounds, then take runs up to o->chunk entries. */
+    if (fw)
+        while (o->next < o->nruns && r->lo_set && o->runs[o->next].recv_max < r->lo.recv_ms)
+            o->next++;
+    else
+        while (o->next > 0 && r->hi_set && o->runs[o->next - 1].recv_min > r->hi.recv_ms)
+            o->next--;
+    if (fw ? o->next >= o->nruns : o->next == 0) {
+        order_answer(j);
+        return;
+    }
+    size_t a = fw ? o->next : o->next - 1, b = a;
+    uint64_t n = o->runs[a].count;
+    while (n < o->chunk && (fw ? b + 1 < o->nruns : a > 0))
+        n += fw ? o->runs[++b].count : o->runs[--a].count;
+    o->next = fw ? b + 1 : a;
+    if (o->chunk < (4u << 20))
+        o->chunk *= 2;
+    uint64_t lo = o->runs[a].local_first, hi = o->runs[b].local_first + o->runs[b].count - 1;
+    struct qry *q = order_query(r, err);
+    if (!q) {
+        sink_error(j, err);
+        order_answer(j);
+        return;
+    }
+    j->run = qrun_start_list(loop, replica_store(j->rep), q, lo, hi, fw, 0, job_ready, j);
+    if (!j->run) {
+        sink_error(j, "out of memory");
+        order_answer(j);
+    }
+}
+
+/* WK_ORDER or WK_KEY: set the job up from the copy's runs, and start. */
+static void order_start(struct ev_loop *loop, struct job *j, const struct wire_request *req)
+{
+    struct order *o = calloc(1, sizeof(*o));
+    j->ord = o;
+    if (!o) {
+        send_simple(j, WT_ERROR, "out of memory", 13);
+        job_end(j);
+        return;
+    }
+    o->req = *req;
+    if (req->kind == WK_KEY) {
+        o->fetch[0] = req->lo_set ? replica_local_id(j->rep, req->lo.id) : 0;
+        o->fetch[1] = req->hi_set ? replica_local_id(j->rep, req->hi.id) : 0;
+        order_step(loop, j);
+        return;
+    }
+    o->runs = replica_runs(j->rep, &o->nruns);
+    o->edge = o->nruns ? malloc(o->nruns * sizeof(*o->edge)) : NULL;
+    if (o->nruns && (!o->runs || !o->edge)) {
+        send_simple(j, WT_ERROR, "out of memory", 13);
+        job_end(j);
+        return;
+    }
+    if (req->forward)
+        for (size_t i = o->nruns; i-- > 0;)
+            o->edge[i] = i + 1 < o->nruns && o->edge[i + 1] < o->runs[i].recv_min
+                             ? o->edge[i + 1]
+                             : o->runs[i].recv_min;
+    else
+        for (size_t i = 0; i < o->nruns; i++)
+            o->edge[i] =
+                i && o->edge[i - 1] > o->runs[i].recv_max ? o->edge[i - 1] : o->runs[i].recv_max;
+    o->next = req->forward ? 0 : o->nruns;
+    o->chunk = 65536;
+    order_step(loop, j);
+}
+
 static void job_ready(void *owner)
 {
     struct job *j = owner;
@@ -186,7 +454,11 @@ static void job_ready(void *owner)
         job_end(j);
         return;
     }
-    if (st == QX_DONE) {
+    if (st == QX_DONE && j->ord) { /* A chunk (or an entry) read: the next one. */
+        qrun_close(j->run);
+        j->run = NULL;
+        order_step(rsp.loop, j);
+    } else if (st == QX_DONE) {
         flush_chunk(j);
         job_end(j);
     }
@@ -246,6 +518,10 @@ static void job_start(struct ev_loop *loop, void *arg)
     }
     if (req.kind == WK_EXPORT) {
         export_start(loop, j, st, &req);
+        return;
+    }
+    if (req.kind == WK_ORDER || req.kind == WK_KEY) {
+        order_start(loop, j, &req);
         return;
     }
     struct qry *q = NULL;

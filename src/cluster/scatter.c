@@ -6,8 +6,13 @@
  * that goes silent for PEER_SILENCE_MS is given up; either way the next copy is asked. When
  * every partition has answered, the answers are merged:
  *   COUNT   the sum;
- *   SEARCH  the partitions' newest matches, merged by arrival time (each partition's own
- *           order kept), the newest `limit` of them, oldest first;
+ *   SEARCH  with a limit, each partition's newest `limit` matches in the cluster's order
+ *           (as a list's, below), merged: the newest `limit`, oldest first; without one, every
+ *           match of every partition, merged by key;
+ *   lists   (qrun_start_order) each partition's best matches in the cluster's order, by key
+ *           (arrival time, then id): merged by key, the first or last `max` of them. A list
+ *           between entries named by id first asks every partition for those entries
+ *           (WK_KEY), to learn their keys;
  *   pipes   each partition's unfinished part (qagg_encode), merged, then finished here.
  * A partition no copy answered for makes the query fail with a sentence naming it (or, for an
  * asker that takes it, a partial answer that names it): an answer is never silently short.
@@ -62,6 +67,8 @@ struct gather {
     char err[256];
     size_t mem;
     int64_t deadline_ms;
+    bool keys;                 /* A list's first round: looking up its bounds' keys. */
+    struct wire_request order; /* A list's request, its bounds set once known. */
 };
 
 /* Active gathers: a callback may still arrive for one that ended, and the node's stop must end
@@ -102,10 +109,12 @@ static void ask(struct gather *g, int p)
     g->waiting--;
 }
 
-/* Every row of every partition, merged by arrival (each partition's own order kept); of
- * those, the newest `limit` (0: all) go to the run: SEARCH (with_count) and forward lists
- * oldest first, other lists newest first. */
-static void put_rows(struct gather *g, uint64_t limit, bool with_count, bool forward)
+/* Every row of every partition, merged by key (each partition's own order kept: a list's
+ * answers come in key order); of those, `limit` (0: all) go to the run, the first ones when
+ * from_start, else the last ones; oldest first when ascending. SEARCH (with_count): the last
+ * ones, oldest first. */
+static void put_rows(struct gather *g, uint64_t limit, bool with_count, bool from_start,
+                     bool ascending)
 {
     struct cursor {
         const char *at, *end;
@@ -123,7 +132,10 @@ static void put_rows(struct gather *g, uint64_t limit, bool with_count, bool for
     for (;;) {
         int best = -1;
         for (int p = 0; p < cl.partitions; p++)
-            if (cur[p].has && (best < 0 || cur[p].e.recv_ms < cur[best].e.recv_ms))
+            if (cur[p].has &&
+                (best < 0 ||
+                 wire_key_cmp((struct wire_key){cur[p].e.recv_ms, cur[p].e.id},
+                              (struct wire_key){cur[best].e.recv_ms, cur[best].e.id}) < 0))
                 best = p;
         if (best < 0)
             break;
@@ -140,14 +152,15 @@ static void put_rows(struct gather *g, uint64_t limit, bool with_count, bool for
         rows[total++] = cur[best].e;
         cur[best].has = wire_answer_next_row(&cur[best].at, cur[best].end, &cur[best].e) == 1;
     }
-    size_t first = limit && total > limit ? total - (size_t)limit : 0;
+    size_t n = limit && total > limit ? (size_t)limit : total;
+    size_t first = from_start ? 0 : total - n;
     if (with_count)
-        qrun_put_count(g->r, total - first);
-    if (forward || with_count)
-        for (size_t i = first; i < total; i++)
+        qrun_put_count(g->r, n);
+    if (ascending)
+        for (size_t i = first; i < first + n; i++)
             qrun_put_row(g->r, &rows[i]);
     else
-        for (size_t i = total; i-- > first;)
+        for (size_t i = first + n; i-- > first;)
             qrun_put_row(g->r, &rows[i]);
     free(rows);
 }
@@ -268,9 +281,9 @@ static void finish(struct gather *g)
         uint64_t max;
         qrun_list_params(g->r, &forward, &max);
         if (g->want == QW_ROWS)
-            put_rows(g, qry_limit(qrun_query(g->r)), true, true);
-        else if (g->want == QW_LIST)
-            put_rows(g, max, false, forward);
+            put_rows(g, qry_limit(qrun_query(g->r)), true, false, true);
+        else if (g->want == QW_LIST) /* From the end the request read from (see keys_known). */
+            put_rows(g, max, false, g->order.forward, forward);
         else
             put_table(g);
     }
@@ -283,6 +296,58 @@ static void finish(struct gather *g)
     g->r = NULL;
     gather_unlist(g);
     gather_put(g); /* The list's reference. */
+}
+
+/* A list's first round is in (g->mu held): set its bounds' keys from the entries found and
+ * ask every partition for the list itself. False when that cannot be (g->err says why). */
+static bool keys_known(struct gather *g)
+{
+    struct qrun_bound b[2];
+    qrun_order_params(g->r, &b[0], &b[1]);
+    struct wire_key *k[2] = {&g->order.lo, &g->order.hi};
+    bool found[2] = {!b[0].set, !b[1].set}, missing = false;
+    for (int p = 0; p < cl.partitions; p++) {
+        missing |= g->parts[p].state == P_MISSING;
+        const char *at = buf_head(&g->parts[p].rows), *end = at + buf_len(&g->parts[p].rows);
+        struct lc_entry e;
+        while (wire_answer_next_row(&at, end, &e) == 1)
+            for (int i = 0; i < 2; i++)
+                if (b[i].set && e.id == b[i].id) {
+                    /* An inclusive bound is the exclusive one just beside it: ids are whole. */
+                    *k[i] = (struct wire_key){e.recv_ms, !b[i].inclusive ? e.id
+                                                         : i             ? e.id + 1
+                                                                         : e.id - 1};
+                    found[i] = true;
+                }
+    }
+    for (int i = 0; i < 2; i++)
+        if (!found[i]) {
+            snprintf(g->err, sizeof(g->err),
+                     missing ? "entry %" PRIu64 " could not be looked up: no copy of some "
+                               "partition answered"
+                             : "no entry %" PRIu64 " in the cluster (deleted, or never stored)",
+                     b[i].id);
+            return false;
+        }
+    g->keys = false;
+    if (b[0].set && b[1].set && wire_key_cmp(g->order.lo, g->order.hi) > 0) {
+        /* lo comes after hi: the entries between them, taken from lo's side. */
+        struct wire_key t = g->order.lo;
+        g->order.lo = g->order.hi;
+        g->order.hi = t;
+        g->order.forward = !g->order.forward;
+    }
+    if (wire_request_encode(&g->req, &g->order) < 0) {
+        snprintf(g->err, sizeof(g->err), "out of memory");
+        return false;
+    }
+    g->waiting = cl.partitions;
+    for (int p = 0; p < cl.partitions; p++) {
+        g->parts[p].state = P_WAIT;
+        g->parts[p].ntried = 0;
+        ask(g, p);
+    }
+    return true;
 }
 
 /* One answer message, or (msg NULL) PEER_SILENCE_MS without one. */
@@ -354,6 +419,8 @@ static void on_answer(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     if (!g->err[0] && mono_ms() > g->deadline_ms)
         snprintf(g->err, sizeof(g->err), "query timed out after %" PRId64 " s (--query-timeout)",
                  cl.cfg->query_timeout_ms / 1000);
+    if (g->waiting == 0 && g->keys && !g->err[0] && !g->cancelled)
+        keys_known(g); /* The second round, unless it cannot be. */
     bool done = g->waiting == 0 || g->err[0] || g->cancelled;
     if (done)
         g->finishing = true;
@@ -393,13 +460,35 @@ static void *gather_start(struct qrun *r, enum qrun_want want)
     qrun_list_params(r, &forward, &max);
     struct wire_request req = {.kind = want == QW_COUNT   ? WK_COUNT
                                        : want == QW_TABLE ? WK_PART
+                                       : want == QW_LIST  ? WK_ORDER
+                                       : qry_limit(q)     ? WK_ORDER /* SEARCH's newest. */
                                                           : WK_ROWS,
                                .now_ms = src->now_ms,
                                .limit = want == QW_LIST ? max : qry_limit(q),
                                .win_from_ms = src->win_from_ms,
                                .win_to_ms = src->win_to_ms,
                                .text = src->text,
-                               .text_len = src->text_len};
+                               .text_len = src->text_len,
+                               .forward = forward};
+    if (want == QW_LIST) {
+        struct qrun_bound lo, hi;
+        qrun_order_params(r, &lo, &hi);
+        g->order = req;
+        g->order.lo = (struct wire_key){0, lo.id};
+        g->order.hi = (struct wire_key){0, hi.id};
+        g->order.lo_set = lo.set;
+        g->order.hi_set = hi.set;
+        g->keys = lo.set || hi.set;
+        if (g->keys) /* First their keys: the entries themselves. */
+            req = (struct wire_request){.kind = WK_KEY,
+                                        .win_from_ms = INT64_MIN,
+                                        .win_to_ms = INT64_MAX,
+                                        .text = "",
+                                        .lo_set = lo.set,
+                                        .hi_set = hi.set,
+                                        .lo = g->order.lo,
+                                        .hi = g->order.hi};
+    }
     natsInbox *inbox = NULL;
     if (wire_request_encode(&g->req, &req) < 0 || natsInbox_Create(&inbox) != NATS_OK) {
         gather_free(g);

@@ -17,6 +17,7 @@
 #define BATCH_HEAD  12     /* magic, nruns, nentries */
 #define RUN_SIZE    12
 #define REQ_HEAD    36
+#define REQ_ORDER   40 /* WK_ORDER and WK_KEY: flags, then the two bounds. */
 #define ANS_HEAD    8
 
 /* ---- Batches out ---- */
@@ -269,7 +270,19 @@ int wire_request_encode(struct buf *out, const struct wire_request *r)
     put64(h + 20, (uint64_t)r->win_from_ms);
     put64(h + 28, (uint64_t)r->win_to_ms);
     out->start = out->end = 0;
-    if (buf_append(out, h, sizeof(h)) < 0 || buf_append(out, r->text, r->text_len) < 0)
+    if (buf_append(out, h, sizeof(h)) < 0)
+        return -ENOMEM;
+    if (r->kind == WK_ORDER || r->kind == WK_KEY) {
+        char o[REQ_ORDER] = {
+            (char)((r->forward ? 1 : 0) | (r->lo_set ? 2 : 0) | (r->hi_set ? 4 : 0))};
+        put64(o + 8, (uint64_t)r->lo.recv_ms);
+        put64(o + 16, r->lo.id);
+        put64(o + 24, (uint64_t)r->hi.recv_ms);
+        put64(o + 32, r->hi.id);
+        if (buf_append(out, o, sizeof(o)) < 0)
+            return -ENOMEM;
+    }
+    if (buf_append(out, r->text, r->text_len) < 0)
         return -ENOMEM;
     return 0;
 }
@@ -282,7 +295,7 @@ int wire_request_decode(const void *data, size_t len, struct wire_request *r, ch
     r->kind = (uint8_t)p[1];
     r->partition = (uint8_t)p[2];
     r->attempt = (uint8_t)p[3];
-    if (r->kind > WK_EXPORT)
+    if (r->kind > WK_KEY)
         return bad(err, "request of an unknown kind");
     r->now_ms = (int64_t)get64(p + 4);
     r->limit = get64(p + 12);
@@ -290,8 +303,24 @@ int wire_request_decode(const void *data, size_t len, struct wire_request *r, ch
     r->win_to_ms = (int64_t)get64(p + 28);
     if (r->win_from_ms > r->win_to_ms)
         return bad(err, "request with an empty time window");
-    r->text = p + REQ_HEAD;
-    r->text_len = len - REQ_HEAD;
+    size_t head = REQ_HEAD;
+    r->forward = r->lo_set = r->hi_set = false;
+    r->lo = r->hi = (struct wire_key){0, 0};
+    if (r->kind == WK_ORDER || r->kind == WK_KEY) {
+        if (len < REQ_HEAD + REQ_ORDER)
+            return bad(err, "request too short for its bounds");
+        const char *o = p + REQ_HEAD;
+        if ((uint8_t)o[0] > 7)
+            return bad(err, "request with unknown flags");
+        r->forward = o[0] & 1;
+        r->lo_set = o[0] & 2;
+        r->hi_set = o[0] & 4;
+        r->lo = (struct wire_key){(int64_t)get64(o + 8), get64(o + 16)};
+        r->hi = (struct wire_key){(int64_t)get64(o + 24), get64(o + 32)};
+        head += REQ_ORDER;
+    }
+    r->text = p + head;
+    r->text_len = len - head;
     return 0;
 }
 

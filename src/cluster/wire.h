@@ -77,7 +77,28 @@ void wire_batch_close(struct wire_batch_in *b);
  * (u64 last local id, u64 the last stream sequence it holds); else WT_EXPORT_ROWS of local ids
  * win_from_ms..win_to_ms from the first on, as many as fit in about 512 KiB, each u64 cluster
  * id | u64 stream sequence | u64 local id | record. */
-enum wire_kind { WK_COUNT = 0, WK_ROWS = 1, WK_PART = 2, WK_EXPORT = 3 };
+/* WK_ORDER: the matching entries in the cluster's order, by key (recv_ms, then id, both
+ * ascending: arrival order), strictly between the bounds lo and hi (an unset bound is open):
+ * the first `limit` of them when forward, else the last `limit`; answered as WT_ROWS in
+ * ascending key order. WK_KEY: the entries whose cluster ids are lo.id and hi.id (each when
+ * set and held by the copy), as WT_ROWS: how the asker learns the keys of ids it is given.
+ * Both carry, between the head and the text,
+ *   u8 flags (1 forward, 2 lo set, 4 hi set) | 7 x u8 0 | i64 lo.recv_ms | u64 lo.id
+ *   | i64 hi.recv_ms | u64 hi.id */
+enum wire_kind { WK_COUNT = 0, WK_ROWS = 1, WK_PART = 2, WK_EXPORT = 3, WK_ORDER = 4, WK_KEY = 5 };
+
+/* A place in the cluster's order. */
+struct wire_key {
+    int64_t recv_ms;
+    uint64_t id;
+};
+
+static inline int wire_key_cmp(struct wire_key a, struct wire_key b)
+{
+    if (a.recv_ms != b.recv_ms)
+        return a.recv_ms < b.recv_ms ? -1 : 1;
+    return a.id < b.id ? -1 : a.id > b.id;
+}
 
 struct wire_request {
     uint8_t kind, partition, attempt;
@@ -86,6 +107,8 @@ struct wire_request {
     int64_t win_from_ms, win_to_ms; /* A time window ANDed to the text. */
     const char *text;               /* Not NUL-terminated; points into the message. */
     size_t text_len;
+    bool forward, lo_set, hi_set; /* WK_ORDER and WK_KEY. */
+    struct wire_key lo, hi;
 };
 
 int wire_request_encode(struct buf *out, const struct wire_request *r);

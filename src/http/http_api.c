@@ -581,19 +581,12 @@ void http_get_query(struct http_conn *h)
     j->table_cap = lr == 0 ? limit : j->ndjson ? 0 : LIMIT_MAX_JSON;
     bool cluster = protocols_store() == NULL;
     qry_set_partial_ok(q, !j->ndjson); /* NDJSON has no envelope to say it in. */
-    if (cluster && br == 0) {
-        qry_free(q);
-        free(j);
-        http_reply_error(h, 400,
-                         "before= paging is not available in a cluster yet; narrow "
-                         "the time range (to=) instead");
-        return;
-    }
     if (qry_has_pipes(q))
         j->run = qrun_start(loop, protocols_store(), q, false, 0, 0, query_ready, h);
-    else if (cluster) /* The whole cluster: its newest matches. */
-        j->run = qrun_start_list(loop, NULL, q, 0, 0, false, j->ndjson ? limit : limit + 1,
-                                 query_ready, h);
+    else if (cluster) /* The whole cluster: its newest matches, in arrival order. */
+        j->run = qrun_start_order(loop, q, (struct qrun_bound){0},
+                                  (struct qrun_bound){before, br == 0, false}, false,
+                                  j->ndjson ? limit : limit + 1, query_ready, h);
     else if (hi >= lo && hi > 0)
         j->run = qrun_start_list(loop, protocols_store(), q, lo, hi, false,
                                  j->ndjson ? limit : limit + 1, query_ready, h);
@@ -612,8 +605,11 @@ void http_get_query(struct http_conn *h)
 /* ------------------------------------------------------------------------------------------ */
 /* /api/v1/histogram */
 
+struct histo_part;
+
 struct histo_job {
-    struct qry *q; /* Tested by the parts per block; freed at cleanup. */
+    struct qry *q;          /* Tested by the parts per block; freed at cleanup. */
+    struct histo_part *sum; /* A cluster's: the stats table's rows, counted (or NULL). */
     struct qrun *run;
     struct buf out;         /* The answer, replied once the run is drained. */
     int64_t from, to, step; /* Buckets cover [from, to), step ms each. */
@@ -721,13 +717,44 @@ static void histo_error(void *arg, const char *why)
     snprintf(j->why, sizeof(j->why), "%s", why);
 }
 
-static const struct qrun_sink histo_sink = {.result = histo_result, .error = histo_error};
+/* A cluster's row of `stats by (_time:STEP, level) count()`: _time, level, n. */
+static bool histo_table_row(void *arg, const struct qtable *t, size_t r)
+{
+    struct http_conn *h = arg;
+    struct histo_job *j = h->hs;
+    const struct qcell *c = t->cells + r * t->ncols;
+    char err[QRY_ERR_MAX];
+    int64_t ts;
+    int level = t->ncols == 3 ? lc_level_parse(c[1].s, c[1].len) : -1;
+    if (level < 0 || qry_parse_time(c[0].s, c[0].len, &ts, err) < 0 || ts < j->from ||
+        ts >= j->to) {
+        histo_error(h, "a cluster's histogram row is not a bucket");
+        return true;
+    }
+    uint64_t n = strtoull(c[2].s, NULL, 10);
+    j->sum->counts[(size_t)((ts - j->from) / j->step) * LC_LEVEL_COUNT + (size_t)level] += n;
+    j->sum->total += n;
+    return true;
+}
+
+static void histo_table(void *arg, const struct qtable *t)
+{
+    (void)arg;
+    (void)t;
+}
+
+static const struct qrun_sink histo_sink = {.result = histo_result,
+                                            .error = histo_error,
+                                            .table = histo_table,
+                                            .table_row = histo_table_row};
 
 static void histo_step(struct http_conn *h)
 {
     struct histo_job *j = h->hs;
     if (qrun_drain(j->run, &histo_sink, h) != QX_DONE)
         return;
+    if (j->sum && !j->status)
+        histo_result(h, j->sum);
     metrics_query_observe(mono_ns() - j->t0);
     if (j->status == 200)
         http_reply_json(h, 200, &j->out); /* Ends the request: cleanup frees j. */
@@ -740,6 +767,7 @@ static void histo_cleanup(struct http_conn *h)
     struct histo_job *j = h->hs;
     qrun_close(j->run); /* Before the query it borrows is freed. */
     qry_free(j->q);
+    free(j->sum);
     buf_free(&j->out);
     free(j);
 }
@@ -843,8 +871,28 @@ void http_get_histogram(struct http_conn *h)
         return;
     }
     own = qry_and(own, qry_time_range(j->from, j->to - 1, err));
-    j->run = qrun_start_fold(conn_loop(h->c), protocols_store(), own, 0, 0, &histo_fold, j,
-                             query_ready, h);
+    if (!protocols_store()) { /* A cluster: the same counts as a stats pipe, merged there. */
+        qry_free(own);
+        own = NULL;
+        char text[MAX_Q + 96];
+        snprintf(text, sizeof(text), "%s | stats by (_time:%" PRId64 "ms, level) count() as n",
+                 j->text, step);
+        if (qry_has_pipes(j->q)) {
+            histo_fail(h, j, 400, "a histogram takes a filter without pipes");
+            return;
+        }
+        if (!(j->sum = histo_part_new(j)) ||
+            qry_compile(text, strlen(text), now_ms(), &own, err) < 0 || !own) {
+            free(j->sum);
+            histo_fail(h, j, 500, "out of memory");
+            return;
+        }
+        own = qry_and(own, qry_time_range(j->from, j->to - 1, err));
+        j->run = qrun_start(conn_loop(h->c), NULL, own, false, 0, 0, query_ready, h);
+    } else {
+        j->run = qrun_start_fold(conn_loop(h->c), protocols_store(), own, 0, 0, &histo_fold, j,
+                                 query_ready, h);
+    }
     if (!j->run) {
         histo_fail(h, j, 500, "out of memory");
         return;

@@ -9,7 +9,11 @@
  * stays at
  * --out-limit for STALL_MS is disconnected, and one more than BACKLOG_MAX entries behind skips
  * ahead (an "event: skipped"): it never slows ingest or anyone else. A comment line every 15 s
- * keeps proxies and the idle timeout from closing a quiet stream. */
+ * keeps proxies and the idle timeout from closing a quiet stream.
+ *
+ * On a cluster member the queue brings every node's entries, in no id order: Last-Event-ID's
+ * successors are read in the cluster's arrival order (qrun_start_order) while new ones queue,
+ * and a queued entry that history sent already is passed by. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +35,9 @@
 #define BACKLOG_MAX  100000     /* Entries a tail may be behind before it skips ahead. */
 #define KEEPALIVE_MS 15000
 #define STALL_MS     5000 /* A reader whose output stays full this long is dropped. */
+/* A cluster member's resumed tail: how long a live entry may still come after the history that
+ * sent it was read (its copies applied it before this node's live feed brought it). */
+#define SEEN_KEEP_MS 30000
 
 struct tail_job {
     struct qry *q;
@@ -45,7 +52,14 @@ struct tail_job {
     struct ingest_waiter waiter; /* Until then: the writer's next commit. */
     struct qrun *hist;           /* History being read on the query pool, */
     uint64_t hist_hi;            /* up to this id. */
-    char text[8192];             /* The query, compiled again for each history run. */
+    /* A cluster member: Last-Event-ID's entry, whose successors in arrival order are read
+     * first (0: none, or read), and the ids that history sent, sorted once it is done, so a
+     * live entry it sent too is passed by, until seen_until. */
+    uint64_t resume_id;
+    uint64_t *seen;
+    size_t nseen, capseen;
+    int64_t seen_until;
+    char text[8192]; /* The query, compiled again for each history run. */
 };
 
 static bool tail_visit(void *arg, const struct lc_entry *e)
@@ -73,12 +87,24 @@ static void tail_send(struct http_conn *h)
     j->last_write_ms = mono_ms();
 }
 
+static int id_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A cluster member's tail: whether its resumed history sent this entry already. */
+static bool sent_by_history(const struct tail_job *j, uint64_t id)
+{
+    return j->seen && bsearch(&id, j->seen, j->nseen, sizeof(id), id_cmp);
+}
+
 /* An entry from the queue: sent if it is news to this tail and matches. */
 static bool tail_take(void *arg, const struct lc_entry *e)
 {
     struct tail_job *j = arg;
     if (!ingest_ids_ordered()) /* A cluster member: every entry comes once. */
-        return qry_match(j->q, e) ? tail_visit(j, e) : true;
+        return qry_match(j->q, e) && !sent_by_history(j, e->id) ? tail_visit(j, e) : true;
     if (e->id < j->next_id)
         return true; /* Read from the store already. */
     j->next_id = e->id + 1;
@@ -88,6 +114,18 @@ static bool tail_take(void *arg, const struct lc_entry *e)
 static bool hist_row(void *arg, const struct lc_entry *e)
 {
     struct tail_job *j = arg;
+    if (!ingest_ids_ordered()) { /* A cluster's history: in arrival order, each once. */
+        if (j->nseen == j->capseen) {
+            size_t cap = j->capseen ? 2 * j->capseen : 1024;
+            uint64_t *g = realloc(j->seen, cap * sizeof(*g));
+            if (!g)
+                return tail_visit(j, e);
+            j->seen = g;
+            j->capseen = cap;
+        }
+        j->seen[j->nseen++] = e->id;
+        return tail_visit(j, e);
+    }
     if (e->id < j->next_id)
         return true;
     j->next_id = e->id + 1;
@@ -137,9 +175,29 @@ static bool tail_history_drain(struct http_conn *h)
         return false;
     qrun_close(j->hist);
     j->hist = NULL;
+    if (j->seen) { /* A cluster's: live entries it sent too may still come. */
+        qsort(j->seen, j->nseen, sizeof(*j->seen), id_cmp);
+        j->seen_until = mono_ms() + SEEN_KEEP_MS;
+    }
     if (j->next_id <= j->hist_hi)
         j->next_id = j->hist_hi + 1;
     return true;
+}
+
+/* A cluster member's tail resuming after Last-Event-ID: the entries after it in the
+ * cluster's order, at most BACKLOG_MAX, read while new ones queue. False when out of memory. */
+static bool tail_resume_cluster(struct http_conn *h)
+{
+    struct tail_job *j = h->hs;
+    char err[QRY_ERR_MAX];
+    struct qry *q = NULL;
+    if (qry_compile(j->text, strlen(j->text), now_ms(), &q, err) < 0)
+        return false;
+    struct qrun_bound after = {j->resume_id, true, false};
+    j->resume_id = 0;
+    j->hist = qrun_start_order(conn_loop(h->c), q, after, (struct qrun_bound){0}, true, BACKLOG_MAX,
+                               hist_ready, h);
+    return j->hist != NULL;
 }
 
 /* Send what is new, a chunk at a time, as fast as the reader takes it. A full output pauses
@@ -154,6 +212,11 @@ static void tail_resume(struct http_conn *h)
     }
     j->stalled_ms = 0;
     j->chunk_full = false;
+    if (j->resume_id) {
+        if (!tail_resume_cluster(h))
+            conn_abort(h->c, NULL); /* Out of memory. */
+        return;                     /* The run's rows come through ready. */
+    }
     if (j->hist && !tail_history_drain(h)) {
         tail_send(h);
         if (conn_out_full(h->c))
@@ -205,6 +268,11 @@ static void tail_tick(struct http_conn *h, int64_t now)
         conn_abort(h->c, NULL);
         return;
     }
+    if (j->seen && !j->hist && now >= j->seen_until) {
+        free(j->seen);
+        j->seen = NULL;
+        j->nseen = j->capseen = 0;
+    }
     if (!j->stalled_ms && now - j->last_write_ms >= KEEPALIVE_MS) {
         static const char ping[] = ": keepalive\n\n";
         buf_append(&j->out, ping, sizeof(ping) - 1);
@@ -224,6 +292,7 @@ static void tail_cleanup(struct http_conn *h)
     ingest_unsubscribe(&j->sub);
     qrun_close(j->hist);
     qry_free(j->q);
+    free(j->seen);
     buf_free(&j->out);
     free(j);
 }
@@ -272,6 +341,8 @@ void http_get_tail(struct http_conn *h)
         unsigned long long id = strtoull(idv, &end, 10);
         if (*end == 0 && id < done)
             j->next_id = id + 1;
+        else if (*end == 0 && id && !protocols_store()) /* A cluster: after it, by arrival. */
+            j->resume_id = id;
     }
     j->last_write_ms = mono_ms();
     j->sub.notify = tail_notify;

@@ -61,6 +61,7 @@ struct hist_part {
     int64_t from_ms, to_ms;
     bool forward;
     size_t max;
+    struct qrun_bound klo, khi; /* A cluster's msgid references: places in arrival order. */
 };
 
 /* A log channel for TARGETS, and the time of its newest entry. */
@@ -215,7 +216,9 @@ static void part_all(struct hist_part *p, uint64_t upto, bool forward, size_t ma
  * inclusive). */
 static void part_side(struct hist_part *p, const struct hist_ref *r, bool after, bool inclusive)
 {
-    if (r->type == REF_ID && after)
+    if (r->type == REF_ID && !irc.store) /* A cluster: no id order, the entry's place. */
+        *(after ? &p->klo : &p->khi) = (struct qrun_bound){r->id, true, after && inclusive};
+    else if (r->type == REF_ID && after)
         p->lo = inclusive ? r->id : r->id + 1;
     else if (r->type == REF_ID)
         p->hi = r->id - 1 < p->hi ? r->id - 1 : p->hi;
@@ -246,6 +249,14 @@ static void plan(struct hist *h, const struct hist_ref *r1, const struct hist_re
         part_all(&p[1], h->upto, true, limit - limit / 2);
         part_side(&p[1], r1, true, true);
         h->nparts = 2;
+    } else if (r1->type == REF_ID && !irc.store) {
+        /* BETWEEN in a cluster: which reference is older is known once their entries are
+         * found; the run takes the rows from the first one's side (run.h). */
+        part_all(p, h->upto, true, limit);
+        p->klo = (struct qrun_bound){r1->id, true, false};
+        p->khi = (struct qrun_bound){r2->id, true, false};
+        if (r1->id == r2->id)
+            p->max = 0;
     } else { /* BETWEEN: from the first reference towards the second, both excluded. */
         bool forward = r1->type == REF_ID ? r1->id < r2->id : r1->ms < r2->ms;
         const struct hist_ref *a = forward ? r1 : r2, *b = forward ? r2 : r1;
@@ -454,7 +465,7 @@ static void hist_ready(void *owner);
  * h->error says why). */
 static bool scan_start(struct hist *h, const char *filter, const struct hist_part *p)
 {
-    if (p->max == 0 || p->lo > p->hi || p->from_ms > p->to_ms || !irc.loop)
+    if (p->max == 0 || (irc.store && p->lo > p->hi) || p->from_ms > p->to_ms || !irc.loop)
         return false;
     char err[QRY_ERR_MAX];
     struct qry *q = NULL;
@@ -471,8 +482,11 @@ static bool scan_start(struct hist *h, const char *filter, const struct hist_par
         }
         q = qry_and(q, t);
     }
-    h->run =
-        qrun_start_list(irc.loop, irc.store, q, p->lo, p->hi, p->forward, p->max, hist_ready, h);
+    if (irc.store)
+        h->run = qrun_start_list(irc.loop, irc.store, q, p->lo, p->hi, p->forward, p->max,
+                                 hist_ready, h);
+    else /* A cluster: its order, between the entries referred to. */
+        h->run = qrun_start_order(irc.loop, q, p->klo, p->khi, p->forward, p->max, hist_ready, h);
     if (!h->run)
         snprintf(h->error, sizeof(h->error), "out of memory");
     return h->run != NULL;

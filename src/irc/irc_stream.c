@@ -362,6 +362,7 @@ void irc_logs_tick(int64_t now)
 
 struct replay;
 static struct replay *replays; /* Replays still running (on the query pool). */
+static void replay_hold(const struct irc_chan *ch, const struct irc_formatted *f);
 static bool replaying(const struct irc_client *cl, const struct irc_chan *ch);
 
 static unsigned pump_gen; /* Counts pumps, so a slow client is flushed at most once per pump. */
@@ -449,6 +450,8 @@ static bool stream_visit(void *arg, const struct lc_entry *e)
         ch->window_lines++;
         struct irc_formatted f;
         irc_format_entry(e, ch->name, &f);
+        if (replays && !ingest_ids_ordered())
+            replay_hold(ch, &f);
         static char wire[RENDER_CAP];
         for (int v = 0; v < IRC_TAG_VARIANTS; v++) {
             if (!(ch->pump_variants & (1u << v)))
@@ -619,7 +622,14 @@ struct replay {
     uint64_t upto; /* This round covers ids up to here. */
     struct irc_formatted *rows;
     size_t n, max;
+    /* A cluster member's replay is one round (ids are not in arrival order): the channel's
+     * live lines that its client passes by meanwhile are held here, and follow the replay
+     * (those it answered too are sent once). Beyond LIVE_HELD_MAX they count as suppressed. */
+    struct irc_formatted *live;
+    size_t nlive, caplive;
 };
+
+#define LIVE_HELD_MAX 1024
 
 static bool replaying(const struct irc_client *cl, const struct irc_chan *ch)
 {
@@ -639,7 +649,40 @@ static void replay_free(struct replay *r)
     qrun_close(r->run);
     irc_client_wait(r->cl, false); /* Its next command may run now. */
     free(r->rows);
+    free(r->live);
     free(r);
+}
+
+static void replay_hold(const struct irc_chan *ch, const struct irc_formatted *f)
+{
+    for (struct replay *r = replays; r; r = r->next) {
+        if (r->ch != ch)
+            continue;
+        if (r->nlive == r->caplive && r->caplive < LIVE_HELD_MAX) {
+            size_t cap = r->caplive ? 2 * r->caplive : 16;
+            struct irc_formatted *g = realloc(r->live, cap * sizeof(*g));
+            if (g) {
+                r->live = g;
+                r->caplive = cap;
+            }
+        }
+        if (r->nlive < r->caplive)
+            r->live[r->nlive++] = *f;
+        else
+            r->ch->suppressed++;
+    }
+}
+
+/* A cluster replay's end: its rows, then the live lines held meanwhile that it lacks. */
+static void replay_send_held(struct replay *r)
+{
+    for (size_t i = 0; i < r->nlive; i++) {
+        bool sent = false;
+        for (size_t k = 0; k < r->n && !sent; k++)
+            sent = r->rows[k].id == r->live[i].id;
+        if (!sent)
+            send_entry(r->cl, &r->live[i]);
+    }
 }
 
 void irc_logs_replay_cancel(struct irc_chan *ch, struct irc_client *cl)
@@ -701,9 +744,9 @@ static bool replay_round(struct replay *r, uint64_t from, size_t max)
     return r->upto > from && max > 0 && replay_start(r, from + 1, r->upto, max);
 }
 
-/* A cluster member: the channel's newest max entries across the cluster, in one round (ids
- * are not in arrival order there, so there are no rounds up to the stream: lines that arrive
- * while it runs go to the others, not to this client). */
+/* A cluster member: the channel's newest max entries across the cluster, in arrival order, in
+ * one round (ids are not in arrival order there, so there are no rounds up to the stream):
+ * the live lines that arrive while it runs are held for this client (replay_hold). */
 static bool replay_cluster(struct replay *r, size_t max)
 {
     return replay_start(r, 0, 0, max);
@@ -718,6 +761,11 @@ static void replay_ready(void *owner)
     r->run = NULL;
     for (size_t i = r->n; i-- > 0;) /* Oldest first. */
         send_entry(r->cl, &r->rows[i]);
+    if (!ingest_ids_ordered()) {
+        replay_send_held(r);
+        replay_free(r);
+        return;
+    }
     /* What the stream sent the others while this round ran. */
     uint64_t from = r->upto;
     if (irc.sub.active && irc.stream_id > from) {

@@ -64,6 +64,7 @@ struct qrun {
     uint64_t cursor;              /* RUN_LIMIT, RUN_LIST: next id to examine. */
     bool forward;                 /* RUN_LIST: oldest first. */
     uint64_t max_rows;            /* RUN_LIST: 0 = all. */
+    struct qrun_bound blo, bhi;   /* A cluster's list: between these entries. */
     bool paused;                  /* RUN_LIST: the last visit stopped on a full output. */
     char err[QRY_ERR_MAX];        /* Why it failed (under mu), or "". */
     /* Output: the pool appends to out (under mu); the owner takes it into in. */
@@ -649,22 +650,39 @@ struct qrun *qrun_start_fold(struct ev_loop *home, struct store *s, struct qry *
     return run_submit(r, RUN_FOLD);
 }
 
+struct qrun *qrun_start_order(struct ev_loop *home, struct qry *q, struct qrun_bound lo,
+                              struct qrun_bound hi, bool forward, uint64_t max_rows,
+                              void (*ready)(void *owner), void *owner)
+{
+    if (!remote_ops)
+        return refused(home, q, "entries in arrival order are a cluster's", ready, owner);
+    struct qrun *r = remote_prepare(home, q, ready, owner);
+    if (r) {
+        r->forward = forward;
+        r->max_rows = max_rows;
+        r->blo = lo;
+        r->bhi = hi;
+        remote_go(r, QW_LIST);
+    }
+    return r;
+}
+
+void qrun_order_params(const struct qrun *r, struct qrun_bound *lo, struct qrun_bound *hi)
+{
+    *lo = r->blo;
+    *hi = r->bhi;
+}
+
 struct qrun *qrun_start_list(struct ev_loop *home, struct store *s, struct qry *q, uint64_t lo,
                              uint64_t hi, bool forward, uint64_t max_rows,
                              void (*ready)(void *owner), void *owner)
 {
-    if (!s && remote_ops && lo == 0 && hi == 0) {
-        struct qrun *r = remote_prepare(home, q, ready, owner);
-        if (r) {
-            r->forward = forward;
-            r->max_rows = max_rows;
-            remote_go(r, QW_LIST);
-        }
-        return r;
-    }
+    if (!s && remote_ops && lo == 0 && hi == 0)
+        return qrun_start_order(home, q, (struct qrun_bound){0}, (struct qrun_bound){0}, forward,
+                                max_rows, ready, owner);
     if (!s && remote_ops)
-        return refused(home, q, "entries by id range are not available in a cluster yet", ready,
-                       owner);
+        return refused(home, q, "entries by id range are a single node's; use qrun_start_order",
+                       ready, owner);
     struct qrun *r = run_new(home, s, q, lo, hi, ready, owner);
     if (!r)
         return NULL;

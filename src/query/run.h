@@ -70,10 +70,26 @@ struct qrun *qrun_start_fold(struct ev_loop *home, struct store *s, struct qry *
                              void (*ready)(void *owner), void *owner);
 
 /* The matching entries of [lo, hi] in id order (oldest first when forward), at most max_rows
- * of them (0: all), as rows without a count. */
+ * of them (0: all), as rows without a count. In a cluster (s NULL) only the whole of it
+ * (lo = hi = 0), as qrun_start_order without bounds. */
 struct qrun *qrun_start_list(struct ev_loop *home, struct store *s, struct qry *q, uint64_t lo,
                              uint64_t hi, bool forward, uint64_t max_rows,
                              void (*ready)(void *owner), void *owner);
+
+/* In a cluster (the front ends pass no store): the matching entries in the cluster's order,
+ * arrival time then id, strictly after the entry lo and before the entry hi (or from/to them,
+ * when inclusive; an unset bound is open): the first max_rows of them (0: all) when forward,
+ * oldest first, else the last max_rows, newest first. A bound's entry must exist (its key is
+ * looked up): otherwise the run answers an error naming it. When both are set and the entry
+ * lo comes after hi, the rows are those between them taken from lo's end, still delivered
+ * oldest first when forward (CHATHISTORY BETWEEN from the newer reference). */
+struct qrun_bound {
+    uint64_t id;
+    bool set, inclusive;
+};
+struct qrun *qrun_start_order(struct ev_loop *home, struct qry *q, struct qrun_bound lo,
+                              struct qrun_bound hi, bool forward, uint64_t max_rows,
+                              void (*ready)(void *owner), void *owner);
 
 /* The pipes of q over s, answered with their part before it is finished: result(struct qagg *)
  * hands the part over (the sink frees it). A cluster node answers another with it. */
@@ -95,6 +111,7 @@ void qrun_set_remote(const struct qrun_remote *ops);
 const struct qry *qrun_query(const struct qrun *r);
 /* QW_LIST: the order and number of rows wanted (the whole store: qrun_start_list(.., 0, 0, ..)). */
 void qrun_list_params(const struct qrun *r, bool *forward, uint64_t *max_rows);
+void qrun_order_params(const struct qrun *r, struct qrun_bound *lo, struct qrun_bound *hi);
 void qrun_put_partial(struct qrun *r, const char *missing);
 size_t qrun_memory_limit(void);
 void qrun_put_count(struct qrun *r, uint64_t n);

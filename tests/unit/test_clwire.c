@@ -700,7 +700,7 @@ TEST(request_roundtrip)
     char text[300];
     struct buf out = {0};
     int n = 0;
-    for (uint8_t kind = WK_COUNT; kind <= WK_EXPORT; kind++)
+    for (uint8_t kind = WK_COUNT; kind <= WK_KEY; kind++)
         for (size_t a = 0; a < 4; a++)
             for (size_t w = 0; w < 5; w++) {
                 size_t tl = n % 7 == 0 ? 0 : rnd(sizeof(text) + 1);
@@ -714,10 +714,17 @@ TEST(request_roundtrip)
                                          .win_from_ms = wins[w][0],
                                          .win_to_ms = wins[w][1],
                                          .text = tl ? text : NULL,
-                                         .text_len = tl};
+                                         .text_len = tl,
+                                         .forward = n & 1,
+                                         .lo_set = n & 2,
+                                         .hi_set = n & 4,
+                                         .lo = {times[(n + 1) % 5], limits[(n + 2) % 4]},
+                                         .hi = {times[(n + 3) % 5], limits[(n + 1) % 4]}};
+                bool bounds = kind == WK_ORDER || kind == WK_KEY;
+                size_t head = bounds ? 76 : 36;
                 n++;
                 CHECK_EQ_INT(wire_request_encode(&out, &r), 0);
-                CHECK_EQ_INT(buf_len(&out), 36 + tl);
+                CHECK_EQ_INT(buf_len(&out), head + tl);
                 if (n % 9 == 1) {
                     char name[32];
                     snprintf(name, sizeof(name), "request%d", n);
@@ -730,7 +737,13 @@ TEST(request_roundtrip)
                 CHECK(d.now_ms == r.now_ms && d.limit == r.limit);
                 CHECK(d.win_from_ms == r.win_from_ms && d.win_to_ms == r.win_to_ms);
                 CHECK_EQ_INT(d.text_len, tl);
-                CHECK(d.text == buf_head(&out) + 36);
+                CHECK(d.text == buf_head(&out) + head);
+                if (bounds) { /* The bounds travel; other kinds have none. */
+                    CHECK(d.forward == r.forward && d.lo_set == r.lo_set && d.hi_set == r.hi_set);
+                    CHECK(wire_key_cmp(d.lo, r.lo) == 0 && wire_key_cmp(d.hi, r.hi) == 0);
+                } else {
+                    CHECK(!d.forward && !d.lo_set && !d.hi_set);
+                }
                 CHECK(tl == 0 || memcmp(d.text, text, tl) == 0);
             }
     buf_free(&out);
@@ -753,7 +766,7 @@ TEST(request_bad)
     struct wire_request r = {.kind = WK_ROWS, .win_from_ms = 1, .win_to_ms = 2, .text = "x"};
     r.text_len = 1;
     CHECK_EQ_INT(wire_request_encode(&out, &r), 0);
-    char *p = malloc(64);
+    char *p = malloc(80);
     for (size_t n = 0; n < 36; n++) {
         char *q = malloc(n ? n : 1);
         memcpy(q, buf_head(&out), n);
@@ -768,7 +781,7 @@ TEST(request_bad)
             refuse_request(p, 37, "request too short or of an unknown version", "version");
     }
     p[0] = 1;
-    for (int k = WK_EXPORT + 1; k < 256; k++) {
+    for (int k = WK_KEY + 1; k < 256; k++) {
         p[1] = (char)k;
         refuse_request(p, 37, "request of an unknown kind", "kind");
     }
@@ -778,6 +791,17 @@ TEST(request_bad)
         memcpy(p + 20, &bad[i][0], 8);
         memcpy(p + 28, &bad[i][1], 8);
         refuse_request(p, 37, "request with an empty time window", "window");
+    }
+    /* A list's request must carry its bounds, with known flags only. */
+    struct wire_request o = {.kind = WK_ORDER, .win_from_ms = 1, .win_to_ms = 2, .forward = true};
+    CHECK_EQ_INT(wire_request_encode(&out, &o), 0);
+    CHECK_EQ_INT(buf_len(&out), 76);
+    memcpy(p, buf_head(&out), 76);
+    for (size_t n = 36; n < 76; n++)
+        refuse_request(p, n, "request too short for its bounds", "bounds");
+    for (int f = 8; f < 256; f += 8) {
+        p[36] = (char)f;
+        refuse_request(p, 76, "request with unknown flags", "flags");
     }
     free(p);
     /* The encoder clears its buffer first. */
