@@ -310,7 +310,8 @@ int wire_request_decode(const void *data, size_t len, struct wire_request *r, ch
         if (len < REQ_HEAD + REQ_ORDER)
             return bad(err, "request too short for its bounds");
         const char *o = p + REQ_HEAD;
-        if ((uint8_t)o[0] > 7)
+        static const char zero[7];
+        if ((uint8_t)o[0] > 7 || memcmp(o + 1, zero, 7) != 0)
             return bad(err, "request with unknown flags");
         r->forward = o[0] & 1;
         r->lo_set = o[0] & 2;

@@ -103,8 +103,9 @@ static void request(const uint8_t *data, size_t size)
         check_err(err);
         return;
     }
-    if (r.kind > WK_EXPORT || r.win_from_ms > r.win_to_ms || r.text != (const char *)data + 36 ||
-        r.text_len != size - 36)
+    size_t head = r.kind == WK_ORDER || r.kind == WK_KEY ? 76 : 36; /* With the bounds. */
+    if (r.kind > WK_KEY || r.win_from_ms > r.win_to_ms || r.text != (const char *)data + head ||
+        r.text_len != size - head)
         __builtin_trap();
     struct buf out = {0};
     if (wire_request_encode(&out, &r) != 0 || buf_len(&out) != size ||

@@ -803,6 +803,12 @@ TEST(request_bad)
         p[36] = (char)f;
         refuse_request(p, 76, "request with unknown flags", "flags");
     }
+    p[36] = 1;
+    for (int at = 37; at < 44; at++) { /* The reserved bytes after the flags. */
+        p[at] = 1;
+        refuse_request(p, 76, "request with unknown flags", "reserved");
+        p[at] = 0;
+    }
     free(p);
     /* The encoder clears its buffer first. */
     buf_append(&out, "junk", 4);
