@@ -71,6 +71,7 @@ for hex in 00196e6a 002625a7 0065b9aa 00989687; do
     [[ $((16#$hex)) -lt $nlines ]] || continue
     row "COUNT rid=$hex" COUNT "rid=$hex" "rg -c rid=$hex \$F"
 done
+row "COUNT user:12345" COUNT "user:12345" "rg -c -w user=12345 \$F"
 row "COUNT user=12345 latency_ms=777" COUNT "user=12345 latency_ms=777" \
     "rg user=12345 \$F | rg -c latency_ms=777"
 row "COUNT user:12345 latency_ms:777" COUNT "user:12345 latency_ms:777" \

@@ -117,7 +117,7 @@ static void on_store_commit(void *arg, const struct store_range *r, size_t n)
 static struct store *open_store(struct replica *rep)
 {
     const struct config *c = cl.cfg;
-    size_t cache = c->memory_limit / 4;
+    size_t cache = c->memory_limit / (size_t)cl.partitions; /* A node may hold all of them. */
     struct store_config scfg = {
         .data_dir = rep->dir,
         .cache_size = cache < (4u << 20) ? (4u << 20) : cache,

@@ -225,6 +225,27 @@ static void init_threads(struct config *c)
     c->query_threads = c->threads;
 }
 
+/* A quarter of the memory the server may use: the machine's, or its cgroup's limit when that
+ * is lower (a container); at least 128 MiB. */
+static void init_memory(struct config *c)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t ram = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    static const char *const limits[] = {"/sys/fs/cgroup/memory.max",
+                                         "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+    for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        FILE *f = fopen(limits[i], "re");
+        unsigned long long v;
+        if (f && fscanf(f, "%llu", &v) == 1 && v > 0 && (ram == 0 || v < ram))
+            ram = v; /* "max" (no limit) does not scan. */
+        if (f)
+            fclose(f);
+    }
+    uint64_t quarter = ram / 4 / (1u << 20) * (1u << 20); /* Whole MiB: it prints so. */
+    uint64_t least = 128u << 20;
+    c->memory_limit = (size_t)(quarter > least ? quarter : least);
+}
+
 static void init_verbosity(struct config *c)
 {
     c->verbosity = LOGV_INFO;
@@ -372,8 +393,8 @@ const struct opt config_opts[] = {
     /* Storage. */
     {"data-dir", .type = OPT_STRING, CFG(data_dir), .arg = "DIR", .def = {"./data"},
      .group = "Storage:", .help = "data directory, created if missing"},
-    {"memory-limit", .type = OPT_SIZE, CFG(memory_limit), .arg = "SIZE", .def = {"128M"},
-     RANGE(4 * MIB, 0),
+    {"memory-limit", .type = OPT_SIZE, CFG(memory_limit), .arg = "SIZE", .init = init_memory,
+     .def_text = "a quarter of RAM, at least 128M", RANGE(4 * MIB, 0),
      .help = "memory for recent and recently read log data (the block cache; K, M, G "
              "suffixes)"},
     {"fsync", .type = OPT_ENUM, CFG(fsync_policy), .arg = "POLICY", .choices = fsync_choices,

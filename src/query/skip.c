@@ -17,9 +17,9 @@
  *     its aligned windows are known, and one alignment must hold.
  * A pair (key:value) starts a space-delimited field, and unless it is a prefix (key:val*) ends
  * one: its edges are word edges too, and its space-separated parts holding '=' are whole
- * fields ("key=value") or, for the open end, a field's "key=" (the filter leaves out a whole
- * field whose value is one word, and "key=" when the key is one word: those words, whole, are
- * then the clauses that say it). Every clause follows from the
+ * fields ("key=value") or, for the open end, a field's "key=" (the filter leaves out "key="
+ * when the key is one word: that word, whole, is then the clause that says it). Every clause
+ * follows from the
  * needle occurring, so a block without one holds no match: results never change. */
 #include <errno.h>
 #include <stdlib.h>
@@ -111,9 +111,9 @@ static int plan_keyword(struct qnode *n)
                 eq = j + 1;
             j++;
         }
-        /* The filter has the whole field unless its value is one word, and "key=" unless the
-         * key is one word: then those words, whole, are the clauses that say it. */
-        if (eq && (j < len || !open_end) && !one_word(fold + eq, j - eq))
+        /* The filter has the whole field, and "key=" unless the key is one word: then that
+         * word, whole, is the clause that says it. */
+        if (eq && (j < len || !open_end))
             plan_add(t, fold, i, 1, 1, 0, j - i);
         else if (eq && !one_word(fold + i, eq - 1 - i))
             plan_add(t, fold, i, 1, 1, 0, eq - i);

@@ -1,14 +1,17 @@
 /* index.c - segment index files.
  *
- * Version 3 adds each block's token filter after its trigram filter (u32 bits, then the bits;
- * 0 bits = none). Version 1 files still load, without reading data: their blocks have no token
- * filter until the builder (tokbuild.c) makes it after start-up; meanwhile it never rules them
- * out (the trigram filter still does), and then the file is written again as version 3.
- * Version 2 (token filters of other elements and hashes, never released) is refused like a
- * damaged file: the segment's frames are read again. A block without a token filter in a
- * version 3 file (0 bits) is one the builder had not reached when the file was written (at a
- * stop, or a sealed segment's index put off too long): the builder builds it after start-up,
- * and the writer writes the file again (segment.c). */
+ * Version 3 added each block's token filter after its trigram filter (u32 bits, then the bits;
+ * 0 bits = none). Version 4 is the same layout, with token filters that hold every whole
+ * key=value field (tokfilter.h): a version 3 filter lacks the fields whose value is one word,
+ * so a query would wrongly rule its block out by one; its filters are passed over at loading.
+ * Version 1 and 3 files still load, without reading data: their blocks have no token filter
+ * until the builder (tokbuild.c) makes it after start-up; meanwhile it never rules them out
+ * (the trigram filter still does), and then the file is written again as version 4. Version 2
+ * (token filters of other elements and hashes, never released) is refused like a damaged
+ * file: the segment's frames are read again. A block without a token filter in a version 4
+ * file (0 bits) is one the builder had not reached when the file was written (at a stop, or a
+ * sealed segment's index put off too long): the builder builds it after start-up, and the
+ * writer writes the file again (segment.c). */
 #define _GNU_SOURCE
 #include "store/index.h"
 
@@ -24,8 +27,9 @@
 #include "core/buf.h"
 #include "store/tokfilter.h"
 
-static const char idx_magic[8] = {'L', 'C', 'I', 'D', 'X', 0, 0, 3};
+static const char idx_magic[8] = {'L', 'C', 'I', 'D', 'X', 0, 0, 4};
 static const char idx_magic_v1[8] = {'L', 'C', 'I', 'D', 'X', 0, 0, 1}; /* No token filters. */
+static const char idx_magic_v3[8] = {'L', 'C', 'I', 'D', 'X', 0, 0, 3}; /* Older ones. */
 #define BLOCK_FIXED (8 + 4 + 4 + 8 + 8 + 4 + 4 * LC_LEVEL_COUNT + 8 + 4 + 4)
 
 int index_write(const char *path, uint64_t covered, struct block *const *blocks, size_t n)
@@ -112,8 +116,8 @@ int index_read(const char *path, struct segment *seg, uint64_t file_size, struct
     memcpy(&sum, d + len - 8, 8);
     memcpy(covered, d + 8, 8);
     memcpy(&nb, d + 16, 8);
-    bool v1 = memcmp(d, idx_magic_v1, 8) == 0;
-    if ((!v1 && memcmp(d, idx_magic, 8) != 0) || XXH3_64bits(d, len - 8) != sum ||
+    bool v1 = memcmp(d, idx_magic_v1, 8) == 0, v3 = memcmp(d, idx_magic_v3, 8) == 0;
+    if ((!v1 && !v3 && memcmp(d, idx_magic, 8) != 0) || XXH3_64bits(d, len - 8) != sum ||
         *covered > file_size || nb > len / BLOCK_FIXED) {
         free(d);
         return -EINVAL;
@@ -155,7 +159,9 @@ int index_read(const char *path, struct segment *seg, uint64_t file_size, struct
             off += 4;
             if (tbits % TOKF_LINE || tbits > TOKF_MAX_BITS || off + tbits / 8 > len - 8)
                 goto bad_k;
-            if (tbits) {
+            if (tbits && v3) { /* Built without some fields: the builder makes it again. */
+                off += tbits / 8;
+            } else if (tbits) {
                 if (!(k->tokens = aligned_alloc(64, tbits / 8)))
                     goto bad_k;
                 memcpy(k->tokens, d + off, tbits / 8);

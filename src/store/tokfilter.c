@@ -82,11 +82,12 @@ static void field_end(struct tokf_fill *t, const unsigned char *m, size_t start,
 {
     if (eq >= end)
         return;
-    bool key = !(kword && eq > start), whole = !(vword && eq + 1 < end);
+    (void)vword;
+    bool key = !(kword && eq > start);
+    if (eq + 1 < end || !key) /* An empty value: the whole field is "key=". */
+        put(t, tokf_hash(m + start, end - start));
     if (key)
         put(t, tokf_hash(m + start, eq + 1 - start));
-    if (whole && (eq + 1 < end || !key)) /* An empty value: the whole field is "key=". */
-        put(t, tokf_hash(m + start, end - start));
 }
 
 /* The elements of one message m[0..n). */

@@ -13,11 +13,13 @@
  *     every alignment. Every window (stride 1) would cost a filter entry per byte of a long
  *     random word (trace ids): the stride divides that by TOKF_STRIDE, and the query side pays
  *     with TOKF_STRIDE alternatives, of which one must hold;
- *   - for every space-delimited field holding '=', its start up to the first '=' ("key=", for
- *     key:val*), and the whole field ("key=value", what key:value matches); but not "key=" when
- *     the key is one word, nor the whole field when its value (after the first '=') is one word:
- *     the words then say it (a word, whole, beside an '=' and a field's edge), and leaving such
- *     fields out halves the filter of typical key=value logs, whose values are mostly distinct.
+ *   - for every space-delimited field holding '=', the whole field ("key=value", what
+ *     key:value matches), and its start up to the first '=' ("key=", for key:val*) unless the
+ *     key is one word (the word, whole, beside an '=' and a field's edge, then says it). The
+ *     whole field is there even when its value is one word, which its words would say too:
+ *     "user=12345" rules out every block where 12345 is only a pid or a path, and a query
+ *     for a rare field reads the blocks that hold the field, not every block that holds its
+ *     value somewhere (index.c, version 4). That costs about a third more filter.
  *
  * Blocked bloom filter: an element sets TOKF_K bits inside one 64-bit word, so testing it costs
  * one load (a query tests thousands of blocks) and setting it one read-modify-write (this runs

@@ -20,7 +20,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *d = malloc(size);
     memcpy(d, data, size);
     if (data[0] & 1) {
-        memcpy(d, data[0] & 2 ? "LCIDX\0\0\3" : "LCIDX\0\0\1", 8); /* Both versions read. */
+        static const char *const versions[] = {"LCIDX\0\0\1", "LCIDX\0\0\3", "LCIDX\0\0\4",
+                                               "LCIDX\0\0\4"};
+        memcpy(d, versions[data[0] >> 1 & 3], 8); /* Every version read. */
         uint64_t sum = XXH3_64bits(d, size - 8);
         memcpy(d + size - 8, &sum, 8);
     }

@@ -170,10 +170,30 @@ def same_value(printed, stated):
     return printed == stated or printed.startswith(stated + " (")
 
 
+def test_memory_limit_defaults_to_a_quarter_of_the_memory():
+    """The block cache takes a quarter of the machine's memory, or of the cgroup's limit when
+    that is lower, at least 128M; --memory-limit still sets it."""
+    with open("/proc/meminfo") as f:
+        ram = int(re.search(r"MemTotal:\s+(\d+) kB", f.read()).group(1)) * 1024
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                v = f.read().strip()
+        except OSError:
+            continue
+        if v.isdigit() and 0 < int(v) < ram:
+            ram = int(v)
+    want = max(ram // 4 >> 20, 128)
+    printed = {(s_, k): v for s_, k, v in parse_ini(check_config().stdout)}
+    assert printed[("server", "memory-limit")] == "%dM" % want
+    printed = {(s_, k): v for s_, k, v in parse_ini(check_config("--memory-limit", "64M").stdout)}
+    assert printed[("server", "memory-limit")] == "64M"
+
+
 def test_check_config_shows_the_defaults_help_states():
     defaults = stated_defaults(help_options())
     assert len(defaults) >= 40, defaults
-    assert defaults[("server", "memory-limit")] == "128M"
+    assert defaults[("server", "segment-size")] == "64M"
     assert defaults[("irc", "conn-rate")] == "20"
     printed = {(s, k): v for s, k, v in parse_ini(check_config().stdout)}
     differ = {k: (v, printed[k]) for k, v in defaults.items() if not same_value(printed[k], v)}
