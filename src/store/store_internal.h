@@ -150,6 +150,13 @@ struct store {
     /* Writer-only state. */
     bool dirty; /* Written since the last fsync. */
     int64_t last_sync_ms;
+    /* --fsync batch: the syncer thread's (writer.c). unsynced: written since it last began an
+     * fdatasync (set by the writer). */
+    _Atomic bool unsynced;
+    pthread_t syncer;
+    bool syncer_started, sync_stop; /* sync_stop under sync_mu. */
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cond;
     int64_t last_free_check;
     bool disk_low;
     pthread_mutex_t err_mu;

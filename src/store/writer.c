@@ -234,6 +234,7 @@ static int write_chunk(struct store *s, struct pchunk *p)
     if (b->max_ts > seg->max_ts)
         seg->max_ts = b->max_ts;
     s->dirty = true;
+    atomic_store(&s->unsynced, true);
     cache_add_written(s, c);
     if (block_publish(s, b) < 0)
         log_error("store: out of memory publishing a block");
@@ -299,10 +300,44 @@ static void writer_duties(struct store *s)
         seg_index_sealed(s, false);
     }
     seg_maybe_roll(s, 0);
-    struct segment *seg = seg_active(s);
-    if (seg && s->dirty && s->cfg.fsync == FSYNC_BATCH &&
-        mono_ms() - s->last_sync_ms >= s->cfg.fsync_interval_ms)
-        seg_fsync(s, seg);
+}
+
+/* --fsync batch: the fdatasync that follows a write within --fsync-interval runs here, on a
+ * thread of its own. The writer used to call it between writes, and on a busy machine an
+ * fdatasync takes milliseconds to tens of them: no frame was written, and no acknowledgement
+ * released, meanwhile. Whatever was written before unsynced is cleared is covered by the
+ * fdatasync that starts after; a segment is also synced by the writer before it is sealed. */
+static void *syncer_main(void *arg)
+{
+    struct store *s = arg;
+    pthread_mutex_lock(&s->sync_mu);
+    while (!s->sync_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t ns = ts.tv_nsec + (int64_t)s->cfg.fsync_interval_ms * 1000000;
+        ts.tv_sec += ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&s->sync_cond, &s->sync_mu, &ts);
+        if (s->sync_stop || !atomic_exchange(&s->unsynced, false))
+            continue;
+        pthread_mutex_unlock(&s->sync_mu);
+        pthread_rwlock_rdlock(&s->list_lock);
+        struct segment *seg = seg_active(s);
+        if (seg)
+            seg_ref(seg);
+        pthread_rwlock_unlock(&s->list_lock);
+        if (seg) {
+            int64_t t0 = mono_ns();
+            if (fdatasync(seg->fd) < 0)
+                writer_error(s, "fsync %s: %s", seg->path, strerror(errno));
+            atomic_store(&s->last_fsync_us, (mono_ns() - t0) / 1000);
+            atomic_fetch_add(&s->fsyncs, 1);
+            seg_unref(seg);
+        }
+        pthread_mutex_lock(&s->sync_mu);
+    }
+    pthread_mutex_unlock(&s->sync_mu);
+    return NULL;
 }
 
 /* Write a run of encoded chunks in order, fsync per policy, then acknowledge them. */
@@ -371,11 +406,6 @@ static void *writer_main(void *arg)
             break;
         /* 3. Wait for work, an encoder, or the next periodic duty. */
         int64_t wait_ms = FREE_CHECK_MS;
-        if (s->dirty && s->cfg.fsync == FSYNC_BATCH) {
-            int64_t due = s->last_sync_ms + s->cfg.fsync_interval_ms - mono_ms();
-            if (due < wait_ms)
-                wait_ms = due;
-        }
         if (wait_ms > 0) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -408,6 +438,15 @@ int writer_start(struct store *s)
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0)
         return -EAGAIN;
     s->writer_started = true;
+    if (s->cfg.fsync == FSYNC_BATCH) {
+        pthread_mutex_init(&s->sync_mu, NULL);
+        pthread_cond_init(&s->sync_cond, NULL);
+        s->syncer_started = pthread_create(&s->syncer, NULL, syncer_main, s) == 0;
+        if (!s->syncer_started) {
+            writer_stop(s);
+            return -EAGAIN;
+        }
+    }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int want = cpus > 1 ? (int)cpus - 1 : 0;
     if (want > 8)
@@ -421,6 +460,16 @@ int writer_start(struct store *s)
 /* Stop the threads once the queue is written, and free what could not be. */
 void writer_stop(struct store *s)
 {
+    if (s->syncer_started) { /* First: the writer's last fsync at its stop covers the rest. */
+        pthread_mutex_lock(&s->sync_mu);
+        s->sync_stop = true;
+        pthread_cond_signal(&s->sync_cond);
+        pthread_mutex_unlock(&s->sync_mu);
+        pthread_join(s->syncer, NULL);
+        s->syncer_started = false;
+        pthread_mutex_destroy(&s->sync_mu);
+        pthread_cond_destroy(&s->sync_cond);
+    }
     if (s->writer_started) {
         pthread_mutex_lock(&s->q_mu);
         s->stopping = true;

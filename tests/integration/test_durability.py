@@ -364,6 +364,21 @@ def test_crash_fsync_batch_keeps_acknowledged_lines(stores, kill_after):
     assert n > 0
 
 
+def test_batch_fsync_follows_writes_and_only_writes(stores):
+    """--fsync batch: an fdatasync (on the syncer thread) follows written lines within
+    --fsync-interval, and an idle store is not synced again and again."""
+    a = stores().start("--fsync", "batch", "--fsync-interval", "50")
+    ingest_ok(a, ["batch %d" % i for i in range(20)])
+    before = int(a.stats()["fsyncs"])
+    ingest_ok(a, ["more %d" % i for i in range(20)])
+    wait_for(lambda: int(a.stats()["fsyncs"]) > before, 5, "an fsync after the write")
+    time.sleep(0.3)  # Any fsync still due for the write is done by now.
+    idle = int(a.stats()["fsyncs"])
+    time.sleep(0.5)  # Ten intervals with nothing written.
+    assert int(a.stats()["fsyncs"]) == idle
+    stop_clean(a)
+
+
 def test_kill_right_after_restart_then_write_and_restart(stores):
     """kill -9 a server that wrote nothing (its fresh segment stays empty on disk); the next
     run's acknowledged lines must survive that run's clean stop."""
