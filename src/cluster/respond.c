@@ -333,7 +333,8 @@ static bool order_more(struct order *o)
     return fw ? edge <= o->keys[o->nkeys - 1].k.recv_ms : edge >= o->keys[0].k.recv_ms;
 }
 
-static struct qry *order_query(const struct wire_request *r, char *err)
+/* The request's query: its text, narrowed to its time window. NULL with err set. */
+static struct qry *request_query(const struct wire_request *r, char *err)
 {
     struct qry *q = NULL;
     if (qry_compile(r->text, r->text_len, r->now_ms, &q, err) < 0)
@@ -358,8 +359,8 @@ static void order_step(struct ev_loop *loop, struct job *j)
         struct qry *q = NULL;
         if (id && qry_compile("", 0, 0, &q, err) == 0) {
             o->fetch[i] = 0;
-            if ((j->run = qrun_start_list(loop, j->rep ? replica_store(j->rep) : NULL, q, id, id,
-                                          true, 1, job_ready, j)))
+            if ((j->run = qrun_start_list(loop, replica_store(j->rep), q, id, id, true, 1,
+                                          job_ready, j)))
                 return;
         }
         flush_chunk(j);
@@ -391,7 +392,7 @@ static void order_step(struct ev_loop *loop, struct job *j)
     if (o->chunk < (4u << 20))
         o->chunk *= 2;
     uint64_t lo = o->runs[a].local_first, hi = o->runs[b].local_first + o->runs[b].count - 1;
-    struct qry *q = order_query(r, err);
+    struct qry *q = request_query(r, err);
     if (!q) {
         sink_error(j, err);
         order_answer(j);
@@ -524,15 +525,11 @@ static void job_start(struct ev_loop *loop, void *arg)
         order_start(loop, j, &req);
         return;
     }
-    struct qry *q = NULL;
-    if (qry_compile(req.text, req.text_len, req.now_ms, &q, err) < 0) {
+    struct qry *q = request_query(&req, err);
+    if (!q) {
         send_simple(j, WT_ERROR, err, strlen(err));
         job_end(j);
         return;
-    }
-    if (req.win_from_ms != INT64_MIN || req.win_to_ms != INT64_MAX) {
-        struct qry *t = qry_time_range(req.win_from_ms, req.win_to_ms, err);
-        q = t ? qry_and(q, t) : q;
     }
     if (req.limit && !qry_pipes(q))
         qry_set_limit(q, req.limit);

@@ -788,6 +788,7 @@ static int64_t auto_step(int64_t span)
 static void histo_fail(struct http_conn *h, struct histo_job *j, int status, const char *msg)
 {
     qry_free(j->q);
+    free(j->sum);
     free(j);
     http_reply_error(h, status, msg);
 }
@@ -864,35 +865,31 @@ void http_get_histogram(struct http_conn *h)
     }
     j->q = qry_and(j->q, range);
     /* The run reads the query (parts test it per block); the job keeps it until cleanup. A
-     * second compiled copy is what the run itself owns. */
+     * second compiled copy is what the run itself owns. A cluster counts the same as a stats
+     * pipe, merged where it is asked (histo_table_row). */
+    bool cluster = !protocols_store();
+    if (cluster && qry_has_pipes(j->q)) {
+        histo_fail(h, j, 400, "a histogram takes a filter without pipes");
+        return;
+    }
+    char text[MAX_Q + 96];
+    if (cluster)
+        snprintf(text, sizeof(text), "%s | stats by (_time:%" PRId64 "ms, level) count() as n",
+                 j->text, step);
+    else
+        snprintf(text, sizeof(text), "%s", j->text);
     struct qry *own = NULL;
-    if (qry_compile(j->text, strlen(j->text), now_ms(), &own, err) < 0 || !own) {
+    if ((cluster && !(j->sum = histo_part_new(j))) ||
+        qry_compile(text, strlen(text), now_ms(), &own, err) < 0 || !own) {
         histo_fail(h, j, 500, "out of memory");
         return;
     }
     own = qry_and(own, qry_time_range(j->from, j->to - 1, err));
-    if (!protocols_store()) { /* A cluster: the same counts as a stats pipe, merged there. */
-        qry_free(own);
-        own = NULL;
-        char text[MAX_Q + 96];
-        snprintf(text, sizeof(text), "%s | stats by (_time:%" PRId64 "ms, level) count() as n",
-                 j->text, step);
-        if (qry_has_pipes(j->q)) {
-            histo_fail(h, j, 400, "a histogram takes a filter without pipes");
-            return;
-        }
-        if (!(j->sum = histo_part_new(j)) ||
-            qry_compile(text, strlen(text), now_ms(), &own, err) < 0 || !own) {
-            free(j->sum);
-            histo_fail(h, j, 500, "out of memory");
-            return;
-        }
-        own = qry_and(own, qry_time_range(j->from, j->to - 1, err));
+    if (cluster)
         j->run = qrun_start(conn_loop(h->c), NULL, own, false, 0, 0, query_ready, h);
-    } else {
+    else
         j->run = qrun_start_fold(conn_loop(h->c), protocols_store(), own, 0, 0, &histo_fold, j,
                                  query_ready, h);
-    }
     if (!j->run) {
         histo_fail(h, j, 500, "out of memory");
         return;
