@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/thread.h"
 #include "cluster/cluster_internal.h"
 #include "core/buf.h"
 #include "core/log.h"
@@ -32,6 +33,7 @@ static bool enabled, manager_started, failed;
 static void *manager(void *arg)
 {
     (void)arg;
+    thread_name("cluster");
     if (link_connect() < 0)
         return NULL;
     int r;

@@ -23,6 +23,7 @@
 #include <xxhash.h>
 
 #include "base/clock.h"
+#include "base/thread.h"
 #include "cluster/cluster_internal.h"
 #include "cluster/wire.h"
 #include "core/log.h"
@@ -368,6 +369,7 @@ static bool send_one(struct pmsg *m)
 static void *publisher(void *arg)
 {
     (void)arg;
+    thread_name("publisher");
     bool was_full = true; /* Readers paused until the node was ready. */
     pthread_mutex_lock(&pub.mu);
     for (;;) {

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/thread.h"
 #include "cluster/cluster_internal.h"
 #include "cluster/wire.h"
 #include "core/ev.h"
@@ -587,6 +588,7 @@ static void tick(struct ev_loop *loop, void *arg)
 static void *responder(void *arg)
 {
     (void)arg;
+    thread_name("responder");
     ev_run(rsp.loop);
     return NULL;
 }

@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "base/thread.h"
 #include "core/log.h"
 #include "core/policy.h"
 #include "core/server_internal.h"
@@ -165,6 +166,7 @@ static void *reactor_main(void *arg)
 {
     struct reactor *r = arg;
     this_reactor = r;
+    thread_name("reactor%d", r->index);
     int rc = ev_run(r->loop);
     if (rc < 0)
         log_error("reactor %d: event loop failed: %s", r->index, strerror(-rc));

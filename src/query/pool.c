@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/thread.h"
 #include "core/log.h"
 #include "core/metrics.h"
 
@@ -103,7 +104,7 @@ static void finish(struct qtask *t)
 
 static void *worker(void *arg)
 {
-    (void)arg;
+    thread_name("query%d", (int)(intptr_t)arg);
     pthread_mutex_lock(&pool.mu);
     for (;;) {
         struct qtask *t = fifo_pop(&pool.run);
@@ -175,7 +176,7 @@ int qpool_start(const struct qpool_cfg *cfg)
         return -ENOMEM;
     pool.stop = false;
     for (int i = 0; i < pool.cfg.threads; i++) {
-        int rc = pthread_create(&pool.threads[i], NULL, worker, NULL);
+        int rc = pthread_create(&pool.threads[i], NULL, worker, (void *)(intptr_t)i);
         if (rc) {
             log_error("query pool: cannot start a thread: %s", strerror(rc));
             qpool_stop();

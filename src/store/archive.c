@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/thread.h"
 #include "core/log.h"
 #include "store/frame.h"
 #include "store/store_internal.h"
@@ -304,6 +305,7 @@ static bool archive_segment(struct store *s)
 static void *archiver_main(void *arg)
 {
     struct store *s = arg;
+    thread_name("archiver");
     /* Ingest and queries first: archiving uses what CPU is left. */
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) < 0)
         log_warn("store: archiver priority: %s", strerror(errno));

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/thread.h"
 #include "core/log.h"
 #include "store/frame.h"
 #include "store/store_internal.h"
@@ -178,6 +179,7 @@ static bool build_pass(struct store *s, uint64_t *from, struct tokb_scratch *sc)
 static void *tokb_main(void *arg)
 {
     struct store *s = arg;
+    thread_name("tokens");
     /* Ingest and queries first: at nice 19 it gets about 1.5 % of a core that a normal thread
      * wants, and shares what is left with the archivers, also at 19. (SCHED_IDLE would yield
      * even to them, so the filters of a load would wait for its archiving; and a thread that

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/thread.h"
 #include "core/log.h"
 #include "store/frame.h"
 #include "store/store_internal.h"
@@ -273,6 +274,7 @@ static struct pchunk *take_for_encoding(struct store *s, bool seal_open)
 static void *encoder_main(void *arg)
 {
     struct store *s = arg;
+    thread_name("encoder");
     pthread_mutex_lock(&s->q_mu);
     while (!s->stopping) {
         struct pchunk *p = take_for_encoding(s, false);
@@ -310,6 +312,7 @@ static void writer_duties(struct store *s)
 static void *syncer_main(void *arg)
 {
     struct store *s = arg;
+    thread_name("syncer");
     pthread_mutex_lock(&s->sync_mu);
     while (!s->sync_stop) {
         struct timespec ts;
@@ -375,6 +378,7 @@ static void write_run(struct store *s, struct pchunk *list)
 static void *writer_main(void *arg)
 {
     struct store *s = arg;
+    thread_name("writer");
     pthread_mutex_lock(&s->q_mu);
     for (;;) {
         /* 1. Write what is encoded, in id order. */
