@@ -26,6 +26,13 @@ struct cl cl = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER}
 
 static bool enabled, manager_started, failed;
 
+void cl_saw_seq(int p, uint64_t seq)
+{
+    uint64_t was = atomic_load(&cl.seen_seq[p]);
+    while (seq > was && !atomic_compare_exchange_weak(&cl.seen_seq[p], &was, seq))
+        ;
+}
+
 /* Membership settles for this long after start before partitions are taken, so that nodes
  * starting together do not all take everything first. */
 #define SETTLE_MS 2500

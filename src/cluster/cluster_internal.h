@@ -64,11 +64,15 @@ struct cl {
     _Atomic uint64_t published_batches, published_entries, publish_errors, failed_entries;
     _Atomic uint64_t publish_lat_us_sum, publish_lat_n, publish_lat_max_us;
     _Atomic uint64_t queries_out, queries_in, partitions_missing;
+    /* Per partition, the last stream sequence this node has seen: its batches confirmed, and
+     * the live feed's. A query's copies apply the stream up to it before they answer. */
+    _Atomic uint64_t seen_seq[CL_MAX_PARTITIONS];
 };
 
 extern struct cl cl;
 
 void cl_subject(char *out, size_t cap, const char *kind, int p); /* "<name>.<kind>.<p>" */
+void cl_saw_seq(int p, uint64_t seq);                            /* Raise seen_seq[p] to seq. */
 void cl_stream_name(char *out, size_t cap, int p);               /* "<name>-p<p>" */
 
 /* link.c: the manager thread's set-up steps. */
@@ -121,6 +125,8 @@ struct replica *replica_acquire(int p);
 void replica_release(struct replica *rep);
 struct store *replica_store(const struct replica *rep);
 uint64_t replica_global_id(struct replica *rep, uint64_t local_id); /* 0 when unknown. */
+/* Has the copy applied its stream up to seq, and are those entries queryable? */
+bool replica_has_seq(struct replica *rep, uint64_t seq);
 /* The stream sequence of the message local_id came in (false when unknown). */
 bool replica_seq_of(struct replica *rep, uint64_t local_id, uint64_t *seq);
 /* A run of consecutive ids on both sides, with its entries' arrival range: the id map. */

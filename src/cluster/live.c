@@ -35,6 +35,14 @@ static void on_live(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     (void)nc;
     (void)sub;
     struct feed *f = arg;
+    /* Seen before it is posted: a replay that starts once it is posted asks its copies for
+     * this message (wire.h min_seq), so the line is in the replay or among the live lines
+     * held for it, or in both (and then sent once). */
+    jsMsgMetaData *meta = NULL;
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        cl_saw_seq(f->p, meta->Sequence.Stream);
+        jsMsgMetaData_Destroy(meta);
+    }
     if (ingest_live_wanted() && !atomic_load(&cl.stopping)) {
         struct wire_batch_in b;
         char err[128];

@@ -321,6 +321,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
                 atomic_store(&cl.publish_lat_max_us, us);
             atomic_fetch_add(&cl.published_batches, 1);
             atomic_fetch_add(&cl.published_entries, m->b.nentries);
+            cl_saw_seq(m->part, pa->Sequence);
             decide(m, M_OK);
         } else if (mono_ms() - m->first_sent_ms >= cl.ack_timeout_ms) {
             log_warn("cluster: batch %s (%u lines) not confirmed within --cluster-ack-timeout: "

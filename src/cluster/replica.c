@@ -55,10 +55,11 @@ struct replica {
     struct idrun *map;
     size_t nmap, capmap;
     struct cl_sub sub;
-    _Atomic uint64_t applied; /* Last stream sequence applied. */
-    _Atomic uint64_t pending; /* Messages the stream had beyond it at the last delivery. */
-    _Atomic bool ready;       /* Caught up with the stream once. */
-    _Atomic bool broken;      /* A write failed: ask other copies. */
+    _Atomic uint64_t applied;       /* Last stream sequence applied. */
+    _Atomic uint64_t applied_local; /* The last local id appended, in it or before. */
+    _Atomic uint64_t pending;       /* Messages the stream had beyond it at the last delivery. */
+    _Atomic bool ready;             /* Caught up with the stream once. */
+    _Atomic bool broken;            /* A write failed: ask other copies. */
     _Atomic uint64_t entries;
     struct lc_entry *scratch; /* The consumer's entries of one batch. */
     int refs;                 /* reps[]'s, and each query's (under reps_mu). */
@@ -188,6 +189,7 @@ static int apply(struct replica *rep, struct lc_entry *e, size_t n, uint64_t seq
         free(cluster_ids);
         return r;
     }
+    atomic_store(&rep->applied_local, e[n - 1].id);
     /* One record per run of consecutive ids on both sides. */
     for (size_t i = 0; i < n && r == 0;) {
         size_t j = i + 1;
@@ -218,6 +220,21 @@ static long decode(struct replica *rep, const void *data, size_t len, struct wir
     return (long)n;
 }
 
+/* A fault for the tests: LOGCASTER_FAULT_APPLY_DELAY_MS=N makes this node's copies wait N ms
+ * before applying each stream message once caught up, so they lag as a busy copy would. */
+static long apply_delay_ms(void)
+{
+    static _Atomic long ms = -1;
+    long v = atomic_load(&ms);
+    if (v < 0) {
+        const char *e = getenv("LOGCASTER_FAULT_APPLY_DELAY_MS");
+        v = e ? strtol(e, NULL, 10) : 0;
+        atomic_store(&ms, v > 0 && v < 10000 ? v : 0);
+        v = atomic_load(&ms);
+    }
+    return v;
+}
+
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
 {
     (void)nc;
@@ -232,6 +249,8 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     atomic_store(&rep->pending, meta->NumPending);
     jsMsgMetaData_Destroy(meta);
     if (seq > atomic_load(&rep->applied) && !atomic_load(&cl.stopping)) {
+        if (apply_delay_ms() && atomic_load(&rep->ready))
+            nanosleep(&(struct timespec){0, apply_delay_ms() * 1000000}, NULL);
         struct wire_batch_in b;
         long n = decode(rep, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &b);
         if (n >= 0) {
@@ -629,6 +648,14 @@ void replica_release(struct replica *rep)
 struct store *replica_store(const struct replica *rep)
 {
     return rep->st;
+}
+
+bool replica_has_seq(struct replica *rep, uint64_t seq)
+{
+    /* applied is stored after applied_local: read in the other order, the local id is at
+     * least the one of seq's last entry. */
+    return atomic_load(&rep->applied) >= seq &&
+           store_done_id(rep->st) >= atomic_load(&rep->applied_local);
 }
 
 uint64_t replica_global_id(struct replica *rep, uint64_t local_id)

@@ -62,7 +62,9 @@ struct job {
     bool failed;
     char *data; /* The request. */
     size_t len;
-    struct order *ord; /* WK_ORDER and WK_KEY. */
+    struct order *ord;       /* WK_ORDER and WK_KEY. */
+    struct wire_request req; /* Decoded; its text points into data. */
+    int64_t parked_until_ms; /* Waiting for the copy to apply req.min_seq (0: not). */
 };
 
 static void order_free(struct order *o);
@@ -73,7 +75,14 @@ static struct {
     bool started;
     struct cl_sub sub;
     struct job *jobs; /* On the loop's thread only. */
+    int nparked;      /* Jobs of the list waiting for their copy. */
 } rsp;
+
+/* Longest wait of a request for its copy to apply the stream as far as the asker has seen it
+ * (wire.h min_seq). A copy further behind answers with what it has. */
+#define PARK_MAX_MS  2000
+#define PARK_POLL_MS 1
+#define TICK_MS      500
 
 static void send_msg(struct job *j, struct buf *b)
 {
@@ -493,7 +502,14 @@ static void export_start(struct ev_loop *loop, struct job *j, struct store *st,
     }
 }
 
-/* On the responder's loop: start the query the request asks for. */
+static void job_run(struct ev_loop *loop, struct job *j);
+static void tick(struct ev_loop *loop, void *arg);
+
+/* On the responder's loop: a request taken. It runs once the copy has applied its stream up to
+ * the request's min_seq, so an asker's answer holds every line the asker has seen confirmed
+ * or delivered live: a line acknowledged on one node is then in every query made there after
+ * the acknowledgement, and a replay misses no line that the live feed brought before it
+ * started. */
 static void job_start(struct ev_loop *loop, void *arg)
 {
     struct job *j = arg;
@@ -502,22 +518,49 @@ static void job_start(struct ev_loop *loop, void *arg)
         rsp.jobs->prev = j;
     rsp.jobs = j;
     j->last_sent_ms = mono_ms();
-    struct wire_request req;
     char err[QRY_ERR_MAX + 64];
-    if (wire_request_decode(j->data, j->len, &req, err) < 0) {
+    if (wire_request_decode(j->data, j->len, &j->req, err) < 0) {
         send_simple(j, WT_ERROR, err, strlen(err));
         job_end(j);
         return;
     }
-    j->rep = req.partition < cl.partitions && !atomic_load(&cl.quiet)
-                 ? replica_acquire(req.partition)
+    j->rep = j->req.partition < cl.partitions && !atomic_load(&cl.quiet)
+                 ? replica_acquire(j->req.partition)
                  : NULL;
-    struct store *st = j->rep ? replica_store(j->rep) : NULL;
-    if (!st) {
+    if (!j->rep) {
         send_simple(j, WT_NOT_HELD, NULL, 0);
         job_end(j);
         return;
     }
+    if (!replica_has_seq(j->rep, j->req.min_seq)) {
+        j->parked_until_ms = mono_ms() + PARK_MAX_MS;
+        if (rsp.nparked++ == 0)
+            ev_set_tick(loop, PARK_POLL_MS, tick, NULL);
+        return;
+    }
+    job_run(loop, j);
+}
+
+/* From the tick: run the parked jobs whose copy has caught up, or that waited long enough. */
+static void unpark(struct ev_loop *loop, int64_t now)
+{
+    for (struct job *j = rsp.jobs, *next; j; j = next) {
+        next = j->next; /* job_run may end j. */
+        if (!j->parked_until_ms ||
+            (now < j->parked_until_ms && !replica_has_seq(j->rep, j->req.min_seq)))
+            continue;
+        j->parked_until_ms = 0;
+        if (--rsp.nparked == 0)
+            ev_set_tick(loop, TICK_MS, tick, NULL);
+        job_run(loop, j);
+    }
+}
+
+static void job_run(struct ev_loop *loop, struct job *j)
+{
+    const struct wire_request req = j->req;
+    char err[QRY_ERR_MAX + 64];
+    struct store *st = replica_store(j->rep);
     if (req.kind == WK_EXPORT) {
         export_start(loop, j, st, &req);
         return;
@@ -572,15 +615,17 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     natsMsg_Destroy(msg);
 }
 
-/* Every half second: a heartbeat for jobs that have sent nothing for a second. */
+/* Every half second (every millisecond while jobs are parked): a heartbeat for jobs that have
+ * sent nothing for a second, and the parked jobs whose wait is over. */
 static void tick(struct ev_loop *loop, void *arg)
 {
-    (void)loop;
     (void)arg;
     int64_t now = mono_ms();
     for (struct job *j = rsp.jobs; j; j = j->next)
         if (now - j->last_sent_ms >= 1000)
             send_simple(j, WT_ALIVE, NULL, 0);
+    if (rsp.nparked)
+        unpark(loop, now);
     if (atomic_load(&cl.stopping))
         ev_stop(rsp.loop);
 }
@@ -598,7 +643,7 @@ int respond_start(void)
     rsp.loop = ev_new();
     if (!rsp.loop)
         return -1;
-    ev_set_tick(rsp.loop, 500, tick, NULL);
+    ev_set_tick(rsp.loop, TICK_MS, tick, NULL);
     if (pthread_create(&rsp.thread, NULL, responder, NULL) != 0) {
         ev_free(rsp.loop);
         rsp.loop = NULL;

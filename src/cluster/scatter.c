@@ -94,15 +94,14 @@ static void ask(struct gather *g, int p)
         gp->count = 0;
         gp->rows.start = gp->rows.end = 0;
         gp->part.start = gp->part.end = 0;
-        char *h = buf_head(&g->req);
-        h[2] = (char)p;
-        h[3] = (char)gp->attempt;
+        wire_request_address(&g->req, (uint8_t)p, gp->attempt, atomic_load(&cl.seen_seq[p]));
         char subj[CL_SUBJ_MAX], reply[96];
         snprintf(subj, sizeof(subj), "%.64s.q.%.64s", cl.name, cand[i]);
         /* The partition in the reply subject: NATS's "no responders" for a node that is gone
          * names it, so the next copy is asked at once. */
         snprintf(reply, sizeof(reply), "%s.%d", g->inbox, p);
-        if (natsConnection_PublishRequest(cl.nc, subj, reply, h, (int)buf_len(&g->req)) == NATS_OK)
+        if (natsConnection_PublishRequest(cl.nc, subj, reply, buf_head(&g->req),
+                                          (int)buf_len(&g->req)) == NATS_OK)
             return;
     }
     gp->state = P_MISSING;

@@ -16,7 +16,7 @@
 #define LZ4_MAGIC   "LCZ4" /* Then u32 size: an LZ4 block states no size of its own. */
 #define BATCH_HEAD  12     /* magic, nruns, nentries */
 #define RUN_SIZE    12
-#define REQ_HEAD    36
+#define REQ_HEAD    44
 #define REQ_ORDER   40 /* WK_ORDER and WK_KEY: flags, then the two bounds. */
 #define ANS_HEAD    8
 
@@ -261,7 +261,7 @@ void wire_batch_close(struct wire_batch_in *b)
 int wire_request_encode(struct buf *out, const struct wire_request *r)
 {
     char h[REQ_HEAD];
-    h[0] = 1;
+    h[0] = 2;
     h[1] = (char)r->kind;
     h[2] = (char)r->partition;
     h[3] = (char)r->attempt;
@@ -269,6 +269,7 @@ int wire_request_encode(struct buf *out, const struct wire_request *r)
     put64(h + 12, r->limit);
     put64(h + 20, (uint64_t)r->win_from_ms);
     put64(h + 28, (uint64_t)r->win_to_ms);
+    put64(h + 36, r->min_seq);
     out->start = out->end = 0;
     if (buf_append(out, h, sizeof(h)) < 0)
         return -ENOMEM;
@@ -290,7 +291,7 @@ int wire_request_encode(struct buf *out, const struct wire_request *r)
 int wire_request_decode(const void *data, size_t len, struct wire_request *r, char *err)
 {
     const char *p = data;
-    if (len < REQ_HEAD || p[0] != 1)
+    if (len < REQ_HEAD || p[0] != 2)
         return bad(err, "request too short or of an unknown version");
     r->kind = (uint8_t)p[1];
     r->partition = (uint8_t)p[2];
@@ -303,13 +304,14 @@ int wire_request_decode(const void *data, size_t len, struct wire_request *r, ch
     r->win_to_ms = (int64_t)get64(p + 28);
     if (r->win_from_ms > r->win_to_ms)
         return bad(err, "request with an empty time window");
+    r->min_seq = get64(p + 36);
     size_t head = REQ_HEAD;
     r->forward = r->lo_set = r->hi_set = false;
     r->lo = r->hi = (struct wire_key){0, 0};
     if (r->kind == WK_ORDER || r->kind == WK_KEY) {
-        if (len < REQ_HEAD + REQ_ORDER)
+        if (len < head + REQ_ORDER)
             return bad(err, "request too short for its bounds");
-        const char *o = p + REQ_HEAD;
+        const char *o = p + head;
         static const char zero[7];
         if ((uint8_t)o[0] > 7 || memcmp(o + 1, zero, 7) != 0)
             return bad(err, "request with unknown flags");
@@ -323,6 +325,14 @@ int wire_request_decode(const void *data, size_t len, struct wire_request *r, ch
     r->text = p + head;
     r->text_len = len - head;
     return 0;
+}
+
+void wire_request_address(struct buf *req, uint8_t partition, uint8_t attempt, uint64_t min_seq)
+{
+    char *h = buf_head(req);
+    h[2] = (char)partition;
+    h[3] = (char)attempt;
+    put64(h + 36, min_seq);
 }
 
 /* ---- Answers ---- */

@@ -8,9 +8,11 @@
  * the lines (cluster.h).
  *
  * A request (core NATS, to "<cluster>.q.<node>", reply to the asker's inbox):
- *   u8 version 1 | u8 kind | u8 partition | u8 attempt | i64 now_ms | u64 limit
- *   | i64 window from | i64 window to | query text
- * (byte 3 is the attempt: the asker's count of nodes asked for this partition). An answer is
+ *   u8 version 2 | u8 kind | u8 partition | u8 attempt | i64 now_ms | u64 limit
+ *   | i64 window from | i64 window to | u64 min_seq | query text
+ * (byte 3 is the attempt: the asker's count of nodes asked for this partition; min_seq the
+ * partition's last stream sequence the asker has seen, which the copy applies before it
+ * answers; nodes that speak version 1 cannot ask or answer these). An answer is
  * one or more messages to the inbox, each
  *   u8 partition | u8 type | u8 attempt | u8 0 | u32 seq | body
  * with seq counting the partition's messages from 0 (heartbeats aside), and the last one of
@@ -109,10 +111,13 @@ struct wire_request {
     size_t text_len;
     bool forward, lo_set, hi_set; /* WK_ORDER and WK_KEY. */
     struct wire_key lo, hi;
+    uint64_t min_seq; /* Answer once the copy has applied the stream up to here. */
 };
 
 int wire_request_encode(struct buf *out, const struct wire_request *r);
 int wire_request_decode(const void *data, size_t len, struct wire_request *r, char *err);
+/* An encoded request, readied for one copy of a partition. */
+void wire_request_address(struct buf *req, uint8_t partition, uint8_t attempt, uint64_t min_seq);
 
 /* Answers. */
 enum wire_type {

@@ -103,7 +103,7 @@ static void request(const uint8_t *data, size_t size)
         check_err(err);
         return;
     }
-    size_t head = r.kind == WK_ORDER || r.kind == WK_KEY ? 76 : 36; /* With the bounds. */
+    size_t head = r.kind == WK_ORDER || r.kind == WK_KEY ? 84 : 44; /* With the bounds. */
     if (r.kind > WK_KEY || r.win_from_ms > r.win_to_ms || r.text != (const char *)data + head ||
         r.text_len != size - head)
         __builtin_trap();

@@ -7,6 +7,7 @@ merges them. Each test sends framed lines to several nodes and checks every view
 acknowledged lines, by id and text: every entry once, no gaps, in order.
 """
 import json
+import os
 import re
 import time
 import urllib.error
@@ -15,9 +16,9 @@ import urllib.request
 
 import pytest
 
-from conftest import HOST
+from conftest import HOST, LineConn
 from natscluster import LogcasterNode
-from test_cluster import all_rows, send_acked, start_nodes, wait_count
+from test_cluster import all_rows, count_or_error, send_acked, start_nodes, wait_count
 
 
 def get(node, path):
@@ -290,3 +291,41 @@ def test_join_replay_amid_live_lines_sends_each_once(three):
         stop.set()
         c.close()
         watcher.close()
+
+
+
+def test_an_acknowledged_line_is_in_the_next_query_on_its_node(three, monkeypatch):
+    """Read your writes: a query made on a node after it acknowledged a line finds the line at
+    once, whichever node holds the copies: they apply the stream as far as the asking node has
+    seen it confirmed before they answer. Node c is restarted with copies that wait 40 ms
+    before each message they apply (a test fault, as a busy copy lags); before this, queries
+    that c answered missed the newest lines."""
+    nodes, _ = three
+    a, b, c = nodes
+    total = count_or_error(a, "pagex")  # The module's other tests add lines too.
+    monkeypatch.setenv("LOGCASTER_FAULT_APPLY_DELAY_MS", "40")
+    c.restart()
+    monkeypatch.delenv("LOGCASTER_FAULT_APPLY_DELAY_MS")
+    wait_count(c, "pagex", total)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # Until the cluster asks c's copies again.
+        held = [k for k, v in a.stats().items()
+                if re.match(r"cluster_partition_\d+_copies$", k) and "c" in v.split(",")]
+        if held:
+            break
+        time.sleep(0.2)
+    assert held, a.stats()
+    try:
+        for i in range(60):
+            k = i % 3
+            tag = "ryw%dx%d" % (os.getpid(), i)
+            # A connection each: a line's partition follows its sender's address and port, so
+            # the lines spread over the partitions and their copies.
+            with LineConn(nodes[k].log_port, timeout=30) as conn:
+                conn.sendall(("LOG|INFO|-|%s\n" % tag).encode())
+                reply = conn.readline().decode()
+            assert re.match(r"^OK\|\d+$", reply), reply
+            assert count_or_error(nodes[k], tag) == 1, "line %d, node %s" % (i, nodes[k].name)
+    finally:
+        c.restart()
+    wait_count(c, "pagex", total)

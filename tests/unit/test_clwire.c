@@ -719,9 +719,10 @@ TEST(request_roundtrip)
                                          .lo_set = n & 2,
                                          .hi_set = n & 4,
                                          .lo = {times[(n + 1) % 5], limits[(n + 2) % 4]},
-                                         .hi = {times[(n + 3) % 5], limits[(n + 1) % 4]}};
+                                         .hi = {times[(n + 3) % 5], limits[(n + 1) % 4]},
+                                         .min_seq = limits[(n + 3) % 4]};
                 bool bounds = kind == WK_ORDER || kind == WK_KEY;
-                size_t head = bounds ? 76 : 36;
+                size_t head = bounds ? 84 : 44;
                 n++;
                 CHECK_EQ_INT(wire_request_encode(&out, &r), 0);
                 CHECK_EQ_INT(buf_len(&out), head + tl);
@@ -734,7 +735,7 @@ TEST(request_roundtrip)
                 char err[128];
                 CHECK_EQ_INT(wire_request_decode(buf_head(&out), buf_len(&out), &d, err), 0);
                 CHECK(d.kind == r.kind && d.partition == r.partition && d.attempt == r.attempt);
-                CHECK(d.now_ms == r.now_ms && d.limit == r.limit);
+                CHECK(d.now_ms == r.now_ms && d.limit == r.limit && d.min_seq == r.min_seq);
                 CHECK(d.win_from_ms == r.win_from_ms && d.win_to_ms == r.win_to_ms);
                 CHECK_EQ_INT(d.text_len, tl);
                 CHECK(d.text == buf_head(&out) + head);
@@ -745,6 +746,11 @@ TEST(request_roundtrip)
                     CHECK(!d.forward && !d.lo_set && !d.hi_set);
                 }
                 CHECK(tl == 0 || memcmp(d.text, text, tl) == 0);
+                /* Readied for one copy: the rest stays as it was. */
+                wire_request_address(&out, 200, 3, 1234567890123ULL);
+                CHECK_EQ_INT(wire_request_decode(buf_head(&out), buf_len(&out), &d, err), 0);
+                CHECK(d.partition == 200 && d.attempt == 3 && d.min_seq == 1234567890123ULL);
+                CHECK(d.kind == r.kind && d.limit == r.limit && d.text_len == tl);
             }
     buf_free(&out);
 }
@@ -766,54 +772,54 @@ TEST(request_bad)
     struct wire_request r = {.kind = WK_ROWS, .win_from_ms = 1, .win_to_ms = 2, .text = "x"};
     r.text_len = 1;
     CHECK_EQ_INT(wire_request_encode(&out, &r), 0);
-    char *p = malloc(80);
-    for (size_t n = 0; n < 36; n++) {
+    char *p = malloc(96);
+    for (size_t n = 0; n < 44; n++) {
         char *q = malloc(n ? n : 1);
         memcpy(q, buf_head(&out), n);
         refuse_request(q, n, "request too short or of an unknown version", "prefix");
         free(q);
     }
     refuse_request(NULL, 0, "request too short or of an unknown version", "no bytes");
-    memcpy(p, buf_head(&out), 37);
+    memcpy(p, buf_head(&out), 45);
     for (int v = 0; v < 256; v++) {
         p[0] = (char)v;
-        if (v != 1)
-            refuse_request(p, 37, "request too short or of an unknown version", "version");
+        if (v != 2) /* Version 1 had no min_seq. */
+            refuse_request(p, 45, "request too short or of an unknown version", "version");
     }
-    p[0] = 1;
+    p[0] = 2;
     for (int k = WK_KEY + 1; k < 256; k++) {
         p[1] = (char)k;
-        refuse_request(p, 37, "request of an unknown kind", "kind");
+        refuse_request(p, 45, "request of an unknown kind", "kind");
     }
     p[1] = WK_COUNT;
     static const int64_t bad[][2] = {{1, 0}, {INT64_MAX, INT64_MIN}, {0, -1}};
     for (size_t i = 0; i < 3; i++) {
         memcpy(p + 20, &bad[i][0], 8);
         memcpy(p + 28, &bad[i][1], 8);
-        refuse_request(p, 37, "request with an empty time window", "window");
+        refuse_request(p, 45, "request with an empty time window", "window");
     }
     /* A list's request must carry its bounds, with known flags only. */
     struct wire_request o = {.kind = WK_ORDER, .win_from_ms = 1, .win_to_ms = 2, .forward = true};
     CHECK_EQ_INT(wire_request_encode(&out, &o), 0);
-    CHECK_EQ_INT(buf_len(&out), 76);
-    memcpy(p, buf_head(&out), 76);
-    for (size_t n = 36; n < 76; n++)
+    CHECK_EQ_INT(buf_len(&out), 84);
+    memcpy(p, buf_head(&out), 84);
+    for (size_t n = 44; n < 84; n++)
         refuse_request(p, n, "request too short for its bounds", "bounds");
     for (int f = 8; f < 256; f += 8) {
-        p[36] = (char)f;
-        refuse_request(p, 76, "request with unknown flags", "flags");
+        p[44] = (char)f;
+        refuse_request(p, 84, "request with unknown flags", "flags");
     }
-    p[36] = 1;
-    for (int at = 37; at < 44; at++) { /* The reserved bytes after the flags. */
+    p[44] = 1;
+    for (int at = 45; at < 52; at++) { /* The reserved bytes after the flags. */
         p[at] = 1;
-        refuse_request(p, 76, "request with unknown flags", "reserved");
+        refuse_request(p, 84, "request with unknown flags", "reserved");
         p[at] = 0;
     }
     free(p);
     /* The encoder clears its buffer first. */
     buf_append(&out, "junk", 4);
     CHECK_EQ_INT(wire_request_encode(&out, &r), 0);
-    CHECK_EQ_INT(buf_len(&out), 37);
+    CHECK_EQ_INT(buf_len(&out), 45);
     buf_free(&out);
 }
 
