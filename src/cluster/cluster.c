@@ -176,6 +176,8 @@ void cluster_report(void (*put)(void *arg, const char *name, const char *value),
     put_u64(put, arg, "cluster_queries_out", atomic_load(&cl.queries_out));
     put_u64(put, arg, "cluster_queries_in", atomic_load(&cl.queries_in));
     put_u64(put, arg, "cluster_partitions_missing", atomic_load(&cl.partitions_missing));
+    put_u64(put, arg, "cluster_queries_waited", atomic_load(&cl.queries_waited));
+    put_u64(put, arg, "cluster_query_wait_max_ms", atomic_load(&cl.query_wait_max_ms));
     put_u64(put, arg, "cluster_live_feeds", (uint64_t)live_feeds());
     char members[CL_MAX_MEMBERS * CL_NAME_MAX];
     size_t len = 0;
@@ -236,6 +238,13 @@ void cluster_metrics(struct buf *b)
                atomic_load(&cl.queries_out));
     buf_printf(b, "logcaster_cluster_queries_total{direction=\"in\"} %" PRIu64 "\n",
                atomic_load(&cl.queries_in));
+    head(b, "logcaster_cluster_query_wait_seconds", "summary",
+         "Waits of requests answered here for their copy to apply the stream as far as the "
+         "asking node had seen it.");
+    buf_printf(b, "logcaster_cluster_query_wait_seconds_sum %.3f\n",
+               (double)atomic_load(&cl.query_wait_ms_sum) / 1e3);
+    buf_printf(b, "logcaster_cluster_query_wait_seconds_count %" PRIu64 "\n",
+               atomic_load(&cl.queries_waited));
     head(b, "logcaster_cluster_partitions_missing_total", "counter",
          "Partitions no copy answered for, summed over queries.");
     buf_printf(b, "logcaster_cluster_partitions_missing_total %" PRIu64 "\n",

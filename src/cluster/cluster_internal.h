@@ -64,6 +64,8 @@ struct cl {
     _Atomic uint64_t published_batches, published_entries, publish_errors, failed_entries;
     _Atomic uint64_t publish_lat_us_sum, publish_lat_n, publish_lat_max_us;
     _Atomic uint64_t queries_out, queries_in, partitions_missing;
+    /* Requests answered here that first waited for their copy (respond.c), and how long. */
+    _Atomic uint64_t queries_waited, query_wait_ms_sum, query_wait_max_ms;
     /* Per partition, the last stream sequence this node has seen: its batches confirmed, and
      * the live feed's. A query's copies apply the stream up to it before they answer. */
     _Atomic uint64_t seen_seq[CL_MAX_PARTITIONS];

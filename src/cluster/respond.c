@@ -65,6 +65,7 @@ struct job {
     struct order *ord;       /* WK_ORDER and WK_KEY. */
     struct wire_request req; /* Decoded; its text points into data. */
     int64_t parked_until_ms; /* Waiting for the copy to apply req.min_seq (0: not). */
+    int64_t parked_at_ms;
 };
 
 static void order_free(struct order *o);
@@ -533,7 +534,8 @@ static void job_start(struct ev_loop *loop, void *arg)
         return;
     }
     if (!replica_has_seq(j->rep, j->req.min_seq)) {
-        j->parked_until_ms = mono_ms() + PARK_MAX_MS;
+        j->parked_at_ms = mono_ms();
+        j->parked_until_ms = j->parked_at_ms + PARK_MAX_MS;
         if (rsp.nparked++ == 0)
             ev_set_tick(loop, PARK_POLL_MS, tick, NULL);
         return;
@@ -550,6 +552,11 @@ static void unpark(struct ev_loop *loop, int64_t now)
             (now < j->parked_until_ms && !replica_has_seq(j->rep, j->req.min_seq)))
             continue;
         j->parked_until_ms = 0;
+        uint64_t waited = (uint64_t)(now - j->parked_at_ms);
+        atomic_fetch_add(&cl.queries_waited, 1);
+        atomic_fetch_add(&cl.query_wait_ms_sum, waited);
+        if (waited > atomic_load(&cl.query_wait_max_ms))
+            atomic_store(&cl.query_wait_max_ms, waited); /* Only this thread writes it. */
         if (--rsp.nparked == 0)
             ev_set_tick(loop, TICK_MS, tick, NULL);
         job_run(loop, j);

@@ -326,6 +326,10 @@ def test_an_acknowledged_line_is_in_the_next_query_on_its_node(three, monkeypatc
                 reply = conn.readline().decode()
             assert re.match(r"^OK\|\d+$", reply), reply
             assert count_or_error(nodes[k], tag) == 1, "line %d, node %s" % (i, nodes[k].name)
+        # c's lagging copies were asked, and waited (each wait bounded at 2 s).
+        st = c.stats()
+        assert int(st["cluster_queries_waited"]) > 0, st
+        assert int(st["cluster_query_wait_max_ms"]) <= 2500, st
     finally:
         c.restart()
     wait_count(c, "pagex", total)
