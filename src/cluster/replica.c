@@ -221,7 +221,8 @@ static long decode(struct replica *rep, const void *data, size_t len, struct wir
 }
 
 /* A fault for the tests: LOGCASTER_FAULT_APPLY_DELAY_MS=N makes this node's copies wait N ms
- * before applying each stream message once caught up, so they lag as a busy copy would. */
+ * (1..999) before applying each stream message once caught up, so they lag as a busy copy
+ * would. */
 static long apply_delay_ms(void)
 {
     static _Atomic long ms = -1;
@@ -229,7 +230,7 @@ static long apply_delay_ms(void)
     if (v < 0) {
         const char *e = getenv("LOGCASTER_FAULT_APPLY_DELAY_MS");
         v = e ? strtol(e, NULL, 10) : 0;
-        atomic_store(&ms, v > 0 && v < 10000 ? v : 0);
+        atomic_store(&ms, v > 0 && v < 1000 ? v : 0); /* Below a second: one nanosleep. */
         v = atomic_load(&ms);
     }
     return v;
