@@ -293,7 +293,6 @@ def test_join_replay_amid_live_lines_sends_each_once(three):
         watcher.close()
 
 
-
 def test_an_acknowledged_line_is_in_the_next_query_on_its_node(three, monkeypatch):
     """Read your writes: a query made on a node after it acknowledged a line finds the line at
     once, whichever node holds the copies: they apply the stream as far as the asking node has
@@ -301,13 +300,13 @@ def test_an_acknowledged_line_is_in_the_next_query_on_its_node(three, monkeypatc
     before each message they apply (a test fault, as a busy copy lags); before this, queries
     that c answered missed the newest lines."""
     nodes, _ = three
-    a, b, c = nodes
+    a, _, c = nodes
     total = count_or_error(a, "pagex")  # The module's other tests add lines too.
     monkeypatch.setenv("LOGCASTER_FAULT_APPLY_DELAY_MS", "40")
     c.restart()
     monkeypatch.delenv("LOGCASTER_FAULT_APPLY_DELAY_MS")
     wait_count(c, "pagex", total)
-    deadline = time.monotonic() + 60
+    deadline, held = time.monotonic() + 60, []
     while time.monotonic() < deadline:  # Until the cluster asks c's copies again.
         held = [k for k, v in a.stats().items()
                 if re.match(r"cluster_partition_\d+_copies$", k) and "c" in v.split(",")]
