@@ -650,6 +650,7 @@ int respond_start(void)
     rsp.loop = ev_new();
     if (!rsp.loop)
         return -1;
+    rsp.nparked = 0; /* respond_stop freed any parked jobs of an earlier start. */
     ev_set_tick(rsp.loop, TICK_MS, tick, NULL);
     if (pthread_create(&rsp.thread, NULL, responder, NULL) != 0) {
         ev_free(rsp.loop);
