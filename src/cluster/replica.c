@@ -249,7 +249,14 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     uint64_t seq = meta->Sequence.Stream;
     atomic_store(&rep->pending, meta->NumPending);
     jsMsgMetaData_Destroy(meta);
-    if (seq > atomic_load(&rep->applied) && !atomic_load(&cl.stopping)) {
+    uint64_t applied = atomic_load(&rep->applied);
+    if (seq > applied && !atomic_load(&cl.stopping)) {
+        /* A partition's stream has one subject, so a gap is messages its limits (or a purge)
+         * removed before this copy read them: say so, as replica_open does. */
+        if (applied && seq > applied + 1)
+            log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64
+                     " left the stream before this copy had them",
+                     rep->p, applied + 1, seq - 1);
         if (apply_delay_ms() && atomic_load(&rep->ready))
             nanosleep(&(struct timespec){0, apply_delay_ms() * 1000000}, NULL);
         struct wire_batch_in b;
@@ -544,7 +551,7 @@ static struct replica *replica_open(int p)
         retry_at_ms[p] = mono_ms() + 5000;
         return NULL;
     }
-    if (first > 1 && applied && applied + 1 < first)
+    if (first > 1 && applied && applied + 1 < first && first > last) /* Else on_msg says it. */
         log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64
                  " left the stream before this copy had them",
                  p, applied + 1, first - 1);
