@@ -96,6 +96,10 @@ int cluster_start(const struct config *cfg)
     cl.replicas = cfg->cluster_replicas;
     cl.copies = cfg->cluster_copies;
     cl.ack_timeout_ms = cfg->cluster_ack_timeout_ms > 0 ? cfg->cluster_ack_timeout_ms : 10000;
+    /* A fault for the tests: LOGCASTER_FAULT_WIRE_VERSION=1 makes this node speak and read
+     * request version 1 only, and say no "wire=", as nodes built before version 2 do. */
+    const char *fw = getenv("LOGCASTER_FAULT_WIRE_VERSION");
+    cl.wire_version = fw && strcmp(fw, "1") == 0 ? 1 : WIRE_VERSION;
     enabled = true;
     if (pthread_create(&cl.manager, NULL, manager, NULL) != 0) {
         fprintf(stderr, "logcasterd: cannot start the cluster thread\n");
@@ -193,7 +197,7 @@ void cluster_report(void (*put)(void *arg, const char *name, const char *value),
     for (int p = 0; p < cl.partitions; p++) {
         char owners[4 * CL_NAME_MAX] = "", name[48];
         char cand[8][CL_NAME_MAX];
-        int k = member_candidates(p, cand, 8);
+        int k = member_candidates(p, cand, NULL, 8);
         size_t ol = 0;
         for (int i = 0; i < k; i++)
             ol += (size_t)snprintf(owners + ol, sizeof(owners) - ol, "%s%s", i ? "," : "", cand[i]);
@@ -254,7 +258,7 @@ void cluster_metrics(struct buf *b)
     for (int p = 0; p < cl.partitions; p++) {
         char cand[16][CL_NAME_MAX];
         buf_printf(b, "logcaster_cluster_partition_copies{partition=\"%d\"} %d\n", p,
-                   member_candidates(p, cand, 16));
+                   member_candidates(p, cand, NULL, 16));
     }
     head(b, "logcaster_cluster_partition_entries", "gauge",
          "Entries of each partition this node holds.");

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "base/entry.h"
+#include "cluster/wire.h"
 #include "core/config.h"
 
 #define CL_MAX_PARTITIONS 255
@@ -35,6 +36,7 @@ struct cl_member {
     int64_t seen_ms; /* When its last heartbeat arrived (our monotonic clock). */
     uint8_t ready[(CL_MAX_PARTITIONS + 8) / 8]; /* Partitions it holds caught up. */
     char info[512]; /* Its heartbeat as it wrote it, for `logcaster cluster`. */
+    uint8_t wire;   /* The request version it reads: "wire=N" in its heartbeat, else 1. */
 };
 
 struct cl {
@@ -43,6 +45,9 @@ struct cl {
     char name[CL_NAME_MAX], node[CL_NAME_MAX];
     int partitions, replicas, copies;
     int64_t ack_timeout_ms;
+    /* The request version this node speaks (wire.h): WIRE_VERSION, or for a test that plays a
+     * node built before it, LOGCASTER_FAULT_WIRE_VERSION. */
+    uint8_t wire_version;
     /* NATS: set by the manager thread before ready is raised, then read-only. */
     natsConnection *nc;
     jsCtx *js;
@@ -108,8 +113,14 @@ bool member_owns(int p);
 /* Do all of partition p's owners say they hold it caught up? */
 bool member_owners_ready(int p);
 /* The live nodes to ask for partition p, best first: those that hold it caught up, in
- * rendezvous order. Returns how many were written (at most max). */
-int member_candidates(int p, char (*out)[CL_NAME_MAX], int max);
+ * rendezvous order, and the request version each reads (wire, unless NULL). Returns how many
+ * were written (at most max). */
+int member_candidates(int p, char (*out)[CL_NAME_MAX], uint8_t *wire, int max);
+/* The request version to write to a node that reads up to `theirs`. */
+static inline uint8_t member_wire_for(uint8_t theirs)
+{
+    return theirs < cl.wire_version ? theirs : cl.wire_version;
+}
 
 /* publish.c */
 void publish_js_options(jsOptions *o); /* The publish-ack handler, before the context. */

@@ -71,15 +71,18 @@ bool member_owners_ready(int p)
     return ready;
 }
 
-int member_candidates(int p, char (*out)[CL_NAME_MAX], int max)
+int member_candidates(int p, char (*out)[CL_NAME_MAX], uint8_t *wire, int max)
 {
     int idx[CL_MAX_MEMBERS], k = 0;
     pthread_mutex_lock(&cl.mu);
     int n = ranked(p, idx);
     for (int i = 0; i < n && k < max; i++) {
         const struct cl_member *m = &cl.members[idx[i]];
-        if (m->ready[p / 8] & (1u << (p % 8)))
-            snprintf(out[k++], CL_NAME_MAX, "%s", m->name);
+        if (!(m->ready[p / 8] & (1u << (p % 8))))
+            continue;
+        if (wire)
+            wire[k] = m->wire;
+        snprintf(out[k++], CL_NAME_MAX, "%s", m->name);
     }
     pthread_mutex_unlock(&cl.mu);
     return k;
@@ -120,6 +123,10 @@ static void seen(const char *name, const char *info, int64_t now) /* mu held */
     m->seen_ms = now;
     snprintf(m->info, sizeof(m->info), "%s", info);
     parse_ready(info, m->ready);
+    /* Nodes built before request version 2 say no "wire=": they read version 1 only. */
+    const char *w = strstr(info, " wire=");
+    long v = w ? strtol(w + 6, NULL, 10) : 1;
+    m->wire = v >= 1 && v <= 255 ? (uint8_t)v : 1;
 }
 
 static void gone(int i, const char *why) /* mu held */
@@ -142,7 +149,9 @@ static void beat(void)
 {
     char ready[4 * CL_MAX_PARTITIONS], val[sizeof(ready) + 256];
     replica_ready_list(ready, sizeof(ready));
-    snprintf(val, sizeof(val), "no=%d ready=%s", cl.node_no, ready);
+    int n = snprintf(val, sizeof(val), "no=%d ready=%s", cl.node_no, ready);
+    if (cl.wire_version >= 2 && n > 0 && (size_t)n < sizeof(val))
+        snprintf(val + n, sizeof(val) - (size_t)n, " wire=%d", cl.wire_version);
     uint64_t rev;
     /* Not while disconnected: the put would wait out its timeout, and hold up a stop. */
     natsStatus s = atomic_load(&cl.connected) && !atomic_load(&cl.stopping)

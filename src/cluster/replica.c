@@ -393,11 +393,12 @@ static void replica_free(struct replica *rep)
 
 /* One export request to node (wire.h WK_EXPORT); the answer's body in *a, the message in
  * *msg (destroy it). 0, or -1 when the node did not answer it. */
-static int export_ask(const char *node, int p, uint64_t from, uint64_t to, natsMsg **msg,
-                      struct wire_answer *a)
+static int export_ask(const char *node, uint8_t wire, int p, uint64_t from, uint64_t to,
+                      natsMsg **msg, struct wire_answer *a)
 {
     struct buf req = {0};
-    struct wire_request r = {.kind = WK_EXPORT,
+    struct wire_request r = {.version = member_wire_for(wire),
+                             .kind = WK_EXPORT,
                              .partition = (uint8_t)p,
                              .win_from_ms = (int64_t)from,
                              .win_to_ms = (int64_t)to,
@@ -428,13 +429,14 @@ static int export_ask(const char *node, int p, uint64_t from, uint64_t to, natsM
 static int import_from_copy(struct replica *rep, uint64_t first_seq)
 {
     char cand[8][CL_NAME_MAX];
-    int n = member_candidates(rep->p, cand, 8);
+    uint8_t wire[8];
+    int n = member_candidates(rep->p, cand, wire, 8);
     for (int c = 0; c < n && !atomic_load(&cl.stopping); c++) {
         if (strcmp(cand[c], cl.node) == 0)
             continue;
         natsMsg *msg;
         struct wire_answer a;
-        if (export_ask(cand[c], rep->p, 0, 0, &msg, &a) < 0)
+        if (export_ask(cand[c], wire[c], rep->p, 0, 0, &msg, &a) < 0)
             continue;
         uint64_t hi = 0, last_seq = 0;
         if (a.type == WT_EXPORT_INFO) {
@@ -450,7 +452,7 @@ static int import_from_copy(struct replica *rep, uint64_t first_seq)
         uint64_t from = 1;
         bool failed = false;
         while (from <= hi && !failed && !atomic_load(&cl.stopping)) {
-            if (export_ask(cand[c], rep->p, from, hi, &msg, &a) < 0 || a.type != WT_EXPORT_ROWS) {
+            if (export_ask(cand[c], wire[c], rep->p, from, hi, &msg, &a) < 0 || a.type != WT_EXPORT_ROWS) {
                 if (msg)
                     natsMsg_Destroy(msg);
                 failed = true;

@@ -81,7 +81,8 @@ static void ask(struct gather *g, int p)
 {
     struct gpart *gp = &g->parts[p];
     char cand[MAX_TRIES][CL_NAME_MAX];
-    int n = member_candidates(p, cand, MAX_TRIES);
+    uint8_t wire[MAX_TRIES];
+    int n = member_candidates(p, cand, wire, MAX_TRIES);
     for (int i = 0; i < n; i++) {
         bool tried = false;
         for (int t = 0; t < gp->ntried; t++)
@@ -100,8 +101,21 @@ static void ask(struct gather *g, int p)
         /* The partition in the reply subject: NATS's "no responders" for a node that is gone
          * names it, so the next copy is asked at once. */
         snprintf(reply, sizeof(reply), "%s.%d", g->inbox, p);
-        if (natsConnection_PublishRequest(cl.nc, subj, reply, buf_head(&g->req),
-                                          (int)buf_len(&g->req)) == NATS_OK)
+        /* A copy on a node of an older build gets the request in the version it reads. */
+        const struct buf *req = &g->req;
+        struct buf older = {0};
+        uint8_t version = member_wire_for(wire[i]);
+        if (version != buf_head(&g->req)[0]) {
+            if (wire_request_as_version(&g->req, version, &older) < 0) {
+                buf_free(&older);
+                continue;
+            }
+            req = &older;
+        }
+        natsStatus s =
+            natsConnection_PublishRequest(cl.nc, subj, reply, buf_head(req), (int)buf_len(req));
+        buf_free(&older);
+        if (s == NATS_OK)
             return;
     }
     gp->state = P_MISSING;

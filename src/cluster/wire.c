@@ -17,6 +17,7 @@
 #define BATCH_HEAD  12     /* magic, nruns, nentries */
 #define RUN_SIZE    12
 #define REQ_HEAD    44
+#define REQ_HEAD_V1 36 /* Version 1: no min_seq. */
 #define REQ_ORDER   40 /* WK_ORDER and WK_KEY: flags, then the two bounds. */
 #define ANS_HEAD    8
 
@@ -258,10 +259,18 @@ void wire_batch_close(struct wire_batch_in *b)
 
 /* ---- Requests ---- */
 
+static size_t request_head(uint8_t version)
+{
+    return version == 1 ? REQ_HEAD_V1 : REQ_HEAD;
+}
+
 int wire_request_encode(struct buf *out, const struct wire_request *r)
 {
+    uint8_t version = r->version ? r->version : WIRE_VERSION;
+    if (version > WIRE_VERSION)
+        return -EINVAL;
     char h[REQ_HEAD];
-    h[0] = 2;
+    h[0] = (char)version;
     h[1] = (char)r->kind;
     h[2] = (char)r->partition;
     h[3] = (char)r->attempt;
@@ -271,7 +280,7 @@ int wire_request_encode(struct buf *out, const struct wire_request *r)
     put64(h + 28, (uint64_t)r->win_to_ms);
     put64(h + 36, r->min_seq);
     out->start = out->end = 0;
-    if (buf_append(out, h, sizeof(h)) < 0)
+    if (buf_append(out, h, request_head(version)) < 0)
         return -ENOMEM;
     if (r->kind == WK_ORDER || r->kind == WK_KEY) {
         char o[REQ_ORDER] = {
@@ -291,8 +300,9 @@ int wire_request_encode(struct buf *out, const struct wire_request *r)
 int wire_request_decode(const void *data, size_t len, struct wire_request *r, char *err)
 {
     const char *p = data;
-    if (len < REQ_HEAD || p[0] != 2)
+    if (len < 1 || p[0] < 1 || p[0] > WIRE_VERSION || len < request_head((uint8_t)p[0]))
         return bad(err, "request too short or of an unknown version");
+    r->version = (uint8_t)p[0];
     r->kind = (uint8_t)p[1];
     r->partition = (uint8_t)p[2];
     r->attempt = (uint8_t)p[3];
@@ -304,8 +314,8 @@ int wire_request_decode(const void *data, size_t len, struct wire_request *r, ch
     r->win_to_ms = (int64_t)get64(p + 28);
     if (r->win_from_ms > r->win_to_ms)
         return bad(err, "request with an empty time window");
-    r->min_seq = get64(p + 36);
-    size_t head = REQ_HEAD;
+    r->min_seq = r->version >= 2 ? get64(p + 36) : 0;
+    size_t head = request_head(r->version);
     r->forward = r->lo_set = r->hi_set = false;
     r->lo = r->hi = (struct wire_key){0, 0};
     if (r->kind == WK_ORDER || r->kind == WK_KEY) {
@@ -332,7 +342,25 @@ void wire_request_address(struct buf *req, uint8_t partition, uint8_t attempt, u
     char *h = buf_head(req);
     h[2] = (char)partition;
     h[3] = (char)attempt;
-    put64(h + 36, min_seq);
+    if (h[0] >= 2)
+        put64(h + 36, min_seq);
+}
+
+int wire_request_as_version(const struct buf *req, uint8_t version, struct buf *out)
+{
+    const char *h = buf_head(req);
+    size_t len = buf_len(req);
+    if (len < 1 || h[0] < 1 || h[0] > WIRE_VERSION || len < request_head((uint8_t)h[0]) ||
+        version < 1 || version > WIRE_VERSION)
+        return -EINVAL;
+    size_t from = request_head((uint8_t)h[0]), to = request_head(version);
+    char head[REQ_HEAD] = {0}; /* A min_seq that version 1 lacked is 0: no wait. */
+    memcpy(head, h, from < to ? from : to);
+    head[0] = (char)version;
+    out->start = out->end = 0;
+    if (buf_append(out, head, to) < 0 || buf_append(out, h + from, len - from) < 0)
+        return -ENOMEM;
+    return 0;
 }
 
 /* ---- Answers ---- */

@@ -12,7 +12,9 @@
  *   | i64 window from | i64 window to | u64 min_seq | query text
  * (byte 3 is the attempt: the asker's count of nodes asked for this partition; min_seq the
  * partition's last stream sequence the asker has seen, which the copy applies before it
- * answers; nodes that speak version 1 cannot ask or answer these). An answer is
+ * answers). Version 1, which nodes built before 2026-12-07 speak, is the same without
+ * min_seq; it is still read and, for a node whose heartbeat says no "wire=2", written, so a
+ * cluster can be upgraded one node at a time (member.c). An answer is
  * one or more messages to the inbox, each
  *   u8 partition | u8 type | u8 attempt | u8 0 | u32 seq | body
  * with seq counting the partition's messages from 0 (heartbeats aside), and the last one of
@@ -102,7 +104,10 @@ static inline int wire_key_cmp(struct wire_key a, struct wire_key b)
     return a.id < b.id ? -1 : a.id > b.id;
 }
 
+#define WIRE_VERSION 2 /* The newest request version: the one this node writes and reads. */
+
 struct wire_request {
+    uint8_t version; /* 1 or 2 (0 in encode: WIRE_VERSION); version 1 carries no min_seq. */
     uint8_t kind, partition, attempt;
     int64_t now_ms;
     uint64_t limit;
@@ -118,6 +123,9 @@ int wire_request_encode(struct buf *out, const struct wire_request *r);
 int wire_request_decode(const void *data, size_t len, struct wire_request *r, char *err);
 /* An encoded request, readied for one copy of a partition. */
 void wire_request_address(struct buf *req, uint8_t partition, uint8_t attempt, uint64_t min_seq);
+/* The encoded request req (any version) written in version into out: for a copy that reads
+ * only an older one (min_seq is dropped then). 0, or -EINVAL / -ENOMEM. */
+int wire_request_as_version(const struct buf *req, uint8_t version, struct buf *out);
 
 /* Answers. */
 enum wire_type {

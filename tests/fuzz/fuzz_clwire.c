@@ -103,15 +103,26 @@ static void request(const uint8_t *data, size_t size)
         check_err(err);
         return;
     }
-    size_t head = r.kind == WK_ORDER || r.kind == WK_KEY ? 84 : 44; /* With the bounds. */
-    if (r.kind > WK_KEY || r.win_from_ms > r.win_to_ms || r.text != (const char *)data + head ||
+    size_t head = (r.version == 1 ? 36 : 44) + (r.kind == WK_ORDER || r.kind == WK_KEY ? 40 : 0);
+    if (r.version < 1 || r.version > 2 || (r.version == 1 && r.min_seq) || r.kind > WK_KEY ||
+        r.win_from_ms > r.win_to_ms || r.text != (const char *)data + head ||
         r.text_len != size - head)
         __builtin_trap();
-    struct buf out = {0};
+    struct buf out = {0}, other = {0}, back = {0};
     if (wire_request_encode(&out, &r) != 0 || buf_len(&out) != size ||
         memcmp(buf_head(&out), data, size) != 0)
         __builtin_trap();
+    /* To the other version and back: the same bytes, once min_seq (which version 1 lacks)
+     * is 0. */
+    if (r.version == 2)
+        wire_request_address(&out, r.partition, r.attempt, 0);
+    if (wire_request_as_version(&out, (uint8_t)(3 - r.version), &other) != 0 ||
+        wire_request_as_version(&other, r.version, &back) != 0 || buf_len(&back) != size ||
+        memcmp(buf_head(&back), buf_head(&out), size) != 0)
+        __builtin_trap();
     buf_free(&out);
+    buf_free(&other);
+    buf_free(&back);
 }
 
 static void answer(const uint8_t *data, size_t size)

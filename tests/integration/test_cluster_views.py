@@ -9,6 +9,7 @@ acknowledged lines, by id and text: every entry once, no gaps, in order.
 import json
 import os
 import re
+import struct
 import time
 import urllib.error
 import urllib.parse
@@ -329,6 +330,69 @@ def test_an_acknowledged_line_is_in_the_next_query_on_its_node(three, monkeypatc
         st = c.stats()
         assert int(st["cluster_queries_waited"]) > 0, st
         assert int(st["cluster_query_wait_max_ms"]) <= 2500, st
+    finally:
+        c.restart()
+    wait_count(c, "pagex", total)
+
+
+def raw_request(cluster, node, version, partition, text=b""):
+    """A COUNT request for partition, in request version 1 or 2, sent straight to node's copy;
+    returns (answer type, body) of the first answer message."""
+    head = struct.pack("<BBBBqQqq", version, 0, partition, 1, int(time.time() * 1000), 0,
+                       -(1 << 63), (1 << 63) - 1)
+    if version == 2:
+        head += struct.pack("<Q", 0)  # min_seq
+    data = cluster.request("logcaster.q.%s" % node, head + text)
+    assert len(data) >= 8, data
+    return chr(data[1]), data[8:]
+
+
+def test_a_node_of_the_previous_build_answers_and_is_answered(three, module_nats_cluster,
+                                                              monkeypatch):
+    """A rolling upgrade: a node that reads only request version 1 (as nodes built before
+    read-your-writes do; played by a test fault) and nodes of this build query each other.
+    Each writes to the other the version it reads, as its heartbeat says, so every node answers
+    every query in full."""
+    nodes, acked = three
+    a, b, c = nodes
+    cluster = module_nats_cluster
+    want = all_rows(a, "pagex")  # The module's other tests add lines too.
+    assert set(acked.items()) <= set(want.items())
+    total = len(want)
+    monkeypatch.setenv("LOGCASTER_FAULT_WIRE_VERSION", "1")
+    c.restart()
+    monkeypatch.delenv("LOGCASTER_FAULT_WIRE_VERSION")
+    try:
+        # Until c holds partitions caught up again, and is the first copy asked for some.
+        deadline, first = time.monotonic() + 60, []
+        while time.monotonic() < deadline:
+            first = [int(k.split("_")[2]) for k, v in a.stats().items()
+                     if re.match(r"cluster_partition_\d+_copies$", k) and v.split(",")[0] == "c"]
+            if first:
+                break
+            time.sleep(0.2)
+        assert first, a.stats()
+        # c plays its part: it refuses version 2 as the older build does, and takes version 1.
+        kind, body = raw_request(cluster, "c", 2, first[0])
+        assert kind == "E" and b"unknown version" in body, (kind, body)
+        kind, body = raw_request(cluster, "c", 1, first[0])
+        assert kind == "C", (kind, body)
+        assert raw_request(cluster, "a", 1, 0)[0] in "CN"  # Version 1 is read here too.
+        answered = int(c.stats()["cluster_queries_in"])
+        # Every node answers in full, asking c in version 1 and asked by c in version 1.
+        for n in nodes:
+            wait_count(n, "pagex", total)
+            assert all_rows(n, "pagex") == want, "node %s" % n.name
+            status, body = get(n, "/api/v1/query?q=%s" % urllib.parse.quote(
+                "pagex | stats by (level) count() as n"))
+            assert status == 200 and body["rows"] == [["INFO", total]], body
+        assert int(c.stats()["cluster_queries_in"]) > answered
+        # A line acknowledged by c is found on every node, and one acknowledged by a on c.
+        for sender in (c, a):
+            got, errors = send_acked(sender, ["wirev1 from %s" % sender.name])
+            assert got and not errors
+            for n in nodes:
+                wait_count(n, "wirev1 %s" % sender.name, 1)
     finally:
         c.restart()
     wait_count(c, "pagex", total)

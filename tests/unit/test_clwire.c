@@ -698,7 +698,7 @@ TEST(request_roundtrip)
         {INT64_MIN, INT64_MAX}, {5, 5}, {-10, 10}, {INT64_MIN, INT64_MIN}, {INT64_MAX, INT64_MAX}};
     static const uint8_t attempts[] = {0, 1, 7, 255};
     char text[300];
-    struct buf out = {0};
+    struct buf out = {0}, old = {0}, conv = {0};
     int n = 0;
     for (uint8_t kind = WK_COUNT; kind <= WK_KEY; kind++)
         for (size_t a = 0; a < 4; a++)
@@ -751,8 +751,47 @@ TEST(request_roundtrip)
                 CHECK_EQ_INT(wire_request_decode(buf_head(&out), buf_len(&out), &d, err), 0);
                 CHECK(d.partition == 200 && d.attempt == 3 && d.min_seq == 1234567890123ULL);
                 CHECK(d.kind == r.kind && d.limit == r.limit && d.text_len == tl);
+                /* Version 1, for nodes built before min_seq: 8 bytes shorter, read back with
+                 * min_seq 0, and the same bytes whether encoded so or converted. */
+                struct wire_request r1 = r;
+                r1.version = 1;
+                r1.partition = 200;
+                r1.attempt = 3;
+                CHECK_EQ_INT(wire_request_encode(&old, &r1), 0);
+                CHECK_EQ_INT(buf_len(&old), head - 8 + tl);
+                CHECK_EQ_INT(buf_head(&old)[0], 1);
+                if (n % 9 == 1) {
+                    char name[32];
+                    snprintf(name, sizeof(name), "request%d-v1", n);
+                    seed(1, name, buf_head(&old), buf_len(&old));
+                }
+                CHECK_EQ_INT(wire_request_as_version(&out, 1, &conv), 0);
+                CHECK(buf_len(&conv) == buf_len(&old) &&
+                      memcmp(buf_head(&conv), buf_head(&old), buf_len(&old)) == 0);
+                CHECK_EQ_INT(wire_request_decode(buf_head(&old), buf_len(&old), &d, err), 0);
+                CHECK(d.version == 1 && d.kind == r.kind && d.partition == 200 && d.attempt == 3);
+                CHECK(d.now_ms == r.now_ms && d.limit == r.limit && d.min_seq == 0);
+                CHECK(d.win_from_ms == r.win_from_ms && d.win_to_ms == r.win_to_ms);
+                CHECK(d.text_len == tl && d.text == buf_head(&old) + head - 8);
+                CHECK(tl == 0 || memcmp(d.text, text, tl) == 0);
+                if (bounds) {
+                    CHECK(d.forward == r.forward && d.lo_set == r.lo_set && d.hi_set == r.hi_set);
+                    CHECK(wire_key_cmp(d.lo, r.lo) == 0 && wire_key_cmp(d.hi, r.hi) == 0);
+                }
+                /* Addressing a version 1 request leaves its text alone (it has no min_seq). */
+                wire_request_address(&old, 7, 9, 55);
+                CHECK_EQ_INT(wire_request_decode(buf_head(&old), buf_len(&old), &d, err), 0);
+                CHECK(d.partition == 7 && d.attempt == 9 && d.min_seq == 0 && d.text_len == tl);
+                CHECK(tl == 0 || memcmp(d.text, text, tl) == 0);
+                /* And back to version 2: min_seq 0, the rest as it was. */
+                CHECK_EQ_INT(wire_request_as_version(&old, 2, &conv), 0);
+                CHECK_EQ_INT(wire_request_decode(buf_head(&conv), buf_len(&conv), &d, err), 0);
+                CHECK(d.version == 2 && d.min_seq == 0 && d.partition == 7 && d.limit == r.limit);
+                CHECK(d.text_len == tl && (tl == 0 || memcmp(d.text, text, tl) == 0));
             }
     buf_free(&out);
+    buf_free(&old);
+    buf_free(&conv);
 }
 
 static void refuse_request(const void *data, size_t len, const char *why, const char *what)
@@ -783,9 +822,29 @@ TEST(request_bad)
     memcpy(p, buf_head(&out), 45);
     for (int v = 0; v < 256; v++) {
         p[0] = (char)v;
-        if (v != 2) /* Version 1 had no min_seq. */
+        if (v != 1 && v != 2)
             refuse_request(p, 45, "request too short or of an unknown version", "version");
     }
+    p[0] = 1; /* Version 1 is 8 bytes shorter: no min_seq. */
+    for (size_t n = 1; n < 36; n++)
+        refuse_request(p, n, "request too short or of an unknown version", "version 1 prefix");
+    struct wire_request d;
+    char err[128];
+    CHECK_EQ_INT(wire_request_decode(p, 36, &d, err), 0);
+    CHECK(d.version == 1 && d.min_seq == 0 && d.text_len == 0);
+    /* Converting refuses what decoding refuses, and versions it does not know. */
+    struct buf conv = {0}, junk = {0};
+    CHECK_EQ_INT(wire_request_as_version(&junk, 1, &conv), -EINVAL);
+    buf_append(&junk, p, 35);
+    CHECK_EQ_INT(wire_request_as_version(&junk, 2, &conv), -EINVAL);
+    for (int v = 0; v < 256; v++)
+        if (v != 1 && v != 2)
+            CHECK_EQ_INT(wire_request_as_version(&out, (uint8_t)v, &conv), -EINVAL);
+    r.version = 3;
+    CHECK_EQ_INT(wire_request_encode(&conv, &r), -EINVAL);
+    r.version = 0;
+    buf_free(&junk);
+    buf_free(&conv);
     p[0] = 2;
     for (int k = WK_KEY + 1; k < 256; k++) {
         p[1] = (char)k;
