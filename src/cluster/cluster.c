@@ -179,6 +179,7 @@ void cluster_report(void (*put)(void *arg, const char *name, const char *value),
     put_u64(put, arg, "cluster_publish_max_us", atomic_load(&cl.publish_lat_max_us));
     put_u64(put, arg, "cluster_queries_out", atomic_load(&cl.queries_out));
     put_u64(put, arg, "cluster_queries_in", atomic_load(&cl.queries_in));
+    put_u64(put, arg, "cluster_queries_in_v1", atomic_load(&cl.queries_in_v1));
     put_u64(put, arg, "cluster_partitions_missing", atomic_load(&cl.partitions_missing));
     put_u64(put, arg, "cluster_queries_waited", atomic_load(&cl.queries_waited));
     put_u64(put, arg, "cluster_query_wait_max_ms", atomic_load(&cl.query_wait_max_ms));

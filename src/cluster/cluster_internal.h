@@ -69,6 +69,7 @@ struct cl {
     _Atomic uint64_t published_batches, published_entries, publish_errors, failed_entries;
     _Atomic uint64_t publish_lat_us_sum, publish_lat_n, publish_lat_max_us;
     _Atomic uint64_t queries_out, queries_in, partitions_missing;
+    _Atomic uint64_t queries_in_v1; /* Requests read in version 1: from nodes of an older build. */
     /* Requests answered here that first waited for their copy (respond.c), and how long. */
     _Atomic uint64_t queries_waited, query_wait_ms_sum, query_wait_max_ms;
     /* Per partition, the last stream sequence this node has seen: its batches confirmed, and

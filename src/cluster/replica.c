@@ -252,8 +252,9 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     uint64_t applied = atomic_load(&rep->applied);
     if (seq > applied && !atomic_load(&cl.stopping)) {
         /* A partition's stream has one subject, so a gap is messages its limits (or a purge)
-         * removed before this copy read them: say so, as replica_open does. */
-        if (applied && seq > applied + 1)
+         * removed before this copy read them: say so, as replica_open does. (An empty copy of
+         * a stream that had let go of its start took that start from another copy first.) */
+        if (seq > applied + 1)
             log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64
                      " left the stream before this copy had them",
                      rep->p, applied + 1, seq - 1);

@@ -525,6 +525,8 @@ static void job_start(struct ev_loop *loop, void *arg)
         snprintf(err, sizeof(err), "request too short or of an unknown version");
         rc = -EINVAL;
     }
+    if (rc == 0 && j->req.version == 1)
+        atomic_fetch_add(&cl.queries_in_v1, 1);
     if (rc < 0) {
         send_simple(j, WT_ERROR, err, strlen(err));
         job_end(j);

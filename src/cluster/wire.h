@@ -12,9 +12,9 @@
  *   | i64 window from | i64 window to | u64 min_seq | query text
  * (byte 3 is the attempt: the asker's count of nodes asked for this partition; min_seq the
  * partition's last stream sequence the asker has seen, which the copy applies before it
- * answers). Version 1, which nodes built before 2026-12-07 speak, is the same without
- * min_seq; it is still read and, for a node whose heartbeat says no "wire=2", written, so a
- * cluster can be upgraded one node at a time (member.c). An answer is
+ * answers). Version 1, which the builds up to 21e67c4 speak, is the same without min_seq; it
+ * is still read and, for a node whose heartbeat says no "wire=2", written, so a cluster can be
+ * upgraded one node at a time (member.c). An answer is
  * one or more messages to the inbox, each
  *   u8 partition | u8 type | u8 attempt | u8 0 | u32 seq | body
  * with seq counting the partition's messages from 0 (heartbeats aside), and the last one of
