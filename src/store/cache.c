@@ -133,6 +133,32 @@ void cache_add_written(struct store *s, struct cblock *c)
     pthread_mutex_unlock(&s->cache_mu);
 }
 
+size_t cache_need(const struct block *b)
+{
+    return b->raw_len + ((size_t)b->count + 1) * sizeof(uint32_t) + sizeof(struct cblock);
+}
+
+size_t cache_room(struct store *s)
+{
+    pthread_mutex_lock(&s->cache_mu);
+    size_t room = s->cache_bytes < s->cfg.cache_size ? s->cfg.cache_size - s->cache_bytes : 0;
+    pthread_mutex_unlock(&s->cache_mu);
+    return room;
+}
+
+bool cache_has_room(struct store *s, const struct block *b)
+{
+    return cache_need(b) <= cache_room(s);
+}
+
+bool cache_contains(struct store *s, const struct block *b)
+{
+    pthread_mutex_lock(&s->cache_mu);
+    bool in = b->cache != NULL;
+    pthread_mutex_unlock(&s->cache_mu);
+    return in;
+}
+
 void cache_release(struct store *s, struct cblock *c)
 {
     pthread_mutex_lock(&s->cache_mu);
@@ -158,7 +184,7 @@ struct cblock *cblock_new(struct block *b, char *raw, size_t raw_cap, uint32_t *
     c->raw = raw;
     c->raw_cap = raw_cap;
     c->offs = offs;
-    c->bytes = b->raw_len + ((size_t)b->count + 1) * sizeof(uint32_t) + sizeof(*c);
+    c->bytes = cache_need(b);
     return c;
 }
 

@@ -127,6 +127,9 @@ struct store {
     bool tok_work; /* A block was published since the builder last looked (tok_mu). */
     bool tok_held; /* store_tokens_hold (tok_mu). */
     _Atomic bool tok_stop;
+    /* A scan read blocks past the cache while it had room: the builder caches them (tokbuild.c).
+     * Set by readers without tok_mu; tok_work wakes the builder. */
+    _Atomic bool warm_wanted;
 
     /* Progress seen by reactors. */
     _Atomic uint64_t done_id;
@@ -220,6 +223,12 @@ struct cblock *cache_lookup(struct store *s, struct block *b);
  * b is then marked bad; or out of memory or descriptors). Takes list_lock briefly. */
 int cache_get(struct store *s, struct block *b, struct cblock **out);
 void cache_release(struct store *s, struct cblock *c);
+/* The bytes block b's decoded entries take in the cache; the bytes the cache has left; whether
+ * b's fit in them (nothing evicted); whether b's are cached (the LRU order left alone). */
+size_t cache_need(const struct block *b);
+size_t cache_room(struct store *s);
+bool cache_has_room(struct store *s, const struct block *b);
+bool cache_contains(struct store *s, const struct block *b);
 
 /* segment.c: segment files, retention and disk space (writer thread, or before it starts). */
 /* The name of the file of the segment first_id with extension ext ("seg", "idx", "arch"). */
@@ -274,6 +283,7 @@ void archive_stop(struct store *s); /* Its current segment is given up. */
 /* tokbuild.c: the token filter builder (one thread at idle priority). */
 void tokb_start(struct store *s);
 void tokb_wake(struct store *s); /* A block without a token filter was published. */
+void tokb_warm(struct store *s); /* A scan read uncached blocks while the cache had room. */
 void tokb_stop(struct store *s); /* Joins the thread; the filter it was building is dropped. */
 
 /* read.c: readers. */

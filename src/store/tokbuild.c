@@ -1,5 +1,6 @@
 /* tokbuild.c - the token filter builder: one thread that builds the token filters
- * (tokfilter.h) of published blocks, off the ingest path.
+ * (tokfilter.h) of published blocks, off the ingest path, and then fills the block cache with
+ * what scans read past it while it had room (warm_pass).
  *
  * Building a block's token filter costs about a quarter of ingest's CPU. On the encoder threads
  * that cost came straight off ingest throughput, so blocks are published without one and this
@@ -176,6 +177,42 @@ static bool build_pass(struct store *s, uint64_t *from, struct tokb_scratch *sc)
     return all_done;
 }
 
+/* Cache what scans read past the cache while it had room (read.c), so that they pay no page
+ * faults for it: the newest blocks not cached that fit in the room left, put in oldest first
+ * so that the cache's LRU order stays the blocks' age. Never evicts: it stops once full. */
+static void warm_pass(struct store *s)
+{
+    size_t room = cache_room(s);
+    uint64_t from = UINT64_MAX;
+    struct store_cursor c;
+    store_cursor_init(&c, 0, UINT64_MAX, false);
+    while (store_cursor_next(s, &c)) {
+        struct block *b = block_of(c.info);
+        if (c.bad || cache_contains(s, b))
+            continue;
+        if (cache_need(b) > room)
+            break;
+        room -= cache_need(b);
+        from = c.info->first_id;
+    }
+    store_cursor_end(s, &c);
+    if (from == UINT64_MAX)
+        return;
+    store_cursor_init(&c, from, UINT64_MAX, true);
+    while (store_cursor_next(s, &c) && !atomic_load_explicit(&s->tok_stop, memory_order_relaxed)) {
+        struct block *b = block_of(c.info);
+        if (c.bad || cache_contains(s, b))
+            continue;
+        if (!cache_has_room(s, b))
+            break;
+        wait_while_busy(s);
+        struct cblock *cb;
+        if (cache_get(s, b, &cb) == 0)
+            cache_release(s, cb);
+    }
+    store_cursor_end(s, &c);
+}
+
 static void *tokb_main(void *arg)
 {
     struct store *s = arg;
@@ -206,6 +243,8 @@ static void *tokb_main(void *arg)
         s->tok_work = false;
         pthread_mutex_unlock(&s->tok_mu);
         retry = !build_pass(s, &from, &sc);
+        if (atomic_exchange(&s->warm_wanted, false))
+            warm_pass(s);
         pthread_mutex_lock(&s->tok_mu);
     }
     pthread_mutex_unlock(&s->tok_mu);
@@ -231,6 +270,14 @@ void tokb_wake(struct store *s)
     s->tok_work = true;
     pthread_cond_signal(&s->tok_cond);
     pthread_mutex_unlock(&s->tok_mu);
+}
+
+void tokb_warm(struct store *s)
+{
+    if (!s->tok_started || atomic_load_explicit(&s->warm_wanted, memory_order_relaxed) ||
+        atomic_exchange(&s->warm_wanted, true))
+        return;
+    tokb_wake(s);
 }
 
 void store_tokens_hold(struct store *s, bool hold)

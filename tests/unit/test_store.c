@@ -1,7 +1,8 @@
 /* test_store.c - the store's read interface against a real store in a temporary directory:
  * cursors over block summaries both ways, a cursor that holds blocks retention deletes, an
  * opened block the cache evicts, qry_scan / qry_count sliced by budgets, and token filters
- * built after blocks are published (exact counts before, filters after, across restarts). */
+ * built after blocks are published (exact counts before, filters after, across restarts), and
+ * the cache filled by the builder, not by scans. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -479,6 +480,93 @@ TEST(token_filters_built_after_publishing)
     wipe();
 }
 
+static uint64_t cache_bytes(struct store *s)
+{
+    struct store_stats st;
+    store_get_stats(s, &st);
+    return st.bytes;
+}
+
+/* Scan every block, newest first; cached[i] tells whether the i-th came from the cache. */
+static int scan_all(struct store *s, bool *cached, int max)
+{
+    struct store_cursor c;
+    store_cursor_init(&c, 0, UINT64_MAX, false);
+    int n = 0;
+    while (store_cursor_next(s, &c)) {
+        struct store_block blk;
+        CHECK_EQ_INT(store_block_scan(s, &c, &blk), 0);
+        CHECK(blk.raw != NULL && blk.offs != NULL && blk.first_id == c.info->first_id);
+        if (n < max)
+            cached[n] = blk.cb != NULL;
+        n++;
+        store_block_close(s, &blk);
+    }
+    store_cursor_end(s, &c);
+    return n;
+}
+
+static int count_true(const bool *v, int n)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        k += v[i];
+    return k;
+}
+
+/* A scan reads the blocks the cache misses through its thread's buffer and caches none of them,
+ * even while the cache has room (the page faults of filling it are not the query's to pay); the
+ * token filter builder then caches them in its idle time: the newest first, never past the
+ * limit. */
+TEST(scans_leave_filling_the_cache_to_the_builder)
+{
+    enum { NB = 10 };
+    struct store *s = open_store(64u << 20, 64u << 20, 0);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    for (int b = 0; b < NB; b++)
+        CHECK(append_batch(s, b) != 0);
+    store_close(s);
+
+    s = reopen_store(64u << 20, 64u << 20, 0, true); /* The builder held. */
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    bool cached[NB];
+    uint64_t before = cache_bytes(s);
+    CHECK_EQ_INT(scan_all(s, cached, NB), NB);
+    CHECK_EQ_INT(count_true(cached, NB), 0);
+    CHECK_EQ_INT(cache_bytes(s), before); /* Read past the cache, not into it. */
+    store_tokens_hold(s, false);
+    for (int t = 0; t < 500 && count_true(cached, NB) < NB; t++) {
+        sleep_ms(10);
+        scan_all(s, cached, NB);
+    }
+    CHECK_EQ_INT(count_true(cached, NB), NB);
+    uint64_t per_block = (cache_bytes(s) - before) / NB;
+    CHECK(per_block > BATCH * MSG);
+    store_close(s);
+
+    /* A cache with room for four and a half blocks takes the newest four. */
+    s = reopen_store(before + per_block * 9 / 2, 64u << 20, 0, false);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    scan_all(s, cached, NB);
+    for (int t = 0; t < 500 && count_true(cached, NB) < 4; t++) {
+        sleep_ms(10);
+        scan_all(s, cached, NB);
+    }
+    sleep_ms(100); /* Time to go too far, were it to. */
+    CHECK_EQ_INT(scan_all(s, cached, NB), NB);
+    for (int i = 0; i < NB; i++)
+        CHECK_EQ_INT(cached[i], i < 4);
+    CHECK(cache_bytes(s) <= before + per_block * 9 / 2);
+    store_close(s);
+    wipe();
+}
+
 int main(void)
 {
     log_verbosity = LOGV_WARN; /* The store's info lines (segments deleted) are expected here. */
@@ -487,5 +575,6 @@ int main(void)
     RUN(opened_block_outlives_eviction);
     RUN(scan_and_count_sliced_by_budget);
     RUN(token_filters_built_after_publishing);
+    RUN(scans_leave_filling_the_cache_to_the_builder);
     return check_summary("test_store");
 }
