@@ -453,7 +453,8 @@ static int import_from_copy(struct replica *rep, uint64_t first_seq)
         uint64_t from = 1;
         bool failed = false;
         while (from <= hi && !failed && !atomic_load(&cl.stopping)) {
-            if (export_ask(cand[c], wire[c], rep->p, from, hi, &msg, &a) < 0 || a.type != WT_EXPORT_ROWS) {
+            if (export_ask(cand[c], wire[c], rep->p, from, hi, &msg, &a) < 0 ||
+                a.type != WT_EXPORT_ROWS) {
                 if (msg)
                     natsMsg_Destroy(msg);
                 failed = true;

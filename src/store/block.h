@@ -30,6 +30,7 @@ struct block {
     struct lc_block_info info; /* The summary as readers see it: set once it is in the index. */
     struct cblock *cache;      /* Decompressed copy, or NULL (under the store's cache lock). */
     bool bad;                  /* Found corrupt when read: no longer served or counted. */
+    bool warm_pending;         /* In the builder's list of blocks to cache (the store's warm_mu). */
     bool deleted;              /* Taken off the index by retention (under list_lock): its file may
                                   be gone, only its summary is left for the cursors that hold it. */
 };

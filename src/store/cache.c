@@ -99,6 +99,17 @@ static void lru_push(struct store *s, struct cblock *c)
         s->lru_tail = c;
 }
 
+static void lru_append(struct store *s, struct cblock *c)
+{
+    c->prev = s->lru_tail;
+    c->next = NULL;
+    if (s->lru_tail)
+        s->lru_tail->next = c;
+    else
+        s->lru_head = c;
+    s->lru_tail = c;
+}
+
 /* Drop a cached block from the cache (its memory goes when the last reader lets go). Called
  * with cache_mu held. */
 static void cache_drop(struct store *s, struct cblock *c)
@@ -138,25 +149,17 @@ size_t cache_need(const struct block *b)
     return b->raw_len + ((size_t)b->count + 1) * sizeof(uint32_t) + sizeof(struct cblock);
 }
 
-size_t cache_room(struct store *s)
+static bool fits(struct store *s, const struct block *b) /* cache_mu held */
 {
-    pthread_mutex_lock(&s->cache_mu);
-    size_t room = s->cache_bytes < s->cfg.cache_size ? s->cfg.cache_size - s->cache_bytes : 0;
-    pthread_mutex_unlock(&s->cache_mu);
-    return room;
+    return s->cache_bytes + cache_need(b) <= s->cfg.cache_size;
 }
 
 bool cache_has_room(struct store *s, const struct block *b)
 {
-    return cache_need(b) <= cache_room(s);
-}
-
-bool cache_contains(struct store *s, const struct block *b)
-{
     pthread_mutex_lock(&s->cache_mu);
-    bool in = b->cache != NULL;
+    bool room = fits(s, b);
     pthread_mutex_unlock(&s->cache_mu);
-    return in;
+    return room;
 }
 
 void cache_release(struct store *s, struct cblock *c)
@@ -283,6 +286,43 @@ int cache_get(struct store *s, struct block *b, struct cblock **out)
     pthread_mutex_unlock(&s->cache_mu);
     *out = nc;
     return 0;
+}
+
+int cache_warm(struct store *s, struct block *b)
+{
+    pthread_mutex_lock(&s->cache_mu);
+    bool skip = b->cache != NULL, room = fits(s, b);
+    pthread_mutex_unlock(&s->cache_mu);
+    if (skip || !room)
+        return skip ? 0 : -ENOSPC;
+    struct frame_loc loc;
+    int rc = block_locate(s, b, &loc);
+    if (rc < 0)
+        return rc == -ENOENT ? rc : -EIO;
+    struct cblock *nc = read_block(b, &loc);
+    close(loc.fd);
+    if (!nc)
+        return -EIO;
+    pthread_mutex_lock(&s->cache_mu);
+    /* Checked again: a reader may have cached it, the writer filled the room, or retention
+     * deleted it meanwhile. */
+    rc = b->cache                                         ? 0
+         : !fits(s, b)                                    ? -ENOSPC
+         : __atomic_load_n(&b->deleted, __ATOMIC_ACQUIRE) ? -ENOENT
+                                                          : 1;
+    if (rc == 1) { /* At the tail: what queries opened and the writer wrote stay ahead of it. */
+        nc->refs = 1;
+        nc->cached = true;
+        b->cache = nc;
+        lru_append(s, nc);
+        s->cache_bytes += nc->bytes;
+        nc = NULL;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&s->cache_mu);
+    if (nc)
+        cblock_free(nc);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -212,6 +212,8 @@ static inline void store_block_entry(const struct store_block *blk, uint64_t id,
 
 /* Let go of an opened block. Safe to call twice. */
 void store_block_close(struct store *s, struct store_block *blk);
+/* Whether the cursor's block is in the cache now (its LRU order left alone). */
+bool store_block_cached(struct store *s, const struct store_cursor *c);
 
 /* NULL (a cluster member, which has no store of its own): all zero. */
 void store_get_stats(struct store *s, struct store_stats *st);

@@ -127,9 +127,13 @@ struct store {
     bool tok_work; /* A block was published since the builder last looked (tok_mu). */
     bool tok_held; /* store_tokens_hold (tok_mu). */
     _Atomic bool tok_stop;
-    /* A scan read blocks past the cache while it had room: the builder caches them (tokbuild.c).
-     * Set by readers without tok_mu; tok_work wakes the builder. */
-    _Atomic bool warm_wanted;
+    /* The blocks counts read past the cache while it had room, for the builder to cache
+     * (tokb_warm): their first ids, up to WARM_IDS of them; past that, the range the others
+     * span (warm_lo > warm_hi: none). Under warm_mu; tok_work wakes the builder. */
+    pthread_mutex_t warm_mu;
+    uint64_t *warm_ids;
+    size_t nwarm;
+    uint64_t warm_lo, warm_hi;
 
     /* Progress seen by reactors. */
     _Atomic uint64_t done_id;
@@ -223,12 +227,14 @@ struct cblock *cache_lookup(struct store *s, struct block *b);
  * b is then marked bad; or out of memory or descriptors). Takes list_lock briefly. */
 int cache_get(struct store *s, struct block *b, struct cblock **out);
 void cache_release(struct store *s, struct cblock *c);
-/* The bytes block b's decoded entries take in the cache; the bytes the cache has left; whether
- * b's fit in them (nothing evicted); whether b's are cached (the LRU order left alone). */
+/* The bytes block b's decoded entries take in the cache; whether they fit in what the cache
+ * has left (nothing evicted). */
 size_t cache_need(const struct block *b);
-size_t cache_room(struct store *s);
 bool cache_has_room(struct store *s, const struct block *b);
-bool cache_contains(struct store *s, const struct block *b);
+/* Read block b into the cache at the cold end of its LRU order, if it is not there yet and
+ * fits without evicting anything (the builder's warming). 0 when it is cached, -ENOSPC when it
+ * does not fit, else cache_get's errors. */
+int cache_warm(struct store *s, struct block *b);
 
 /* segment.c: segment files, retention and disk space (writer thread, or before it starts). */
 /* The name of the file of the segment first_id with extension ext ("seg", "idx", "arch"). */
@@ -283,7 +289,10 @@ void archive_stop(struct store *s); /* Its current segment is given up. */
 /* tokbuild.c: the token filter builder (one thread at idle priority). */
 void tokb_start(struct store *s);
 void tokb_wake(struct store *s); /* A block without a token filter was published. */
-void tokb_warm(struct store *s); /* A scan read uncached blocks while the cache had room. */
+/* A count is about to read block b, not cached, while the cache has room: true when the count
+ * should read it past the cache, the builder caching it later; false when the count should
+ * cache it itself (no builder, or b read again while it waits for the builder). */
+bool tokb_warm(struct store *s, struct block *b);
 void tokb_stop(struct store *s); /* Joins the thread; the filter it was building is dropped. */
 
 /* read.c: readers. */

@@ -177,40 +177,58 @@ static bool build_pass(struct store *s, uint64_t *from, struct tokb_scratch *sc)
     return all_done;
 }
 
-/* Cache what scans read past the cache while it had room (read.c), so that they pay no page
- * faults for it: the newest blocks not cached that fit in the room left, put in oldest first
- * so that the cache's LRU order stays the blocks' age. Never evicts: it stops once full. */
-static void warm_pass(struct store *s)
+/* Blocks remembered one by one, as few as a rare needle reads; the rest of a longer scan is
+ * remembered as a range. */
+#define WARM_IDS 512
+
+static int newest_first(const void *a, const void *b)
 {
-    size_t room = cache_room(s);
-    uint64_t from = UINT64_MAX;
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Cache the blocks that counts read past the cache while it had room (read.c), so that they do
+ * not pay the page faults of filling it: newest first, at the cold end of the LRU order
+ * (cache_warm), until the cache is full (with room false, only their warm_pending flags are
+ * cleared). False when the cache is full. */
+static bool warm_range(struct store *s, uint64_t lo, uint64_t hi, bool room)
+{
     struct store_cursor c;
-    store_cursor_init(&c, 0, UINT64_MAX, false);
-    while (store_cursor_next(s, &c)) {
-        struct block *b = block_of(c.info);
-        if (c.bad || cache_contains(s, b))
-            continue;
-        if (cache_need(b) > room)
-            break;
-        room -= cache_need(b);
-        from = c.info->first_id;
-    }
-    store_cursor_end(s, &c);
-    if (from == UINT64_MAX)
-        return;
-    store_cursor_init(&c, from, UINT64_MAX, true);
+    store_cursor_init(&c, lo, hi, false);
     while (store_cursor_next(s, &c) && !atomic_load_explicit(&s->tok_stop, memory_order_relaxed)) {
         struct block *b = block_of(c.info);
-        if (c.bad || cache_contains(s, b))
-            continue;
-        if (!cache_has_room(s, b))
-            break;
-        wait_while_busy(s);
-        struct cblock *cb;
-        if (cache_get(s, b, &cb) == 0)
-            cache_release(s, cb);
+        if (room && !c.bad) {
+            wait_while_busy(s);
+            room = cache_warm(s, b) != -ENOSPC;
+        }
+        pthread_mutex_lock(&s->warm_mu);
+        b->warm_pending = false;
+        pthread_mutex_unlock(&s->warm_mu);
     }
     store_cursor_end(s, &c);
+    return room;
+}
+
+static void warm_pass(struct store *s)
+{
+    pthread_mutex_lock(&s->warm_mu);
+    uint64_t *ids = s->warm_ids, lo = s->warm_lo, hi = s->warm_hi;
+    size_t n = s->nwarm;
+    s->warm_ids = NULL;
+    s->nwarm = 0;
+    s->warm_lo = UINT64_MAX;
+    s->warm_hi = 0;
+    pthread_mutex_unlock(&s->warm_mu);
+    bool room = true;
+    if (n) {
+        qsort(ids, n, sizeof(*ids), newest_first);
+        for (size_t i = 0; i < n; i++)
+            if (i == 0 || ids[i] != ids[i - 1])
+                room = warm_range(s, ids[i], ids[i], room);
+    }
+    if (room && lo <= hi)
+        warm_range(s, lo, hi, true);
+    free(ids);
 }
 
 static void *tokb_main(void *arg)
@@ -243,8 +261,7 @@ static void *tokb_main(void *arg)
         s->tok_work = false;
         pthread_mutex_unlock(&s->tok_mu);
         retry = !build_pass(s, &from, &sc);
-        if (atomic_exchange(&s->warm_wanted, false))
-            warm_pass(s);
+        warm_pass(s);
         pthread_mutex_lock(&s->tok_mu);
     }
     pthread_mutex_unlock(&s->tok_mu);
@@ -256,6 +273,9 @@ static void *tokb_main(void *arg)
 
 void tokb_start(struct store *s)
 {
+    pthread_mutex_init(&s->warm_mu, NULL);
+    s->warm_lo = UINT64_MAX; /* Nothing to cache yet. */
+    s->warm_hi = 0;
     s->tok_held = s->cfg.tokens_held;
     s->tok_work = true; /* Recovered blocks may lack filters (older or partial index files). */
     if (pthread_create(&s->tok_thread, NULL, tokb_main, s) == 0)
@@ -272,12 +292,31 @@ void tokb_wake(struct store *s)
     pthread_mutex_unlock(&s->tok_mu);
 }
 
-void tokb_warm(struct store *s)
+bool tokb_warm(struct store *s, struct block *b)
 {
-    if (!s->tok_started || atomic_load_explicit(&s->warm_wanted, memory_order_relaxed) ||
-        atomic_exchange(&s->warm_wanted, true))
-        return;
-    tokb_wake(s);
+    if (!s->tok_started)
+        return false;
+    pthread_mutex_lock(&s->warm_mu);
+    if (b->warm_pending) { /* Read again before the builder got to it: worth caching now. */
+        pthread_mutex_unlock(&s->warm_mu);
+        return false;
+    }
+    bool first = s->nwarm == 0 && s->warm_lo > s->warm_hi;
+    if (!s->warm_ids && s->nwarm == 0)
+        s->warm_ids = malloc(WARM_IDS * sizeof(*s->warm_ids));
+    if (s->warm_ids && s->nwarm < WARM_IDS) {
+        s->warm_ids[s->nwarm++] = b->first_id;
+        b->warm_pending = true;
+    } else { /* Many (or no memory for the list): the range they span. */
+        if (b->first_id < s->warm_lo)
+            s->warm_lo = b->first_id;
+        if (b->first_id > s->warm_hi)
+            s->warm_hi = b->first_id;
+    }
+    pthread_mutex_unlock(&s->warm_mu);
+    if (first) /* Else the builder has been told, and takes this one with the others. */
+        tokb_wake(s);
+    return true;
 }
 
 void store_tokens_hold(struct store *s, bool hold)
@@ -298,4 +337,7 @@ void tokb_stop(struct store *s)
     pthread_mutex_unlock(&s->tok_mu);
     pthread_join(s->tok_thread, NULL);
     s->tok_started = false;
+    free(s->warm_ids);
+    s->warm_ids = NULL;
+    pthread_mutex_destroy(&s->warm_mu);
 }
