@@ -197,7 +197,10 @@ int store_block_scan(struct store *s, const struct store_cursor *c, struct store
 /* As store_block_scan, for a caller that needs the messages only, and the block whole: when
  * the block is decoded into the scan buffer and its messages are stored as lines, blk->lines
  * holds them instead of rows, and the pass over them costs no copy into rows. Otherwise (a
- * cached block, say) blk holds rows as from store_block_scan. */
+ * cached block, say) blk holds rows as from store_block_scan. Unlike store_block_scan, a block
+ * missing from a cache that has room is read into the scan buffer too, and the token filter
+ * builder caches it later, in idle time; it is cached on the way only when it was read so
+ * before and is still waiting for the builder (or there is no builder). */
 int store_block_scan_lines(struct store *s, const struct store_cursor *c, struct store_block *blk);
 
 /* Entry `id` (first_id <= id <= last_id) of an opened block. Its strings are borrowed from the

@@ -195,7 +195,8 @@ static bool warm_range(struct store *s, uint64_t lo, uint64_t hi, bool room)
 {
     struct store_cursor c;
     store_cursor_init(&c, lo, hi, false);
-    while (store_cursor_next(s, &c) && !atomic_load_explicit(&s->tok_stop, memory_order_relaxed)) {
+    while (store_cursor_next(s, &c) && !atomic_load_explicit(&s->tok_stop, memory_order_relaxed) &&
+           (room || lo == hi)) { /* Full: only a listed block's flag is still to clear. */
         struct block *b = block_of(c.info);
         if (room && !c.bad) {
             wait_while_busy(s);
@@ -219,15 +220,19 @@ static void warm_pass(struct store *s)
     s->warm_lo = UINT64_MAX;
     s->warm_hi = 0;
     pthread_mutex_unlock(&s->warm_mu);
-    bool room = true;
-    if (n) {
+    if (lo <= hi) { /* A long scan: the whole range it read, listed blocks included. */
+        for (size_t i = 0; i < n; i++) {
+            lo = ids[i] < lo ? ids[i] : lo;
+            hi = ids[i] > hi ? ids[i] : hi;
+        }
+        warm_range(s, lo, hi, true);
+    } else if (n) { /* A few blocks, each on its own. */
         qsort(ids, n, sizeof(*ids), newest_first);
+        bool room = true;
         for (size_t i = 0; i < n; i++)
             if (i == 0 || ids[i] != ids[i - 1])
                 room = warm_range(s, ids[i], ids[i], room);
     }
-    if (room && lo <= hi)
-        warm_range(s, lo, hi, true);
     free(ids);
 }
 
@@ -260,8 +265,8 @@ static void *tokb_main(void *arg)
         }
         s->tok_work = false;
         pthread_mutex_unlock(&s->tok_mu);
+        warm_pass(s); /* First: a few seconds at most, where filters can take minutes. */
         retry = !build_pass(s, &from, &sc);
-        warm_pass(s);
         pthread_mutex_lock(&s->tok_mu);
     }
     pthread_mutex_unlock(&s->tok_mu);
