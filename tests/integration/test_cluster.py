@@ -124,9 +124,9 @@ def wait_applied(nats_cluster, nodes, timeout=60):
         time.sleep(0.05)
 
 
-def all_rows(node, expr):
-    """{id: message} of SEARCH expr (no limit) on node."""
-    lines = query_lines(node, "SEARCH " + expr, timeout=30)
+def all_rows(node, expr, lines=None):
+    """{id: message} of SEARCH expr (no limit) on node (or of its answer, lines)."""
+    lines = lines or query_lines(node, "SEARCH " + expr, timeout=30)
     assert lines[0].startswith("RESULT|") and lines[-1] == "END", lines[:3]
     out = {}
     for l in lines[1:-1]:
@@ -169,10 +169,14 @@ def check_acked_and_unacked(nodes, tag, acked, unacked, timeout=60):
     each once. Returns those rows."""
     deadline = time.monotonic() + timeout
     while True:
-        rows = [all_rows(n, tag) for n in nodes]
-        if all(r == rows[0] for r in rows) and all(rows[0].get(i) == t for i, t in acked.items()):
-            break
-        assert time.monotonic() < deadline, [(n.name, len(r)) for n, r in zip(nodes, rows)]
+        # Until the dead node is declared gone, its partitions may have no copy answering.
+        answers = [query_lines(n, "SEARCH " + tag, timeout=30) for n in nodes]
+        if all(a[0].startswith("RESULT|") for a in answers):
+            rows = [all_rows(n, tag, a) for n, a in zip(nodes, answers)]
+            if all(r == rows[0] for r in rows) and \
+                    all(rows[0].get(i) == t for i, t in acked.items()):
+                break
+        assert time.monotonic() < deadline, [a[:1] for a in answers]
         time.sleep(0.3)
     extra = [t for i, t in rows[0].items() if i not in acked]
     assert len(set(extra)) == len(extra) and set(extra) <= unacked, extra[:5]
