@@ -117,6 +117,8 @@ bool member_owners_ready(int p);
  * rendezvous order, and the request version each reads (wire, unless NULL). Returns how many
  * were written (at most max). */
 int member_candidates(int p, char (*out)[CL_NAME_MAX], uint8_t *wire, int max);
+/* Is another owner of partition p not (yet) holding it caught up? */
+bool member_other_owner_catching_up(int p);
 /* The request version to write to a node that reads up to `theirs`. */
 static inline uint8_t member_wire_for(uint8_t theirs)
 {
@@ -143,6 +145,8 @@ uint64_t replica_global_id(struct replica *rep, uint64_t local_id); /* 0 when un
 bool replica_has_seq(struct replica *rep, uint64_t seq);
 /* The stream sequence of the message local_id came in (false when unknown). */
 bool replica_seq_of(struct replica *rep, uint64_t local_id, uint64_t *seq);
+/* The first local id of a message at sequence seq or later, or 0 when the copy has none. */
+uint64_t replica_local_of_seq(struct replica *rep, uint64_t seq);
 /* A run of consecutive ids on both sides, with its entries' arrival range: the id map. */
 struct replica_run {
     uint64_t local_first, cluster_first;

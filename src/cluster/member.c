@@ -88,6 +88,20 @@ int member_candidates(int p, char (*out)[CL_NAME_MAX], uint8_t *wire, int max)
     return k;
 }
 
+bool member_other_owner_catching_up(int p)
+{
+    int idx[CL_MAX_MEMBERS];
+    pthread_mutex_lock(&cl.mu);
+    int n = ranked(p, idx);
+    bool some = false;
+    for (int i = 0; i < n && i < cl.copies; i++) {
+        const struct cl_member *m = &cl.members[idx[i]];
+        some |= strcmp(m->name, cl.node) != 0 && !((m->ready[p / 8] >> (p % 8)) & 1);
+    }
+    pthread_mutex_unlock(&cl.mu);
+    return some;
+}
+
 /* "no=3 ready=0,4,7 t=..." -> the ready bits. */
 static void parse_ready(const char *info, uint8_t *ready)
 {

@@ -19,6 +19,10 @@
  * the map does not cover (the map's write was lost with the machine) is rebuilt from the
  * stream.
  *
+ * Messages the stream let go (its limits) before this copy read them, at opening or met as a
+ * gap while following it, are taken from another copy that holds them (its export), in order,
+ * before the next message is applied; what no copy holds is said in the log.
+ *
  * The stream is read with an ordered push consumer (the library re-creates it after a gap or
  * a reconnect, from the next sequence), so messages are applied once and in order. */
 #include <dirent.h>
@@ -65,6 +69,13 @@ struct replica {
     int refs;                 /* reps[]'s, and each query's (under reps_mu). */
     bool dropping;            /* Not ours any more: its files go with the last reference. */
 };
+
+static uint64_t import_range(struct replica *rep, uint64_t from_seq, uint64_t to_seq,
+                             bool on_manager);
+
+/* How long a copy that lacks messages the stream let go waits for another owner to catch up
+ * and give them. */
+#define IMPORT_WAIT_MS 10000
 
 static struct replica *reps[CL_MAX_PARTITIONS];
 static int64_t retry_at_ms[CL_MAX_PARTITIONS]; /* A failed open is tried again from then. */
@@ -236,6 +247,22 @@ static long apply_delay_ms(void)
     return v;
 }
 
+/* A fault for the tests: LOGCASTER_FAULT_MISS_SEQ=N makes this node's copies pass over
+ * message N of every partition's stream when it comes in order, as if the stream had let it
+ * go before they read it: the next message finds the gap. */
+static uint64_t miss_seq(void)
+{
+    static _Atomic int64_t seq = -1;
+    int64_t v = atomic_load(&seq);
+    if (v < 0) {
+        const char *e = getenv("LOGCASTER_FAULT_MISS_SEQ");
+        v = e ? strtoll(e, NULL, 10) : 0;
+        atomic_store(&seq, v > 0 ? v : 0);
+        v = atomic_load(&seq);
+    }
+    return (uint64_t)v;
+}
+
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
 {
     (void)nc;
@@ -250,14 +277,19 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     atomic_store(&rep->pending, meta->NumPending);
     jsMsgMetaData_Destroy(meta);
     uint64_t applied = atomic_load(&rep->applied);
+    if (seq == applied + 1 && seq == miss_seq()) {
+        natsMsg_Destroy(msg);
+        return;
+    }
     if (seq > applied && !atomic_load(&cl.stopping)) {
         /* A partition's stream has one subject, so a gap is messages its limits (or a purge)
-         * removed before this copy read them: say so, as replica_open does. (An empty copy of
-         * a stream that had let go of its start took that start from another copy first.) */
-        if (seq > applied + 1)
+         * removed before this copy read them: take them from another copy first, so that the
+         * local ids stay in stream order, and say what none of them had. */
+        uint64_t missing = seq > applied + 1 ? import_range(rep, applied + 1, seq - 1, false) : seq;
+        if (missing < seq)
             log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64
-                     " left the stream before this copy had them",
-                     rep->p, applied + 1, seq - 1);
+                     " left the stream before this copy had them, and no other copy holds them",
+                     rep->p, missing, seq - 1);
         if (apply_delay_ms() && atomic_load(&rep->ready))
             nanosleep(&(struct timespec){0, apply_delay_ms() * 1000000}, NULL);
         struct wire_batch_in b;
@@ -393,16 +425,20 @@ static void replica_free(struct replica *rep)
 }
 
 /* One export request to node (wire.h WK_EXPORT); the answer's body in *a, the message in
- * *msg (destroy it). 0, or -1 when the node did not answer it. */
+ * *msg (destroy it). 0, or -1 when the node did not answer it. from and to 0: the copy's
+ * figures, with where message start_seq begins; min_seq: the node answers once its copy has
+ * applied the stream that far (or after a short wait). */
 static int export_ask(const char *node, uint8_t wire, int p, uint64_t from, uint64_t to,
-                      natsMsg **msg, struct wire_answer *a)
+                      uint64_t start_seq, uint64_t min_seq, natsMsg **msg, struct wire_answer *a)
 {
     struct buf req = {0};
     struct wire_request r = {.version = member_wire_for(wire),
                              .kind = WK_EXPORT,
                              .partition = (uint8_t)p,
+                             .limit = start_seq,
                              .win_from_ms = (int64_t)from,
                              .win_to_ms = (int64_t)to,
+                             .min_seq = min_seq,
                              .text = ""};
     char subj[CL_SUBJ_MAX], err[128];
     snprintf(subj, sizeof(subj), "%.64s.q.%.64s", cl.name, node);
@@ -422,71 +458,137 @@ static int export_ask(const char *node, uint8_t wire, int p, uint64_t from, uint
     return rc;
 }
 
-/* The stream no longer holds messages before first_seq, and this copy has none of them:
- * take them from a copy that does, through its export (one request per chunk, on the
- * manager's thread, which keeps its heartbeat going between them). 0 when every entry up to
- * a sequence >= first_seq - 1 is held, then rep->applied is that sequence; -1 when no copy
- * could give them (what was taken stays; the caller starts over). */
-static int import_from_copy(struct replica *rep, uint64_t first_seq)
+/* Where an import stands: the messages still wanted, and the one being taken. */
+struct import {
+    uint64_t want, to; /* The next message to start, and the last one wanted. */
+    uint64_t cur;      /* The message being appended (0: none), */
+    uint64_t cur_held; /* and how many of its entries are appended. */
+};
+
+/* Take what node `node` holds of the messages im wants, in order, through its export (one
+ * request per chunk of about 512 KiB). Stops at the first message that copy lacks. */
+static void import_from(struct replica *rep, const char *node, uint8_t wire, struct import *im,
+                        bool on_manager)
 {
-    char cand[8][CL_NAME_MAX];
-    uint8_t wire[8];
-    int n = member_candidates(rep->p, cand, wire, 8);
-    for (int c = 0; c < n && !atomic_load(&cl.stopping); c++) {
-        if (strcmp(cand[c], cl.node) == 0)
-            continue;
-        natsMsg *msg;
-        struct wire_answer a;
-        if (export_ask(cand[c], wire[c], rep->p, 0, 0, &msg, &a) < 0)
-            continue;
-        uint64_t hi = 0, last_seq = 0;
-        if (a.type == WT_EXPORT_INFO) {
-            memcpy(&hi, a.body, 8);
-            memcpy(&last_seq, a.body + 8, 8);
+    natsMsg *msg;
+    struct wire_answer a;
+    /* Its last local id and sequence, and the local id where the message wanted starts. */
+    uint64_t at = im->cur ? im->cur : im->want;
+    if (export_ask(node, wire, rep->p, 0, 0, at, im->to, &msg, &a) < 0)
+        return;
+    uint64_t info[3] = {0, 0, 0};
+    if (a.type == WT_EXPORT_INFO && a.body_len >= 16)
+        memcpy(info, a.body, a.body_len >= 24 ? 24 : 16);
+    natsMsg_Destroy(msg);
+    uint64_t hi = info[0], last_seq = info[1], from = info[2];
+    if (!from && at == 1) /* A node built before the third field: its copy starts at 1. */
+        from = 1;
+    if (!hi || !from || last_seq < at)
+        return; /* That copy lacks them too. */
+    /* Entries of the message in progress appended already; and whether a row of a message not
+     * wanted next came (past the range, or a gap in that copy). */
+    uint64_t skip = im->cur_held;
+    bool ended = false;
+    while (from <= hi && !ended && !atomic_load(&cl.stopping)) {
+        if (export_ask(node, wire, rep->p, from, hi, 0, 0, &msg, &a) < 0 ||
+            a.type != WT_EXPORT_ROWS) {
+            if (msg)
+                natsMsg_Destroy(msg);
+            return;
         }
-        natsMsg_Destroy(msg);
-        if (!hi || last_seq + 1 < first_seq)
-            continue; /* That copy lacks them too. */
-        log_info("cluster: partition %d: the stream starts at message %" PRIu64
-                 "; taking entries 1..%" PRIu64 " (to message %" PRIu64 ") from node %s",
-                 rep->p, first_seq, hi, last_seq, cand[c]);
-        uint64_t from = 1;
+        const char *p = a.body, *end = a.body + a.body_len;
+        struct lc_entry e;
+        uint64_t seq = 0, local = 0;
+        size_t k = 0;
+        int got;
         bool failed = false;
-        while (from <= hi && !failed && !atomic_load(&cl.stopping)) {
-            if (export_ask(cand[c], wire[c], rep->p, from, hi, &msg, &a) < 0 ||
-                a.type != WT_EXPORT_ROWS) {
-                if (msg)
-                    natsMsg_Destroy(msg);
-                failed = true;
-                break;
-            }
-            const char *at = a.body, *end = a.body + a.body_len;
-            struct lc_entry e;
-            uint64_t seq = 0, local = 0, group_seq = 0;
-            size_t k = 0;
-            int got;
-            while (!failed && (got = wire_export_next_row(&at, end, &e, &seq, &local)) == 1) {
-                if (k && (seq != group_seq || k == WIRE_BATCH_MAX_ENTRIES)) {
-                    failed = apply(rep, rep->scratch, k, group_seq) < 0;
-                    k = 0;
+        while ((got = wire_export_next_row(&p, end, &e, &seq, &local)) == 1) {
+            if (seq != im->cur) {
+                if (seq != im->want || seq > im->to) {
+                    ended = true;
+                    break;
                 }
-                group_seq = seq;
-                rep->scratch[k++] = e;
+                if (k && apply(rep, rep->scratch, k, im->cur) < 0) {
+                    failed = true;
+                    break;
+                }
+                k = 0;
+                im->cur = seq;
+                im->cur_held = 0;
+                im->want = seq + 1;
+                skip = 0;
+            } else if (skip) {
+                skip--;
                 from = local + 1;
+                continue;
             }
-            if (got < 0 || (!failed && k && apply(rep, rep->scratch, k, group_seq) < 0))
-                failed = true;
-            if (at == a.body) /* No row: the copy holds nothing more up to hi. */
-                from = hi + 1;
-            natsMsg_Destroy(msg);
-            member_tick(0);
+            if (k == WIRE_BATCH_MAX_ENTRIES) {
+                if (apply(rep, rep->scratch, k, im->cur) < 0) {
+                    failed = true;
+                    break;
+                }
+                k = 0;
+            }
+            rep->scratch[k++] = e;
+            im->cur_held++;
+            from = local + 1;
         }
-        if (failed || from <= hi)
-            return -1;
-        atomic_store(&rep->applied, last_seq);
-        return 0;
+        if (!failed && k && apply(rep, rep->scratch, k, im->cur) < 0)
+            failed = true;
+        if (p == a.body) /* No row: the copy holds nothing more up to hi. */
+            from = hi + 1;
+        natsMsg_Destroy(msg);
+        if (failed || got < 0)
+            return;
+        if (on_manager)
+            member_tick(0);
     }
-    return -1;
+    if (ended || from > hi) { /* The message in progress ended in that copy: held whole. */
+        im->cur = 0;
+        im->cur_held = 0;
+    }
+}
+
+/* Messages from_seq..to_seq of the partition's stream, which the stream no longer holds and
+ * this copy lacks, taken from the other copies that hold them and appended in order (so the
+ * local ids stay in stream order). Returns the first message not held whole afterwards:
+ * to_seq + 1 when every one was taken. */
+static uint64_t import_range(struct replica *rep, uint64_t from_seq, uint64_t to_seq,
+                             bool on_manager)
+{
+    struct import im = {.want = from_seq, .to = to_seq};
+    /* Another owner still catching up (both opened the partition at once) may be the one
+     * that holds them: wait for it, a while. */
+    int64_t wait_until = mono_ms() + IMPORT_WAIT_MS;
+    for (;;) {
+        char cand[8][CL_NAME_MAX];
+        uint8_t wire[8];
+        int n = member_candidates(rep->p, cand, wire, 8);
+        for (int c = 0; c < n && (im.cur || im.want <= to_seq) && !atomic_load(&cl.stopping); c++) {
+            if (strcmp(cand[c], cl.node) == 0)
+                continue;
+            uint64_t before = im.cur ? im.cur : im.want;
+            import_from(rep, cand[c], wire[c], &im, on_manager);
+            uint64_t after = im.cur ? im.cur : im.want;
+            if (after > before)
+                log_info("cluster: partition %d: took messages %" PRIu64 "..%" PRIu64
+                         ", which the stream no longer holds, from node %s",
+                         rep->p, before, after - 1, cand[c]);
+        }
+        if ((!im.cur && im.want > to_seq) || atomic_load(&cl.stopping) || mono_ms() >= wait_until ||
+            !member_other_owner_catching_up(rep->p))
+            break;
+        if (on_manager)
+            member_tick(250);
+        else
+            nanosleep(&(struct timespec){0, 250 * 1000000}, NULL);
+    }
+    uint64_t missing = im.cur ? im.cur : im.want;
+    if (missing > to_seq)
+        return to_seq + 1;
+    if (im.cur) /* Its part appended stays; the rest is lost with the stream. */
+        log_warn("cluster: partition %d: message %" PRIu64 " is held in part", rep->p, im.cur);
+    return missing;
 }
 
 static struct replica *replica_open(int p)
@@ -546,19 +648,24 @@ static struct replica *replica_open(int p)
      * them from another one; a copy that holds older ones keeps them and says what it
      * misses. */
     uint64_t applied = atomic_load(&rep->applied);
-    if (first > 1 && applied + 1 < first && applied == 0 && import_from_copy(rep, first) < 0) {
-        log_warn("cluster: partition %d: the stream starts at message %" PRIu64
-                 " and no copy could give what came before; trying again in 5 s",
-                 p, first);
-        replica_free(rep);
-        rmtree_partition(p);
-        retry_at_ms[p] = mono_ms() + 5000;
-        return NULL;
+    if (first > 1 && applied + 1 < first) {
+        uint64_t missing = import_range(rep, applied + 1, first - 1, true);
+        if (missing < first && applied == 0) {
+            /* Empty, and nothing to begin with: try again, as copies become ready. */
+            log_warn("cluster: partition %d: the stream starts at message %" PRIu64
+                     " and no copy could give what came before; trying again in 5 s",
+                     p, first);
+            replica_free(rep);
+            rmtree_partition(p);
+            retry_at_ms[p] = mono_ms() + 5000;
+            return NULL;
+        }
+        if (missing < first)
+            log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64
+                     " left the stream before this copy had them, and no other copy holds them",
+                     p, missing, first - 1);
+        atomic_store(&rep->applied, first - 1);
     }
-    if (first > 1 && applied && applied + 1 < first && first > last) /* Else on_msg says it. */
-        log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64
-                 " left the stream before this copy had them",
-                 p, applied + 1, first - 1);
     if (last <= atomic_load(&rep->applied))
         atomic_store(&rep->ready, true);
     jsSubOptions so;
@@ -709,6 +816,22 @@ bool replica_seq_of(struct replica *rep, uint64_t local_id, uint64_t *seq)
     }
     pthread_mutex_unlock(&rep->mu);
     return found;
+}
+
+uint64_t replica_local_of_seq(struct replica *rep, uint64_t seq)
+{
+    pthread_mutex_lock(&rep->mu);
+    size_t lo = 0, hi = rep->nmap;
+    while (lo < hi) { /* The first run of a message at seq or later (seqs rise with ids). */
+        size_t mid = lo + (hi - lo) / 2;
+        if (rep->map[mid].seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    uint64_t local = lo < rep->nmap ? rep->map[lo].local_first : 0;
+    pthread_mutex_unlock(&rep->mu);
+    return local;
 }
 
 static bool held_ready(int p)

@@ -476,16 +476,20 @@ static void job_ready(void *owner)
     }
 }
 
-/* An export: the copy's last id and sequence, or its entries from an id on (wire.h). */
+/* An export: the copy's last id and sequence and where a message starts, or its entries from
+ * an id on (wire.h). */
 static void export_start(struct ev_loop *loop, struct job *j, struct store *st,
                          const struct wire_request *req)
 {
     if (req->win_to_ms == 0) {
         struct store_stats ss;
         store_get_stats(st, &ss);
-        uint64_t info[2] = {ss.last_id, 0};
+        uint64_t info[3] = {ss.last_id, 0, 0};
         replica_seq_of(j->rep, ss.last_id, &info[1]);
-        send_simple(j, WT_EXPORT_INFO, info, sizeof(info));
+        /* The third field only when asked for: older nodes read exactly two. */
+        if (req->limit > 0)
+            info[2] = replica_local_of_seq(j->rep, req->limit);
+        send_simple(j, WT_EXPORT_INFO, info, req->limit > 0 ? 24 : 16);
         job_end(j);
         return;
     }

@@ -410,7 +410,8 @@ int wire_answer_decode(const void *data, size_t len, struct wire_answer *a, char
     case WT_EXPORT_ROWS:
         return 0;
     case WT_EXPORT_INFO:
-        return a->body_len == 16 ? 0 : bad(err, "export info of the wrong size");
+        return a->body_len == 16 || a->body_len == 24 ? 0
+                                                      : bad(err, "export info of the wrong size");
     }
     return bad(err, "answer of an unknown type");
 }

@@ -982,6 +982,15 @@ TEST(answer_bad)
     refuse_answer(m, 11, "end answer of the wrong size", "end of 3");
     refuse_answer(m, 13, "end answer of the wrong size", "end of 5");
     refuse_answer(m, 8, "end answer of the wrong size", "end of 0");
+    /* Export info: two figures (older nodes, or when not asked where a message starts) or
+     * three. */
+    char info[8 + 32] = {3, WT_EXPORT_INFO, 1, 0, 0, 0, 0, 0};
+    for (size_t body = 0; body <= 32; body++) {
+        if (body == 16 || body == 24)
+            CHECK_EQ_INT(wire_answer_decode(info, 8 + body, &a, err), 0);
+        else
+            refuse_answer(info, 8 + body, "export info of the wrong size", "export info");
+    }
 }
 
 /* Rows: what goes in comes out, in order, with its id. */
