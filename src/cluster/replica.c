@@ -64,18 +64,23 @@ struct replica {
     _Atomic uint64_t pending;       /* Messages the stream had beyond it at the last delivery. */
     _Atomic bool ready;             /* Caught up with the stream once. */
     _Atomic bool broken;            /* A write failed: ask other copies. */
+    _Atomic bool ending;            /* Being closed: an import in its consumer stops. */
     _Atomic uint64_t entries;
     struct lc_entry *scratch; /* The consumer's entries of one batch. */
     int refs;                 /* reps[]'s, and each query's (under reps_mu). */
     bool dropping;            /* Not ours any more: its files go with the last reference. */
 };
 
-static uint64_t import_range(struct replica *rep, uint64_t from_seq, uint64_t to_seq,
-                             bool on_manager);
+/* How an import of messages the stream let go ended (import_range). */
+enum import_end { IMPORT_DONE, IMPORT_UNSETTLED, IMPORT_INTERRUPTED };
+static enum import_end import_range(struct replica *rep, uint64_t from_seq, uint64_t to_seq,
+                                    bool on_manager);
 
 /* How long a copy that lacks messages the stream let go waits for another owner to catch up
  * and give them. */
 #define IMPORT_WAIT_MS 10000
+/* And, past that, for each message skipped while a copy may yet answer. */
+#define IMPORT_GRACE_MS 2000
 
 static struct replica *reps[CL_MAX_PARTITIONS];
 static int64_t retry_at_ms[CL_MAX_PARTITIONS]; /* A failed open is tried again from then. */
@@ -247,20 +252,21 @@ static long apply_delay_ms(void)
     return v;
 }
 
-/* A fault for the tests: LOGCASTER_FAULT_MISS_SEQ=N makes this node's copies pass over
- * message N of every partition's stream when it comes in order, as if the stream had let it
- * go before they read it: the next message finds the gap. */
-static uint64_t miss_seq(void)
+/* A fault for the tests: LOGCASTER_FAULT_MISS_SEQ=N (or N-M) makes this node's copies pass
+ * over message N (to M) of every partition's stream, as if the stream had let them go before
+ * they read them: the next message finds the gap. */
+static bool fault_missed(uint64_t seq)
 {
-    static _Atomic int64_t seq = -1;
-    int64_t v = atomic_load(&seq);
-    if (v < 0) {
+    static _Atomic int64_t lo = -1, hi = -1;
+    if (atomic_load(&lo) < 0) {
         const char *e = getenv("LOGCASTER_FAULT_MISS_SEQ");
-        v = e ? strtoll(e, NULL, 10) : 0;
-        atomic_store(&seq, v > 0 ? v : 0);
-        v = atomic_load(&seq);
+        char *rest = NULL;
+        long long a = e ? strtoll(e, &rest, 10) : 0;
+        long long b = rest && *rest == '-' ? strtoll(rest + 1, NULL, 10) : a;
+        atomic_store(&hi, a > 0 && b >= a ? b : 0);
+        atomic_store(&lo, a > 0 && b >= a ? a : 0);
     }
-    return (uint64_t)v;
+    return atomic_load(&lo) && (int64_t)seq >= atomic_load(&lo) && (int64_t)seq <= atomic_load(&hi);
 }
 
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
@@ -277,7 +283,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     atomic_store(&rep->pending, meta->NumPending);
     jsMsgMetaData_Destroy(meta);
     uint64_t applied = atomic_load(&rep->applied);
-    if (seq == applied + 1 && seq == miss_seq()) {
+    if (seq > applied && fault_missed(seq)) {
         natsMsg_Destroy(msg);
         return;
     }
@@ -285,11 +291,11 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         /* A partition's stream has one subject, so a gap is messages its limits (or a purge)
          * removed before this copy read them: take them from another copy first, so that the
          * local ids stay in stream order, and say what none of them had. */
-        uint64_t missing = seq > applied + 1 ? import_range(rep, applied + 1, seq - 1, false) : seq;
-        if (missing < seq)
-            log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64
-                     " left the stream before this copy had them, and no other copy holds them",
-                     rep->p, missing, seq - 1);
+        if (seq > applied + 1 && !atomic_load(&rep->broken) &&
+            import_range(rep, applied + 1, seq - 1, false) == IMPORT_INTERRUPTED) {
+            natsMsg_Destroy(msg); /* Not applied: the next start reads from the gap again. */
+            return;
+        }
         if (apply_delay_ms() && atomic_load(&rep->ready))
             nanosleep(&(struct timespec){0, apply_delay_ms() * 1000000}, NULL);
         struct wire_batch_in b;
@@ -411,10 +417,12 @@ static int load_map(struct replica *rep)
     return 0;
 }
 
-static void replica_free(struct replica *rep)
+/* False when its consumer may still be running: then it is all left be. */
+static bool replica_free(struct replica *rep)
 {
+    atomic_store(&rep->ending, true);
     if (!cl_sub_end(&rep->sub))
-        return; /* Its consumer may still write to it: keep it all. */
+        return false; /* Its consumer may still write to it: keep it all. */
     store_close(rep->st);
     if (rep->map_fd >= 0)
         close(rep->map_fd);
@@ -422,6 +430,7 @@ static void replica_free(struct replica *rep)
     free(rep->map);
     free(rep->scratch);
     free(rep);
+    return true;
 }
 
 /* One export request to node (wire.h WK_EXPORT); the answer's body in *a, the message in
@@ -460,40 +469,78 @@ static int export_ask(const char *node, uint8_t wire, int p, uint64_t from, uint
 
 /* Where an import stands: the messages still wanted, and the one being taken. */
 struct import {
-    uint64_t want, to; /* The next message to start, and the last one wanted. */
-    uint64_t cur;      /* The message being appended (0: none), */
-    uint64_t cur_held; /* and how many of its entries are appended. */
+    uint64_t want, to;  /* The next message to start, and the last one wanted. */
+    uint64_t cur;       /* The message being appended (0: none), */
+    uint64_t cur_held;  /* and how many of its entries are appended. */
+    uint64_t next_held; /* In this pass: the first message after `want` a source holds. */
+    bool answered;      /* In this pass: a source past `want` said what it holds. */
+    bool unanswered;    /* In this pass: a source did not answer, or is behind (it may later). */
+    bool failed;        /* This copy could not append: the import is over. */
+    bool on_manager;    /* On the manager's thread: keep its heartbeat going. */
 };
 
+static bool import_interrupted(const struct replica *rep)
+{
+    return atomic_load(&cl.stopping) || atomic_load(&rep->ending);
+}
+
+/* Append the k entries of message im->cur in rep->scratch; false when the store refused. */
+static bool import_append(struct replica *rep, struct import *im, size_t k)
+{
+    int r = k ? apply(rep, rep->scratch, k, im->cur) : 0;
+    if (r < 0) {
+        if (!atomic_exchange(&rep->broken, true))
+            log_error("cluster: partition %d: cannot store the entries of message %" PRIu64
+                      " taken from another copy: %s",
+                      rep->p, im->cur, strerror(-r));
+        im->failed = true;
+        return false;
+    }
+    im->cur_held += k;
+    return true;
+}
+
 /* Take what node `node` holds of the messages im wants, in order, through its export (one
- * request per chunk of about 512 KiB). Stops at the first message that copy lacks. */
-static void import_from(struct replica *rep, const char *node, uint8_t wire, struct import *im,
-                        bool on_manager)
+ * request per chunk of about 512 KiB). Stops at the first message that copy lacks. A copy
+ * holds whole messages up to what it has applied (the request waits, a while, until it has
+ * applied the last one wanted), so the message in progress is whole once the source's rows
+ * go past it or end. */
+static void import_from(struct replica *rep, const char *node, uint8_t wire, struct import *im)
 {
     natsMsg *msg;
     struct wire_answer a;
     /* Its last local id and sequence, and the local id where the message wanted starts. */
     uint64_t at = im->cur ? im->cur : im->want;
-    if (export_ask(node, wire, rep->p, 0, 0, at, im->to, &msg, &a) < 0)
+    if (export_ask(node, wire, rep->p, 0, 0, at, im->to, &msg, &a) < 0) {
+        im->unanswered = true;
         return;
+    }
     uint64_t info[3] = {0, 0, 0};
     if (a.type == WT_EXPORT_INFO && a.body_len >= 16)
         memcpy(info, a.body, a.body_len >= 24 ? 24 : 16);
     natsMsg_Destroy(msg);
+    if (a.type != WT_EXPORT_INFO) { /* Not holding it caught up (yet, or any more). */
+        im->unanswered = true;
+        return;
+    }
     uint64_t hi = info[0], last_seq = info[1], from = info[2];
     if (!from && at == 1) /* A node built before the third field: its copy starts at 1. */
         from = 1;
-    if (!hi || !from || last_seq < at)
-        return; /* That copy lacks them too. */
-    /* Entries of the message in progress appended already; and whether a row of a message not
-     * wanted next came (past the range, or a gap in that copy). */
-    uint64_t skip = im->cur_held;
-    bool ended = false;
-    while (from <= hi && !ended && !atomic_load(&cl.stopping)) {
+    if (last_seq < at) { /* Behind: it has not applied that far (yet). */
+        im->unanswered = true;
+        return;
+    }
+    im->answered = true;
+    if (!hi || !from)
+        return;                   /* That copy lacks them too. */
+    uint64_t skip = im->cur_held; /* Entries of the message in progress appended already. */
+    bool first = true, ended = false;
+    while (from <= hi && !ended && !import_interrupted(rep)) {
         if (export_ask(node, wire, rep->p, from, hi, 0, 0, &msg, &a) < 0 ||
             a.type != WT_EXPORT_ROWS) {
             if (msg)
                 natsMsg_Destroy(msg);
+            im->unanswered = true;
             return;
         }
         const char *p = a.body, *end = a.body + a.body_len;
@@ -501,18 +548,26 @@ static void import_from(struct replica *rep, const char *node, uint8_t wire, str
         uint64_t seq = 0, local = 0;
         size_t k = 0;
         int got;
-        bool failed = false;
         while ((got = wire_export_next_row(&p, end, &e, &seq, &local)) == 1) {
+            if (seq == 0 || (first && im->cur && seq != im->cur)) {
+                /* A row its map does not cover yet, or it lacks the rest of the message in
+                 * progress: another source, or later. */
+                natsMsg_Destroy(msg);
+                if (import_append(rep, im, k))
+                    im->unanswered = true;
+                return;
+            }
+            first = false;
             if (seq != im->cur) {
-                if (seq != im->want || seq > im->to) {
+                if (!import_append(rep, im, k))
+                    break;
+                k = 0;
+                if (seq != im->want || seq > im->to) { /* Past the range, or its own gap. */
+                    if (seq > im->want && seq < im->next_held)
+                        im->next_held = seq;
                     ended = true;
                     break;
                 }
-                if (k && apply(rep, rep->scratch, k, im->cur) < 0) {
-                    failed = true;
-                    break;
-                }
-                k = 0;
                 im->cur = seq;
                 im->cur_held = 0;
                 im->want = seq + 1;
@@ -523,24 +578,23 @@ static void import_from(struct replica *rep, const char *node, uint8_t wire, str
                 continue;
             }
             if (k == WIRE_BATCH_MAX_ENTRIES) {
-                if (apply(rep, rep->scratch, k, im->cur) < 0) {
-                    failed = true;
+                if (!import_append(rep, im, k))
                     break;
-                }
                 k = 0;
             }
             rep->scratch[k++] = e;
-            im->cur_held++;
             from = local + 1;
         }
-        if (!failed && k && apply(rep, rep->scratch, k, im->cur) < 0)
-            failed = true;
+        if (!im->failed && !ended)
+            import_append(rep, im, k);
         if (p == a.body) /* No row: the copy holds nothing more up to hi. */
             from = hi + 1;
         natsMsg_Destroy(msg);
-        if (failed || got < 0)
+        if (got < 0) /* A damaged answer: as if it had not answered. */
+            im->unanswered = true;
+        if (im->failed || got < 0)
             return;
-        if (on_manager)
+        if (im->on_manager)
             member_tick(0);
     }
     if (ended || from > hi) { /* The message in progress ended in that copy: held whole. */
@@ -551,44 +605,69 @@ static void import_from(struct replica *rep, const char *node, uint8_t wire, str
 
 /* Messages from_seq..to_seq of the partition's stream, which the stream no longer holds and
  * this copy lacks, taken from the other copies that hold them and appended in order (so the
- * local ids stay in stream order). Returns the first message not held whole afterwards:
- * to_seq + 1 when every one was taken. */
-static uint64_t import_range(struct replica *rep, uint64_t from_seq, uint64_t to_seq,
-                             bool on_manager)
+ * local ids stay in stream order). What no copy that answers holds is skipped and said in the
+ * log. On the consumer's thread, while another owner is still catching up or a copy did not
+ * answer, it tries again for up to IMPORT_WAIT_MS; on the manager's thread it does not wait
+ * (two owners opening at once would wait for each other). IMPORT_UNSETTLED: no copy answered
+ * for what is left of the range; IMPORT_INTERRUPTED: a stop, the copy being dropped, or this
+ * copy could not append. */
+static enum import_end import_range(struct replica *rep, uint64_t from_seq, uint64_t to_seq,
+                                    bool on_manager)
 {
-    struct import im = {.want = from_seq, .to = to_seq};
-    /* Another owner still catching up (both opened the partition at once) may be the one
-     * that holds them: wait for it, a while. */
-    int64_t wait_until = mono_ms() + IMPORT_WAIT_MS;
-    for (;;) {
+    struct import im = {.want = from_seq, .to = to_seq, .on_manager = on_manager};
+    int64_t wait_until = mono_ms() + (on_manager ? 0 : IMPORT_WAIT_MS);
+    while ((im.cur || im.want <= to_seq) && !im.failed && !import_interrupted(rep)) {
         char cand[8][CL_NAME_MAX];
         uint8_t wire[8];
         int n = member_candidates(rep->p, cand, wire, 8);
-        for (int c = 0; c < n && (im.cur || im.want <= to_seq) && !atomic_load(&cl.stopping); c++) {
+        im.next_held = UINT64_MAX;
+        im.answered = im.unanswered = false;
+        bool progress = false;
+        for (int c = 0;
+             c < n && (im.cur || im.want <= to_seq) && !im.failed && !import_interrupted(rep);
+             c++) {
             if (strcmp(cand[c], cl.node) == 0)
                 continue;
-            uint64_t before = im.cur ? im.cur : im.want;
-            import_from(rep, cand[c], wire[c], &im, on_manager);
+            uint64_t before = im.cur ? im.cur : im.want, held_before = im.cur_held;
+            import_from(rep, cand[c], wire[c], &im);
             uint64_t after = im.cur ? im.cur : im.want;
+            progress |= after > before || im.cur_held > held_before;
             if (after > before)
                 log_info("cluster: partition %d: took messages %" PRIu64 "..%" PRIu64
                          ", which the stream no longer holds, from node %s",
                          rep->p, before, after - 1, cand[c]);
         }
-        if ((!im.cur && im.want > to_seq) || atomic_load(&cl.stopping) || mono_ms() >= wait_until ||
-            !member_other_owner_catching_up(rep->p))
-            break;
-        if (on_manager)
-            member_tick(250);
-        else
+        if (progress || (!im.cur && im.want > to_seq) || im.failed || import_interrupted(rep))
+            continue;
+        bool may_later = im.unanswered || member_other_owner_catching_up(rep->p);
+        if (may_later && mono_ms() < wait_until) {
             nanosleep(&(struct timespec){0, 250 * 1000000}, NULL);
+            continue;
+        }
+        uint64_t lost = im.cur ? im.cur : im.want;
+        if (!im.answered && on_manager) {
+            log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64 " left the stream "
+                     "before this copy had them, and no other copy answered for them",
+                     rep->p, lost, to_seq);
+            return IMPORT_UNSETTLED;
+        }
+        /* No copy holds the next message (or the rest of the one in progress): skip to the
+         * first one a copy holds. While a copy may yet answer, only that one, and wait for
+         * it a little longer: it may be waiting, as this one, for a message nobody has, and
+         * hold the next ones once it goes on. */
+        uint64_t resume = im.next_held <= to_seq ? im.next_held : to_seq + 1;
+        if (may_later || resume <= lost)
+            resume = lost + 1;
+        if (may_later)
+            wait_until = mono_ms() + IMPORT_GRACE_MS;
+        log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64 " left the stream "
+                 "before this copy had them, and no other copy holds them%s",
+                 rep->p, lost, resume - 1, im.cur ? " (the first in part)" : "");
+        im.cur = 0;
+        im.cur_held = 0;
+        im.want = resume;
     }
-    uint64_t missing = im.cur ? im.cur : im.want;
-    if (missing > to_seq)
-        return to_seq + 1;
-    if (im.cur) /* Its part appended stays; the rest is lost with the stream. */
-        log_warn("cluster: partition %d: message %" PRIu64 " is held in part", rep->p, im.cur);
-    return missing;
+    return im.failed || import_interrupted(rep) ? IMPORT_INTERRUPTED : IMPORT_DONE;
 }
 
 static struct replica *replica_open(int p)
@@ -644,26 +723,24 @@ static struct replica *replica_open(int p)
     }
     uint64_t first = si->State.FirstSeq, last = si->State.LastSeq;
     jsStreamInfo_Destroy(si);
-    /* Messages the stream let go (its limits) that this copy lacks: an empty copy takes
-     * them from another one; a copy that holds older ones keeps them and says what it
-     * misses. */
+    /* Messages the stream let go (its limits) that this copy lacks come from another copy
+     * first: an empty copy takes them here, and tries again later when no copy answers. One
+     * that holds older entries takes them as the gap its first message shows (on_msg, which
+     * may wait for the other copies), or here when the stream holds none. */
     uint64_t applied = atomic_load(&rep->applied);
-    if (first > 1 && applied + 1 < first) {
-        uint64_t missing = import_range(rep, applied + 1, first - 1, true);
-        if (missing < first && applied == 0) {
-            /* Empty, and nothing to begin with: try again, as copies become ready. */
+    if (first > 1 && applied + 1 < first && (applied == 0 || first > last)) {
+        enum import_end end = import_range(rep, applied + 1, first - 1, true);
+        if (end == IMPORT_INTERRUPTED || (end == IMPORT_UNSETTLED && applied == 0)) {
+            /* Nothing to begin with (or cut short): try again, as copies become ready. */
             log_warn("cluster: partition %d: the stream starts at message %" PRIu64
-                     " and no copy could give what came before; trying again in 5 s",
+                     " and what came before could not be taken from another copy; trying "
+                     "again in 5 s",
                      p, first);
-            replica_free(rep);
-            rmtree_partition(p);
+            if (replica_free(rep) && applied == 0)
+                rmtree_partition(p);
             retry_at_ms[p] = mono_ms() + 5000;
             return NULL;
         }
-        if (missing < first)
-            log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64
-                     " left the stream before this copy had them, and no other copy holds them",
-                     p, missing, first - 1);
         atomic_store(&rep->applied, first - 1);
     }
     if (last <= atomic_load(&rep->applied))
@@ -746,8 +823,7 @@ static void replica_drop(struct replica *rep)
     snprintf(dir, sizeof(dir), "%s", rep->dir);
     bool remove_files = rep->dropping;
     int p = rep->p;
-    replica_free(rep);
-    if (remove_files) {
+    if (replica_free(rep) && remove_files) {
         rmtree(dir);
         log_info("cluster: partition %d handed over to its owners; local copy removed", p);
     }
