@@ -145,6 +145,8 @@ uint64_t replica_global_id(struct replica *rep, uint64_t local_id); /* 0 when un
 bool replica_has_seq(struct replica *rep, uint64_t seq);
 /* The stream sequence of the message local_id came in (false when unknown). */
 bool replica_seq_of(struct replica *rep, uint64_t local_id, uint64_t *seq);
+/* The last message held whole and queryable (0: none), and the last queryable local id. */
+uint64_t replica_whole_seq(struct replica *rep, uint64_t *readable_local);
 /* The first local id of a message at sequence seq or later, or 0 when the copy has none. */
 uint64_t replica_local_of_seq(struct replica *rep, uint64_t seq);
 /* A run of consecutive ids on both sides, with its entries' arrival range: the id map. */

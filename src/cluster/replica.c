@@ -74,7 +74,7 @@ struct replica {
 /* How an import of messages the stream let go ended (import_range). */
 enum import_end { IMPORT_DONE, IMPORT_UNSETTLED, IMPORT_INTERRUPTED };
 static enum import_end import_range(struct replica *rep, uint64_t from_seq, uint64_t to_seq,
-                                    bool on_manager);
+                                    bool on_manager, bool skip_unasked);
 
 /* How long a copy that lacks messages the stream let go waits for another owner to catch up
  * and give them. */
@@ -283,7 +283,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
     atomic_store(&rep->pending, meta->NumPending);
     jsMsgMetaData_Destroy(meta);
     uint64_t applied = atomic_load(&rep->applied);
-    if (seq > applied && fault_missed(seq)) {
+    if (atomic_load(&rep->ending) || (seq > applied && fault_missed(seq))) {
         natsMsg_Destroy(msg);
         return;
     }
@@ -291,8 +291,12 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         /* A partition's stream has one subject, so a gap is messages its limits (or a purge)
          * removed before this copy read them: take them from another copy first, so that the
          * local ids stay in stream order, and say what none of them had. */
-        if (seq > applied + 1 && !atomic_load(&rep->broken) &&
-            import_range(rep, applied + 1, seq - 1, false) == IMPORT_INTERRUPTED) {
+        if (seq > applied + 1 && atomic_load(&rep->broken))
+            log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64 " left the stream "
+                     "before this copy had them; not taken, as this copy cannot store",
+                     rep->p, applied + 1, seq - 1);
+        else if (seq > applied + 1 &&
+                 import_range(rep, applied + 1, seq - 1, false, true) == IMPORT_INTERRUPTED) {
             natsMsg_Destroy(msg); /* Not applied: the next start reads from the gap again. */
             return;
         }
@@ -467,14 +471,12 @@ static int export_ask(const char *node, uint8_t wire, int p, uint64_t from, uint
     return rc;
 }
 
-/* Where an import stands: the messages still wanted, and the one being taken. */
+/* Where an import stands. */
 struct import {
-    uint64_t want, to;  /* The next message to start, and the last one wanted. */
-    uint64_t cur;       /* The message being appended (0: none), */
-    uint64_t cur_held;  /* and how many of its entries are appended. */
+    uint64_t want, to;  /* The next message to take, and the last one wanted. */
     uint64_t next_held; /* In this pass: the first message after `want` a source holds. */
-    bool answered;      /* In this pass: a source past `want` said what it holds. */
-    bool unanswered;    /* In this pass: a source did not answer, or is behind (it may later). */
+    bool answered;      /* In this pass: a source that has applied past `want` answered. */
+    bool unanswered;    /* In this pass: a source did not answer, or is behind (may later). */
     bool failed;        /* This copy could not append: the import is over. */
     bool on_manager;    /* On the manager's thread: keep its heartbeat going. */
 };
@@ -484,187 +486,193 @@ static bool import_interrupted(const struct replica *rep)
     return atomic_load(&cl.stopping) || atomic_load(&rep->ending);
 }
 
-/* Append the k entries of message im->cur in rep->scratch; false when the store refused. */
-static bool import_append(struct replica *rep, struct import *im, size_t k)
+/* Append message seq, whole: its k entries in rep->scratch. */
+static bool import_append(struct replica *rep, struct import *im, uint64_t seq, size_t k)
 {
-    int r = k ? apply(rep, rep->scratch, k, im->cur) : 0;
+    int r = apply(rep, rep->scratch, k, seq);
     if (r < 0) {
         if (!atomic_exchange(&rep->broken, true))
             log_error("cluster: partition %d: cannot store the entries of message %" PRIu64
                       " taken from another copy: %s",
-                      rep->p, im->cur, strerror(-r));
+                      rep->p, seq, strerror(-r));
         im->failed = true;
         return false;
     }
-    im->cur_held += k;
+    im->want = seq + 1;
     return true;
 }
 
+/* The export answers whose rows a message being gathered points into. */
+struct held_msgs {
+    natsMsg *m[64];
+    int n;
+};
+
+static void held_release(struct held_msgs *h)
+{
+    while (h->n > 0)
+        natsMsg_Destroy(h->m[--h->n]);
+}
+
+/* A message was appended: only the answer being read still holds rows to come. */
+static void held_keep_last(struct held_msgs *h)
+{
+    for (int i = 0; i + 1 < h->n; i++)
+        natsMsg_Destroy(h->m[i]);
+    if (h->n > 1) {
+        h->m[0] = h->m[h->n - 1];
+        h->n = 1;
+    }
+}
+
 /* Take what node `node` holds of the messages im wants, in order, through its export (one
- * request per chunk of about 512 KiB). Stops at the first message that copy lacks. A copy
- * holds whole messages up to what it has applied (the request waits, a while, until it has
- * applied the last one wanted), so the message in progress is whole once the source's rows
- * go past it or end. */
+ * request per chunk of about 512 KiB). A message is gathered whole before it is appended, so
+ * a stop or a failure leaves no part of one; the source's rows are trusted only up to the
+ * message it has applied (it answers once it has applied the last one wanted, or after a short
+ * wait). Stops at the first message that copy lacks. */
 static void import_from(struct replica *rep, const char *node, uint8_t wire, struct import *im)
 {
     natsMsg *msg;
     struct wire_answer a;
-    /* Its last local id and sequence, and the local id where the message wanted starts. */
-    uint64_t at = im->cur ? im->cur : im->want;
-    if (export_ask(node, wire, rep->p, 0, 0, at, im->to, &msg, &a) < 0) {
+    /* Its last local id, the last message it has applied, and where message `want` starts. */
+    if (export_ask(node, wire, rep->p, 0, 0, im->want, im->to, &msg, &a) < 0) {
         im->unanswered = true;
         return;
     }
     uint64_t info[3] = {0, 0, 0};
-    if (a.type == WT_EXPORT_INFO && a.body_len >= 16)
-        memcpy(info, a.body, a.body_len >= 24 ? 24 : 16);
+    bool ok = a.type == WT_EXPORT_INFO && a.body_len == 24; /* 16 bytes: an older node. */
+    if (ok)
+        memcpy(info, a.body, 24);
     natsMsg_Destroy(msg);
-    if (a.type != WT_EXPORT_INFO) { /* Not holding it caught up (yet, or any more). */
-        im->unanswered = true;
+    if (!ok) { /* Not holding it caught up (yet, or any more), or too old to say. */
+        if (a.type != WT_EXPORT_INFO)
+            im->unanswered = true;
         return;
     }
-    uint64_t hi = info[0], last_seq = info[1], from = info[2];
-    if (!from && at == 1) /* A node built before the third field: its copy starts at 1. */
-        from = 1;
-    if (last_seq < at) { /* Behind: it has not applied that far (yet). */
+    uint64_t hi = info[0], applied = info[1], from = info[2];
+    if (applied < im->want) { /* Behind: it has not applied that far (yet). */
         im->unanswered = true;
         return;
     }
     im->answered = true;
-    if (!hi || !from)
-        return;                   /* That copy lacks them too. */
-    uint64_t skip = im->cur_held; /* Entries of the message in progress appended already. */
-    bool first = true, ended = false;
-    while (from <= hi && !ended && !import_interrupted(rep)) {
-        if (export_ask(node, wire, rep->p, from, hi, 0, 0, &msg, &a) < 0 ||
+    struct held_msgs held = {.n = 0};
+    uint64_t cur = 0; /* The message being gathered, */
+    size_t k = 0;     /* and its entries so far. */
+    bool ended = !hi || !from;
+    while (!ended && from <= hi && !import_interrupted(rep)) {
+        if (held.n == (int)(sizeof(held.m) / sizeof(held.m[0])) ||
+            export_ask(node, wire, rep->p, from, hi, 0, 0, &msg, &a) < 0 ||
             a.type != WT_EXPORT_ROWS) {
             if (msg)
                 natsMsg_Destroy(msg);
             im->unanswered = true;
-            return;
+            break;
         }
+        held.m[held.n++] = msg;
         const char *p = a.body, *end = a.body + a.body_len;
         struct lc_entry e;
         uint64_t seq = 0, local = 0;
-        size_t k = 0;
         int got;
-        while ((got = wire_export_next_row(&p, end, &e, &seq, &local)) == 1) {
-            if (seq == 0 || (first && im->cur && seq != im->cur)) {
-                /* A row its map does not cover yet, or it lacks the rest of the message in
-                 * progress: another source, or later. */
-                natsMsg_Destroy(msg);
-                if (import_append(rep, im, k))
-                    im->unanswered = true;
-                return;
-            }
-            first = false;
-            if (seq != im->cur) {
-                if (!import_append(rep, im, k))
-                    break;
-                k = 0;
-                if (seq != im->want || seq > im->to) { /* Past the range, or its own gap. */
-                    if (seq > im->want && seq < im->next_held)
+        while (!ended && (got = wire_export_next_row(&p, end, &e, &seq, &local)) == 1) {
+            if (seq != cur) { /* The message gathered is whole: the next one begins. */
+                if (cur && !import_append(rep, im, cur, k))
+                    ended = true;
+                held_keep_last(&held);
+                cur = k = 0;
+                if (ended || seq != im->want || seq > im->to || seq > applied) {
+                    /* Past the range or what it applied, or its own gap. */
+                    if (seq > im->want && seq <= applied && seq < im->next_held)
                         im->next_held = seq;
                     ended = true;
                     break;
                 }
-                im->cur = seq;
-                im->cur_held = 0;
-                im->want = seq + 1;
-                skip = 0;
-            } else if (skip) {
-                skip--;
-                from = local + 1;
-                continue;
+                cur = seq;
             }
-            if (k == WIRE_BATCH_MAX_ENTRIES) {
-                if (!import_append(rep, im, k))
-                    break;
-                k = 0;
+            if (k == WIRE_BATCH_MAX_ENTRIES) { /* Not a message of ours: stop there. */
+                im->unanswered = true;
+                cur = 0;
+                ended = true;
+                break;
             }
             rep->scratch[k++] = e;
             from = local + 1;
         }
-        if (!im->failed && !ended)
-            import_append(rep, im, k);
-        if (p == a.body) /* No row: the copy holds nothing more up to hi. */
-            from = hi + 1;
-        natsMsg_Destroy(msg);
-        if (got < 0) /* A damaged answer: as if it had not answered. */
+        if (got < 0) { /* A damaged answer: as if it had not answered. */
             im->unanswered = true;
-        if (im->failed || got < 0)
-            return;
+            cur = 0;
+            break;
+        }
+        if (p == a.body && !ended) /* No row: the copy holds nothing more up to hi. */
+            from = hi + 1;
         if (im->on_manager)
             member_tick(0);
     }
-    if (ended || from > hi) { /* The message in progress ended in that copy: held whole. */
-        im->cur = 0;
-        im->cur_held = 0;
-    }
+    /* Its rows ended with the message gathered: it is whole (applied, by the source). */
+    if (cur && from > hi && !im->failed && !import_interrupted(rep))
+        import_append(rep, im, cur, k);
+    held_release(&held);
 }
 
 /* Messages from_seq..to_seq of the partition's stream, which the stream no longer holds and
  * this copy lacks, taken from the other copies that hold them and appended in order (so the
- * local ids stay in stream order). What no copy that answers holds is skipped and said in the
- * log. On the consumer's thread, while another owner is still catching up or a copy did not
- * answer, it tries again for up to IMPORT_WAIT_MS; on the manager's thread it does not wait
- * (two owners opening at once would wait for each other). IMPORT_UNSETTLED: no copy answered
- * for what is left of the range; IMPORT_INTERRUPTED: a stop, the copy being dropped, or this
- * copy could not append. */
+ * local ids stay in stream order). A message that every answering copy has passed without
+ * holding it is skipped and said in the log.
+ * - On the consumer's thread, while another owner is still catching up or a copy did not
+ *   answer or is behind, it tries again for up to IMPORT_WAIT_MS, then gives each copy still
+ *   behind one more IMPORT_GRACE_MS past the next message nobody has (it may be waiting, as
+ *   this one, for that message, and hold the later ones once it goes on); then what no copy
+ *   that answered holds is skipped.
+ * - On the manager's thread it never waits (two owners opening at once would wait for each
+ *   other): IMPORT_UNSETTLED when a copy may yet answer for what is left.
+ * - Without skip_unasked, also IMPORT_UNSETTLED when no copy that has applied that far
+ *   answered at all (an empty copy would rather wait than begin with a hole).
+ * IMPORT_INTERRUPTED: a stop, the copy being dropped, or this copy could not append. */
 static enum import_end import_range(struct replica *rep, uint64_t from_seq, uint64_t to_seq,
-                                    bool on_manager)
+                                    bool on_manager, bool skip_unasked)
 {
     struct import im = {.want = from_seq, .to = to_seq, .on_manager = on_manager};
     int64_t wait_until = mono_ms() + (on_manager ? 0 : IMPORT_WAIT_MS);
-    while ((im.cur || im.want <= to_seq) && !im.failed && !import_interrupted(rep)) {
+    bool graced = on_manager;
+    while (im.want <= to_seq && !im.failed && !import_interrupted(rep)) {
         char cand[8][CL_NAME_MAX];
         uint8_t wire[8];
         int n = member_candidates(rep->p, cand, wire, 8);
         im.next_held = UINT64_MAX;
         im.answered = im.unanswered = false;
-        bool progress = false;
-        for (int c = 0;
-             c < n && (im.cur || im.want <= to_seq) && !im.failed && !import_interrupted(rep);
-             c++) {
+        uint64_t pass_from = im.want;
+        for (int c = 0; c < n && im.want <= to_seq && !im.failed && !import_interrupted(rep); c++) {
             if (strcmp(cand[c], cl.node) == 0)
                 continue;
-            uint64_t before = im.cur ? im.cur : im.want, held_before = im.cur_held;
+            uint64_t before = im.want;
             import_from(rep, cand[c], wire[c], &im);
-            uint64_t after = im.cur ? im.cur : im.want;
-            progress |= after > before || im.cur_held > held_before;
-            if (after > before)
+            if (im.want > before)
                 log_info("cluster: partition %d: took messages %" PRIu64 "..%" PRIu64
                          ", which the stream no longer holds, from node %s",
-                         rep->p, before, after - 1, cand[c]);
+                         rep->p, before, im.want - 1, cand[c]);
         }
-        if (progress || (!im.cur && im.want > to_seq) || im.failed || import_interrupted(rep))
+        if (im.want > pass_from || im.want > to_seq || im.failed || import_interrupted(rep))
             continue;
         bool may_later = im.unanswered || member_other_owner_catching_up(rep->p);
         if (may_later && mono_ms() < wait_until) {
             nanosleep(&(struct timespec){0, 250 * 1000000}, NULL);
             continue;
         }
-        uint64_t lost = im.cur ? im.cur : im.want;
-        if (!im.answered && on_manager) {
+        if ((may_later && on_manager) || (!im.answered && !skip_unasked)) {
             log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64 " left the stream "
-                     "before this copy had them, and no other copy answered for them",
-                     rep->p, lost, to_seq);
+                     "before this copy had them, and no other copy could give them now",
+                     rep->p, im.want, to_seq);
             return IMPORT_UNSETTLED;
         }
-        /* No copy holds the next message (or the rest of the one in progress): skip to the
-         * first one a copy holds. While a copy may yet answer, only that one, and wait for
-         * it a little longer: it may be waiting, as this one, for a message nobody has, and
-         * hold the next ones once it goes on. */
+        /* No copy holds message `want`: skip to the first one a copy holds. */
         uint64_t resume = im.next_held <= to_seq ? im.next_held : to_seq + 1;
-        if (may_later || resume <= lost)
-            resume = lost + 1;
-        if (may_later)
+        if (may_later && !graced) { /* Only that one, and wait for them once more. */
+            resume = im.want + 1;
             wait_until = mono_ms() + IMPORT_GRACE_MS;
+            graced = true;
+        }
         log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64 " left the stream "
-                 "before this copy had them, and no other copy holds them%s",
-                 rep->p, lost, resume - 1, im.cur ? " (the first in part)" : "");
-        im.cur = 0;
-        im.cur_held = 0;
+                 "before this copy had them, and no other copy holds them",
+                 rep->p, im.want, resume - 1);
         im.want = resume;
     }
     return im.failed || import_interrupted(rep) ? IMPORT_INTERRUPTED : IMPORT_DONE;
@@ -729,9 +737,8 @@ static struct replica *replica_open(int p)
      * may wait for the other copies), or here when the stream holds none. */
     uint64_t applied = atomic_load(&rep->applied);
     if (first > 1 && applied + 1 < first && (applied == 0 || first > last)) {
-        enum import_end end = import_range(rep, applied + 1, first - 1, true);
-        if (end == IMPORT_INTERRUPTED || (end == IMPORT_UNSETTLED && applied == 0)) {
-            /* Nothing to begin with (or cut short): try again, as copies become ready. */
+        enum import_end end = import_range(rep, applied + 1, first - 1, true, applied > 0);
+        if (end != IMPORT_DONE) { /* Try again, as copies become ready. */
             log_warn("cluster: partition %d: the stream starts at message %" PRIu64
                      " and what came before could not be taken from another copy; trying "
                      "again in 5 s",
@@ -908,6 +915,17 @@ uint64_t replica_local_of_seq(struct replica *rep, uint64_t seq)
     uint64_t local = lo < rep->nmap ? rep->map[lo].local_first : 0;
     pthread_mutex_unlock(&rep->mu);
     return local;
+}
+
+uint64_t replica_whole_seq(struct replica *rep, uint64_t *readable_local)
+{
+    uint64_t applied = atomic_load(&rep->applied), seq = 0;
+    uint64_t done = store_done_id(rep->st);
+    *readable_local = done;
+    if (replica_has_seq(rep, applied))
+        return applied;
+    /* The message of the last queryable entry may be held in part: the one before it. */
+    return replica_seq_of(rep, done, &seq) && seq > 0 ? seq - 1 : 0;
 }
 
 static bool held_ready(int p)

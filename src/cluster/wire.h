@@ -78,9 +78,10 @@ void wire_batch_close(struct wire_batch_in *b);
 /* Requests. */
 /* WK_EXPORT: a copy's entries, for a copy that lacks messages the stream let go. The answer
  * is one message (a plain NATS request): with win_to_ms 0, WT_EXPORT_INFO (u64 last local id,
- * u64 the last stream sequence it holds, and when limit > 0, u64 the first local id of a
- * message at sequence `limit` or later, 0 when none: nodes built before it read and send the
- * first two alone); else
+ * u64 the last stream sequence it holds); when limit > 0, of 24 bytes instead: u64 the last
+ * queryable local id, u64 the last message it holds whole and queryable (it has applied),
+ * u64 the first local id of a message at sequence `limit` or later, 0 when none (nodes built
+ * before it read and send the 16-byte form alone); else
  * WT_EXPORT_ROWS of local ids win_from_ms..win_to_ms from the first on, as many as fit in
  * about 512 KiB, each u64 cluster id | u64 stream sequence | u64 local id | record. */
 /* WK_ORDER: the matching entries in the cluster's order, by key (recv_ms, then id, both
