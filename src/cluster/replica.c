@@ -72,7 +72,7 @@ struct replica {
 };
 
 /* How an import of messages the stream let go ended (import_range). */
-enum import_end { IMPORT_DONE, IMPORT_UNSETTLED, IMPORT_INTERRUPTED };
+enum import_end { IMPORT_DONE, IMPORT_UNSETTLED, IMPORT_FAILED, IMPORT_INTERRUPTED };
 static enum import_end import_range(struct replica *rep, uint64_t from_seq, uint64_t to_seq,
                                     bool on_manager, bool skip_unasked);
 
@@ -478,7 +478,7 @@ struct import {
     bool answered;      /* In this pass: a source that has applied past `want` answered. */
     bool unanswered;    /* In this pass: a source did not answer, or is behind (may later). */
     bool failed;        /* This copy could not append: the import is over. */
-    bool on_manager;    /* On the manager's thread: keep its heartbeat going. */
+    bool on_manager;    /* On the manager's thread: no waiting, and its heartbeat kept. */
 };
 
 static bool import_interrupted(const struct replica *rep)
@@ -502,9 +502,10 @@ static bool import_append(struct replica *rep, struct import *im, uint64_t seq, 
     return true;
 }
 
-/* The export answers whose rows a message being gathered points into. */
+/* The export answers whose rows a message being gathered points into (a message of
+ * WIRE_BATCH_MAX_RAW bytes spans about 130 of them). */
 struct held_msgs {
-    natsMsg *m[64];
+    natsMsg *m[160];
     int n;
 };
 
@@ -527,15 +528,18 @@ static void held_keep_last(struct held_msgs *h)
 
 /* Take what node `node` holds of the messages im wants, in order, through its export (one
  * request per chunk of about 512 KiB). A message is gathered whole before it is appended, so
- * a stop or a failure leaves no part of one; the source's rows are trusted only up to the
- * message it has applied (it answers once it has applied the last one wanted, or after a short
- * wait). Stops at the first message that copy lacks. */
+ * a stop or a failure leaves no part of one. The source's rows are trusted up to the message
+ * it has applied and can read, and only as one run of local ids from where its id map says
+ * message `want` starts (its own retention may have cut the oldest). Stops at the first
+ * message that copy lacks. */
 static void import_from(struct replica *rep, const char *node, uint8_t wire, struct import *im)
 {
     natsMsg *msg;
     struct wire_answer a;
-    /* Its last local id, the last message it has applied, and where message `want` starts. */
-    if (export_ask(node, wire, rep->p, 0, 0, im->want, im->to, &msg, &a) < 0) {
+    /* Its last queryable local id, the last message it holds whole, where `want` starts. On
+     * the manager's thread, answered at once; else once it has applied the range (or after a
+     * short wait). */
+    if (export_ask(node, wire, rep->p, 0, 0, im->want, im->on_manager ? 0 : im->to, &msg, &a) < 0) {
         im->unanswered = true;
         return;
     }
@@ -572,17 +576,23 @@ static void import_from(struct replica *rep, const char *node, uint8_t wire, str
         const char *p = a.body, *end = a.body + a.body_len;
         struct lc_entry e;
         uint64_t seq = 0, local = 0;
-        int got;
+        int got = 0;
         while (!ended && (got = wire_export_next_row(&p, end, &e, &seq, &local)) == 1) {
+            if (local != from) { /* Not the next id: its store no longer holds some. */
+                cur = 0;
+                ended = true;
+                break;
+            }
             if (seq != cur) { /* The message gathered is whole: the next one begins. */
                 if (cur && !import_append(rep, im, cur, k))
                     ended = true;
                 held_keep_last(&held);
                 cur = k = 0;
                 if (ended || seq != im->want || seq > im->to || seq > applied) {
-                    /* Past the range or what it applied, or its own gap. */
                     if (seq > im->want && seq <= applied && seq < im->next_held)
-                        im->next_held = seq;
+                        im->next_held = seq; /* Its own gap: it holds this one. */
+                    if (seq > applied && seq <= im->to)
+                        im->unanswered = true; /* It may hold more once it has applied them. */
                     ended = true;
                     break;
                 }
@@ -597,17 +607,19 @@ static void import_from(struct replica *rep, const char *node, uint8_t wire, str
             rep->scratch[k++] = e;
             from = local + 1;
         }
-        if (got < 0) { /* A damaged answer: as if it had not answered. */
+        if (got < 0 || (p == a.body && cur)) {
+            /* A damaged answer, or none while a message is gathered: as if it had not
+             * answered. */
             im->unanswered = true;
             cur = 0;
             break;
         }
-        if (p == a.body && !ended) /* No row: the copy holds nothing more up to hi. */
+        if (p == a.body) /* No row: the copy holds nothing more up to hi. */
             from = hi + 1;
         if (im->on_manager)
             member_tick(0);
     }
-    /* Its rows ended with the message gathered: it is whole (applied, by the source). */
+    /* Its rows ended with the message gathered, at the last id it can read: it is whole. */
     if (cur && from > hi && !im->failed && !import_interrupted(rep))
         import_append(rep, im, cur, k);
     held_release(&held);
@@ -615,18 +627,20 @@ static void import_from(struct replica *rep, const char *node, uint8_t wire, str
 
 /* Messages from_seq..to_seq of the partition's stream, which the stream no longer holds and
  * this copy lacks, taken from the other copies that hold them and appended in order (so the
- * local ids stay in stream order). A message that every answering copy has passed without
+ * local ids stay in stream order). A message that the copies that answer have passed without
  * holding it is skipped and said in the log.
  * - On the consumer's thread, while another owner is still catching up or a copy did not
- *   answer or is behind, it tries again for up to IMPORT_WAIT_MS, then gives each copy still
- *   behind one more IMPORT_GRACE_MS past the next message nobody has (it may be waiting, as
- *   this one, for that message, and hold the later ones once it goes on); then what no copy
- *   that answered holds is skipped.
- * - On the manager's thread it never waits (two owners opening at once would wait for each
- *   other): IMPORT_UNSETTLED when a copy may yet answer for what is left.
+ *   answer or is behind, it tries again for up to IMPORT_WAIT_MS after the last progress;
+ *   then it gives them IMPORT_GRACE_MS more past the next message nobody has (a copy may be
+ *   waiting, as this one, for that message, and hold the later ones once it goes on); then
+ *   what no copy that answered holds is skipped.
+ * - On the manager's thread it never waits: IMPORT_UNSETTLED when a copy may yet answer
+ *   for what is left. (Owners still opening are not waited for: two opening at once would
+ *   wait for each other.)
  * - Without skip_unasked, also IMPORT_UNSETTLED when no copy that has applied that far
  *   answered at all (an empty copy would rather wait than begin with a hole).
- * IMPORT_INTERRUPTED: a stop, the copy being dropped, or this copy could not append. */
+ * IMPORT_FAILED: this copy could not append; IMPORT_INTERRUPTED: a stop, or the copy being
+ * dropped. */
 static enum import_end import_range(struct replica *rep, uint64_t from_seq, uint64_t to_seq,
                                     bool on_manager, bool skip_unasked)
 {
@@ -649,10 +663,14 @@ static enum import_end import_range(struct replica *rep, uint64_t from_seq, uint
                 log_info("cluster: partition %d: took messages %" PRIu64 "..%" PRIu64
                          ", which the stream no longer holds, from node %s",
                          rep->p, before, im.want - 1, cand[c]);
+            if (on_manager)
+                member_tick(0);
         }
+        if (im.want > pass_from && !on_manager) /* Progress: wait as long again. */
+            wait_until = mono_ms() + IMPORT_WAIT_MS;
         if (im.want > pass_from || im.want > to_seq || im.failed || import_interrupted(rep))
             continue;
-        bool may_later = im.unanswered || member_other_owner_catching_up(rep->p);
+        bool may_later = im.unanswered || (!on_manager && member_other_owner_catching_up(rep->p));
         if (may_later && mono_ms() < wait_until) {
             nanosleep(&(struct timespec){0, 250 * 1000000}, NULL);
             continue;
@@ -671,11 +689,11 @@ static enum import_end import_range(struct replica *rep, uint64_t from_seq, uint
             graced = true;
         }
         log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64 " left the stream "
-                 "before this copy had them, and no other copy holds them",
-                 rep->p, im.want, resume - 1);
+                 "before this copy had them, and no other copy %s",
+                 rep->p, im.want, resume - 1, im.answered ? "holds them" : "answered for them");
         im.want = resume;
     }
-    return im.failed || import_interrupted(rep) ? IMPORT_INTERRUPTED : IMPORT_DONE;
+    return im.failed ? IMPORT_FAILED : import_interrupted(rep) ? IMPORT_INTERRUPTED : IMPORT_DONE;
 }
 
 static struct replica *replica_open(int p)
@@ -919,10 +937,12 @@ uint64_t replica_local_of_seq(struct replica *rep, uint64_t seq)
 
 uint64_t replica_whole_seq(struct replica *rep, uint64_t *readable_local)
 {
-    uint64_t applied = atomic_load(&rep->applied), seq = 0;
+    /* One reading of the writer's progress for both answers; applied is stored after
+     * applied_local, so read first, it is never ahead of it. */
     uint64_t done = store_done_id(rep->st);
+    uint64_t applied = atomic_load(&rep->applied), seq = 0;
     *readable_local = done;
-    if (replica_has_seq(rep, applied))
+    if (atomic_load(&rep->applied_local) <= done)
         return applied;
     /* The message of the last queryable entry may be held in part: the one before it. */
     return replica_seq_of(rep, done, &seq) && seq > 0 ? seq - 1 : 0;

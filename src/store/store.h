@@ -60,6 +60,8 @@ struct store_config {
     int64_t retention_age_ms;    /* Delete segments whose newest entry is older; 0 = forever. */
     uint64_t retention_min_free; /* Keep this much disk free: delete, then refuse writes. */
     bool tokens_held; /* Tests: the token filter builder starts held (store_tokens_hold). */
+    size_t warm_ids;  /* Tests: blocks a count is remembered by one by one (0: 512), before
+                         the range they span (tokbuild.c). */
 };
 
 struct store_stats {

@@ -309,7 +309,8 @@ bool tokb_warm(struct store *s, struct block *b)
     bool first = s->nwarm == 0 && s->warm_lo > s->warm_hi;
     if (!s->warm_ids && s->nwarm == 0)
         s->warm_ids = malloc(WARM_IDS * sizeof(*s->warm_ids));
-    if (s->warm_ids && s->nwarm < WARM_IDS) {
+    size_t cap = s->cfg.warm_ids && s->cfg.warm_ids < WARM_IDS ? s->cfg.warm_ids : WARM_IDS;
+    if (s->warm_ids && s->nwarm < cap) {
         s->warm_ids[s->nwarm++] = b->first_id;
         b->warm_pending = true;
     } else { /* Many (or no memory for the list): the range they span. */

@@ -28,9 +28,10 @@ static void wipe(void)
     check_rm_dir(dir);
 }
 
-/* Open the store in dir as it is; with tokens_held, its token filter builder starts held. */
-static struct store *reopen_store(size_t cache_size, size_t segment_size, uint64_t retention,
-                                  bool tokens_held)
+/* Open the store in dir as it is; with tokens_held, its token filter builder starts held;
+ * warm_ids: blocks a count is remembered by one by one (0: the default). */
+static struct store *reopen_store_warm(size_t cache_size, size_t segment_size, uint64_t retention,
+                                       bool tokens_held, size_t warm_ids)
 {
     struct store_config cfg = {.data_dir = dir,
                                .cache_size = cache_size,
@@ -38,8 +39,15 @@ static struct store *reopen_store(size_t cache_size, size_t segment_size, uint64
                                .segment_size = segment_size,
                                .compression_level = 0,
                                .retention_size = retention,
-                               .tokens_held = tokens_held};
+                               .tokens_held = tokens_held,
+                               .warm_ids = warm_ids};
     return store_open(&cfg);
+}
+
+static struct store *reopen_store(size_t cache_size, size_t segment_size, uint64_t retention,
+                                  bool tokens_held)
+{
+    return reopen_store_warm(cache_size, segment_size, retention, tokens_held, 0);
 }
 
 static struct store *open_store(size_t cache_size, size_t segment_size, uint64_t retention)
@@ -606,6 +614,70 @@ TEST(counts_leave_filling_the_cache_to_the_builder)
     wipe();
 }
 
+/* Rows of blocks first[from..to] opened (cached on the way, at the hot end). */
+static void open_rows(struct store *s, uint64_t from, uint64_t to)
+{
+    struct store_cursor c;
+    store_cursor_init(&c, from, to, true);
+    while (store_cursor_next(s, &c)) {
+        struct store_block blk;
+        CHECK_EQ_INT(store_block_open(s, &c, &blk), 0);
+        CHECK(blk.cb != NULL);
+        store_block_close(s, &blk);
+    }
+    store_cursor_end(s, &c);
+}
+
+/* Past the blocks remembered one by one (two here), a count is remembered as the range it
+ * read: the builder caches that range and nothing beyond it. Warmed blocks go to the cold end
+ * of the LRU order, the oldest coldest, so rows read afterwards evict the oldest warmed block,
+ * not the rows read before them. */
+TEST(a_long_count_is_warmed_as_its_range_at_the_cold_end)
+{
+    enum { NB = 10 };
+    struct store *s = open_store(64u << 20, 64u << 20, 0);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    uint64_t first[NB + 1];
+    for (int b = 0; b < NB; b++)
+        CHECK((first[b] = append_batch(s, b)) != 0);
+    first[NB] = UINT64_MAX;
+    store_close(s);
+    /* One block's bytes in the cache. */
+    s = reopen_store(64u << 20, 64u << 20, 0, true);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    uint64_t before = cache_bytes(s);
+    open_rows(s, first[0], first[1] - 1);
+    uint64_t per_block = cache_bytes(s) - before;
+    CHECK(per_block > BATCH * MSG);
+    store_close(s);
+
+    /* Room for seven and a half blocks. A count reads blocks 1..6. */
+    s = reopen_store_warm(before + per_block * 15 / 2, 64u << 20, 0, true, 2);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    bool cached[NB], want[NB];
+    CHECK_EQ_INT(scan_lines(s, first[1], first[7] - 1, cached, NB), NB);
+    CHECK_EQ_INT(count_true(cached, NB), 0);
+    store_tokens_hold(s, false);
+    for (int i = 0; i < NB; i++) /* Newest first: block b is at NB - 1 - b. */
+        want[i] = i >= NB - 7 && i <= NB - 2;
+    CHECK(wait_cached(s, want, NB));
+    sleep_ms(200); /* Time to go further, were it to. */
+    CHECK(wait_cached(s, want, NB));
+    /* Rows of blocks 8 and 9: the second finds the cache full and evicts block 1. */
+    open_rows(s, first[8], UINT64_MAX);
+    for (int i = 0; i < NB; i++)
+        want[i] = i != NB - 2 && i != NB - 8 && i != NB - 1;
+    CHECK(wait_cached(s, want, NB));
+    store_close(s);
+    wipe();
+}
+
 int main(void)
 {
     log_verbosity = LOGV_WARN; /* The store's info lines (segments deleted) are expected here. */
@@ -615,5 +687,6 @@ int main(void)
     RUN(scan_and_count_sliced_by_budget);
     RUN(token_filters_built_after_publishing);
     RUN(counts_leave_filling_the_cache_to_the_builder);
+    RUN(a_long_count_is_warmed_as_its_range_at_the_cold_end);
     return check_summary("test_store");
 }
