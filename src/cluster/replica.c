@@ -499,6 +499,7 @@ static bool import_append(struct replica *rep, struct import *im, uint64_t seq, 
         return false;
     }
     im->want = seq + 1;
+    atomic_store(&rep->applied, seq); /* Held whole: other copies may take it from here. */
     return true;
 }
 
@@ -564,8 +565,11 @@ static void import_from(struct replica *rep, const char *node, uint8_t wire, str
     size_t k = 0;     /* and its entries so far. */
     bool ended = !hi || !from;
     while (!ended && from <= hi && !import_interrupted(rep)) {
-        if (held.n == (int)(sizeof(held.m) / sizeof(held.m[0])) ||
-            export_ask(node, wire, rep->p, from, hi, 0, 0, &msg, &a) < 0 ||
+        if (held.n == (int)(sizeof(held.m) / sizeof(held.m[0]))) { /* Not a message of ours. */
+            im->unanswered = true;
+            break;
+        }
+        if (export_ask(node, wire, rep->p, from, hi, 0, 0, &msg, &a) < 0 ||
             a.type != WT_EXPORT_ROWS) {
             if (msg)
                 natsMsg_Destroy(msg);
@@ -579,6 +583,9 @@ static void import_from(struct replica *rep, const char *node, uint8_t wire, str
         int got = 0;
         while (!ended && (got = wire_export_next_row(&p, end, &e, &seq, &local)) == 1) {
             if (local != from) { /* Not the next id: its store no longer holds some. */
+                /* Its retention cut message `seq` at the start: the next one is whole. */
+                if (!cur && seq >= im->want && seq < applied && seq + 1 < im->next_held)
+                    im->next_held = seq + 1;
                 cur = 0;
                 ended = true;
                 break;
@@ -692,6 +699,7 @@ static enum import_end import_range(struct replica *rep, uint64_t from_seq, uint
                  "before this copy had them, and no other copy %s",
                  rep->p, im.want, resume - 1, im.answered ? "holds them" : "answered for them");
         im.want = resume;
+        atomic_store(&rep->applied, resume - 1); /* Passed: the others need not wait for it. */
     }
     return im.failed ? IMPORT_FAILED : import_interrupted(rep) ? IMPORT_INTERRUPTED : IMPORT_DONE;
 }
