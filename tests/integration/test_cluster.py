@@ -625,6 +625,15 @@ def test_http_and_udp_ingest(nats_cluster, logcaster_node):
         wait_count(n, "viaudp", 20)  # Loopback UDP: none lost.
 
 
+def keep_only_the_last_message(nats_cluster):
+    """Limits on every partition's stream: from now on it keeps only its last message."""
+    for p in range(PARTS):
+        name = "logcaster-p%d" % p
+        config = nats_cluster.js("STREAM.INFO." + name)["config"]
+        config["max_msgs"] = 1
+        nats_cluster.js("STREAM.UPDATE." + name, config)
+
+
 def test_data_the_stream_let_go_comes_from_a_copy(nats_cluster, logcaster_node):
     """A node taking a partition over after its stream dropped old messages (limits set on
     the stream) gets them from a surviving copy, then follows the stream."""
@@ -635,11 +644,7 @@ def test_data_the_stream_let_go_comes_from_a_copy(nats_cluster, logcaster_node):
         assert not errors
         acked.update(got)
     check_all([a, b], "old", acked)
-    for p in range(PARTS):  # The streams keep only their last message from now on.
-        name = "logcaster-p%d" % p
-        config = nats_cluster.js("STREAM.INFO." + name)["config"]
-        config["max_msgs"] = 1
-        nats_cluster.js("STREAM.UPDATE." + name, config)
+    keep_only_the_last_message(nats_cluster)
     # One line at a time, each applied by both copies before the next: a stream that keeps one
     # message drops it as the next one comes, and a copy that had not read it by then would
     # lack it (a copy warns of such a gap; the test's limit, not the product, makes it likely).
@@ -695,11 +700,7 @@ def test_a_copy_back_after_the_stream_let_go_takes_what_it_missed(nats_cluster, 
     wait_applied(nats_cluster, [a, b])
     held = stream_last_seqs(nats_cluster)  # What b's copies hold: each stream to its end.
     b.stop()
-    for p in range(PARTS):  # The streams keep only their last message from now on.
-        name = "logcaster-p%d" % p
-        config = nats_cluster.js("STREAM.INFO." + name)["config"]
-        config["max_msgs"] = 1
-        nats_cluster.js("STREAM.UPDATE." + name, config)
+    keep_only_the_last_message(nats_cluster)
     # One line at a time, each applied by a's copies before the stream drops it for the next,
     # until every stream has let go of at least two messages b has not read.
     for i in range(400):
@@ -726,14 +727,22 @@ def test_a_copy_back_after_the_stream_let_go_takes_what_it_missed(nats_cluster, 
     check_all([b], "gapped", acked)
 
 
+def start_missing(nats_cluster, logcaster_node, monkeypatch, name, missed):
+    """Node name, whose copies pass over messages `missed` ("N" or "N-M") of every stream as if
+    the stream had let them go (the LOGCASTER_FAULT_MISS_SEQ test fault; None: none)."""
+    if missed:
+        monkeypatch.setenv("LOGCASTER_FAULT_MISS_SEQ", missed)
+    node = start_nodes(nats_cluster, logcaster_node, [name])[0]
+    monkeypatch.delenv("LOGCASTER_FAULT_MISS_SEQ", raising=False)
+    return node
+
+
 def test_a_copy_that_misses_a_message_takes_it_from_another(nats_cluster, logcaster_node,
                                                             monkeypatch):
     """A gap met while following a stream (here made by a test fault: message 3 of every
     stream passed over) is filled from another copy before the next message is applied."""
-    a = start_nodes(nats_cluster, logcaster_node, ["a"])[0]
-    monkeypatch.setenv("LOGCASTER_FAULT_MISS_SEQ", "3")
-    b = start_nodes(nats_cluster, logcaster_node, ["b"])[0]
-    monkeypatch.delenv("LOGCASTER_FAULT_MISS_SEQ")
+    a = start_missing(nats_cluster, logcaster_node, monkeypatch, "a", None)
+    b = start_missing(nats_cluster, logcaster_node, monkeypatch, "b", "3")
     acked = {}
     send_until_every_stream_has(nats_cluster, a, "missed", 5, acked)
     got, errors = send_acked(b, ["missed via b %d" % i for i in range(100)], conns=4)
@@ -754,11 +763,8 @@ def test_a_message_no_copy_holds_is_skipped_and_the_rest_taken(nats_cluster, log
     """Both copies pass over message 3 of every stream, and b also over message 4 (test
     faults): each waits a while for the other, says that no copy holds 3, and goes on; b takes
     4 from a. Both then hold the same entries, and nothing else is lost."""
-    monkeypatch.setenv("LOGCASTER_FAULT_MISS_SEQ", "3")
-    a = start_nodes(nats_cluster, logcaster_node, ["a"])[0]
-    monkeypatch.setenv("LOGCASTER_FAULT_MISS_SEQ", "3-4")
-    b = start_nodes(nats_cluster, logcaster_node, ["b"])[0]
-    monkeypatch.delenv("LOGCASTER_FAULT_MISS_SEQ")
+    a = start_missing(nats_cluster, logcaster_node, monkeypatch, "a", "3")
+    b = start_missing(nats_cluster, logcaster_node, monkeypatch, "b", "3-4")
     acked = {}
     send_until_every_stream_has(nats_cluster, a, "skipped", 6, acked)
     wait_applied(nats_cluster, [a, b], timeout=90)

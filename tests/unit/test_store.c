@@ -542,6 +542,20 @@ static bool wait_cached(struct store *s, const bool *want, int nb)
     return false;
 }
 
+/* Rows of blocks first[from..to] opened (cached on the way, at the hot end). */
+static void open_rows(struct store *s, uint64_t from, uint64_t to)
+{
+    struct store_cursor c;
+    store_cursor_init(&c, from, to, true);
+    while (store_cursor_next(s, &c)) {
+        struct store_block blk;
+        CHECK_EQ_INT(store_block_open(s, &c, &blk), 0);
+        CHECK(blk.cb != NULL);
+        store_block_close(s, &blk);
+    }
+    store_cursor_end(s, &c);
+}
+
 /* A count reads the blocks the cache misses through its thread's buffer and caches none of
  * them, even while the cache has room (the page faults of filling it are not the query's to
  * pay); the token filter builder then caches the ones it read, in its idle time, newest first,
@@ -593,15 +607,7 @@ TEST(counts_leave_filling_the_cache_to_the_builder)
     CHECK(s != NULL);
     if (!s)
         return;
-    struct store_cursor c;
-    store_cursor_init(&c, first[8], UINT64_MAX, true);
-    while (store_cursor_next(s, &c)) {
-        struct store_block blk;
-        CHECK_EQ_INT(store_block_open(s, &c, &blk), 0);
-        CHECK(blk.cb != NULL);
-        store_block_close(s, &blk);
-    }
-    store_cursor_end(s, &c);
+    open_rows(s, first[8], UINT64_MAX);
     scan_lines(s, first[0], first[6] - 1, cached, NB);
     CHECK_EQ_INT(count_true(cached, NB), 2);
     store_tokens_hold(s, false);
@@ -612,20 +618,6 @@ TEST(counts_leave_filling_the_cache_to_the_builder)
     CHECK(wait_cached(s, want, NB));
     store_close(s);
     wipe();
-}
-
-/* Rows of blocks first[from..to] opened (cached on the way, at the hot end). */
-static void open_rows(struct store *s, uint64_t from, uint64_t to)
-{
-    struct store_cursor c;
-    store_cursor_init(&c, from, to, true);
-    while (store_cursor_next(s, &c)) {
-        struct store_block blk;
-        CHECK_EQ_INT(store_block_open(s, &c, &blk), 0);
-        CHECK(blk.cb != NULL);
-        store_block_close(s, &blk);
-    }
-    store_cursor_end(s, &c);
 }
 
 /* Past the blocks remembered one by one (two here), a count is remembered as the range it
