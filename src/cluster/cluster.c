@@ -68,6 +68,14 @@ static void *manager(void *arg)
         return NULL;
     }
     publish_start();
+    /* A fault for the tests: LOGCASTER_FAULT_READY_DELAY_MS=N holds the node for N ms between
+     * starting its publisher and taking lines, so a reader can pause in that window. */
+    const char *fd = getenv("LOGCASTER_FAULT_READY_DELAY_MS");
+    if (fd && atoi(fd) > 0) {
+        log_info("cluster: fault: ready in %d ms", atoi(fd));
+        struct timespec ts = {atoi(fd) / 1000, atoi(fd) % 1000 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     atomic_store(&cl.ready, true);
     log_info("cluster: node %s (number %d) ready: %d partitions, %d replicas, %d copies", cl.node,
              cl.node_no, cl.partitions, cl.replicas, cl.copies);

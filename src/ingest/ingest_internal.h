@@ -33,6 +33,7 @@ struct reactor {
 
     pthread_mutex_t mu; /* Guards the inbox. */
     uint64_t in_done;   /* Every id up to this is decided. */
+    bool in_round;      /* A commit round (or a poke) since the thread last looked. */
     struct store_range in_failed[FAILED_KEEP];
     size_t nin_failed;
     uint64_t in_dropped;          /* Commit entries not posted: the inbox was full. */

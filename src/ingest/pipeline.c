@@ -109,6 +109,7 @@ static void on_commit(void *arg, const struct store_range *ranges, size_t n)
         pthread_mutex_lock(&r->mu);
         fanout_post(r, decided);
         r->in_done = ranges[n - 1].hi;
+        r->in_round = true;
         for (size_t i = 0; i < n; i++) {
             if (ranges[i].failed)
                 failed_add(r->in_failed, &r->nin_failed, ranges[i]);
@@ -333,7 +334,10 @@ static void reactor_wake(struct ev_loop *loop, struct ev_io *io, uint32_t events
         log_warn("ingest: reading the commit eventfd: %s", strerror(errno));
     bool committed;
     pthread_mutex_lock(&r->mu);
-    committed = r->in_done != r->done;
+    /* Every round wakes the next-commit waiters, even one that decided nothing new: a sink's
+     * poke after its backlog cleared is such a round. */
+    committed = r->in_round;
+    r->in_round = false;
     r->done = r->in_done;
     for (size_t i = 0; i < r->nin_failed; i++)
         failed_add(r->failed, &r->nfailed, r->in_failed[i]);
@@ -406,6 +410,17 @@ int ingest_wait(struct ev_loop *loop, struct ingest_waiter *w, uint64_t id)
     if (id <= r->done) /* Decided already: wake it on the next turn. */
         self_wake(r);
     return 0;
+}
+
+void ingest_wake_next_commit_waiters(struct ev_loop *loop)
+{
+    struct reactor *r = reactor_attach(loop);
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->in_round = true;
+    pthread_mutex_unlock(&r->mu);
+    self_wake(r);
 }
 
 static void resume_conn(struct ingest_waiter *w)

@@ -303,6 +303,16 @@ static bool must_pause(struct conn *c)
     return ingest_backlogged() || ic->len - ic->head >= OWED_MAX;
 }
 
+/* Stop reading until the writer's next commit round. The wait is registered (joining the
+ * registry the sink pokes) before the condition is read again: a backlog that cleared in
+ * between is seen here, so no wake-up is lost on an idle node. */
+static void pause_reading(struct conn *c)
+{
+    wait_writer(c, 0);
+    if (!must_pause(c))
+        ingest_wake_next_commit_waiters(conn_loop(c));
+}
+
 /* Refill the line bucket; true when at least one line may be sent. */
 static bool refill(struct ingest_conn *ic)
 {
@@ -337,7 +347,7 @@ static void ingest_resume(struct conn *c)
     if (conn_draining(c))
         ic->throttled = false; /* Shutting down: what was sent is taken at full speed. */
     if (must_pause(c))
-        wait_writer(c, 0);
+        pause_reading(c);
     else if (!ic->throttled)
         conn_set_busy(c, false);
 }
@@ -837,7 +847,7 @@ static size_t ingest_input(struct conn *c, const char *p, size_t n, bool eof)
     }
     if (must_pause(c)) {
         conn_set_busy(c, true);
-        wait_writer(c, 0);
+        pause_reading(c);
         return 0;
     }
     if (ic->line_rate > 0 && !conn_draining(c) && !refill(ic)) {

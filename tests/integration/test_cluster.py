@@ -7,6 +7,7 @@ the tests then check every acknowledged line by its id and its text, on every no
   everywhere;
 - a node started with another partition count refuses to run;
 - a node that cannot reach NATS takes no framed line until it can, then acknowledges it;
+  a line that arrives while the node becomes ready is taken once it is;
 - kill -9 of a node during ingest loses no acknowledged line, and the node catches up;
 - kill -9 of one of three nats-servers: ingest and queries go on;
 - a node cut off from NATS stops acknowledging and resumes when NATS returns;
@@ -292,6 +293,29 @@ def test_no_nats_no_acknowledgement(logcaster_node, tmp_path_factory):
         assert re.match(r"^OK\|\d+$", r), r
         wait_count(node, '"waited for nats"', 1)
         node.stop()
+
+
+def test_a_line_that_waited_for_the_node_to_be_ready_is_taken(nats_single, logcaster_node,
+                                                             monkeypatch):
+    """A line that arrives while the node starts waits, and is taken once the node is ready,
+    with nothing else arriving to wake it. The node is held (a test fault) between starting
+    its publisher and taking lines: the reader pauses in that window. Before, its connection's
+    thread joined the commit registry after the publisher's first decided id was known, so the
+    publisher's "ready" poke, which decided nothing new, did not wake it: it waited forever."""
+    monkeypatch.setenv("LOGCASTER_FAULT_READY_DELAY_MS", "1500")
+    node = logcaster_node(nats_single, "a", *FAST, "--cluster-replicas", "1")
+    monkeypatch.delenv("LOGCASTER_FAULT_READY_DELAY_MS")
+    deadline = time.monotonic() + 30
+    while "fault: ready in" not in node.stderr():
+        assert time.monotonic() < deadline, node.stderr()
+        time.sleep(0.05)
+    with LineConn(node.log_port, timeout=20) as c:
+        c.sendall(b"LOG|INFO|-|waited for ready\n")
+        r = decode(c.readline())
+    assert re.match(r"^OK\|\d+$", r), r
+    assert "ready:" in node.stderr()
+    wait_count(node, '"waited for ready"', 1)
+    node.stop()
 
 
 def test_kill9_node_during_ingest(nats_cluster, logcaster_node):
