@@ -195,7 +195,10 @@ def start_nodes(cluster, logcaster_node, names, *args):
             assert time.monotonic() < deadline, "node %s never answered" % n.name
             time.sleep(0.2)
         got, errors = send_acked(n, ["warmup"])
-        assert got, errors
+        # Unanswered once in many runs (session 12): what the node said of itself, to tell why.
+        assert got, (errors, {k: v for k, v in n.stats().items()
+                              if k.startswith(("cluster_", "lines_", "ingest"))},
+                     n.stderr()[-3000:])
     return nodes
 
 
