@@ -260,8 +260,10 @@ static bool sink_backlogged(void *sink)
 static void sink_on_commit(void *sink, store_commit_fn fn, void *arg)
 {
     (void)sink;
+    pthread_mutex_lock(&pub.commit_mu); /* The publisher may be running (poke). */
     pub.commit = fn;
     pub.commit_arg = arg;
+    pthread_mutex_unlock(&pub.commit_mu);
 }
 
 static const struct ingest_sink_ops sink_ops = {

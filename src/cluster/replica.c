@@ -442,7 +442,8 @@ static bool replica_free(struct replica *rep)
  * figures, with where message start_seq begins; min_seq: the node answers once its copy has
  * applied the stream that far (or after a short wait). */
 static int export_ask(const char *node, uint8_t wire, int p, uint64_t from, uint64_t to,
-                      uint64_t start_seq, uint64_t min_seq, natsMsg **msg, struct wire_answer *a)
+                      uint64_t start_seq, uint64_t min_seq, int timeout_ms, natsMsg **msg,
+                      struct wire_answer *a)
 {
     struct buf req = {0};
     struct wire_request r = {.version = member_wire_for(wire),
@@ -458,7 +459,7 @@ static int export_ask(const char *node, uint8_t wire, int p, uint64_t from, uint
     int rc = wire_request_encode(&req, &r);
     *msg = NULL;
     if (rc == 0 && natsConnection_Request(msg, cl.nc, subj, buf_head(&req), (int)buf_len(&req),
-                                          10000) != NATS_OK)
+                                          timeout_ms) != NATS_OK)
         rc = -1;
     buf_free(&req);
     if (rc == 0 &&
@@ -470,6 +471,11 @@ static int export_ask(const char *node, uint8_t wire, int p, uint64_t from, uint
     }
     return rc;
 }
+
+/* An export request's timeout: the manager's thread also beats the membership heartbeat, so
+ * it never waits long enough for the others to take this node for gone (CL_DEAD_MS). */
+#define EXPORT_TIMEOUT_MS         10000
+#define EXPORT_TIMEOUT_MANAGER_MS (CL_DEAD_MS - 2 * CL_HEARTBEAT_MS)
 
 /* Where an import stands. */
 struct import {
@@ -540,7 +546,9 @@ static void import_from(struct replica *rep, const char *node, uint8_t wire, str
     /* Its last queryable local id, the last message it holds whole, where `want` starts. On
      * the manager's thread, answered at once; else once it has applied the range (or after a
      * short wait). */
-    if (export_ask(node, wire, rep->p, 0, 0, im->want, im->on_manager ? 0 : im->to, &msg, &a) < 0) {
+    int timeout = im->on_manager ? EXPORT_TIMEOUT_MANAGER_MS : EXPORT_TIMEOUT_MS;
+    if (export_ask(node, wire, rep->p, 0, 0, im->want, im->on_manager ? 0 : im->to, timeout, &msg,
+                   &a) < 0) {
         im->unanswered = true;
         return;
     }
@@ -569,7 +577,7 @@ static void import_from(struct replica *rep, const char *node, uint8_t wire, str
             im->unanswered = true;
             break;
         }
-        if (export_ask(node, wire, rep->p, from, hi, 0, 0, &msg, &a) < 0 ||
+        if (export_ask(node, wire, rep->p, from, hi, 0, 0, timeout, &msg, &a) < 0 ||
             a.type != WT_EXPORT_ROWS) {
             if (msg)
                 natsMsg_Destroy(msg);

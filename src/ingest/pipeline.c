@@ -356,8 +356,13 @@ static void reactor_wake(struct ev_loop *loop, struct ev_io *io, uint32_t events
         heap_remove(r, r->heap[0]);
     for (size_t i = 0; i < ndue; i++)
         r->due[i]->wake(r->due[i]);
-    if (oom) { /* The rest on the next turn (a commit waiter then waits for the one after). */
+    if (oom) { /* The rest on the next turn, which counts as a round for them. */
         log_warn("ingest: out of memory waking waiters; retrying");
+        if (committed && r->ncw) {
+            pthread_mutex_lock(&r->mu);
+            r->in_round = true;
+            pthread_mutex_unlock(&r->mu);
+        }
         self_wake(r);
     }
 }
@@ -412,15 +417,16 @@ int ingest_wait(struct ev_loop *loop, struct ingest_waiter *w, uint64_t id)
     return 0;
 }
 
-void ingest_wake_next_commit_waiters(struct ev_loop *loop)
+int ingest_wake_next_commit_waiters(struct ev_loop *loop)
 {
     struct reactor *r = reactor_attach(loop);
     if (!r)
-        return;
+        return -ENOMEM;
     pthread_mutex_lock(&r->mu);
     r->in_round = true;
     pthread_mutex_unlock(&r->mu);
     self_wake(r);
+    return 0;
 }
 
 static void resume_conn(struct ingest_waiter *w)

@@ -76,14 +76,15 @@ struct ingest_waiter {
 };
 
 /* Call w->wake once every id <= id is decided (durable or failed), or, with id 0, after the
- * writer's next commit (new entries to follow, or the backlog may have cleared). Replaces an
+ * writer's next commit round (new entries to follow, or the backlog may have cleared: a sink
+ * whose backlog clears pokes a round that may decide nothing new). Replaces an
  * earlier wait of w. loop is the calling thread's reactor loop. Returns 0 or -ENOMEM. */
 int ingest_wait(struct ev_loop *loop, struct ingest_waiter *w, uint64_t id);
 
 /* Wake the loop's next-commit waiters (id 0) on its next turn, as a commit round would. A carrier
  * that pauses on ingest_backlogged() registers its wait first and then asks again: when the
  * backlog cleared in between, the sink's poke may have missed this thread, so it wakes itself. */
-void ingest_wake_next_commit_waiters(struct ev_loop *loop);
+int ingest_wake_next_commit_waiters(struct ev_loop *loop); /* 0, or -ENOMEM. */
 
 /* ingest_wait for a connection: its protocol's resume runs on the loop turn after the wake. */
 int ingest_wait_conn(struct conn *c, struct ingest_waiter *w, uint64_t id);

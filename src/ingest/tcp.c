@@ -308,9 +308,12 @@ static bool must_pause(struct conn *c)
  * between is seen here, so no wake-up is lost on an idle node. */
 static void pause_reading(struct conn *c)
 {
-    wait_writer(c, 0);
-    if (!must_pause(c))
-        ingest_wake_next_commit_waiters(conn_loop(c));
+    if (wait_writer(c, 0) < 0 ||
+        (!must_pause(c) && ingest_wake_next_commit_waiters(conn_loop(c)) < 0)) {
+        /* Nothing would wake it. */
+        log_error("out of memory waiting for the store; closing %s", conn_peer(c, &(size_t){0}));
+        conn_close_after_flush(c);
+    }
 }
 
 /* Refill the line bucket; true when at least one line may be sent. */
