@@ -84,6 +84,13 @@ static enum import_end import_range(struct replica *rep, uint64_t from_seq, uint
 
 static struct replica *reps[CL_MAX_PARTITIONS];
 static int64_t retry_at_ms[CL_MAX_PARTITIONS]; /* A failed open is tried again from then. */
+/* Opens in a row that found messages before the stream's start which no copy could give: the
+ * first is said, and then one in OPEN_SAY_EVERY (every 5 minutes), not every 5 s forever. */
+static unsigned unsettled_opens[CL_MAX_PARTITIONS];
+#define OPEN_SAY_EVERY 60
+/* When the first of them was (0: none): after --cluster-missing-wait an empty copy begins
+ * without what no copy gave. */
+static int64_t unsettled_since_ms[CL_MAX_PARTITIONS];
 static pthread_mutex_t reps_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static int mkdirs(const char *path)
@@ -691,9 +698,11 @@ static enum import_end import_range(struct replica *rep, uint64_t from_seq, uint
             continue;
         }
         if ((may_later && on_manager) || (!im.answered && !skip_unasked)) {
-            log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64 " left the stream "
-                     "before this copy had them, and no other copy could give them now",
-                     rep->p, im.want, to_seq);
+            if (unsettled_opens[rep->p] % OPEN_SAY_EVERY == 0)
+                log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64 " left the "
+                         "stream before this copy had them, and no other copy could give them "
+                         "now",
+                         rep->p, im.want, to_seq);
             return IMPORT_UNSETTLED;
         }
         /* No copy holds message `want`: skip to the first one a copy holds. */
@@ -771,12 +780,26 @@ static struct replica *replica_open(int p)
      * may wait for the other copies), or here when the stream holds none. */
     uint64_t applied = atomic_load(&rep->applied);
     if (first > 1 && applied + 1 < first && (applied == 0 || first > last)) {
-        enum import_end end = import_range(rep, applied + 1, first - 1, true, applied > 0);
+        int64_t now = mono_ms(), wait = cl.cfg->cluster_missing_wait_ms;
+        /* An empty copy waits for a copy that holds them (that node may be restarting), but
+         * not for ever: the stream's own messages, and every new one, are unqueryable here
+         * until it begins. What no copy gives then is skipped, and said. */
+        bool give_up = applied == 0 && wait > 0 && unsettled_since_ms[p] &&
+                       now - unsettled_since_ms[p] >= wait;
+        if (give_up)
+            log_warn("cluster: partition %d: no copy gave messages 1..%" PRIu64 " in %" PRId64
+                     " s (--cluster-missing-wait); this copy begins without what none gives",
+                     p, first - 1, (now - unsettled_since_ms[p]) / 1000);
+        enum import_end end =
+            import_range(rep, applied + 1, first - 1, true, applied > 0 || give_up);
         if (end != IMPORT_DONE) { /* Try again, as copies become ready. */
-            log_warn("cluster: partition %d: the stream starts at message %" PRIu64
-                     " and what came before could not be taken from another copy; trying "
-                     "again in 5 s",
-                     p, first);
+            if (!unsettled_since_ms[p])
+                unsettled_since_ms[p] = now;
+            if (unsettled_opens[p]++ % OPEN_SAY_EVERY == 0)
+                log_warn("cluster: partition %d: the stream starts at message %" PRIu64
+                         " and what came before could not be taken from another copy; trying "
+                         "again every 5 s%s",
+                         p, first, unsettled_opens[p] > 1 ? " (said every 5 minutes)" : "");
             if (replica_free(rep) && applied == 0)
                 rmtree_partition(p);
             retry_at_ms[p] = mono_ms() + 5000;
@@ -784,6 +807,8 @@ static struct replica *replica_open(int p)
         }
         atomic_store(&rep->applied, first - 1);
     }
+    unsettled_opens[p] = 0;
+    unsettled_since_ms[p] = 0;
     if (last <= atomic_load(&rep->applied))
         atomic_store(&rep->ready, true);
     jsSubOptions so;
@@ -815,6 +840,8 @@ void replica_sync(void)
         struct replica *have = reps[p];
         pthread_mutex_unlock(&reps_mu);
         bool owner = member_owns(p);
+        if (!owner) /* A later episode is said, and waited for, from its start. */
+            unsettled_opens[p] = 0, unsettled_since_ms[p] = 0;
         if (!have && owner && mono_ms() >= retry_at_ms[p]) {
             struct replica *rep = replica_open(p);
             pthread_mutex_lock(&reps_mu);

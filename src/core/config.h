@@ -82,14 +82,15 @@ struct config {
     int shutdown_timeout_s; /* Longest graceful-shutdown flush. */
     int verbosity;
     /* The cluster (src/cluster): set when --cluster names NATS servers. */
-    const char *cluster_urls;       /* "nats://h1:4222,nats://h2:4222"; NULL: a single node. */
-    const char *node_name;          /* This node's name in the cluster (default: the host name). */
-    const char *cluster_name;       /* Prefix of every stream, bucket and subject. */
-    int cluster_partitions;         /* Fixed when the cluster is first created. */
-    int cluster_replicas;           /* JetStream copies of every stream. */
-    int cluster_copies;             /* Nodes that keep each partition queryable. */
-    int64_t cluster_ack_timeout_ms; /* A batch JetStream has not confirmed by then fails. */
-    const char *cluster_creds;      /* NATS credentials file. */
+    const char *cluster_urls;        /* "nats://h1:4222,nats://h2:4222"; NULL: a single node. */
+    const char *node_name;           /* This node's name in the cluster (default: the host name). */
+    const char *cluster_name;        /* Prefix of every stream, bucket and subject. */
+    int cluster_partitions;          /* Fixed when the cluster is first created. */
+    int cluster_replicas;            /* JetStream copies of every stream. */
+    int cluster_copies;              /* Nodes that keep each partition queryable. */
+    int64_t cluster_ack_timeout_ms;  /* A batch JetStream has not confirmed by then fails. */
+    int64_t cluster_missing_wait_ms; /* A new copy's wait for what its stream let go. */
+    const char *cluster_creds;       /* NATS credentials file. */
     const char *cluster_user, *cluster_password;
     const char *cluster_tls_ca, *cluster_tls_cert, *cluster_tls_key;
     /* Which options the file or the flags set: bit (1 << role) of the option's slot (bit 0

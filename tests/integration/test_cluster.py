@@ -20,6 +20,7 @@ the tests then check every acknowledged line by its id and its text, on every no
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -709,6 +710,47 @@ def test_data_the_stream_let_go_comes_from_a_copy(nats_cluster, logcaster_node):
     assert "node c left" not in a.stderr(), a.stderr()[-3000:]
     a.stop()
     check_all([c], "old", acked)
+
+
+def test_a_copy_no_copy_can_feed_says_so_once_then_begins_without(nats_single, logcaster_node):
+    """A node whose copies are gone while their streams let the older messages go cannot take
+    those from anywhere. It keeps trying (a copy may come back) every 5 s, and says so once,
+    not every 5 s. After --cluster-missing-wait it begins without them: the stream's messages,
+    and every new one, are answered again."""
+    a = start_nodes(nats_single, logcaster_node, ["a"], "--cluster-replicas", "1",
+                    "--cluster-missing-wait", "20s")[0]
+    acked = {}
+    send_until_every_stream_has(nats_single, a, "unfed", 3, acked)
+    wait_applied(nats_single, [a])  # Its copies held them.
+    keep_only_the_last_message(nats_single)
+    a.stop()
+    shutil.rmtree(os.path.join(a.data_dir, "partitions"))
+    a.restart()
+    deadline = time.monotonic() + 60
+    while a.stderr().count("could not be taken from another copy") < PARTS:
+        assert time.monotonic() < deadline, a.stderr()[-3000:]
+        time.sleep(0.2)
+    time.sleep(11)  # Two more tries for every partition, still within the wait.
+    err = a.stderr()
+    assert err.count("could not be taken from another copy") == PARTS, err[-3000:]
+    assert err.count("no other copy could give them now") == PARTS, err[-3000:]
+    assert "begins without" not in err
+    # Meanwhile the partitions are missing, and a query says so rather than answer short.
+    assert "partition" in str(count_or_error(a, "unfed"))
+    deadline = time.monotonic() + 60
+    while a.stderr().count("this copy begins without what none gives") < PARTS:
+        assert time.monotonic() < deadline, a.stderr()[-3000:]
+        time.sleep(0.2)
+    held = count_or_error(a, "unfed")
+    while not isinstance(held, int):  # Until every copy has applied what its stream holds.
+        assert time.monotonic() < deadline, held
+        time.sleep(0.2)
+        held = count_or_error(a, "unfed")
+    assert 0 < held < len(acked)  # What the streams still held.
+    got, errors = send_acked(a, ["unfed after %d" % i for i in range(200)], conns=4)
+    assert len(got) == 200 and not errors
+    wait_count(a, '"unfed after"', 200)
+    a.stop()
 
 
 def stream_last_seqs(nats_cluster):
