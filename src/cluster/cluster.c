@@ -76,12 +76,29 @@ static void *manager(void *arg)
         struct timespec ts = {atoi(fd) / 1000, atoi(fd) % 1000 * 1000000L};
         nanosleep(&ts, NULL);
     }
+    if (member_start() < 0) {
+        failed = true;
+        kill(getpid(), SIGTERM);
+        return NULL;
+    }
     atomic_store(&cl.ready, true);
     log_info("cluster: node %s (number %d) ready: %d partitions, %d replicas, %d copies", cl.node,
              cl.node_no, cl.partitions, cl.replicas, cl.copies);
     int64_t since = mono_ms();
     while (!atomic_load(&cl.stopping)) {
-        member_tick(200);
+        /* A turn every 200 ms, or at once when ids run low or the node stops. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000000L;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        bool low = publish_ids_low(); /* Not under cl.mu: take_ids holds pub.mu. */
+        pthread_mutex_lock(&cl.mu);
+        if (!atomic_load(&cl.stopping) && !low)
+            pthread_cond_timedwait(&cl.cv, &cl.mu, &ts);
+        pthread_mutex_unlock(&cl.mu);
         live_sync();
         if (mono_ms() - since >= SETTLE_MS)
             replica_sync();
@@ -145,6 +162,7 @@ void cluster_stop(void)
     pthread_mutex_unlock(&cl.mu);
     if (manager_started)
         pthread_join(cl.manager, NULL);
+    member_stop();
     if (atomic_load(&cl.ready)) {
         scatter_stop();
         member_leave();

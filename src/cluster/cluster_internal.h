@@ -106,9 +106,10 @@ void cl_sub_watch(struct cl_sub *s);
 bool cl_sub_end(struct cl_sub *s);
 
 /* member.c: on the manager thread. */
-int member_watch(void);        /* Start watching the members bucket. 0 or -1. */
-void member_tick(int wait_ms); /* Heartbeat when due; take updates for up to wait_ms. */
-void member_leave(void);       /* Delete our key (a clean stop). */
+int member_watch(void);  /* Start watching the members bucket. 0 or -1. */
+int member_start(void);  /* The heartbeat and the watch, on their thread. 0 or -1. */
+void member_stop(void);  /* Once cl.stopping is set: the thread ends. */
+void member_leave(void); /* After member_stop: delete our key (a clean stop). */
 /* From any thread: is this node one of partition p's --cluster-copies owners now? */
 bool member_owns(int p);
 /* Do all of partition p's owners say they hold it caught up? */

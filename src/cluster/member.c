@@ -3,7 +3,10 @@
  * Every node puts its key in the members bucket once a second (CL_HEARTBEAT_MS), with the
  * partitions it holds caught up; every node watches the bucket. A member whose key has not
  * changed for CL_DEAD_MS is gone (the clock compared is the watcher's own, so members need
- * not agree on the time); a clean stop deletes the key at once.
+ * not agree on the time); a clean stop deletes the key at once. Both run on a thread of their
+ * own ("members"): the manager's work (opening partitions, taking messages from other copies,
+ * which may wait on a node that hangs) never makes this node look gone, nor makes it take the
+ * others for gone before it has read their beats.
  *
  * Owners: partition p is kept by the --cluster-copies live members with the highest
  * XXH3(name, p) (rendezvous hashing). When a member comes or goes, only the partitions whose
@@ -18,11 +21,14 @@
 #include <xxhash.h>
 
 #include "base/clock.h"
+#include "base/thread.h"
 #include "cluster/cluster_internal.h"
 #include "core/log.h"
 
 static kvWatcher *watcher;
 static int64_t next_beat_ms;
+static pthread_t ticker;
+static bool ticker_started;
 
 static uint64_t score(const char *name, int p)
 {
@@ -178,7 +184,8 @@ static void beat(void)
     pthread_mutex_unlock(&cl.mu);
 }
 
-void member_tick(int wait_ms)
+/* Heartbeat when due; take the bucket's updates for up to wait_ms; then who is gone. */
+static void member_tick(int wait_ms)
 {
     int64_t now = mono_ms();
     if (now >= next_beat_ms) {
@@ -215,6 +222,32 @@ void member_tick(int wait_ms)
         if (strcmp(cl.members[i].name, cl.node) != 0 && now - cl.members[i].seen_ms > CL_DEAD_MS)
             gone(i--, "no heartbeat");
     pthread_mutex_unlock(&cl.mu);
+}
+
+static void *ticker_main(void *arg)
+{
+    (void)arg;
+    thread_name("members");
+    while (!atomic_load(&cl.stopping))
+        member_tick(200);
+    return NULL;
+}
+
+int member_start(void)
+{
+    if (pthread_create(&ticker, NULL, ticker_main, NULL) != 0) {
+        log_error("cluster: cannot start the members thread");
+        return -1;
+    }
+    ticker_started = true;
+    return 0;
+}
+
+void member_stop(void)
+{
+    if (ticker_started)
+        pthread_join(ticker, NULL);
+    ticker_started = false;
 }
 
 void member_leave(void)

@@ -74,7 +74,8 @@ struct replica {
 /* How an import of messages the stream let go ended (import_range). */
 enum import_end { IMPORT_DONE, IMPORT_UNSETTLED, IMPORT_FAILED, IMPORT_INTERRUPTED };
 static enum import_end import_range(struct replica *rep, uint64_t from_seq, uint64_t to_seq,
-                                    bool on_manager, bool skip_unasked);
+                                    bool on_manager, bool skip_unasked, bool skip_silent,
+                                    uint64_t *skipped);
 
 /* How long a copy that lacks messages the stream let go waits for another owner to catch up
  * and give them. */
@@ -302,8 +303,8 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
             log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64 " left the stream "
                      "before this copy had them; not taken, as this copy cannot store",
                      rep->p, applied + 1, seq - 1);
-        else if (seq > applied + 1 &&
-                 import_range(rep, applied + 1, seq - 1, false, true) == IMPORT_INTERRUPTED) {
+        else if (seq > applied + 1 && import_range(rep, applied + 1, seq - 1, false, true, false,
+                                                   NULL) == IMPORT_INTERRUPTED) {
             natsMsg_Destroy(msg); /* Not applied: the next start reads from the gap again. */
             return;
         }
@@ -449,8 +450,7 @@ static bool replica_free(struct replica *rep)
  * figures, with where message start_seq begins; min_seq: the node answers once its copy has
  * applied the stream that far (or after a short wait). */
 static int export_ask(const char *node, uint8_t wire, int p, uint64_t from, uint64_t to,
-                      uint64_t start_seq, uint64_t min_seq, int timeout_ms, natsMsg **msg,
-                      struct wire_answer *a)
+                      uint64_t start_seq, uint64_t min_seq, natsMsg **msg, struct wire_answer *a)
 {
     struct buf req = {0};
     struct wire_request r = {.version = member_wire_for(wire),
@@ -466,7 +466,7 @@ static int export_ask(const char *node, uint8_t wire, int p, uint64_t from, uint
     int rc = wire_request_encode(&req, &r);
     *msg = NULL;
     if (rc == 0 && natsConnection_Request(msg, cl.nc, subj, buf_head(&req), (int)buf_len(&req),
-                                          timeout_ms) != NATS_OK)
+                                          10000) != NATS_OK)
         rc = -1;
     buf_free(&req);
     if (rc == 0 &&
@@ -479,11 +479,6 @@ static int export_ask(const char *node, uint8_t wire, int p, uint64_t from, uint
     return rc;
 }
 
-/* An export request's timeout: the manager's thread also beats the membership heartbeat, so
- * it never waits long enough for the others to take this node for gone (CL_DEAD_MS). */
-#define EXPORT_TIMEOUT_MS         10000
-#define EXPORT_TIMEOUT_MANAGER_MS (CL_DEAD_MS - 2 * CL_HEARTBEAT_MS)
-
 /* Where an import stands. */
 struct import {
     uint64_t want, to;  /* The next message to take, and the last one wanted. */
@@ -491,7 +486,7 @@ struct import {
     bool answered;      /* In this pass: a source that has applied past `want` answered. */
     bool unanswered;    /* In this pass: a source did not answer, or is behind (may later). */
     bool failed;        /* This copy could not append: the import is over. */
-    bool on_manager;    /* On the manager's thread: no waiting, and its heartbeat kept. */
+    bool on_manager;    /* On the manager's thread: no waiting. */
 };
 
 static bool import_interrupted(const struct replica *rep)
@@ -553,9 +548,9 @@ static void import_from(struct replica *rep, const char *node, uint8_t wire, str
     /* Its last queryable local id, the last message it holds whole, where `want` starts. On
      * the manager's thread, answered at once; else once it has applied the range (or after a
      * short wait). */
-    int timeout = im->on_manager ? EXPORT_TIMEOUT_MANAGER_MS : EXPORT_TIMEOUT_MS;
-    if (export_ask(node, wire, rep->p, 0, 0, im->want, im->on_manager ? 0 : im->to, timeout, &msg,
-                   &a) < 0) {
+    if (export_ask(node, wire, rep->p, 0, 0, im->want, im->on_manager ? 0 : im->to, &msg, &a) < 0) {
+        log_debug("cluster: partition %d: node %s did not answer for message %" PRIu64, rep->p,
+                  node, im->want);
         im->unanswered = true;
         return;
     }
@@ -584,7 +579,7 @@ static void import_from(struct replica *rep, const char *node, uint8_t wire, str
             im->unanswered = true;
             break;
         }
-        if (export_ask(node, wire, rep->p, from, hi, 0, 0, timeout, &msg, &a) < 0 ||
+        if (export_ask(node, wire, rep->p, from, hi, 0, 0, &msg, &a) < 0 ||
             a.type != WT_EXPORT_ROWS) {
             if (msg)
                 natsMsg_Destroy(msg);
@@ -638,8 +633,6 @@ static void import_from(struct replica *rep, const char *node, uint8_t wire, str
         }
         if (p == a.body) /* No row: the copy holds nothing more up to hi. */
             from = hi + 1;
-        if (im->on_manager)
-            member_tick(0);
     }
     /* Its rows ended with the message gathered, at the last id it can read: it is whole. */
     if (cur && from > hi && !im->failed && !import_interrupted(rep))
@@ -661,12 +654,17 @@ static void import_from(struct replica *rep, const char *node, uint8_t wire, str
  *   wait for each other.)
  * - Without skip_unasked, also IMPORT_UNSETTLED when no copy that has applied that far
  *   answered at all (an empty copy would rather wait than begin with a hole).
+ * - With skip_silent (an empty copy that waited --cluster-missing-wait), neither: what no
+ *   copy gives now is skipped.
  * IMPORT_FAILED: this copy could not append; IMPORT_INTERRUPTED: a stop, or the copy being
- * dropped. */
+ * dropped. *skipped (when not NULL) counts the messages passed over. */
 static enum import_end import_range(struct replica *rep, uint64_t from_seq, uint64_t to_seq,
-                                    bool on_manager, bool skip_unasked)
+                                    bool on_manager, bool skip_unasked, bool skip_silent,
+                                    uint64_t *skipped)
 {
     struct import im = {.want = from_seq, .to = to_seq, .on_manager = on_manager};
+    if (skipped)
+        *skipped = 0;
     int64_t wait_until = mono_ms() + (on_manager ? 0 : IMPORT_WAIT_MS);
     bool graced = on_manager;
     while (im.want <= to_seq && !im.failed && !import_interrupted(rep)) {
@@ -685,8 +683,6 @@ static enum import_end import_range(struct replica *rep, uint64_t from_seq, uint
                 log_info("cluster: partition %d: took messages %" PRIu64 "..%" PRIu64
                          ", which the stream no longer holds, from node %s",
                          rep->p, before, im.want - 1, cand[c]);
-            if (on_manager)
-                member_tick(0);
         }
         if (im.want > pass_from && !on_manager) /* Progress: wait as long again. */
             wait_until = mono_ms() + IMPORT_WAIT_MS;
@@ -697,7 +693,7 @@ static enum import_end import_range(struct replica *rep, uint64_t from_seq, uint
             nanosleep(&(struct timespec){0, 250 * 1000000}, NULL);
             continue;
         }
-        if ((may_later && on_manager) || (!im.answered && !skip_unasked)) {
+        if (!skip_silent && ((may_later && on_manager) || (!im.answered && !skip_unasked))) {
             if (unsettled_opens[rep->p] % OPEN_SAY_EVERY == 0)
                 log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64 " left the "
                          "stream before this copy had them, and no other copy could give them "
@@ -715,6 +711,8 @@ static enum import_end import_range(struct replica *rep, uint64_t from_seq, uint
         log_warn("cluster: partition %d: messages %" PRIu64 "..%" PRIu64 " left the stream "
                  "before this copy had them, and no other copy %s",
                  rep->p, im.want, resume - 1, im.answered ? "holds them" : "answered for them");
+        if (skipped)
+            *skipped += resume - im.want;
         im.want = resume;
         atomic_store(&rep->applied, resume - 1); /* Passed: the others need not wait for it. */
     }
@@ -786,12 +784,13 @@ static struct replica *replica_open(int p)
          * until it begins. What no copy gives then is skipped, and said. */
         bool give_up = applied == 0 && wait > 0 && unsettled_since_ms[p] &&
                        now - unsettled_since_ms[p] >= wait;
-        if (give_up)
-            log_warn("cluster: partition %d: no copy gave messages 1..%" PRIu64 " in %" PRId64
-                     " s (--cluster-missing-wait); this copy begins without what none gives",
-                     p, first - 1, (now - unsettled_since_ms[p]) / 1000);
-        enum import_end end =
-            import_range(rep, applied + 1, first - 1, true, applied > 0 || give_up);
+        uint64_t skipped = 0;
+        enum import_end end = import_range(rep, applied + 1, first - 1, true,
+                                           applied > 0 || give_up, give_up, &skipped);
+        if (end == IMPORT_DONE && give_up && skipped)
+            log_warn("cluster: partition %d: no copy gave %" PRIu64 " of messages 1..%" PRIu64
+                     " in %" PRId64 " s (--cluster-missing-wait); this copy begins without them",
+                     p, skipped, first - 1, (now - unsettled_since_ms[p]) / 1000);
         if (end != IMPORT_DONE) { /* Try again, as copies become ready. */
             if (!unsettled_since_ms[p])
                 unsettled_since_ms[p] = now;
@@ -807,8 +806,6 @@ static struct replica *replica_open(int p)
         }
         atomic_store(&rep->applied, first - 1);
     }
-    unsettled_opens[p] = 0;
-    unsettled_since_ms[p] = 0;
     if (last <= atomic_load(&rep->applied))
         atomic_store(&rep->ready, true);
     jsSubOptions so;
@@ -827,6 +824,8 @@ static struct replica *replica_open(int p)
         replica_free(rep);
         return NULL;
     }
+    unsettled_opens[p] = 0;
+    unsettled_since_ms[p] = 0;
     log_info("cluster: holding partition %d (%" PRIu64 " entries, reading from message %" PRIu64
              ")",
              p, atomic_load(&rep->entries), from);

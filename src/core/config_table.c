@@ -519,8 +519,8 @@ const struct opt config_opts[] = {
      .help = "a batch JetStream has not confirmed within this is answered with an error"},
     {"cluster-missing-wait", .type = OPT_AGE, CFG(cluster_missing_wait_ms), .arg = "AGE",
      .def = {"5m"},
-     .help = "how long a new copy waits for another copy to give it what its stream let go "
-             "before it begins without that (0: for ever)"},
+     .help = "how long a new, empty copy waits for another copy to give it what its stream "
+             "let go before it begins without that (0: for ever)"},
     {"cluster-creds", .type = OPT_STRING, CFG(cluster_creds), .arg = "FILE", .empty = "(none)",
      .help = "NATS credentials file (user JWT and NKey seed)"},
     {"cluster-user", .type = OPT_STRING, CFG(cluster_user), .arg = "USER", .empty = "(none)",
