@@ -62,7 +62,7 @@ static void *manager(void *arg)
         }
         return NULL;
     }
-    if (member_watch() < 0 || scatter_start() < 0) {
+    if (member_watch() < 0 || member_start() < 0 || scatter_start() < 0) {
         failed = true;
         kill(getpid(), SIGTERM);
         return NULL;
@@ -76,15 +76,11 @@ static void *manager(void *arg)
         struct timespec ts = {atoi(fd) / 1000, atoi(fd) % 1000 * 1000000L};
         nanosleep(&ts, NULL);
     }
-    if (member_start() < 0) {
-        failed = true;
-        kill(getpid(), SIGTERM);
-        return NULL;
-    }
     atomic_store(&cl.ready, true);
     log_info("cluster: node %s (number %d) ready: %d partitions, %d replicas, %d copies", cl.node,
              cl.node_no, cl.partitions, cl.replicas, cl.copies);
     int64_t since = mono_ms();
+    bool reserve_failed = false;
     while (!atomic_load(&cl.stopping)) {
         /* A turn every 200 ms, or at once when ids run low or the node stops. */
         struct timespec ts;
@@ -94,7 +90,8 @@ static void *manager(void *arg)
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000;
         }
-        bool low = publish_ids_low(); /* Not under cl.mu: take_ids holds pub.mu. */
+        /* Not under cl.mu: take_ids holds pub.mu. After a failed reservation, the full wait. */
+        bool low = publish_ids_low() && !reserve_failed;
         pthread_mutex_lock(&cl.mu);
         if (!atomic_load(&cl.stopping) && !low)
             pthread_cond_timedwait(&cl.cv, &cl.mu, &ts);
@@ -102,8 +99,7 @@ static void *manager(void *arg)
         live_sync();
         if (mono_ms() - since >= SETTLE_MS)
             replica_sync();
-        if (publish_ids_low())
-            link_reserve_ids();
+        reserve_failed = publish_ids_low() && link_reserve_ids() < 0;
     }
     return NULL;
 }
@@ -163,10 +159,9 @@ void cluster_stop(void)
     if (manager_started)
         pthread_join(cl.manager, NULL);
     member_stop();
-    if (atomic_load(&cl.ready)) {
+    if (atomic_load(&cl.ready))
         scatter_stop();
-        member_leave();
-    }
+    member_leave(); /* Only where it watched the members (and NATS is there). */
     /* Closed first: the streams' consumers then end without a JetStream request each (which
      * would wait its timeout when NATS is gone); the server drops the ephemeral ones. */
     link_disconnect();

@@ -112,8 +112,9 @@ void member_stop(void);  /* Once cl.stopping is set: the thread ends. */
 void member_leave(void); /* After member_stop: delete our key (a clean stop). */
 /* From any thread: is this node one of partition p's --cluster-copies owners now? */
 bool member_owns(int p);
-/* Do all of partition p's owners say they hold it caught up? */
-bool member_owners_ready(int p);
+/* Is this node not among partition p's owners, which all say they hold it caught up? One
+ * look at the members (the members thread may change them between two). */
+bool member_may_drop(int p);
 /* The live nodes to ask for partition p, best first: those that hold it caught up, in
  * rendezvous order, and the request version each reads (wire, unless NULL). Returns how many
  * were written (at most max). */

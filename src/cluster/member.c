@@ -65,14 +65,16 @@ bool member_owns(int p)
     return mine;
 }
 
-bool member_owners_ready(int p)
+bool member_may_drop(int p)
 {
     int idx[CL_MAX_MEMBERS];
     pthread_mutex_lock(&cl.mu);
     int n = ranked(p, idx);
     bool ready = n > 0;
-    for (int i = 0; i < n && i < cl.copies; i++)
+    for (int i = 0; i < n && i < cl.copies; i++) {
         ready &= (cl.members[idx[i]].ready[p / 8] >> (p % 8)) & 1;
+        ready &= strcmp(cl.members[idx[i]].name, cl.node) != 0;
+    }
     pthread_mutex_unlock(&cl.mu);
     return ready;
 }
@@ -199,8 +201,15 @@ static void member_tick(int wait_ms)
             break;
         kvEntry *e = NULL;
         natsStatus s = kvWatcher_Next(&e, watcher, left);
-        if (s != NATS_OK)
+        if (s != NATS_OK) {
+            if (s != NATS_TIMEOUT) { /* Not a spin while the watcher fails at once. */
+                log_debug("cluster: members watch: %s", natsStatus_GetText(s));
+                left = until - mono_ms();
+                if (left > 0)
+                    nanosleep(&(struct timespec){left / 1000, left % 1000 * 1000000L}, NULL);
+            }
             break;
+        }
         if (!e)
             continue; /* The end of the initial values. */
         pthread_mutex_lock(&cl.mu);
@@ -252,11 +261,11 @@ void member_stop(void)
 
 void member_leave(void)
 {
-    if (watcher) {
-        kvWatcher_Stop(watcher);
-        kvWatcher_Destroy(watcher);
-        watcher = NULL;
-    }
+    if (!watcher) /* Never a member: the key may be another process's (a name in use). */
+        return;
+    kvWatcher_Stop(watcher);
+    kvWatcher_Destroy(watcher);
+    watcher = NULL;
     if (cl.kv_members && atomic_load(&cl.connected))
         kvStore_Delete(cl.kv_members, cl.node);
 }

@@ -450,7 +450,8 @@ static bool replica_free(struct replica *rep)
  * figures, with where message start_seq begins; min_seq: the node answers once its copy has
  * applied the stream that far (or after a short wait). */
 static int export_ask(const char *node, uint8_t wire, int p, uint64_t from, uint64_t to,
-                      uint64_t start_seq, uint64_t min_seq, natsMsg **msg, struct wire_answer *a)
+                      uint64_t start_seq, uint64_t min_seq, int timeout_ms, natsMsg **msg,
+                      struct wire_answer *a)
 {
     struct buf req = {0};
     struct wire_request r = {.version = member_wire_for(wire),
@@ -466,7 +467,7 @@ static int export_ask(const char *node, uint8_t wire, int p, uint64_t from, uint
     int rc = wire_request_encode(&req, &r);
     *msg = NULL;
     if (rc == 0 && natsConnection_Request(msg, cl.nc, subj, buf_head(&req), (int)buf_len(&req),
-                                          10000) != NATS_OK)
+                                          timeout_ms) != NATS_OK)
         rc = -1;
     buf_free(&req);
     if (rc == 0 &&
@@ -548,7 +549,10 @@ static void import_from(struct replica *rep, const char *node, uint8_t wire, str
     /* Its last queryable local id, the last message it holds whole, where `want` starts. On
      * the manager's thread, answered at once; else once it has applied the range (or after a
      * short wait). */
-    if (export_ask(node, wire, rep->p, 0, 0, im->want, im->on_manager ? 0 : im->to, &msg, &a) < 0) {
+    /* On the manager's thread the figures are answered at once: a node that hangs holds up
+     * the other partitions and a stop for a short while only. */
+    if (export_ask(node, wire, rep->p, 0, 0, im->want, im->on_manager ? 0 : im->to,
+                   im->on_manager ? 3000 : 10000, &msg, &a) < 0) {
         log_debug("cluster: partition %d: node %s did not answer for message %" PRIu64, rep->p,
                   node, im->want);
         im->unanswered = true;
@@ -579,7 +583,7 @@ static void import_from(struct replica *rep, const char *node, uint8_t wire, str
             im->unanswered = true;
             break;
         }
-        if (export_ask(node, wire, rep->p, from, hi, 0, 0, &msg, &a) < 0 ||
+        if (export_ask(node, wire, rep->p, from, hi, 0, 0, 10000, &msg, &a) < 0 ||
             a.type != WT_EXPORT_ROWS) {
             if (msg)
                 natsMsg_Destroy(msg);
@@ -776,21 +780,19 @@ static struct replica *replica_open(int p)
      * first: an empty copy takes them here, and tries again later when no copy answers. One
      * that holds older entries takes them as the gap its first message shows (on_msg, which
      * may wait for the other copies), or here when the stream holds none. */
-    uint64_t applied = atomic_load(&rep->applied);
+    uint64_t applied = atomic_load(&rep->applied), skipped = 0;
+    int64_t waited_s = 0;
+    bool give_up = false;
     if (first > 1 && applied + 1 < first && (applied == 0 || first > last)) {
         int64_t now = mono_ms(), wait = cl.cfg->cluster_missing_wait_ms;
         /* An empty copy waits for a copy that holds them (that node may be restarting), but
          * not for ever: the stream's own messages, and every new one, are unqueryable here
          * until it begins. What no copy gives then is skipped, and said. */
-        bool give_up = applied == 0 && wait > 0 && unsettled_since_ms[p] &&
-                       now - unsettled_since_ms[p] >= wait;
-        uint64_t skipped = 0;
+        give_up = applied == 0 && wait > 0 && unsettled_since_ms[p] &&
+                  now - unsettled_since_ms[p] >= wait;
         enum import_end end = import_range(rep, applied + 1, first - 1, true,
                                            applied > 0 || give_up, give_up, &skipped);
-        if (end == IMPORT_DONE && give_up && skipped)
-            log_warn("cluster: partition %d: no copy gave %" PRIu64 " of messages 1..%" PRIu64
-                     " in %" PRId64 " s (--cluster-missing-wait); this copy begins without them",
-                     p, skipped, first - 1, (now - unsettled_since_ms[p]) / 1000);
+        waited_s = (now - unsettled_since_ms[p]) / 1000;
         if (end != IMPORT_DONE) { /* Try again, as copies become ready. */
             if (!unsettled_since_ms[p])
                 unsettled_since_ms[p] = now;
@@ -805,6 +807,9 @@ static struct replica *replica_open(int p)
             return NULL;
         }
         atomic_store(&rep->applied, first - 1);
+    } else {
+        unsettled_opens[p] = 0; /* Nothing to wait for: a later episode starts afresh. */
+        unsettled_since_ms[p] = 0;
     }
     if (last <= atomic_load(&rep->applied))
         atomic_store(&rep->ready, true);
@@ -824,6 +829,10 @@ static struct replica *replica_open(int p)
         replica_free(rep);
         return NULL;
     }
+    if (give_up && skipped)
+        log_warn("cluster: partition %d: no copy gave %" PRIu64 " of messages 1..%" PRIu64
+                 " in %" PRId64 " s (--cluster-missing-wait); this copy begins without them",
+                 p, skipped, first - 1, waited_s);
     unsettled_opens[p] = 0;
     unsettled_since_ms[p] = 0;
     log_info("cluster: holding partition %d (%" PRIu64 " entries, reading from message %" PRIu64
@@ -848,7 +857,7 @@ void replica_sync(void)
                 rep->refs = 1;
             reps[p] = rep;
             pthread_mutex_unlock(&reps_mu);
-        } else if (have && !owner && member_owners_ready(p)) {
+        } else if (have && !owner && member_may_drop(p)) {
             /* Its owners hold it caught up: this copy goes (after the queries using it). */
             pthread_mutex_lock(&reps_mu);
             reps[p] = NULL;
