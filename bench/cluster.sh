@@ -18,7 +18,8 @@
 #    against a, b and c at once (three processes). The aggregate is 3 L lines over the wall
 #    time from the start of the first client to the exit of the last. Beside it, the same
 #    command without --no-verify against one plain logcasterd (no --cluster) on a fresh data
-#    dir. Each is run BENCH_REPEAT times; the median stands. After each cluster run the
+#    dir, run just before that cluster starts (so that no cluster process shares the cores
+#    with it). Each is run BENCH_REPEAT times; the median stands. After each cluster run the
 #    script waits until every copy of every partition has caught up with its stream (the
 #    lines are then queryable) and COUNT shows 3 L.
 # 2. Queries, on the last cluster of step 1 (3 L entries): a fourth node joins, with a name
@@ -388,6 +389,11 @@ for c in $conns; do
     rows=() srows=()
     for r in $(seq "$repeat"); do
         [[ $gen -gt 0 ]] && { stop_cluster; collect_errors; rm -rf "$cdir"; }
+        # The single node first, same command and connections, verified by COUNT: while no
+        # cluster runs (its nodes' background work would share the cores with it).
+        start_server
+        sres=$(client bench --framed --connections "$c" --lines "$lines") || true
+        stop_server
         start_nats
         for n in a b c; do start_node "$n"; done
         # Every node's (empty) partitions held before the clock starts.
@@ -425,13 +431,9 @@ for c in $conns; do
         else
             echo "  $c connections/node, run $r: FAILED"
         fi
-        # The single node, same command and connections, verified by COUNT.
-        start_server
-        res=$(client bench --framed --connections "$c" --lines "$lines") || true
-        stop_server
-        if [[ $res == ingest:* ]]; then
-            srows+=("$(field 'lines/s' "$res")")
-            echo "    single node: $res"
+        if [[ $sres == ingest:* ]]; then
+            srows+=("$(field 'lines/s' "$sres")")
+            echo "    single node (run just before the cluster): $sres"
         else
             echo "    single node: FAILED"
         fi
