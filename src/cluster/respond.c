@@ -482,14 +482,14 @@ static void export_start(struct ev_loop *loop, struct job *j, struct store *st,
                          const struct wire_request *req)
 {
     if (req->win_to_ms == 0) {
-        struct store_stats ss;
-        store_get_stats(st, &ss);
-        uint64_t info[3] = {ss.last_id, 0, 0};
+        uint64_t first, last;
+        store_id_range(st, &first, &last);
+        uint64_t info[3] = {last, 0, 0};
         if (req->limit > 0) { /* What is whole and queryable, and where message limit starts. */
             info[1] = replica_whole_seq(j->rep, &info[0]);
             info[2] = replica_local_of_seq(j->rep, req->limit);
         } else { /* As nodes built before the third field ask, and read exactly two. */
-            replica_seq_of(j->rep, ss.last_id, &info[1]);
+            replica_seq_of(j->rep, last, &info[1]);
         }
         send_simple(j, WT_EXPORT_INFO, info, req->limit > 0 ? 24 : 16);
         job_end(j);

@@ -34,9 +34,9 @@ struct qexec {
 
 struct qexec *qexec_new(struct store *s, struct qry *q, bool count_only)
 {
-    struct store_stats st;
-    store_get_stats(s, &st);
-    return qexec_new_range(s, q, count_only, st.first_id ? st.first_id : 1, st.last_id);
+    uint64_t first, last;
+    store_id_range(s, &first, &last);
+    return qexec_new_range(s, q, count_only, first ? first : 1, last);
 }
 
 struct qexec *qexec_new_range(struct store *s, struct qry *q, bool count_only, uint64_t lo,

@@ -553,12 +553,8 @@ static struct qrun *run_new(struct ev_loop *home, struct store *s, struct qry *q
     if (!r)
         return NULL;
     r->store = s;
-    if (lo == 0 && hi == 0) {
-        struct store_stats st;
-        store_get_stats(s, &st);
-        lo = st.first_id ? st.first_id : 1;
-        hi = st.last_id;
-    }
+    if (lo == 0 && hi == 0)
+        store_id_range(s, &lo, &hi);
     r->lo = lo ? lo : 1;
     r->hi = hi;
     return r;

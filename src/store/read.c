@@ -319,6 +319,20 @@ bool store_block_cached(struct store *s, const struct store_cursor *c)
     return in;
 }
 
+void store_id_range(struct store *s, uint64_t *first, uint64_t *last)
+{
+    *first = *last = 0;
+    if (!s)
+        return;
+    pthread_rwlock_rdlock(&s->list_lock);
+    if (s->nblocks) {
+        const struct block *b = s->blocks[s->nblocks - 1];
+        *first = s->blocks[0]->first_id;
+        *last = b->first_id + b->count - 1;
+    }
+    pthread_rwlock_unlock(&s->list_lock);
+}
+
 void store_get_stats(struct store *s, struct store_stats *st)
 {
     if (!s) { /* A cluster member has no store of its own. */

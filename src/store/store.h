@@ -220,8 +220,13 @@ void store_block_close(struct store *s, struct store_block *blk);
 /* Whether the cursor's block is in the cache now (its LRU order left alone). */
 bool store_block_cached(struct store *s, const struct store_cursor *c);
 
-/* NULL (a cluster member, which has no store of its own): all zero. */
+/* NULL (a cluster member, which has no store of its own): all zero. It reads every block's
+ * summary: for the ids alone, store_id_range. */
 void store_get_stats(struct store *s, struct store_stats *st);
+
+/* The first and last id held (0 and 0: none, or s NULL), from the first and last blocks: a
+ * query's whole range without a walk over every block on the caller's thread. */
+void store_id_range(struct store *s, uint64_t *first, uint64_t *last);
 
 /* Hold the background builder of token filters (it builds none from its next pass on) or let it
  * go on. For tests, which look at blocks without filters; a held builder still stops. */
