@@ -570,9 +570,9 @@ void http_get_query(struct http_conn *h)
     if (qry_limit(q) && qry_limit(q) < limit)
         limit = qry_limit(q);
     j->limit = limit;
-    struct store_stats st;
-    store_get_stats(protocols_store(), &st);
-    uint64_t lo = st.first_id ? st.first_id : 1, hi = st.last_id;
+    uint64_t lo, hi;
+    store_id_range(protocols_store(), &lo, &hi);
+    lo = lo ? lo : 1;
     if (br == 0 && before <= hi)
         hi = before ? before - 1 : 0;
     struct ev_loop *loop = conn_loop(h->c);
