@@ -319,17 +319,24 @@ bool store_block_cached(struct store *s, const struct store_cursor *c)
     return in;
 }
 
+/* The first and last id held, 0 and 0 for none; list_lock held. */
+static void id_range_locked(const struct store *s, uint64_t *first, uint64_t *last)
+{
+    *first = *last = 0;
+    if (s->nblocks) {
+        const struct block *b = s->blocks[s->nblocks - 1];
+        *first = s->blocks[0]->first_id;
+        *last = b->first_id + b->count - 1;
+    }
+}
+
 void store_id_range(struct store *s, uint64_t *first, uint64_t *last)
 {
     *first = *last = 0;
     if (!s)
         return;
     pthread_rwlock_rdlock(&s->list_lock);
-    if (s->nblocks) {
-        const struct block *b = s->blocks[s->nblocks - 1];
-        *first = s->blocks[0]->first_id;
-        *last = b->first_id + b->count - 1;
-    }
+    id_range_locked(s, first, last);
     pthread_rwlock_unlock(&s->list_lock);
 }
 
@@ -363,12 +370,9 @@ void store_get_stats(struct store *s, struct store_stats *st)
         st->disk_bytes += s->segs[i]->size;
         st->segments_archived += s->segs[i]->archived;
     }
-    if (s->nblocks) {
-        st->first_id = s->blocks[0]->first_id;
-        st->last_id = s->blocks[s->nblocks - 1]->first_id + s->blocks[s->nblocks - 1]->count - 1;
-    } else {
+    id_range_locked(s, &st->first_id, &st->last_id);
+    if (!s->nblocks)
         st->oldest_ts_ms = st->newest_ts_ms = 0;
-    }
     pthread_rwlock_unlock(&s->list_lock);
     pthread_mutex_lock(&s->cache_mu);
     st->bytes = s->cache_bytes;
