@@ -58,6 +58,12 @@ bool qry_block_may_match(const struct qry *q, const struct lc_block_info *b);
  * -1: the entries must be read. b->last_id - b->first_id + 1 must be its entry count. */
 int64_t qry_block_count(const struct qry *q, const struct lc_block_info *b);
 
+/* The stripes (store/tokfilter.h) of a block that may hold a match: bit s for stripe s, which
+ * holds the block's entries tokf_stripe_first(s, count) .. tokf_stripe_first(s + 1, count) - 1.
+ * QRY_ALL_STRIPES when the block has no stripe filters or they rule nothing out. */
+#define QRY_ALL_STRIPES 0xFFFFu
+uint32_t qry_block_stripes(const struct qry *q, const struct lc_block_info *b);
+
 uint64_t qry_limit(const struct qry *q); /* 0 = no limit. */
 
 /* True when the query has no filter at all (empty, or only limit:): every entry matches, so

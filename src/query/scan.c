@@ -13,21 +13,21 @@
 #include "query/pool.h"
 #include "query/qry_internal.h"
 #include "store/store.h"
+#include "store/tokfilter.h"
 
 #define SKIP_COST  64   /* Budget units charged for ruling out a block (or failing to read it). */
 #define STOP_EVERY 64   /* Entries between checks whether the query pool wants the step back. */
 #define CAND_MAX   8192 /* Most entries of a block the prefilter marks; longer blocks go without. */
 
-/* Mark in cand (bit k - k0 for entry k of the block) the entries among k0..k1 whose row holds
+/* Mark in cand (bit k - base for entry k of the block) the entries among k0..k1 whose row holds
  * needle n: one search over their rows, back to back, instead of one per message. A hit in a
  * row's header or source, or across two rows, only marks an extra candidate; a row whose
  * message holds n is always marked, since every search starts at or before its row and the
  * first hit at or after that start lies in it or marks an earlier row, after which the search
  * resumes at the next row. */
 static void prefilter(const struct ci_needle *n, const struct store_block *blk, uint32_t k0,
-                      uint32_t k1, uint64_t *cand)
+                      uint32_t k1, uint32_t base, uint64_t *cand)
 {
-    memset(cand, 0, ((size_t)(k1 - k0) / 64 + 1) * sizeof(uint64_t));
     const char *rows = blk->raw;
     const uint32_t *offs = blk->offs;
     uint32_t pos = offs[k0], end = offs[k1 + 1], k = k0;
@@ -52,11 +52,45 @@ static void prefilter(const struct ci_needle *n, const struct store_block *blk, 
             while (offs[k + 1] <= at)
                 k++;
         }
-        cand[(k - k0) / 64] |= 1ull << ((k - k0) % 64);
+        cand[(k - base) / 64] |= 1ull << ((k - base) % 64);
         if (k == k1)
             break;
         pos = offs[++k];
     }
+}
+
+/* Mark in cand (bit k - k0) the entries among k0..k1 of a block of count entries that may
+ * match: those in the stripes set in stripes (qry_block_stripes), and of those, when need is
+ * not NULL, the ones whose row holds it. Returns false, marking nothing, when every entry is
+ * to be examined, or there are too many for cand. */
+static bool candidates(const struct ci_needle *need, uint32_t stripes,
+                       const struct store_block *blk, uint32_t count, uint32_t k0, uint32_t k1,
+                       uint64_t *cand)
+{
+    if ((!need && stripes == QRY_ALL_STRIPES) || k1 - k0 >= CAND_MAX)
+        return false;
+    memset(cand, 0, ((size_t)(k1 - k0) / 64 + 1) * sizeof(uint64_t));
+    for (unsigned s = 0; s < TOKF_STRIPES;) {
+        if (!(stripes >> s & 1)) {
+            s++;
+            continue;
+        }
+        unsigned e = s + 1; /* A run of stripes s..e-1, read as one. */
+        while (e < TOKF_STRIPES && stripes >> e & 1)
+            e++;
+        uint32_t a = tokf_stripe_first(s, count), b = tokf_stripe_first(e, count);
+        a = a > k0 ? a : k0;
+        b = b - 1 < k1 ? b - 1 : k1; /* The first entry of stripe e >= 1 is >= 1. */
+        if (a <= b) {
+            if (need)
+                prefilter(need, blk, a, b, k0, cand);
+            else
+                for (uint32_t k = a; k <= b; k++)
+                    cand[(k - k0) / 64] |= 1ull << ((k - k0) % 64);
+        }
+        s = e;
+    }
+    return true;
 }
 
 enum block_end {
@@ -80,13 +114,14 @@ static enum block_end scan_rows(const struct qry *q, const struct store_cursor *
                                 size_t budget, size_t *spent, qry_visit_fn visit, void *arg,
                                 uint64_t *resume)
 {
-    /* A needle every match holds: search the rows for it once, examine only those holding it. */
+    /* A needle every match holds: search the rows for it once, examine only those holding it;
+     * and only in the stripes whose filters may hold a match. */
     const struct ci_needle *need = q ? qnode_required(q->root) : NULL;
+    uint32_t stripes = q ? qry_block_stripes(q, c->info) : QRY_ALL_STRIPES;
     uint64_t cand[CAND_MAX / 64];
-    if (need && hi - lo < CAND_MAX)
-        prefilter(need, blk, (uint32_t)(lo - blk->first_id), (uint32_t)(hi - blk->first_id), cand);
-    else
-        need = NULL;
+    uint32_t count = (uint32_t)(c->info->last_id - c->info->first_id + 1);
+    bool some = candidates(need, stripes, blk, count, (uint32_t)(lo - blk->first_id),
+                           (uint32_t)(hi - blk->first_id), cand);
     for (uint64_t k = 0; k <= hi - lo; k++) {
         uint64_t id = c->forward ? lo + k : hi - k;
         if (*spent >= budget || (k % STOP_EVERY == STOP_EVERY - 1 && qpool_should_stop())) {
@@ -94,7 +129,7 @@ static enum block_end scan_rows(const struct qry *q, const struct store_cursor *
             return BLOCK_BUDGET;
         }
         (*spent)++;
-        if (need && !(cand[(id - lo) / 64] >> ((id - lo) % 64) & 1))
+        if (some && !(cand[(id - lo) / 64] >> ((id - lo) % 64) & 1))
             continue;
         struct lc_entry e;
         store_block_entry(blk, id, &e);

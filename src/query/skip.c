@@ -248,6 +248,52 @@ static enum tri node_tri(const struct qnode *n, const struct lc_block_info *b)
     return T_SOME;
 }
 
+_Static_assert(QRY_ALL_STRIPES == (1u << TOKF_STRIPES) - 1, "a bit per stripe");
+
+/* The stripes of b whose filters may hold what n needs (b has stripes). A node the block's
+ * summary rules out needs none: in "user:12345", the OR of the field and the literal word
+ * "user:12345", the word has no token to test a stripe by, but the block's trigrams rule it
+ * out. */
+static uint32_t node_stripes(const struct qnode *n, const struct lc_block_info *b,
+                             const uint64_t *tokens)
+{
+    uint32_t m;
+    if (node_tri(n, b) == T_NONE)
+        return 0;
+    switch (n->kind) {
+    case QN_AND:
+        m = QRY_ALL_STRIPES;
+        for (size_t i = 0; i < n->list.n && m; i++)
+            m &= node_stripes(n->list.kids[i], b, tokens);
+        return m;
+    case QN_OR:
+        m = 0;
+        for (size_t i = 0; i < n->list.n && m != QRY_ALL_STRIPES; i++)
+            m |= node_stripes(n->list.kids[i], b, tokens);
+        return m;
+    case QN_KEYWORD: /* A keyword that also matches by level may match anywhere. */
+        if (!n->kw.tok || n->kw.level_mask)
+            return QRY_ALL_STRIPES;
+        m = 0;
+        for (unsigned s = 0; s < TOKF_STRIPES; s++)
+            if (tokens_may_contain(n->kw.tok,
+                                   tokf_stripe(tokens, b->tokens_nbits, b->stripe_nbits, s),
+                                   b->stripe_nbits))
+                m |= 1u << s;
+        return m;
+    default: /* NOT, and what stripe filters know nothing about. */
+        return QRY_ALL_STRIPES;
+    }
+}
+
+uint32_t qry_block_stripes(const struct qry *q, const struct lc_block_info *b)
+{
+    const uint64_t *tokens = q ? lc_block_tokens(b) : NULL;
+    if (!tokens || !b->stripe_nbits)
+        return QRY_ALL_STRIPES;
+    return node_stripes(q->root, b, tokens);
+}
+
 bool qry_block_may_match(const struct qry *q, const struct lc_block_info *b)
 {
     return !q || node_tri(q->root, b) != T_NONE;

@@ -23,10 +23,12 @@ struct block {
     uint32_t frame_len; /* Header and payload. */
     uint8_t *filter;    /* Trigram filter, 2^filter_log2 bits; owned. */
     unsigned filter_log2;
-    uint64_t *tokens; /* Token filter (tokfilter.h), tokens_nbits bits; owned. NULL until the
-                         builder (tokbuild.c) has built it: set once, tokens_nbits first, then
-                         this and info.tokens with release stores (read: block_tokens). */
+    uint64_t *tokens; /* Token filter (tokfilter.h), tokens_nbits bits, then its stripes' filters
+                         of stripe_nbits bits each (none when 0); owned. NULL until the builder
+                         (tokbuild.c) has built it: set once, the sizes first, then this and
+                         info.tokens with release stores (read: block_tokens). */
     uint32_t tokens_nbits;
+    uint32_t stripe_nbits;
     struct lc_block_info info; /* The summary as readers see it: set once it is in the index. */
     struct cblock *cache;      /* Decompressed copy, or NULL (under the store's cache lock). */
     bool bad;                  /* Found corrupt when read: no longer served or counted. */

@@ -352,7 +352,8 @@ int block_summarize(struct block *b, const char *cols, int layout, bool tokens)
     filter_add(b->filter, b->filter_log2, cs.msgs, cs.msgs_len);
     if (!tokens)
         return 0;
-    return tokf_build(cs.msgs, cs.msgs_len, cs.msg_lens, b->count, &b->tokens, &b->tokens_nbits);
+    return tokf_build(cs.msgs, cs.msgs_len, cs.msg_lens, b->count, &b->tokens, &b->tokens_nbits,
+                      &b->stripe_nbits);
 }
 
 int ptrs_push(void ***arr, size_t *n, size_t *cap, void *p)
@@ -381,6 +382,7 @@ void block_set_info(struct block *b)
         .filter_log2 = b->filter_log2,
         .tokens = b->tokens,
         .tokens_nbits = b->tokens_nbits,
+        .stripe_nbits = b->stripe_nbits,
         .level_counts = b->level_counts,
     };
 }

@@ -4,14 +4,19 @@
  * 0 bits = none). Version 4 is the same layout, with token filters that hold every whole
  * key=value field (tokfilter.h): a version 3 filter lacks the fields whose value is one word,
  * so a query would wrongly rule its block out by one; its filters are passed over at loading.
- * Version 1 and 3 files still load, without reading data: their blocks have no token filter
- * until the builder (tokbuild.c) makes it after start-up; meanwhile it never rules them out
- * (the trigram filter still does), and then the file is written again as version 4. Version 2
- * (token filters of other elements and hashes, never released) is refused like a damaged
- * file: the segment's frames are read again. A block without a token filter in a version 4
- * file (0 bits) is one the builder had not reached when the file was written (at a stop, or a
- * sealed segment's index put off too long): the builder builds it after start-up, and the
- * writer writes the file again (segment.c). */
+ * Version 1, 3 and 4 files still load, without reading data: their blocks have no token
+ * filter until the builder (tokbuild.c) makes it after start-up; meanwhile it never rules them
+ * out (the trigram filter still does), and then the file is written again in the current
+ * version. Version 2 (token filters of other elements and hashes, never released) is refused
+ * like a damaged file: the segment's frames are read again. A block without a token filter in
+ * a current file (0 bits) is one the builder had not reached when the file was written (at a
+ * stop, or a sealed segment's index put off too long): the builder builds it after start-up,
+ * and the writer writes the file again (segment.c).
+ *
+ * Version 5 adds the stripes' filters (tokfilter.h): after the u32 bits of the block's token
+ * filter, u32 bits of each stripe's filter (0: none), then the block's filter and the stripes'
+ * one after the other. Version 4 filters are passed over like version 3 ones, so the builder
+ * makes them again with their stripes. */
 #define _GNU_SOURCE
 #include "store/index.h"
 
@@ -27,7 +32,8 @@
 #include "core/buf.h"
 #include "store/tokfilter.h"
 
-static const char idx_magic[8] = {'L', 'C', 'I', 'D', 'X', 0, 0, 4};
+static const char idx_magic[8] = {'L', 'C', 'I', 'D', 'X', 0, 0, 5};
+static const char idx_magic_v4[8] = {'L', 'C', 'I', 'D', 'X', 0, 0, 4}; /* Without stripes. */
 static const char idx_magic_v1[8] = {'L', 'C', 'I', 'D', 'X', 0, 0, 1}; /* No token filters. */
 static const char idx_magic_v3[8] = {'L', 'C', 'I', 'D', 'X', 0, 0, 3}; /* Older ones. */
 #define BLOCK_FIXED (8 + 4 + 4 + 8 + 8 + 4 + 4 * LC_LEVEL_COUNT + 8 + 4 + 4)
@@ -47,10 +53,10 @@ int index_write(const char *path, uint64_t covered, struct block *const *blocks,
               buf_append(&b, &k->frame_len, 4) | buf_append(&b, &log2, 4) |
               buf_append(&b, k->filter, ((size_t)1 << log2) / 8);
         const uint64_t *tokens = block_tokens(k); /* The builder may set it meanwhile. */
-        uint32_t tbits = tokens ? k->tokens_nbits : 0;
-        rc |= buf_append(&b, &tbits, 4);
+        uint32_t tbits = tokens ? k->tokens_nbits : 0, sbits = tokens ? k->stripe_nbits : 0;
+        rc |= buf_append(&b, &tbits, 4) | buf_append(&b, &sbits, 4);
         if (tbits)
-            rc |= buf_append(&b, tokens, tbits / 8);
+            rc |= buf_append(&b, tokens, tokf_bytes(tbits, sbits));
     }
     uint64_t sum = XXH3_64bits(buf_head(&b), buf_len(&b));
     rc |= buf_append(&b, &sum, 8);
@@ -116,8 +122,9 @@ int index_read(const char *path, struct segment *seg, uint64_t file_size, struct
     memcpy(&sum, d + len - 8, 8);
     memcpy(covered, d + 8, 8);
     memcpy(&nb, d + 16, 8);
-    bool v1 = memcmp(d, idx_magic_v1, 8) == 0, v3 = memcmp(d, idx_magic_v3, 8) == 0;
-    if ((!v1 && !v3 && memcmp(d, idx_magic, 8) != 0) || XXH3_64bits(d, len - 8) != sum ||
+    bool v1 = memcmp(d, idx_magic_v1, 8) == 0, v3 = memcmp(d, idx_magic_v3, 8) == 0,
+         v4 = memcmp(d, idx_magic_v4, 8) == 0;
+    if ((!v1 && !v3 && !v4 && memcmp(d, idx_magic, 8) != 0) || XXH3_64bits(d, len - 8) != sum ||
         *covered > file_size || nb > len / BLOCK_FIXED) {
         free(d);
         return -EINVAL;
@@ -152,21 +159,27 @@ int index_read(const char *path, struct segment *seg, uint64_t file_size, struct
         k->filter_log2 = log2;
         k->seg = seg;
         if (!v1) {
-            uint32_t tbits;
-            if (off + 4 > len - 8)
+            uint32_t tbits, sbits = 0;
+            bool old = v3 || v4;
+            if (off + (old ? 4 : 8) > len - 8)
                 goto bad_k;
             memcpy(&tbits, d + off, 4);
-            off += 4;
-            if (tbits % TOKF_LINE || tbits > TOKF_MAX_BITS || off + tbits / 8 > len - 8)
+            if (!old)
+                memcpy(&sbits, d + off + 4, 4);
+            off += old ? 4 : 8;
+            size_t tbytes = tokf_bytes(tbits, sbits);
+            if (tbits % TOKF_LINE || tbits > TOKF_MAX_BITS || sbits % TOKF_LINE ||
+                sbits > TOKF_MAX_BITS / TOKF_STRIPES || (sbits && !tbits) || off + tbytes > len - 8)
                 goto bad_k;
-            if (tbits && v3) { /* Built without some fields: the builder makes it again. */
-                off += tbits / 8;
+            if (tbits && old) { /* Built without some fields or stripes: made again. */
+                off += tbytes;
             } else if (tbits) {
-                if (!(k->tokens = aligned_alloc(64, tbits / 8)))
+                if (!(k->tokens = aligned_alloc(64, tbytes)))
                     goto bad_k;
-                memcpy(k->tokens, d + off, tbits / 8);
+                memcpy(k->tokens, d + off, tbytes);
                 k->tokens_nbits = tbits;
-                off += tbits / 8;
+                k->stripe_nbits = sbits;
+                off += tbytes;
             }
         }
         if (*n == *cap) {

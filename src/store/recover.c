@@ -20,6 +20,7 @@
 #include "store/frame.h"
 #include "store/index.h"
 #include "store/store_internal.h"
+#include "store/tokfilter.h"
 
 /* Scan frames of seg from offset `from`, adding a block per valid frame. A bad frame is
  * skipped by searching for the next valid one; a bad tail of the last segment is cut off. */
@@ -219,7 +220,7 @@ static int recover(struct store *s)
     for (size_t i = 0; i < s->nblocks; i++) {
         block_set_info(s->blocks[i]);
         tri_bytes += ((uint64_t)1 << s->blocks[i]->filter_log2) / 8;
-        tok_bytes += s->blocks[i]->tokens_nbits / 8;
+        tok_bytes += tokf_bytes(s->blocks[i]->tokens_nbits, s->blocks[i]->stripe_nbits);
         tok_missing += s->blocks[i]->tokens == NULL;
     }
     if (s->nblocks) {

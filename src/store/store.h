@@ -32,12 +32,13 @@ struct lc_block_info {
     const uint64_t *tokens; /* Token filter (store/tokfilter.h), or NULL: read it with
                                lc_block_tokens (it may be set after the block is published). */
     uint32_t tokens_nbits;
+    uint32_t stripe_nbits; /* Each stripe's filter, after the block's (tokf_stripe); 0: none. */
     const uint32_t *level_counts; /* Entries per level (LC_LEVEL_COUNT), or NULL. */
 };
 
 /* A block's token filter, or NULL while it has none (the store builds them in the background,
  * after a block is published). An acquire load: when it is not NULL, its bits and
- * b->tokens_nbits are complete. */
+ * b->tokens_nbits and b->stripe_nbits are complete. */
 static inline const uint64_t *lc_block_tokens(const struct lc_block_info *b)
 {
     return __atomic_load_n(&b->tokens, __ATOMIC_ACQUIRE);

@@ -65,7 +65,7 @@ static struct block *block_of(const struct lc_block_info *info)
 
 /* The filter from the cached rows of b. */
 static int build_cached(struct store *s, struct cblock *cb, struct tokb_scratch *sc,
-                        uint64_t **bits, uint32_t *nbits)
+                        uint64_t **bits, uint32_t *nbits, uint32_t *stripe_nbits)
 {
     const struct block *b = cb->owner;
     int rc = grow((void **)&sc->msgs, &sc->msgs_cap, b->raw_len ? b->raw_len : 1) |
@@ -82,13 +82,13 @@ static int build_cached(struct store *s, struct cblock *cb, struct tokb_scratch 
     cache_release(s, cb);
     if (rc)
         return -ENOMEM;
-    return tokf_build(sc->msgs, len, (const char *)sc->lens, b->count, bits, nbits);
+    return tokf_build(sc->msgs, len, (const char *)sc->lens, b->count, bits, nbits, stripe_nbits);
 }
 
 /* The filter from b's frame in its file. Returns 0, 1 when there is none to build (b was
  * deleted, or its frame is unreadable: b is then marked bad), or -ENOMEM. */
 static int build_from_file(struct store *s, struct block *b, struct tokb_scratch *sc,
-                           uint64_t **bits, uint32_t *nbits)
+                           uint64_t **bits, uint32_t *nbits, uint32_t *stripe_nbits)
 {
     struct frame_loc loc;
     int rc = block_locate(s, b, &loc);
@@ -111,7 +111,7 @@ static int build_from_file(struct store *s, struct block *b, struct tokb_scratch
     }
     close(loc.fd);
     if (rc == 0)
-        rc = tokf_build(cs.msgs, cs.msgs_len, cs.msg_lens, b->count, bits, nbits);
+        rc = tokf_build(cs.msgs, cs.msgs_len, cs.msg_lens, b->count, bits, nbits, stripe_nbits);
     bigbuf_put(cols, b->raw_len);
     return rc;
 }
@@ -120,14 +120,17 @@ static int build_from_file(struct store *s, struct block *b, struct tokb_scratch
 static int build_block(struct store *s, struct block *b, struct tokb_scratch *sc)
 {
     uint64_t *bits = NULL;
-    uint32_t nbits = 0;
+    uint32_t nbits = 0, snbits = 0;
     struct cblock *cb = cache_lookup(s, b);
-    int rc = cb ? build_cached(s, cb, sc, &bits, &nbits) : build_from_file(s, b, sc, &bits, &nbits);
+    int rc = cb ? build_cached(s, cb, sc, &bits, &nbits, &snbits)
+                : build_from_file(s, b, sc, &bits, &nbits, &snbits);
     if (rc != 0)
         return rc < 0 ? rc : 0;
-    /* Published once: no reader looks at tokens_nbits before it sees the pointer. */
+    /* Published once: no reader looks at the sizes before it sees the pointer. */
     b->tokens_nbits = nbits;
+    b->stripe_nbits = snbits;
     b->info.tokens_nbits = nbits;
+    b->info.stripe_nbits = snbits;
     __atomic_store_n(&b->info.tokens, bits, __ATOMIC_RELEASE);
     __atomic_store_n(&b->tokens, bits, __ATOMIC_RELEASE);
     return 0;

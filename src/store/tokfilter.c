@@ -13,7 +13,11 @@
  * a multiple of M, an element's word in the small filter is its word in the large one divided
  * by N / M (tokf_word is floor(x * words)), and its bits in the word are the same, so OR-ing
  * each run of N / M words gives exactly the filter built directly at M lines. N is 2520 lines
- * per 256 KiB of text, a number with many divisors, so M comes close to the size wanted. */
+ * per 256 KiB of text, a number with many divisors, so M comes close to the size wanted.
+ *
+ * A stripe's elements go at the same time into its own scratch filter, sized by the longest
+ * stripe's text, and every stripe's filter is folded to one size: that of the stripe with the
+ * most distinct elements. */
 #define _GNU_SOURCE
 #include "store/tokfilter.h"
 
@@ -32,6 +36,8 @@ static const uint32_t small_lines[] = {4, 12, 60, 180, 504};
 struct tokf_scratch {
     uint64_t *big; /* The scratch filter. */
     size_t big_words;
+    uint64_t *stripes; /* The stripes' scratch filters, one after the other. */
+    size_t stripe_words;
 };
 
 static pthread_key_t scratch_key;
@@ -41,6 +47,7 @@ static void scratch_free(void *p)
 {
     struct tokf_scratch *s = p;
     free(s->big);
+    free(s->stripes);
     free(s);
 }
 
@@ -61,11 +68,15 @@ static struct tokf_scratch *scratch_get(void)
     return s;
 }
 
-/* The filter being filled: nwords words at f, and how many elements set a new bit. */
+/* The filters being filled: the block's, nwords words at f, and how many elements set a new
+ * bit in it; and the current stripe's (sf, snwords, sadded), if the block has stripes. */
 struct tokf_fill {
     uint64_t *f;
     uint32_t nwords;
     uint64_t added;
+    uint64_t *sf;
+    uint32_t snwords;
+    uint64_t sadded;
 };
 
 static inline void put(struct tokf_fill *t, uint64_t h)
@@ -73,6 +84,11 @@ static inline void put(struct tokf_fill *t, uint64_t h)
     uint64_t *w = t->f + tokf_word(t->nwords, h), m = tokf_mask(h);
     t->added += (~*w & m) != 0;
     *w |= m;
+    if (t->sf) {
+        w = t->sf + tokf_word(t->snwords, h);
+        t->sadded += (~*w & m) != 0;
+        *w |= m;
+    }
 }
 
 /* The end of a field m[start..end) whose first '=' is at eq (none: eq >= end); kword, vword:
@@ -153,59 +169,116 @@ static uint32_t big_lines_for(size_t len)
     return (uint32_t)m * BIG_LINES;
 }
 
-int tokf_build(const char *msgs, size_t len, const char *msg_lens, uint32_t count, uint64_t **bits,
-               uint32_t *nbits)
+/* A scratch buffer of at least words words in *buf (capacity *cap), zeroed. */
+static int scratch_zero(uint64_t **buf, size_t *cap, size_t words)
 {
-    *bits = NULL;
-    *nbits = 0;
-    struct tokf_scratch *s = scratch_get();
-    if (!s)
-        return -ENOMEM;
-    uint32_t big = big_lines_for(len);
-    size_t words = (size_t)big * (TOKF_LINE / 64);
-    if (s->big_words < words) {
-        free(s->big);
-        s->big_words = 0;
-        if (!(s->big = aligned_alloc(64, words * 8)))
+    if (*cap < words) {
+        free(*buf);
+        *cap = 0;
+        if (!(*buf = aligned_alloc(64, words * 8)))
             return -ENOMEM;
-        s->big_words = words;
+        *cap = words;
     }
-    memset(s->big, 0, words * 8);
-    struct tokf_fill t = {.f = s->big, .nwords = big * (TOKF_LINE / 64)};
-    /* Messages one by one: a word or a field never runs on into the next message. */
-    const unsigned char *p = (const unsigned char *)msgs;
-    size_t off = 0;
-    for (uint32_t i = 0; i < count && off <= len; i++) {
-        size_t n;
-        if (msg_lens) {
-            uint32_t l;
-            memcpy(&l, msg_lens + 4 * (size_t)i, 4);
-            n = l <= len - off ? l : len - off;
-        } else {
-            const unsigned char *nl = memchr(p + off, '\n', len - off);
-            n = nl ? (size_t)(nl - (p + off)) : len - off;
-        }
-        add_message(&t, p + off, n);
-        off += n + (msg_lens == NULL);
-    }
-    /* The fewest lines, a divisor of big, with TOKF_BITS bits per element. */
-    uint64_t want = (t.added * TOKF_BITS + TOKF_LINE - 1) / TOKF_LINE;
+    memset(*buf, 0, words * 8);
+    return 0;
+}
+
+/* The fewest lines, a divisor of big, with bits bits per element for added elements. */
+static uint32_t lines_for(uint64_t added, unsigned bits, uint32_t big)
+{
+    uint64_t want = (added * bits + TOKF_LINE - 1) / TOKF_LINE;
     uint32_t lines = want < 1 ? 1 : want < big ? (uint32_t)want : big;
     while (big % lines)
         lines++;
-    uint64_t *b = aligned_alloc(64, (size_t)lines * (TOKF_LINE / 8));
-    if (!b)
-        return -ENOMEM;
-    /* Word j of the block's filter gathers words j * fold .. j * fold + fold - 1. */
+    return lines;
+}
+
+/* Fold a scratch filter of big lines into dst, of lines lines (a divisor of big): word j of
+ * dst gathers words j * fold .. j * fold + fold - 1. */
+static void fold_into(uint64_t *dst, uint32_t lines, const uint64_t *src, uint32_t big)
+{
     uint32_t fold = big / lines;
-    const uint64_t *src = s->big;
     for (size_t j = 0; j < (size_t)lines * (TOKF_LINE / 64); j++) {
         uint64_t w = 0;
         for (uint32_t r = 0; r < fold; r++)
             w |= *src++;
-        b[j] = w;
+        dst[j] = w;
     }
+}
+
+/* The length of message i, at off: from msg_lens, else up to its '\n'. */
+static size_t message_len(const unsigned char *p, size_t len, const char *msg_lens, uint32_t i,
+                          size_t off)
+{
+    if (msg_lens) {
+        uint32_t l;
+        memcpy(&l, msg_lens + 4 * (size_t)i, 4);
+        return l <= len - off ? l : len - off;
+    }
+    const unsigned char *nl = memchr(p + off, '\n', len - off);
+    return nl ? (size_t)(nl - (p + off)) : len - off;
+}
+
+int tokf_build(const char *msgs, size_t len, const char *msg_lens, uint32_t count, uint64_t **bits,
+               uint32_t *nbits, uint32_t *stripe_nbits)
+{
+    *bits = NULL;
+    *nbits = *stripe_nbits = 0;
+    struct tokf_scratch *s = scratch_get();
+    if (!s)
+        return -ENOMEM;
+    const unsigned char *p = (const unsigned char *)msgs;
+    bool striped = count >= TOKF_STRIPE_MIN;
+    uint32_t sbig = 0;
+    if (striped) { /* The scratch stripes are sized by the longest stripe's text. */
+        size_t longest = 0, off = 0;
+        for (unsigned st = 0; st < TOKF_STRIPES; st++) {
+            size_t start = off;
+            for (uint32_t i = tokf_stripe_first(st, count);
+                 i < tokf_stripe_first(st + 1, count) && off <= len; i++)
+                off += message_len(p, len, msg_lens, i, off) + (msg_lens == NULL);
+            if (off - start > longest)
+                longest = off - start;
+        }
+        sbig = big_lines_for(longest);
+        if (scratch_zero(&s->stripes, &s->stripe_words,
+                         (size_t)TOKF_STRIPES * sbig * (TOKF_LINE / 64)) < 0)
+            return -ENOMEM;
+    }
+    uint32_t big = big_lines_for(len);
+    if (scratch_zero(&s->big, &s->big_words, (size_t)big * (TOKF_LINE / 64)) < 0)
+        return -ENOMEM;
+    struct tokf_fill t = {.f = s->big, .nwords = big * (TOKF_LINE / 64)};
+    uint64_t stripe_most = 0;
+    /* Messages one by one: a word or a field never runs on into the next message. */
+    size_t off = 0;
+    unsigned st = 0;
+    for (uint32_t i = 0; i < count && off <= len; i++) {
+        if (striped && i == tokf_stripe_first(st, count)) {
+            if (t.sadded > stripe_most)
+                stripe_most = t.sadded;
+            t.sf = s->stripes + (size_t)st * sbig * (TOKF_LINE / 64);
+            t.snwords = sbig * (TOKF_LINE / 64);
+            t.sadded = 0;
+            st++;
+        }
+        size_t n = message_len(p, len, msg_lens, i, off);
+        add_message(&t, p + off, n);
+        off += n + (msg_lens == NULL);
+    }
+    if (t.sadded > stripe_most)
+        stripe_most = t.sadded;
+    uint32_t lines = lines_for(t.added, TOKF_BITS, big);
+    uint32_t slines = striped ? lines_for(stripe_most, TOKF_STRIPE_BITS, sbig) : 0;
+    uint64_t *b = aligned_alloc(64, tokf_bytes(lines * TOKF_LINE, slines * TOKF_LINE));
+    if (!b)
+        return -ENOMEM;
+    fold_into(b, lines, s->big, big);
+    for (unsigned k = 0; k < (striped ? TOKF_STRIPES : 0); k++)
+        fold_into(b + (size_t)lines * (TOKF_LINE / 64) + (size_t)k * slines * (TOKF_LINE / 64),
+                  slines, s->stripes + (size_t)k * sbig * (TOKF_LINE / 64), sbig);
     *bits = b;
     *nbits = lines * TOKF_LINE;
+    *stripe_nbits = slines * TOKF_LINE;
     return 0;
 }

@@ -21,6 +21,15 @@
  *     for a rare field reads the blocks that hold the field, not every block that holds its
  *     value somewhere (index.c, version 4). That costs about a third more filter.
  *
+ * Stripes. A block of TOKF_STRIPE_MIN entries or more also has a filter per stripe, a
+ * sixteenth (TOKF_STRIPES) of its entries, of the same elements: the block's filter rules the
+ * block out with one load, and for a block it lets through, the stripes' filters tell which
+ * sixteenths to read. A rare field's block holds it in one stripe, and reading a sixteenth of
+ * 256 KiB instead of all of it took `COUNT user:12345` at 20 M entries from 17-20 ms to
+ * 2.4 ms here. Stripes have TOKF_STRIPE_BITS bits per element: at 6 (a false positive rate
+ * near 7 %, so a block read for one stripe reads about two) they cost 145 MB at 20 M entries
+ * (the block filters 190 MB), at 10 they cost 242 MB and were no faster.
+ *
  * Blocked bloom filter: an element sets TOKF_K bits inside one 64-bit word, so testing it costs
  * one load (a query tests thousands of blocks) and setting it one read-modify-write (this runs
  * at ingest rate). The price, against bits spread over a whole filter, is a false positive
@@ -37,12 +46,29 @@
 
 #include "store/filter.h"
 
-#define TOKF_WIN      6          /* Bytes in a word window. */
-#define TOKF_STRIDE   3          /* Windows start every TOKF_STRIDE bytes of a word. */
-#define TOKF_BITS     10         /* Filter bits per distinct element, at least. */
-#define TOKF_K        5          /* Bits set per element, all in one 64-bit word. */
-#define TOKF_LINE     512        /* Filters are whole multiples of this many bits. */
-#define TOKF_MAX_BITS (1u << 27) /* Larger filters are rejected as corrupt. */
+#define TOKF_WIN         6          /* Bytes in a word window. */
+#define TOKF_STRIDE      3          /* Windows start every TOKF_STRIDE bytes of a word. */
+#define TOKF_BITS        10         /* Filter bits per distinct element, at least. */
+#define TOKF_K           5          /* Bits set per element, all in one 64-bit word. */
+#define TOKF_LINE        512        /* Filters are whole multiples of this many bits. */
+#define TOKF_MAX_BITS    (1u << 27) /* Larger filters are rejected as corrupt. */
+#define TOKF_STRIPES     16         /* Stripe filters a block has, when it has them. */
+#define TOKF_STRIPE_MIN  256        /* Fewer entries: a block has no stripe filters. */
+#define TOKF_STRIPE_BITS 6          /* Stripe filter bits per distinct element, at least. */
+
+/* The first entry (index in the block) of stripe s of a block of count entries; stripe s holds
+ * entries tokf_stripe_first(s) .. tokf_stripe_first(s + 1) - 1. */
+static inline uint32_t tokf_stripe_first(unsigned s, uint32_t count)
+{
+    return (uint32_t)((uint64_t)s * count / TOKF_STRIPES);
+}
+
+/* Stripe s's filter (stripe_nbits bits) in a block's token filter bits of nbits bits. */
+static inline const uint64_t *tokf_stripe(const uint64_t *bits, uint32_t nbits,
+                                          uint32_t stripe_nbits, unsigned s)
+{
+    return bits + nbits / 64 + (size_t)s * (stripe_nbits / 64);
+}
 
 /* Word bytes (ASCII letters, digits, '_') folded to lower case; 0 for every other byte. */
 static const uint8_t tokf_word_tab[256] = {
@@ -146,9 +172,17 @@ static inline bool tokf_may_have(const uint64_t *bits, uint32_t nbits, uint64_t 
 
 /* Build the token filter of a block's messages: msgs[0..len), count messages, each ending with
  * '\n' when msg_lens is NULL, else of the lengths in msg_lens (count little-endian u32). Sets
- * *bits (owned by the caller, aligned for a cache line; free() it) and *nbits. Returns 0 or
- * -ENOMEM. Any thread; it keeps a scratch filter per thread. */
+ * *bits (owned by the caller, aligned for a cache line; free() it): the block's filter of
+ * *nbits bits, then, when *stripe_nbits is not 0, its TOKF_STRIPES stripes' filters of that
+ * many bits each (tokf_stripe). Returns 0 or -ENOMEM. Any thread; it keeps scratch filters per
+ * thread. */
 int tokf_build(const char *msgs, size_t len, const char *msg_lens, uint32_t count, uint64_t **bits,
-               uint32_t *nbits);
+               uint32_t *nbits, uint32_t *stripe_nbits);
+
+/* The bytes of a token filter of nbits bits with stripes of stripe_nbits. */
+static inline size_t tokf_bytes(uint32_t nbits, uint32_t stripe_nbits)
+{
+    return ((size_t)nbits + (size_t)TOKF_STRIPES * stripe_nbits) / 8;
+}
 
 #endif

@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(d, data, size);
     if (data[0] & 1) {
         static const char *const versions[] = {"LCIDX\0\0\1", "LCIDX\0\0\3", "LCIDX\0\0\4",
-                                               "LCIDX\0\0\4"};
+                                               "LCIDX\0\0\5"};
         memcpy(d, versions[data[0] >> 1 & 3], 8); /* Every version read. */
         uint64_t sum = XXH3_64bits(d, size - 8);
         memcpy(d + size - 8, &sum, 8);
@@ -42,6 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < n; i++) {
             lc_assert(arr[i]->offset + arr[i]->frame_len <= covered);
             lc_assert(arr[i]->filter && arr[i]->count > 0);
+            lc_assert(arr[i]->tokens || (!arr[i]->tokens_nbits && !arr[i]->stripe_nbits));
+            lc_assert(!arr[i]->stripe_nbits || arr[i]->tokens_nbits);
             free(arr[i]->filter);
             free(arr[i]->tokens);
             free(arr[i]);

@@ -1,8 +1,9 @@
 /* test_tokfilter.c - the token filters of blocks (store/tokfilter.h) and the query's use of them
  * (query/skip.c): a block without a needle's word is ruled out, a block holding the needle
  * never is, whatever its case, position inside a word or punctuation (brute force over random
- * blocks and needles of many shapes, against qry_match on every entry); and index files of both
- * versions load (version 1, from before token filters, without them). */
+ * blocks and needles of many shapes, against qry_match on every entry); the same for the
+ * stripes of a block; and index files of every version load (versions 1, 3 and 4 without
+ * their token filters, which the builder makes again). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -17,25 +18,26 @@
 #include "store/index.h"
 #include "store/tokfilter.h"
 
-#define MAXMSG 24
+#define MAXMSG     24  /* Messages in most test blocks. */
+#define MAXMSG_BIG 400 /* In blocks with stripes (TOKF_STRIPE_MIN). */
 
 /* A block of messages, with both filters as the store builds them. */
 struct tblock {
-    char *msgs[MAXMSG];
+    char *msgs[MAXMSG_BIG];
     size_t n;
-    char text[8192]; /* The messages, each followed by '\n' (COL_LINES). */
+    char text[MAXMSG_BIG * 256]; /* The messages, each followed by '\n' (COL_LINES). */
     size_t len;
     uint8_t *tri;
     unsigned log2;
     uint64_t *tok;
-    uint32_t nbits;
+    uint32_t nbits, stripe_nbits;
     struct lc_block_info info;
 };
 
 static void tb_seal(struct tblock *b, bool lengths)
 {
     b->len = 0;
-    uint32_t lens[MAXMSG];
+    uint32_t lens[MAXMSG_BIG];
     for (size_t i = 0; i < b->n; i++) {
         size_t l = strlen(b->msgs[i]);
         memcpy(b->text + b->len, b->msgs[i], l);
@@ -48,7 +50,8 @@ static void tb_seal(struct tblock *b, bool lengths)
     b->tri = calloc(1, ((size_t)1 << b->log2) / 8);
     filter_add(b->tri, b->log2, b->text, b->len);
     CHECK(tokf_build(b->text, b->len, lengths ? (const char *)lens : NULL, (uint32_t)b->n, &b->tok,
-                     &b->nbits) == 0);
+                     &b->nbits, &b->stripe_nbits) == 0);
+    CHECK((b->stripe_nbits != 0) == (b->n >= TOKF_STRIPE_MIN));
     b->info = (struct lc_block_info){.first_id = 1,
                                      .last_id = b->n,
                                      .min_ts_ms = 0,
@@ -57,7 +60,8 @@ static void tb_seal(struct tblock *b, bool lengths)
                                      .filter = b->tri,
                                      .filter_log2 = b->log2,
                                      .tokens = b->tok,
-                                     .tokens_nbits = b->nbits};
+                                     .tokens_nbits = b->nbits,
+                                     .stripe_nbits = b->stripe_nbits};
 }
 
 static void tb_free(struct tblock *b)
@@ -210,6 +214,63 @@ TEST(never_rules_out_a_match)
     CHECK(ruled_out > absent / 3);
 }
 
+/* Brute force over blocks with stripes: a stripe that holds a match is never ruled out (its
+ * entries would not be read); count how many stripes without one are. */
+TEST(stripes_never_rule_out_a_match)
+{
+    size_t checked = 0, absent = 0, ruled_out = 0;
+    for (int round = 0; round < 12; round++) {
+        struct tblock *b = calloc(1, sizeof(*b));
+        b->n = TOKF_STRIPE_MIN + rnd(MAXMSG_BIG - TOKF_STRIPE_MIN + 1);
+        for (size_t i = 0; i < b->n; i++)
+            b->msgs[i] = random_message();
+        tb_seal(b, round & 1);
+        for (int k = 0; k < 150; k++) {
+            char needle[256], err[QRY_ERR_MAX];
+            struct qry *q = NULL, *q2 = NULL;
+            if (k % 3 == 0 && cut_pair(b, needle, rnd(4) == 0)) {
+                CHECK(qry_compile(needle, strlen(needle), 0, &q, err) == 0);
+            } else {
+                size_t n = cut_needle(b, needle);
+                if (!n)
+                    continue;
+                q = qry_keyword(needle, n, err);
+            }
+            if (q && k % 5 == 4) { /* Now and then an AND or an OR of two. */
+                char other[256];
+                size_t n2 = cut_needle(b, other);
+                q2 = n2 ? qry_keyword(other, n2, err) : NULL;
+                q = rnd(2) ? qry_and(q, q2) : qry_or(q, q2);
+            }
+            if (!q)
+                continue;
+            uint32_t stripes = qry_block_stripes(q, &b->info);
+            for (unsigned s = 0; s < TOKF_STRIPES; s++) {
+                bool truth = false;
+                for (uint32_t i = tokf_stripe_first(s, (uint32_t)b->n);
+                     i < tokf_stripe_first(s + 1, (uint32_t)b->n) && !truth; i++) {
+                    struct lc_entry e = {
+                        .level = LC_INFO, .msg = b->msgs[i], .msg_len = strlen(b->msgs[i])};
+                    truth = qry_match(q, &e);
+                }
+                bool may = stripes >> s & 1;
+                if (truth && !may)
+                    fprintf(stderr, "  ruled out stripe %u that matches: %.*s\n", s, 60, needle);
+                CHECK(!truth || may);
+                checked++;
+                absent += !truth;
+                ruled_out += !truth && !may;
+            }
+            qry_free(q);
+        }
+        tb_free(b);
+        free(b);
+    }
+    fprintf(stderr, "  %zu stripes, %zu without a match, %zu of those ruled out\n", checked, absent,
+            ruled_out);
+    CHECK(ruled_out > absent / 3); /* Needles shorter than a window constrain nothing. */
+}
+
 static struct tblock *hex_block(uint32_t first, uint32_t n)
 {
     struct tblock *b = calloc(1, sizeof(*b));
@@ -328,8 +389,8 @@ TEST(one_word_fields_are_whole)
     CHECK(out >= 2 * blocks - 4); /* A bloom filter may rarely keep one. */
 }
 
-/* Writes an index file of version 2 and rereads it; a version 1 file (as written before token
- * filters, crafted here byte by byte) still loads, without token filters. */
+/* Writes an index file of the current version and rereads it; a version 1 file (as written before
+ * token filters, crafted here byte by byte) still loads, without token filters. */
 TEST(index_versions_load)
 {
     char path[] = "/tmp/lc_tokidx_XXXXXX";
@@ -411,28 +472,65 @@ TEST(index_versions_load)
         free(arr[0]->filter);
         free(arr[0]);
     }
-    /* Version 3: the layout of version 4, with filters that lack the one-word fields: the
-     * blocks load without them (the builder makes them again). */
-    CHECK(index_write(path, 116, arr1, 1) == 0);
-    fd = open(path, O_RDWR);
-    off_t size = lseek(fd, 0, SEEK_END);
-    char *v3 = malloc((size_t)size);
-    CHECK(fd >= 0 && v3 && pread(fd, v3, (size_t)size, 0) == size && v3[7] == 4);
-    v3[7] = 3;
-    sum = XXH3_64bits(v3, (size_t)size - 8);
-    memcpy(v3 + size - 8, &sum, 8);
-    CHECK(pwrite(fd, v3, (size_t)size, 0) == size);
-    close(fd);
-    free(v3);
+    /* Versions 3 and 4: the layout of version 5 without the stripes' u32, with filters that
+     * lack the one-word fields or the stripes: the blocks load without them (the builder makes
+     * them again). */
+    for (char version = 3; version <= 4; version++) {
+        CHECK(index_write(path, 116, arr1, 1) == 0);
+        fd = open(path, O_RDWR);
+        off_t size = lseek(fd, 0, SEEK_END);
+        char *old = malloc((size_t)size);
+        CHECK(fd >= 0 && old && pread(fd, old, (size_t)size, 0) == size && old[7] == 5);
+        old[7] = version;
+        /* The stripes' u32 (0 here) follows the token filter's, after the trigram filter. */
+        size_t at = 24 + 52 + 4 * LC_LEVEL_COUNT + ((size_t)1 << tb->log2) / 8 + 4;
+        uint32_t sbits;
+        memcpy(&sbits, old + at, 4);
+        CHECK(sbits == 0);
+        memmove(old + at, old + at + 4, (size_t)size - at - 4);
+        size -= 4;
+        sum = XXH3_64bits(old, (size_t)size - 8);
+        memcpy(old + size - 8, &sum, 8);
+        CHECK(ftruncate(fd, size) == 0 && pwrite(fd, old, (size_t)size, 0) == size);
+        close(fd);
+        free(old);
+        n = 0;
+        CHECK(index_read(path, NULL, 200, &arr, &n, &cap, &covered) == 0);
+        CHECK_EQ_INT(n, 1);
+        if (n == 1) {
+            CHECK(arr[0]->tokens == NULL && arr[0]->first_id == 1 && arr[0]->count == 10);
+            CHECK(memcmp(arr[0]->filter, tb->tri, ((size_t)1 << tb->log2) / 8) == 0);
+            free(arr[0]->filter);
+            free(arr[0]);
+        }
+    }
+    /* A block with stripes: its stripes' filters come back too. */
+    struct tblock *big = calloc(1, sizeof(*big));
+    for (int i = 0; i < TOKF_STRIPE_MIN + 44; i++)
+        big->msgs[big->n++] = random_message();
+    tb_seal(big, true);
+    struct block bigblk = blk;
+    bigblk.count = (uint32_t)big->n;
+    bigblk.filter = big->tri;
+    bigblk.filter_log2 = big->log2;
+    bigblk.tokens = big->tok;
+    bigblk.tokens_nbits = big->nbits;
+    bigblk.stripe_nbits = big->stripe_nbits;
+    struct block *arr2[1] = {&bigblk};
+    CHECK(big->stripe_nbits > 0 && index_write(path, 116, arr2, 1) == 0);
     n = 0;
     CHECK(index_read(path, NULL, 200, &arr, &n, &cap, &covered) == 0);
     CHECK_EQ_INT(n, 1);
     if (n == 1) {
-        CHECK(arr[0]->tokens == NULL && arr[0]->first_id == 1 && arr[0]->count == 10);
-        CHECK(memcmp(arr[0]->filter, tb->tri, ((size_t)1 << tb->log2) / 8) == 0);
+        CHECK(arr[0]->tokens_nbits == big->nbits && arr[0]->stripe_nbits == big->stripe_nbits);
+        CHECK(arr[0]->tokens &&
+              memcmp(arr[0]->tokens, big->tok, tokf_bytes(big->nbits, big->stripe_nbits)) == 0);
         free(arr[0]->filter);
+        free(arr[0]->tokens);
         free(arr[0]);
     }
+    tb_free(big);
+    free(big);
     free(arr);
     unlink(path);
     tb_free(tb);
@@ -442,6 +540,7 @@ TEST(index_versions_load)
 int main(void)
 {
     RUN(never_rules_out_a_match);
+    RUN(stripes_never_rule_out_a_match);
     RUN(hex_ids_rule_blocks_out);
     RUN(fields_of_every_shape);
     RUN(one_word_fields_are_whole);
