@@ -10,6 +10,7 @@
 #include "core/policy.h"
 #include "core/server.h"
 #include "proto/protocols.h"
+#include "query/pipe.h"
 #include "query/pool.h"
 #include "store/store.h"
 
@@ -89,6 +90,7 @@ size_t stats_collect(struct conn *c, struct stat_kv *out)
     U("queries_cancelled", qs.cancelled);
     U("queries_timed_out", qs.timed_out);
     U("query_threads", (uint64_t)qs.threads);
+    U("query_blocks_summarized", qagg_blocks_summarized());
     out[n++] = (struct stat_kv){
         .key = "query_p50_ms", .kind = STAT_F64, .d = metrics_quantile(MH_QUERY, 0.5) * 1000};
     out[n++] = (struct stat_kv){

@@ -15,6 +15,7 @@
 
 #include "query/agg_internal.h"
 #include "query/sketch.h"
+#include "store/valsum.h"
 
 /* ---- Memory ---- */
 
@@ -176,7 +177,9 @@ static bool append_value(struct qagg *a, struct qbuf *b, const struct lc_entry *
     size_t len = 0;
     struct qfield f = {0};
     *present = true;
-    if (nlen == 5 && memcmp(name, "_time", 5) == 0) {
+    if (a->ov_name && nlen == a->ov_nlen && memcmp(name, a->ov_name, nlen) == 0) {
+        v = a->ov_v, len = a->ov_len;
+    } else if (nlen == 5 && memcmp(name, "_time", 5) == 0) {
         int64_t t = e->ts_ms;
         if (step_ms) {
             int64_t r = t % step_ms;
@@ -427,21 +430,29 @@ bool qagg_add(struct qagg *a, const struct lc_entry *e)
 
 /* ---- Whole blocks from their summaries ---- */
 
-/* True when every by-field of g is level, or _time buckets that put [min_ts, max_ts] in one
- * bucket, and every function is count(): then level counts answer it. */
-static bool summary_answers(const struct qpipe *g, int64_t min_ts, int64_t max_ts)
+/* True when the functions of g are all count() and every by-field is level, a _time bucket
+ * that holds [min_ts, max_ts] whole, or one other field (not _msg): then *field is the index
+ * of that one, else -1. */
+static bool summary_answers(const struct qpipe *g, int64_t min_ts, int64_t max_ts, int *field)
 {
+    *field = -1;
     for (size_t i = 0; i < g->nby; i++) {
         const struct qby *by = &g->by[i];
         if (by->len == 5 && memcmp(by->name, "level", 5) == 0)
             continue;
-        if (by->len != 5 || memcmp(by->name, "_time", 5) != 0 || by->step_ms <= 0)
+        if (by->len == 5 && memcmp(by->name, "_time", 5) == 0) {
+            if (by->step_ms <= 0)
+                return false;
+            int64_t rl = min_ts % by->step_ms, rh = max_ts % by->step_ms;
+            int64_t bl = min_ts - (rl < 0 ? rl + by->step_ms : rl);
+            int64_t bh = max_ts - (rh < 0 ? rh + by->step_ms : rh);
+            if (bl != bh)
+                return false;
+            continue;
+        }
+        if (*field >= 0 || (by->len == 4 && memcmp(by->name, "_msg", 4) == 0))
             return false;
-        int64_t rl = min_ts % by->step_ms, rh = max_ts % by->step_ms;
-        int64_t bl = min_ts - (rl < 0 ? rl + by->step_ms : rl);
-        int64_t bh = max_ts - (rh < 0 ? rh + by->step_ms : rh);
-        if (bl != bh)
-            return false;
+        *field = (int)i;
     }
     for (size_t i = 0; i < g->nfuncs; i++)
         if (g->funcs[i].kind != QF_COUNT || g->funcs[i].field)
@@ -449,24 +460,84 @@ static bool summary_answers(const struct qpipe *g, int64_t min_ts, int64_t max_t
     return true;
 }
 
-bool qagg_add_summary(struct qagg *a, const uint64_t counts[LC_LEVEL_COUNT], int64_t min_ts,
-                      int64_t max_ts)
+/* Add n entries of level l at time ts whose value of the by-field by (if not NULL) is
+ * v[0..len) to their group. False when the memory limit said no (rc is set). */
+static bool add_counted(struct qagg *a, unsigned l, int64_t ts, const struct qby *by, const char *v,
+                        size_t len, uint64_t n)
+{
+    /* A stand-in entry with the level and time the whole block shares: its group key is the
+     * one each of its entries would have. */
+    struct lc_entry e = {.level = (uint8_t)l, .ts_ms = ts, .msg = "", .source = ""};
+    a->ov_name = by ? by->name : NULL;
+    a->ov_nlen = by ? by->len : 0;
+    a->ov_v = v;
+    a->ov_len = len;
+    struct fstate *st = group_states(a, &e);
+    a->ov_name = NULL;
+    if (!st)
+        return false;
+    for (size_t i = 0; i < a->agg->nfuncs; i++)
+        st[i].n += n;
+    return true;
+}
+
+static uint64_t blocks_summarized;
+
+uint64_t qagg_blocks_summarized(void)
+{
+    return __atomic_load_n(&blocks_summarized, __ATOMIC_RELAXED);
+}
+
+bool qagg_add_summary(struct qagg *a, const struct qagg_block *b)
 {
     const struct qpipe *g = a->agg;
+    int fi;
     if (a->mem.rc || !g || (g->kind != QP_STATS && g->kind != QP_TOP) ||
-        !summary_answers(g, min_ts, max_ts))
+        !summary_answers(g, b->min_ts, b->max_ts, &fi))
         return false;
-    for (int l = 0; l < LC_LEVEL_COUNT; l++) {
-        if (!counts[l])
-            continue;
-        /* A stand-in entry with the level and time the whole block shares: its group key
-         * is the one each of its entries would have. */
-        struct lc_entry e = {.level = (uint8_t)l, .ts_ms = min_ts, .msg = "", .source = ""};
-        struct fstate *st = group_states(a, &e);
-        if (!st)
-            return true; /* rc is set: the run ends with the memory error. */
-        for (size_t i = 0; i < g->nfuncs; i++)
-            st[i].n += counts[l];
+    const struct qby *by = fi >= 0 ? &g->by[fi] : NULL;
+    const uint8_t *vals = NULL;
+    unsigned nvals = 0;
+    if (by) {
+        if (!b->values || !b->level_counts)
+            return false;
+        bool source = by->len == 6 && memcmp(by->name, "source", 6) == 0;
+        if (valsum_find(b->values, b->values_len, source, by->name, by->len, &vals, &nvals) ==
+            VS_UNKNOWN)
+            return false;
+        /* A level's entries are taken all or none (the values count them all), and a damaged
+         * summary must not count more than there are. */
+        uint64_t sum[LC_LEVEL_COUNT] = {0};
+        const uint8_t *p = vals;
+        for (unsigned k = 0; k < nvals; k++) {
+            const char *v;
+            size_t len;
+            uint32_t c[LC_LEVEL_COUNT];
+            valsum_value(&p, &v, &len, c);
+            for (int l = 0; l < LC_LEVEL_COUNT; l++)
+                sum[l] += c[l];
+        }
+        for (int l = 0; l < LC_LEVEL_COUNT; l++)
+            if (b->counts[l] && (b->counts[l] != b->level_counts[l] || sum[l] > b->counts[l]))
+                return false;
+    }
+    __atomic_fetch_add(&blocks_summarized, 1, __ATOMIC_RELAXED);
+    for (unsigned l = 0; l < LC_LEVEL_COUNT; l++) {
+        uint64_t rest = b->counts[l];
+        const uint8_t *p = vals;
+        for (unsigned k = 0; rest && k < nvals; k++) {
+            const char *v;
+            size_t len;
+            uint32_t c[LC_LEVEL_COUNT];
+            valsum_value(&p, &v, &len, c);
+            if (!c[l])
+                continue;
+            if (!add_counted(a, l, b->min_ts, by, v, len, c[l]))
+                return true; /* rc is set: the run ends with the memory error. */
+            rest -= c[l];
+        }
+        if (rest && !add_counted(a, l, b->min_ts, by, "", 0, rest))
+            return true;
     }
     return true;
 }

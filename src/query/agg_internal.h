@@ -80,6 +80,10 @@ struct qagg {
     struct qsortspec spec; /* PRUNE_SORTED. */
     struct qmap groups;    /* Aggregation: by-key -> fstate[], or name -> count. */
     struct qbuf key, vals; /* Scratch. */
+    /* While a block is taken from its value summary: the by-field named ov_name reads ov_v
+     * (empty: missing) instead of the stand-in entry's. */
+    const char *ov_name, *ov_v;
+    size_t ov_nlen, ov_len;
 };
 
 /* Room for `more` bytes after b->len; false when the books said no. */

@@ -57,13 +57,27 @@ struct qagg *qagg_new(const struct qpipes *p, size_t mem_limit);
  * more entries: a limit is reached, or an error (qagg_error) stopped it. */
 bool qagg_add(struct qagg *a, const struct lc_entry *e);
 
-/* Add a whole block without reading it, when its summary answers: counts[l] of its entries
- * have level l and match the filter, all with times in [min_ts, max_ts]. True when the part
- * took the block (stats/top whose by-fields are level or _time buckets holding the whole
- * block, and whose functions are all count()); false when it needs the entries (nothing was
- * added then). */
-bool qagg_add_summary(struct qagg *a, const uint64_t counts[LC_LEVEL_COUNT], int64_t min_ts,
-                      int64_t max_ts);
+/* A whole block as its summary tells it: counts[l] of its entries have level l and match the
+ * filter, all with times in [min_ts, max_ts]. With level_counts (its entries per level) and
+ * values (its value summary, store/valsum.h), a level's matching entries must be none or all
+ * of them for the values to be used. */
+struct qagg_block {
+    uint64_t counts[LC_LEVEL_COUNT];
+    const uint32_t *level_counts; /* NULL: no values either. */
+    const uint8_t *values;        /* NULL: none. */
+    uint32_t values_len;
+    int64_t min_ts, max_ts;
+};
+
+/* Add a whole block without reading it, when its summary answers. True when the part took the
+ * block: stats/top whose functions are all count(), whose by-fields are level, _time buckets
+ * holding the whole block, and at most one other field (source, or a message field) whose
+ * values the block's value summary lists; false when it needs the entries (nothing was added
+ * then). */
+bool qagg_add_summary(struct qagg *a, const struct qagg_block *b);
+
+/* Blocks that parts took from their summaries, since start (STATS). */
+uint64_t qagg_blocks_summarized(void);
 
 /* Fold part b into a (same pipes), freeing b. Returns 0, or -ENOMEM / -E2BIG (the memory
  * limit; qagg_error(a) says so). */

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/field.h"
 #include "query/qry.h"
 
 #define QRY_MAX_TEXT  4096 /* Longest accepted query text, in bytes. */
@@ -254,25 +255,6 @@ const struct ci_needle *regex_needle(const struct qry_regex *re);
 void regex_free(struct qry_regex *re);
 
 /* ---- Fields of a message (match.c) ---- */
-
-/* One key=value field of a message. A quoted value (key="a b") is given raw, between the
- * quotes, with its \" and \\ escapes unresolved (escaped is then true). */
-struct qfield {
-    const char *name, *value;
-    size_t name_len, value_len;
-    bool escaped; /* The value holds a backslash escape: resolve before use. */
-};
-
-/* The next field of msg at or after *pos (0 to start); advances *pos. Fields are the
- * space-separated words of the form name=value, name as the lexer's pair names. */
-bool qfield_next(const char *msg, size_t len, size_t *pos, struct qfield *f);
-
-/* The first field called name (exact bytes) in msg. */
-bool qfield_find(const char *msg, size_t len, const char *name, size_t name_len, struct qfield *f);
-
-/* Copy a field value into out (room for value_len bytes), resolving escapes; returns the
- * length written. */
-size_t qfield_copy(const struct qfield *f, char *out);
 
 /* Write a one-line error; %s arguments that quote user text go through err_quote first. */
 void qry_errf(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -318,14 +318,16 @@ static bool table_add(void *part, const struct lc_entry *e)
 
 /* A block whose matches per level its summary tells (every entry matches, or none of a level
  * does: level filters, ruled-out keywords) goes to the part as counts, when the pipes can
- * take counts (stats by level or time buckets, count()). Each level is asked separately, as a
- * block of that level alone. */
+ * take counts (stats by level, time buckets or a field its value summary lists, count()).
+ * Each level is asked separately, as a block of that level alone. */
 static bool table_take_block(void *part, const struct lc_block_info *b)
 {
     struct tpart *t = part;
     if (!b->level_counts)
         return false;
-    uint64_t counts[LC_LEVEL_COUNT] = {0};
+    struct qagg_block blk = {
+        .level_counts = b->level_counts, .min_ts = b->min_ts_ms, .max_ts = b->max_ts_ms};
+    blk.values = lc_block_values(b, &blk.values_len);
     for (int l = 0; l < LC_LEVEL_COUNT; l++) {
         if (!b->level_counts[l])
             continue;
@@ -338,9 +340,9 @@ static bool table_take_block(void *part, const struct lc_block_info *b)
         int64_t n = qry_block_count(t->q, &only);
         if (n < 0)
             return false;
-        counts[l] = (uint64_t)n;
+        blk.counts[l] = (uint64_t)n;
     }
-    return qagg_add_summary(t->a, counts, b->min_ts_ms, b->max_ts_ms);
+    return qagg_add_summary(t->a, &blk);
 }
 
 static int table_merge(void *into, void *part)

@@ -29,6 +29,9 @@ struct block {
                          info.tokens with release stores (read: block_tokens). */
     uint32_t tokens_nbits;
     uint32_t stripe_nbits;
+    uint8_t *values; /* Value summary (valsum.h), values_len bytes; owned. Set before tokens,
+                        with it: NULL when tokens is (or from an index that had none). */
+    uint32_t values_len;
     struct lc_block_info info; /* The summary as readers see it: set once it is in the index. */
     struct cblock *cache;      /* Decompressed copy, or NULL (under the store's cache lock). */
     bool bad;                  /* Found corrupt when read: no longer served or counted. */

@@ -19,6 +19,7 @@
 #include "store/frame.h"
 #include "store/store_internal.h"
 #include "store/tokfilter.h"
+#include "store/valsum.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Megabyte buffers (pending chunks, column scratch, cached blocks) are recycled: freshly mapped
@@ -352,8 +353,18 @@ int block_summarize(struct block *b, const char *cols, int layout, bool tokens)
     filter_add(b->filter, b->filter_log2, cs.msgs, cs.msgs_len);
     if (!tokens)
         return 0;
-    return tokf_build(cs.msgs, cs.msgs_len, cs.msg_lens, b->count, &b->tokens, &b->tokens_nbits,
-                      &b->stripe_nbits);
+    struct valsum_input in;
+    struct block_filters f;
+    col_summary_input(&cs, b->count, &in);
+    int rc = filters_build(&in, &f);
+    if (rc == 0) {
+        b->tokens = f.tokens;
+        b->tokens_nbits = f.nbits;
+        b->stripe_nbits = f.stripe_nbits;
+        b->values = f.values;
+        b->values_len = f.values_len;
+    }
+    return rc;
 }
 
 int ptrs_push(void ***arr, size_t *n, size_t *cap, void *p)
@@ -383,6 +394,8 @@ void block_set_info(struct block *b)
         .tokens = b->tokens,
         .tokens_nbits = b->tokens_nbits,
         .stripe_nbits = b->stripe_nbits,
+        .values = b->values,
+        .values_len = b->values_len,
         .level_counts = b->level_counts,
     };
 }
@@ -410,5 +423,6 @@ void block_destroy(struct block *b)
         return;
     free(b->filter);
     free(b->tokens);
+    free(b->values);
     free(b);
 }

@@ -240,6 +240,9 @@ int columns_summary(const char *cols, size_t len, uint32_t count, int layout,
     out->msgs = cols + c.msg;
     out->msgs_len = len - c.msg;
     out->msg_lens = layout == COL_LENGTHS ? cols + c.len : NULL;
+    out->levels = (const uint8_t *)cols + c.level;
+    out->src_lens = (const uint8_t *)cols + c.srclen;
+    out->srcs = cols + c.src;
     return 0;
 }
 

@@ -89,14 +89,18 @@ int columns_to_rows_index(const char *cols, size_t len, uint32_t count, int layo
 int columns_lines(const char *cols, size_t len, uint32_t count, int layout, size_t *off);
 
 /* What a block's index needs, read straight from its columns: event-time range, entries per
- * level, and where the messages lie (one contiguous run). Returns 0 or -1 if malformed. */
+ * level, and where the messages, levels and sources lie (each one contiguous run). Returns 0
+ * or -1 if malformed. */
 struct col_summary {
     int64_t min_ts, max_ts;
     uint32_t level_counts[LC_LEVEL_COUNT];
     const char *msgs;
     size_t msgs_len;
-    const char *msg_lens; /* COL_LENGTHS: count u32 message lengths; NULL: each message ends
-                             with '\n' (COL_LINES). */
+    const char *msg_lens;    /* COL_LENGTHS: count u32 message lengths; NULL: each message ends
+                                with '\n' (COL_LINES). */
+    const uint8_t *levels;   /* count level bytes, as stored. */
+    const uint8_t *src_lens; /* count source lengths; the sources back to back at srcs. */
+    const char *srcs;
 };
 int columns_summary(const char *cols, size_t len, uint32_t count, int layout,
                     struct col_summary *out);

@@ -15,8 +15,9 @@
  *
  * Version 5 adds the stripes' filters (tokfilter.h): after the u32 bits of the block's token
  * filter, u32 bits of each stripe's filter (0: none), then the block's filter and the stripes'
- * one after the other. Version 4 filters are passed over like version 3 ones, so the builder
- * makes them again with their stripes. */
+ * one after the other; and then the block's value summary (valsum.h): u32 length (0: none,
+ * as when there is no token filter), then its bytes. Version 4 filters are passed over like
+ * version 3 ones, so the builder makes them again with their stripes and summaries. */
 #define _GNU_SOURCE
 #include "store/index.h"
 
@@ -31,6 +32,7 @@
 
 #include "core/buf.h"
 #include "store/tokfilter.h"
+#include "store/valsum.h"
 
 static const char idx_magic[8] = {'L', 'C', 'I', 'D', 'X', 0, 0, 5};
 static const char idx_magic_v4[8] = {'L', 'C', 'I', 'D', 'X', 0, 0, 4}; /* Without stripes. */
@@ -55,8 +57,12 @@ int index_write(const char *path, uint64_t covered, struct block *const *blocks,
         const uint64_t *tokens = block_tokens(k); /* The builder may set it meanwhile. */
         uint32_t tbits = tokens ? k->tokens_nbits : 0, sbits = tokens ? k->stripe_nbits : 0;
         rc |= buf_append(&b, &tbits, 4) | buf_append(&b, &sbits, 4);
+        uint32_t vlen = tokens && k->values ? k->values_len : 0;
         if (tbits)
             rc |= buf_append(&b, tokens, tokf_bytes(tbits, sbits));
+        rc |= buf_append(&b, &vlen, 4);
+        if (vlen)
+            rc |= buf_append(&b, k->values, vlen);
     }
     uint64_t sum = XXH3_64bits(buf_head(&b), buf_len(&b));
     rc |= buf_append(&b, &sum, 8);
@@ -181,6 +187,23 @@ int index_read(const char *path, struct segment *seg, uint64_t file_size, struct
                 k->stripe_nbits = sbits;
                 off += tbytes;
             }
+            uint32_t vlen = 0;
+            if (!old) {
+                if (off + 4 > len - 8)
+                    goto bad_k;
+                memcpy(&vlen, d + off, 4);
+                off += 4;
+                if (vlen > len - 8 - off || (vlen && !tbits) ||
+                    (vlen && !valsum_check((const uint8_t *)d + off, vlen)))
+                    goto bad_k;
+            }
+            if (vlen) {
+                if (!(k->values = malloc(vlen)))
+                    goto bad_k;
+                memcpy(k->values, d + off, vlen);
+                k->values_len = vlen;
+                off += vlen;
+            }
         }
         if (*n == *cap) {
             size_t nc = *cap ? *cap * 2 : 64;
@@ -196,11 +219,13 @@ int index_read(const char *path, struct segment *seg, uint64_t file_size, struct
         if (k) {
             free(k->filter);
             free(k->tokens);
+            free(k->values);
         }
         free(k);
         for (size_t j = start; j < *n; j++) {
             free((*arr)[j]->filter);
             free((*arr)[j]->tokens);
+            free((*arr)[j]->values);
             free((*arr)[j]);
         }
         *n = start;

@@ -216,11 +216,12 @@ static int recover(struct store *s)
             goto nomem;
     }
     free(ids);
-    uint64_t tri_bytes = 0, tok_bytes = 0, tok_missing = 0;
+    uint64_t tri_bytes = 0, tok_bytes = 0, val_bytes = 0, tok_missing = 0;
     for (size_t i = 0; i < s->nblocks; i++) {
         block_set_info(s->blocks[i]);
         tri_bytes += ((uint64_t)1 << s->blocks[i]->filter_log2) / 8;
         tok_bytes += tokf_bytes(s->blocks[i]->tokens_nbits, s->blocks[i]->stripe_nbits);
+        val_bytes += s->blocks[i]->values_len;
         tok_missing += s->blocks[i]->tokens == NULL;
     }
     if (s->nblocks) {
@@ -238,10 +239,10 @@ static int recover(struct store *s)
     if (n)
         log_info("store: recovered %zu segments, %zu blocks, ids up to %" PRIu64
                  " in %lld ms (%" PRIu64 " unindexed bytes read), filters of %" PRIu64
-                 " KiB (trigrams) and %" PRIu64 " KiB (tokens), %" PRIu64
-                 " blocks awaiting a token filter",
+                 " KiB (trigrams) and %" PRIu64 " KiB (tokens), value summaries of %" PRIu64
+                 " KiB, %" PRIu64 " blocks awaiting a token filter",
                  s->nsegs, s->nblocks, s->next_id - 1, (long long)(mono_ms() - t0), rebuilt,
-                 tri_bytes >> 10, tok_bytes >> 10, tok_missing);
+                 tri_bytes >> 10, tok_bytes >> 10, val_bytes >> 10, tok_missing);
     return 0;
 nomem:
     free(ids);

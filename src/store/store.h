@@ -33,6 +33,8 @@ struct lc_block_info {
                                lc_block_tokens (it may be set after the block is published). */
     uint32_t tokens_nbits;
     uint32_t stripe_nbits; /* Each stripe's filter, after the block's (tokf_stripe); 0: none. */
+    const uint8_t *values; /* Value summary (store/valsum.h): read it with lc_block_values. */
+    uint32_t values_len;
     const uint32_t *level_counts; /* Entries per level (LC_LEVEL_COUNT), or NULL. */
 };
 
@@ -42,6 +44,16 @@ struct lc_block_info {
 static inline const uint64_t *lc_block_tokens(const struct lc_block_info *b)
 {
     return __atomic_load_n(&b->tokens, __ATOMIC_ACQUIRE);
+}
+
+/* A block's value summary (store/valsum.h), *len bytes, or NULL while it has none: it is
+ * built and published with the token filter. */
+static inline const uint8_t *lc_block_values(const struct lc_block_info *b, uint32_t *len)
+{
+    if (!lc_block_tokens(b) || !b->values)
+        return NULL;
+    *len = b->values_len;
+    return b->values;
 }
 
 struct store;

@@ -186,6 +186,22 @@ void bigbuf_drain(void);
  * `tokens`; else the builder makes it later) from its columns. Returns 0, -EINVAL if they are
  * malformed, or -ENOMEM. */
 int block_summarize(struct block *b, const char *cols, int layout, bool tokens);
+
+/* What filters_build makes of a block's entries: its token filter (tokfilter.h) and value
+ * summary (valsum.h), both malloc'ed. */
+struct block_filters {
+    uint64_t *tokens;
+    uint32_t nbits, stripe_nbits;
+    uint8_t *values;
+    uint32_t values_len;
+};
+struct valsum_input;
+struct col_summary;
+/* Build both from in. Returns 0, or -ENOMEM with nothing to free. (tokbuild.c) */
+int filters_build(const struct valsum_input *in, struct block_filters *out);
+/* The entries of a block of count entries whose columns cs describes, as filters_build takes
+ * them. */
+void col_summary_input(const struct col_summary *cs, uint32_t count, struct valsum_input *in);
 /* Append p to a growing array of pointers. 0 or -ENOMEM. */
 int ptrs_push(void ***arr, size_t *n, size_t *cap, void *p);
 /* Set b->info from the summary fields, before the block goes into the index. */

@@ -1,6 +1,6 @@
 /* tokbuild.c - the token filter builder: one thread that builds the token filters
- * (tokfilter.h) of published blocks, off the ingest path, and then fills the block cache with
- * what scans read past it while it had room (warm_pass).
+ * (tokfilter.h) and value summaries (valsum.h) of published blocks, off the ingest path, and
+ * then fills the block cache with what scans read past it while it had room (warm_pass).
  *
  * Building a block's token filter costs about a quarter of ingest's CPU. On the encoder threads
  * that cost came straight off ingest throughput, so blocks are published without one and this
@@ -35,13 +35,20 @@
 #include "store/frame.h"
 #include "store/store_internal.h"
 #include "store/tokfilter.h"
+#include "store/valsum.h"
 
 /* Buffers reused from block to block. */
 struct tokb_scratch {
     char *msgs; /* Messages gathered from cached rows, back to back, */
     size_t msgs_cap;
-    uint32_t *lens; /* and their lengths. */
+    uint32_t *lens; /* and their lengths; */
     size_t lens_cap;
+    char *srcs; /* their sources, back to back, */
+    size_t srcs_cap;
+    uint8_t *src_lens; /* their lengths, */
+    size_t src_lens_cap;
+    uint8_t *levels; /* and their levels. */
+    size_t levels_cap;
     char *frame; /* A frame read from its file. */
     size_t frame_cap;
 };
@@ -63,14 +70,41 @@ static struct block *block_of(const struct lc_block_info *info)
     return (struct block *)((char *)info - offsetof(struct block, info));
 }
 
-/* The filter from the cached rows of b. */
+void col_summary_input(const struct col_summary *cs, uint32_t count, struct valsum_input *in)
+{
+    *in = (struct valsum_input){.count = count,
+                                .levels = cs->levels,
+                                .src_lens = cs->src_lens,
+                                .srcs = cs->srcs,
+                                .msgs = cs->msgs,
+                                .msgs_len = cs->msgs_len,
+                                .msg_lens = cs->msg_lens};
+}
+
+int filters_build(const struct valsum_input *in, struct block_filters *out)
+{
+    memset(out, 0, sizeof(*out));
+    int rc = tokf_build(in->msgs, in->msgs_len, in->msg_lens, in->count, &out->tokens, &out->nbits,
+                        &out->stripe_nbits);
+    if (rc == 0 && (rc = valsum_build(in, &out->values, &out->values_len)) < 0) {
+        free(out->tokens);
+        out->tokens = NULL;
+    }
+    return rc;
+}
+
+/* The filters from the cached rows of b. */
 static int build_cached(struct store *s, struct cblock *cb, struct tokb_scratch *sc,
-                        uint64_t **bits, uint32_t *nbits, uint32_t *stripe_nbits)
+                        struct block_filters *out)
 {
     const struct block *b = cb->owner;
+    size_t n = b->count ? b->count : 1;
     int rc = grow((void **)&sc->msgs, &sc->msgs_cap, b->raw_len ? b->raw_len : 1) |
-             grow((void **)&sc->lens, &sc->lens_cap, (size_t)b->count * sizeof(uint32_t));
-    size_t len = 0;
+             grow((void **)&sc->lens, &sc->lens_cap, n * sizeof(uint32_t)) |
+             grow((void **)&sc->srcs, &sc->srcs_cap, b->raw_len ? b->raw_len : 1) |
+             grow((void **)&sc->src_lens, &sc->src_lens_cap, n) |
+             grow((void **)&sc->levels, &sc->levels_cap, n);
+    size_t len = 0, slen = 0;
     for (uint32_t i = 0; rc == 0 && i < b->count; i++) {
         struct lc_entry e;
         size_t got = rec_get(cb->raw + cb->offs[i], cb->offs[i + 1] - cb->offs[i], &e);
@@ -78,17 +112,29 @@ static int build_cached(struct store *s, struct cblock *cb, struct tokb_scratch 
         memcpy(sc->msgs + len, e.msg, e.msg_len);
         len += e.msg_len;
         sc->lens[i] = (uint32_t)e.msg_len;
+        if (e.source_len)
+            memcpy(sc->srcs + slen, e.source, e.source_len);
+        slen += e.source_len;
+        sc->src_lens[i] = (uint8_t)e.source_len;
+        sc->levels[i] = e.level;
     }
     cache_release(s, cb);
     if (rc)
         return -ENOMEM;
-    return tokf_build(sc->msgs, len, (const char *)sc->lens, b->count, bits, nbits, stripe_nbits);
+    struct valsum_input in = {.count = b->count,
+                              .levels = sc->levels,
+                              .src_lens = sc->src_lens,
+                              .srcs = sc->srcs,
+                              .msgs = sc->msgs,
+                              .msgs_len = len,
+                              .msg_lens = (const char *)sc->lens};
+    return filters_build(&in, out);
 }
 
-/* The filter from b's frame in its file. Returns 0, 1 when there is none to build (b was
+/* The filters from b's frame in its file. Returns 0, 1 when there is none to build (b was
  * deleted, or its frame is unreadable: b is then marked bad), or -ENOMEM. */
 static int build_from_file(struct store *s, struct block *b, struct tokb_scratch *sc,
-                           uint64_t **bits, uint32_t *nbits, uint32_t *stripe_nbits)
+                           struct block_filters *out)
 {
     struct frame_loc loc;
     int rc = block_locate(s, b, &loc);
@@ -110,29 +156,33 @@ static int build_from_file(struct store *s, struct block *b, struct tokb_scratch
         rc = 1;
     }
     close(loc.fd);
-    if (rc == 0)
-        rc = tokf_build(cs.msgs, cs.msgs_len, cs.msg_lens, b->count, bits, nbits, stripe_nbits);
+    if (rc == 0) {
+        struct valsum_input in;
+        col_summary_input(&cs, b->count, &in);
+        rc = filters_build(&in, out);
+    }
     bigbuf_put(cols, b->raw_len);
     return rc;
 }
 
-/* Build and publish b's token filter. Returns 0 (done, or nothing to build) or -ENOMEM. */
+/* Build and publish b's token filter and value summary. Returns 0 (done, or nothing to build)
+ * or -ENOMEM. */
 static int build_block(struct store *s, struct block *b, struct tokb_scratch *sc)
 {
-    uint64_t *bits = NULL;
-    uint32_t nbits = 0, snbits = 0;
+    struct block_filters f;
     struct cblock *cb = cache_lookup(s, b);
-    int rc = cb ? build_cached(s, cb, sc, &bits, &nbits, &snbits)
-                : build_from_file(s, b, sc, &bits, &nbits, &snbits);
+    int rc = cb ? build_cached(s, cb, sc, &f) : build_from_file(s, b, sc, &f);
     if (rc != 0)
         return rc < 0 ? rc : 0;
-    /* Published once: no reader looks at the sizes before it sees the pointer. */
-    b->tokens_nbits = nbits;
-    b->stripe_nbits = snbits;
-    b->info.tokens_nbits = nbits;
-    b->info.stripe_nbits = snbits;
-    __atomic_store_n(&b->info.tokens, bits, __ATOMIC_RELEASE);
-    __atomic_store_n(&b->tokens, bits, __ATOMIC_RELEASE);
+    /* Published once: no reader looks at the sizes or the summary before it sees the
+     * pointer. */
+    b->tokens_nbits = b->info.tokens_nbits = f.nbits;
+    b->stripe_nbits = b->info.stripe_nbits = f.stripe_nbits;
+    b->values = f.values;
+    b->info.values = f.values;
+    b->values_len = b->info.values_len = f.values_len;
+    __atomic_store_n(&b->info.tokens, f.tokens, __ATOMIC_RELEASE);
+    __atomic_store_n(&b->tokens, f.tokens, __ATOMIC_RELEASE);
     return 0;
 }
 
@@ -275,6 +325,9 @@ static void *tokb_main(void *arg)
     pthread_mutex_unlock(&s->tok_mu);
     free(sc.msgs);
     free(sc.lens);
+    free(sc.srcs);
+    free(sc.src_lens);
+    free(sc.levels);
     free(sc.frame);
     return NULL;
 }

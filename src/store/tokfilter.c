@@ -270,11 +270,13 @@ int tokf_build(const char *msgs, size_t len, const char *msg_lens, uint32_t coun
         stripe_most = t.sadded;
     uint32_t lines = lines_for(t.added, TOKF_BITS, big);
     uint32_t slines = striped ? lines_for(stripe_most, TOKF_STRIPE_BITS, sbig) : 0;
+    if ((uint64_t)slines * TOKF_LINE > TOKF_MAX_BITS / TOKF_STRIPES)
+        slines = 0; /* More than an index accepts (a block of huge messages): no stripes. */
     uint64_t *b = aligned_alloc(64, tokf_bytes(lines * TOKF_LINE, slines * TOKF_LINE));
     if (!b)
         return -ENOMEM;
     fold_into(b, lines, s->big, big);
-    for (unsigned k = 0; k < (striped ? TOKF_STRIPES : 0); k++)
+    for (unsigned k = 0; k < (slines ? TOKF_STRIPES : 0); k++)
         fold_into(b + (size_t)lines * (TOKF_LINE / 64) + (size_t)k * slines * (TOKF_LINE / 64),
                   slines, s->stripes + (size_t)k * sbig * (TOKF_LINE / 64), sbig);
     *bits = b;

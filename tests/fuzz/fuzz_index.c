@@ -12,6 +12,7 @@
 
 #include "core/log.h"
 #include "store/index.h"
+#include "store/valsum.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -44,8 +45,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             lc_assert(arr[i]->filter && arr[i]->count > 0);
             lc_assert(arr[i]->tokens || (!arr[i]->tokens_nbits && !arr[i]->stripe_nbits));
             lc_assert(!arr[i]->stripe_nbits || arr[i]->tokens_nbits);
+            if (arr[i]->values) { /* Checked at loading: reading it stays inside. */
+                const uint8_t *at;
+                unsigned nv;
+                if (valsum_find(arr[i]->values, arr[i]->values_len, data[size - 1] & 1, "status", 6,
+                                &at, &nv) == VS_LISTED)
+                    for (unsigned k = 0; k < nv; k++) {
+                        const char *v;
+                        size_t len;
+                        uint32_t c[LC_LEVEL_COUNT];
+                        valsum_value(&at, &v, &len, c);
+                        lc_assert(at <= arr[i]->values + arr[i]->values_len);
+                    }
+            }
             free(arr[i]->filter);
             free(arr[i]->tokens);
+            free(arr[i]->values);
             free(arr[i]);
         }
     } else {

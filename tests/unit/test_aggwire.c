@@ -224,11 +224,11 @@ TEST(summary_parts)
         return;
     const struct qpipes *p = qry_pipes(q);
     struct qagg *a = qagg_new(p, 0), *b = qagg_new(p, 0);
-    uint64_t counts[LC_LEVEL_COUNT] = {0};
+    struct qagg_block blk = {.min_ts = NOW, .max_ts = NOW + 10};
     for (int i = 0; i < NENT; i++)
-        counts[ents[i].level]++;
-    CHECK(qagg_add_summary(a, counts, NOW, NOW + 10));
-    CHECK(qagg_add_summary(b, counts, NOW, NOW + 10));
+        blk.counts[ents[i].level]++;
+    CHECK(qagg_add_summary(a, &blk));
+    CHECK(qagg_add_summary(b, &blk));
     b = wire(p, b, 0);
     qagg_merge(a, b);
     char err[QRY_ERR_MAX];

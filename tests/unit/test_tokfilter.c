@@ -17,6 +17,7 @@
 #include "store/filter.h"
 #include "store/index.h"
 #include "store/tokfilter.h"
+#include "store/valsum.h"
 
 #define MAXMSG     24  /* Messages in most test blocks. */
 #define MAXMSG_BIG 400 /* In blocks with stripes (TOKF_STRIPE_MIN). */
@@ -472,9 +473,9 @@ TEST(index_versions_load)
         free(arr[0]->filter);
         free(arr[0]);
     }
-    /* Versions 3 and 4: the layout of version 5 without the stripes' u32, with filters that
-     * lack the one-word fields or the stripes: the blocks load without them (the builder makes
-     * them again). */
+    /* Versions 3 and 4: the layout of version 5 without the stripes' u32 and the value
+     * summary's, with filters that lack the one-word fields or the stripes: the blocks load
+     * without them (the builder makes them again). */
     for (char version = 3; version <= 4; version++) {
         CHECK(index_write(path, 116, arr1, 1) == 0);
         fd = open(path, O_RDWR);
@@ -485,6 +486,12 @@ TEST(index_versions_load)
         /* The stripes' u32 (0 here) follows the token filter's, after the trigram filter. */
         size_t at = 24 + 52 + 4 * LC_LEVEL_COUNT + ((size_t)1 << tb->log2) / 8 + 4;
         uint32_t sbits;
+        memcpy(&sbits, old + at, 4);
+        CHECK(sbits == 0);
+        memmove(old + at, old + at + 4, (size_t)size - at - 4);
+        size -= 4;
+        /* The value summary's u32 (0 here) follows the token filter. */
+        at += tb->nbits / 8;
         memcpy(&sbits, old + at, 4);
         CHECK(sbits == 0);
         memmove(old + at, old + at + 4, (size_t)size - at - 4);
@@ -504,11 +511,21 @@ TEST(index_versions_load)
             free(arr[0]);
         }
     }
-    /* A block with stripes: its stripes' filters come back too. */
+    /* A block with stripes and a value summary: both come back too. */
     struct tblock *big = calloc(1, sizeof(*big));
     for (int i = 0; i < TOKF_STRIPE_MIN + 44; i++)
         big->msgs[big->n++] = random_message();
-    tb_seal(big, true);
+    tb_seal(big, false);
+    static uint8_t levels[MAXMSG_BIG], src_lens[MAXMSG_BIG];
+    struct valsum_input in = {.count = (uint32_t)big->n,
+                              .levels = levels,
+                              .src_lens = src_lens,
+                              .srcs = "",
+                              .msgs = big->text,
+                              .msgs_len = big->len};
+    uint8_t *vals;
+    uint32_t vlen;
+    CHECK(valsum_build(&in, &vals, &vlen) == 0 && vlen > 2);
     struct block bigblk = blk;
     bigblk.count = (uint32_t)big->n;
     bigblk.filter = big->tri;
@@ -516,6 +533,8 @@ TEST(index_versions_load)
     bigblk.tokens = big->tok;
     bigblk.tokens_nbits = big->nbits;
     bigblk.stripe_nbits = big->stripe_nbits;
+    bigblk.values = vals;
+    bigblk.values_len = vlen;
     struct block *arr2[1] = {&bigblk};
     CHECK(big->stripe_nbits > 0 && index_write(path, 116, arr2, 1) == 0);
     n = 0;
@@ -525,10 +544,14 @@ TEST(index_versions_load)
         CHECK(arr[0]->tokens_nbits == big->nbits && arr[0]->stripe_nbits == big->stripe_nbits);
         CHECK(arr[0]->tokens &&
               memcmp(arr[0]->tokens, big->tok, tokf_bytes(big->nbits, big->stripe_nbits)) == 0);
+        CHECK(arr[0]->values_len == vlen && arr[0]->values &&
+              memcmp(arr[0]->values, vals, vlen) == 0);
         free(arr[0]->filter);
         free(arr[0]->tokens);
+        free(arr[0]->values);
         free(arr[0]);
     }
+    free(vals);
     tb_free(big);
     free(big);
     free(arr);
