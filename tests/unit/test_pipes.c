@@ -833,6 +833,24 @@ TEST(value_summaries)
     summary_case("* | stats by (_msg) count()", true, false);
     summary_case("host:web1 | stats by (status) count()", true, false);
     summary_case("* | stats by (status) count(), min(latency_ms)", true, false);
+    /* A caller offering a block whose level matches only partly gets it refused. */
+    struct qry *q = compile("* | stats by (host) count()");
+    struct qagg *a = q ? qagg_new(qry_pipes(q), 0) : NULL;
+    uint32_t level_counts[LC_LEVEL_COUNT] = {0};
+    struct qagg_block blk = {.level_counts = level_counts, .min_ts = NOW, .max_ts = NOW};
+    for (int i = 0; i < 100; i++)
+        level_counts[ents[i].level]++;
+    uint8_t *vals = NULL;
+    block_values(0, 100, &vals, &blk.values_len);
+    blk.values = vals;
+    blk.counts[ents[0].level] = level_counts[ents[0].level] - 1;
+    CHECK(a && !qagg_add_summary(a, &blk));
+    blk.counts[ents[0].level]++;
+    CHECK(a && qagg_add_summary(a, &blk));
+    free(vals);
+    char err[QRY_ERR_MAX];
+    qtable_free(a ? qagg_finish(a, err) : NULL);
+    qry_free(q);
 }
 
 int main(void)
