@@ -193,6 +193,8 @@ static bool append_value(struct qagg *a, struct qbuf *b, const struct lc_entry *
     } else if (nlen == 4 && memcmp(name, "_msg", 4) == 0) {
         v = e->msg, len = e->msg_len;
     } else if (e->msg && qfield_find(e->msg, e->msg_len, name, nlen, &f)) {
+        if (!f.value_len)
+            return true; /* Present and empty: nothing to append (b may have no buffer yet). */
         if (!qbuf_room(&a->mem, b, f.value_len))
             return false;
         b->len += qfield_copy(&f, b->p + b->len);
