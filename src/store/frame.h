@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "base/entry.h"
 #include "store/record.h"
@@ -104,6 +105,21 @@ struct col_summary {
 };
 int columns_summary(const char *cols, size_t len, uint32_t count, int layout,
                     struct col_summary *out);
+
+/* The length of message i of such a run msgs[0..len), which starts at off: from msg_lens
+ * (when not NULL), else up to its '\n'; never past len. The next one starts after it, and
+ * after its '\n' when msg_lens is NULL. */
+static inline size_t msgs_len_at(const char *msgs, size_t len, const char *msg_lens, uint32_t i,
+                                 size_t off)
+{
+    if (msg_lens) {
+        uint32_t l;
+        memcpy(&l, msg_lens + 4 * (size_t)i, 4);
+        return l <= len - off ? l : len - off;
+    }
+    const char *nl = memchr(msgs + off, '\n', len - off);
+    return nl ? (size_t)(nl - (msgs + off)) : len - off;
+}
 
 /* The buffer size frame_encode needs for raw_len bytes, whatever the level. */
 size_t frame_bound(size_t raw_len);

@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/frame.h"
+
 #define BIG_LINES 2520u        /* Scratch lines per BIG_TEXT bytes: 2^3 * 3^2 * 5 * 7. */
 #define BIG_TEXT  (256u << 10) /* At most 10 bits per 2 bytes of text: ample. */
 
@@ -206,19 +208,6 @@ static void fold_into(uint64_t *dst, uint32_t lines, const uint64_t *src, uint32
     }
 }
 
-/* The length of message i, at off: from msg_lens, else up to its '\n'. */
-static size_t message_len(const unsigned char *p, size_t len, const char *msg_lens, uint32_t i,
-                          size_t off)
-{
-    if (msg_lens) {
-        uint32_t l;
-        memcpy(&l, msg_lens + 4 * (size_t)i, 4);
-        return l <= len - off ? l : len - off;
-    }
-    const unsigned char *nl = memchr(p + off, '\n', len - off);
-    return nl ? (size_t)(nl - (p + off)) : len - off;
-}
-
 int tokf_build(const char *msgs, size_t len, const char *msg_lens, uint32_t count, uint64_t **bits,
                uint32_t *nbits, uint32_t *stripe_nbits)
 {
@@ -236,7 +225,7 @@ int tokf_build(const char *msgs, size_t len, const char *msg_lens, uint32_t coun
             size_t start = off;
             for (uint32_t i = tokf_stripe_first(st, count);
                  i < tokf_stripe_first(st + 1, count) && off <= len; i++)
-                off += message_len(p, len, msg_lens, i, off) + (msg_lens == NULL);
+                off += msgs_len_at(msgs, len, msg_lens, i, off) + (msg_lens == NULL);
             if (off - start > longest)
                 longest = off - start;
         }
@@ -262,7 +251,7 @@ int tokf_build(const char *msgs, size_t len, const char *msg_lens, uint32_t coun
             t.sadded = 0;
             st++;
         }
-        size_t n = message_len(p, len, msg_lens, i, off);
+        size_t n = msgs_len_at(msgs, len, msg_lens, i, off);
         add_message(&t, p + off, n);
         off += n + (msg_lens == NULL);
     }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/field.h"
+#include "store/frame.h"
 
 struct vs_value {
     uint8_t len;
@@ -128,15 +129,7 @@ int valsum_build(const struct valsum_input *in, uint8_t **out, uint32_t *out_len
         if (in->src_lens[i])
             count_value(&b->fields[0], in->srcs + src, in->src_lens[i], l);
         src += in->src_lens[i];
-        size_t n, left = in->msgs_len - off;
-        if (in->msg_lens) {
-            uint32_t ml;
-            memcpy(&ml, in->msg_lens + 4 * (size_t)i, 4);
-            n = ml <= left ? ml : left;
-        } else {
-            const char *nl = memchr(in->msgs + off, '\n', left);
-            n = nl ? (size_t)(nl - (in->msgs + off)) : left;
-        }
+        size_t n = msgs_len_at(in->msgs, in->msgs_len, in->msg_lens, i, off);
         add_message(b, in->msgs + off, n, i, l);
         off += n + (in->msg_lens == NULL);
     }
