@@ -101,8 +101,13 @@ fuzz: $(FUZZ_BINS)
 	      tests/fuzz/corpus/$$n || exit 1; done
 
 bench: deps-test
-	@$(MAKE) --no-print-directory $(B)/logcasterd $(B)/logcaster
+	@$(MAKE) --no-print-directory $(B)/logcasterd $(B)/logcaster $(B)/bench/nats-floor
 	@bench/run.sh $(B)
+
+# The cluster benchmark's measure of the nats-servers alone (bench/nats_floor.c).
+$(B)/bench/nats-floor: bench/nats_floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(OPT) $< -o $@ -lnats
 
 format:
 	clang-format -i $(wildcard src/*/*.c src/*/*.h src/*.c tests/unit/*.c tests/unit/*.h tests/fuzz/*.c)

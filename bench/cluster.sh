@@ -31,9 +31,14 @@
 #    live nodes) and the script waits until they hold them caught up. Then c starts again
 #    on its data dir, and the script measures the time until every partition it holds shows
 #    lag=0 state=ready in STATS and its entries stop growing: entries replayed per second.
+# 4. The floor: three fresh nats-servers alone, and bench/nats_floor.c (build/rel/bench/
+#    nats-floor) publishing as many messages of the same size as the last ingest run did
+#    (cluster_published_bytes / _batches in the nodes' STATS), of random bytes, to as many
+#    streams of as many replicas: the nats-servers' CPU time for the bytes the lines cost,
+#    with no node beside them.
 # Each ingest line also shows the CPU seconds the nodes, nats-servers and clients used in its
-# span (on a small machine the cluster is CPU-bound), and the end lists every warning or
-# error the nodes and nats-servers logged. Without nats-server or curl the script says so
+# span (on a small machine the cluster is CPU-bound) and per line, and the end lists every
+# warning or error the nodes and nats-servers logged. Without nats-server or curl the script says so
 # and exits 0.
 #
 # Environment knobs (defaults in brackets):
@@ -383,7 +388,8 @@ echo "Clients, nodes and nats-servers share the machine (load average now:" \
 echo
 echo "ingest: each cluster run is a fresh cluster; $lines lines per node (3 x $lines in all)," \
     "3 clients at once; single node: fresh logcasterd without --cluster; median of $repeat"
-declare -A agg_rows=() single_rows=()
+declare -A agg_rows=() single_rows=() cpu_line_rows=()
+pub_bytes=0 pub_batches=0 pub_lines=0
 t_run_start=$(date +%s)
 for c in $conns; do
     rows=() srows=()
@@ -411,9 +417,25 @@ for c in $conns; do
             printf '  %d connections/node, run %d: %s lines/s aggregate (%s s);' "$c" "$r" "$lps" "$secs"
             for n in a b c; do printf ' %s: %s' "$n" "$(field 'lines/s' " $(cat "$cdir/client.$n.out")")"; done
             echo
-            awk -v s="$secs" -v a="$cpu_nodes" -v b="$cpu_nats" -v c="$cpu_cl" -v k="$(nproc)" 'BEGIN {
-                printf "    CPU s in that time: nodes %.1f, nats-servers %.1f, clients %.1f = %.0f%% of %d CPUs\n",
-                    a, b, c, 100 * (a + b + c) / (s * k), k }'
+            awk -v s="$secs" -v a="$cpu_nodes" -v b="$cpu_nats" -v c="$cpu_cl" -v k="$(nproc)" \
+                -v l="$((3 * lines))" 'BEGIN {
+                printf "    CPU s in that time: nodes %.1f, nats-servers %.1f, clients %.1f = %.0f%% of %d CPUs;" \
+                    " CPU-µs a line: nodes %.2f, nats-servers %.2f\n",
+                    a, b, c, 100 * (a + b + c) / (s * k), k, 1e6 * a / l, 1e6 * b / l }'
+            # What went to JetStream: the floor step (4) sends the same bytes to nats alone.
+            pub_bytes=0 pub_batches=0 pub_lines=0
+            for n in a b c; do
+                st=$(node_stats "$n")
+                pub_bytes=$((pub_bytes + $(stat_of cluster_published_bytes "$st")))
+                pub_batches=$((pub_batches + $(stat_of cluster_published_batches "$st")))
+                pub_lines=$((pub_lines + $(stat_of cluster_published_lines "$st")))
+            done
+            cpu_line_rows[$c]=$(awk -v a="$cpu_nodes" -v b="$cpu_nats" -v l="$((3 * lines))" \
+                'BEGIN { printf "%.2f %.2f", 1e6 * a / l, 1e6 * b / l }')
+            awk -v b="$pub_bytes" -v m="$pub_batches" -v l="$pub_lines" 'BEGIN {
+                if (m > 0 && l > 0)
+                    printf "    published to JetStream: %d batches, %.1f MB, %.0f bytes a batch, %.1f bytes a line\n",
+                        m, b / 1e6, b / m, b / l }'
             if st=$(wait_settled $((3 * lines))); then
                 # COUNT may lag the copies' STATS a little (their stores write behind).
                 first=
@@ -582,6 +604,35 @@ if [[ -n $query_ok ]]; then
 fi
 stop_cluster
 collect_errors
+
+# ---- 4. The floor: the nats-servers alone, for the bytes the last ingest run published.
+floor_bin=$build/bench/nats-floor
+floor=
+echo
+if [[ ! -x $floor_bin ]]; then
+    echo "floor: $floor_bin not built (make $floor_bin); skipped"
+elif ((pub_batches > 0 && pub_lines > 0)); then
+    echo "floor: fresh nats-servers, no node; $pub_batches messages of $((pub_bytes / pub_batches))" \
+        "random bytes (the last ingest run's batches) to $partitions streams of $replicas replicas," \
+        "256 in flight, as the nodes publish them"
+    start_nats
+    ncpu0=$(cpu_of "${nats_names[@]}")
+    if fres=$(timeout "$step_timeout" "$floor_bin" "$nats_urls" "$partitions" "$replicas" \
+        "$((pub_bytes / pub_batches))" "$pub_batches" 256); then
+        cpu_floor=$(awk -v a="$ncpu0" -v b="$(cpu_of "${nats_names[@]}")" 'BEGIN { printf "%.1f", b - a }')
+        echo "  $fres; nats-servers $cpu_floor CPU s"
+        floor=$(awk -v c="$cpu_floor" -v l="$pub_lines" -v b="$pub_bytes" -v k="$(nproc)" 'BEGIN {
+            printf "%.2f %.1f %.2f %d", 1e6 * c / l, b / l, c / l * 1e6, k }')
+        read -r floor_us floor_bpl _ _ <<<"$floor"
+        echo "  the nats-servers alone take $floor_us CPU-µs a line at $floor_bpl bytes a line:" \
+            "1,000,000 lines/s would keep $(awk -v u="$floor_us" 'BEGIN { printf "%.2f", u }') of this" \
+            "machine's $(nproc) CPUs busy with them alone"
+    else
+        echo "  FAILED: $fres"
+    fi
+    stop_cluster
+    collect_errors
+fi
 echo
 if [[ -s $work/errors.log ]]; then
     echo "warnings and errors of the nodes and nats-servers: $(wc -l <"$work/errors.log") line(s); the first 20:"
@@ -606,6 +657,13 @@ for c in $conns; do
     awk -v c="$c" -v a="${agg_rows[$c]:-}" -v s="${single_rows[$c]:-}" 'BEGIN {
         if (a > 0 && s > 0) printf "cluster ÷ single node at %d connections per node: %.2f\n", c, a / s }'
 done
+for c in $conns; do
+    [[ -n ${cpu_line_rows[$c]:-} ]] || continue
+    read -r un ut <<<"${cpu_line_rows[$c]}"
+    echo "CPU-µs a line at $c connections per node: nodes $un, nats-servers $ut (1,000,000 lines/s" \
+        "allows $(nproc) in all, clients included)"
+done
+[[ -n $floor ]] && echo "nats-servers alone for the same bytes (step 4): $floor_us CPU-µs a line"
 echo "target: 1,000,000 lines/s acknowledged after quorum; load average at the end:" \
     "$(cut -d' ' -f1-3 /proc/loadavg)"
 if [[ -n $query_ok ]]; then

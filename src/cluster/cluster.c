@@ -193,6 +193,7 @@ void cluster_report(void (*put)(void *arg, const char *name, const char *value),
     put_u64(put, arg, "cluster_copies", (uint64_t)cl.copies);
     put_u64(put, arg, "cluster_published_batches", atomic_load(&cl.published_batches));
     put_u64(put, arg, "cluster_published_lines", atomic_load(&cl.published_entries));
+    put_u64(put, arg, "cluster_published_bytes", atomic_load(&cl.published_bytes));
     put_u64(put, arg, "cluster_publish_errors", atomic_load(&cl.publish_errors));
     put_u64(put, arg, "cluster_failed_lines", atomic_load(&cl.failed_entries));
     uint64_t n = atomic_load(&cl.publish_lat_n);
@@ -248,6 +249,10 @@ void cluster_metrics(struct buf *b)
          "Lines this node published that JetStream confirmed.");
     buf_printf(b, "logcaster_cluster_published_lines_total %" PRIu64 "\n",
                atomic_load(&cl.published_entries));
+    head(b, "logcaster_cluster_published_bytes_total", "counter",
+         "Bytes (compressed batches) this node published that JetStream confirmed.");
+    buf_printf(b, "logcaster_cluster_published_bytes_total %" PRIu64 "\n",
+               atomic_load(&cl.published_bytes));
     head(b, "logcaster_cluster_failed_lines_total", "counter",
          "Lines JetStream did not confirm within --cluster-ack-timeout (answered with an error).");
     buf_printf(b, "logcaster_cluster_failed_lines_total %" PRIu64 "\n",

@@ -67,6 +67,7 @@ struct cl {
     int nmembers;
     /* Figures. */
     _Atomic uint64_t published_batches, published_entries, publish_errors, failed_entries;
+    _Atomic uint64_t published_bytes; /* Payload bytes (compressed) of the confirmed batches. */
     _Atomic uint64_t publish_lat_us_sum, publish_lat_n, publish_lat_max_us;
     _Atomic uint64_t queries_out, queries_in, partitions_missing;
     _Atomic uint64_t queries_in_v1; /* Requests read in version 1: from nodes of an older build. */

@@ -20,6 +20,7 @@ struct feed {
     int p;
     struct cl_sub sub;
     struct lc_entry *scratch;
+    struct wire_scratch raw; /* The batch's decompressed bytes. */
 };
 
 static struct feed feeds[CL_MAX_PARTITIONS];
@@ -46,8 +47,8 @@ static void on_live(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
     if (ingest_live_wanted() && !atomic_load(&cl.stopping)) {
         struct wire_batch_in b;
         char err[128];
-        if (wire_batch_open(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &b, err) ==
-            0) {
+        if (wire_batch_open_in(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &b,
+                               &f->raw, err) == 0) {
             size_t n = 0;
             struct lc_entry e;
             while (wire_batch_next(&b, &e))
@@ -98,6 +99,7 @@ void live_stop(void)
             continue; /* Its handler may still use the scratch. */
         free(feeds[p].scratch);
         feeds[p].scratch = NULL;
+        wire_scratch_free(&feeds[p].raw);
     }
     nfeeds = 0;
 }

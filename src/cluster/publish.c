@@ -73,6 +73,7 @@ static struct {
     struct prange *ledger; /* Ring. */
     size_t lhead, llen, lcap;
     size_t held_bytes;
+    struct wire_scratch flat; /* The publisher thread's, for sealing. */
 } pub = {.mu = PTHREAD_MUTEX_INITIALIZER,
          .cv = PTHREAD_COND_INITIALIZER,
          .commit_mu = PTHREAD_MUTEX_INITIALIZER};
@@ -323,6 +324,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
                 atomic_store(&cl.publish_lat_max_us, us);
             atomic_fetch_add(&cl.published_batches, 1);
             atomic_fetch_add(&cl.published_entries, m->b.nentries);
+            atomic_fetch_add(&cl.published_bytes, m->zlen);
             cl_saw_seq(m->part, pa->Sequence);
             decide(m, M_OK);
         } else if (mono_ms() - m->first_sent_ms >= cl.ack_timeout_ms) {
@@ -455,7 +457,8 @@ static void *publisher(void *arg)
         pthread_mutex_unlock(&pub.mu);
         /* Seal outside the lock: compression is the work. */
         for (struct pmsg *m = fresh; m; m = m->next) {
-            if (wire_batch_seal(&m->b, cl.cfg->codec, ZSTD_LEVEL, &m->z, &m->zlen) < 0)
+            if (wire_batch_seal_in(&m->b, cl.cfg->codec, ZSTD_LEVEL, &pub.flat, &m->z, &m->zlen) <
+                0)
                 m->z = NULL;
             uint64_t first;
             memcpy(&first, buf_head(&m->b.runs), 8); /* The first run's first id. */
@@ -542,6 +545,7 @@ void publish_stop(void)
      * be sending a message right now. */
     pthread_join(pub.thread, NULL);
     pub.started = false;
+    wire_scratch_free(&pub.flat);
     pthread_mutex_lock(&pub.mu); /* Nothing should be left; whatever is, failed. */
     for (struct pmsg *m; (m = pub.inflight);) {
         pub.inflight = m->next;

@@ -67,6 +67,7 @@ struct replica {
     _Atomic bool ending;            /* Being closed: an import in its consumer stops. */
     _Atomic uint64_t entries;
     struct lc_entry *scratch; /* The consumer's entries of one batch. */
+    struct wire_scratch raw;  /* And its decompressed bytes. */
     int refs;                 /* reps[]'s, and each query's (under reps_mu). */
     bool dropping;            /* Not ours any more: its files go with the last reference. */
 };
@@ -233,7 +234,7 @@ static int apply(struct replica *rep, struct lc_entry *e, size_t n, uint64_t seq
 static long decode(struct replica *rep, const void *data, size_t len, struct wire_batch_in *b)
 {
     char err[128];
-    if (wire_batch_open(data, len, b, err) < 0) {
+    if (wire_batch_open_in(data, len, b, &rep->raw, err) < 0) {
         log_error("cluster: partition %d: a batch is damaged (%s); skipped", rep->p, err);
         return -1;
     }
@@ -441,6 +442,7 @@ static bool replica_free(struct replica *rep)
     pthread_mutex_destroy(&rep->mu);
     free(rep->map);
     free(rep->scratch);
+    wire_scratch_free(&rep->raw);
     free(rep);
     return true;
 }

@@ -21,6 +21,35 @@
 #define REQ_ORDER   40 /* WK_ORDER and WK_KEY: flags, then the two bounds. */
 #define ANS_HEAD    8
 
+/* ---- Memory kept from batch to batch ---- */
+
+void wire_scratch_free(struct wire_scratch *s)
+{
+    free(s->p);
+    s->p = NULL;
+    s->cap = 0;
+}
+
+/* Room for size bytes: in the scratch when it may keep them, else fresh (*owned). */
+static char *raw_room(struct wire_scratch *s, size_t size, bool *owned)
+{
+    *owned = !s || size > WIRE_SCRATCH_KEEP;
+    if (*owned)
+        return malloc(size);
+    if (s->cap < size) {
+        size_t cap = s->cap ? s->cap : 256u << 10;
+        while (cap < size)
+            cap *= 2;
+        char *p = malloc(cap); /* Not realloc: the old bytes are not wanted. */
+        if (!p)
+            return NULL;
+        free(s->p);
+        s->p = p;
+        s->cap = cap;
+    }
+    return s->p;
+}
+
 /* ---- Batches out ---- */
 
 int wire_batch_add(struct wire_batch_out *b, const struct lc_entry *e, size_t n, uint64_t first_id)
@@ -57,13 +86,16 @@ int wire_batch_add(struct wire_batch_out *b, const struct lc_entry *e, size_t n,
 }
 
 /* The batch in one piece, LZ4-compressed (LZ4's block API wants its input whole). */
-static int seal_lz4(const struct wire_batch_out *b, size_t raw, char **out, size_t *out_len)
+static int seal_lz4(const struct wire_batch_out *b, size_t raw, struct wire_scratch *scratch,
+                    char **out, size_t *out_len)
 {
-    char *flat = malloc(raw);
+    bool owned;
+    char *flat = raw_room(scratch, raw, &owned);
     size_t cap = 8 + (size_t)LZ4_compressBound((int)raw);
     char *z = flat ? malloc(cap) : NULL;
     if (!z) {
-        free(flat);
+        if (owned)
+            free(flat);
         return -ENOMEM;
     }
     memcpy(flat, BATCH_MAGIC, 4);
@@ -74,7 +106,8 @@ static int seal_lz4(const struct wire_batch_out *b, size_t raw, char **out, size
     if (buf_len(&b->records))
         memcpy(flat + BATCH_HEAD + buf_len(&b->runs), buf_head(&b->records), buf_len(&b->records));
     int n = LZ4_compress_default(flat, z + 8, (int)raw, (int)(cap - 8));
-    free(flat);
+    if (owned)
+        free(flat);
     if (n <= 0) {
         free(z);
         return -EIO;
@@ -89,13 +122,19 @@ static int seal_lz4(const struct wire_batch_out *b, size_t raw, char **out, size
 int wire_batch_seal(const struct wire_batch_out *b, int codec, int level, char **out,
                     size_t *out_len)
 {
+    return wire_batch_seal_in(b, codec, level, NULL, out, out_len);
+}
+
+int wire_batch_seal_in(const struct wire_batch_out *b, int codec, int level,
+                       struct wire_scratch *scratch, char **out, size_t *out_len)
+{
     if (b->nentries > WIRE_BATCH_MAX_ENTRIES)
         return -E2BIG;
     size_t raw = BATCH_HEAD + buf_len(&b->runs) + buf_len(&b->records);
     if (raw > WIRE_BATCH_MAX_RAW)
         return -E2BIG;
     if (codec == FRAME_LZ4)
-        return seal_lz4(b, raw, out, out_len);
+        return seal_lz4(b, raw, scratch, out, out_len);
     ZSTD_CCtx *cc = zstd_thread_cctx(); /* Reused: a fresh context costs page faults. */
     size_t cap = ZSTD_compressBound(raw);
     char *z = cc ? malloc(cap) : NULL;
@@ -160,6 +199,12 @@ static int bad(char *err, const char *why)
 
 int wire_batch_open(const void *data, size_t len, struct wire_batch_in *b, char *err)
 {
+    return wire_batch_open_in(data, len, b, NULL, err);
+}
+
+int wire_batch_open_in(const void *data, size_t len, struct wire_batch_in *b,
+                       struct wire_scratch *scratch, char *err)
+{
     memset(b, 0, sizeof(*b));
     bool lz4 = len >= 8 && memcmp(data, LZ4_MAGIC, 4) == 0;
     unsigned long long size =
@@ -168,7 +213,7 @@ int wire_batch_open(const void *data, size_t len, struct wire_batch_in *b, char 
         return bad(err, "batch is neither LZ4 nor a zstd frame with its size");
     if (size < BATCH_HEAD || size > WIRE_BATCH_MAX_RAW)
         return bad(err, "batch size out of range");
-    b->raw = malloc(size);
+    b->raw = raw_room(scratch, size, &b->owned);
     if (!b->raw)
         return -ENOMEM;
     bool whole;
@@ -253,7 +298,8 @@ bool wire_batch_next(struct wire_batch_in *b, struct lc_entry *e)
 
 void wire_batch_close(struct wire_batch_in *b)
 {
-    free(b->raw);
+    if (b->owned)
+        free(b->raw);
     memset(b, 0, sizeof(*b));
 }
 

@@ -34,6 +34,16 @@
 #define WIRE_BATCH_MAX_ENTRIES 65535
 #define WIRE_BATCH_MAX_RAW     (64u << 20) /* Decompressed bytes a batch may claim. */
 
+/* Memory kept from one batch to the next: a receiver's decompressed bytes, a sender's
+ * flattened ones. Fresh memory for every batch cost a page fault per 4 KiB, a visible part
+ * of the copies' CPU time. Zeroed to start; wire_scratch_free at the end. */
+struct wire_scratch {
+    char *p;
+    size_t cap;
+};
+#define WIRE_SCRATCH_KEEP (4u << 20) /* Larger batches get memory of their own. */
+void wire_scratch_free(struct wire_scratch *s);
+
 /* A batch under construction (the publisher's, one per partition). */
 struct wire_batch_out {
     struct buf runs;    /* (u64 first_id, u32 count) each. */
@@ -48,6 +58,9 @@ int wire_batch_add(struct wire_batch_out *b, const struct lc_entry *e, size_t n,
  * store/frame.h); level is zstd's. 0 or -errno. */
 int wire_batch_seal(const struct wire_batch_out *b, int codec, int level, char **out,
                     size_t *out_len);
+/* The same, with LZ4's flattened input in scratch (NULL: fresh memory). */
+int wire_batch_seal_in(const struct wire_batch_out *b, int codec, int level,
+                       struct wire_scratch *scratch, char **out, size_t *out_len);
 void wire_batch_reset(struct wire_batch_out *b);
 void wire_batch_free(struct wire_batch_out *b);
 static inline size_t wire_batch_bytes(const struct wire_batch_out *b)
@@ -66,11 +79,16 @@ struct wire_batch_in {
     /* Iteration. */
     uint32_t run, in_run;
     const char *at;
+    bool owned; /* raw is malloc'd for this batch (not a wire_scratch's). */
 };
 
 /* Decompress and check a batch (every record well formed, the runs adding up). 0, or
  * -EINVAL with one sentence in err (128 bytes). */
 int wire_batch_open(const void *data, size_t len, struct wire_batch_in *b, char *err);
+/* The same, decompressing into scratch (NULL: fresh memory) for a batch of up to
+ * WIRE_SCRATCH_KEEP bytes: b then points into it until the next call with it. */
+int wire_batch_open_in(const void *data, size_t len, struct wire_batch_in *b,
+                       struct wire_scratch *scratch, char *err);
 /* The next entry and its id; false after the last. Strings point into b->raw. */
 bool wire_batch_next(struct wire_batch_in *b, struct lc_entry *e);
 void wire_batch_close(struct wire_batch_in *b);

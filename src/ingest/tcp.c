@@ -190,6 +190,23 @@ static int owe(struct ingest_conn *ic, struct owed o)
     return 0;
 }
 
+/* "OK|<id>\n" into p (room for 24 bytes); its length. Not printf: this runs for every line
+ * acknowledged, and formatting was a visible part of the reactor's time in profiles. */
+static int put_ok(char *p, uint64_t id)
+{
+    char digits[20];
+    int nd = 0;
+    do {
+        digits[nd++] = (char)('0' + id % 10);
+        id /= 10;
+    } while (id);
+    memcpy(p, "OK|", 3);
+    for (int i = 0; i < nd; i++)
+        p[3 + i] = digits[nd - 1 - i];
+    p[3 + nd] = '\n';
+    return nd + 4;
+}
+
 static void write_reply(struct conn *c, const struct owed *o, const char *err)
 {
     char out[128], why[80];
@@ -215,10 +232,13 @@ static void write_reply(struct conn *c, const struct owed *o, const char *err)
     size_t cap = sizeof(out) - 4;
     int n;
     if (o->form == INGEST_PIPE)
-        n = err ? snprintf(p, cap, "ERROR|%s\n", err)
-                : snprintf(p, cap, "OK|%llu\n", (unsigned long long)o->id);
-    else
-        n = err ? snprintf(p, cap, "ERROR:%s\n", err) : snprintf(p, cap, "ACK\n");
+        n = err ? snprintf(p, cap, "ERROR|%s\n", err) : put_ok(p, o->id);
+    else if (err)
+        n = snprintf(p, cap, "ERROR:%s\n", err);
+    else {
+        memcpy(p, "ACK\n", 4);
+        n = 4;
+    }
     if (n > (int)cap - 1)
         n = (int)cap - 1;
     if (framed) {

@@ -252,6 +252,14 @@ def test_ingest_anywhere_query_anywhere(nats_cluster, logcaster_node):
     for p in range(PARTS):
         assert '\nlogcaster_cluster_partition_copies{partition="%d"} 2\n' % p in metrics
     assert re.search(r"\nlogcaster_cluster_published_lines_total \d+\n", metrics)
+    # Every node published its 650 lines (and its warm-up lines); their batches are counted
+    # in compressed bytes.
+    for n in nodes:
+        st = n.stats()
+        published = int(st["cluster_published_lines"])
+        assert 650 <= published < 700, published
+        assert 0 < int(st["cluster_published_bytes"]) < published * 100, st
+    assert re.search(r"\nlogcaster_cluster_published_bytes_total [1-9]\d*\n", metrics)
     from conftest import LOGCASTER
     import subprocess
     out = subprocess.run([LOGCASTER, "--query-port", str(nodes[0].query_port), "cluster"],
