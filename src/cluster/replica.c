@@ -17,7 +17,9 @@
  * its rest appended (the store continues the numbering, so the map stays true), and the
  * stream is read from the sequence after the last message held. A store that holds entries
  * the map does not cover (the map's write was lost with the machine) is rebuilt from the
- * stream.
+ * stream, and so is one whose store misses entries inside the range it holds (a damaged
+ * frame skipped), or which failed a write before the node stopped (the file "broken", left
+ * when the store reports a failed write: its store has a hole, or lost a deleted segment).
  *
  * Messages the stream let go (its limits) before this copy read them, at opening or met as a
  * gap while following it, are taken from another copy that holds them (its export), in order,
@@ -130,14 +132,42 @@ static int rmtree(const char *path)
     return rmdir(path) < 0 ? -errno : 0;
 }
 
+/* The file whose presence says a copy failed a write: it is rebuilt when next opened. */
+static void broken_path(const struct replica *rep, char *out, size_t n)
+{
+    snprintf(out, n, "%s/broken", rep->dir);
+}
+
+/* Leave the mark, durably where the disk allows (a store that failed a write may be on a disk
+ * that fails this too: the hole check in reconcile is the fallback). */
+static void mark_broken(const struct replica *rep)
+{
+    char path[PATH_MAX + 8];
+    broken_path(rep, path, sizeof(path));
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    bool ok = fd >= 0 && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    int dfd = open(rep->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ok = ok && dfd >= 0 && fsync(dfd) == 0;
+    if (dfd >= 0)
+        close(dfd);
+    if (!ok)
+        log_warn("cluster: partition %d: cannot mark the copy for rebuilding (%s: %s)", rep->p,
+                 path, strerror(errno));
+}
+
 static void on_store_commit(void *arg, const struct store_range *r, size_t n)
 {
     struct replica *rep = arg;
     for (size_t i = 0; i < n; i++)
-        if (r[i].failed && !atomic_exchange(&rep->broken, true))
+        if (r[i].failed && !atomic_exchange(&rep->broken, true)) {
             log_error("cluster: partition %d: the local store could not write entries %" PRIu64
-                      "..%" PRIu64 "; queries go to other copies until a restart",
+                      "..%" PRIu64 "; queries go to other copies, and the copy is rebuilt "
+                      "when the node restarts",
                       rep->p, r[i].lo, r[i].hi);
+            mark_broken(rep);
+        }
 }
 
 static struct store *open_store(struct replica *rep)
@@ -344,6 +374,14 @@ static int reconcile(struct replica *rep)
                  rep->p);
         return -ESTALE;
     }
+    /* Retention deletes the oldest entries only: a store missing some inside the range it
+     * holds lost them (a damaged or deleted segment), and answers would be short. */
+    if (st.entries && st.entries != st.last_id - st.first_id + 1) {
+        log_warn("cluster: partition %d: the store lacks %" PRIu64 " entries inside the range it "
+                 "holds; rebuilding it from the stream",
+                 rep->p, st.last_id - st.first_id + 1 - st.entries);
+        return -ESTALE;
+    }
     rep->nmap = keep;
     if (ftruncate(rep->map_fd, (off_t)(keep * sizeof(struct idrun))) < 0 ||
         lseek(rep->map_fd, 0, SEEK_END) < 0)
@@ -414,6 +452,13 @@ static void rmtree_partition(int p)
 static int load_map(struct replica *rep)
 {
     char path[PATH_MAX + 8];
+    broken_path(rep, path, sizeof(path));
+    if (access(path, F_OK) == 0) { /* Its store has a hole, or lost what it held. */
+        log_warn("cluster: partition %d: its copy failed a write before the node stopped; "
+                 "rebuilding it",
+                 rep->p);
+        return -ESTALE;
+    }
     snprintf(path, sizeof(path), "%s/idmap", rep->dir);
     if (access(path, F_OK) == 0) { /* The older form, without arrival times. */
         log_info("cluster: partition %d: rebuilding the copy in its newer form", rep->p);

@@ -877,3 +877,91 @@ def test_a_message_no_copy_holds_is_skipped_and_the_rest_taken(nats_cluster, log
     a.stop()
     wait_count(b, "skipped", len(rows))
     assert all_rows(b, "skipped") == rows
+
+
+def test_a_copy_that_failed_a_write_is_rebuilt_when_its_node_restarts(nats_cluster,
+                                                                     logcaster_node):
+    """b's partition stores lose their segment files while b runs (deleted under it): the
+    next write into each fails, b says so and sends queries for those partitions to a. When b
+    restarts it must not trust those copies (their stores lack what the deleted files held):
+    it rebuilds them, and then answers every acknowledged line alone."""
+    a, b = start_nodes(nats_cluster, logcaster_node, ["a", "b"])
+    acked = {}
+    send_until_every_stream_has(nats_cluster, a, "brokencopy early", 2, acked)
+    wait_applied(nats_cluster, [a, b])
+    parts = os.path.join(b.data_dir, "partitions")
+    gone = [os.path.join(parts, p, f) for p in os.listdir(parts)
+            for f in os.listdir(os.path.join(parts, p)) if f.endswith(".seg")]
+    assert gone
+    for f in gone:
+        os.unlink(f)
+    first = stream_last_seqs(nats_cluster)
+    send_until_every_stream_has(nats_cluster, a, "brokencopy late", max(first) + 2, acked)
+    wait_applied(nats_cluster, [a])
+    deadline = time.monotonic() + 30
+    while b.stderr().count("the local store could not write entries") < PARTS:
+        assert time.monotonic() < deadline, b.stderr()[-3000:]
+        time.sleep(0.2)
+    check_all([a, b], "brokencopy", acked)  # Meanwhile b asks a for those partitions.
+    b.restart()
+    deadline = time.monotonic() + 60
+    while not all("state=ready" in b.stats().get("cluster_partition_%d" % p, "")
+                  for p in range(PARTS)):
+        assert time.monotonic() < deadline, b.stats()
+        time.sleep(0.3)
+    assert b.stderr().count("failed a write before the node stopped; rebuilding it") == PARTS
+    a.stop()  # b alone answers now: its rebuilt copies must hold every line.
+    check_all([b], "brokencopy", acked)
+
+
+def damage_a_middle_frame(path):
+    """Flip a payload byte of the second of three or more frames of the segment file at path
+    (frame.h: a 16-byte header, then frames of a 40-byte header and payload_len bytes); False
+    when it has fewer frames."""
+    with open(path, "r+b") as f:
+        data = f.read()
+        frames, at = [], 16
+        while at + 40 <= len(data) and data[at:at + 4] == b"LCFR":
+            frames.append(at)
+            at += 40 + struct.unpack_from("<I", data, at + 4)[0]
+        if len(frames) < 3:
+            return False
+        f.seek(frames[1] + 40)
+        f.write(bytes([data[frames[1] + 40] ^ 0xFF]))
+    return True
+
+
+def test_a_copy_whose_store_lost_entries_inside_is_rebuilt(nats_cluster, logcaster_node):
+    """A frame in the middle of each of b's partition stores is damaged while b is stopped,
+    and the segment's index is gone with it (so the store reads every frame when it opens):
+    the store skips the frame, leaving a hole. b must see that the copy lacks entries inside
+    the range it holds and rebuild it, then answer every acknowledged line alone."""
+    a, b = start_nodes(nats_cluster, logcaster_node, ["a", "b"])
+    acked = {}
+    for r in range(4):  # Rounds the writer seals apart: a frame each, in every partition.
+        send_until_every_stream_has(nats_cluster, a, "holed %d" % r, 2 * (r + 1), acked)
+        wait_applied(nats_cluster, [a, b])
+        time.sleep(0.3)
+    b.stop()
+    parts = os.path.join(b.data_dir, "partitions")
+    damaged = 0
+    for p in sorted(os.listdir(parts)):
+        segs = sorted(f for f in os.listdir(os.path.join(parts, p)) if f.endswith(".seg"))
+        for s in segs:
+            if damage_a_middle_frame(os.path.join(parts, p, s)):
+                idx = os.path.join(parts, p, s[:-len(".seg")] + ".idx")
+                if os.path.exists(idx):
+                    os.unlink(idx)
+                damaged += 1
+                break
+    assert damaged > 0
+    b.restart()
+    deadline = time.monotonic() + 60
+    while not all("state=ready" in b.stats().get("cluster_partition_%d" % p, "")
+                  for p in range(PARTS)):
+        assert time.monotonic() < deadline, b.stats()
+        time.sleep(0.3)
+    assert b.stderr().count("inside the range it holds; rebuilding it from the stream") == \
+        damaged, b.stderr()[-3000:]
+    a.stop()
+    check_all([b], "holed", acked)
