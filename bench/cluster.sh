@@ -44,6 +44,7 @@
 # Environment knobs (defaults in brackets):
 #   BENCH_CLUSTER_LINES [BENCH_LINES or 2000000]  lines per node per ingest run (L)
 #   BENCH_CLUSTER_CONNECTIONS ["4 32"]            connections per node
+#   BENCH_CLUSTER_COPIES [2]                      --cluster-copies of every node
 #   BENCH_REPEAT [1]                              runs per configuration (a cluster run is long)
 #   BENCH_QUERY_RUNS [20]                         requests per query benchmark
 #   LOGCASTERD_ARGS []                            extra options for every logcasterd
@@ -65,7 +66,7 @@ run_extra=() # bench/lib.sh start_server: the single node
 reuse_dir=
 partitions=8
 replicas=3
-copies=2
+copies=${BENCH_CLUSTER_COPIES:-2}
 host=127.0.0.1
 rare_word=xyzzy-rare # the word `logcaster bench` puts in one line of every 100000
 # No client command may take longer: 3 L lines at a slow 50,000 lines/s.
@@ -553,7 +554,9 @@ if [[ -n $query_ok ]]; then
             read -r held_b _ _ list_b < <(held_of b "$(node_stats b)")
             echo "  a and b hold every partition caught up (a: $list_a; b: $list_b) $st s after" \
                 "the last acknowledgement"
-            st_a=$(node_stats a) # a's copies of c's partitions, to compare with c's
+            # a's and b's copies of c's partitions, to compare with c's (with one copy each
+            # partition is on one of them).
+            st_ab=$(node_stats a; node_stats b)
             t0=$EPOCHREALTIME
             start_node c
             t_up=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
@@ -584,15 +587,15 @@ if [[ -n $query_ok ]]; then
                 echo "  c restarted: ready (cluster_state) after $c_up s, holding its partitions" \
                     "caught up after $c_secs s: $c_n entries replayed, $c_rate entries/s from the" \
                     "start ($c_held_rate/s from the first held partition in STATS)"
-                # Its copies against a's, which held every partition before c came back.
+                # Its copies against those a and b held before c came back.
                 st_c=$(node_stats c)
                 same=yes
                 for p in ${list_c0//,/ }; do
-                    ea=$(awk -v k="cluster_partition_$p" '$1 == k { for (i = 3; i <= NF; i++) if ($i ~ /^entries=/) print substr($i, 9) }' <<<"$st_a")
+                    ea=$(awk -v k="cluster_partition_$p" '$1 == k { for (i = 3; i <= NF; i++) if ($i ~ /^entries=/) { print substr($i, 9); exit } }' <<<"$st_ab")
                     ec=$(awk -v k="cluster_partition_$p" '$1 == k { for (i = 3; i <= NF; i++) if ($i ~ /^entries=/) print substr($i, 9) }' <<<"$st_c")
-                    [[ -n $ea && $ea == "$ec" ]] || same="no (partition $p: c $ec, a ${ea:-not held})"
+                    [[ -n $ea && $ea == "$ec" ]] || same="no (partition $p: c $ec, a or b ${ea:-not held})"
                 done
-                echo "  c's partitions hold as many entries as a's copies of them: $same"
+                echo "  c's partitions hold as many entries as a's or b's copies of them: $same"
                 if st=$(wait_settled $((5 * lines))); then
                     read -r held_a _ _ _ < <(held_of a "$(node_stats a)")
                     read -r held_b _ _ _ < <(held_of b "$(node_stats b)")
