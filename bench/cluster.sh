@@ -425,11 +425,14 @@ for c in $conns; do
                     a, b, c, 100 * (a + b + c) / (s * k), k, 1e6 * a / l, 1e6 * b / l }'
             # What went to JetStream: the floor step (4) sends the same bytes to nats alone.
             pub_bytes=0 pub_batches=0 pub_lines=0
-            for n in a b c; do
+            for n in a b c; do # A node that does not answer STATS counts 0 (and it shows).
                 st=$(node_stats "$n")
-                pub_bytes=$((pub_bytes + $(stat_of cluster_published_bytes "$st")))
-                pub_batches=$((pub_batches + $(stat_of cluster_published_batches "$st")))
-                pub_lines=$((pub_lines + $(stat_of cluster_published_lines "$st")))
+                v=$(stat_of cluster_published_bytes "$st")
+                pub_bytes=$((pub_bytes + ${v:-0}))
+                v=$(stat_of cluster_published_batches "$st")
+                pub_batches=$((pub_batches + ${v:-0}))
+                v=$(stat_of cluster_published_lines "$st")
+                pub_lines=$((pub_lines + ${v:-0}))
             done
             cpu_line_rows[$c]=$(awk -v a="$cpu_nodes" -v b="$cpu_nats" -v l="$((3 * lines))" \
                 'BEGIN { printf "%.2f %.2f", 1e6 * a / l, 1e6 * b / l }')
@@ -621,7 +624,7 @@ elif ((pub_batches > 0 && pub_lines > 0)); then
     start_nats
     ncpu0=$(cpu_of "${nats_names[@]}")
     if fres=$(timeout "$step_timeout" "$floor_bin" "$nats_urls" "$partitions" "$replicas" \
-        "$((pub_bytes / pub_batches))" "$pub_batches" 256); then
+        "$((pub_bytes / pub_batches))" "$pub_batches" 256 2>&1); then
         cpu_floor=$(awk -v a="$ncpu0" -v b="$(cpu_of "${nats_names[@]}")" 'BEGIN { printf "%.1f", b - a }')
         echo "  $fres; nats-servers $cpu_floor CPU s"
         floor=$(awk -v c="$cpu_floor" -v l="$pub_lines" -v b="$pub_bytes" -v k="$(nproc)" 'BEGIN {

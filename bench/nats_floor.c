@@ -90,6 +90,7 @@ int main(int argc, char **argv)
     jsOptions_Init(&jo);
     jo.PublishAsync.AckHandler = on_ack;
     jo.PublishAsync.MaxPending = inflight;
+    jo.PublishAsync.StallWait = 60000; /* A full window waits for room, it does not fail. */
     if ((s = natsConnection_JetStream(&js, nc, &jo)) != NATS_OK)
         return die("jetstream", s);
 

@@ -18,8 +18,11 @@
  * stream is read from the sequence after the last message held. A store that holds entries
  * the map does not cover (the map's write was lost with the machine) is rebuilt from the
  * stream, and so is one whose store misses entries inside the range it holds (a damaged
- * frame skipped), or which failed a write before the node stopped (the file "broken", left
- * when the store reports a failed write: its store has a hole, or lost a deleted segment).
+ * frame skipped), or which could not store what it should hold before the node stopped (the
+ * file "broken": its store has a hole, or lost a deleted segment). Such a copy is started
+ * over only when another copy holds the partition caught up or the stream still holds every
+ * message; otherwise it is kept, out of queries, until a start when one does: starting over
+ * would lose what only it holds.
  *
  * Messages the stream let go (its limits) before this copy read them, at opening or met as a
  * gap while following it, are taken from another copy that holds them (its export), in order,
@@ -144,30 +147,41 @@ static void mark_broken(const struct replica *rep)
 {
     char path[PATH_MAX + 8];
     broken_path(rep, path, sizeof(path));
+    int err = 0;
     int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    bool ok = fd >= 0 && fsync(fd) == 0;
+    if (fd < 0 || fsync(fd) < 0)
+        err = errno;
     if (fd >= 0)
         close(fd);
-    int dfd = open(rep->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    ok = ok && dfd >= 0 && fsync(dfd) == 0;
+    int dfd = err ? -1 : open(rep->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (!err && (dfd < 0 || fsync(dfd) < 0))
+        err = errno;
     if (dfd >= 0)
         close(dfd);
-    if (!ok)
+    if (err)
         log_warn("cluster: partition %d: cannot mark the copy for rebuilding (%s: %s)", rep->p,
-                 path, strerror(errno));
+                 path, strerror(err));
+}
+
+/* The copy cannot store what it should hold: queries go to other copies from now on, and the
+ * mark makes the next start rebuild it. True the first time (the caller says why). */
+static bool become_broken(struct replica *rep)
+{
+    if (atomic_exchange(&rep->broken, true))
+        return false;
+    mark_broken(rep);
+    return true;
 }
 
 static void on_store_commit(void *arg, const struct store_range *r, size_t n)
 {
     struct replica *rep = arg;
     for (size_t i = 0; i < n; i++)
-        if (r[i].failed && !atomic_exchange(&rep->broken, true)) {
+        if (r[i].failed && become_broken(rep))
             log_error("cluster: partition %d: the local store could not write entries %" PRIu64
                       "..%" PRIu64 "; queries go to other copies, and the copy is rebuilt "
-                      "when the node restarts",
+                      "when the node next starts",
                       rep->p, r[i].lo, r[i].hi);
-            mark_broken(rep);
-        }
 }
 
 static struct store *open_store(struct replica *rep)
@@ -345,7 +359,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         long n = decode(rep, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), &b);
         if (n >= 0) {
             int r = apply(rep, rep->scratch, (size_t)n, seq);
-            if (r < 0 && !atomic_exchange(&rep->broken, true))
+            if (r < 0 && become_broken(rep))
                 log_error("cluster: partition %d: cannot store stream message %" PRIu64 ": %s",
                           rep->p, seq, strerror(-r));
             wire_batch_close(&b);
@@ -356,6 +370,27 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
         log_info("cluster: partition %d caught up (%" PRIu64 " entries held)", rep->p,
                  atomic_load(&rep->entries));
     natsMsg_Destroy(msg);
+}
+
+/* Can a copy that starts over be given everything again: by another node that holds the
+ * partition caught up, or by the stream, holding every message from the first? */
+static bool full_source_exists(int p)
+{
+    char names[CL_MAX_MEMBERS][CL_NAME_MAX];
+    int n = member_candidates(p, names, NULL, CL_MAX_MEMBERS);
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], cl.node) != 0)
+            return true;
+    char stream[CL_SUBJ_MAX];
+    cl_stream_name(stream, sizeof(stream), p);
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    bool all = false;
+    if (js_GetStreamInfo(&si, cl.js, stream, NULL, &jerr) == NATS_OK) {
+        all = si->State.FirstSeq <= 1;
+        jsStreamInfo_Destroy(si);
+    }
+    return all;
 }
 
 /* Bring the map and the store into agreement after a stop or a crash (see the top). */
@@ -377,10 +412,18 @@ static int reconcile(struct replica *rep)
     /* Retention deletes the oldest entries only: a store missing some inside the range it
      * holds lost them (a damaged or deleted segment), and answers would be short. */
     if (st.entries && st.entries != st.last_id - st.first_id + 1) {
+        uint64_t lacks = st.last_id - st.first_id + 1 - st.entries;
+        if (full_source_exists(rep->p)) {
+            log_warn("cluster: partition %d: the store lacks %" PRIu64 " entries inside the "
+                     "range it holds; rebuilding it from the stream",
+                     rep->p, lacks);
+            return -ESTALE;
+        }
         log_warn("cluster: partition %d: the store lacks %" PRIu64 " entries inside the range it "
-                 "holds; rebuilding it from the stream",
-                 rep->p, st.last_id - st.first_id + 1 - st.entries);
-        return -ESTALE;
+                 "holds, and neither the stream nor another copy holds everything it held; it "
+                 "is kept out of queries, and rebuilt at a start when one does",
+                 rep->p, lacks);
+        atomic_store(&rep->broken, true);
     }
     rep->nmap = keep;
     if (ftruncate(rep->map_fd, (off_t)(keep * sizeof(struct idrun))) < 0 ||
@@ -454,10 +497,18 @@ static int load_map(struct replica *rep)
     char path[PATH_MAX + 8];
     broken_path(rep, path, sizeof(path));
     if (access(path, F_OK) == 0) { /* Its store has a hole, or lost what it held. */
-        log_warn("cluster: partition %d: its copy failed a write before the node stopped; "
-                 "rebuilding it",
+        if (full_source_exists(rep->p)) {
+            log_warn("cluster: partition %d: its copy failed a write before the node stopped; "
+                     "rebuilding it",
+                     rep->p);
+            return -ESTALE;
+        }
+        /* Starting over now would lose what only this copy still holds. */
+        log_warn("cluster: partition %d: its copy failed a write before the node stopped, and "
+                 "neither the stream nor another copy holds everything it held; it is kept out "
+                 "of queries, and rebuilt at a start when one does",
                  rep->p);
-        return -ESTALE;
+        atomic_store(&rep->broken, true);
     }
     snprintf(path, sizeof(path), "%s/idmap", rep->dir);
     if (access(path, F_OK) == 0) { /* The older form, without arrival times. */
@@ -547,7 +598,7 @@ static bool import_append(struct replica *rep, struct import *im, uint64_t seq, 
 {
     int r = apply(rep, rep->scratch, k, seq);
     if (r < 0) {
-        if (!atomic_exchange(&rep->broken, true))
+        if (become_broken(rep))
             log_error("cluster: partition %d: cannot store the entries of message %" PRIu64
                       " taken from another copy: %s",
                       rep->p, seq, strerror(-r));
@@ -801,6 +852,12 @@ static struct replica *replica_open(int p)
         close(rep->map_fd);
         rep->map_fd = -1;
         rep->nmap = 0;
+        /* What reconcile or load_map found out about the old copy is no longer true. */
+        atomic_store(&rep->applied, 0);
+        atomic_store(&rep->applied_local, 0);
+        atomic_store(&rep->entries, 0);
+        atomic_store(&rep->ready, false);
+        atomic_store(&rep->broken, false);
         rmtree(rep->dir);
     }
     /* Caught up already when the stream holds nothing past what we have. */

@@ -879,15 +879,11 @@ def test_a_message_no_copy_holds_is_skipped_and_the_rest_taken(nats_cluster, log
     assert all_rows(b, "skipped") == rows
 
 
-def test_a_copy_that_failed_a_write_is_rebuilt_when_its_node_restarts(nats_cluster,
-                                                                     logcaster_node):
-    """b's partition stores lose their segment files while b runs (deleted under it): the
-    next write into each fails, b says so and sends queries for those partitions to a. When b
-    restarts it must not trust those copies (their stores lack what the deleted files held):
-    it rebuilds them, and then answers every acknowledged line alone."""
-    a, b = start_nodes(nats_cluster, logcaster_node, ["a", "b"])
-    acked = {}
-    send_until_every_stream_has(nats_cluster, a, "brokencopy early", 2, acked)
+def break_copies_of(nats_cluster, a, b, tag, acked):
+    """Lines of tag through a; then b's partition stores lose their segment files (deleted
+    under b), so that b's next write into each fails, which b says; more lines meanwhile.
+    Every node still answers every acknowledged line (b asks a for those partitions)."""
+    send_until_every_stream_has(nats_cluster, a, tag + " early", 2, acked)
     wait_applied(nats_cluster, [a, b])
     parts = os.path.join(b.data_dir, "partitions")
     gone = [os.path.join(parts, p, f) for p in os.listdir(parts)
@@ -896,72 +892,174 @@ def test_a_copy_that_failed_a_write_is_rebuilt_when_its_node_restarts(nats_clust
     for f in gone:
         os.unlink(f)
     first = stream_last_seqs(nats_cluster)
-    send_until_every_stream_has(nats_cluster, a, "brokencopy late", max(first) + 2, acked)
+    send_until_every_stream_has(nats_cluster, a, tag + " late", max(first) + 2, acked)
     wait_applied(nats_cluster, [a])
     deadline = time.monotonic() + 30
     while b.stderr().count("the local store could not write entries") < PARTS:
         assert time.monotonic() < deadline, b.stderr()[-3000:]
         time.sleep(0.2)
-    check_all([a, b], "brokencopy", acked)  # Meanwhile b asks a for those partitions.
-    b.restart()
-    deadline = time.monotonic() + 60
-    while not all("state=ready" in b.stats().get("cluster_partition_%d" % p, "")
+    check_all([a, b], tag, acked)
+
+
+def wait_partitions(node, state, timeout=60):
+    """Until node holds every partition in state (STATS: ready or broken)."""
+    deadline = time.monotonic() + timeout
+    while not all("state=" + state in node.stats().get("cluster_partition_%d" % p, "")
                   for p in range(PARTS)):
-        assert time.monotonic() < deadline, b.stats()
+        assert time.monotonic() < deadline, node.stats()
         time.sleep(0.3)
+
+
+def test_a_copy_that_failed_a_write_is_rebuilt_when_its_node_restarts(nats_cluster,
+                                                                     logcaster_node):
+    """b's partition stores lose their segment files while b runs (deleted under it): the
+    next write into each fails, b says so and sends queries for those partitions to a. When b
+    restarts it must not trust those copies (their stores lack what the deleted files held):
+    it rebuilds them, and then answers every acknowledged line alone."""
+    a, b = start_nodes(nats_cluster, logcaster_node, ["a", "b"])
+    acked = {}
+    break_copies_of(nats_cluster, a, b, "brokencopy", acked)
+    b.restart()
+    wait_partitions(b, "ready")
     assert b.stderr().count("failed a write before the node stopped; rebuilding it") == PARTS
     a.stop()  # b alone answers now: its rebuilt copies must hold every line.
     check_all([b], "brokencopy", acked)
 
 
-def damage_a_middle_frame(path):
-    """Flip a payload byte of the second of three or more frames of the segment file at path
-    (frame.h: a 16-byte header, then frames of a 40-byte header and payload_len bytes); False
-    when it has fewer frames."""
-    with open(path, "r+b") as f:
+def test_a_failed_copy_nothing_can_refill_is_kept_out_of_queries(nats_cluster, logcaster_node):
+    """As above, but b restarts while a is stopped and the streams have let go of the early
+    messages: starting b's copies over would lose what only they hold. b keeps them out of
+    queries (which name the partitions no copy answers for), and rebuilds them at a start
+    when a holds them again."""
+    a, b = start_nodes(nats_cluster, logcaster_node, ["a", "b"])
+    acked = {}
+    break_copies_of(nats_cluster, a, b, "keptcopy", acked)
+    b.stop()
+    a.stop()
+    keep_only_the_last_message(nats_cluster)
+    b.restart()
+    wait_partitions(b, "broken")
+    assert b.stderr().count("it is kept out of queries, and rebuilt at a start when one "
+                            "does") == PARTS
+    assert re.match(r"^ERROR\|no copy of partitions 0, 1, 2, 3 answered",
+                    str(count_or_error(b, "keptcopy"))), count_or_error(b, "keptcopy")
+    a.restart()
+    wait_partitions(a, "ready")
+    b.restart()
+    wait_partitions(b, "ready")
+    err = b.stderr()
+    assert err.count("failed a write before the node stopped; rebuilding it") == PARTS
+    assert err.count("which the stream no longer holds, from node a") >= PARTS  # Refilled.
+    a.stop()  # b alone answers now: its rebuilt copies must hold every line.
+    check_all([b], "keptcopy", acked)
+
+
+def segment_frames(path):
+    """Where the frames of the segment file at path start (frame.h: a 16-byte header, then
+    frames of a 40-byte header and payload_len bytes)."""
+    with open(path, "rb") as f:
         data = f.read()
-        frames, at = [], 16
-        while at + 40 <= len(data) and data[at:at + 4] == b"LCFR":
-            frames.append(at)
-            at += 40 + struct.unpack_from("<I", data, at + 4)[0]
-        if len(frames) < 3:
-            return False
+    frames, at = [], 16
+    while at + 40 <= len(data) and data[at:at + 4] == b"LCFR":
+        frames.append(at)
+        at += 40 + struct.unpack_from("<I", data, at + 4)[0]
+    return frames
+
+
+def damage_a_middle_frame(path):
+    """Flip a payload byte of the second of three or more frames of the segment file at path;
+    False when it has fewer frames."""
+    frames = segment_frames(path)
+    if len(frames) < 3:
+        return False
+    with open(path, "r+b") as f:
         f.seek(frames[1] + 40)
-        f.write(bytes([data[frames[1] + 40] ^ 0xFF]))
+        byte = f.read(1)[0]
+        f.seek(frames[1] + 40)
+        f.write(bytes([byte ^ 0xFF]))
     return True
 
 
-def test_a_copy_whose_store_lost_entries_inside_is_rebuilt(nats_cluster, logcaster_node):
-    """A frame in the middle of each of b's partition stores is damaged while b is stopped,
-    and the segment's index is gone with it (so the store reads every frame when it opens):
-    the store skips the frame, leaving a hole. b must see that the copy lacks entries inside
-    the range it holds and rebuild it, then answer every acknowledged line alone."""
-    a, b = start_nodes(nats_cluster, logcaster_node, ["a", "b"])
-    acked = {}
-    for r in range(4):  # Rounds the writer seals apart: a frame each, in every partition.
-        send_until_every_stream_has(nats_cluster, a, "holed %d" % r, 2 * (r + 1), acked)
+def partition_segments(node):
+    parts = os.path.join(node.data_dir, "partitions")
+    return {p: sorted(os.path.join(parts, p, f) for f in os.listdir(os.path.join(parts, p))
+                      if f.endswith(".seg"))
+            for p in sorted(os.listdir(parts))}
+
+
+def hole_copies_of(nats_cluster, a, b, tag, acked):
+    """Lines of tag through a, in rounds the writer seals apart (it writes what waits once
+    idle: a frame each), until one of b's partitions has a segment of three frames or more.
+    Then b stops, and the second frame of such segments is damaged with the segment's index
+    gone too (so the store reads every frame when it opens, and skips that one, leaving a
+    hole). Returns the partitions (their numbers) so damaged."""
+    for r in range(20):
+        send_until_every_stream_has(nats_cluster, a, "%s %d" % (tag, r), 2 * (r + 1), acked)
         wait_applied(nats_cluster, [a, b])
         time.sleep(0.3)
+        if any(len(segment_frames(s)) >= 3 for segs in partition_segments(b).values()
+               for s in segs):
+            break
     b.stop()
-    parts = os.path.join(b.data_dir, "partitions")
-    damaged = 0
-    for p in sorted(os.listdir(parts)):
-        segs = sorted(f for f in os.listdir(os.path.join(parts, p)) if f.endswith(".seg"))
+    damaged = []
+    for p, segs in partition_segments(b).items():
         for s in segs:
-            if damage_a_middle_frame(os.path.join(parts, p, s)):
-                idx = os.path.join(parts, p, s[:-len(".seg")] + ".idx")
-                if os.path.exists(idx):
-                    os.unlink(idx)
-                damaged += 1
+            if damage_a_middle_frame(s):
+                if os.path.exists(s[:-len(".seg")] + ".idx"):
+                    os.unlink(s[:-len(".seg")] + ".idx")
+                damaged.append(int(p[1:]))
                 break
-    assert damaged > 0
+    assert damaged
+    return damaged
+
+
+def test_a_copy_whose_store_lost_entries_inside_is_rebuilt(nats_cluster, logcaster_node):
+    """A hole in some of b's partition stores (hole_copies_of): b must see that the copy
+    lacks entries inside the range it holds and rebuild it, then answer every acknowledged
+    line alone."""
+    a, b = start_nodes(nats_cluster, logcaster_node, ["a", "b"])
+    acked = {}
+    damaged = hole_copies_of(nats_cluster, a, b, "holed", acked)
     b.restart()
-    deadline = time.monotonic() + 60
-    while not all("state=ready" in b.stats().get("cluster_partition_%d" % p, "")
-                  for p in range(PARTS)):
-        assert time.monotonic() < deadline, b.stats()
-        time.sleep(0.3)
+    wait_partitions(b, "ready")
     assert b.stderr().count("inside the range it holds; rebuilding it from the stream") == \
-        damaged, b.stderr()[-3000:]
+        len(damaged), b.stderr()[-3000:]
     a.stop()
     check_all([b], "holed", acked)
+
+
+def test_a_holed_copy_nothing_can_refill_is_kept_out_of_queries(nats_cluster, logcaster_node):
+    """The same hole, but b restarts while a is stopped and the streams have let go of the
+    early messages: b keeps those copies out of queries, then rebuilds them at a start when
+    a holds them again."""
+    a, b = start_nodes(nats_cluster, logcaster_node, ["a", "b"])
+    acked = {}
+    damaged = hole_copies_of(nats_cluster, a, b, "keptholed", acked)
+    a.stop()
+    keep_only_the_last_message(nats_cluster)
+    b.restart()
+    deadline = time.monotonic() + 60
+    while True:
+        st = b.stats()
+        states = [re.search(r"state=(\S+)", st.get("cluster_partition_%d" % p, "state=-"))
+                  .group(1) for p in range(PARTS)]
+        if all(states[p] == ("broken" if p in damaged else "ready") for p in range(PARTS)):
+            break
+        assert time.monotonic() < deadline, (damaged, states)
+        time.sleep(0.3)
+    assert b.stderr().count("inside the range it holds, and neither the stream nor another "
+                            "copy holds everything it held") == len(damaged)
+    # The others are answered once b's heartbeat says it holds them (within a second or so).
+    want = r"^ERROR\|no copy of partitions? %s answered" % ", ".join(map(str, sorted(damaged)))
+    deadline = time.monotonic() + 15
+    while not re.match(want, str(got := count_or_error(b, "keptholed"))):
+        assert time.monotonic() < deadline, got
+        time.sleep(0.3)
+    a.restart()
+    wait_partitions(a, "ready")
+    b.restart()
+    wait_partitions(b, "ready")
+    assert b.stderr().count("inside the range it holds; rebuilding it from the stream") == \
+        len(damaged)
+    a.stop()
+    check_all([b], "keptholed", acked)
