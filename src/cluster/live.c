@@ -1,13 +1,13 @@
 /* live.c - live entries on every node: IRC log channels, LogBot and HTTP live tails carry the
  * lines ingested anywhere in the cluster.
  *
- * Every node reads every partition's stream from its end (an ordered push consumer that
- * delivers new messages only, re-created by the library after a gap or a reconnect from the
- * next sequence, so each message comes once) and hands the entries to this node's
- * subscribers (fanout.h). A node's own lines come back this way too: they are not copied for
- * subscribers when submitted (ingest_live_external), so each is delivered once. The streams
- * are followed only while someone on this node subscribes (an IRC log channel with members,
- * an HTTP live tail), from the moment the manager's next tick sees it. */
+ * Every node reads every partition's stream (an ordered push consumer, re-created by the
+ * library after a gap or a reconnect from the next sequence, so each message comes once) and
+ * hands the entries to this node's subscribers (fanout.h). A node's own lines come back this
+ * way too: they are not copied for subscribers when submitted (ingest_live_external), so each
+ * is delivered once. The streams are followed only while someone on this node subscribes (an
+ * IRC log channel with members, an HTTP live tail): the manager's next tick starts the feeds,
+ * from the messages stored since the first of them came. */
 #include <stdlib.h>
 
 #include "base/clock.h"
@@ -23,13 +23,22 @@ struct feed {
     struct wire_scratch raw; /* The batch's decompressed bytes. */
 };
 
-static struct feed feeds[CL_MAX_PARTITIONS];
+/* Each allocated by live_start and freed by live_stop, unless its subscription did not end:
+ * then its handler may still run, and the feed is left to it (a leak rather than sharing
+ * its memory with the next feed of that partition). */
+static struct feed *feeds[CL_MAX_PARTITIONS];
 static int nfeeds;          /* Partitions followed now (0 or all). */
 static int64_t unwanted_ms; /* Since when nobody subscribes (0: someone does). */
 
 /* Follow the streams only while someone here subscribes: otherwise NATS would send every
  * node every batch for nothing. Ten seconds without a subscriber end it. */
 #define LIVE_LINGER_MS 10000
+/* Feeds start from the messages stored since the first subscriber came
+ * (ingest_live_wanted_since_ms), not from the stream's end once they are up: the lines stored
+ * meanwhile come too, so that a tail's history and its live lines meet with no gap (one sent
+ * by both is passed by). This takes the clocks of the node and the nats-servers to agree, as
+ * NTP keeps them; no earlier: a resumed tail would get lines from before the one it resumes
+ * after. */
 
 static void on_live(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
 {
@@ -65,11 +74,15 @@ static void on_live(natsConnection *nc, natsSubscription *sub, natsMsg *msg, voi
 static int live_start(void)
 {
     for (int p = 0; p < cl.partitions; p++) {
-        struct feed *f = &feeds[p];
-        f->p = p;
-        f->scratch = malloc(WIRE_BATCH_MAX_ENTRIES * sizeof(*f->scratch));
-        if (!f->scratch)
+        struct feed *f = calloc(1, sizeof(*f));
+        if (f)
+            f->scratch = malloc(WIRE_BATCH_MAX_ENTRIES * sizeof(*f->scratch));
+        if (!f || !f->scratch) {
+            free(f);
             return -1;
+        }
+        f->p = p;
+        feeds[p] = f;
         char stream[CL_SUBJ_MAX], subj[CL_SUBJ_MAX];
         cl_stream_name(stream, sizeof(stream), p);
         cl_subject(subj, sizeof(subj), "p", p);
@@ -77,7 +90,8 @@ static int live_start(void)
         jsSubOptions_Init(&so);
         so.Stream = stream;
         so.Ordered = true;
-        so.Config.DeliverPolicy = js_DeliverNew;
+        so.Config.DeliverPolicy = js_DeliverByStartTime;
+        so.Config.OptStartTime = ingest_live_wanted_since_ms() * 1000000;
         jsErrCode jerr = 0;
         natsStatus s = js_Subscribe(&f->sub.sub, cl.js, subj, on_live, f, NULL, &so, &jerr);
         if (s == NATS_OK)
@@ -95,11 +109,13 @@ static int live_start(void)
 void live_stop(void)
 {
     for (int p = 0; p < CL_MAX_PARTITIONS; p++) {
-        if (!cl_sub_end(&feeds[p].sub))
-            continue; /* Its handler may still use the scratch. */
-        free(feeds[p].scratch);
-        feeds[p].scratch = NULL;
-        wire_scratch_free(&feeds[p].raw);
+        struct feed *f = feeds[p];
+        feeds[p] = NULL;
+        if (!f || !cl_sub_end(&f->sub))
+            continue; /* None, or its handler may still use it. */
+        free(f->scratch);
+        wire_scratch_free(&f->raw);
+        free(f);
     }
     nfeeds = 0;
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "core/log.h"
 #include "ingest/ingest_internal.h"
 
@@ -25,7 +26,8 @@ struct ingest_commit {
 static pthread_mutex_t pend_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct ingest_commit *pend_head, *pend_tail;
 static _Atomic int nsubs; /* Subscribers in the process: copies are made while any exist. */
-static bool external;     /* A cluster member: live entries come from ingest_live_post. */
+static _Atomic int64_t wanted_since_ms; /* When nsubs last rose from 0 (wall clock). */
+static bool external; /* A cluster member: live entries come from ingest_live_post. */
 
 static void commit_unref(struct ingest_commit *c)
 {
@@ -239,7 +241,8 @@ int ingest_subscribe(struct ev_loop *loop, struct ingest_sub *s)
     s->next = r->subs;
     r->subs = s;
     s->active = true;
-    atomic_fetch_add(&nsubs, 1);
+    if (atomic_fetch_add(&nsubs, 1) == 0)
+        atomic_store(&wanted_since_ms, now_ms());
     pthread_mutex_lock(&r->mu); /* So the next commit hook sees it. */
     atomic_store(&r->has_subs, true);
     pthread_mutex_unlock(&r->mu);
@@ -309,6 +312,11 @@ bool ingest_ids_ordered(void)
 bool ingest_live_wanted(void)
 {
     return atomic_load_explicit(&nsubs, memory_order_relaxed) > 0;
+}
+
+int64_t ingest_live_wanted_since_ms(void)
+{
+    return atomic_load(&wanted_since_ms);
 }
 
 void ingest_live_post(const struct lc_entry *e, size_t n)

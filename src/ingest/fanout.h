@@ -63,6 +63,8 @@ void ingest_live_external(void);
 bool ingest_ids_ordered(void);
 /* Anyone subscribed in this process? Cheap: the cluster skips decoding when nobody is. */
 bool ingest_live_wanted(void);
+/* When the subscribers of now began (wall-clock ms: the last time there were none before). */
+int64_t ingest_live_wanted_since_ms(void);
 /* Hand n entries to every subscriber (copied once, shared), from any thread. */
 void ingest_live_post(const struct lc_entry *e, size_t n);
 

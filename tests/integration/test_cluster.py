@@ -1063,3 +1063,22 @@ def test_a_holed_copy_nothing_can_refill_is_kept_out_of_queries(nats_cluster, lo
         len(damaged)
     a.stop()
     check_all([b], "keptholed", acked)
+
+
+def test_a_first_tail_gets_the_lines_sent_while_its_feeds_start(nats_cluster, logcaster_node):
+    """On a node where nobody followed the streams, a tail's first lines are not lost while
+    the node starts its live feeds (up to a manager tick and the subscriptions later): lines
+    acknowledged right after the tail connected reach it, each once."""
+    from test_http import Tail
+    a, b = start_nodes(nats_cluster, logcaster_node, ["a", "b"])
+    assert b.stats()["cluster_live_feeds"] == "0"
+    t = Tail(b.http_port, "firsttail")
+    try:
+        t.start()
+        got, errors = send_acked(a, ["firsttail %d" % i for i in range(20)])
+        assert not errors and len(got) == 20
+        t.wait_for(lambda _: len(t.events()) >= 20, "the 20 lines")
+        time.sleep(0.5)
+        assert sorted((i, ev["message"]) for i, ev in t.events()) == sorted(got.items())
+    finally:
+        t.c.close()
