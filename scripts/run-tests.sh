@@ -87,6 +87,14 @@ if command -v clang >/dev/null; then
     # fails to build is reported below.
     targets=$(for src in tests/fuzz/fuzz_*.c; do echo "build/fuzz/$(basename "$src" .c)"; done)
     make --no-print-directory -s -j"$(nproc)" $targets >/dev/null 2>&1
+    # A fuzzer is one thread: as many run at once as there are CPUs, each for FUZZ_SECONDS,
+    # and they are reported in order once all are done (each one's exit status in a file).
+    names=() dirs=() pids=()
+    running() { # Those of pids still running (kill -0 sees them; no subshell's job table).
+        local n=0 p
+        for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && n=$((n + 1)); done
+        echo "$n"
+    }
     for src in tests/fuzz/fuzz_*.c; do
         [ -f "$src" ] || continue
         name=$(basename "$src" .c)
@@ -95,15 +103,22 @@ if command -v clang >/dev/null; then
         fi
         corpus=$(mktemp -d)
         [ -d "tests/fuzz/corpus/$name" ] && cp -r "tests/fuzz/corpus/$name/." "$corpus/"
-        if "build/fuzz/$name" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
-            "$corpus" >"$corpus.log" 2>&1; then
+        while [ "$(running)" -ge "$(nproc)" ]; do sleep 0.2; done
+        ( "build/fuzz/$name" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+            "$corpus" >"$corpus.log" 2>&1; echo $? >"$corpus.rc" ) &
+        names+=("$name") dirs+=("$corpus") pids+=($!)
+    done
+    wait "${pids[@]}"
+    for i in "${!names[@]}"; do
+        name=${names[$i]} corpus=${dirs[$i]}
+        if [ "$(cat "$corpus.rc" 2>/dev/null)" = 0 ]; then
             echo "fuzz $name: ok ($(grep -Eo 'Done [0-9]+ runs' "$corpus.log" | tail -n 1))"
             passed=$((passed + 1))
         else
             echo "fuzz $name: FAILED"; tail -n 30 "$corpus.log"; failed=$((failed + 1))
             failures+=("fuzz $name: $(grep -m 1 -E 'ERROR|SUMMARY' "$corpus.log")")
         fi
-        rm -rf "$corpus" "$corpus.log"
+        rm -rf "$corpus" "$corpus.log" "$corpus.rc"
     done
 else
     echo "clang not found: fuzzers not run"; failed=$((failed + 1))
