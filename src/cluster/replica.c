@@ -135,7 +135,7 @@ static int rmtree(const char *path)
     return rmdir(path) < 0 ? -errno : 0;
 }
 
-/* The file whose presence says a copy failed a write: it is rebuilt when next opened. */
+/* The file whose presence says a copy could not store what it should hold (become_broken). */
 static void broken_path(const struct replica *rep, char *out, size_t n)
 {
     snprintf(out, n, "%s/broken", rep->dir);
@@ -164,7 +164,8 @@ static void mark_broken(const struct replica *rep)
 }
 
 /* The copy cannot store what it should hold: queries go to other copies from now on, and the
- * mark makes the next start rebuild it. True the first time (the caller says why). */
+ * mark makes the next start rebuild it (load_map: when it can be refilled). True the first
+ * time (the caller says why). */
 static bool become_broken(struct replica *rep)
 {
     if (atomic_exchange(&rep->broken, true))
