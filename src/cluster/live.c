@@ -33,12 +33,6 @@ static int64_t unwanted_ms; /* Since when nobody subscribes (0: someone does). *
 /* Follow the streams only while someone here subscribes: otherwise NATS would send every
  * node every batch for nothing. Ten seconds without a subscriber end it. */
 #define LIVE_LINGER_MS 10000
-/* Feeds start from the messages stored since the first subscriber came
- * (ingest_live_wanted_since_ms), not from the stream's end once they are up: the lines stored
- * meanwhile come too, so that a tail's history and its live lines meet with no gap (one sent
- * by both is passed by). This takes the clocks of the node and the nats-servers to agree, as
- * NTP keeps them; no earlier: a resumed tail would get lines from before the one it resumes
- * after. */
 
 static void on_live(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
 {
@@ -90,6 +84,11 @@ static int live_start(void)
         jsSubOptions_Init(&so);
         so.Stream = stream;
         so.Ordered = true;
+        /* From the messages stored since the first subscriber came, not from the stream's end
+         * once the feed is up: the lines stored meanwhile come too, so that a tail's history
+         * and its live lines meet with no gap (one sent by both is passed by). This takes the
+         * clocks of the node and the nats-servers to agree, as NTP keeps them; no earlier: a
+         * resumed tail would get lines from before the one it resumes after. */
         so.Config.DeliverPolicy = js_DeliverByStartTime;
         so.Config.OptStartTime = ingest_live_wanted_since_ms() * 1000000;
         jsErrCode jerr = 0;
