@@ -99,8 +99,8 @@ static void open_and_check(const char *z, size_t zl, const struct wire_batch_out
 {
     char err[128] = "";
     struct wire_batch_in b;
-    int r = reuse ? wire_batch_open_in(z, zl, &b, &raw_scratch, err)
-                  : wire_batch_open(z, zl, &b, err);
+    int r =
+        reuse ? wire_batch_open_in(z, zl, &b, &raw_scratch, err) : wire_batch_open(z, zl, &b, err);
     CHECK_EQ_INT(r, 0);
     if (r != 0) {
         fprintf(stderr, "  open: %s\n", err);
